@@ -1,0 +1,46 @@
+# bids_stroke — all set-up on a fresh machine goes through these targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+DEMO_DIR ?= demo
+NPROCS ?= 2
+PYTEST_ARGS ?=
+
+.PHONY: help venv demo demo-data test lint bench bench-smoke clean
+
+help:
+	@echo "make demo   - create $(VENV), install, build the demo BIDS dataset, run participant + group"
+	@echo "make test   - create $(VENV) if missing and run the test suite"
+	@echo "make lint   - ruff"
+	@echo "make bench  - benchmarks (bench/), results in bench/results/"
+
+$(BIN)/bids_stroke: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	bash scripts/install.sh $(BIN)/python "[test]"
+	@touch $@
+
+venv: $(BIN)/bids_stroke
+
+demo: venv
+	$(BIN)/bids_stroke demo $(DEMO_DIR)/bids --seed 0
+	$(BIN)/bids_stroke $(DEMO_DIR)/bids $(DEMO_DIR)/out participant -w $(DEMO_DIR)/work --nprocs $(NPROCS) --skip-bids-validation
+	$(BIN)/bids_stroke $(DEMO_DIR)/bids $(DEMO_DIR)/out group
+	@echo
+	@echo "Group report: $$(cd $(DEMO_DIR)/out && pwd)/group_report.html"
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check bids_stroke tests bench
+
+bench: venv
+	$(BIN)/python -m bench.run_all
+
+bench-smoke: venv
+	$(BIN)/python -m bench.run_all --smoke
+
+clean:
+	rm -rf $(DEMO_DIR) build dist *.egg-info .pytest_cache .ruff_cache
