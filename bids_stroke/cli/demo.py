@@ -1,0 +1,159 @@
+"""``bids_stroke-demo``: write a synthetic stroke-lesion BIDS dataset.
+
+Examples
+--------
+.. code-block:: console
+
+   $ bids_stroke-demo /tmp/demo --n-subjects 4 --resolution 2
+   /tmp/demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bids_stroke.__about__ import __version__
+
+EXIT_CANTCREAT = 73  # sysexits.h EX_CANTCREAT: output exists / cannot be created
+EXIT_USAGE = 64  # sysexits.h EX_USAGE
+
+_GENERATOR_NAME = "bids_stroke demo"
+
+
+def build_parser(prog: str = "bids_stroke-demo") -> argparse.ArgumentParser:
+    """Argument parser of the demo command."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Write a small synthetic stroke-lesion BIDS dataset (ATLAS v2.0 naming, "
+            "MNI152NLin2009aSym grid) for demos, tests and model training."
+        ),
+    )
+    parser.add_argument("out", type=Path, help="output dataset root")
+    parser.add_argument(
+        "--n-subjects", type=int, default=6, metavar="N", help="number of subjects (default 6)"
+    )
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
+    parser.add_argument(
+        "--resolution",
+        type=float,
+        default=1.0,
+        metavar="MM",
+        help="isotropic voxel size in mm, 0.5-8 (default 1; file names do not change)",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=("atlas", "plain"),
+        default="atlas",
+        help="atlas: sub-r001s001 with masks beside the T1w (default); "
+        "plain: sub-01 with masks in derivatives/lesions",
+    )
+    parser.add_argument(
+        "--no-sessions",
+        dest="sessions",
+        action="store_false",
+        default=None,
+        help="omit the ses-1 level (the plain layout has none by default)",
+    )
+    parser.add_argument(
+        "--subject-offset",
+        type=int,
+        default=0,
+        metavar="K",
+        help="number subjects from K+1 (disjoint sets for training/testing)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty OUT (a previous demo dataset there is removed first)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar (the path is still printed)"
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def _is_demo_dataset(root: Path) -> bool:
+    """Whether ``root`` holds a dataset written by :func:`bids_stroke.demo.make_demo_dataset`."""
+    try:
+        desc = json.loads((root / "dataset_description.json").read_text())
+    except (OSError, ValueError):
+        return False
+    generated = desc.get("GeneratedBy") if isinstance(desc, dict) else None
+    return isinstance(generated, list) and any(
+        isinstance(g, dict) and g.get("Name") == _GENERATOR_NAME for g in generated
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo command; returns the process exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 73 when OUT is a non-empty directory (or a file) and ``--force`` was
+        not given, 2 (argparse) or 64 on invalid option values.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out: Path = args.out.expanduser()
+    # Check values before anything on disk is touched (argparse exits with status 2).
+    if args.n_subjects < 1:
+        parser.error("--n-subjects must be >= 1")
+    if args.seed < 0:
+        parser.error("--seed must be >= 0")
+    if args.subject_offset < 0:
+        parser.error("--subject-offset must be >= 0")
+    if not 0.5 <= args.resolution <= 8.0:
+        parser.error("--resolution must be between 0.5 and 8 mm")
+
+    if out.exists() and not out.is_dir():
+        print(f"bids_stroke-demo: {out} exists and is not a directory", file=sys.stderr)
+        return EXIT_CANTCREAT
+    if out.is_dir() and any(out.iterdir()):
+        if not args.force:
+            print(
+                f"bids_stroke-demo: {out} is not empty; use --force to write into it",
+                file=sys.stderr,
+            )
+            return EXIT_CANTCREAT
+        if _is_demo_dataset(out):
+            # Only a dataset this command wrote is removed, never arbitrary content.
+            shutil.rmtree(out)
+
+    from bids_stroke.demo import make_demo_dataset
+
+    try:
+        root = make_demo_dataset(
+            out,
+            n_subjects=args.n_subjects,
+            seed=args.seed,
+            resolution_mm=args.resolution,
+            layout=args.layout,
+            sessions=args.sessions,
+            subject_offset=args.subject_offset,
+            progress=not args.quiet,
+        )
+    except ValueError as exc:
+        print(f"bids_stroke-demo: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"bids_stroke-demo: cannot write {out}: {exc}", file=sys.stderr)
+        return EXIT_CANTCREAT
+    print(root)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
