@@ -112,8 +112,10 @@ def save_checkpoint(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    train_info = {"date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-                  "torch_version": torch.__version__}
+    train_info = {
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "torch_version": torch.__version__,
+    }
     train_info.update(dict(training or {}))
     ckpt: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
