@@ -194,7 +194,7 @@ def _is_lesion_mask(ents: Mapping[str, str]) -> bool:
     desc = ents.get("desc", "").lower()
     if "brain" in desc:
         return False
-    return "label" in ents or "lesion" in desc or suffix == "mask" and not desc
+    return "label" in ents or "lesion" in desc or (suffix == "mask" and not desc)
 
 
 def _mask_score(image_ents: Mapping[str, str], mask_ents: Mapping[str, str]) -> int | None:

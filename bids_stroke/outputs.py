@@ -1,0 +1,174 @@
+"""BIDS-Derivatives naming and dataset-level files, written atomically.
+
+Every file the app writes goes through :func:`atomic_write_bytes`/:func:`atomic_copy`: the
+content lands in a temporary file in the destination folder and is moved into place with
+``os.replace``, so a killed run never leaves a half-written file under a final name.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from bids_stroke.__about__ import __version__
+from bids_stroke.config import container_info
+
+BIDS_VERSION = "1.10.0"
+#: BIDS entity order (subset used here), from the specification's entity table
+ENTITY_ORDER = ("sub", "ses", "acq", "ce", "rec", "run", "from", "to", "mode", "space", "res",
+                "label", "desc")
+BIDSIGNORE = [
+    "logs/",
+    "figures/",
+    "sub-*/log/",
+    "*.html",
+    "*_segmetrics.tsv",
+    "*_segmetrics.json",
+    "*_lesions.tsv",
+    "*_lesions.json",
+    "*_xfm.*",
+    "group_*",
+]
+
+
+def build_name(entities: Mapping[str, str | None], suffix: str, extension: str) -> str:
+    """``sub-01_ses-1_space-X_label-L_desc-native_mask.nii.gz`` from entities in spec order."""
+    unknown = set(entities) - set(ENTITY_ORDER)
+    if unknown:
+        raise ValueError(f"unknown BIDS entities {sorted(unknown)}")
+    parts = [f"{k}-{entities[k]}" for k in ENTITY_ORDER if entities.get(k)]
+    return "_".join([*parts, suffix]) + extension
+
+
+def subject_dir(subject: str, session: str | None) -> Path:
+    """``sub-X[/ses-Y]/anat`` relative to the derivatives root."""
+    rel = Path(f"sub-{subject}")
+    if session:
+        rel = rel / f"ses-{session}"
+    return rel / "anat"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file + ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Text variant of :func:`atomic_write_bytes` (UTF-8)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, content: Any) -> Path:
+    """JSON with sorted keys and a trailing newline (stable bytes for identical content)."""
+    return atomic_write_text(path, json.dumps(content, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_copy(src: Path, dst: Path) -> Path:
+    """Copy ``src`` to ``dst`` atomically (temporary file in ``dst``'s folder)."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return dst
+
+
+def write_tsv(path: Path, rows: Iterable[Mapping[str, Any]], columns: list[str]) -> Path:
+    """A TSV with ``n/a`` for missing values, written atomically."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["n/a" if row.get(c) is None else row[c] for c in columns])
+    return atomic_write_text(path, buf.getvalue())
+
+
+def dataset_description(bids_dir: Path, pipeline_name: str) -> dict[str, Any]:
+    """``dataset_description.json`` of the derivatives (DatasetType derivative)."""
+    source: dict[str, Any] = {"URL": Path(bids_dir).absolute().as_uri()}
+    src_desc = Path(bids_dir) / "dataset_description.json"
+    if src_desc.is_file():
+        try:
+            content = json.loads(src_desc.read_text())
+            if isinstance(content, dict):
+                if content.get("DatasetDOI"):
+                    source["DOI"] = content["DatasetDOI"]
+                if content.get("Name"):
+                    source["Name"] = content["Name"]
+        except (OSError, json.JSONDecodeError):
+            pass
+    container = container_info()
+    return {
+        "Name": f"bids_stroke derivatives ({pipeline_name})",
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "derivative",
+        "GeneratedBy": [
+            {
+                "Name": "bids_stroke",
+                "Version": __version__,
+                "Description": "Resolution degradation, 3D U-Net lesion segmentation and metrics",
+                "CodeURL": "https://github.com/bids-stroke/bids_stroke",
+                "Container": container,
+            }
+        ],
+        "SourceDatasets": [source],
+        "DatasetLinks": {"raw": Path(bids_dir).absolute().as_uri()},
+        "HowToAcknowledge": "Cite bids_stroke and the source dataset.",
+    }
+
+
+def write_dataset_files(
+    output_dir: Path,
+    bids_dir: Path,
+    pipeline_name: str,
+    descriptions: list[dict[str, str]],
+) -> None:
+    """Write ``dataset_description.json``, ``descriptions.tsv`` and ``.bidsignore``.
+
+    ``descriptions.tsv`` is merged with an existing one (rows keyed by ``desc_id``), so runs
+    of different pipelines into one folder keep every label documented.
+    """
+    output_dir = Path(output_dir)
+    atomic_write_json(
+        output_dir / "dataset_description.json", dataset_description(bids_dir, pipeline_name)
+    )
+    rows: dict[str, dict[str, str]] = {}
+    existing = output_dir / "descriptions.tsv"
+    if existing.is_file():
+        with existing.open(newline="") as fh:
+            for row in csv.DictReader(fh, delimiter="\t"):
+                if row.get("desc_id"):
+                    rows[row["desc_id"]] = row
+    for row in descriptions:
+        rows[row["desc_id"]] = row
+    columns = ["desc_id", "description", "condition"]
+    write_tsv(existing, [rows[k] for k in sorted(rows)], columns)
+    atomic_write_text(output_dir / ".bidsignore", "\n".join(BIDSIGNORE) + "\n")

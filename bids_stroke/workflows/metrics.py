@@ -1,0 +1,57 @@
+"""Score every condition's prediction against the native-grid reference mask."""
+
+from __future__ import annotations
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+
+def init_metrics_wf(
+    *,
+    participant_id: str,
+    session_id: str,
+    prefix: str,
+    connectivity: int = 26,
+    tolerance_mm: float = 2.0,
+    name: str = "metrics_wf",
+) -> pe.Workflow:
+    """One long-format TSV per subject (one row per condition) and a per-lesion TSV.
+
+    Inputs: ``reference_mask``, ``masks``, ``labels``, ``specs``, ``effective_resolutions``
+    (lists in condition order). Outputs: ``tsv``, ``json``, ``lesions_tsv``, ``lesions_json``.
+    """
+    from bids_stroke.interfaces.metrics import SegmentationMetrics
+
+    wf = pe.Workflow(name=name)
+    inputnode = pe.Node(
+        niu.IdentityInterface(
+            fields=["reference_mask", "masks", "labels", "specs", "effective_resolutions"]
+        ),
+        name="inputnode",
+    )
+    outputnode = pe.Node(
+        niu.IdentityInterface(fields=["tsv", "json", "lesions_tsv", "lesions_json"]),
+        name="outputnode",
+    )
+    measure = pe.Node(
+        SegmentationMetrics(
+            participant_id=participant_id,
+            session_id=session_id,
+            prefix=prefix,
+            connectivity=connectivity,
+            tolerance_mm=tolerance_mm,
+        ),
+        name="measure",
+        mem_gb=2,
+    )
+    wf.connect([
+        (inputnode, measure, [("reference_mask", "reference_mask"),
+                              ("masks", "prediction_masks"),
+                              ("labels", "condition_labels"),
+                              ("specs", "condition_specs"),
+                              ("effective_resolutions", "effective_resolutions")]),
+        (measure, outputnode, [("out_tsv", "tsv"), ("out_json", "json"),
+                               ("out_lesions_tsv", "lesions_tsv"),
+                               ("out_lesions_json", "lesions_json")]),
+    ])
+    return wf
