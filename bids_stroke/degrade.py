@@ -43,6 +43,7 @@ __all__ = [
     "degrade_mask",
     "kspace_truncate",
     "linear_resample",
+    "thick_slice_stack",
     "thick_slices",
 ]
 
@@ -231,6 +232,71 @@ def _boxcar_kernel(width_vox: float) -> np.ndarray:
     return w / w.sum()
 
 
+def _thick_setup(
+    arr: np.ndarray,
+    zooms: Sequence[float],
+    thickness_mm: float,
+    axis: int | str | None,
+    gap_mm: float,
+    profile: str,
+) -> tuple[int, float, float]:
+    """Validate thick-slice arguments; return (axis, width_vox, pitch_vox)."""
+    z = _check_zooms(zooms)
+    ax = resolve_slice_axis(z, axis)
+    t = float(thickness_mm)
+    g = float(gap_mm)
+    if not math.isfinite(t) or t <= 0:
+        raise ValueError(f"thickness_mm must be > 0, got {thickness_mm!r}")
+    if not math.isfinite(g) or g < 0:
+        raise ValueError(f"gap_mm must be >= 0, got {gap_mm!r}")
+    if profile not in ("gaussian", "boxcar"):
+        raise ValueError(f"profile must be 'gaussian' or 'boxcar', got {profile!r}")
+    d = z[ax]
+    n = arr.shape[ax]
+    if n < t / d - _EPS:
+        raise ValueError(
+            f"thick_slices: axis {ax} spans {n * d:g} mm ({n} voxels of {d:g} mm), "
+            f"thinner than one {t:g} mm slice"
+        )
+    return ax, t / d, (t + g) / d
+
+
+def thick_slice_stack(
+    data: np.ndarray,
+    zooms: Sequence[float],
+    thickness_mm: float,
+    axis: int | str | None = None,
+    gap_mm: float = 0.0,
+    profile: str = "gaussian",
+) -> tuple[np.ndarray, np.ndarray, int]:
+    r"""The simulated low-resolution slice stack (steps 1-2 of :func:`thick_slices`).
+
+    Returns
+    -------
+    stack : ndarray, float32
+        Same shape as ``data`` except ``K`` slices along the slice axis.
+    centres : ndarray, float64, shape (K,)
+        Slice centres in voxel-index coordinates of the input axis
+        (:math:`s_k = (W - 1)/2 + k p`, before clamping to ``[0, n-1]``).
+    axis : int
+        The slice axis used.
+    """
+    arr = _as_volume(data)
+    ax, width, pitch = _thick_setup(arr, zooms, thickness_mm, axis, gap_mm, profile)
+    n = arr.shape[ax]
+    out = arr
+    if width > 1 + _EPS:
+        if profile == "gaussian":
+            out = ndimage.gaussian_filter1d(
+                arr, width * FWHM_TO_SIGMA, axis=ax, mode="nearest", truncate=4.0
+            )
+        else:
+            out = ndimage.correlate1d(arr, _boxcar_kernel(width), axis=ax, mode="nearest")
+    n_slices = max(1, math.ceil((n - width) / pitch - _EPS) + 1)
+    centres = (width - 1.0) / 2.0 + pitch * np.arange(n_slices)
+    return _interp_linear(out, centres, ax), centres, ax
+
+
 def thick_slices(
     data: np.ndarray,
     zooms: Sequence[float],
@@ -252,19 +318,20 @@ def thick_slices(
     2. **sampling**: slice centres every :math:`p = (T + G)/d` voxels at
        :math:`s_k = (W - 1)/2 + k p`, :math:`k = 0..K-1`, ``K = ceil((n - W)/p) + 1``
        (the first slice starts at the first voxel's edge, the last covers the
-       end of the field of view), read by linear interpolation;
+       end of the field of view), read by linear interpolation
+       (:func:`thick_slice_stack`);
     3. **reslicing** back to the original grid: voxel :math:`i` reads slice
        coordinate :math:`u_i = (i - s_0)/p` by linear (default) or nearest
        interpolation, clamped to the first/last slice.
 
     The profile is applied to the native image as if it were the object, so the
-    point/edge response measured on the input grid has FWHM :math:`T` (the
-    native voxel's own blur, about :math:`d`, would add in quadrature in a real
-    scanner). If :math:`T \le d` the native voxel is already at least as thick as
-    the requested slice: no convolution is applied, and with :math:`T + G \le d`
-    no resampling either, so the result is the identity. With gaussian profile
-    and linear reslicing the resolution at positions between slice centres is
-    somewhat coarser than :math:`T` (shift-variant sampling), as in real data.
+    slice sensitivity profile measured on the input grid (response of a slice
+    to a point moved through it) has FWHM :math:`T`; the native voxel's own
+    blur (about :math:`d`) would add in quadrature in a real scanner. If
+    :math:`T \le d` the native voxel is already at least as thick as the
+    requested slice: no convolution is applied, and with :math:`T + G \le d` no
+    resampling either, so the result is the identity. Between slice centres the
+    linear reslicing adds interpolation blur (shift-variant, as in real data).
 
     Parameters
     ----------
@@ -285,44 +352,14 @@ def thick_slices(
     -------
     ndarray, float32, same shape
     """
-    arr = _as_volume(data)
-    z = _check_zooms(zooms)
-    ax = resolve_slice_axis(z, axis)
-    t = float(thickness_mm)
-    g = float(gap_mm)
-    if not math.isfinite(t) or t <= 0:
-        raise ValueError(f"thickness_mm must be > 0, got {thickness_mm!r}")
-    if not math.isfinite(g) or g < 0:
-        raise ValueError(f"gap_mm must be >= 0, got {gap_mm!r}")
-    if profile not in ("gaussian", "boxcar"):
-        raise ValueError(f"profile must be 'gaussian' or 'boxcar', got {profile!r}")
     if interp not in ("linear", "nearest"):
         raise ValueError(f"interp must be 'linear' or 'nearest', got {interp!r}")
-    d = z[ax]
-    n = arr.shape[ax]
-    width = t / d
-    pitch = (t + g) / d
-    if n < width - _EPS:
-        raise ValueError(
-            f"thick_slices: axis {ax} spans {n * d:g} mm ({n} voxels of {d:g} mm), "
-            f"thinner than one {t:g} mm slice"
-        )
+    arr = _as_volume(data)
+    ax, _, pitch = _thick_setup(arr, zooms, thickness_mm, axis, gap_mm, profile)
     if pitch <= 1 + _EPS:
         return arr.copy()
-
-    out = arr
-    if width > 1 + _EPS:
-        if profile == "gaussian":
-            out = ndimage.gaussian_filter1d(
-                arr, width * FWHM_TO_SIGMA, axis=ax, mode="nearest", truncate=4.0
-            )
-        else:
-            out = ndimage.correlate1d(arr, _boxcar_kernel(width), axis=ax, mode="nearest")
-
-    s0 = (width - 1.0) / 2.0
-    n_slices = max(1, math.ceil((n - width) / pitch - _EPS) + 1)
-    stack = _interp_linear(out, s0 + pitch * np.arange(n_slices), ax)
-    u = (np.arange(n) - s0) / pitch
+    stack, centres, ax = thick_slice_stack(arr, zooms, thickness_mm, ax, gap_mm, profile)
+    u = (np.arange(arr.shape[ax]) - centres[0]) / pitch
     if interp == "linear":
         result = _interp_linear(stack, u, ax)
     else:
