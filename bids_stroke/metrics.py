@@ -77,8 +77,10 @@ __all__ = [
     "METRIC_DESCRIPTIONS",
     "MetricsInputError",
     "binarize",
+    "check_same_grid",
     "compute_metrics",
     "lesion_table",
+    "load_mask_image",
     "load_pair",
     "spacing_from_affine",
     "surface_distances",
@@ -551,7 +553,9 @@ def spacing_from_affine(affine: np.ndarray) -> tuple[float, ...]:
     return tuple(float(v) for v in np.sqrt((aff[:3, :3] ** 2).sum(axis=0)))
 
 
-def _load_mask_image(path: str | PathLike[str]):  # -> nib.Nifti1Image
+def load_mask_image(path: str | PathLike[str]) -> tuple[object, np.ndarray]:
+    """Load a NIfTI mask; returns ``(image, data)`` with 3-D data (a single-volume 4-D
+    image is squeezed). Raises :class:`MetricsInputError` for other shapes."""
     import nibabel as nib
 
     img = nib.load(str(path))
@@ -613,8 +617,8 @@ def load_pair(reference_path: str | PathLike[str], prediction_path: str | PathLi
         Shapes or affines differ (message names both files and the fix), or a mask is
         not binary and no threshold is given.
     """
-    ref_img, ref_data = _load_mask_image(reference_path)
-    pred_img, pred_data = _load_mask_image(prediction_path)
+    ref_img, ref_data = load_mask_image(reference_path)
+    pred_img, pred_data = load_mask_image(prediction_path)
     check_same_grid(reference_path, ref_data.shape, ref_img.affine,
                     prediction_path, pred_data.shape, pred_img.affine, atol=atol)
     ref = binarize(ref_data, threshold, name=f"reference {Path(reference_path).name}")
