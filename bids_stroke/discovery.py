@@ -243,7 +243,9 @@ def _index_masks(deriv_roots: Sequence[Path], subjects: set[str]) -> dict[str, l
                 continue
             ents = file_entities(path)
             if ents.get("sub") in subjects and _is_lesion_mask(ents):
-                index.setdefault(ents["sub"], []).append(path)
+                found = index.setdefault(ents["sub"], [])
+                if path.resolve() not in {p.resolve() for p in found}:
+                    found.append(path)
     return index
 
 

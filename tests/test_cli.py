@@ -1,0 +1,141 @@
+"""BIDS-App command line: parsing and every exit code that does not need a full run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bids_stroke import __version__
+from bids_stroke.cli.parser import build_parser
+from bids_stroke.cli.run import main
+
+
+def run_cli(*args: str) -> int:
+    return main([str(a) for a in args])
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        run_cli("--version")
+    assert exc.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_console_script_version():
+    out = subprocess.run(
+        [sys.executable, "-m", "bids_stroke.cli.run", "--version"],
+        capture_output=True, text=True, check=True,
+    )
+    assert out.stdout.strip() == f"bids_stroke {__version__}"
+
+
+def test_parser_accepts_both_levels_and_aliases(tmp_path):
+    opts = build_parser().parse_args(
+        [str(tmp_path), str(tmp_path / "o"), "participant", "group",
+         "--participant_label", "sub-01", "02", "--conditions", "native", "crude:2"]
+    )
+    assert opts.analysis_level == ["participant", "group"]
+    assert opts.participant_label == ["sub-01", "02"]
+    assert opts.conditions == ["native", "crude:2"]
+
+
+def test_unknown_level_exit_17(plain_layout, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        run_cli(plain_layout, tmp_path / "out", "session")
+    assert exc.value.code == 17
+
+
+def test_usage_error_exit_64(plain_layout, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        run_cli(plain_layout, tmp_path / "out", "participant", "--nprocs", "0")
+    assert exc.value.code == 64
+
+
+def test_missing_bids_dir_exit_66(tmp_path, capsys):
+    assert run_cli(tmp_path / "nope", tmp_path / "out", "participant") == 66
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not exist" in err[0]
+
+
+@pytest.mark.parametrize("inside", ["", "sub-01/out", "code"])
+def test_output_inside_bids_refused(plain_layout, inside, capsys):
+    out = plain_layout / inside if inside else plain_layout
+    before = sorted(p.relative_to(plain_layout) for p in plain_layout.rglob("*"))
+    assert run_cli(plain_layout, out, "participant") == 64
+    assert "BIDS dataset" in capsys.readouterr().err
+    assert sorted(p.relative_to(plain_layout) for p in plain_layout.rglob("*")) == before
+
+
+def test_unknown_participant_exit_18(plain_layout, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_cli(plain_layout, out, "participant", "--participant-label", "77") == 18
+    assert "sub-77" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_participant_label_traversal_exit_64(plain_layout, tmp_path):
+    assert run_cli(plain_layout, tmp_path / "o", "participant", "--participant-label",
+                   "../etc") == 64
+
+
+def test_bad_condition_exit_64(plain_layout, tmp_path, capsys):
+    assert run_cli(plain_layout, tmp_path / "o", "participant", "--conditions", "cubic:2") == 64
+    err = capsys.readouterr().err
+    assert "cubic:2" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_pipeline_exit_64(plain_layout, tmp_path, capsys):
+    bad = tmp_path / "study.yml"
+    bad.write_text("conditions: [native]\nsegmentaton: {}\n")
+    assert run_cli(plain_layout, tmp_path / "o", "participant", "--pipeline", bad) == 64
+    assert "segmentaton" in capsys.readouterr().err
+
+
+def test_validation_failure_exit_16(plain_layout, tmp_path):
+    (plain_layout / "dataset_description.json").write_text(json.dumps({"Name": "x"}))
+    assert run_cli(plain_layout, tmp_path / "o", "participant") == 16
+
+
+def test_isles_without_modality_selects_nothing_exit_18(isles_layout, tmp_path):
+    assert run_cli(isles_layout, tmp_path / "o", "participant") == 18
+
+
+def test_missing_model_exit_66(plain_layout, tmp_path):
+    assert run_cli(plain_layout, tmp_path / "o", "participant", "--model",
+                   tmp_path / "none.pt") == 66
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_read_only_output_exit_73(plain_layout, tmp_path):
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        assert run_cli(plain_layout, out / "deriv", "participant") == 73
+    finally:
+        out.chmod(0o755)
+
+
+def test_output_is_a_file_exit_73(plain_layout, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert run_cli(plain_layout, blocker / "out", "participant",
+                   "--skip-bids-validation") == 73
+    assert "cannot create" in capsys.readouterr().err
+
+
+def test_group_without_participant_outputs_exit_66(plain_layout, tmp_path):
+    out = tmp_path / "out"
+    assert run_cli(plain_layout, out, "group") == 66
+    out.mkdir()
+    assert run_cli(plain_layout, out, "group") == 66
+
+
+def test_bad_plugin_file_exit_64(plain_layout, tmp_path):
+    plug = tmp_path / "plugin.yml"
+    plug.write_text("plugin_args: {}\n")
+    assert run_cli(plain_layout, tmp_path / "o", "participant", "--use-plugin", plug) == 64
