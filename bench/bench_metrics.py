@@ -50,9 +50,12 @@ def _blob(rng: np.random.Generator, shape: tuple[int, ...], center: np.ndarray,
     return out
 
 
-def make_pair(seed: int, shape: tuple[int, ...] = SHAPE) -> tuple[np.ndarray, np.ndarray]:
+def make_pair(seed: int, shape: tuple[int, ...] = SHAPE, *, far_fp: bool = False
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Reference/prediction pair: one large territorial lesion, small satellites,
-    an imperfect prediction (boundary error, misses, distant false positives)."""
+    an imperfect prediction (boundary error, misses, distant false positives).
+    ``far_fp`` adds two false positives near opposite corners of the volume (worst
+    case for cropping: the union's bounding box is nearly the whole volume)."""
     rng = np.random.default_rng(seed)
     shp = np.asarray(shape)
     main_c = (shp * rng.uniform(0.35, 0.65, 3)).astype(int)
@@ -70,6 +73,9 @@ def make_pair(seed: int, shape: tuple[int, ...] = SHAPE) -> tuple[np.ndarray, np
     for _ in range(int(rng.integers(1, 4))):  # distant false positives (other hemisphere)
         c = (shp * rng.uniform(0.15, 0.85, 3)).astype(int)
         pred |= _blob(rng, shape, c, rng.uniform(1.5, 5, 3), 0.3)
+    if far_fp:
+        for frac in (0.1, 0.9):
+            pred |= _blob(rng, shape, (shp * frac).astype(int), np.full(3, 3.0), 0.3)
     return ref, pred
 
 
@@ -118,8 +124,9 @@ def run(smoke: bool = False) -> dict:
     """Run the benchmark; returns (and writes) a JSON-serialisable summary."""
     n_pairs, repeats = (2, 1) if smoke else (4, 3)
     rows = []
-    for seed in range(n_pairs):
-        ref, pred = make_pair(seed)
+    for seed in range(n_pairs + 1):
+        far = seed == n_pairs  # last pair: worst case with far-apart false positives
+        ref, pred = make_pair(seed, far_fp=far)
         t_fast, fast = _best_of(lambda r=ref, p=pred: compute_metrics(r, p, SPACING), repeats)
         t_naive, naive = _best_of(lambda r=ref, p=pred: naive_metrics(r, p, SPACING), repeats)
         for key, val in naive.items():
@@ -127,6 +134,7 @@ def run(smoke: bool = False) -> dict:
                 raise AssertionError(f"pair {seed}: {key} fast={fast[key]} naive={val}")
         rows.append({
             "seed": seed,
+            "far_fp": far,
             "ref_volume_ml": fast["ref_volume_ml"],
             "pred_volume_ml": fast["pred_volume_ml"],
             "ref_lesions": fast["ref_lesion_count"],
@@ -160,7 +168,8 @@ def run(smoke: bool = False) -> dict:
         "# compute_metrics benchmark",
         "",
         f"Volume {'x'.join(map(str, SHAPE))} at 1 mm, {len(rows)} synthetic lesion pairs, "
-        f"best of {repeats}. Naive baseline = same metrics on the full volume (no "
+        f"best of {repeats}; the last pair adds false positives near opposite corners "
+        "(worst case for cropping). Naive baseline = same metrics on the full volume (no "
         "cropping); both give identical values (checked).",
         "",
         "| seed | ref ml | pred ml | ref/pred lesions | dice | hd95 mm | compute_metrics s "
@@ -169,7 +178,8 @@ def run(smoke: bool = False) -> dict:
     ]
     for r in rows:
         lines.append(
-            f"| {r['seed']} | {r['ref_volume_ml']:.1f} | {r['pred_volume_ml']:.1f} | "
+            f"| {r['seed']}{' (far FP)' if r['far_fp'] else ''} | "
+            f"{r['ref_volume_ml']:.1f} | {r['pred_volume_ml']:.1f} | "
             f"{r['ref_lesions']}/{r['pred_lesions']} | {r['dice']:.3f} | {r['hd95']:.2f} | "
             f"{r['compute_metrics_s']:.3f} | {r['naive_s']:.3f} | {r['speedup']:.1f}x |"
         )

@@ -206,6 +206,26 @@ def test_counts_and_lesions_match_brute_force(seed):
         assert m["lesion_f1"] == pytest.approx(tp / (tp + (fp + fn) / 2))
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_kdtree_path_matches_edt_and_brute_force(seed, monkeypatch):
+    import bids_stroke.metrics as metrics_mod
+
+    rng = np.random.default_rng(50 + seed)
+    ref = _blobs(rng, (12, 10, 9), n=2)
+    pred = _blobs(rng, (12, 10, 9), n=2)
+    spacing = tuple(rng.uniform(0.5, 2.5, 3))
+    edt = compute_metrics(ref, pred, spacing)
+    monkeypatch.setattr(metrics_mod, "EDT_MAX_VOXELS", 0)  # force the k-d tree path
+    kdt = compute_metrics(ref, pred, spacing)
+    d = _brute_distances(ref, pred, spacing)
+    for key, ref_val in (("hd", d.max()), ("hd95", np.percentile(d, 95)),
+                         ("assd", d.mean()), ("surface_dice", np.mean(d <= 2.0 + 1e-9))):
+        assert kdt[key] == pytest.approx(ref_val, rel=1e-12)
+        assert kdt[key] == pytest.approx(edt[key], rel=1e-12)
+    d_ab, d_ba = surface_distances(ref, pred, spacing)
+    assert d_ab.dtype == np.float64 and d_ab.size + d_ba.size == d.size
+
+
 # --------------------------------------------------------------------------- medpy
 @pytest.mark.parametrize("seed", range(4))
 def test_distances_match_medpy(seed):
