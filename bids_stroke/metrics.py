@@ -24,15 +24,17 @@ Surfaces
     counting as background. This is medpy's default (``connectivity=1``). Distances
     are Euclidean in mm, computed with
     ``scipy.ndimage.distance_transform_edt(sampling=spacing)`` from every surface
-    voxel of one mask to the nearest surface voxel of the other (for crops larger than
-    :data:`EDT_MAX_VOXELS`, by an exact k-d tree nearest-neighbour query instead). Let ``D`` be the
-    pooled set of both directed distance sets (one value per surface voxel of either
-    mask). Then ``hd = max(D)``, ``hd95 = numpy.percentile(D, 95)`` (linear
-    interpolation) and ``assd = mean(D)``. These are exactly medpy's
-    ``metric.binary.hd``, ``hd95`` and ``assd`` (medpy >= 0.5 pools both directed
-    sets for ``hd95`` and ``assd``). Note that this HD95 differs from the
-    ``max`` of the two directed 95th percentiles (DeepMind surface-distance /
-    MONAI ``directed=False``) when the two surfaces have different sizes.
+    voxel of one mask to the nearest surface voxel of the other (for crops larger
+    than :data:`EDT_MAX_VOXELS`, by an exact k-d tree nearest-neighbour query
+    instead). Let ``D`` be the pooled set of both directed distance sets (one value
+    per surface voxel of either mask). Then ``hd = max(D)``,
+    ``hd95 = numpy.percentile(D, 95)`` (linear interpolation) and ``assd = mean(D)``.
+    These are exactly ``medpy.metric.binary.hd``, ``hd95`` and ``assd`` of medpy 0.5
+    (tested to 1e-6), which pool both directed sets (medpy's ``assd`` is the mean of
+    the concatenated sets, not the mean of the two directed means). This HD95 differs
+    from the ``max`` of the two directed 95th percentiles (DeepMind surface-distance,
+    MONAI ``compute_hausdorff_distance(directed=False)``) when one surface is much
+    larger than the other.
     ``surface_dice`` is the normalised surface Dice of Nikolov et al. (2021) at
     ``tolerance_mm`` counted in surface voxels, i.e.
     ``(#{d_pred <= tol} + #{d_ref <= tol}) / (|S_pred| + |S_ref|)`` (as MONAI's
@@ -40,14 +42,16 @@ Surfaces
     are NaN and ``distances_undefined`` is 1 (otherwise 0).
 Lesions
     Lesions are connected components (``scipy.ndimage.label``) with ``connectivity``
-    26 (default, as ISLES'22 which uses ``cc3d`` with 26-connectivity), 18 or 6
-    (``scipy.ndimage.label``'s default, used by the ATLAS R2.0 challenge code). A
-    reference lesion is a true positive when it overlaps at least one predicted
-    voxel, otherwise a false negative; a predicted component is a false positive
-    when it touches no reference voxel. ``lesion_f1 = 2 TP / (2 TP + FP + FN)``,
-    identical to ISLES'22 ``compute_lesion_f1_score`` (``tp / (tp + (fp + fn) / 2)``),
-    with 1 when both masks are empty. (The ATLAS R2.0 challenge scored lesions by a
-    weighted one-to-one assignment instead; that is not implemented here.)
+    26 (default, as ISLES'22 ``eval_utils.py``, which uses ``cc3d`` with
+    26-connectivity), 18 or 6 (``scipy.ndimage.label``'s default structure, as used by
+    the ATLAS R2.0 evaluation code's ``simple_lesion_count_difference``). A reference
+    lesion is a true positive when it overlaps at least one predicted voxel, otherwise
+    a false negative; a predicted component is a false positive when it touches no
+    reference voxel. ``lesion_f1 = 2 TP / (2 TP + FP + FN)``, identical to ISLES'22
+    ``compute_lesion_f1_score`` (``tp / (tp + (fp + fn) / 2)``, ``empty_value=1`` when
+    both masks are empty). The ATLAS R2.0 code additionally reports a "lesion count by
+    weighted assignment" (Hungarian matching on per-lesion precision); that score is
+    not implemented here.
     ``detection_rate = lesion_tp / ref_lesion_count`` (NaN without reference lesions).
 Volumes
     ``volume_diff_ml = pred - ref`` (signed), ``abs_volume_diff_ml`` as ISLES'22,
