@@ -541,6 +541,14 @@ def get_template(template: str = DEFAULT_TEMPLATE, *, suffix: str = "T1w",
     return Path(rec["path"])
 
 
+def template_source(template: str = DEFAULT_TEMPLATE, *, suffix: str = "T1w",
+                    desc: str | None = None, resolution: int = 1) -> str:
+    """Source of :func:`get_template`'s file: ``templateflow``, ``templateflow-standin``
+    (stand-in installed by ``fetch``) or ``nilearn-standin``."""
+    get_template(template, suffix=suffix, desc=desc, resolution=resolution)
+    return str(_RESOLVED[(template, suffix, desc or None, int(resolution))]["source"])
+
+
 def template_provenance(template: str = DEFAULT_TEMPLATE, resolution: int = 1
                         ) -> dict[str, Any]:
     """Which source provides the template T1w and brain mask (for sidecars and reports).

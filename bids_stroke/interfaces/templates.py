@@ -1,0 +1,58 @@
+"""Nipype interfaces around :mod:`bids_stroke.templates`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nibabel as nib
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    traits,
+)
+
+from bids_stroke.templates import (
+    DEFAULT_TEMPLATE,
+    brain_mask_like,
+    get_template,
+    template_source,
+)
+
+
+class _TemplateBrainMaskInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True,
+                   desc="image already in template space: defines the output grid")
+    template = traits.Str(DEFAULT_TEMPLATE, usedefault=True, desc="TemplateFlow identifier")
+
+
+class _TemplateBrainMaskOutputSpec(TraitedSpec):
+    out_mask = File(exists=True, desc="template brain mask on in_file's grid (uint8 0/1)")
+    template_source = traits.Str(
+        desc="templateflow, templateflow-standin or nilearn-standin")
+    template_mask_file = File(exists=True, desc="the template mask that was resampled")
+
+
+class TemplateBrainMask(SimpleInterface):
+    """Template brain mask resampled (nearest neighbour) onto ``in_file``'s grid."""
+
+    input_spec = _TemplateBrainMaskInputSpec
+    output_spec = _TemplateBrainMaskOutputSpec
+
+    def _run_interface(self, runtime):
+        mask_file = get_template(self.inputs.template, suffix="mask", desc="brain")
+        source = template_source(self.inputs.template, suffix="mask", desc="brain")
+        out = brain_mask_like(self.inputs.in_file, template=self.inputs.template)
+        name = os.path.basename(self.inputs.in_file)
+        for ext in (".nii.gz", ".nii"):
+            if name.endswith(ext):
+                name = name[: -len(ext)]
+                break
+        out_path = Path(runtime.cwd) / f"{name}_brainmask.nii.gz"
+        nib.save(out, out_path)
+        self._results["out_mask"] = str(out_path)
+        self._results["template_source"] = source
+        self._results["template_mask_file"] = str(mask_file)
+        return runtime
