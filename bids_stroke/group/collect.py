@@ -1,0 +1,187 @@
+"""Collect the per-subject metric derivatives of a bids_stroke output directory.
+
+Only ``OUT`` is read: ``sub-*/**/anat/*_label-L_segmetrics.tsv`` (one row per condition) and
+``sub-*/**/anat/*_label-L_lesions.tsv`` (one row per condition and reference lesion).
+``n/a`` (and empty cells) become NaN in numeric columns; ``session_id`` keeps ``n/a``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "LESION_COLUMNS",
+    "METRIC_COLUMNS",
+    "SEGMETRICS_ID_COLUMNS",
+    "GroupInputError",
+    "find_files",
+    "normalise_labels",
+    "read_lesions",
+    "read_segmetrics",
+    "read_tsvs",
+]
+
+#: Metric columns of ``*_label-L_segmetrics.tsv`` (docs/CONTRACTS.md, ``METRIC_COLUMNS``).
+METRIC_COLUMNS: tuple[str, ...] = (
+    "tp", "fp", "fn", "tn", "dice", "jaccard", "precision", "recall", "specificity",
+    "accuracy", "balanced_accuracy", "mcc", "ref_volume_ml", "pred_volume_ml",
+    "volume_diff_ml", "abs_volume_diff_ml", "abs_volume_diff_voxels", "rel_volume_diff",
+    "volume_ratio", "hd", "hd95", "assd", "surface_dice", "distances_undefined",
+    "ref_lesion_count", "pred_lesion_count", "abs_lesion_count_diff", "lesion_tp",
+    "lesion_fp", "lesion_fn", "lesion_f1", "detection_rate",
+)
+SEGMETRICS_ID_COLUMNS: tuple[str, ...] = (
+    "participant_id", "session_id", "desc", "condition", "effective_resolution_mm",
+)
+LESION_COLUMNS: tuple[str, ...] = (
+    "participant_id", "session_id", "desc", "condition", "lesion_id", "volume_ml",
+    "volume_voxels", "detected", "overlap_fraction",
+)
+_TEXT_COLUMNS = ("participant_id", "session_id", "desc", "condition")
+SEGMETRICS_GLOB = "sub-*/**/anat/*_label-L_segmetrics.tsv"
+LESIONS_GLOB = "sub-*/**/anat/*_label-L_lesions.tsv"
+
+
+class GroupInputError(RuntimeError):
+    """The output directory does not hold usable participant-level derivatives."""
+
+
+def normalise_labels(labels: str | Iterable[str] | None) -> set[str] | None:
+    """Participant labels without the ``sub-`` prefix (None = no filter)."""
+    if labels is None:
+        return None
+    if isinstance(labels, str):
+        labels = [labels]
+    out = {str(lab).removeprefix("sub-") for lab in labels}
+    return out or None
+
+
+def find_files(
+    output_dir: str | os.PathLike[str],
+    pattern: str,
+    participant_label: str | Iterable[str] | None = None,
+) -> list[Path]:
+    """Sorted files matching ``pattern`` under ``output_dir``, optionally for some subjects."""
+    root = Path(output_dir)
+    wanted = normalise_labels(participant_label)
+    files = sorted(root.glob(pattern))
+    if wanted is not None:
+        files = [f for f in files
+                 if f.relative_to(root).parts[0].removeprefix("sub-") in wanted]
+    return files
+
+
+def _check_header(path: Path, header: Sequence[str], required: Sequence[str]) -> None:
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise GroupInputError(
+            f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header)})")
+
+
+def _finish(df: pd.DataFrame, numeric: Sequence[str], source: str) -> pd.DataFrame:
+    for col in _TEXT_COLUMNS:
+        if col in df.columns:
+            df[col] = df[col].astype("string").fillna("n/a").astype(object)
+    for col in numeric:
+        if col in df.columns and not pd.api.types.is_numeric_dtype(df[col]):
+            conv = pd.to_numeric(df[col], errors="coerce")
+            bad = conv.isna() & df[col].notna()
+            if bad.any():
+                raise GroupInputError(
+                    f"{source}: non-numeric value {df[col][bad].iloc[0]!r} in column {col!r}")
+            df[col] = conv
+    for col in numeric:
+        if col in df.columns:
+            df[col] = df[col].astype(float)
+    return df
+
+
+def _read_one(path: Path, required: Sequence[str], numeric: Sequence[str]) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path, sep="\t", na_values=["n/a", ""], keep_default_na=False,
+                         dtype={c: str for c in _TEXT_COLUMNS})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise GroupInputError(f"{path}: cannot parse TSV ({exc})") from exc
+    _check_header(path, list(df.columns), required)
+    return _finish(df, numeric, str(path))
+
+
+def read_tsvs(
+    files: Sequence[Path],
+    required: Sequence[str],
+    numeric: Sequence[str],
+) -> pd.DataFrame:
+    """Validate and concatenate TSV files.
+
+    Fast path: when every file has the same header, the bodies are joined and parsed once
+    (one ``read_csv`` for thousands of small files). Otherwise, or when a value is malformed,
+    files are parsed one by one so the error names the offending file.
+    """
+    if not files:
+        return pd.DataFrame(columns=list(required))
+    headers, bodies = [], []
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        head, _, body = text.partition("\n")
+        header = head.rstrip("\r").split("\t")
+        _check_header(f, header, required)
+        headers.append(header)
+        if body and not body.endswith("\n"):
+            body += "\n"
+        bodies.append(body)
+    if all(h == headers[0] for h in headers):
+        try:
+            df = pd.read_csv(io.StringIO("\t".join(headers[0]) + "\n" + "".join(bodies)),
+                             sep="\t", na_values=["n/a", ""], keep_default_na=False,
+                             dtype={c: str for c in _TEXT_COLUMNS})
+            return _finish(df, numeric, f"{len(files)} files")
+        except (GroupInputError, pd.errors.ParserError):
+            pass  # fall back to per-file parsing to name the culprit
+    frames = [_read_one(f, required, numeric) for f in files]
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_segmetrics(
+    output_dir: str | os.PathLike[str],
+    participant_label: str | Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """All ``*_label-L_segmetrics.tsv`` rows of ``output_dir`` in one frame.
+
+    Raises
+    ------
+    GroupInputError
+        When the directory does not exist, holds no metrics TSV, or a file is malformed.
+    """
+    root = Path(output_dir)
+    if not root.is_dir():
+        raise GroupInputError(f"output directory {root} does not exist")
+    files = find_files(root, SEGMETRICS_GLOB, participant_label)
+    if not files:
+        who = "" if participant_label is None else f" for participant(s) {participant_label}"
+        raise GroupInputError(
+            f"no *_label-L_segmetrics.tsv found under {root}{who}; "
+            "run the participant level first")
+    df = read_tsvs(files, [*SEGMETRICS_ID_COLUMNS, *METRIC_COLUMNS],
+                   ["effective_resolution_mm", *METRIC_COLUMNS])
+    if df.empty:
+        raise GroupInputError(f"the {len(files)} segmetrics TSV file(s) under {root} have no rows")
+    df = df.replace([np.inf, -np.inf], np.nan)  # infinite distances are treated as undefined
+    return df.reset_index(drop=True)
+
+
+def read_lesions(
+    output_dir: str | os.PathLike[str],
+    participant_label: str | Iterable[str] | None = None,
+) -> pd.DataFrame | None:
+    """All ``*_label-L_lesions.tsv`` rows, or None when there is no such file."""
+    files = find_files(output_dir, LESIONS_GLOB, participant_label)
+    if not files:
+        return None
+    return read_tsvs(files, LESION_COLUMNS,
+                     ["lesion_id", "volume_ml", "volume_voxels", "detected", "overlap_fraction"])

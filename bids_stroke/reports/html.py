@@ -1,0 +1,202 @@
+"""Small, dependency-free HTML helpers shared by the subject and group reports.
+
+Every piece of text that reaches the page goes through :func:`escape`; images are embedded as
+base64 ``data:`` URIs so that reports are single self-contained files.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = [
+    "BASE_CSS",
+    "OKABE_ITO",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "escape",
+    "fig_to_png",
+    "format_value",
+    "img_tag",
+    "kv_table",
+    "new_figure",
+    "page",
+    "section",
+    "table_html",
+]
+
+#: Okabe & Ito (2008) colour-blind safe palette (black last).
+OKABE_ITO: tuple[str, ...] = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2",
+                              "#D55E00", "#CC79A7", "#000000")
+
+BASE_CSS = """
+body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0 auto;
+max-width:1200px;padding:1em 2em;color:#222;line-height:1.45}
+h1{border-bottom:2px solid #0072B2;padding-bottom:.2em}
+h2{margin-top:1.6em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.85em}
+th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
+th{background:#eef3f8;position:sticky;top:0}
+td.t,th.t{text-align:left}
+caption{caption-side:top;text-align:left;font-weight:bold;padding:.3em 0}
+figure{margin:1em 0}
+figure img{max-width:100%;height:auto;border:1px solid #ddd}
+figcaption{font-size:.85em;color:#555}
+.note{color:#555;font-size:.9em}
+.scroll{overflow-x:auto;max-height:36em;overflow-y:auto}
+nav a{margin-right:1em}
+code{background:#f4f4f4;padding:0 .2em}
+"""
+
+
+def escape(text: Any) -> str:
+    """HTML-escape any value (quotes included)."""
+    return html.escape(str(text), quote=True)
+
+
+def format_value(value: Any, float_fmt: str = "{:.4g}") -> str:
+    """Human formatting of a cell: NaN/None -> ``n/a``, floats with ``float_fmt``."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return "n/a"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return float_fmt.format(float(value))
+    if isinstance(value, np.integer):
+        return str(int(value))
+    if value is pd.NA or value is pd.NaT:
+        return "n/a"
+    return str(value)
+
+
+def table_html(
+    df: pd.DataFrame,
+    *,
+    caption: str | None = None,
+    float_fmt: str = "{:.4g}",
+    max_rows: int | None = None,
+    table_id: str | None = None,
+) -> str:
+    """Render a data frame as an escaped HTML table (index not shown).
+
+    Text columns are left-aligned (class ``t``), numbers right-aligned. When ``max_rows`` is
+    given and exceeded, the table is truncated and a note says how many rows were omitted.
+    """
+    n_total = len(df)
+    shown = df if max_rows is None or n_total <= max_rows else df.iloc[:max_rows]
+    text_cols = {c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])}
+    parts = [f'<div class="scroll"><table{f" id={escape(table_id)!r}" if table_id else ""}>']
+    if caption:
+        parts.append(f"<caption>{escape(caption)}</caption>")
+    parts.append("<thead><tr>")
+    parts += [f'<th class="{"t" if c in text_cols else "n"}">{escape(c)}</th>'
+              for c in df.columns]
+    parts.append("</tr></thead><tbody>")
+    cols = list(df.columns)
+    for row in shown.itertuples(index=False, name=None):
+        cells = [f'<td class="{"t" if c in text_cols else "n"}">'
+                 f"{escape(format_value(v, float_fmt))}</td>" for c, v in zip(cols, row,
+                                                                             strict=True)]
+        parts.append("<tr>" + "".join(cells) + "</tr>")
+    parts.append("</tbody></table></div>")
+    if len(shown) < n_total:
+        parts.append(f'<p class="note">Showing {len(shown)} of {n_total} rows; the complete '
+                     "table is in the TSV file.</p>")
+    return "".join(parts)
+
+
+def kv_table(mapping: Mapping[str, Any], *, caption: str | None = None) -> str:
+    """Two-column (key, value) table; nested values are shown as their ``str``."""
+    df = pd.DataFrame({"item": [str(k) for k in mapping],
+                       "value": [format_value(v) for v in mapping.values()]})
+    return table_html(df, caption=caption)
+
+
+def new_figure(figsize: tuple[float, float] = (6.4, 4.8), *,
+               layout: str | None = "constrained") -> Figure:
+    """A matplotlib ``Figure`` bound to the Agg canvas (no pyplot, no global state)."""
+    fig = Figure(figsize=figsize, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def fig_to_png(fig: Figure, *, dpi: int = 100, tight: bool = False) -> bytes:
+    """Render a matplotlib figure to PNG bytes (Agg canvas, pyplot is never used)."""
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
+    return buf.getvalue()
+
+
+def img_tag(png: bytes, *, alt: str, caption: str | None = None) -> str:
+    """``<figure>`` with an embedded base64 PNG and an escaped caption."""
+    b64 = base64.b64encode(png).decode("ascii")
+    cap = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
+    return f'<figure><img src="data:image/png;base64,{b64}" alt="{escape(alt)}">{cap}</figure>'
+
+
+def section(title: str, body: str, *, anchor: str | None = None) -> str:
+    """``<section>`` with an escaped ``<h2>`` title; ``body`` is trusted HTML."""
+    aid = f' id="{escape(anchor)}"' if anchor else ""
+    return f"<section{aid}><h2>{escape(title)}</h2>{body}</section>"
+
+
+def paragraph(text: str, *, cls: str | None = None) -> str:
+    """Escaped ``<p>``."""
+    c = f' class="{escape(cls)}"' if cls else ""
+    return f"<p{c}>{escape(text)}</p>"
+
+
+def nav(items: Iterable[tuple[str, str]]) -> str:
+    """Navigation bar from (anchor, title) pairs."""
+    links = "".join(f'<a href="#{escape(a)}">{escape(t)}</a>' for a, t in items)
+    return f"<nav>{links}</nav>"
+
+
+def page(title: str, body: str, *, extra_css: str = "") -> str:
+    """Complete standalone HTML document; ``body`` is trusted HTML."""
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+            f"<title>{escape(title)}</title><style>{BASE_CSS}{extra_css}</style></head>"
+            f"<body><h1>{escape(title)}</h1>{body}</body></html>\n")
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file in the same dir + os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """UTF-8 text version of :func:`atomic_write_bytes`."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def bullet_list(items: Sequence[str]) -> str:
+    """Escaped ``<ul>``."""
+    return "<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>"
