@@ -81,6 +81,7 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     OPENBLAS_NUM_THREADS=1 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    NIPYPE_NO_ET=1 \
     MPLCONFIGDIR="/home/bids/.config/matplotlib"
 
 # Warm matplotlib's font cache once, then make HOME writable for whatever UID runs it.

@@ -42,6 +42,7 @@ REQUIRED_ENV = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "PYTHONUNBUFFERED": "1",
+    "NIPYPE_NO_ET": "1",  # no nipype version check over the network
 }
 
 
@@ -568,6 +569,7 @@ def test_fresh_install_matches_dockerfile_and_runs_offline(tmp_path):
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "PYTHONUNBUFFERED": "1",
+        "NIPYPE_NO_ET": "1",
     }
     run_env.pop("BIDS_STROKE_CACHE_DIR", None)
     bids_stroke = str(venv / "bin" / "bids_stroke")
@@ -591,8 +593,11 @@ def test_fresh_install_matches_dockerfile_and_runs_offline(tmp_path):
                            timeout=900)
     timings["template_fetch"] = time.monotonic() - t1
     assert fetch.returncode == 0, fetch.stdout[-3000:] + fetch.stderr[-3000:]
-    fetched = list(tf_home.rglob("tpl-MNI152NLin2009aSym_res-01_*T1w.nii.gz"))
-    assert fetched and all(p.stat().st_size > 100_000 for p in fetched), fetched
+    tpl = tf_home / "tpl-MNI152NLin2009aSym"
+    t1w = [p for p in tpl.glob("tpl-MNI152NLin2009aSym_res-*1_T1w.nii.gz")]
+    mask = [p for p in tpl.glob("tpl-MNI152NLin2009aSym_res-*1_desc-brain_mask.nii.gz")]
+    assert len(t1w) == 1 and t1w[0].stat().st_size > 100_000, sorted(tpl.iterdir())
+    assert len(mask) == 1 and mask[0].stat().st_size > 1_000, sorted(tpl.iterdir())
 
     t2 = time.monotonic()
     bids = tmp_path / "demo_bids"
