@@ -1,0 +1,258 @@
+"""Group statistics against published values, SciPy/statsmodels and hand computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from bids_stroke.group import stats as S
+
+# Hollander & Wolfe (1999), Nonparametric Statistical Methods, 2nd ed., Example 3.1 / Table 3.1
+# (Hamilton depression scale factor IV before (x) and after (y) tranquilizer, n = 9).
+# Published: T+ = 40, exact one-sided P(T+ >= 40) = 0.020 (10 / 512 = 0.01953; also the
+# R documentation example `wilcox.test(x, y, paired = TRUE, alternative = "greater")`:
+# V = 40, p-value = 0.01953). Two-sided: 0.0390625; SciPy's W = min(T+, T-) = 5.
+HW_X = np.array([1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30])
+HW_Y = np.array([0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06, 3.14, 1.29])
+
+# Hollander & Wolfe (1973), Table 7.1 (Woodward 1970): times to round first base for 22
+# players x 3 methods (round out, narrow angle, wide angle). Published Friedman statistic
+# S = 11.14, df = 2 (R `friedman.test(RoundingTimes)`: chi-squared = 11.143, p = 0.003805).
+ROUNDING = np.array([
+    [5.40, 5.50, 5.55], [5.85, 5.70, 5.75], [5.20, 5.60, 5.50], [5.55, 5.50, 5.40],
+    [5.90, 5.85, 5.70], [5.45, 5.55, 5.60], [5.40, 5.40, 5.35], [5.45, 5.50, 5.35],
+    [5.25, 5.15, 5.00], [5.85, 5.80, 5.70], [5.25, 5.20, 5.10], [5.65, 5.55, 5.45],
+    [5.60, 5.35, 5.45], [5.05, 5.00, 4.95], [5.50, 5.50, 5.40], [5.45, 5.55, 5.50],
+    [5.55, 5.55, 5.35], [5.45, 5.50, 5.55], [5.50, 5.45, 5.25], [5.65, 5.60, 5.40],
+    [5.70, 5.65, 5.55], [6.30, 6.30, 6.25],
+])
+
+
+def test_wilcoxon_published_hollander_wolfe() -> None:
+    res = S.wilcoxon_signed_rank(HW_X, HW_Y, n_boot=500, seed=1)
+    assert res["t_plus"] == 40 and res["t_minus"] == 5 and res["W"] == 5
+    assert res["method"] == "exact"
+    assert res["p"] == pytest.approx(20 / 512, abs=1e-12)
+    assert res["p"] / 2 == pytest.approx(0.01953, abs=5e-6)
+    assert res["rank_biserial"] == pytest.approx(35 / 45)
+    assert res["n"] == 9 and res["n_zero"] == 0 and res["n_dropped"] == 0
+    assert res["mean_diff"] == pytest.approx(np.mean(HW_X - HW_Y))
+    assert res["median_diff"] == pytest.approx(0.49)
+    assert res["rb_ci_low"] <= res["rank_biserial"] <= res["rb_ci_high"]
+
+
+@pytest.mark.parametrize("zero_method", ["wilcox", "pratt"])
+@pytest.mark.parametrize(("n", "rounding", "expected_method"), [
+    (80, None, "asymptotic"),   # large n
+    (30, 1, "asymptotic"),      # ties and zeros, n > 13
+    (30, None, "exact"),        # continuous, n <= 50
+    (10, 0, "permutation"),     # ties/zeros, n <= 13
+])
+def test_wilcoxon_agrees_with_scipy(zero_method, n, rounding, expected_method) -> None:
+    rng = np.random.default_rng(n)
+    a = rng.normal(0.3, 1.0, n)
+    b = rng.normal(0.0, 1.0, n)
+    if rounding is not None:
+        a, b = np.round(a, rounding), np.round(b, rounding)
+        b[:2] = a[:2]  # guarantee zeros
+    res = S.wilcoxon_signed_rank(a, b, zero_method=zero_method, n_boot=0)
+    ref = stats.wilcoxon(a, b, zero_method=zero_method)
+    assert res["method"] == expected_method
+    assert res["p"] == pytest.approx(ref.pvalue, rel=1e-10)
+    assert res["W"] == pytest.approx(ref.statistic)
+    assert np.isnan(res["rb_ci_low"])  # n_boot = 0 disables the CI
+
+
+def test_rank_biserial_by_hand() -> None:
+    # |d| ranks 1..5; T+ = 1 + 3 + 4 = 8, T- = 2 + 5 = 7 -> r = 1/15
+    assert S.rank_biserial(np.array([1.0, -2, 3, 4, -5])) == pytest.approx(1 / 15)
+    d = np.array([0.0, -1, 2, 3])
+    # wilcox: zero dropped, ranks 1, 2, 3 -> T+ = 5, T- = 1 -> 4/6
+    assert S.rank_biserial(d, "wilcox") == pytest.approx(2 / 3)
+    # pratt: zero ranked 1 then excluded, ranks 2, 3, 4 -> T+ = 7, T- = 2 -> 5/9
+    assert S.rank_biserial(d, "pratt") == pytest.approx(5 / 9)
+    # ties: |d| = 1, 1, 2 -> ranks 1.5, 1.5, 3; T+ = 1.5 + 3, T- = 1.5 -> 3/6
+    assert S.rank_biserial(np.array([1.0, -1, 2])) == pytest.approx(0.5)
+    assert np.isnan(S.rank_biserial(np.zeros(4)))
+    assert S.signed_rank_sums(np.array([1.0, -1, 2])) == (4.5, 1.5)
+
+
+@pytest.mark.parametrize("zero_method", ["wilcox", "pratt"])
+@pytest.mark.parametrize("ties", [False, True])
+def test_bootstrap_matches_naive_loop(zero_method, ties) -> None:
+    rng = np.random.default_rng(3)
+    d = rng.normal(0.3, 1.0, 37)
+    if ties:
+        d = np.round(d, 1)
+        d[:3] = 0.0
+    n_boot, seed = 150, 11
+    lo, hi = S.bootstrap_rank_biserial_ci(d, n_boot=n_boot, seed=seed, zero_method=zero_method)
+    # naive reference: same draws (positions in the |d|-sorted array, blocks of _BOOT_CHUNK)
+    ds = d[np.argsort(np.abs(d), kind="stable")]
+    g = np.random.default_rng(seed)
+    r = []
+    for start in range(0, n_boot, S._BOOT_CHUNK):
+        b = min(S._BOOT_CHUNK, n_boot - start)
+        for pos in g.integers(0, d.size, size=(b, d.size), dtype=np.int32):
+            r.append(S.rank_biserial(ds[pos], zero_method))
+    exp = np.nanquantile(np.array(r), [0.025, 0.975])
+    assert (lo, hi) == pytest.approx(tuple(exp), abs=1e-12)
+
+
+def test_bootstrap_deterministic_and_sensible() -> None:
+    d = np.random.default_rng(0).normal(1.0, 1.0, 60)
+    a = S.bootstrap_rank_biserial_ci(d, n_boot=400, seed=5)
+    assert a == S.bootstrap_rank_biserial_ci(d, n_boot=400, seed=5)
+    assert a != S.bootstrap_rank_biserial_ci(d, n_boot=400, seed=6)
+    assert a[0] < S.rank_biserial(d) < a[1] and a[0] > 0  # clear positive effect
+    assert np.isnan(S.bootstrap_rank_biserial_ci(np.zeros(5), n_boot=50)[0])
+
+
+def test_multiple_comparisons_by_hand() -> None:
+    p = np.array([0.01, 0.04, 0.03, 0.005])
+    # Holm: sorted 0.005*4, 0.01*3, 0.03*2, 0.04*1 -> 0.02, 0.03, 0.06, max(0.06, 0.04)
+    assert S.holm(p) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # BH: sorted p*m/i: 0.02, 0.02, 0.04, 0.04 (already monotone)
+    assert S.benjamini_hochberg(p) == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    out = S.holm([0.5, np.nan, 0.01])  # NaN is not part of the family
+    assert np.isnan(out[1]) and out[[0, 2]] == pytest.approx([0.5, 0.02])
+    assert S.benjamini_hochberg([]).size == 0
+    with pytest.raises(ValueError, match="p-values"):
+        S.holm([1.5])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=1, max_size=40))
+def test_corrections_match_statsmodels(p) -> None:
+    multipletests = pytest.importorskip("statsmodels.stats.multitest").multipletests
+    p = np.array(p)
+    np.testing.assert_allclose(S.holm(p), multipletests(p, method="holm")[1], atol=1e-12)
+    np.testing.assert_allclose(S.benjamini_hochberg(p), multipletests(p, method="fdr_bh")[1],
+                               atol=1e-12)
+
+
+def test_friedman_published_example() -> None:
+    res = S.friedman_test(ROUNDING)
+    assert res["chi2"] == pytest.approx(11.143, abs=5e-4)
+    assert res["p"] == pytest.approx(0.003805, abs=5e-7)
+    assert res["df"] == 2 and res["n"] == 22 and res["k"] == 3
+    assert res["kendall_w"] == pytest.approx(res["chi2"] / (22 * 2))
+
+
+def test_friedman_vectorised_matches_scipy_and_drops_incomplete() -> None:
+    rng = np.random.default_rng(4)
+    m = np.round(rng.normal(size=(40, 5)), 0)  # many ties
+    assert S.friedman_chi2(m) == pytest.approx(stats.friedmanchisquare(*m.T).statistic)
+    m2 = m.copy()
+    m2[3, 2] = np.nan
+    res = S.friedman_test(m2)
+    assert res["n"] == 39 and res["n_dropped"] == 1
+    assert res["chi2"] == pytest.approx(stats.friedmanchisquare(*np.delete(m, 3, 0).T).statistic)
+    assert np.isnan(S.friedman_test(m[:, :2])["p"])  # needs >= 3 conditions
+    assert S.friedman_test(np.ones((5, 3)))["p"] == 1.0
+
+
+def _table(n: int = 15, conds=("native", "crude2", "crude3"), seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        vol = float(np.exp(rng.normal(1.5, 1.5)))
+        for j, c in enumerate(conds):
+            rows.append({"participant_id": f"sub-{i:02d}", "session_id": "n/a", "desc": c,
+                         "condition": c, "effective_resolution_mm": 1.0 + j,
+                         "dice": 0.8 - 0.05 * j + rng.normal(0, 0.05),
+                         "hd95": 3 + j + rng.normal(0, 1), "ref_volume_ml": vol})
+    return pd.DataFrame(rows)
+
+
+def test_pairwise_wilcoxon_table_and_missing_data() -> None:
+    t = _table()
+    full = S.pairwise_wilcoxon(t, ["dice", "hd95"], alpha=0.05, n_boot=100, seed=0)
+    assert len(full) == 2 * 3 and set(full["significant"]) <= {"yes", "no"}
+    assert (full["n"] == 15).all() and (full["n_dropped"] == 0).all()
+    for _, g in full.groupby("metric"):  # one correction family per metric
+        np.testing.assert_allclose(g["p_holm"], S.holm(g["p"]))
+        np.testing.assert_allclose(g["p_fdr_bh"], S.benjamini_hochberg(g["p"]))
+    assert ((full["p_holm"] < 0.05) == (full["significant"] == "yes")).all()
+
+    # sub-03 misses crude3 entirely and has an undefined hd95 under crude2
+    t2 = t[~((t.participant_id == "sub-03") & (t.desc == "crude3"))].copy()
+    t2.loc[(t2.participant_id == "sub-03") & (t2.desc == "crude2"), "hd95"] = np.nan
+    res = S.pairwise_wilcoxon(t2, ["dice", "hd95"], n_boot=100, seed=0).set_index(
+        ["metric", "condition_a", "condition_b"])
+    assert res.loc[("dice", "native", "crude2"), "n"] == 15
+    assert res.loc[("dice", "native", "crude3"), "n_dropped"] == 1
+    assert res.loc[("hd95", "native", "crude2"), "n_dropped"] == 1
+    assert res.loc[("hd95", "crude2", "crude3"), "n"] == 14
+    # unaffected pair: identical to the complete data
+    f = full.set_index(["metric", "condition_a", "condition_b"])
+    assert res.loc[("dice", "native", "crude2"), "p"] == f.loc[("dice", "native", "crude2"), "p"]
+    # affected pair equals the test on the complete cases
+    keep = t[t.participant_id != "sub-03"]
+    a = keep[keep.desc == "native"]["dice"].to_numpy()
+    b = keep[keep.desc == "crude3"]["dice"].to_numpy()
+    assert res.loc[("dice", "native", "crude3"), "p"] == pytest.approx(stats.wilcoxon(a, b).pvalue)
+    # stable under row order
+    shuffled = S.pairwise_wilcoxon(t2.sample(frac=1, random_state=1), ["dice", "hd95"],
+                                   ["native", "crude2", "crude3"], n_boot=100, seed=0)
+    pd.testing.assert_frame_equal(shuffled, res.reset_index()[shuffled.columns])
+
+    fr = S.friedman_table(t2, ["dice"])
+    assert fr.loc[0, "n"] == 14 and fr.loc[0, "n_dropped"] == 1
+
+
+def test_all_zero_and_too_few_pairs() -> None:
+    assert S.wilcoxon_signed_rank(np.ones(5), np.ones(5))["p"] == 1.0
+    res = S.wilcoxon_signed_rank(np.array([1.0, np.nan]), np.array([0.0, 1.0]))
+    assert res["n"] == 1 and res["n_dropped"] == 1 and np.isnan(res["p"])
+
+
+def test_summaries_and_size_bins() -> None:
+    t = _table(n=30)
+    s = S.summarize(t, ["dice", "hd95"])
+    row = s[(s.desc == "crude2") & (s.metric == "dice")].iloc[0]
+    v = t.loc[t.desc == "crude2", "dice"].to_numpy()
+    assert row["n"] == 30
+    assert row["mean"] == pytest.approx(v.mean()) and row["std"] == pytest.approx(v.std(ddof=1))
+    q1, med, q3 = np.percentile(v, [25, 50, 75])
+    assert (row["q1"], row["median"], row["q3"]) == pytest.approx((q1, med, q3))
+    assert row["iqr"] == pytest.approx(q3 - q1)
+    assert (row["min"], row["max"]) == (v.min(), v.max())
+
+    assert S.size_bin_labels([1, 10, 50]) == ["<1 ml", "1-10 ml", "10-50 ml", ">=50 ml"]
+    with pytest.raises(ValueError):
+        S.size_bin_labels([10, 1])
+    sb = S.size_bin_summary(t, ["dice"], [1, 10, 50])
+    vol = t.drop_duplicates("participant_id")["ref_volume_ml"]
+    expected = np.histogram(vol, [-np.inf, 1, 10, 50, np.inf])[0]
+    got = sb[sb.desc == "native"].set_index("size_bin")["n"]
+    for lab, n in zip(S.size_bin_labels([1, 10, 50]), expected, strict=True):
+        assert got.get(lab, 0) == n
+
+
+def test_lesion_detection_by_size() -> None:
+    les = pd.DataFrame({
+        "desc": ["a"] * 5 + ["b"] * 5,
+        "volume_ml": [0.5, 0.7, 5.0, 20.0, 80.0] * 2,
+        "detected": [0, 1, 1, 1, 1, 0, 0, 0, 1, 1],
+        "overlap_fraction": [0, 0.5, 0.6, 0.9, 0.95, 0, 0, 0, 0.4, 0.8],
+    })
+    out = S.lesion_detection_by_size(les, [1, 10, 50]).set_index(["desc", "size_bin"])
+    assert out.loc[("a", "<1 ml"), "n_lesions"] == 2
+    assert out.loc[("a", "<1 ml"), "detection_rate"] == 0.5
+    assert out.loc[("b", "1-10 ml"), "detection_rate"] == 0.0
+    assert out.loc[("a", "<1 ml"), "ci_low"] < 0.5 < out.loc[("a", "<1 ml"), "ci_high"]
+    assert list(out.index.get_level_values(0)) == ["a"] * 4 + ["b"] * 4
+
+
+def test_corrections_match_statsmodels_with_ties() -> None:
+    multipletests = pytest.importorskip("statsmodels.stats.multitest").multipletests
+    rng = np.random.default_rng(2)
+    p = np.round(rng.uniform(0, 0.2, 200), 3)  # many exact ties
+    np.testing.assert_allclose(S.holm(p), multipletests(p, method="holm")[1], atol=1e-12)
+    np.testing.assert_allclose(S.benjamini_hochberg(p), multipletests(p, method="fdr_bh")[1],
+                               atol=1e-12)
