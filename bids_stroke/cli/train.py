@@ -90,6 +90,12 @@ def build_parser(prog: str = "bids_stroke-train") -> argparse.ArgumentParser:
     g.add_argument("--val-precision", choices=("fp32", "bf16", "fp16", "auto"), default="auto")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     g.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt")
+    g.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        help="stop this invocation after N epochs (continue later with --resume)",
+    )
     g.add_argument("--no-progress", action="store_true")
     g.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -137,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             val_precision=args.val_precision,
             threads=args.threads,
             resume=args.resume,
+            stop_after=args.stop_after,
             progress=not args.no_progress,
             command=shlex.join(["bids_stroke-train", *args_list]),
         )

@@ -108,6 +108,7 @@ class TrainConfig:
     val_precision: str = "auto"
     threads: int | None = None
     resume: bool = False
+    stop_after: int | None = None
     progress: bool = True
     command: str = field(default_factory=lambda: shlex.join(["bids_stroke-train", *sys.argv[1:]]))
 
@@ -438,10 +439,11 @@ def train(cfg: TrainConfig, subjects: Sequence[Any] | None = None) -> dict[str, 
         ck = load_checkpoint(last_path, map_location=device)
         net = build_unet(ck, last_path).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        opt.load_state_dict(ck["optimizer"])
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda step: (1.0 - min(step, total_steps - 1) / total_steps) ** 0.9
         )
+        # the scheduler constructor resets the lr: restore the optimizer state afterwards
+        opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         start_epoch = int(ck["epoch"]) + 1
         best = float(ck["training"].get("best_val_dice", -1.0))
@@ -462,7 +464,10 @@ def train(cfg: TrainConfig, subjects: Sequence[Any] | None = None) -> dict[str, 
     }
     inference_defaults = {"patch_size": [max(p, 128) for p in cfg.patch_size], "overlap": 0.5}
     val_dice = float("nan")
-    for epoch in range(start_epoch, cfg.epochs):
+    end_epoch = cfg.epochs
+    if cfg.stop_after is not None:  # time-sliced runs: continue later with ``resume``
+        end_epoch = min(cfg.epochs, start_epoch + int(cfg.stop_after))
+    for epoch in range(start_epoch, end_epoch):
         t0 = time.perf_counter()
         _seed_everything(cfg.seed * 100003 + epoch)
         rng = np.random.default_rng([cfg.seed, epoch])
@@ -559,7 +564,7 @@ def train(cfg: TrainConfig, subjects: Sequence[Any] | None = None) -> dict[str, 
                 file=sys.stderr,
                 flush=True,
             )
-    if not best_path.is_file():
+    if not best_path.is_file() and end_epoch == cfg.epochs:
         save_checkpoint(
             best_path, net, pre, {**provenance, "val_dice": val_dice}, inference=inference_defaults
         )

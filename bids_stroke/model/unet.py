@@ -147,6 +147,7 @@ class UNet3D(nn.Module):
                 ConvBlock(2 * chs[level], chs[level], cfg.norm, cfg.activation, cfg.groups)
             )
         self.head = nn.Conv3d(chs[0], cfg.out_channels, kernel_size=1)
+        self.divisor: int = cfg.divisor
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -158,21 +159,25 @@ class UNet3D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return logits of shape ``(N, out_channels, D, H, W)``."""
-        div = self.config.divisor
-        if any(s % div for s in x.shape[2:]):
-            raise ValueError(
-                f"spatial shape {tuple(x.shape[2:])} must be divisible by {div} "
-                "(use bids_stroke.model.preprocess.pad_to_multiple)"
-            )
+        for size in x.shape[2:]:
+            if size % self.divisor != 0:
+                raise ValueError(
+                    "spatial shape "
+                    + str(list(x.shape[2:]))
+                    + " must be divisible by "
+                    + str(self.divisor)
+                    + " (use bids_stroke.model.preprocess.pad_to_multiple)"
+                )
         skips: list[torch.Tensor] = []
+        n_levels = len(self.encoders)
         for i, enc in enumerate(self.encoders):
             x = enc(x)
-            if i < len(self.encoders) - 1:
+            if i < n_levels - 1:
                 skips.append(x)
                 x = self.pool(x)
-        for up, dec in zip(self.ups, self.decoders, strict=True):
+        for i, (up, dec) in enumerate(zip(self.ups, self.decoders)):  # noqa: B905 (TorchScript)
             x = up(x)
-            x = dec(torch.cat([x, skips.pop()], dim=1))
+            x = dec(torch.cat([x, skips[n_levels - 2 - i]], dim=1))
         return self.head(x)
 
     @torch.inference_mode()
