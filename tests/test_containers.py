@@ -296,10 +296,19 @@ def test_singularity_defs(name):
         assert arguments["TORCH_SPEC"] == docker_defaults["TORCH_SPEC"]
         assert arguments["TORCH_INDEX_URL"] == docker_defaults["TORCH_INDEX_URL"]
         assert arguments["VERSION"] == version
+        copied = {}
         for line in sec["files"].splitlines():
             if line.strip() and not line.strip().startswith("#"):
-                src = line.split()[0]
+                src, dest = line.split()[:2]
                 assert (ROOT / src).exists(), f"%files source {src} missing"
+                copied.setdefault(src, set()).add(dest)
+        # symlinks in the package (e.g. data/pipelines -> ../../pipelines) must still resolve
+        for link in (ROOT / "bids_stroke").rglob("*"):
+            if link.is_symlink():
+                target = link.resolve().relative_to(ROOT).parts[0]
+                assert f"/src/{target}" in copied.get(target, set()), (
+                    f"{link.relative_to(ROOT)} points to {target}/, not copied to /src"
+                )
 
 
 # --------------------------------------------------------------------------------------
