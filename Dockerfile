@@ -41,7 +41,9 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 
 # Pre-fetch MNI152NLin2009aSym (T1w + brain mask) so the image runs offline. When the build
 # has no network, bids_stroke.templates installs nilearn's bundled MNI152NLin2009aSym
-# stand-in under TemplateFlow's exact file names (and says so).
+# stand-in under TemplateFlow's exact file names (and says so). Run outside /src so the
+# installed package is imported, not the source tree.
+WORKDIR /opt
 RUN /opt/venv/bin/python -m bids_stroke.templates fetch \
     && chmod -R a+rX /opt/templateflow
 
