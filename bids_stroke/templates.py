@@ -85,6 +85,8 @@ _RESOLVED: dict[tuple[str, str, str | None, int], dict[str, Any]] = {}
 _WARNED: set[tuple[str, str, str | None, int]] = set()
 _LOCK = threading.RLock()
 _CLIENTS: dict[str, Any] = {}
+# Separate lock: the worker thread must never wait for _LOCK, which the caller holds.
+_CLIENT_LOCK = threading.Lock()
 # Per-process circuit breaker: None = unknown, False = TemplateFlow unreachable.
 _TF_STATE: dict[str, bool | None] = {"reachable": None}
 TEMPLATEFLOW_HOST = "templateflow.s3.amazonaws.com"
@@ -304,7 +306,7 @@ def _client_for(home: Path, timeout: float) -> Any:
     from templateflow import TemplateFlowClient
 
     key = str(home)
-    with _LOCK:
+    with _CLIENT_LOCK:
         client = _CLIENTS.get(key)
         if client is None:
             client = TemplateFlowClient(root=home, autoupdate=False,
