@@ -9,7 +9,6 @@ from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
     InputMultiObject,
-    OutputMultiObject,
     SimpleInterface,
     TraitedSpec,
     isdefined,
@@ -31,13 +30,14 @@ class _RegisterToTemplateInputSpec(BaseInterfaceInputSpec):
 
 
 class _RegisterToTemplateOutputSpec(TraitedSpec):
+    # traits.List (not OutputMultiObject): always lists, even with a single transform
     out_file = File(exists=True, desc="moving image resampled onto the template grid")
-    forward_transforms = OutputMultiObject(File(exists=True),
+    forward_transforms = traits.List(File(exists=True),
                                            desc="moving->template transforms (ANTs order)")
-    forward_invert_flags = OutputMultiObject(traits.Bool, desc="invert flags (all False)")
-    inverse_transforms = OutputMultiObject(File(exists=True),
+    forward_invert_flags = traits.List(traits.Bool, desc="invert flags (all False)")
+    inverse_transforms = traits.List(File(exists=True),
                                            desc="template->moving transforms (ANTs order)")
-    inverse_invert_flags = OutputMultiObject(traits.Bool,
+    inverse_invert_flags = traits.List(traits.Bool,
                                              desc="invert flags for inverse_transforms")
 
 
