@@ -61,7 +61,7 @@ def test_run_group_writes_every_output(group_out) -> None:
 
 
 def test_report_contains_every_table_and_figure(group_out) -> None:
-    _, report = group_out
+    out, report = group_out
     text = report.read_text()
     assert text.count("data:image/png;base64,") == len(FIGS)
     for tid in ["friedman", "wilcoxon", "sizebins", "lesiondetection", "summary-dice",
@@ -70,6 +70,11 @@ def test_report_contains_every_table_and_figure(group_out) -> None:
     assert re.search(r"Segmentation metrics of 12 participant\(s\)", text)
     assert "alpha = 0.05" in text and "200 resamples" in text and "seed 7" in text
     assert "Holm" in text and "Benjamini-Hochberg" in text
+    wil = pd.read_csv(out / "group_desc-wilcoxon_stats.tsv", sep="\t")
+    counts = wil["method"].value_counts(sort=False)
+    assert "p-value methods used in this run: " + ", ".join(
+        f"{m} ({n} tests)" for m, n in counts.items()) in text
+    assert set(counts.index) <= {"exact", "permutation", "asymptotic"}
     assert "numpy" in text and "scipy" in text
     for desc, spec, _, description in CONDS:  # conditions with their descriptions
         assert desc in text and spec in text
@@ -79,7 +84,6 @@ def test_report_contains_every_table_and_figure(group_out) -> None:
 
 def test_deterministic(group_out, tmp_path) -> None:
     out, _ = group_out
-    first = (out / "group_desc-wilcoxon_stats.tsv").read_text()
     other = make_synthetic_output(tmp_path / "o", 12, conditions=CONDS, seed=3)
     run_group(other, n_boot=200, seed=7)
     for name in TSVS:
@@ -160,3 +164,11 @@ def test_collect_fast_path_equals_per_file(tmp_path) -> None:
 def test_metric_columns_match_metrics_module() -> None:
     metrics = pytest.importorskip("bids_stroke.metrics")
     assert tuple(metrics.METRIC_COLUMNS) == collect.METRIC_COLUMNS
+
+
+def test_lazy_package_exports() -> None:
+    import bids_stroke.group as group
+
+    assert group.run_group is run_group and group.GroupInputError is GroupInputError
+    with pytest.raises(AttributeError):
+        _ = group.nope

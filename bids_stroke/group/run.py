@@ -191,7 +191,7 @@ def methods_text(
     *, n_participants: int, n_sessions: int, conditions: Sequence[str],
     descriptions: Mapping[str, str], specs: Mapping[str, str], metrics: Sequence[str],
     alpha: float, n_boot: int, seed: int, zero_method: str, edges_ml: Sequence[float],
-    versions: Mapping[str, str],
+    versions: Mapping[str, str], methods_used: Mapping[str, int] | None = None,
 ) -> list[str]:
     """Methods paragraphs (plain text, escaped at rendering) generated from the settings."""
     conds = "; ".join(
@@ -202,6 +202,9 @@ def methods_text(
                 "zero differences were ranked and then excluded from the rank sums (Pratt's "
                 "method)")
     vers = ", ".join(f"{k} {v}" for k, v in versions.items())
+    used = ("" if not methods_used else " p-value methods used in this run: "
+            + ", ".join(f"{m} ({n} test{'s' if n != 1 else ''})"
+                        for m, n in methods_used.items()) + ".")
     return [
         f"Segmentation metrics of {n_participants} participant(s) ({n_sessions} "
         f"participant-session(s)) were compared across {len(conditions)} resolution "
@@ -212,7 +215,8 @@ def methods_text(
         f"95th percentile Hausdorff distance without lesion were dropped and counted); "
         f"{zero_txt}. p-values were exact when n <= 50 without ties or zeros, from an "
         f"exhaustive permutation distribution when n <= 13 with ties or zeros, and from the "
-        f"normal approximation with tie and continuity corrections otherwise. Effect sizes are "
+        f"normal approximation with tie and continuity corrections otherwise.{used} "
+        f"Effect sizes are "
         f"matched-pairs rank-biserial correlations with percentile-bootstrap 95% confidence "
         f"intervals ({n_boot} resamples of the pairs, seed {seed}).",
         f"p-values were adjusted for multiple comparisons within each metric across all "
@@ -350,7 +354,8 @@ def run_group(
     methods = methods_text(n_participants=n_part, n_sessions=n_sess, conditions=conditions,
                            descriptions=descriptions, specs=specs, metrics=metrics, alpha=alpha,
                            n_boot=n_boot, seed=seed, zero_method=zero_method,
-                           edges_ml=size_bins_ml, versions=versions)
+                           edges_ml=size_bins_ml, versions=versions,
+                           methods_used=wil["method"].value_counts(sort=False).to_dict())
     cond_tab = (seg.groupby("desc", sort=False)
                 .agg(condition=("condition", "first"),
                      effective_resolution_mm=("effective_resolution_mm", "median"),
