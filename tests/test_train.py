@@ -60,10 +60,10 @@ def test_training_smoke_outputs(tiny_bids, tmp_path):
     out = tmp_path / "run"
     summary = train(_cfg(tiny_bids, out))
     assert summary["n_train"] == 2 and summary["n_val"] == 1
-    rows = list(csv.DictReader(open(out / "training_log.tsv"), delimiter="\t"))
-    assert [r["epoch"] for r in rows] == ["1", "2"]
-    assert all(np.isfinite(float(r["train_loss"])) for r in rows)
-    assert 0.0 <= float(rows[-1]["val_dice"]) <= 1.0
+    rows_log = list(csv.DictReader(open(out / "training_log.tsv"), delimiter="\t"))
+    assert [r["epoch"] for r in rows_log] == ["1", "2"]
+    assert all(np.isfinite(float(r["train_loss"])) for r in rows_log)
+    assert 0.0 <= float(rows_log[-1]["val_dice"]) <= 1.0
     split = list(csv.DictReader(open(out / "split.tsv"), delimiter="\t"))
     assert sorted(r["split"] for r in split) == ["train", "train", "val"]
     ck = load_checkpoint(out / "checkpoints" / "best.pt")
@@ -71,6 +71,17 @@ def test_training_smoke_outputs(tiny_bids, tmp_path):
     assert "optimizer" in load_checkpoint(out / "checkpoints" / "last.pt")
     model = load_model(out / "checkpoints" / "best.pt", device="cpu")
     assert model.info["model_config"]["depth"] == 2
+    # the validation Dice of training equals the Dice through the public inference path
+    # (same preprocessing in training and inference)
+    from bids_stroke.model.evaluate import evaluate_dataset
+
+    val_sub = next(r["participant_id"] for r in split if r["split"] == "val")
+    rows = evaluate_dataset(
+        tiny_bids, out / "checkpoints" / "last.pt", device="cpu", precision="fp32",
+        participant_label=[val_sub],
+    )  # fmt: skip
+    assert len(rows) == 1
+    assert rows[0]["dice"] == pytest.approx(float(rows_log[-1]["val_dice"]), abs=1e-6)
 
 
 def test_training_is_deterministic_and_resumable(tiny_bids, tmp_path):
