@@ -525,6 +525,9 @@ def train(cfg: TrainConfig, subjects: Sequence[Any] | None = None) -> dict[str, 
         improved = do_val and val_dice > best
         if improved:
             best = val_dice
+        # the log shows n/a for epochs without validation
+        epoch_dice = f"{val_dice:.6f}" if do_val else "n/a"
+        best_txt = f"{best:.6f}" if best >= 0 else "n/a"
         lr = float(opt.param_groups[0]["lr"])
         secs = time.perf_counter() - t0
         training = {
@@ -547,7 +550,7 @@ def train(cfg: TrainConfig, subjects: Sequence[Any] | None = None) -> dict[str, 
         )
         with open(log_path, "a") as fh:
             fh.write(
-                f"{epoch + 1}\t{train_loss:.6f}\t{val_dice:.6f}\t{best:.6f}\t{lr:.6g}\t{secs:.1f}\n"
+                f"{epoch + 1}\t{train_loss:.6f}\t{epoch_dice}\t{best_txt}\t{lr:.6g}\t{secs:.1f}\n"
             )
         LOGGER.info(
             "epoch %d loss %.4f val_dice %.4f best %.4f (%.0fs)",
