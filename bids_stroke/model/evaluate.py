@@ -38,8 +38,14 @@ def evaluate_dataset(
     threshold: float = 0.5,
     min_size: int = 0,
     participant_label: Sequence[str] | None = None,
+    brain_mask: str = "none",
 ) -> list[dict[str, Any]]:
-    """Per-subject Dice (and timing) of ``model_path`` (bundled when ``None``)."""
+    """Per-subject Dice (and timing) of ``model_path`` (bundled when ``None``).
+
+    ``brain_mask``: ``'none'`` (normalise over the non-zero voxels, as in training) or
+    ``'template'`` (the template brain mask resampled on the image, as the participant
+    workflow does; needs :mod:`bids_stroke.templates`).
+    """
     from bids_stroke.discovery import collect_subjects
 
     model = load_model(model_path, device=device)
@@ -49,8 +55,13 @@ def evaluate_dataset(
             continue
         data = np.asarray(nib.load(str(s.image)).dataobj, dtype=np.float32)
         ref = np.asarray(nib.load(str(s.mask)).dataobj) > 0.5
+        roi = None
+        if brain_mask == "template":
+            from bids_stroke.templates import brain_mask_like
+
+            roi = np.asarray(brain_mask_like(str(s.image)).dataobj) > 0
         t0 = time.perf_counter()
-        prob = model.predict(data, mode=mode, tta=tta, precision=precision)
+        prob = model.predict(data, roi, mode=mode, tta=tta, precision=precision)
         secs = time.perf_counter() - t0
         pred = binarize(prob, threshold, min_size)
         rows.append(
@@ -75,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     p.add_argument("--mode", default="auto", choices=("auto", "full", "sliding"))
     p.add_argument("--tta", action="store_true")
+    p.add_argument("--brain-mask", default="none", choices=("none", "template"))
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--tsv", type=Path, default=None)
     args = p.parse_args(argv)
@@ -89,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         precision=args.precision,
         mode=args.mode,
         tta=args.tta,
+        brain_mask=args.brain_mask,
     )
     if not rows:
         print("no subjects with a lesion mask found", file=sys.stderr)
