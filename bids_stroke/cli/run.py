@@ -30,8 +30,16 @@ def _setup_logging(verbose: int) -> None:
         stream=sys.stderr,
         force=True,
     )
-    for name in ("nipype.workflow", "nipype.interface", "nipype.utils"):
-        logging.getLogger(name).setLevel(logging.WARNING if verbose == 0 else logging.INFO)
+    quiet_nipype(verbose)
+
+
+def quiet_nipype(verbose: int = 0) -> None:
+    """nipype logs through our handler only (no duplicate lines), warnings unless -v."""
+    for name in ("nipype", "nipype.workflow", "nipype.interface", "nipype.utils"):
+        log = logging.getLogger(name)
+        log.handlers.clear()
+        log.propagate = True
+        log.setLevel(logging.WARNING if verbose == 0 else logging.INFO)
 
 
 def _load_plugin(path: Path | None, nprocs: int, mem_gb: float | None) -> dict:

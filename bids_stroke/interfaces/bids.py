@@ -60,7 +60,7 @@ class _WriteSubjectDerivativesInputSpec(BaseInterfaceInputSpec):
     model_checksum = traits.Str("", usedefault=True)
     model_info = traits.Dict(value={}, usedefault=True)
     threshold = traits.Float(0.5, usedefault=True)
-    template_info = traits.Dict(value={}, usedefault=True)
+    template_info = traits.Str("", usedefault=True, desc="which template file was used")
     settings = traits.Dict(value={}, usedefault=True, desc="run settings for provenance")
 
 
@@ -109,7 +109,8 @@ class WriteSubjectDerivatives(SimpleInterface):
             anat / preproc_name,
             {
                 "Sources": [source_uri],
-                "SpatialReference": inp.template_info or TEMPLATE,
+                "SpatialReference": TEMPLATE,
+                "TemplateSource": inp.template_info or "n/a",
                 "Registration": inp.registration if inp.registered else "none (already in space)",
                 "Description": "input image in MNI152NLin2009aSym space, before degradation",
             },
@@ -124,7 +125,7 @@ class WriteSubjectDerivatives(SimpleInterface):
             cond = {"Condition": spec, "ConditionParameters": params,
                     "ConditionDescription": inp.descriptions[i]}
             image_uri = preproc_uri
-            if degraded:
+            if degraded and spec != "native":  # native = the preproc image itself
                 deg_name = build_name({**std, "desc": label}, "T1w", ".nii.gz")
                 image_uri = f"bids::{(anat / deg_name).as_posix()}"
                 add_file(degraded[i], anat / deg_name, {

@@ -12,6 +12,7 @@ import shutil
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
@@ -54,9 +55,6 @@ def init_single_subject_wf(
     register = not in_template_space(subject)
     has_mask = subject.mask is not None
     wf = pe.Workflow(name=subject_wf_name(subject))
-    wf.config["execution"]["crashdump_dir"] = str(
-        config.output_dir / f"sub-{subject.subject}" / "log" / config.run_uuid
-    )
 
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w", "mask"]), name="inputnode")
     inputnode.inputs.t1w = str(subject.image)
@@ -85,10 +83,12 @@ def init_single_subject_wf(
         mode=config.inference_mode,
         omp_nthreads=config.omp_nthreads,
     )
+    join_fields = [f for f in JOIN_FIELDS
+                   if f != "degraded_masks" or (config.save_degraded_masks and has_mask)]
     join = pe.JoinNode(
-        niu.IdentityInterface(fields=JOIN_FIELDS),
+        niu.IdentityInterface(fields=join_fields),
         joinsource="condition_source",
-        joinfield=JOIN_FIELDS,
+        joinfield=join_fields,
         name="join_conditions",
     )
     space_entities = {"space": TEMPLATE}
@@ -176,14 +176,14 @@ def init_single_subject_wf(
         from bids_stroke.interfaces.registration import ApplyTransforms
 
         to_native = pe.MapNode(
-            ApplyTransforms(reference_file=str(subject.image), interpolation="nearestNeighbor",
-                            invert=True),
+            ApplyTransforms(reference_file=str(subject.image), interpolation="nearestNeighbor"),
             iterfield=["in_file"],
             name="masks_to_native",
         )
         wf.connect([
             (join, to_native, [("masks", "in_file")]),
-            (normalize, to_native, [("outputnode.inverse_transforms", "transforms")]),
+            (normalize, to_native, [("outputnode.inverse_transforms", "transforms"),
+                                    ("outputnode.inverse_invert_flags", "invert_flags")]),
             (to_native, outputs, [("out_file", "inputnode.native_masks")]),
         ])
     return wf
@@ -206,6 +206,7 @@ class ProgressLogger:
         self.names = list(names)
         self.done = 0
         self.failed: set[str] = set()
+        self.started: set[int] = set()
         self.start = time.monotonic()
         self._lock = threading.Lock()
 
@@ -219,7 +220,9 @@ class ProgressLogger:
     def __call__(self, node, status: str) -> None:
         with self._lock:
             sub = self.subject_of(node)
-            if status == "end":
+            if status == "start":
+                self.started.add(id(node))
+            elif status == "end" and id(node) in self.started:
                 self.done += 1
                 LOGGER.info(
                     "[%5.0fs] %d nodes done | %s: %s",
@@ -232,6 +235,23 @@ class ProgressLogger:
                 if sub:
                     self.failed.add(sub)
                 LOGGER.error("%s: node %s failed", sub or "-", node.fullname)
+
+
+def _distribute_crash_files(crash_dir: Path, config: RunConfig,
+                            subjects: Sequence[SubjectInputs]) -> None:
+    """Move nipype crash files to ``OUT/sub-X/log/<run>/`` of the subject they belong to."""
+    if not crash_dir.is_dir():
+        return
+    names = {subject_wf_name(s): s for s in subjects}
+    for crash in sorted(crash_dir.glob("crash-*")):
+        text = crash.read_text(errors="replace")
+        owner = next((s for n, s in names.items() if f".{n}." in text or f"{n}." in text), None)
+        if owner is not None:
+            dest = config.output_dir / f"sub-{owner.subject}" / "log" / config.run_uuid
+        else:
+            dest = config.output_dir / "logs" / "crash" / config.run_uuid
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(crash), dest / crash.name)
 
 
 def _write_preflight_logs(config: RunConfig, failures) -> None:
@@ -270,8 +290,10 @@ def execute_participant_level(
     config.write(out / "logs")
     _write_preflight_logs(config, preflight_failures)
 
+    crash_dir = config.work_dir / "crash" / config.run_uuid
     ncfg.update_config({
         "execution": {
+            "crashdump_dir": str(crash_dir),
             "stop_on_first_crash": config.stop_on_first_crash,
             "crashfile_format": "txt",
             "hash_method": "content",
@@ -281,6 +303,9 @@ def execute_participant_level(
         },
         "monitoring": {"enabled": False},
     })
+    from bids_stroke.cli.run import quiet_nipype
+
+    quiet_nipype(1 if LOGGER.isEnabledFor(logging.DEBUG) else 0)
     provenance = {
         "command": "bids_stroke " + " ".join(config.levels),
         "pipeline": config.pipeline.name,
@@ -307,6 +332,7 @@ def execute_participant_level(
         LOGGER.error("some nodes failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
         if not progress.failed:
             progress.failed.update(names)
+    _distribute_crash_files(crash_dir, config, subjects)
     failed = [s.key for s, n in zip(subjects, names, strict=True) if n in progress.failed]
     for key in failed:
         LOGGER.error("%s FAILED: crash file(s) under %s/%s/log/%s", key, out,

@@ -12,6 +12,7 @@ OUTPUT_FIELDS = [
     "template_info",
     "forward_transforms",
     "inverse_transforms",
+    "inverse_invert_flags",
 ]
 
 
@@ -47,6 +48,7 @@ def init_normalize_wf(
     if not register:
         outputnode.inputs.forward_transforms = []
         outputnode.inputs.inverse_transforms = []
+        outputnode.inputs.inverse_invert_flags = []
         wf.connect([
             (inputnode, outputnode, [("t1w", "t1w_std"), ("mask", "mask_std")]),
             (inputnode, brainmask, [("t1w", "in_file")]),
@@ -67,7 +69,8 @@ def init_normalize_wf(
         (inputnode, reg, [("t1w", "in_file")]),
         (reg, outputnode, [("out_file", "t1w_std"),
                            ("forward_transforms", "forward_transforms"),
-                           ("inverse_transforms", "inverse_transforms")]),
+                           ("inverse_transforms", "inverse_transforms"),
+                           ("inverse_invert_flags", "inverse_invert_flags")]),
         (reg, brainmask, [("out_file", "in_file")]),
     ])
     if has_mask:
