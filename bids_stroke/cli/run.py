@@ -231,6 +231,8 @@ def run_group_level(config) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``bids_stroke``; returns the exit code (BIDS-App execution spec)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # no telemetry/version look-ups over the network (offline HPC nodes, containers)
+    os.environ.setdefault("NIPYPE_NO_ET", "1")
     if argv and argv[0] == "demo":
         from bids_stroke.cli.demo import main as demo_main
 

@@ -300,6 +300,7 @@ def execute_participant_level(
             "remove_unnecessary_outputs": False,
             "get_linked_libs": False,
             "check_version": False,
+            "poll_sleep_duration": 0.2,
         },
         "monitoring": {"enabled": False},
     })
