@@ -24,10 +24,10 @@ BIDS_VERSION = "1.10.0"
 #: BIDS entity order (subset used here), from the specification's entity table
 ENTITY_ORDER = ("sub", "ses", "acq", "ce", "rec", "run", "from", "to", "mode", "space", "res",
                 "label", "desc")
-BIDSIGNORE = [
-    "logs/",
-    "figures/",
-    "sub-*/log/",
+BIDSIGNORE = [  # the deno validator matches folders by bare name ("figures", not "figures/")
+    "logs",
+    "figures",
+    "sub-*/log",
     "*.html",
     "*_segmetrics.tsv",
     "*_segmetrics.json",
@@ -168,7 +168,20 @@ def write_dataset_files(
                 if row.get("desc_id"):
                     rows[row["desc_id"]] = row
     for row in descriptions:
-        rows[row["desc_id"]] = row
+        desc_id = row["desc_id"]
+        desc_id = desc_id if desc_id.startswith("desc-") else f"desc-{desc_id}"
+        rows[desc_id] = {**row, "desc_id": desc_id}
     columns = ["desc_id", "description", "condition"]
     write_tsv(existing, [rows[k] for k in sorted(rows)], columns)
+    atomic_write_json(
+        output_dir / "descriptions.json",
+        {
+            "desc_id": {"Description": "desc- entity of the files it describes"},
+            "description": {"Description": "what the label means"},
+            "condition": {
+                "Description": "bids_stroke resolution condition spec that produced the files "
+                "(n/a for files that are not a condition)"
+            },
+        },
+    )
     atomic_write_text(output_dir / ".bidsignore", "\n".join(BIDSIGNORE) + "\n")

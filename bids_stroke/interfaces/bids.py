@@ -76,6 +76,21 @@ def _bids_uri(path: str, root: str, dataset: str = "raw") -> str:
     return f"bids:{dataset}:{rel.as_posix()}"
 
 
+def _source_sidecar(image: str) -> dict[str, Any]:
+    """The JSON sidecar beside the input image (``{}`` when absent or unreadable).
+
+    ``SkullStripped`` is copied from it: bids_stroke itself never removes the skull.
+    """
+    path = Path(image)
+    stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
+    sidecar = path.with_name(f"{stem}.json")
+    try:
+        content = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return {}
+    return content if isinstance(content, dict) else {}
+
+
 def _ext(path: str) -> str:
     return ".nii.gz" if path.endswith(".nii.gz") else Path(path).suffix
 
@@ -102,6 +117,7 @@ class WriteSubjectDerivatives(SimpleInterface):
                 plan.append(("json", rel.parent / f"{name}.json", sidecar))
 
         source_uri = _bids_uri(inp.source_image, inp.bids_dir)
+        skull_stripped = _source_sidecar(inp.source_image).get("SkullStripped", False)
         preproc_name = build_name({**std, "desc": "preproc"}, "T1w", ".nii.gz")
         preproc_uri = f"bids::{(anat / preproc_name).as_posix()}"
         add_file(
@@ -112,6 +128,7 @@ class WriteSubjectDerivatives(SimpleInterface):
                 "SpatialReference": TEMPLATE,
                 "TemplateSource": inp.template_info or "n/a",
                 "Registration": inp.registration if inp.registered else "none (already in space)",
+                "SkullStripped": skull_stripped,
                 "Description": "input image in MNI152NLin2009aSym space, before degradation",
             },
         )
@@ -129,7 +146,7 @@ class WriteSubjectDerivatives(SimpleInterface):
                 deg_name = build_name({**std, "desc": label}, "T1w", ".nii.gz")
                 image_uri = f"bids::{(anat / deg_name).as_posix()}"
                 add_file(degraded[i], anat / deg_name, {
-                    "Sources": [preproc_uri], **cond,
+                    "Sources": [preproc_uri], **cond, "SkullStripped": skull_stripped,
                     "Description": f"T1w degraded by condition '{spec}'",
                 })
             model = {
