@@ -68,6 +68,20 @@ def _load_plugin(path: Path | None, nprocs: int, mem_gb: float | None) -> dict:
     return {"plugin": str(data["plugin"]), "plugin_args": data["plugin_args"]}
 
 
+def _check_model(path: Path) -> None:
+    """Refuse an unsafe or malformed ``--model`` before any work starts (exit 65).
+
+    The file is read with ``torch.load(weights_only=True)`` (or as TorchScript), so a pickle
+    that would run code is refused without running it.
+    """
+    from bids_stroke.model.checkpoint import ModelLoadError, load_model
+
+    try:
+        load_model(path, device="cpu")
+    except ModelLoadError as exc:
+        raise CLIError(f"--model: {exc}", P.EXIT_BAD_DATA) from exc
+
+
 def build_config(opts):
     """Resolve the command line and the pipeline into a :class:`RunConfig` (no writes)."""
     from bids_stroke.conditions import ConditionError, parse_conditions
@@ -111,6 +125,8 @@ def build_config(opts):
             f"--model {opts.model} does not exist: give a .pt checkpoint or .ts file",
             P.EXIT_NO_INPUT,
         )
+    if opts.model is not None and "participant" in opts.analysis_level:
+        _check_model(Path(opts.model))
     seg = pipeline.section("segmentation")
     outputs = pipeline.section("outputs")
     metrics = pipeline.section("metrics")
