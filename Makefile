@@ -8,7 +8,9 @@ DEMO_DIR ?= demo
 NPROCS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo demo-data test lint bench bench-smoke clean
+VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' bids_stroke/__about__.py)
+
+.PHONY: help venv demo test lint bench bench-smoke docker sif clean
 
 help:
 	@echo "make demo   - create $(VENV), install, build the demo BIDS dataset, run participant + group"
@@ -25,7 +27,7 @@ venv: $(BIN)/bids_stroke
 
 demo: venv
 	$(BIN)/bids_stroke demo $(DEMO_DIR)/bids --seed 0
-	$(BIN)/bids_stroke $(DEMO_DIR)/bids $(DEMO_DIR)/out participant -w $(DEMO_DIR)/work --nprocs $(NPROCS) --skip-bids-validation
+	$(BIN)/bids_stroke $(DEMO_DIR)/bids $(DEMO_DIR)/out participant -w $(DEMO_DIR)/work --nprocs $(NPROCS)
 	$(BIN)/bids_stroke $(DEMO_DIR)/bids $(DEMO_DIR)/out group
 	@echo
 	@echo "Group report: $$(cd $(DEMO_DIR)/out && pwd)/group_report.html"
@@ -35,6 +37,13 @@ test: venv
 
 lint: venv
 	$(BIN)/ruff check bids_stroke tests bench
+	$(BIN)/hadolint Dockerfile
+
+docker:
+	docker build -t bids_stroke:$(VERSION) --build-arg VERSION=$(VERSION) .
+
+sif: docker
+	apptainer build bids_stroke-$(VERSION).sif singularity.def
 
 bench: venv
 	$(BIN)/python -m bench.run_all
