@@ -210,6 +210,16 @@ class ProgressLogger:
         self.start = time.monotonic()
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict:
+        # nipype stores the plugin args (this callback) on every MapNode and pickles the node
+        state = self.__dict__.copy()
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def subject_of(self, node) -> str | None:
         fullname = getattr(node, "fullname", "") or ""
         for name in self.names:
@@ -329,7 +339,7 @@ def execute_participant_level(
     )
     try:
         wf.run(plugin=plugin["plugin"], plugin_args=plugin_args)
-    except RuntimeError as exc:
+    except Exception as exc:  # Linear re-raises the node's own exception type
         LOGGER.error("some nodes failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
         if not progress.failed:
             progress.failed.update(names)
