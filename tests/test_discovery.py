@@ -101,6 +101,7 @@ def test_validation_reports_problems(tmp_path):
 
 
 def test_explicit_derivatives_folder_is_not_counted_twice(plain_layout, caplog):
-    subjects = collect_subjects(plain_layout, derivatives=[plain_layout / "derivatives" / "lesions"])
+    extra = [plain_layout / "derivatives" / "lesions"]
+    subjects = collect_subjects(plain_layout, derivatives=extra)
     assert all(s.mask is not None for s in subjects)
     assert "match equally" not in caplog.text
