@@ -1,0 +1,1 @@
+"""Reliability corpus: bad inputs, interruption and determinism of the participant level."""
