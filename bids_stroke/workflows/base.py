@@ -324,8 +324,7 @@ def execute_participant_level(
         "seed": config.seed,
         "device": config.device,
         "versions": environment_info(),
-        "run_uuid": config.run_uuid,
-    }
+    }  # no run id or time here: a resumed run must hash (and write) the same
     wf = init_bids_stroke_wf(config, subjects, provenance=provenance)
     names = [subject_wf_name(s) for s in subjects]
     progress = ProgressLogger(names)
