@@ -209,6 +209,7 @@ class _Payload:
         return (Path.touch, (self.marker,))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_malicious_pickle_is_refused_and_not_executed(tmp_path):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
@@ -285,3 +286,29 @@ def test_segment_interface_keeps_grid(tmp_path, monkeypatch):
     np.testing.assert_array_equal(np.asarray(mask.dataobj), (p >= 0.5).astype(np.uint8))
     assert res.outputs.model_checksum == load_model(ckpt, device="cpu").checksum
     assert res.outputs.model_info["kind"] == "bids_stroke-unet"
+
+
+# ------------------------------------------------------------------------------- bundled model
+def test_bundled_model_loads_with_card():
+    from bids_stroke.model.checkpoint import bundled_model_path, file_sha256
+
+    model = load_model(None, device="cpu")
+    path = bundled_model_path()
+    assert model.checksum == file_sha256(path)
+    assert model.info["bundled"] and model.info["kind"] == "bids_stroke-unet"
+    assert path.stat().st_size < 5 * 2**20
+    training = model.info["training"]
+    assert training["command"].startswith("bids_stroke-train") and "seed" in training
+    card = (path.parent / "MODEL_CARD.md").read_text()
+    assert "not for clinical use" in card.lower()
+    assert model.checksum in card
+
+
+@pytest.mark.slow
+def test_bundled_model_segments_a_demo_subject(tmp_path):
+    from bids_stroke.demo import make_demo_dataset
+    from bids_stroke.model.evaluate import evaluate_dataset
+
+    bids = make_demo_dataset(tmp_path / "bids", n_subjects=1, seed=0, progress=False)
+    rows = evaluate_dataset(bids, None, device="cpu")
+    assert rows[0]["dice"] > 0.7
