@@ -32,6 +32,7 @@ class _SegmentImageInputSpec(BaseInterfaceInputSpec):
     tta = traits.Bool(False, usedefault=True, desc="mirror test-time augmentation")
     mode = traits.Enum("auto", "full", "sliding", usedefault=True, desc="inference mode")
     out_prefix = traits.Str("", usedefault=True, desc="output file prefix (default: input name)")
+    num_threads = traits.Int(0, usedefault=True, desc="torch CPU threads (0: torch's default)")
 
 
 class _SegmentImageOutputSpec(TraitedSpec):
@@ -61,6 +62,11 @@ class SegmentImage(SimpleInterface):
 
     def _run_interface(self, runtime):
         from bids_stroke.model import binarize, load_model
+
+        if self.inputs.num_threads > 0:
+            import torch
+
+            torch.set_num_threads(self.inputs.num_threads)
 
         img = nib.load(self.inputs.in_file)
         data = np.asarray(img.dataobj, dtype=np.float32)

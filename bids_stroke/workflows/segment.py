@@ -43,6 +43,7 @@ def init_segment_wf(
             min_size=min_size,
             tta=tta,
             mode=mode,
+            num_threads=omp_nthreads,
         ),
         name="unet",
         n_procs=omp_nthreads,
