@@ -130,7 +130,8 @@ def build_config(opts):
     seg = pipeline.section("segmentation")
     outputs = pipeline.section("outputs")
     metrics = pipeline.section("metrics")
-    omp = opts.omp_nthreads or max(1, min(opts.nprocs, os.cpu_count() or 1))
+    # threads per node: share the cores among the parallel nodes (no oversubscription)
+    omp = opts.omp_nthreads or max(1, min(8, (os.cpu_count() or 1) // opts.nprocs))
     return RunConfig(
         bids_dir=bids_dir,
         output_dir=output_dir,
