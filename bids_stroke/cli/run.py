@@ -71,13 +71,26 @@ def _load_plugin(path: Path | None, nprocs: int, mem_gb: float | None) -> dict:
 def _check_model(path: Path) -> None:
     """Refuse an unsafe or malformed ``--model`` before any work starts (exit 65).
 
-    The file is read with ``torch.load(weights_only=True)`` (or as TorchScript), so a pickle
-    that would run code is refused without running it.
+    Checkpoints are read with ``torch.load(weights_only=True)`` (a pickle that would run code is
+    refused without running it) and their architecture is validated; TorchScript files are
+    loaded. No tensor maths runs here: the parent process must not start torch's thread pool
+    before nipype forks its workers.
     """
-    from bids_stroke.model.checkpoint import ModelLoadError, load_model
+    from bids_stroke.model.checkpoint import ModelLoadError, _is_torchscript, load_checkpoint
 
     try:
-        load_model(path, device="cpu")
+        if _is_torchscript(path):
+            from bids_stroke.model.checkpoint import load_model
+
+            load_model(path, device="cpu")
+        else:
+            from bids_stroke.model.unet import UNetConfig
+
+            ckpt = load_checkpoint(path)
+            try:
+                UNetConfig.from_dict(dict(ckpt["model_config"]))
+            except (TypeError, ValueError) as exc:
+                raise ModelLoadError(f"{path}: invalid model_config ({exc})") from exc
     except ModelLoadError as exc:
         raise CLIError(f"--model: {exc}", P.EXIT_BAD_DATA) from exc
 
