@@ -55,6 +55,7 @@ import json
 import logging
 import math
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,8 +70,12 @@ from bids_stroke.__about__ import __version__
 __all__ = [
     "SPACE",
     "DemoSubject",
+    "LesionMaskError",
+    "LesionShape",
     "demo_template_paths",
+    "find_lesion_masks",
     "generate_subject",
+    "load_lesion_shape",
     "make_demo_dataset",
     "subject_label",
 ]
@@ -343,6 +348,203 @@ def _make_lesions(rng: np.random.Generator, tpl: _Template) -> tuple[np.ndarray,
 
 
 # --------------------------------------------------------------------------------------
+# Real lesion shapes
+# --------------------------------------------------------------------------------------
+MIN_REAL_LESION_ML = 0.5
+"""Real masks with less than this volume inside the brain mask (on the demo grid) are skipped."""
+
+_NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+class LesionMaskError(ValueError):
+    """A real lesion mask cannot be used (unreadable, not 3-D, or too small in the brain)."""
+
+
+@dataclass(frozen=True)
+class LesionShape:
+    """A real lesion mask resampled on the demo grid.
+
+    Attributes
+    ----------
+    mask : numpy.ndarray
+        bool mask on the demo grid, already intersected with the template brain mask.
+    source : str
+        File name (not the path) of the source mask.
+    source_volume_ml : float
+        Volume of the source mask on its own grid.
+    hemisphere : str
+        ``"L"`` or ``"R"``: side of the centroid of ``mask`` (RAS: left is x < 0).
+    voxel_ml : float
+        Volume of one voxel of the demo grid in millilitres.
+    """
+
+    mask: np.ndarray
+    source: str
+    source_volume_ml: float
+    hemisphere: str
+    voxel_ml: float
+
+    @property
+    def volume_ml(self) -> float:
+        """Volume of :attr:`mask` in millilitres."""
+        return float(self.mask.sum()) * self.voxel_ml
+
+
+def _is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(_NIFTI_SUFFIXES)
+
+
+def find_lesion_masks(spec: str | Path) -> list[Path]:
+    """NIfTI files named by ``spec``: a folder (its ``*.nii``/``*.nii.gz``), a glob or a file.
+
+    Returns
+    -------
+    list of Path
+        Sorted by file name (then path), so the order does not depend on the file system.
+
+    Raises
+    ------
+    ValueError
+        When ``spec`` names no NIfTI file.
+    """
+    import glob as _glob
+
+    text = str(spec)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        found = [p for p in path.iterdir() if p.is_file() and _is_nifti(p)]
+    elif path.is_file():
+        found = [path] if _is_nifti(path) else []
+    else:
+        found = [Path(p) for p in _glob.glob(str(path)) if Path(p).is_file()]
+        found = [p for p in found if _is_nifti(p)]
+    if not found:
+        raise ValueError(f"no NIfTI lesion masks (*.nii, *.nii.gz) found in {text}")
+    return sorted(found, key=lambda p: (p.name, str(p)))
+
+
+def _nearest_resample(
+    data: np.ndarray, src_affine: np.ndarray, shape: Sequence[int], affine: np.ndarray
+) -> np.ndarray:
+    """Nearest-neighbour resampling of a bool array through the voxel-to-world affines.
+
+    Each target voxel centre is mapped into source voxel coordinates and rounded half up
+    (``floor(x + 0.5)``); points outside the source grid are False.
+    """
+    matrix = np.linalg.inv(src_affine) @ affine
+    out = np.zeros(tuple(shape), dtype=bool)
+    j = np.arange(shape[1], dtype=np.float64)[:, None]
+    k = np.arange(shape[2], dtype=np.float64)[None, :]
+    for i in range(shape[0]):
+        idx = []
+        for a in range(3):
+            coord = matrix[a, 0] * i + matrix[a, 1] * j + matrix[a, 2] * k + matrix[a, 3]
+            idx.append(np.floor(coord + 0.5).astype(np.int64))
+        inside = np.ones(idx[0].shape, dtype=bool)
+        for a in range(3):
+            inside &= (idx[a] >= 0) & (idx[a] < data.shape[a])
+        if inside.any():
+            out[i][inside] = data[idx[0][inside], idx[1][inside], idx[2][inside]]
+    return out
+
+
+def load_lesion_shape(path: str | Path, resolution_mm: float = 1.0) -> LesionShape:
+    """Read a real lesion mask and put it on the demo grid of ``resolution_mm``.
+
+    The mask (voxels >= 0.5) is resampled with nearest neighbour through the affines of the
+    mask and of the demo grid (both taken to be MNI millimetres), then intersected with the
+    template brain mask.
+
+    Raises
+    ------
+    LesionMaskError
+        When the file cannot be read as a 3-D image.
+    """
+    path = Path(path)
+    res = _check_resolution(resolution_mm)
+    try:
+        img = nib.load(path)
+        data = np.asarray(img.dataobj, dtype=np.float32)
+        src_affine = np.asarray(img.affine, dtype=np.float64)
+    except Exception as exc:  # nibabel raises many kinds of errors for a bad file
+        raise LesionMaskError(f"cannot read lesion mask {path.name}: {exc}") from None
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise LesionMaskError(f"lesion mask {path.name} is not 3-D (shape {data.shape})")
+    src = np.nan_to_num(data, nan=0.0) >= 0.5
+    src_voxel_ml = abs(float(np.linalg.det(src_affine[:3, :3]))) / 1000.0
+    tpl = _load_template(res)
+    mask = _nearest_resample(src, src_affine, tpl.brain.shape, tpl.affine) & tpl.brain
+    hemisphere = "L"
+    if mask.any():
+        hemisphere = "L" if float(tpl.x_mm[np.nonzero(mask)[0]].mean()) < 0 else "R"
+    return LesionShape(
+        mask=mask,
+        source=path.name,
+        source_volume_ml=float(src.sum()) * src_voxel_ml,
+        hemisphere=hemisphere,
+        voxel_ml=res**3 / 1000.0,
+    )
+
+
+def _check_shape_volume(shape: LesionShape, res: float) -> None:
+    volume = shape.volume_ml
+    if volume < MIN_REAL_LESION_ML:
+        raise LesionMaskError(
+            f"lesion mask {shape.source} has {volume:.3g} ml inside the brain mask at "
+            f"{res:g} mm (< {MIN_REAL_LESION_ML} ml)"
+        )
+
+
+class _MaskPicker:
+    """Deterministic assignment of real masks to subject numbers.
+
+    The masks (sorted by name) are shuffled once with ``default_rng([seed, 0])`` (subject
+    numbers start at 1, so this stream is never a subject's). The usable masks (readable,
+    >= 0.5 ml in the brain) in that order are then dealt out: subject ``n`` takes the
+    ``(n - 1) mod U``-th usable one, so no mask repeats while ``n <= U`` and the choice
+    depends only on the seed, the subject number, the mask set and the resolution.
+    Unusable masks are skipped with a warning, once each.
+    """
+
+    def __init__(self, masks: Sequence[Path], seed: int, res: float) -> None:
+        order = np.random.default_rng([seed, 0]).permutation(len(masks))
+        self._queue = [masks[int(i)] for i in order]
+        self._res = res
+        self._usable: list[Path] = []
+        self._next = 0  # position in the queue of the next mask to examine
+        self._cache: tuple[Path, LesionShape] | None = None
+
+    def _examine(self) -> LesionShape | None:
+        path = self._queue[self._next]
+        self._next += 1
+        try:
+            shape = load_lesion_shape(path, self._res)
+            _check_shape_volume(shape, self._res)
+        except LesionMaskError as exc:
+            warnings.warn(f"skipping {exc}", UserWarning, stacklevel=4)
+            return None
+        self._usable.append(path)
+        self._cache = (path, shape)
+        return shape
+
+    def shape_for(self, number: int) -> LesionShape:
+        k = number - 1
+        while len(self._usable) <= k and self._next < len(self._queue):
+            self._examine()
+        if not self._usable:
+            raise ValueError(
+                f"none of the {len(self._queue)} lesion masks has >= {MIN_REAL_LESION_ML} ml "
+                f"inside the brain mask at {self._res:g} mm"
+            )
+        path = self._usable[k % len(self._usable)]
+        if self._cache is not None and self._cache[0] == path:
+            return self._cache[1]
+        return load_lesion_shape(path, self._res)
+
+
+# --------------------------------------------------------------------------------------
 # Subject synthesis
 # --------------------------------------------------------------------------------------
 @dataclass
@@ -388,7 +590,13 @@ def _check_resolution(resolution_mm: float) -> float:
     return res
 
 
-def generate_subject(number: int, *, seed: int = 0, resolution_mm: float = 1.0) -> DemoSubject:
+def generate_subject(
+    number: int,
+    *,
+    seed: int = 0,
+    resolution_mm: float = 1.0,
+    lesion_mask: str | Path | None = None,
+) -> DemoSubject:
     """Synthesise one subject in memory (what :func:`make_demo_dataset` writes).
 
     Parameters
@@ -399,20 +607,46 @@ def generate_subject(number: int, *, seed: int = 0, resolution_mm: float = 1.0) 
         Dataset seed.
     resolution_mm : float
         Isotropic voxel size of the output grid (0.5-8 mm).
+    lesion_mask : str or Path, optional
+        A real binary lesion mask (NIfTI, any grid in MNI space) whose *shape* replaces the
+        synthetic lesions: it is resampled with nearest neighbour through the affines onto
+        the demo grid and intersected with the brain mask (see :func:`load_lesion_shape`);
+        contrast, bias field and noise follow the same model as synthetic lesions.
 
     Returns
     -------
     DemoSubject
+
+    Raises
+    ------
+    LesionMaskError
+        When ``lesion_mask`` is unreadable or has less than 0.5 ml inside the brain mask.
     """
     if int(number) < 1:
         raise ValueError(f"subject number must be >= 1, got {number!r}")
     if int(seed) < 0:
         raise ValueError(f"seed must be >= 0, got {seed!r}")
     res = _check_resolution(resolution_mm)
-    tpl = _load_template(res)
-    rng = np.random.default_rng([int(seed), int(number)])
+    shape = None
+    if lesion_mask is not None:
+        shape = load_lesion_shape(lesion_mask, res)
+        _check_shape_volume(shape, res)
+    return _synthesise(int(number), int(seed), res, shape)
 
-    lesion, lesion_params = _make_lesions(rng, tpl)
+
+def _synthesise(number: int, seed: int, res: float, shape: LesionShape | None) -> DemoSubject:
+    tpl = _load_template(res)
+    rng = np.random.default_rng([seed, number])
+
+    if shape is None:
+        lesion, lesion_params = _make_lesions(rng, tpl)
+    else:
+        lesion = shape.mask
+        lesion_params = {
+            "lesion_source": shape.source,
+            "hemisphere": shape.hemisphere,
+            "source_volume_ml": round(shape.source_volume_ml, 4),
+        }
 
     # Chronic-stroke contrast: CSF-like core, partial-volume rim inside the mask.
     img = tpl.t1.copy()
@@ -523,15 +757,19 @@ def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def _generated_by(seed: int, n_subjects: int, res: float, layout: str, offset: int) -> list:
+def _generated_by(
+    seed: int, n_subjects: int, res: float, layout: str, offset: int, n_masks: int | None = None
+) -> list:
+    what = "Synthetic stroke lesions" if n_masks is None else "Real stroke lesion shapes"
+    masks = "" if n_masks is None else f", lesion_masks=<{n_masks} files>"
     return [
         {
             "Name": "bids_stroke demo",
             "Version": __version__,
             "Description": (
-                f"Synthetic stroke lesions on the {SPACE} template: "
+                f"{what} on the {SPACE} template: "
                 f"bids_stroke.demo.make_demo_dataset(n_subjects={n_subjects}, seed={seed}, "
-                f"resolution_mm={res:g}, layout='{layout}', subject_offset={offset})"
+                f"resolution_mm={res:g}, layout='{layout}', subject_offset={offset}{masks})"
             ),
         }
     ]
@@ -553,15 +791,45 @@ Layout: {layout_text}
 * Anatomy comes from the ICBM 2009a symmetric template bundled with nilearn; every
   subject differs by its lesions, contrast gamma, bias field, intensity scale/offset and
   Rician noise (SNR 20-40).
-* Lesions: 1-4 smooth irregular components (total 1-100 ml, log-uniform) in one
-  hemisphere's MCA-like territory, with a CSF-like core and a partial-volume rim. The
-  mask is exactly the set of darkened voxels.
-* The dataset is declared a BIDS derivative (DatasetType "derivative") because the
+{lesion_text}* The dataset is declared a BIDS derivative (DatasetType "derivative") because the
   images are preprocessed and carry the `space-` entity, which raw BIDS does not allow.
 * participants.tsv lists the lesion volume and number of connected lesions per subject.
 
-These data are synthetic and contain no information about any real person.
+{origin_text}
 """
+
+
+_SYNTHETIC_LESION_TEXT = """\
+* Lesions: 1-4 smooth irregular components (total 1-100 ml, log-uniform) in one
+  hemisphere's MCA-like territory, with a CSF-like core and a partial-volume rim. The
+  mask is exactly the set of darkened voxels.
+"""
+_REAL_LESION_TEXT = """\
+* Lesions: real stroke lesion shapes. Each subject takes one binary mask from a set of
+  {n_masks} real masks (named in the `lesion_source` column of participants.tsv),
+  resampled with nearest neighbour onto this grid and intersected with the brain mask,
+  then rendered with a CSF-like core and a partial-volume rim. The mask is exactly the
+  set of darkened voxels.
+"""
+_SYNTHETIC_ORIGIN = "These data are synthetic and contain no information about any real person."
+_REAL_ORIGIN = (
+    "The images are synthetic; only the lesion shapes come from the real masks named in\n"
+    "participants.tsv. Check the license of those masks before sharing this dataset."
+)
+
+
+def _check_mask_paths(lesion_masks: Sequence[str | Path]) -> list[Path]:
+    if isinstance(lesion_masks, (str, Path)):
+        raise ValueError("lesion_masks must be a sequence of paths (see find_lesion_masks)")
+    paths = [Path(p).expanduser() for p in lesion_masks]
+    if not paths:
+        raise ValueError("lesion_masks is empty: no NIfTI lesion masks given")
+    for path in paths:
+        if not _is_nifti(path):
+            raise ValueError(f"lesion mask {path} is not a NIfTI file (*.nii, *.nii.gz)")
+        if not path.is_file():
+            raise ValueError(f"lesion mask {path} does not exist")
+    return sorted(paths, key=lambda p: (p.name, str(p)))
 
 
 def _is_nonempty_dir(path: Path) -> bool:
@@ -578,6 +846,7 @@ def make_demo_dataset(
     sessions: bool | None = None,
     subject_offset: int = 0,
     progress: bool = True,
+    lesion_masks: Sequence[str | Path] | None = None,
 ) -> Path:
     """Write a synthetic stroke-lesion BIDS dataset.
 
@@ -607,11 +876,25 @@ def make_demo_dataset(
         Different offsets give disjoint, independent subjects.
     progress : bool
         Show a progress bar on stderr.
+    lesion_masks : sequence of str or Path, optional
+        Real binary lesion masks (NIfTI in MNI space, e.g. from :func:`find_lesion_masks`)
+        whose shapes replace the synthetic lesions. Subject ``n`` takes one of them, chosen
+        from ``seed`` and ``n`` without replacement while there are masks left (see
+        ``_MaskPicker``); it is resampled with nearest neighbour onto the demo grid,
+        intersected with the brain mask and rendered with the synthetic intensity model.
+        Masks with less than 0.5 ml inside the brain are skipped with a warning. The source
+        file name is recorded in the sidecars and in the ``lesion_source`` column of
+        ``participants.tsv``. ``None`` (default): synthetic lesions.
 
     Returns
     -------
     Path
         The dataset root.
+
+    Raises
+    ------
+    ValueError
+        On an invalid argument, an empty ``lesion_masks``, or when no mask is usable.
     """
     if layout not in ("atlas", "plain"):
         raise ValueError(f"layout must be 'atlas' or 'plain', got {layout!r}")
@@ -627,23 +910,37 @@ def make_demo_dataset(
         sessions = layout == "atlas"
     if layout == "atlas" and subject_offset + n_subjects > 999:
         raise ValueError("atlas layout supports subject numbers up to 999")
+    picker = None
+    if lesion_masks is not None:
+        mask_paths = _check_mask_paths(lesion_masks)
+        picker = _MaskPicker(mask_paths, seed, res)
+        # Fail before anything is written when no mask is usable.
+        picker.shape_for(subject_offset + 1)
 
     root = Path(out_dir).expanduser().absolute()
     root.mkdir(parents=True, exist_ok=True)
     numbers = list(range(subject_offset + 1, subject_offset + n_subjects + 1))
     width = max(2, len(str(numbers[-1])))
-    generated_by = _generated_by(seed, n_subjects, res, layout, subject_offset)
+    generated_by = _generated_by(
+        seed,
+        n_subjects,
+        res,
+        layout,
+        subject_offset,
+        None if lesion_masks is None else len(mask_paths),
+    )
     mask_desc = "T1lesion" if layout == "atlas" else "lesion"
     lesion_root = root if layout == "atlas" else root / "derivatives" / "lesions"
 
-    rows: list[tuple[str, float, int]] = []
+    rows: list[tuple[str, float, int, str]] = []
     from tqdm.auto import tqdm
 
     bar = tqdm(
         numbers, desc="bids_stroke demo", unit="subject", disable=not progress, file=sys.stderr
     )
     for number in bar:
-        subj = generate_subject(number, seed=seed, resolution_mm=res)
+        shape = None if picker is None else picker.shape_for(number)
+        subj = _synthesise(number, seed, res, shape)
         label = subject_label(number, layout, width=width)
         parts = [f"sub-{label}"] + (["ses-1"] if sessions else [])
         rel = Path(*parts, "anat")
@@ -652,25 +949,32 @@ def make_demo_dataset(
         mask_path = lesion_root / rel / f"{prefix}_label-L_desc-{mask_desc}_mask.nii.gz"
         _write_nifti(t1_path, subj.t1w, subj.affine)
         _write_nifti(mask_path, subj.mask, subj.affine)
+        t1_desc = "Synthetic chronic-stroke T1w image (bids_stroke demo)."
+        mask_meta: dict[str, Any] = {
+            "Type": "Lesion",
+            "Description": "Binary lesion mask: exactly the voxels darkened in the T1w.",
+            "Sources": [f"bids::{(rel / t1_path.name).as_posix()}"],
+            "LesionVolume": round(subj.lesion_volume_ml, 4),
+            "NumberOfLesions": subj.n_lesions,
+        }
+        if shape is not None:
+            t1_desc = (
+                "Synthetic chronic-stroke T1w image (bids_stroke demo) with the shape of the "
+                f"real lesion mask {shape.source}."
+            )
+            mask_meta["LesionSource"] = shape.source
+            mask_meta["SourceLesionVolume"] = round(shape.source_volume_ml, 4)
         _write_json(
             t1_path.with_name(f"{prefix}_T1w.json"),
             {
                 "SkullStripped": True,
-                "Description": "Synthetic chronic-stroke T1w image (bids_stroke demo).",
+                "Description": t1_desc,
                 "SyntheticParameters": {"seed": seed, "subject_number": number, **subj.params},
             },
         )
-        _write_json(
-            mask_path.with_name(mask_path.name.replace(".nii.gz", ".json")),
-            {
-                "Type": "Lesion",
-                "Description": "Binary lesion mask: exactly the voxels darkened in the T1w.",
-                "Sources": [f"bids::{(rel / t1_path.name).as_posix()}"],
-                "LesionVolume": round(subj.lesion_volume_ml, 4),
-                "NumberOfLesions": subj.n_lesions,
-            },
-        )
-        rows.append((f"sub-{label}", subj.lesion_volume_ml, subj.n_lesions))
+        _write_json(mask_path.with_name(mask_path.name.replace(".nii.gz", ".json")), mask_meta)
+        source = "synthetic" if shape is None else shape.source
+        rows.append((f"sub-{label}", subj.lesion_volume_ml, subj.n_lesions, source))
         LOGGER.debug("sub-%s: %.2f ml, %d lesion(s)", label, subj.lesion_volume_ml, subj.n_lesions)
     bar.close()
 
@@ -689,28 +993,35 @@ def make_demo_dataset(
             "GeneratedBy": generated_by,
         },
     )
-    lines = ["participant_id\tlesion_volume_ml\tn_lesions\tseed"]
-    lines += [f"{pid}\t{vol:.4f}\t{n}\t{seed}" for pid, vol, n in rows]
+    if picker is None:
+        lines = ["participant_id\tlesion_volume_ml\tn_lesions\tseed"]
+        lines += [f"{pid}\t{vol:.4f}\t{n}\t{seed}" for pid, vol, n, _ in rows]
+    else:
+        lines = ["participant_id\tlesion_volume_ml\tn_lesions\tseed\tlesion_source"]
+        lines += [f"{pid}\t{vol:.4f}\t{n}\t{seed}\t{src}" for pid, vol, n, src in rows]
     (root / "participants.tsv").write_text("\n".join(lines) + "\n")
-    _write_json(
-        root / "participants.json",
-        {
-            "participant_id": {"Description": "Synthetic subject identifier."},
-            "lesion_volume_ml": {
-                "LongName": "Lesion volume",
-                "Description": "Volume of the lesion mask.",
-                "Units": "ml",
-            },
-            "n_lesions": {
-                "LongName": "Number of lesions",
-                "Description": "Number of 26-connected components of the lesion mask.",
-            },
-            "seed": {
-                "Description": "Dataset seed; the subject generator is "
-                "numpy.random.default_rng([seed, subject_number]).",
-            },
+    participants_meta: dict[str, Any] = {
+        "participant_id": {"Description": "Synthetic subject identifier."},
+        "lesion_volume_ml": {
+            "LongName": "Lesion volume",
+            "Description": "Volume of the lesion mask.",
+            "Units": "ml",
         },
-    )
+        "n_lesions": {
+            "LongName": "Number of lesions",
+            "Description": "Number of 26-connected components of the lesion mask.",
+        },
+        "seed": {
+            "Description": "Dataset seed; the subject generator is "
+            "numpy.random.default_rng([seed, subject_number]).",
+        },
+    }
+    if picker is not None:
+        participants_meta["lesion_source"] = {
+            "Description": "File name of the real lesion mask whose shape the subject's "
+            "lesion takes ('synthetic' for a generated lesion).",
+        }
+    _write_json(root / "participants.json", participants_meta)
     if layout == "atlas":
         layout_text = (
             "ATLAS v2.0 naming; lesion masks (`_label-L_desc-T1lesion_mask`) lie beside the "
@@ -730,7 +1041,20 @@ def make_demo_dataset(
             },
         )
     call = generated_by[0]["Description"].split(": ", 1)[1]
+    lesion_text = (
+        _SYNTHETIC_LESION_TEXT
+        if picker is None
+        else _REAL_LESION_TEXT.format(n_masks=len(mask_paths))
+    )
+    origin_text = _SYNTHETIC_ORIGIN if picker is None else _REAL_ORIGIN
     (root / "README").write_text(
-        _README.format(call=call, layout_text=layout_text, space=SPACE, res=res)
+        _README.format(
+            call=call,
+            layout_text=layout_text,
+            space=SPACE,
+            res=res,
+            lesion_text=lesion_text,
+            origin_text=origin_text,
+        )
     )
     return root

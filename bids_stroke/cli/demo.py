@@ -6,6 +6,8 @@ Examples
 
    $ bids_stroke-demo /tmp/demo --n-subjects 4 --resolution 2
    /tmp/demo
+   $ bids_stroke-demo /tmp/demo_real --lesion-masks /data/lesions --resolution 2
+   /tmp/demo_real
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import json
 import shutil
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -68,6 +71,14 @@ def build_parser(prog: str = "bids_stroke-demo") -> argparse.ArgumentParser:
         help="number subjects from K+1 (disjoint sets for training/testing)",
     )
     parser.add_argument(
+        "--lesion-masks",
+        metavar="DIR_OR_GLOB",
+        default=None,
+        help="take the lesion shapes from real binary masks in MNI space: a folder of "
+        "NIfTI files, a glob ('masks/*.nii.gz') or one file; each subject gets one mask, "
+        "resampled onto the demo grid (default: synthetic lesions)",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="write into a non-empty OUT (a previous demo dataset there is removed first)",
@@ -118,6 +129,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0.5 <= args.resolution <= 8.0:
         parser.error("--resolution must be between 0.5 and 8 mm")
 
+    from bids_stroke.demo import find_lesion_masks, make_demo_dataset
+
+    lesion_masks = None
+    if args.lesion_masks is not None:
+        try:
+            lesion_masks = find_lesion_masks(args.lesion_masks)
+        except ValueError as exc:
+            print(f"bids_stroke-demo: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+
     if out.exists() and not out.is_dir():
         print(f"bids_stroke-demo: {out} exists and is not a directory", file=sys.stderr)
         return EXIT_CANTCREAT
@@ -132,25 +153,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Only a dataset this command wrote is removed, never arbitrary content.
             shutil.rmtree(out)
 
-    from bids_stroke.demo import make_demo_dataset
-
     try:
-        root = make_demo_dataset(
-            out,
-            n_subjects=args.n_subjects,
-            seed=args.seed,
-            resolution_mm=args.resolution,
-            layout=args.layout,
-            sessions=args.sessions,
-            subject_offset=args.subject_offset,
-            progress=not args.quiet,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            root = make_demo_dataset(
+                out,
+                n_subjects=args.n_subjects,
+                seed=args.seed,
+                resolution_mm=args.resolution,
+                layout=args.layout,
+                sessions=args.sessions,
+                subject_offset=args.subject_offset,
+                progress=not args.quiet,
+                lesion_masks=lesion_masks,
+            )
     except ValueError as exc:
         print(f"bids_stroke-demo: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
         print(f"bids_stroke-demo: cannot write {out}: {exc}", file=sys.stderr)
         return EXIT_CANTCREAT
+    for warning in caught:
+        print(f"bids_stroke-demo: warning: {warning.message}", file=sys.stderr)
     print(root)
     return 0
 
