@@ -102,6 +102,11 @@ def _is_demo_dataset(root: Path) -> bool:
     )
 
 
+def _print_warnings(caught: Sequence[warnings.WarningMessage]) -> None:
+    for warning in caught:
+        print(f"bids_stroke-demo: warning: {warning.message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo command; returns the process exit status.
 
@@ -153,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Only a dataset this command wrote is removed, never arbitrary content.
             shutil.rmtree(out)
 
+    caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
@@ -168,13 +174,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lesion_masks=lesion_masks,
             )
     except ValueError as exc:
+        _print_warnings(caught)
         print(f"bids_stroke-demo: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
+        _print_warnings(caught)
         print(f"bids_stroke-demo: cannot write {out}: {exc}", file=sys.stderr)
         return EXIT_CANTCREAT
-    for warning in caught:
-        print(f"bids_stroke-demo: warning: {warning.message}", file=sys.stderr)
+    _print_warnings(caught)
     print(root)
     return 0
 
