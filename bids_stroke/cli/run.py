@@ -45,7 +45,9 @@ def quiet_nipype(verbose: int = 0) -> None:
 def _load_plugin(path: Path | None, nprocs: int, mem_gb: float | None) -> dict:
     """nipype plugin settings: MultiProc by default, or a YAML file (fMRIPrep format)."""
     if path is None:
-        args: dict = {"n_procs": nprocs, "raise_insufficient": False}
+        # forkserver: workers never inherit the parent's threads/locks (fork can deadlock)
+        args: dict = {"n_procs": nprocs, "raise_insufficient": False,
+                      "mp_context": "forkserver"}
         if mem_gb:
             args["memory_gb"] = mem_gb
         return {"plugin": "MultiProc" if nprocs > 1 else "Linear", "plugin_args": args}

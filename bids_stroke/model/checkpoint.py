@@ -152,6 +152,29 @@ def _refuse(path: Path, reason: str) -> ModelLoadError:
     )
 
 
+_CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"}
+
+
+def _pickle_references_code(path: Path) -> bool:
+    """True when the file is a pickle stream (raw or a torch zip's ``data.pkl``) that imports
+    callables. The opcodes are only *read* with :mod:`pickletools`; nothing is executed."""
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                names = [n for n in zf.namelist() if n.endswith("data.pkl")]
+                if not names:
+                    return False
+                data = zf.read(names[0])
+        else:
+            data = path.read_bytes()
+        return any(op.name in _CODE_OPCODES for op, _, _ in pickletools.genops(data))
+    except Exception:  # not a pickle stream at all
+        return False
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read and validate a format-1 checkpoint dict with ``weights_only=True``.
 
@@ -164,7 +187,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise _refuse(path, "needs pickle code execution") from exc
+        if "GLOBAL" in str(exc) or _pickle_references_code(path):
+            raise _refuse(path, "needs pickle code execution") from exc
+        raise ModelLoadError(
+            f"cannot read model file {path}: not a PyTorch checkpoint (corrupt or another "
+            "format); give a bids_stroke checkpoint (.pt) or a TorchScript file (.ts)"
+        ) from exc
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "weights_only" in str(exc) or "Unsupported" in str(exc):

@@ -302,8 +302,8 @@ ERROR_CASES = [
                                    "output-under-a-file case covers exit 73 as root"),)),
     Case("malicious-torch-checkpoint", malicious_torch_save, 65, "needs pickle code execution"),
     Case("malicious-raw-pickle", malicious_raw_pickle, 65, "needs pickle code execution"),
-    # random bytes are refused too; the message should say "not a PyTorch file" (see report)
-    Case("garbage-model", garbage_model, 65, "garbage.pt"),
+    # random bytes are refused too, and told apart from an unsafe pickle
+    Case("garbage-model", garbage_model, 65, "garbage.pt: not a PyTorch checkpoint"),
     Case("model-wrong-format", wrong_format_model, 65, "not a bids_stroke-unet checkpoint"),
     Case("model-missing", missing_model, 66, "does not exist"),
     Case("corrupt-pipeline-yaml", corrupt_yaml, 64, "not valid YAML"),
