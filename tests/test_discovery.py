@@ -105,3 +105,35 @@ def test_explicit_derivatives_folder_is_not_counted_twice(plain_layout, caplog):
     subjects = collect_subjects(plain_layout, derivatives=extra)
     assert all(s.mask is not None for s in subjects)
     assert "match equally" not in caplog.text
+
+
+def test_own_outputs_are_never_reference_masks(isles_layout, tmp_path):
+    from conftest import tiny_volume, write_nifti
+
+    out = isles_layout / "derivatives" / "bids_stroke"
+    out.mkdir(parents=True)
+    (out / "dataset_description.json").write_text(
+        json.dumps({"Name": "x", "BIDSVersion": "1.10.0", "DatasetType": "derivative",
+                    "GeneratedBy": [{"Name": "bids_stroke"}]})
+    )
+    _, mask = tiny_volume(0)
+    name = "sub-strokecase0001_ses-0001_space-MNI152NLin2009aSym_label-L_desc-native_mask.nii.gz"
+    pred = out / "sub-strokecase0001" / "ses-0001" / "anat" / name
+    write_nifti(pred, mask)
+    subjects = collect_subjects(isles_layout, suffix="dwi")
+    assert all(s.mask.name.endswith("_msk.nii.gz") for s in subjects)
+    # also when the output folder is only excluded by path (no description yet)
+    (out / "dataset_description.json").unlink()
+    subjects = collect_subjects(isles_layout, suffix="dwi", exclude=[out])
+    assert all(s.mask.name.endswith("_msk.nii.gz") for s in subjects)
+
+
+def test_equally_good_masks_are_refused(plain_layout):
+    from conftest import tiny_volume, write_nifti
+
+    _, mask = tiny_volume(0)
+    write_nifti(plain_layout / "derivatives" / "lesions" / "sub-01" / "anat"
+                / "sub-01_label-L_desc-lesion2_mask.nii.gz", mask)
+    with pytest.raises(DiscoveryError) as err:
+        collect_subjects(plain_layout, participant_label=["01"])
+    assert err.value.exit_code == 65 and "match equally" in str(err.value)

@@ -209,6 +209,7 @@ def run_participant(config) -> int:
             derivatives=config.derivatives,
             bids_filters=config.bids_filters,
             database_dir=config.database_dir,
+            exclude=[config.output_dir, config.work_dir],
         )
     except DiscoveryError as exc:
         raise CLIError(str(exc), exc.exit_code) from exc

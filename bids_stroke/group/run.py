@@ -164,6 +164,9 @@ def _read_descriptions(root: Path) -> dict[str, str]:
         d = pd.read_csv(f, sep="\t", dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         return {}
+    if {"desc_id", "description"} <= set(d.columns):  # BIDS: desc_id values are desc-<label>
+        labels = d["desc_id"].str.removeprefix("desc-")
+        return dict(zip(labels, d["description"], strict=True))
     if not {"desc", "description"} <= set(d.columns):
         return {}
     return dict(zip(d["desc"], d["description"], strict=True))
