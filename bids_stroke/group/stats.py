@@ -335,8 +335,9 @@ def wilcoxon_signed_rank(
         scipy_method = stats.PermutationMethod(n_resamples=2**n + 1)
     else:
         scipy_method = method
+    # continuity correction for the normal approximation, as documented (and R's default)
     res = stats.wilcoxon(d, zero_method=zero_method, alternative="two-sided",
-                         method=scipy_method)
+                         method=scipy_method, correction=method == "asymptotic")
     lo, hi = bootstrap_rank_biserial_ci(d, n_boot=n_boot, seed=seed, zero_method=zero_method)
     out.update(p=float(res.pvalue), method=method, rank_biserial=rank_biserial(d, zero_method),
                rb_ci_low=lo, rb_ci_high=hi)
