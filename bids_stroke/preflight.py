@@ -26,7 +26,8 @@ class InputError(ValueError):
 
 
 def load_3d(path: Path, what: str) -> nb.Nifti1Image:
-    """Load a NIfTI and check it is 3-D (a trailing singleton 4th axis is accepted)."""
+    """Load a NIfTI and check it is 3-D (a 4-D file with one volume is refused too: every
+    later step, registration included, expects a 3-D image)."""
     try:
         img = nb.load(str(path))
     except FileNotFoundError as exc:
@@ -37,8 +38,11 @@ def load_3d(path: Path, what: str) -> nb.Nifti1Image:
         ) from exc
     shape = img.shape
     if len(shape) == 4 and shape[3] == 1:
-        img = nb.Nifti1Image(np.asanyarray(img.dataobj)[..., 0], img.affine, img.header)
-    elif len(shape) != 3:
+        raise InputError(
+            f"{path}: {what} is stored as 4-D with one volume {shape}; save it as 3-D "
+            "(e.g. nibabel.squeeze_image)"
+        )
+    if len(shape) != 3:
         raise InputError(
             f"{path}: {what} must be a 3-D volume, got shape {shape}; "
             "extract one volume first (e.g. the first of a 4-D series)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -207,7 +208,9 @@ class WriteSubjectDerivatives(SimpleInterface):
             key = f"sub-{inp.subject}" + (f"_ses-{session}" if session else "")
             plan.append(("file", Path(f"{key}.html"), inp.report))
 
-        staging = out_root / f".staging-{inp.subject}-{session or 'nosession'}-{uuid.uuid4().hex}"
+        host = socket.gethostname().replace("-", "")
+        staging = out_root / (f".staging-{inp.subject}-{session or 'nosession'}-{host}-"
+                              f"{os.getpid()}-{uuid.uuid4().hex}")
         staging.mkdir(parents=True)
         try:
             for kind, rel, payload in plan:

@@ -264,6 +264,30 @@ def _distribute_crash_files(crash_dir: Path, config: RunConfig,
         shutil.move(str(crash), dest / crash.name)
 
 
+def _remove_stale_staging(out: Path) -> None:
+    """Remove staging folders left by *dead* writers on this host.
+
+    Staging folders are named ``.staging-<subject>-<session>-<host>-<pid>-<uuid>``; those of a
+    live process (another participant job writing into the same folder, e.g. a SLURM array)
+    or of another host are left alone.
+    """
+    import os
+    import socket
+
+    host = socket.gethostname().replace("-", "")
+    for stale in out.glob(".staging-*"):
+        parts = stale.name.split("-")
+        if len(parts) < 6 or parts[-3] != host or not parts[-2].isdigit():
+            continue
+        pid = int(parts[-2])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except PermissionError:  # alive, another user
+            continue
+
+
 def _write_preflight_logs(config: RunConfig, failures) -> None:
     from bids_stroke.outputs import atomic_write_text
 
@@ -285,8 +309,7 @@ def execute_participant_level(
     from bids_stroke.outputs import write_dataset_files
 
     out = config.output_dir
-    for stale in out.glob(".staging-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    _remove_stale_staging(out)
     conds = parse_conditions(config.conditions)
     write_dataset_files(
         out,
