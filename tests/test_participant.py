@@ -179,3 +179,26 @@ def test_plain_layout_subject_without_mask(tmp_path, capsys):
     assert not list(anat1.glob("*_desc-linear2_T1w.nii.gz"))  # --no-degraded-images
     assert "no lesion mask" in capsys.readouterr().err
     assert (out / "sub-02.html").is_file()
+
+
+def test_voxel_order_does_not_change_results(tmp_path):
+    """The same physical image stored LPS / PIR gives the metrics of its RAS version."""
+    ras = make_demo_dataset(tmp_path / "ras", n_subjects=1, seed=5, resolution_mm=3.0,
+                            progress=False)
+    other = tmp_path / "pir"
+    shutil.copytree(ras, other)
+    for path in other.rglob("*.nii.gz"):
+        img = nb.load(path)
+        pir = nb.orientations.axcodes2ornt(("P", "I", "R"))
+        xform = nb.orientations.ornt_transform(nb.io_orientation(img.affine), pir)
+        img.as_reoriented(xform).to_filename(path)
+    rows = []
+    for bids in (ras, other):
+        out = tmp_path / f"out_{bids.name}"
+        assert main([str(bids), str(out), "participant", "-w", str(tmp_path / f"w_{bids.name}"),
+                     "--nprocs", "1", "--conditions", "native", "thick:5"]) == 0
+        tsv = next(out.rglob("*_segmetrics.tsv"))
+        with tsv.open() as fh:
+            rows.append([(r["desc"], r["dice"], r["hd95"]) for r in csv.DictReader(fh,
+                                                                                delimiter="\t")])
+    assert rows[0] == rows[1]

@@ -149,29 +149,6 @@ def init_single_subject_wf(
             (degrade, join, [("outputnode.out_mask", "degraded_masks")]),
             (join, outputs, [("degraded_masks", "inputnode.degraded_masks")]),
         ])
-    if has_mask:
-        key_prefix = subject.key
-        metrics = init_metrics_wf(
-            participant_id=f"sub-{subject.subject}",
-            session_id=f"ses-{subject.session}" if subject.session else "n/a",
-            prefix=key_prefix,
-            connectivity=config.connectivity,
-            tolerance_mm=config.tolerance_mm,
-        )
-        wf.connect([
-            (normalize, metrics, [("outputnode.mask_std", "inputnode.reference_mask")]),
-            (join, metrics, [("masks", "inputnode.masks"),
-                             ("labels", "inputnode.labels"),
-                             ("specs", "inputnode.specs"),
-                             ("effective_resolutions", "inputnode.effective_resolutions")]),
-            (normalize, outputs, [("outputnode.mask_std", "inputnode.reference_mask")]),
-            (metrics, outputs, [("outputnode.tsv", "inputnode.metrics_tsv"),
-                                ("outputnode.json", "inputnode.metrics_json"),
-                                ("outputnode.lesions_tsv", "inputnode.lesions_tsv"),
-                                ("outputnode.lesions_json", "inputnode.lesions_json")]),
-        ])
-    else:
-        LOGGER.warning("%s: no lesion mask, metrics are skipped", subject.key)
     if register:
         from bids_stroke.interfaces.registration import ApplyTransforms
 
@@ -186,6 +163,35 @@ def init_single_subject_wf(
                                     ("outputnode.inverse_invert_flags", "invert_flags")]),
             (to_native, outputs, [("out_file", "inputnode.native_masks")]),
         ])
+    if has_mask:
+        metrics = init_metrics_wf(
+            participant_id=f"sub-{subject.subject}",
+            session_id=f"ses-{subject.session}" if subject.session else "n/a",
+            prefix=subject.key,
+            connectivity=config.connectivity,
+            tolerance_mm=config.tolerance_mm,
+        )
+        wf.connect([
+            (join, metrics, [("labels", "inputnode.labels"),
+                             ("specs", "inputnode.specs"),
+                             ("effective_resolutions", "inputnode.effective_resolutions")]),
+            (normalize, outputs, [("outputnode.mask_std", "inputnode.reference_mask")]),
+            (metrics, outputs, [("outputnode.tsv", "inputnode.metrics_tsv"),
+                                ("outputnode.json", "inputnode.metrics_json"),
+                                ("outputnode.lesions_tsv", "inputnode.lesions_tsv"),
+                                ("outputnode.lesions_json", "inputnode.lesions_json")]),
+        ])
+        if register:
+            # score against the *native* reference: predictions mapped back to its grid
+            metrics.inputs.inputnode.reference_mask = str(subject.mask)
+            wf.connect(to_native, "out_file", metrics, "inputnode.masks")
+        else:
+            wf.connect([
+                (normalize, metrics, [("outputnode.mask_std", "inputnode.reference_mask")]),
+                (join, metrics, [("masks", "inputnode.masks")]),
+            ])
+    else:
+        LOGGER.warning("%s: no lesion mask, metrics are skipped", subject.key)
     return wf
 
 

@@ -33,7 +33,9 @@ def init_normalize_wf(
     ``forward_transforms``/``inverse_transforms`` (empty lists without registration).
 
     Without registration (``space-MNI152NLin2009aSym`` in the file name, as in ATLAS v2.0), the
-    image and the mask pass through unchanged, so metrics are computed on the original grid.
+    image and the mask are only brought to RAS+ voxel order (flips/permutations, no
+    interpolation; RAS+ inputs such as ATLAS pass unchanged), so metrics are computed on the
+    original voxels.
     """
     from bids_stroke.interfaces.templates import TemplateBrainMask
 
@@ -46,13 +48,22 @@ def init_normalize_wf(
                                  ("template_source", "template_info")]),
     ])
     if not register:
+        from bids_stroke.interfaces.utility import ConformOrientation
+
         outputnode.inputs.forward_transforms = []
         outputnode.inputs.inverse_transforms = []
         outputnode.inputs.inverse_invert_flags = []
+        conform = pe.Node(ConformOrientation(), name="conform")
         wf.connect([
-            (inputnode, outputnode, [("t1w", "t1w_std"), ("mask", "mask_std")]),
-            (inputnode, brainmask, [("t1w", "in_file")]),
+            (inputnode, conform, [("t1w", "in_file")]),
+            (conform, outputnode, [("out_file", "t1w_std")]),
+            (conform, brainmask, [("out_file", "in_file")]),
         ])
+        if has_mask:
+            wf.connect([
+                (inputnode, conform, [("mask", "in_mask")]),
+                (conform, outputnode, [("out_mask", "mask_std")]),
+            ])
         return wf
 
     from bids_stroke.interfaces.registration import ApplyTransforms, RegisterToTemplate
