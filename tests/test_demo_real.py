@@ -69,7 +69,9 @@ def _sidecar(path: Path) -> dict:
     return json.loads(path.with_name(path.name[: -len(".nii.gz")] + ".json").read_text())
 
 
-def _ellipsoid(centre_mm: tuple[float, float, float], radii_mm: tuple[float, float, float]):
+def _ellipsoid(
+    centre_mm: tuple[float, float, float], radii_mm: tuple[float, float, float]
+) -> np.ndarray:
     ijk = np.indices(SRC_SHAPE, dtype=np.float64)
     rho2 = np.zeros(SRC_SHAPE)
     for a in range(3):
