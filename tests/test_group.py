@@ -43,7 +43,7 @@ def test_run_group_writes_every_output(group_out) -> None:
     long = pd.read_csv(out / "group_segmetrics.tsv", sep="\t", na_values="n/a",
                        keep_default_na=False)
     assert len(long) == 12 * 3 * len(collect.METRIC_COLUMNS)
-    assert list(long.columns) == ["participant_id", "session_id", "desc", "condition",
+    assert list(long.columns) == ["participant_id", "session_id", "image_id", "desc", "condition",
                                   "effective_resolution_mm", "metric", "value"]
     seg = collect.read_segmetrics(out)
     row = seg[(seg.participant_id == "sub-0004") & (seg.desc == "crude2")].iloc[0]

@@ -202,3 +202,22 @@ def test_voxel_order_does_not_change_results(tmp_path):
             rows.append([(r["desc"], r["dice"], r["hd95"]) for r in csv.DictReader(fh,
                                                                                 delimiter="\t")])
     assert rows[0] == rows[1]
+
+
+def test_two_runs_of_one_subject(tmp_path):
+    """Runs are separate inputs: separate reports and rows, and the group level pairs them."""
+    bids = make_demo_dataset(tmp_path / "bids", n_subjects=2, seed=7, resolution_mm=3.0,
+                             layout="plain", progress=False)
+    for path in sorted(bids.rglob("sub-01_*.nii.gz")) + sorted(bids.rglob("sub-01_*.json")):
+        stem = path.name.split("_", 1)[1]
+        run1 = path.with_name(f"sub-01_run-1_{stem}")
+        path.rename(run1)
+        shutil.copy(run1, path.with_name(f"sub-01_run-2_{stem}"))
+    out = tmp_path / "out"
+    assert main([str(bids), str(out), "participant", "group", "-w", str(tmp_path / "w"),
+                 "--nprocs", "1", "--conditions", "native", "crude:2"]) == 0
+    assert sorted(p.name for p in out.glob("sub-*.html")) == [
+        "sub-01_run-1.html", "sub-01_run-2.html", "sub-02.html"]
+    with (out / "group_segmetrics.tsv").open() as fh:
+        ids = {r["image_id"] for r in csv.DictReader(fh, delimiter="\t")}
+    assert ids == {"sub-01_run-1", "sub-01_run-2", "sub-02"}

@@ -257,6 +257,8 @@ def run_group_level(config) -> int:
         )
     except GroupInputError as exc:
         raise CLIError(str(exc), P.EXIT_NO_INPUT) from exc
+    except ValueError as exc:  # inconsistent tables (e.g. duplicated rows), unknown metric
+        raise CLIError(f"group level: {exc}", P.EXIT_BAD_DATA) from exc
     print(f"Group report: {report}")
     return P.EXIT_OK
 

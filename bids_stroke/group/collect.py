@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -112,6 +113,12 @@ def _read_one(path: Path, required: Sequence[str], numeric: Sequence[str]) -> pd
     return _finish(df, numeric, str(path))
 
 
+def image_id(path: Path) -> str:
+    """``sub-01_ses-1_run-2`` from ``sub-01_ses-1_run-2_space-X_label-L_segmetrics.tsv``:
+    the input image a row comes from (tells runs/acquisitions of one session apart)."""
+    return re.split(r"_(?:space|res|label|desc)-", path.name, maxsplit=1)[0]
+
+
 def read_tsvs(
     files: Sequence[Path],
     required: Sequence[str],
@@ -140,10 +147,13 @@ def read_tsvs(
             df = pd.read_csv(io.StringIO("\t".join(headers[0]) + "\n" + "".join(bodies)),
                              sep="\t", na_values=["n/a", ""], keep_default_na=False,
                              dtype={c: str for c in _TEXT_COLUMNS})
-            return _finish(df, numeric, f"{len(files)} files")
+            counts = [b.count("\n") for b in bodies]
+            if sum(counts) == len(df):
+                df["image_id"] = np.repeat([image_id(f) for f in files], counts)
+                return _finish(df, numeric, f"{len(files)} files")
         except (GroupInputError, pd.errors.ParserError):
             pass  # fall back to per-file parsing to name the culprit
-    frames = [_read_one(f, required, numeric) for f in files]
+    frames = [_read_one(f, required, numeric).assign(image_id=image_id(f)) for f in files]
     return pd.concat(frames, ignore_index=True)
 
 

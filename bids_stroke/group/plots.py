@@ -14,7 +14,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from scipy import stats
 
-from bids_stroke.group.stats import DEFAULT_SIZE_BINS_ML, ID_COLUMNS, size_bin_labels, to_wide
+from bids_stroke.group.stats import DEFAULT_SIZE_BINS_ML, id_columns, size_bin_labels, to_wide
 from bids_stroke.reports.html import OKABE_ITO, new_figure
 
 __all__ = [
@@ -179,7 +179,7 @@ def plot_paired_lines(
         ax.set_xlabel("Condition")
         ax.legend(loc="best", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"Paired values per subject (n = {len(table.groupby(list(ID_COLUMNS)))})",
+    fig.suptitle(f"Paired values per subject (n = {len(table.groupby(id_columns(table)))})",
                  fontsize=10)
     return fig
 
@@ -215,7 +215,7 @@ def plot_dice_vs_resolution(
         pts.sort(key=lambda p: (np.nan_to_num(p[0], nan=np.inf), p[3]))
         xs, ms, es = (np.array([p[i] for p in pts], float) for i in range(3))
         colour = "black" if gi == 0 else OKABE_ITO[(gi - 1) % len(OKABE_ITO)]
-        n_sub = len(sub.groupby(list(ID_COLUMNS)))
+        n_sub = len(sub.groupby(id_columns(sub)))
         ax.errorbar(xs, ms, yerr=es, color=colour, marker=markers[gi % len(markers)],
                     linewidth=2.2 if gi == 0 else 1.2, capsize=3,
                     label=f"{name} (n = {n_sub})")

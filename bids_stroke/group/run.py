@@ -39,8 +39,8 @@ from bids_stroke.group.collect import (
 from bids_stroke.group.stats import (
     DEFAULT_METRICS,
     DEFAULT_SIZE_BINS_ML,
-    ID_COLUMNS,
     friedman_table,
+    id_columns,
     lesion_detection_by_size,
     pairwise_wilcoxon,
     size_bin_labels,
@@ -57,6 +57,9 @@ COLUMN_DICTIONARY: dict[str, dict[str, str]] = {
     "participant_id": {"LongName": "Participant", "Description": "BIDS participant label."},
     "session_id": {"LongName": "Session",
                    "Description": "BIDS session label (n/a when the dataset has none)."},
+    "image_id": {"LongName": "Input image",
+                 "Description": "sub-X[_ses-Y][_acq-..][_run-..] of the segmented image "
+                                "(tells runs/acquisitions of one session apart)."},
     "desc": {"LongName": "Condition label",
              "Description": "BIDS desc entity of the resolution condition."},
     "condition": {"LongName": "Condition specification",
@@ -234,10 +237,11 @@ def methods_text(
 
 
 def _long_table(seg: pd.DataFrame, metric_cols: Sequence[str]) -> pd.DataFrame:
-    ids = seg[_ID_COLS]
+    cols = [c for c in (*_ID_COLS[:2], "image_id", *_ID_COLS[2:]) if c in seg.columns]
+    ids = seg[cols]
     k = len(metric_cols)
     vals = seg[list(metric_cols)].to_numpy(dtype=float)
-    long = pd.DataFrame({c: np.repeat(ids[c].to_numpy(), k) for c in _ID_COLS})
+    long = pd.DataFrame({c: np.repeat(ids[c].to_numpy(), k) for c in cols})
     long["metric"] = np.tile(np.asarray(metric_cols, dtype=object), len(seg))
     long["value"] = vals.ravel()
     return long
@@ -353,7 +357,7 @@ def run_group(
 
     # ---------------- report
     n_part = int(seg["participant_id"].nunique())
-    n_sess = len(seg.drop_duplicates(list(ID_COLUMNS)))
+    n_sess = len(seg.drop_duplicates(id_columns(seg)))
     methods = methods_text(n_participants=n_part, n_sessions=n_sess, conditions=conditions,
                            descriptions=descriptions, specs=specs, metrics=metrics, alpha=alpha,
                            n_boot=n_boot, seed=seed, zero_method=zero_method,

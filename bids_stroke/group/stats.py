@@ -46,6 +46,7 @@ __all__ = [
     "friedman_table",
     "friedman_test",
     "holm",
+    "id_columns",
     "lesion_detection_by_size",
     "pairwise_wilcoxon",
     "rank_biserial",
@@ -59,7 +60,13 @@ __all__ = [
 
 DEFAULT_METRICS: tuple[str, ...] = ("dice", "hd95", "lesion_f1", "abs_volume_diff_ml")
 DEFAULT_SIZE_BINS_ML: tuple[float, ...] = (1.0, 10.0, 50.0)
-ID_COLUMNS: tuple[str, ...] = ("participant_id", "session_id")
+ID_COLUMNS: tuple[str, ...] = ("participant_id", "session_id", "image_id")
+
+
+def id_columns(table: pd.DataFrame) -> list[str]:
+    """The identifier columns present in ``table`` (``image_id`` tells runs/acquisitions of
+    one subject-session apart; frames built by hand may lack it)."""
+    return [c for c in ID_COLUMNS if c in table.columns]
 _ZERO_METHODS = ("wilcox", "pratt")
 _BOOT_CHUNK = 64  # resamples per vectorised block (keeps the working set in cache)
 
@@ -406,11 +413,11 @@ def to_wide(table: pd.DataFrame, metric: str, conditions: Sequence[str]) -> pd.D
     ``table`` has one row per subject/session/condition with a ``desc`` column (the condition
     label) and one column per metric. Duplicated subject/condition rows raise ``ValueError``.
     """
-    keys = [*ID_COLUMNS, "desc"]
+    keys = [*id_columns(table), "desc"]
     if table.duplicated(keys).any():
         dup = table.loc[table.duplicated(keys), keys].iloc[0].tolist()
         raise ValueError(f"duplicated subject/session/condition row: {dup}")
-    wide = table.pivot(index=list(ID_COLUMNS), columns="desc", values=metric)
+    wide = table.pivot(index=id_columns(table), columns="desc", values=metric)
     return wide.reindex(columns=list(conditions)).astype(float)
 
 

@@ -205,7 +205,11 @@ class WriteSubjectDerivatives(SimpleInterface):
                 ent = {**inv_xfm, "desc": f"step{i}"} if len(inv) > 1 else inv_xfm
                 add_file(src, anat / build_name(ent, "xfm", _ext(src)))
         if isdefined(inp.report):
-            key = f"sub-{inp.subject}" + (f"_ses-{session}" if session else "")
+            key = "_".join(
+                [f"sub-{inp.subject}"] + ([f"ses-{session}"] if session else [])
+                + [f"{k}-{inp.entities[k]}" for k in ("acq", "ce", "rec", "run")
+                   if k in inp.entities]
+            )
             plan.append(("file", Path(f"{key}.html"), inp.report))
 
         host = socket.gethostname().replace("-", "")
