@@ -47,12 +47,17 @@ def build_name(entities: Mapping[str, str | None], suffix: str, extension: str) 
     return "_".join([*parts, suffix]) + extension
 
 
-def subject_dir(subject: str, session: str | None) -> Path:
-    """``sub-X[/ses-Y]/anat`` relative to the derivatives root."""
+def datatype_of(suffix: str) -> str:
+    """BIDS datatype folder of an image suffix (``dwi``/``adc`` -> ``dwi``, else ``anat``)."""
+    return "dwi" if suffix.lower() in ("dwi", "adc") else "anat"
+
+
+def subject_dir(subject: str, session: str | None, datatype: str = "anat") -> Path:
+    """``sub-X[/ses-Y]/<datatype>`` relative to the derivatives root."""
     rel = Path(f"sub-{subject}")
     if session:
         rel = rel / f"ses-{session}"
-    return rel / "anat"
+    return rel / datatype
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
@@ -143,6 +148,27 @@ def dataset_description(bids_dir: Path, pipeline_name: str) -> dict[str, Any]:
         "DatasetLinks": {"raw": Path(bids_dir).absolute().as_uri()},
         "HowToAcknowledge": "Cite bids_stroke and the source dataset.",
     }
+
+
+STATE_FILE = ".bids_stroke.json"
+
+
+def check_output_modality(output_dir: Path, suffix: str) -> None:
+    """One output folder holds one modality: outputs of ``dwi`` and ``adc`` (or ``T1w`` and
+    ``FLAIR``) would otherwise share file names. Raises ``ValueError`` on a mismatch and
+    records the modality of a new folder."""
+    state = Path(output_dir) / STATE_FILE
+    if state.is_file():
+        try:
+            previous = json.loads(state.read_text()).get("modality")
+        except (OSError, ValueError, AttributeError):
+            previous = None
+        if previous and previous != suffix:
+            raise ValueError(
+                f"{output_dir} holds '{previous}' results; write '{suffix}' results to another "
+                "output folder (one modality per folder)"
+            )
+    atomic_write_json(state, {"modality": suffix})
 
 
 def write_dataset_files(

@@ -64,7 +64,7 @@ def test_golden_file_list(run):
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     files = {f for f in files if not f.startswith("logs/")}
     expected = {"dataset_description.json", "descriptions.tsv", "descriptions.json",
-                ".bidsignore"}
+                ".bidsignore", ".bids_stroke.json"}
     for sub in SUBJECTS:
         anat = f"sub-{sub}/ses-1/anat/sub-{sub}_ses-1_space-MNI152NLin2009aSym"
         expected |= {f"sub-{sub}_ses-1.html", f"{anat}_desc-preproc_T1w.nii.gz",

@@ -225,6 +225,13 @@ def run_participant(config) -> int:
         )
     ensure_writable_dir(config.output_dir, "output directory")
     ensure_writable_dir(config.work_dir, "work directory")
+    from bids_stroke.discovery import resolve_modality
+    from bids_stroke.outputs import check_output_modality
+
+    try:
+        check_output_modality(config.output_dir, resolve_modality(config.modality))
+    except ValueError as exc:
+        raise CLIError(str(exc), P.EXIT_USAGE) from exc
 
     from bids_stroke.workflows.base import execute_participant_level
 

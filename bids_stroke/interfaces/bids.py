@@ -25,7 +25,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from bids_stroke.outputs import build_name, subject_dir
+from bids_stroke.outputs import build_name, datatype_of, subject_dir
 
 TEMPLATE = "MNI152NLin2009aSym"
 
@@ -41,6 +41,7 @@ class _WriteSubjectDerivativesInputSpec(BaseInterfaceInputSpec):
     source_mask = traits.Str("", usedefault=True)
     preproc = File(exists=True, mandatory=True, desc="image in template space")
     registered = traits.Bool(False, usedefault=True)
+    suffix = traits.Str("T1w", usedefault=True, desc="BIDS suffix of the segmented image")
     registration = traits.Str("", usedefault=True)
     labels = InputMultiObject(traits.Str, mandatory=True)
     specs = InputMultiObject(traits.Str, mandatory=True)
@@ -106,7 +107,8 @@ class WriteSubjectDerivatives(SimpleInterface):
         inp = self.inputs
         out_root = Path(inp.output_dir)
         session = inp.session or None
-        anat = subject_dir(inp.subject, session)
+        anat = subject_dir(inp.subject, session, datatype_of(inp.suffix))
+        suffix = inp.suffix
         base = {"sub": inp.subject, "ses": session, **inp.entities}
         std = {**base, **inp.space_entities}
         plan: list[tuple[str, Path, Any]] = []  # (kind, relative dst, src path or json content)
@@ -119,7 +121,7 @@ class WriteSubjectDerivatives(SimpleInterface):
 
         source_uri = _bids_uri(inp.source_image, inp.bids_dir)
         skull_stripped = _source_sidecar(inp.source_image).get("SkullStripped", False)
-        preproc_name = build_name({**std, "desc": "preproc"}, "T1w", ".nii.gz")
+        preproc_name = build_name({**std, "desc": "preproc"}, suffix, ".nii.gz")
         preproc_uri = f"bids::{(anat / preproc_name).as_posix()}"
         add_file(
             inp.preproc,
@@ -144,11 +146,11 @@ class WriteSubjectDerivatives(SimpleInterface):
                     "ConditionDescription": inp.descriptions[i]}
             image_uri = preproc_uri
             if degraded and spec != "native":  # native = the preproc image itself
-                deg_name = build_name({**std, "desc": label}, "T1w", ".nii.gz")
+                deg_name = build_name({**std, "desc": label}, suffix, ".nii.gz")
                 image_uri = f"bids::{(anat / deg_name).as_posix()}"
                 add_file(degraded[i], anat / deg_name, {
                     "Sources": [preproc_uri], **cond, "SkullStripped": skull_stripped,
-                    "Description": f"T1w degraded by condition '{spec}'",
+                    "Description": f"{suffix} degraded by condition '{spec}'",
                 })
             model = {
                 "SegmentationModel": {"SHA256": checksum, **inp.model_info},
@@ -181,7 +183,7 @@ class WriteSubjectDerivatives(SimpleInterface):
                     natives[i],
                     anat / build_name({**base, "label": "L", "desc": label}, "mask", ".nii.gz"),
                     {"Sources": [image_uri, source_uri], **cond, **model, "Type": "Lesion",
-                     "Description": "lesion mask mapped back to the native T1w grid "
+                     "Description": f"lesion mask mapped back to the native {suffix} grid "
                                     "(nearest neighbour)"},
                 )
         stats_entities = {**std, "label": "L"}
@@ -193,14 +195,14 @@ class WriteSubjectDerivatives(SimpleInterface):
                 if isdefined(js):
                     add_file(js, anat / build_name(stats_entities, suffix, ".json"))
         if inp.registered:
-            xfm = {**base, "from": "T1w", "to": inp.space_entities.get("space", TEMPLATE),
+            xfm = {**base, "from": suffix, "to": inp.space_entities.get("space", TEMPLATE),
                    "mode": "image"}
             fwd = list(inp.forward_transforms) if isdefined(inp.forward_transforms) else []
             inv = list(inp.inverse_transforms) if isdefined(inp.inverse_transforms) else []
             for i, src in enumerate(fwd):
                 ent = {**xfm, "desc": f"step{i}"} if len(fwd) > 1 else xfm
                 add_file(src, anat / build_name(ent, "xfm", _ext(src)))
-            inv_xfm = {**xfm, "from": xfm["to"], "to": "T1w"}
+            inv_xfm = {**xfm, "from": xfm["to"], "to": suffix}
             for i, src in enumerate(inv):
                 ent = {**inv_xfm, "desc": f"step{i}"} if len(inv) > 1 else inv_xfm
                 add_file(src, anat / build_name(ent, "xfm", _ext(src)))

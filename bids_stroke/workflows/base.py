@@ -18,7 +18,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from bids_stroke.config import TEMPLATE, RunConfig, environment_info
-from bids_stroke.discovery import SubjectInputs
+from bids_stroke.discovery import SubjectInputs, resolve_modality
 
 LOGGER = logging.getLogger("bids_stroke.workflow")
 JOIN_FIELDS = [
@@ -103,6 +103,7 @@ def init_single_subject_wf(
         space_entities=space_entities,
         registered=register,
         registration=config.registration,
+        suffix=resolve_modality(config.modality),
         has_mask=has_mask,
         save_degraded=config.save_degraded,
         save_degraded_masks=config.save_degraded_masks and has_mask,
