@@ -187,13 +187,13 @@ class WriteSubjectDerivatives(SimpleInterface):
                                     "(nearest neighbour)"},
                 )
         stats_entities = {**std, "label": "L"}
-        for attr, suffix in (("metrics_tsv", "segmetrics"), ("lesions_tsv", "lesions")):
+        for attr, table in (("metrics_tsv", "segmetrics"), ("lesions_tsv", "lesions")):
             tsv = getattr(inp, attr)
             if isdefined(tsv):
-                add_file(tsv, anat / build_name(stats_entities, suffix, ".tsv"))
+                add_file(tsv, anat / build_name(stats_entities, table, ".tsv"))
                 js = getattr(inp, attr.replace("_tsv", "_json"))
                 if isdefined(js):
-                    add_file(js, anat / build_name(stats_entities, suffix, ".json"))
+                    add_file(js, anat / build_name(stats_entities, table, ".json"))
         if inp.registered:
             xfm = {**base, "from": suffix, "to": inp.space_entities.get("space", TEMPLATE),
                    "mode": "image"}
