@@ -27,12 +27,12 @@ from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
     InputMultiObject,
-    SimpleInterface,
     TraitedSpec,
     isdefined,
     traits,
 )
 
+from bids_stroke.interfaces.checksums import ChecksummedInterface
 from bids_stroke.metrics import (
     METRIC_COLUMNS,
     METRIC_DESCRIPTIONS,
@@ -206,7 +206,7 @@ class _SegmentationMetricsOutputSpec(TraitedSpec):
     out_lesions_json = File(exists=True, desc="data dictionary of out_lesions_tsv")
 
 
-class SegmentationMetrics(SimpleInterface):
+class SegmentationMetrics(ChecksummedInterface):
     """Compute segmentation metrics of each condition's prediction against the reference.
 
     Every prediction must lie on the reference grid (same shape, affine within 1e-3);

@@ -8,11 +8,12 @@ from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
     InputMultiObject,
-    SimpleInterface,
     TraitedSpec,
     isdefined,
     traits,
 )
+
+from bids_stroke.interfaces.checksums import ChecksummedInterface
 
 
 class _SubjectReportInputSpec(BaseInterfaceInputSpec):
@@ -34,7 +35,7 @@ class _SubjectReportOutputSpec(TraitedSpec):
     out_report = File(exists=True)
 
 
-class SubjectReport(SimpleInterface):
+class SubjectReport(ChecksummedInterface):
     """Self-contained HTML report: overlays per condition and the metrics table."""
 
     input_spec = _SubjectReportInputSpec

@@ -10,17 +10,23 @@ import numpy as np
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
-    SimpleInterface,
+    InputMultiObject,
     TraitedSpec,
     isdefined,
     traits,
 )
 
+from bids_stroke.interfaces.checksums import ChecksummedInterface
+
 __all__ = ["SegmentImage"]
 
 
 class _SegmentImageInputSpec(BaseInterfaceInputSpec):
-    in_file = File(exists=True, mandatory=True, desc="3D image to segment (NIfTI)")
+    in_file = File(exists=True, xor=["in_files"], desc="3D image to segment (NIfTI)")
+    in_files = InputMultiObject(File(exists=True), xor=["in_file"],
+                                desc="the channels (reference first), all on one grid")
+    channel_order = traits.List(traits.Int, value=[0], usedefault=True,
+                                desc="index in in_files of each model input channel")
     brain_mask = File(exists=True, desc="brain mask for intensity normalisation (same grid)")
     model = traits.Str(
         "", usedefault=True, desc="model file (checkpoint/TorchScript); '' = bundled"
@@ -50,7 +56,7 @@ def _stem(path: str) -> str:
     return Path(name).stem
 
 
-class SegmentImage(SimpleInterface):
+class SegmentImage(ChecksummedInterface):
     """Segment a lesion with a :class:`bids_stroke.model.SegmentationModel`.
 
     Outputs are written in the node's working directory with the input affine and header
@@ -68,8 +74,14 @@ class SegmentImage(SimpleInterface):
 
             torch.set_num_threads(self.inputs.num_threads)
 
-        img = nib.load(self.inputs.in_file)
-        data = np.asarray(img.dataobj, dtype=np.float32)
+        files = (list(self.inputs.in_files) if isdefined(self.inputs.in_files)
+                 else [self.inputs.in_file])
+        order = list(self.inputs.channel_order)
+        img = nib.load(files[0])
+        stack = [np.asarray(nib.load(files[k]).dataobj, dtype=np.float32) for k in order]
+        if len(stack) != 1:
+            raise ValueError(f"this model takes one channel, {len(stack)} were given")
+        data = stack[0]
         if data.ndim == 4 and data.shape[-1] == 1:
             data = data[..., 0]
         mask = None
@@ -84,7 +96,7 @@ class SegmentImage(SimpleInterface):
             precision=self.inputs.precision,
         )
         seg = binarize(prob, self.inputs.threshold, self.inputs.min_size)
-        prefix = self.inputs.out_prefix or _stem(self.inputs.in_file)
+        prefix = self.inputs.out_prefix or _stem(files[0])
         out_prob = os.path.join(runtime.cwd, f"{prefix}_probseg.nii.gz")
         out_mask = os.path.join(runtime.cwd, f"{prefix}_mask.nii.gz")
         for arr, dtype, path in ((prob, np.float32, out_prob), (seg, np.uint8, out_mask)):

@@ -9,11 +9,11 @@ import nibabel as nib
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
-    SimpleInterface,
     TraitedSpec,
     traits,
 )
 
+from bids_stroke.interfaces.checksums import ChecksummedInterface
 from bids_stroke.templates import (
     DEFAULT_TEMPLATE,
     brain_mask_like,
@@ -35,7 +35,7 @@ class _TemplateBrainMaskOutputSpec(TraitedSpec):
     template_mask_file = File(exists=True, desc="the template mask that was resampled")
 
 
-class TemplateBrainMask(SimpleInterface):
+class TemplateBrainMask(ChecksummedInterface):
     """Template brain mask resampled (nearest neighbour) onto ``in_file``'s grid."""
 
     input_spec = _TemplateBrainMaskInputSpec
