@@ -22,10 +22,13 @@ def environment_info() -> dict[str, str]:
 
 
 def container_info() -> dict[str, str] | None:
-    """The container the app runs in (docker, apptainer/singularity), or ``None``."""
+    """The bids_stroke image the app runs in, or ``None`` (a venv, even inside some other
+    container: only our images set ``BIDS_STROKE_CONTAINER``; Apptainer sets its own)."""
     tag = os.environ.get("BIDS_STROKE_IMAGE", "")
-    if os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER"):
-        return {"Type": "singularity", "Tag": tag}
-    if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists():
-        return {"Type": "docker", "Tag": tag}
+    sif = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
+    if sif:
+        return {"Type": "singularity", "Tag": tag or Path(sif).name}
+    kind = os.environ.get("BIDS_STROKE_CONTAINER")
+    if kind:
+        return {"Type": kind, "Tag": tag}
     return None

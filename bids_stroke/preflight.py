@@ -56,6 +56,20 @@ def load_3d(path: Path, what: str) -> nb.Nifti1Image:
     return img
 
 
+def _raw_scaling(path: Path, img: nb.Nifti1Image) -> tuple[float, float]:
+    """``scl_slope``/``scl_inter`` exactly as stored (nibabel's loader repairs them)."""
+    if not isinstance(img, nb.Nifti1Image | nb.Nifti2Image):
+        return 1.0, 0.0
+    from nibabel.openers import ImageOpener
+
+    try:
+        with ImageOpener(str(path)) as fh:
+            header = type(img.header).from_fileobj(fh, check=False)
+        return float(header["scl_slope"]), float(header["scl_inter"])
+    except Exception:  # the loader already read this header once; be lenient here
+        return float(img.header["scl_slope"]), float(img.header["scl_inter"])
+
+
 def check_header(img: nb.Nifti1Image, path: Path, what: str) -> None:
     """Refuse what the header alone shows to be unusable: non-scalar data types, a size
     beyond :data:`MAX_VOXELS`, non-finite scaling, a singular or non-finite affine."""
@@ -71,8 +85,11 @@ def check_header(img: nb.Nifti1Image, path: Path, what: str) -> None:
             f"{path}: {what} of {img.shape} = {n_voxels} voxels is larger than bids_stroke "
             f"accepts ({MAX_VOXELS}); crop or resample it first"
         )
-    slope, inter = img.dataobj.slope, img.dataobj.inter
-    if not (np.isfinite(slope) and np.isfinite(inter)):
+    # raw header values: NIfTI reads slope 0/NaN as "no scaling" and nibabel silently "fixes"
+    # +-inf on load, but other readers (ITK/ANTs) apply what the file says
+    slope, inter = _raw_scaling(path, img)
+    scaled = np.isfinite(slope) and slope != 0
+    if np.isinf(slope) or (scaled and np.isinf(inter)):
         raise InputError(
             f"{path}: {what} has non-finite intensity scaling (scl_slope={slope}, "
             f"scl_inter={inter}); fix the header (e.g. slope 1, intercept 0)"
@@ -106,7 +123,9 @@ def check_image(path: Path) -> nb.Nifti1Image:
             raise InputError(
                 f"{path}: image has {bad} NaN/Inf voxels; replace them (e.g. with 0) first"
             )
-        if data.size and float(np.max(np.abs(data))) >= np.finfo(np.float32).max:
+        with np.errstate(over="ignore", invalid="ignore"):
+            peak = float(np.max(np.abs(data))) if data.size else 0.0
+        if peak >= np.finfo(np.float32).max:
             raise InputError(
                 f"{path}: intensities (after scl_slope/scl_inter) overflow float32; fix the "
                 "header's scaling"

@@ -136,7 +136,7 @@ def test_bad_config_file(plain_layout, tmp_path, capsys):
 def test_unknown_study_section_key_named(tmp_path):
     p = tmp_path / "s.yml"
     p.write_text("conditions: [native]\nmetrics: {tolerance: 2}\n")
-    with pytest.raises(PipelineError, match="metrics.tolerance"):
+    with pytest.raises(PipelineError, match=r"metrics\.tolerance"):
         load_pipeline(p)
 
 

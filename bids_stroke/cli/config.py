@@ -108,14 +108,15 @@ def check_paths(bids_dir: Path, output_dir: Path, work_dir: Path | None,
                 database_dir: Path | None) -> None:
     """Refuse, before any work, folders that would write into the input or clash."""
     if output_dir.exists() and not output_dir.is_dir():
-        raise CLIError(f"output_dir {output_dir} is a file: give a folder", P.EXIT_CANT_CREATE)
+        raise CLIError(f"cannot create output directory {output_dir}: it is a file; give a "
+                       "folder", P.EXIT_CANT_CREATE)
     for parent in output_dir.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise CLIError(f"cannot create output_dir {output_dir} ({parent} is a file): "
-                               "choose another folder", P.EXIT_CANT_CREATE)
+                raise CLIError(f"cannot create output directory {output_dir} ({parent} is a "
+                               "file): choose another folder", P.EXIT_CANT_CREATE)
             if not output_dir.exists() and not os.access(parent, os.W_OK | os.X_OK):
-                raise CLIError(f"cannot create output_dir {output_dir} ({parent} is not "
+                raise CLIError(f"cannot create output directory {output_dir} ({parent} is not "
                                "writable): choose another folder", P.EXIT_CANT_CREATE)
             break
     if not bids_dir.is_dir():
@@ -124,9 +125,9 @@ def check_paths(bids_dir: Path, output_dir: Path, work_dir: Path | None,
     derivatives = bids_dir / "derivatives"
     if is_within(derivatives, output_dir):
         raise CLIError(
-            f"output_dir {output_dir} is the BIDS dataset {bids_dir}, its derivatives folder or "
-            f"a folder containing them: use a folder outside it or "
-            f"{derivatives}/bids_stroke", P.EXIT_USAGE)
+            f"output_dir {output_dir} is the BIDS dataset itself, its derivatives folder or a "
+            f"folder containing them ({bids_dir}): bids_stroke would overwrite the input's "
+            f"files; use a folder outside it or {derivatives}/bids_stroke", P.EXIT_USAGE)
     if is_within(output_dir, bids_dir) and not is_within(output_dir, derivatives):
         raise CLIError(
             f"output_dir {output_dir} is inside the BIDS dataset {bids_dir}: use a folder "

@@ -123,8 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except (KeyboardInterrupt, Interrupted) as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
-        print(f"bids_stroke: interrupted ({signal.Signals(signum).name}); nothing was left "
-              "half-written: re-run the same command to resume", file=sys.stderr)
+        print(f"bids_stroke: error: interrupted by {signal.Signals(signum).name}; nothing was "
+              "left half-written: re-run the same command to resume", file=sys.stderr)
         return P.EXIT_SIGTERM if signum == signal.SIGTERM else P.EXIT_SIGINT
     finally:
         signal.signal(signal.SIGTERM, old)

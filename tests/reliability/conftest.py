@@ -180,6 +180,10 @@ def assert_no_partial(out: Path) -> None:
     """No staging folder and no half-written temporary file anywhere under ``out``."""
     if not out.exists():
         return
+    state = out / ".bids_stroke"
+    for folder in ("staging", "journal"):
+        left = list((state / folder).glob("*")) if (state / folder).is_dir() else []
+        assert not left, f"{folder} left behind: {left}"
     for p in out.rglob("*"):
         assert not p.name.startswith(".staging-"), f"staging left behind: {p}"
         assert not (p.name.startswith(".") and p.name.endswith(".tmp")), f"temp file: {p}"
@@ -244,7 +248,7 @@ def output_digests(out: Path) -> dict[str, bytes]:
     digests: dict[str, bytes] = {}
     for p in sorted(out.rglob("*")):
         rel = p.relative_to(out)
-        if not p.is_file() or rel.parts[0] == "logs" or "log" in rel.parts:
+        if not p.is_file() or rel.parts[0] in ("logs", ".bids_stroke") or "log" in rel.parts:
             continue
         data = p.read_bytes()
         if p.suffix == ".html":
