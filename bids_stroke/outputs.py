@@ -152,11 +152,8 @@ lie on the template grid the model ran on; files without `space-` lie on the sub
 
 `.bids_stroke/` holds the run state: per-subject manifests (`subjects/*.json`: every file with
 its sha256 and what produced each condition), locks and unfinished commits. `logs/` holds the
-settings of every run (`config-<run>.json`, replayable with `--config-file`).
-
-Command of the last run that wrote this file:
-
-    {command}
+settings of every run (`config-<run>.json`, replayable with `--config-file`), including its
+full command line.
 """
 
 
@@ -198,7 +195,7 @@ def write_dataset_files(
         writer.writerow(["n/a" if rows[key].get(c) is None else rows[key][c] for c in columns])
     _write_if_changed(existing, buf.getvalue())
     _write_if_changed(output_dir / "README.md", README_TEXT.format(
-        version=__version__, study=pipeline_name, command=command or "bids_stroke"))
+        version=__version__, study=pipeline_name))
     atomic_write_json(
         output_dir / "descriptions.json",
         {

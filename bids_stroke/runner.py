@@ -122,7 +122,7 @@ def _kill_workers(runner: Any) -> None:
     if pool is not None:
         with contextlib.suppress(Exception):
             pool.shutdown(wait=False, cancel_futures=True)
-        for proc in list(getattr(pool, "_processes", {}).values()):
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
             with contextlib.suppress(Exception):
                 proc.kill()
     for child in multiprocessing.active_children():
