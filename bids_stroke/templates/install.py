@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bids_stroke.outputs import atomic_copy, atomic_write_json
 from bids_stroke.templates.resolve import (
@@ -27,7 +28,7 @@ from bids_stroke.templates.resolve import (
 )
 from bids_stroke.templates.standin import STANDIN_NOTE, sha256, standin_file, templateflow_filename
 
-__all__ = ["download", "fetch", "main", "templateflow_timeout"]
+__all__ = ["download", "fetch", "main", "templateflow_client", "templateflow_timeout"]
 
 LOGGER = logging.getLogger("bids_stroke.templates")
 #: The files bids_stroke needs from a template: (suffix, desc).
@@ -44,13 +45,18 @@ def templateflow_timeout() -> int:
                             f"got {text!r}") from None
 
 
-def download(home: Path, template: str, suffix: str, desc: str | None) -> Path | None:
-    """``TemplateFlowClient(root=home).get(...)`` (a download for an empty placeholder);
-    the valid file, or None when TemplateFlow cannot provide it (logged)."""
-    import requests
+def templateflow_client(home: Path) -> Any:
+    """TemplateFlow's client rooted at ``home`` (its layout is indexed on first use)."""
     from templateflow import TemplateFlowClient
 
-    client = TemplateFlowClient(root=home, autoupdate=False, timeout=templateflow_timeout())
+    return TemplateFlowClient(root=home, autoupdate=False, timeout=templateflow_timeout())
+
+
+def download(client: Any, template: str, suffix: str, desc: str | None) -> Path | None:
+    """``client.get(...)`` (a download for an empty placeholder); the valid file, or None
+    when TemplateFlow cannot provide it (logged)."""
+    import requests
+
     try:
         got = client.get(template, resolution=1, suffix=suffix, desc=desc,
                          extension=".nii.gz")
@@ -64,17 +70,17 @@ def download(home: Path, template: str, suffix: str, desc: str | None) -> Path |
     return valid[0] if len(valid) == 1 else None
 
 
-def _fetch_one(home: Path, template: str, suffix: str, desc: str | None,
+def _fetch_one(home: Path, client: Any, template: str, suffix: str, desc: str | None,
                marker: dict) -> tuple[str, str]:
     """Make one file real under ``home``; returns (file name, source)."""
     found = local_file(home, template, suffix, desc, 1)
     if found is not None and found.source == "templateflow":
         marker.pop(found.path.name, None)
         return found.path.name, "templateflow"
-    if not is_offline():
+    if client is not None:
         if found is not None:  # a stand-in: empty it so that TemplateFlow downloads the file
             found.path.write_bytes(b"")
-        got = download(home, template, suffix, desc)
+        got = download(client, template, suffix, desc)
         if got is not None:
             marker.pop(got.name, None)
             return got.name, "templateflow"
@@ -99,7 +105,9 @@ def fetch(dest: str | os.PathLike[str] | None = None, template: str = DEFAULT_TE
     home = Path(dest).absolute() if dest is not None else templateflow_home()
     folder = home / f"tpl-{template}"
     marker = read_marker(folder)
-    report = dict(_fetch_one(home, template, suffix, desc, marker) for suffix, desc in NEEDED)
+    client = None if is_offline() else templateflow_client(home)
+    report = dict(_fetch_one(home, client, template, suffix, desc, marker)
+                  for suffix, desc in NEEDED)
     marker_path = folder / STANDIN_MARKER
     if marker:
         atomic_write_json(marker_path, {"note": STANDIN_NOTE, "files": marker})
