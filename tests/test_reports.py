@@ -243,3 +243,42 @@ def test_subject_report_interface(tiny_subject, tmp_path) -> None:
         res = SubjectReport(suffix="T2w", **{key: f["t1"]}, **common).run(cwd=str(work))
         text = Path(res.outputs.out_report).read_text()
         assert "T2w grid" in text and "bids_stroke a b participant" in text
+
+
+def test_subject_report_prints_every_metric(tmp_path) -> None:
+    """Headless Chromium prints the report to PDF: every metrics column is on the pages."""
+    import shutil
+    import subprocess
+
+    from bids_stroke.interfaces.metrics import SEGMETRICS_COLUMNS, SegmentationMetrics
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    pdftotext = shutil.which("pdftotext")
+    if chromium is None or pdftotext is None:
+        pytest.skip("needs chromium and pdftotext (Debian: chromium, poppler-utils)")
+    shape, aff = (20, 24, 18), np.eye(4)
+    ref = np.zeros(shape, np.uint8)
+    ref[5:10, 6:12, 5:9] = 1
+    paths = {"ref": _save(tmp_path / "ref.nii.gz", ref, aff),
+             "img": _save(tmp_path / "img.nii.gz", ref.astype(np.float32) + 1, aff)}
+    labels = ["native", "crude2", "linear2", "thick5mm", "kspace2"]
+    preds = [_save(tmp_path / f"{lab}.nii.gz", np.roll(ref, k, axis=0), aff)
+             for k, lab in enumerate(labels)]
+    work = tmp_path / "work"
+    work.mkdir()
+    tsv = SegmentationMetrics(reference_mask=paths["ref"], prediction_masks=preds,
+                              condition_labels=labels, condition_specs=labels,
+                              effective_resolutions=[1.0] * 5, participant_id="sub-01"
+                              ).run(cwd=str(work)).outputs.out_tsv
+    html = build_subject_report(tmp_path / "r.html", subject="01", image=paths["img"],
+                                suffix="T1w", conditions=[], metrics_tsv=tsv)
+    pdf = tmp_path / "r.pdf"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                    f"--print-to-pdf={pdf}", html.as_uri()], check=True, timeout=180,
+                   capture_output=True)
+    text = subprocess.run([pdftotext, "-layout", str(pdf), "-"], check=True,
+                          capture_output=True, text=True).stdout
+    for col in SEGMETRICS_COLUMNS:  # one table row per column, each printed
+        assert re.search(rf"^\s*{col}\s", text, flags=re.MULTILINE), col
+    assert re.search(r"^\s*column\s+meaning\s+native\s+crude2\s+linear2\s+thick5mm\s+"
+                     r"kspace2\s*$", text, flags=re.MULTILINE)
