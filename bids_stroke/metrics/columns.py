@@ -60,8 +60,8 @@ def _entry(long_name: str, description: str, units: str | None = None) -> dict[s
     return entry
 
 
-_GRID = "over the declared grid (grid_voxels voxels: the reference grid, or that grid " \
-        "zero-padded as stated below)"
+_GRID = ("over the declared grid of grid_voxels voxels (the reference mask's grid, or that "
+         "grid zero-padded; the subject-level data dictionary names which)")
 
 METRIC_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "tp": _entry("True positive voxels", "Voxels labelled lesion in both reference and "
@@ -136,8 +136,9 @@ METRIC_DESCRIPTIONS: dict[str, dict[str, str]] = {
                              "when the reference is empty."),
     "grid_voxels": _entry("Voxels of the declared grid", "Number of voxels over which TN, "
                           "specificity, accuracy, balanced accuracy, MCC and "
-                          "pred_fraction_pct are computed: the reference grid, or that grid "
-                          "zero-padded as stated below.", "voxels"),
+                          "pred_fraction_pct are computed: the reference mask's grid, or that "
+                          "grid zero-padded (the subject-level data dictionary names which).",
+                          "voxels"),
     "pred_fraction_pct": _entry("Predicted lesion fraction", "100 * (TP + FP) / grid_voxels:"
                                 " predicted lesion voxels as a percentage of all voxels of "
                                 "the declared grid. This is our reading of the original "
