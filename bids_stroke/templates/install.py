@@ -28,8 +28,6 @@ from bids_stroke.templates.resolve import (
 )
 from bids_stroke.templates.standin import STANDIN_NOTE, sha256, standin_file, templateflow_filename
 
-__all__ = ["download", "fetch", "main", "templateflow_client", "templateflow_timeout"]
-
 LOGGER = logging.getLogger("bids_stroke.templates")
 #: The files bids_stroke needs from a template: (suffix, desc).
 NEEDED = (("T1w", None), ("mask", "brain"))

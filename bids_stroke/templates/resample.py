@@ -1,14 +1,10 @@
-"""Resampling of template files: other resolutions, and the brain mask on any image grid."""
+"""Template files at other resolutions: isotropic resampling with the same corner voxel."""
 
 from __future__ import annotations
-
-import os
 
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
-
-__all__ = ["mask_like", "resample_isotropic"]
 
 
 def resample_isotropic(img: nib.Nifti1Image, resolution: float, *, is_mask: bool
@@ -47,26 +43,4 @@ def resample_isotropic(img: nib.Nifti1Image, resolution: float, *, is_mask: bool
     code = int(img.header["sform_code"]) or 4
     res.set_sform(new_affine, code=code)
     res.set_qform(new_affine, code=code)
-    return res
-
-
-def mask_like(mask_img: nib.Nifti1Image,
-              img: nib.spatialimages.SpatialImage | str | os.PathLike[str]) -> nib.Nifti1Image:
-    """``mask_img`` resampled (nearest neighbour, by world coordinates) onto ``img``'s grid.
-
-    Only ``img``'s affine and first three dimensions are used. Returns a uint8 0/1 image with
-    ``img``'s affine; voxels outside the mask's field of view are 0.
-    """
-    target = img if isinstance(img, nib.spatialimages.SpatialImage) else nib.load(img)
-    mask = np.asarray(mask_img.dataobj) > 0
-    vox2vox = np.linalg.inv(mask_img.affine) @ target.affine
-    out = ndimage.affine_transform(mask.astype(np.uint8), vox2vox[:3, :3],
-                                   offset=vox2vox[:3, 3], output_shape=target.shape[:3],
-                                   order=0, mode="constant", cval=0)
-    hdr = target.header.copy() if isinstance(target, nib.Nifti1Image) else None
-    res = nib.Nifti1Image((out > 0).astype(np.uint8), target.affine, hdr)
-    res.set_data_dtype(np.uint8)
-    res.header.set_slope_inter(1.0, 0.0)
-    if hdr is not None and hdr["dim"][0] > 3:
-        res.header.set_zooms(target.header.get_zooms()[:3])
     return res

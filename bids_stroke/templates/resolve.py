@@ -16,7 +16,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from bids_stroke.templates.resample import mask_like, resample_isotropic
+from bids_stroke.templates.resample import resample_isotropic
 from bids_stroke.templates.standin import (
     STANDIN_NOTE,
     STANDIN_TEMPLATES,
@@ -25,25 +25,6 @@ from bids_stroke.templates.standin import (
     standin_file,
     templateflow_filename,
 )
-
-__all__ = [
-    "DEFAULT_TEMPLATE",
-    "STANDIN_MARKER",
-    "TemplateError",
-    "TemplateFile",
-    "brain_mask_like",
-    "cache_dir",
-    "clear_cache",
-    "get_template",
-    "is_offline",
-    "is_valid_nifti",
-    "local_file",
-    "read_marker",
-    "resolve_template",
-    "template_provenance",
-    "template_source",
-    "templateflow_home",
-]
 
 LOGGER = logging.getLogger(__name__)
 DEFAULT_TEMPLATE = "MNI152NLin2009aSym"
@@ -298,7 +279,20 @@ def brain_mask_like(img: nib.spatialimages.SpatialImage | str | os.PathLike[str]
 
     ``img`` must already be in the template space (both affines in MNI mm); only its
     affine and first three dimensions are used. Returns a uint8 0/1 image with
-    ``img``'s affine; voxels outside the template's field of view are 0.
+    ``img``'s affine (and header); voxels outside the template's field of view are 0.
     """
-    mask_img = nib.load(get_template(template, suffix="mask", desc="brain", resolution=1))
-    return mask_like(mask_img, img)
+    from nilearn.image import resample_to_img
+
+    target = img if isinstance(img, nib.spatialimages.SpatialImage) else nib.load(img)
+    grid = nib.Nifti1Image(np.zeros(target.shape[:3], np.uint8), target.affine)
+    mask = nib.load(get_template(template, suffix="mask", desc="brain", resolution=1))
+    on_grid = resample_to_img(mask, grid, interpolation="nearest", force_resample=True,
+                              copy_header=True)
+    hdr = target.header.copy() if isinstance(target, nib.Nifti1Image) else None
+    out = nib.Nifti1Image((np.asarray(on_grid.dataobj) > 0).astype(np.uint8), target.affine,
+                          hdr)
+    out.set_data_dtype(np.uint8)
+    out.header.set_slope_inter(1.0, 0.0)
+    if hdr is not None and hdr["dim"][0] > 3:
+        out.header.set_zooms(target.header.get_zooms()[:3])
+    return out

@@ -21,18 +21,6 @@ import numpy as np
 
 from bids_stroke.outputs import atomic_write_bytes
 
-__all__ = [
-    "STANDIN_MASK_THRESHOLD",
-    "STANDIN_NOTE",
-    "STANDIN_TEMPLATES",
-    "nilearn_data_dir",
-    "save_nifti_deterministic",
-    "sha256",
-    "standin_file",
-    "standin_mask_image",
-    "templateflow_filename",
-]
-
 #: Templates for which an offline stand-in exists.
 STANDIN_TEMPLATES = ("MNI152NLin2009aSym",)
 #: Threshold on the GM+WM probability sum (0..1) used to build the stand-in brain mask.
