@@ -110,7 +110,7 @@ def test_subject_report_builds(tiny_subject, tmp_path) -> None:
                                metrics_name="sub-01_space-T2w_label-L_segmetrics.tsv",
                                provenance={"model_sha256": "deadbeef",
                                            "command": "bids_stroke in out participant <x>"},
-                               command_line="bids_stroke /data /out participant "
+                               threshold=0.5, command_line="bids_stroke /data /out participant "
                                             "--conditions native crude:2 --x '<y>'")
     text = out.read_text()
     assert text.count("data:image/png;base64,") == 2
@@ -136,6 +136,8 @@ def test_subject_report_builds(tiny_subject, tmp_path) -> None:
     assert "@media print" in text and "overflow:visible" in text
     assert "mm (world coordinates), L/R" in text
     assert "Registration check" not in text  # not a registered input
+    with pytest.raises(ValueError, match="needs the run's threshold"):
+        build_subject_report(tmp_path / "t.html", subject="01", image=f["t1"], conditions=conds)
 
 
 def test_subject_report_without_reference(tiny_subject, tmp_path) -> None:

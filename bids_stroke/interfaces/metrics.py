@@ -29,12 +29,13 @@ from nipype.interfaces.base import (
 )
 
 from bids_stroke.metrics import (
+    GRID_COLUMNS,
     METRIC_COLUMNS,
     METRIC_DESCRIPTIONS,
     as_binary_mask,
     check_same_grid,
     compute_metrics,
-    grid_shape,
+    grid_note,
     lesion_table,
     load_mask_image,
     parse_grid,
@@ -44,12 +45,10 @@ from bids_stroke.outputs import atomic_write_text
 from bids_stroke.tables import tsv_text
 
 __all__ = [
-    "GRID_COLUMNS",
     "LESIONS_COLUMNS",
     "SEGMETRICS_COLUMNS",
     "SEGMETRICS_ID_COLUMNS",
     "SegmentationMetrics",
-    "grid_note",
     "lesions_sidecar",
     "segmetrics_sidecar",
 ]
@@ -116,22 +115,6 @@ def _with_settings(entry: dict, note: str) -> dict:
     new = dict(entry)
     new["Description"] = f"{entry['Description']} {note}"
     return new
-
-
-#: Columns whose value depends on the declared grid (see bids_stroke.metrics.overlap).
-GRID_COLUMNS = ("tn", "specificity", "accuracy", "balanced_accuracy", "mcc", "grid_voxels",
-                "pred_fraction_pct")
-
-
-def grid_note(grid: str) -> str:
-    """One sentence naming the grid used for true negatives (for sidecars and reports)."""
-    multiple = parse_grid(grid)
-    if multiple is None:
-        return "Grid used: native (the reference mask's own voxel grid, no padding)."
-    example = "x".join(str(s) for s in grid_shape((197, 233, 189), grid))
-    return (f"Grid used: padded:{multiple} (the reference grid zero-padded so that every "
-            f"axis is a multiple of {multiple}, as the original study did; e.g. 197x233x189 "
-            f"-> {example}); padding voxels count as true negatives.")
 
 
 def segmetrics_sidecar(connectivity: int = 26, tolerance_mm: float = 2.0,

@@ -30,9 +30,10 @@ from bids_stroke.metrics.inputs import (
     spacing_from_affine,
 )
 from bids_stroke.metrics.lesionwise import lesion_table
-from bids_stroke.metrics.overlap import GRID_NATIVE, grid_shape, parse_grid
+from bids_stroke.metrics.overlap import GRID_COLUMNS, GRID_NATIVE, grid_note, grid_shape, parse_grid
 
 __all__ = [
+    "GRID_COLUMNS",
     "GRID_NATIVE",
     "LESION_TABLE_COLUMNS",
     "METRIC_COLUMNS",
@@ -41,6 +42,7 @@ __all__ = [
     "as_binary_mask",
     "check_same_grid",
     "compute_metrics",
+    "grid_note",
     "grid_shape",
     "lesion_table",
     "load_mask_image",

@@ -34,9 +34,13 @@ import numpy as np
 
 from bids_stroke.metrics.inputs import MetricsInputError
 
-__all__ = ["GRID_NATIVE", "grid_shape", "overlap_metrics", "parse_grid", "volume_metrics"]
+__all__ = ["GRID_COLUMNS", "GRID_NATIVE", "grid_note", "grid_shape", "overlap_metrics",
+           "parse_grid", "volume_metrics"]
 
 GRID_NATIVE = "native"
+#: The columns whose value depends on the declared grid.
+GRID_COLUMNS = ("tn", "specificity", "accuracy", "balanced_accuracy", "mcc", "grid_voxels",
+                "pred_fraction_pct")
 _PADDED = re.compile(r"padded:(\d+)")
 
 
@@ -68,6 +72,17 @@ def grid_shape(shape: Sequence[int], grid: str = GRID_NATIVE) -> tuple[int, ...]
     if multiple is None:
         return tuple(int(s) for s in shape)
     return tuple(int(s) + (-int(s)) % multiple for s in shape)
+
+
+def grid_note(grid: str) -> str:
+    """One sentence naming the grid of the true negatives (for data dictionaries)."""
+    multiple = parse_grid(grid)
+    if multiple is None:
+        return "Grid used: native (the reference mask's own voxel grid, no padding)."
+    example = "x".join(str(s) for s in grid_shape((197, 233, 189), grid))
+    return (f"Grid used: padded:{multiple} (the reference grid zero-padded so that every "
+            f"axis is a multiple of {multiple}, e.g. 197x233x189 -> {example}; the original "
+            "study used padded:16); padding voxels count as true negatives.")
 
 
 def _ratio(num: float, den: float) -> float:

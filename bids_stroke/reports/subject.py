@@ -103,7 +103,8 @@ def _registration_section(image: np.ndarray, zooms: tuple[float, float, float],
 
 
 def _condition_block(cond: Mapping[str, Any], base: np.ndarray, zooms: tuple, affine: np.ndarray,
-                     ref: np.ndarray | None, name: str, modality: str) -> str:
+                     ref: np.ndarray | None, name: str, modality: str,
+                     threshold: float | None) -> str:
     label = str(cond.get("label", "condition"))
     img = base
     if cond.get("image"):
@@ -112,7 +113,10 @@ def _condition_block(cond: Mapping[str, Any], base: np.ndarray, zooms: tuple, af
     if cond.get("mask"):
         pred = _load_ras(cond["mask"])[0] > 0
     elif cond.get("probseg"):
-        pred = _load_ras(cond["probseg"])[0] >= 0.5  # probability >= threshold is lesion
+        if threshold is None:
+            raise ValueError(f"condition {label}: a probability map without a mask needs the "
+                             "run's threshold (threshold=...)")
+        pred = _load_ras(cond["probseg"])[0] >= threshold  # probability >= threshold: lesion
     for arr, what in ((img, "image"), (pred, "mask")):
         if arr is not None and arr.shape != base.shape:
             raise ValueError(f"condition {label}: {what} shape {arr.shape} differs from the "
@@ -160,6 +164,7 @@ def build_subject_report(
     command_line: str | None = None,
     template_mask: str | os.PathLike[str] | None = None,
     template_file: str | os.PathLike[str] | None = None,
+    threshold: float | None = None,
 ) -> Path:
     """Write the self-contained HTML report of one subject (or subject-session).
 
@@ -179,7 +184,7 @@ def build_subject_report(
     conditions : sequence of dict
         One dict per condition with keys ``label``, ``spec``, ``description``, ``image``
         (degraded image), ``mask`` (binary prediction) and ``probseg`` (probability map;
-        lesion where ``>= 0.5`` when ``mask`` is missing). Missing image -> ``image``.
+        lesion where ``>= threshold`` when ``mask`` is missing). Missing image -> ``image``.
     metrics_tsv : path, optional
         The subject's metrics TSV; ``metrics_name`` is its name in the derivatives (shown).
     provenance : dict, optional
@@ -189,6 +194,8 @@ def build_subject_report(
     template_mask, template_file : path, optional
         For registered inputs: the template brain mask (and T1w) the image was registered
         to; adds the registration check (template outline over the registered image).
+    threshold : float, optional
+        The run's lesion threshold; needed only for a condition given as ``probseg`` alone.
 
     Returns
     -------
@@ -207,7 +214,7 @@ def build_subject_report(
             raise ValueError(f"{reference_mask}: shape {ref.shape} differs from the "
                              f"{modality} image {base.shape}")
         ref = ref > 0
-    blocks = [_condition_block(c, base, zooms, affine, ref, name, modality)
+    blocks = [_condition_block(c, base, zooms, affine, ref, name, modality, threshold)
               for c in conditions]
     body = [
         H.paragraph(f"Participant {sub}" + (f", session {ses}" if ses else "")
