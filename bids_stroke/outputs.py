@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ __all__ = [
     "datatype_of",
     "subject_dir",
     "write_dataset_files",
-    "write_tsv",
 ]
 
 BIDS_VERSION = "1.10.0"
@@ -73,16 +72,6 @@ def subject_dir(subject: str, session: str | None, datatype: str = "anat") -> Pa
     if session:
         rel = rel / f"ses-{session}"
     return rel / datatype
-
-
-def write_tsv(path: Path, rows: Iterable[Mapping[str, Any]], columns: list[str]) -> Path:
-    """A TSV with ``n/a`` for missing values, written atomically."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow(["n/a" if row.get(c) is None else row[c] for c in columns])
-    return atomic_write_text(path, buf.getvalue())
 
 
 def dataset_description(bids_dir: Path, pipeline_name: str) -> dict[str, Any]:
