@@ -9,7 +9,8 @@ A pipeline file names the resolution conditions of a study and the settings of e
     metrics: {connectivity: 26, tolerance_mm: 2.0}
     registration: {kind: affine}
     outputs: {save_degraded: true, save_degraded_masks: false}
-    group: {metrics: [dice, hd95, lesion_f1, abs_volume_diff_ml], alpha: 0.05}
+    group: {metrics: [dice, hd95, lesion_f1, abs_volume_diff_ml], alpha: 0.05,
+            unit: participant, compare: {ATLAS: /out_atlas, ISLES: /out_isles}}
 
 Every section is optional except ``conditions``; unknown keys are refused with an error that
 names the file and the key.
@@ -50,6 +51,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "metrics": ((list,), ["dice", "hd95", "lesion_f1", "abs_volume_diff_ml"]),
         "alpha": ((float, int), 0.05),
         "n_boot": ((int,), 2000),
+        "unit": ((str,), "participant"),
+        "compare": ((dict,), {}),
     },
 }
 TOP_LEVEL = {"name", "description", "conditions", *SCHEMA}
@@ -58,6 +61,7 @@ CHOICES = {
     ("segmentation", "precision"): ("auto", "fp32", "bf16", "fp16"),
     ("registration", "kind"): ("affine", "rigid", "syn"),
     ("metrics", "connectivity"): (6, 18, 26),
+    ("group", "unit"): ("participant", "image"),
 }
 DEFAULT_PIPELINE = "atlas_resolution"
 

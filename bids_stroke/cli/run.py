@@ -123,6 +123,7 @@ def build_config(opts):
         conditions = [c.spec for c in parse_conditions(specs)]
     except (PipelineError, ConditionError) as exc:
         raise CLIError(str(exc), P.EXIT_USAGE) from exc
+    _apply_group_options(pipeline, opts)
     try:
         participants = (
             [normalize_label(x, "sub") for x in opts.participant_label]
@@ -185,6 +186,28 @@ def build_config(opts):
     )
 
 
+def _apply_group_options(pipeline, opts) -> None:
+    """Group-level CLI options override the study file's ``group`` section (validated)."""
+    group = pipeline.settings["group"]
+    if getattr(opts, "group_unit", None):
+        group["unit"] = opts.group_unit
+    given = getattr(opts, "compare", None)
+    if not (given or group.get("compare")):
+        return
+    from bids_stroke.group.collect import parse_compare
+
+    try:
+        if given:
+            group["compare"] = {k: str(v.absolute()) for k, v in parse_compare(given).items()}
+        else:
+            base = Path(pipeline.source).parent if pipeline.source else Path.cwd()
+            group["compare"] = {k: str(v if v.is_absolute() else (base / v).absolute())
+                                for k, v in parse_compare(group["compare"]).items()}
+    except ValueError as exc:
+        where = "--compare" if given else f"{pipeline.source}: group"
+        raise CLIError(f"{where}: {exc}", P.EXIT_USAGE) from exc
+
+
 def run_participant(config) -> int:
     """Validate, discover, preflight-check and run the participant workflow."""
     from bids_stroke.config import ensure_writable_dir
@@ -245,6 +268,13 @@ def run_group_level(config) -> int:
     """Paired statistics over the participant-level derivatives in ``output_dir``."""
     from bids_stroke.group.run import GroupInputError, run_group
 
+    group = config.pipeline.section("group")
+    if group.get("compare"):  # the compared datasets are elsewhere: OUT only receives results
+        try:
+            config.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CLIError(f"cannot create output_dir {config.output_dir}: {exc.strerror}",
+                           P.EXIT_CANT_CREATE) from exc
     if not config.output_dir.is_dir():
         raise CLIError(
             f"output_dir {config.output_dir} does not exist: run the participant level first",
@@ -252,7 +282,6 @@ def run_group_level(config) -> int:
         )
     if not os.access(config.output_dir, os.W_OK):
         raise CLIError(f"output_dir {config.output_dir} is not writable", P.EXIT_CANT_CREATE)
-    group = config.pipeline.section("group")
     try:
         report = run_group(
             config.output_dir,
@@ -261,6 +290,9 @@ def run_group_level(config) -> int:
             n_boot=int(group["n_boot"]),
             seed=config.seed,
             participant_label=config.participant_label,
+            unit=group["unit"],
+            compare=group.get("compare") or None,
+            conditions=config.conditions,
         )
     except GroupInputError as exc:
         raise CLIError(str(exc), P.EXIT_NO_INPUT) from exc

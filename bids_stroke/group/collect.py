@@ -10,26 +10,30 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
+    "CORE_METRIC_COLUMNS",
     "LESION_COLUMNS",
     "METRIC_COLUMNS",
+    "OPTIONAL_METRIC_COLUMNS",
     "SEGMETRICS_ID_COLUMNS",
     "GroupInputError",
     "find_files",
     "normalise_labels",
+    "parse_compare",
+    "read_datasets",
     "read_lesions",
     "read_segmetrics",
     "read_tsvs",
 ]
 
-#: Metric columns of ``*_label-L_segmetrics.tsv`` (docs/CONTRACTS.md, ``METRIC_COLUMNS``).
-METRIC_COLUMNS: tuple[str, ...] = (
+#: Metric columns every ``*_label-L_segmetrics.tsv`` has (docs/CONTRACTS.md).
+CORE_METRIC_COLUMNS: tuple[str, ...] = (
     "tp", "fp", "fn", "tn", "dice", "jaccard", "precision", "recall", "specificity",
     "accuracy", "balanced_accuracy", "mcc", "ref_volume_ml", "pred_volume_ml",
     "volume_diff_ml", "abs_volume_diff_ml", "abs_volume_diff_voxels", "rel_volume_diff",
@@ -37,6 +41,10 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "ref_lesion_count", "pred_lesion_count", "abs_lesion_count_diff", "lesion_tp",
     "lesion_fp", "lesion_fn", "lesion_f1", "detection_rate",
 )
+#: Metric columns added later: read when present, NaN (and reported) in older outputs.
+#: ``pred_fraction_pct``: predicted lesion voxels as % of all voxels of the scored grid.
+OPTIONAL_METRIC_COLUMNS: tuple[str, ...] = ("pred_fraction_pct",)
+METRIC_COLUMNS: tuple[str, ...] = (*CORE_METRIC_COLUMNS, *OPTIONAL_METRIC_COLUMNS)
 SEGMETRICS_ID_COLUMNS: tuple[str, ...] = (
     "participant_id", "session_id", "desc", "condition", "effective_resolution_mm",
 )
@@ -177,12 +185,59 @@ def read_segmetrics(
         raise GroupInputError(
             f"no *_label-L_segmetrics.tsv found under {root}{who}; "
             "run the participant level first")
-    df = read_tsvs(files, [*SEGMETRICS_ID_COLUMNS, *METRIC_COLUMNS],
+    df = read_tsvs(files, [*SEGMETRICS_ID_COLUMNS, *CORE_METRIC_COLUMNS],
                    ["effective_resolution_mm", *METRIC_COLUMNS])
     if df.empty:
         raise GroupInputError(f"the {len(files)} segmetrics TSV file(s) under {root} have no rows")
+    absent = [c for c in OPTIONAL_METRIC_COLUMNS if c not in df.columns]
+    for col in absent:
+        df[col] = np.nan
     df = df.replace([np.inf, -np.inf], np.nan)  # infinite distances are treated as undefined
-    return df.reset_index(drop=True)
+    df = df.reset_index(drop=True)
+    df.attrs["absent_columns"] = absent
+    return df
+
+
+def parse_compare(items: Iterable[str] | Mapping[str, str] | None) -> dict[str, Path]:
+    """``["ATLAS=/out_a", "ISLES=/out_b"]`` (or a mapping) -> ``{"ATLAS": Path(...), ...}``.
+
+    Labels are letters, digits, ``-`` and ``_``; they must be unique. Raises ``ValueError``
+    with a one-line message naming the bad item.
+    """
+    if not items:
+        return {}
+    pairs = (list(items.items()) if isinstance(items, Mapping)
+             else [tuple(str(i).split("=", 1)) if "=" in str(i) else (str(i), "")
+                   for i in items])
+    out: dict[str, Path] = {}
+    for label, path in pairs:
+        label, path = str(label).strip(), str(path).strip()
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", label) or not path:
+            raise ValueError(f"dataset comparison item {label}={path!r} must be LABEL=DIR "
+                             "(label: letters, digits, - or _)")
+        if label in out:
+            raise ValueError(f"dataset label {label!r} is given twice")
+        out[label] = Path(path)
+    if len(out) < 2:
+        raise ValueError("a dataset comparison needs at least two LABEL=DIR items")
+    return out
+
+
+def read_datasets(
+    datasets: Mapping[str, str | os.PathLike[str]],
+    participant_label: str | Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Metric rows of several output directories, with a ``dataset`` column (their label)."""
+    frames = []
+    for label, path in datasets.items():
+        try:
+            df = read_segmetrics(path, participant_label)
+        except GroupInputError as exc:
+            raise GroupInputError(f"dataset {label}: {exc}") from exc
+        frames.append(df.assign(dataset=label))
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["absent_columns"] = sorted({c for f in frames for c in f.attrs["absent_columns"]})
+    return out
 
 
 def read_lesions(

@@ -42,6 +42,7 @@ def make_synthetic_output(
     sessions: Sequence[str] | None = None,
     lesions: bool = True,
     voxel_ml: float = 0.001,
+    columns: Sequence[str] = METRIC_COLUMNS,
 ) -> Path:
     """Write synthetic per-subject metric TSVs under ``output_dir`` and return it.
 
@@ -61,13 +62,16 @@ def make_synthetic_output(
         Also write ``*_label-L_lesions.tsv``.
     voxel_ml : float
         Voxel volume used to convert volumes to voxel counts.
+    columns : sequence of str
+        Metric columns to write (default: all; leave out optional ones to mimic older outputs).
     """
     root = Path(output_dir)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     k = len(conditions)
     res = np.array([c[2] for c in conditions], float)
-    header_seg = "\t".join([*SEGMETRICS_ID_COLUMNS, *METRIC_COLUMNS]) + "\n"
+    columns = [c for c in METRIC_COLUMNS if c in set(columns)]
+    header_seg = "\t".join([*SEGMETRICS_ID_COLUMNS, *columns]) + "\n"
     header_les = "\t".join(LESION_COLUMNS) + "\n"
     sess_list: list[str | None] = list(sessions) if sessions else [None]
     for i in range(1, n_subjects + 1):
@@ -111,11 +115,11 @@ def make_synthetic_output(
                 "ref_lesion_count": np.full(k, float(n_les)),
                 "pred_lesion_count": ltp + lfp, "abs_lesion_count_diff": np.abs(ltp + lfp - n_les),
                 "lesion_tp": ltp, "lesion_fp": lfp, "lesion_fn": lfn, "lesion_f1": f1,
-                "detection_rate": ltp / n_les,
+                "detection_rate": ltp / n_les, "pred_fraction_pct": (tpv + fpv) / 7e6 * 100,
             }
             sid = "n/a" if ses is None else f"ses-{ses}"
             rows = [[sub, sid, c[0], c[1], f"{c[2]:g}"] for c in conditions]
-            mat = np.column_stack([_fmt(np.asarray(cols[m], float)) for m in METRIC_COLUMNS])
+            mat = np.column_stack([_fmt(np.asarray(cols[m], float)) for m in columns])
             body = "".join("\t".join([*r, *m]) + "\n" for r, m in zip(rows, mat, strict=True))
             adir = root / sub / (f"ses-{ses}" if ses else "") / "anat"
             adir.mkdir(parents=True, exist_ok=True)
