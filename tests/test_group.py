@@ -14,7 +14,11 @@ import pytest
 from bids_stroke.group import collect
 from bids_stroke.group import stats as S
 from bids_stroke.group.run import GroupInputError, run_group
-from bids_stroke.group.synthetic import DEFAULT_SYNTHETIC_CONDITIONS, make_synthetic_output
+from bids_stroke.group.synthetic import (
+    DEFAULT_SYNTHETIC_CONDITIONS,
+    make_synthetic_output,
+    record_commits,
+)
 
 CONDS = DEFAULT_SYNTHETIC_CONDITIONS[:3]
 TSVS = ["group_segmetrics.tsv", "group_desc-summary_segmetrics.tsv",
@@ -124,6 +128,7 @@ def test_missing_condition_and_na_values(tmp_path) -> None:
     df = pd.read_csv(f, sep="\t", dtype=str, keep_default_na=False)
     df.loc[1, "hd95"] = "n/a"
     df.to_csv(f, sep="\t", index=False)
+    record_commits(out)
     run_group(out, n_boot=50)
     wil = pd.read_csv(out / "group_desc-wilcoxon_stats.tsv", sep="\t").set_index(
         ["metric", "condition_a", "condition_b"])
@@ -154,6 +159,7 @@ def test_collect_validates_columns(tmp_path) -> None:
     f = next((out / "sub-0002" / "anat").glob("*_segmetrics.tsv"))
     df = pd.read_csv(f, sep="\t", dtype=str, keep_default_na=False).drop(columns="hd95")
     df.to_csv(f, sep="\t", index=False)
+    record_commits(out)
     with pytest.raises(GroupInputError, match=r"sub-0002.*missing column\(s\) hd95"):
         collect.read_segmetrics(out)
     assert collect.read_lesions(out) is None
@@ -165,6 +171,7 @@ def test_collect_fast_path_equals_per_file(tmp_path) -> None:
     f = next((out / "sub-0003" / "anat").glob("*_segmetrics.tsv"))
     df = pd.read_csv(f, sep="\t", dtype=str, keep_default_na=False)
     df[df.columns[::-1]].to_csv(f, sep="\t", index=False)  # other column order: slow path
+    record_commits(out)
     slow = collect.read_segmetrics(out)
     pd.testing.assert_frame_equal(fast, slow[fast.columns])
     assert fast["session_id"].eq("n/a").all()
@@ -173,6 +180,7 @@ def test_collect_fast_path_equals_per_file(tmp_path) -> None:
     df = pd.read_csv(bad, sep="\t", dtype=str, keep_default_na=False)
     df.loc[0, "dice"] = "abc"
     df.to_csv(bad, sep="\t", index=False)
+    record_commits(out)
     with pytest.raises(GroupInputError, match=r"sub-0004.*non-numeric value 'abc'"):
         collect.read_segmetrics(out)
 
@@ -204,6 +212,7 @@ def _set_metric(out: Path, metric: str, values: dict[str, float], noise: float =
         base = rng.normal(0, noise)
         df[metric] = [f"{values[d] + base + rng.normal(0, noise):.6f}" for d in df["desc"]]
         df.to_csv(f, sep="\t", index=False)
+    record_commits(out)
 
 
 def test_findings_state_a_known_effect(tmp_path) -> None:
