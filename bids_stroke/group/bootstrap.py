@@ -23,8 +23,10 @@ correlation without any non-zero difference, are left out).
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import stats
@@ -35,6 +37,7 @@ __all__ = [
     "Median",
     "SignedRankBiserial",
     "bootstrap_units",
+    "evaluate",
     "percentile_limits",
 ]
 
@@ -62,11 +65,31 @@ def percentile_limits(dist: np.ndarray, level: float = 0.95) -> np.ndarray:
     return np.stack([np.atleast_1d(lo), np.atleast_1d(hi)], axis=-1)
 
 
-def _counts(pos: np.ndarray, n: int) -> np.ndarray:
-    """Per-unit counts ``(batch, n)`` (float64) of a ``(batch, n)`` array of positions."""
+#: counts are float32 (half the memory traffic) while every sum the statistics form from them
+#: stays an exactly representable half-integer (below 2**23); float64 beyond this many units
+FLOAT32_MAX_UNITS = 400_000
+
+
+def _counts(pos: np.ndarray, n: int, dtype: type) -> np.ndarray:
+    """Per-unit counts ``(batch, n)`` of a ``(batch, n)`` array of positions."""
     b = pos.shape[0]
     flat = pos.astype(np.int64, copy=False) + (np.arange(b, dtype=np.int64) * n)[:, None]
-    return np.bincount(flat.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+    return np.bincount(flat.ravel(), minlength=b * n).reshape(b, n).astype(dtype)
+
+
+def evaluate(statistics: Sequence[Callable[..., np.ndarray]], *counts: np.ndarray) -> np.ndarray:
+    """``(k, batch)`` values of several statistics of the same resamples, in worker threads
+    (NumPy releases the GIL in the array passes; each statistic fills its own rows, so the
+    result does not depend on scheduling)."""
+    if not statistics:
+        return np.zeros((0, counts[0].shape[0]))
+    workers = min(len(statistics), os.cpu_count() or 1, 8)
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(lambda f: f(*counts), statistics))
+    else:
+        parts = [f(*counts) for f in statistics]
+    return np.vstack([np.atleast_2d(p) for p in parts])
 
 
 def bootstrap_units(
@@ -87,7 +110,8 @@ def bootstrap_units(
         datasets, each resampled on its own as in a stratified two-sample bootstrap).
     statistic : callable
         ``statistic(*counts) -> (n_stats, batch)``; ``counts[g]`` is the ``(batch, sizes[g])``
-        float array of how often each unit of group ``g`` is in each resample.
+        float array (float32 up to :data:`FLOAT32_MAX_UNITS` units) of how often each unit of
+        group ``g`` is in each resample. :func:`evaluate` runs a list of statistics.
     n_stats : int
         Number of statistics (rows of the result).
     n_boot : int
@@ -106,9 +130,11 @@ def bootstrap_units(
     if n_stats == 0 or n_boot <= 0 or min(sizes) < 2:
         return np.full((n_stats, 2), np.nan)
     batch = max(1, min(n_boot, BATCH_ELEMENTS // max(sum(sizes), 1)))
+    dtype = np.float32 if sum(sizes) <= FLOAT32_MAX_UNITS else np.float64
 
     def _stat(*positions: np.ndarray, axis: int = -1) -> np.ndarray:
-        counts = [_counts(np.atleast_2d(p), n) for p, n in zip(positions, sizes, strict=True)]
+        counts = [_counts(np.atleast_2d(p), n, dtype)
+                  for p, n in zip(positions, sizes, strict=True)]
         return np.asarray(statistic(*counts), dtype=float).reshape(n_stats, -1)
 
     data = tuple(np.arange(n) for n in sizes)
@@ -136,6 +162,7 @@ class Means:
 
     def __call__(self, counts: np.ndarray) -> np.ndarray:
         """``(k, batch)`` resampled means."""
+        counts = counts.astype(np.float64, copy=False)
         with np.errstate(invalid="ignore", divide="ignore"):
             return ((counts @ self.values) / (counts @ self.weights)).T
 
@@ -154,13 +181,13 @@ class Median:
         if self.idx.size == 0:
             return np.full(b, np.nan)
         cum = np.cumsum(counts[:, self.idx], axis=1)
-        m = cum[:, -1]
+        m = cum[:, -1].astype(np.float64)
         # rows are non-decreasing: offset each row above the previous one, search them at once
-        step = float(m.max()) + 1.0
-        flat = (cum + (np.arange(b) * step)[:, None]).ravel()
-        base = np.arange(b) * step
-        k1 = np.searchsorted(flat, base + np.floor((m + 1) / 2)) - np.arange(b) * self.idx.size
-        k2 = np.searchsorted(flat, base + np.floor(m / 2) + 1) - np.arange(b) * self.idx.size
+        base = np.arange(b) * (float(m.max()) + 1.0)
+        flat = (cum + base[:, None]).ravel()
+        start = np.arange(b) * self.idx.size
+        k1 = np.searchsorted(flat, base + np.floor((m + 1) / 2)) - start
+        k2 = np.searchsorted(flat, base + np.floor(m / 2) + 1) - start
         last = self.idx.size - 1
         med = (self.sorted[np.minimum(k1, last)] + self.sorted[np.minimum(k2, last)]) / 2.0
         return np.where(m > 0, med, np.nan)
@@ -176,6 +203,10 @@ class SignedRankBiserial:
     zero_method : {"wilcox", "pratt"}
         ``wilcox``: zero differences are left out before ranking; ``pratt``: ranked, then their
         ranks are left out of the sums.
+
+    With the units sorted by ``|d|`` and ``C`` the cumulative resample counts, the copies of a
+    tie group (or of one unit) share the average rank ``C_end - (count - 1) / 2``; ``T+ - T-``
+    is the signed sum of count x rank.
     """
 
     def __init__(self, d: np.ndarray, zero_method: str = "wilcox") -> None:
@@ -187,32 +218,34 @@ class SignedRankBiserial:
         order = np.argsort(a, kind="stable")
         self.idx = units[order]
         a = a[order]
-        self.sign = np.sign(d[self.idx])
+        self.sign = np.sign(d[self.idx]).astype(np.float32)
         self.n_zero = int(np.sum(a == 0))  # leading zeros (pratt only)
         self.pratt = zero_method == "pratt"
-        new_group = np.r_[True, a[1:] != a[:-1]] if a.size else np.zeros(0, bool)
-        self.starts = np.flatnonzero(new_group)
-        self.has_ties = self.starts.size < a.size
+        last = np.r_[a[1:] != a[:-1], True] if a.size else np.zeros(0, bool)
+        self.ends = np.flatnonzero(last)  # last position of each tie group
+        self.has_ties = self.ends.size < a.size
+        self.gid = np.repeat(np.arange(self.ends.size), np.diff(np.r_[-1, self.ends]))
 
     def __call__(self, counts: np.ndarray) -> np.ndarray:
         b = counts.shape[0]
         if self.idx.size == 0:
             return np.full(b, np.nan)
         c = counts[:, self.idx]
-        sc = c * self.sign
-        if self.has_ties:  # average rank of a tie group: cumulative count - (count - 1) / 2
-            cg = np.add.reduceat(c, self.starts, axis=1)
-            sg = np.add.reduceat(sc, self.starts, axis=1)
-            rank = np.cumsum(cg, axis=1) - (cg - 1.0) / 2.0
-            t_diff = np.einsum("ij,ij->i", sg, rank)
-        else:  # sum_i s_i c_i (C_i - (c_i - 1) / 2)
-            cum = np.cumsum(c, axis=1)
-            t_diff = (np.einsum("ij,ij->i", sc, cum)
-                      - 0.5 * (np.einsum("ij,ij->i", sc, c) - sc.sum(axis=1)))
-        m = c.sum(axis=1)
+        cum = np.cumsum(c, axis=1)
+        m = cum[:, -1].astype(np.float64)
+        if self.has_ties:
+            cend = cum[:, self.ends]
+            rank = (cend - 0.5 * (np.diff(cend, axis=1, prepend=0) - 1))[:, self.gid]
+        else:  # C_i - (c_i - 1) / 2, in place
+            rank = cum
+            rank -= 0.5 * c
+            rank += 0.5
+        rank *= c
+        rank *= self.sign
+        t_diff = rank.sum(axis=1, dtype=np.float64)
         t_tot = m * (m + 1.0) / 2.0
         if self.pratt and self.n_zero:
-            z = c[:, :self.n_zero].sum(axis=1)
+            z = c[:, :self.n_zero].sum(axis=1, dtype=np.float64)
             t_tot = t_tot - z * (z + 1.0) / 2.0
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(t_tot > 0, t_diff / np.where(t_tot > 0, t_tot, 1.0), np.nan)
@@ -237,8 +270,8 @@ class CliffsDelta:
         self.hi = np.searchsorted(b_sorted, a[self.ia], side="right")
 
     def __call__(self, counts_a: np.ndarray, counts_b: np.ndarray) -> np.ndarray:
-        ca = counts_a[:, self.ia]
-        cb = counts_b[:, self.ib]
+        ca = counts_a[:, self.ia].astype(np.float64)
+        cb = counts_b[:, self.ib].astype(np.float64)
         cum = np.concatenate([np.zeros((cb.shape[0], 1)), np.cumsum(cb, axis=1)], axis=1)
         nb = cum[:, -1]
         less = cum[:, self.lo]                   # resampled B values below each A value

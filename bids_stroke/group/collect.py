@@ -195,6 +195,8 @@ def read_segmetrics(
     df = df.replace([np.inf, -np.inf], np.nan)  # infinite distances are treated as undefined
     df = df.reset_index(drop=True)
     df.attrs["absent_columns"] = absent
+    side = files[0].with_suffix(".json")
+    df.attrs["sidecar"] = str(side) if side.is_file() else None  # the columns' data dictionary
     return df
 
 
@@ -237,6 +239,7 @@ def read_datasets(
         frames.append(df.assign(dataset=label))
     out = pd.concat(frames, ignore_index=True)
     out.attrs["absent_columns"] = sorted({c for f in frames for c in f.attrs["absent_columns"]})
+    out.attrs["sidecar"] = next((f.attrs["sidecar"] for f in frames if f.attrs["sidecar"]), None)
     return out
 
 

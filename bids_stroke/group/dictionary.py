@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 __all__ = ["COLUMN_DICTIONARY", "metric_descriptions"]
 
@@ -150,14 +153,22 @@ COLUMN_DICTIONARY: dict[str, dict[str, str]] = {
 }
 
 
-def metric_descriptions(metrics: Iterable[str]) -> dict[str, dict[str, str]]:
-    """Sidecar entries of metric columns, from :mod:`bids_stroke.metrics` where it has them."""
+def metric_descriptions(metrics: Iterable[str],
+                        sidecar: Path | None = None) -> dict[str, dict[str, str]]:
+    """Sidecar entries of metric columns: the participant level's own data dictionary
+    (``sidecar``, the JSON beside a ``*_segmetrics.tsv``) where it describes them, else the
+    metric's readable name."""
     from bids_stroke.group.labels import metric_label
 
-    try:  # the metrics module owns the authoritative descriptions
-        from bids_stroke.metrics import METRIC_DESCRIPTIONS
-    except ImportError:  # pragma: no cover - metrics module unavailable
-        METRIC_DESCRIPTIONS = {}
-    return {m: dict(METRIC_DESCRIPTIONS.get(m, {"LongName": metric_label(m),
-                                                "Description": metric_label(m)}))
-            for m in metrics}
+    known: dict[str, Any] = {}
+    if sidecar is not None:
+        try:
+            known = json.loads(Path(sidecar).read_text())
+        except (OSError, ValueError):
+            known = {}
+    out = {}
+    for m in metrics:
+        entry = known.get(m) if isinstance(known, dict) else None
+        out[m] = (dict(entry) if isinstance(entry, dict) and "Description" in entry
+                  else {"LongName": metric_label(m), "Description": metric_label(m)})
+    return out

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bids_stroke.group.bootstrap import Median, SignedRankBiserial, bootstrap_units
+from bids_stroke.group.bootstrap import Median, SignedRankBiserial, bootstrap_units, evaluate
 from bids_stroke.group.corrections import benjamini_hochberg, holm
 from bids_stroke.group.describe import id_columns
 
@@ -242,8 +242,8 @@ def pairwise_wilcoxon(
     if not rows:
         return pd.DataFrame(columns=WILCOXON_COLUMNS)
     n_units = next(iter(mats.values())).shape[0]
-    ci = bootstrap_units([n_units], lambda c: np.stack([s(c) for s in boot_stats]),
-                         len(boot_stats), n_boot=n_boot, seed=seed)
+    ci = bootstrap_units([n_units], lambda c: evaluate(boot_stats, c), len(boot_stats),
+                         n_boot=n_boot, seed=seed)
     for (r, lo, hi), (vlo, vhi) in zip(slots, ci, strict=True):
         rows[r][lo], rows[r][hi] = float(vlo), float(vhi)
     out = pd.DataFrame(rows)

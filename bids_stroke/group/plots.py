@@ -16,6 +16,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from bids_stroke.group.describe import id_columns, to_wide
 from bids_stroke.group.labels import METRIC_BOUNDS, METRIC_LABELS, metric_label
@@ -30,7 +31,6 @@ __all__ = [
     "metric_label",
     "plot_bland_altman",
     "plot_dataset_comparison",
-    "plot_metric_bars",
     "plot_metric_distributions",
     "plot_metric_vs_resolution",
     "plot_paired_lines",
@@ -57,6 +57,8 @@ def _grid(n: int, ncols: int = 2, size: tuple[float, float] = (5.0, 3.6),
                         wspace=0.3, hspace=1.2 / (size[1] - 1.2))
     for ax in axes[n:]:
         ax.set_visible(False)
+    for ax in axes[:n]:  # fewer ticks: tick objects are most of matplotlib's drawing time
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
     return fig, axes[:n]
 
 
@@ -66,48 +68,29 @@ def _subset(n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, MAX_SHOWN, replace=False))
 
 
-def plot_metric_bars(
-    means: pd.DataFrame, metrics: Sequence[str], conditions: Sequence[str], *,
-    error: str = "ci95", sd: pd.DataFrame | None = None,
-) -> Figure:
-    """Mean per condition; error bars: bootstrap 95% CI of the mean, or SD clipped to the range.
-
-    ``means``: ``metric, desc, mean, ci_low, ci_high`` (stratum ``all``); ``sd``: the summary
-    table (``metric, desc, mean, std``) for ``error="sd"``.
-    """
-    if error not in ("ci95", "sd"):
-        raise ValueError(f"error must be 'ci95' or 'sd', got {error!r}")
-    colours = condition_colours(conditions)
-    fig, axes = _grid(len(metrics))
-    x = np.arange(len(conditions))
-    for ax, metric in zip(axes, metrics, strict=True):
-        src = means if error == "ci95" else sd
-        t = src[src["metric"] == metric].set_index("desc").reindex(list(conditions))
-        mean = t["mean"].to_numpy(float)
-        if error == "ci95":
-            lo, hi = t["ci_low"].to_numpy(float), t["ci_high"].to_numpy(float)
-        else:
-            lo_b, hi_b = METRIC_BOUNDS.get(metric, (-np.inf, np.inf))
-            s = t["std"].to_numpy(float)
-            lo, hi = np.clip(mean - s, lo_b, hi_b), np.clip(mean + s, lo_b, hi_b)
-        yerr = np.abs(np.vstack([mean - lo, hi - mean]))
-        ax.bar(x, mean, yerr=np.nan_to_num(yerr), color=[colours[c] for c in conditions],
-               edgecolor="black", linewidth=0.6, capsize=4)
-        ax.set_xticks(x, conditions, rotation=30, ha="right")
-        ax.set_ylabel(metric_label(metric))
-        ax.set_xlabel("Condition")
-        ax.set_title(f"Mean {metric_label(metric)}", fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-    label = ("error bars: percentile-bootstrap 95% CI of the mean" if error == "ci95"
-             else "error bars: ±1 SD, clipped to the metric's range")
-    fig.suptitle(f"Mean per condition ({label})", fontsize=10)
-    return fig
+def _mean_interval(means: pd.DataFrame | None, metric: str, conditions: Sequence[str],
+                   error: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    if means is None:
+        return None
+    t = means[means["metric"] == metric].set_index("desc").reindex(list(conditions))
+    mean = t["mean"].to_numpy(float)
+    if error == "ci95":
+        return mean, t["ci_low"].to_numpy(float), t["ci_high"].to_numpy(float)
+    lo_b, hi_b = METRIC_BOUNDS.get(metric, (-np.inf, np.inf))
+    sd = t["std"].to_numpy(float)
+    return mean, np.clip(mean - sd, lo_b, hi_b), np.clip(mean + sd, lo_b, hi_b)
 
 
 def plot_metric_distributions(
     table: pd.DataFrame, metrics: Sequence[str], conditions: Sequence[str], *, seed: int = 0,
+    means: pd.DataFrame | None = None, error: str = "ci95",
 ) -> Figure:
-    """Box plot per condition with the units' values as jittered points."""
+    """Box plot per condition with the units' values as jittered points, and the mean with its
+    interval beside each box (``means``: ``metric, desc, mean`` and ``ci_low, ci_high`` for
+    ``error="ci95"`` - a percentile-bootstrap CI - or ``std`` for ``error="sd"``, drawn as
+    mean +- SD clipped to the metric's range)."""
+    if error not in ("ci95", "sd"):
+        raise ValueError(f"error must be 'ci95' or 'sd', got {error!r}")
     colours = condition_colours(conditions)
     rng = np.random.default_rng(seed)
     fig, axes = _grid(len(metrics))
@@ -118,7 +101,7 @@ def plot_metric_distributions(
             v = table.loc[table["desc"] == c, metric].to_numpy(float)
             data.append(v[np.isfinite(v)])
         bp = ax.boxplot([d if d.size else np.array([np.nan]) for d in data], positions=pos,
-                        widths=0.6, showfliers=False, patch_artist=True)
+                        widths=0.5, showfliers=False, patch_artist=True)
         for patch, c in zip(bp["boxes"], conditions, strict=True):
             patch.set_facecolor(colours[c])
             patch.set_alpha(0.45)
@@ -128,15 +111,21 @@ def plot_metric_distributions(
             d = d[_subset(d.size, seed)]
             if d.size:
                 alpha = float(np.clip(30.0 / d.size, 0.15, 0.8))
-                ax.plot(p + rng.uniform(-0.18, 0.18, d.size), d, "o", markersize=2.8,
+                ax.plot(p + rng.uniform(-0.15, 0.15, d.size), d, "o", markersize=2.5,
                         color=colours[c], markeredgecolor="black", markeredgewidth=0.2,
                         alpha=alpha, zorder=3)
+        mi = _mean_interval(means, metric, conditions, error)
+        if mi is not None:
+            m, lo, hi = mi
+            ax.errorbar(pos + 0.38, m, yerr=np.nan_to_num(np.abs([m - lo, hi - m])), fmt="D",
+                        color="black", markersize=4, capsize=2, linewidth=1, zorder=4)
         ax.set_xticks(pos, conditions, rotation=30, ha="right")
-        ax.set_ylabel(metric_label(metric))
-        ax.set_xlabel("Condition")
+        ax.set_ylabel(metric_label(metric), fontsize=8)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Distribution per condition (box: median and IQR; whiskers: 1.5 IQR; "
-                 f"points: units, at most {MAX_SHOWN} per condition)", fontsize=10)
+    what = ("percentile-bootstrap 95% CI" if error == "ci95"
+            else "+-1 SD clipped to the metric's range")
+    fig.suptitle("Distribution per condition (box: median and IQR, whiskers 1.5 IQR; points: "
+                 f"units, at most {MAX_SHOWN} shown; diamond: mean, {what})", fontsize=9)
     return fig
 
 
@@ -160,16 +149,15 @@ def plot_paired_lines(
                     color=colours[c], alpha=alpha, zorder=3)
         counts = np.isfinite(wide).sum(axis=0)
         mean = np.where(counts > 0, np.nansum(wide, axis=0) / np.maximum(counts, 1), np.nan)
-        ax.plot(x, mean, color="black", linewidth=2.2, marker="o", label="mean", zorder=4)
+        ax.plot(x, mean, color="black", linewidth=2.2, marker="o", zorder=4)
         ax.set_xticks(x, conditions, rotation=30, ha="right")
         ax.set_xlim(-0.3, len(conditions) - 0.7)
         ax.autoscale_view(scalex=False)
-        ax.set_ylabel(metric_label(metric))
-        ax.set_xlabel("Condition")
-        ax.legend(loc="best", fontsize=8)
+        ax.set_ylabel(metric_label(metric), fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     shown_txt = f"; {MAX_SHOWN} shown" if n_units > MAX_SHOWN else ""
-    fig.suptitle(f"Paired values per unit (n = {n_units}{shown_txt})", fontsize=10)
+    fig.suptitle(f"Paired values per unit (grey lines, n = {n_units}{shown_txt}; black: mean)",
+                 fontsize=10)
     return fig
 
 
@@ -188,51 +176,69 @@ def plot_metric_vs_resolution(
     means: pd.DataFrame, conditions: Sequence[str], geometry: Mapping[str, ConditionGeometry],
     *, metric: str = "dice", strata: Sequence[str] = ("all",),
 ) -> Figure:
-    """Mean metric (95% CI) against the conditions' real through-plane and in-plane spacing.
+    """Mean metric (95% CI) against the conditions' real slice and in-plane spacing.
 
-    Panels: all units against the slice spacing and against the in-plane spacing, then each
-    lesion-volume stratum against the slice spacing. Conditions at the same spacing are dodged
-    sideways; conditions are told apart by colour and named in one legend (no labels on points).
+    Panels: all units against the slice spacing; against the in-plane spacing (conditions at
+    the same spacing are dodged sideways, told apart by colour, named in the legend: no labels
+    on points); the lesion-volume strata across the conditions in study order. One y scale.
     """
     conds = [c for c in conditions if c in geometry]
     colours = condition_colours(conditions)
-    panels = [("all", "through"), ("all", "in")] + [(s, "through") for s in strata if s != "all"]
-    ncol = min(3, max(len(conds), 1))
-    fig, axes = _grid(len(panels), ncols=3, size=(4.4, 3.5),
-                      bottom_in=1.3 + 0.22 * int(np.ceil(len(conds) / ncol)))
     sub = means[means["metric"] == metric]
-    lims = [np.nanmin(sub[["ci_low", "mean"]].to_numpy(float)) if len(sub) else 0.0,
-            np.nanmax(sub[["ci_high", "mean"]].to_numpy(float)) if len(sub) else 1.0]
-    for ax, (stratum, axis) in zip(axes, panels, strict=True):
+    fig, axes = _grid(3, ncols=3, size=(4.4, 3.6),
+                      bottom_in=1.2 + 0.2 * int(np.ceil(max(len(conds), 1) / 2)))
+    vals = sub[["ci_low", "mean", "ci_high"]].to_numpy(float)
+    lims = (np.nanmin(vals), np.nanmax(vals)) if np.isfinite(vals).any() else (0.0, 1.0)
+    pad = 0.05 * max(lims[1] - lims[0], 1e-9)
+    allu = sub[sub["stratum"] == "all"].set_index("desc")
+    for ax, axis in zip(axes[:2], ("through", "in"), strict=True):
         xs = np.array([geometry[c].through_plane_mm if axis == "through"
                        else geometry[c].in_plane_mm for c in conds])
         span = float(np.ptp(xs)) if xs.size and np.ptp(xs) > 0 else 1.0
-        xd = xs + dodge(xs, 0.05 * span)
-        t = sub[sub["stratum"] == stratum].set_index("desc")
-        for c, x in zip(conds, xd, strict=True):
-            if c not in t.index:
+        for c, x in zip(conds, xs + dodge(xs, 0.05 * span), strict=True):
+            if c not in allu.index:
                 continue
-            m, lo, hi = (float(t.loc[c, k]) for k in ("mean", "ci_low", "ci_high"))
-            err = np.nan_to_num([[m - lo], [hi - m]])
-            eb = ax.errorbar([x], [m], yerr=np.abs(err), fmt="o", color=colours[c], capsize=3,
-                             markeredgecolor="black", markeredgewidth=0.4, markersize=6)
+            m, lo, hi = (float(allu.loc[c, k]) for k in ("mean", "ci_low", "ci_high"))
+            eb = ax.errorbar([x], [m], yerr=np.abs(np.nan_to_num([[m - lo], [hi - m]])), fmt="o",
+                             color=colours[c], capsize=3, markeredgecolor="black",
+                             markeredgewidth=0.4, markersize=6)
             eb[0].set_gid(f"condition:{c}")
-        ax.set_xticks(np.unique(np.round(xs, 3)))
-        ax.set_xlim(float(xs.min()) - 0.15 * span, float(xs.max()) + 0.15 * span)
-        if np.all(np.isfinite(lims)):
-            pad = 0.05 * max(lims[1] - lims[0], 1e-9)
-            ax.set_ylim(lims[0] - pad, lims[1] + pad)  # common scale across panels
+        if xs.size:
+            ax.set_xticks(np.unique(np.round(xs, 3)))
+            ax.set_xlim(float(xs.min()) - 0.15 * span, float(xs.max()) + 0.15 * span)
         ax.set_xlabel("slice spacing (mm)" if axis == "through" else "in-plane spacing (mm)",
                       fontsize=8)
-        ax.set_ylabel(f"mean {metric_label(metric)}", fontsize=8)
-        n = int(t["n"].max()) if len(t) else 0
-        who = "all units" if stratum == "all" else f"lesions {stratum}"
-        ax.set_title(f"{who} (n <= {n})" + (", in-plane" if axis == "in" else ""), fontsize=9)
-        ax.grid(alpha=0.3)
+        n = int(allu["n"].max()) if len(allu) else 0
+        ax.set_title(f"all units (n <= {n})", fontsize=9)
+    ax = axes[2]
+    x = np.arange(len(conditions))
+    markers = "sD^vP*Xo"
+    strata_handles = []
+    for i, name in enumerate(s for s in strata if s != "all"):
+        t = sub[sub["stratum"] == name].set_index("desc").reindex(list(conditions))
+        m = t["mean"].to_numpy(float)
+        err = np.abs(np.nan_to_num([m - t["ci_low"].to_numpy(float),
+                                    t["ci_high"].to_numpy(float) - m]))
+        colour = OKABE_ITO[(i + 4) % len(OKABE_ITO)]
+        ax.errorbar(x + (i - 1.5) * 0.06, m, yerr=err, color=colour, marker=markers[i % 8],
+                    markersize=4, linewidth=1, capsize=2)
+        n = int(t["n"].max()) if t["n"].notna().any() else 0
+        strata_handles.append((Line2D([], [], color=colour, marker=markers[i % 8]),
+                               f"lesions {name} (n <= {n})"))
+    ax.set_xticks(x, conditions, rotation=30, ha="right", fontsize=8)
+    ax.set_title("by total reference lesion volume", fontsize=9)
+    for a in axes:
+        a.set_ylim(lims[0] - pad, lims[1] + pad)  # one scale for the three panels
+        a.set_ylabel(f"mean {metric_label(metric)}", fontsize=8)
+        a.grid(alpha=0.3)
     handles = [Line2D([], [], marker="o", linestyle="", color=colours[c],
                       markeredgecolor="black", markeredgewidth=0.4) for c in conds]
     fig.legend(handles, [f"{c}: {geometry[c].voxel_text()} voxels" for c in conds],
-               loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+               loc="lower left", bbox_to_anchor=(0.02, 0.0), ncol=2, fontsize=8, frameon=False)
+    if strata_handles:
+        fig.legend([h for h, _ in strata_handles], [lab for _, lab in strata_handles],
+                   loc="lower right", bbox_to_anchor=(0.98, 0.0), ncol=1, fontsize=8,
+                   frameon=False)
     fig.suptitle(f"{metric_label(metric)} against the real resolution of each condition "
                  "(mean, percentile-bootstrap 95% CI; same spacing: dodged)", fontsize=10)
     return fig

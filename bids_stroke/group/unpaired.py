@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bids_stroke.group.bootstrap import CliffsDelta, bootstrap_units
+from bids_stroke.group.bootstrap import CliffsDelta, bootstrap_units, evaluate
 from bids_stroke.group.corrections import benjamini_hochberg, holm
 from bids_stroke.group.paired import unit_matrix
 
@@ -151,10 +151,9 @@ def compare_datasets(
     if not rows:
         return pd.DataFrame(columns=DATASET_COLUMNS)
 
-    def statistic(*counts: np.ndarray) -> np.ndarray:
-        return np.stack([s(counts[ia], counts[ib]) for ia, ib, s in deltas])
-
-    ci = bootstrap_units(sizes, statistic, len(deltas), n_boot=n_boot, seed=seed)
+    stats_ = [lambda *c, ia=ia, ib=ib, s=s: s(c[ia], c[ib]) for ia, ib, s in deltas]
+    ci = bootstrap_units(sizes, lambda *c: evaluate(stats_, *c), len(deltas), n_boot=n_boot,
+                         seed=seed)
     out = pd.DataFrame(rows)
     out["delta_ci_low"], out["delta_ci_high"] = ci[:, 0], ci[:, 1]
     return _adjust(out, alpha)[DATASET_COLUMNS]

@@ -40,7 +40,9 @@ def write_tables(
     ds_rows: pd.DataFrame | None, ds_stats: pd.DataFrame | None, metric_cols: Sequence[str],
 ) -> list[Path]:
     """Write every group TSV that has content; return their paths."""
-    mdesc = metric_descriptions(metric_cols)
+    source = seg if seg is not None else ds_rows
+    side_file = source.attrs.get("sidecar") if source is not None else None
+    mdesc = metric_descriptions(metric_cols, Path(side_file) if side_file else None)
     metric_side = {**mdesc, "metric": {**COLUMN_DICTIONARY["metric"],
                                        "Levels": {m: mdesc[m].get("Description", m)
                                                   for m in metric_cols}}}
@@ -84,12 +86,11 @@ def make_figures(
     specs = []
     if within is not None:
         units, means = within["units"], within["means"]
-        allm = means[means["stratum"] == "all"]
+        shown = (means[means["stratum"] == "all"] if error_bars == "ci95" else within["summary"])
         specs += [
-            ("bars", "Mean metrics per condition", lambda: plots.plot_metric_bars(
-                allm, metrics, conditions, error=error_bars, sd=within["summary"])),
-            ("distributions", "Distribution per condition",
-             lambda: plots.plot_metric_distributions(units, metrics, conditions, seed=seed)),
+            ("distributions", "Distribution and mean per condition",
+             lambda: plots.plot_metric_distributions(units, metrics, conditions, seed=seed,
+                                                     means=shown, error=error_bars)),
             ("paired", "Paired values per unit",
              lambda: plots.plot_paired_lines(units, metrics, conditions, seed=seed)),
             ("bland-altman", "Bland-Altman of predicted vs reference lesion volume",
@@ -97,7 +98,7 @@ def make_figures(
         ]
         if geometry and resolution_metric in set(means["metric"]):
             strata = ["all", *size_bin_labels(size_bins_ml)]
-            specs.insert(3, (
+            specs.insert(2, (
                 f"{resolution_metric}-vs-resolution",
                 f"{resolution_metric} against the real slice and in-plane spacing",
                 lambda: plots.plot_metric_vs_resolution(
