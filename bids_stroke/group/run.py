@@ -43,7 +43,6 @@ from bids_stroke.group.describe import (
     aggregate_units,
     bin_volumes,
     condition_means,
-    id_columns,
     lesion_detection_by_size,
     size_bin_labels,
     size_bin_summary,
@@ -227,16 +226,10 @@ def run_group(
         size_bins_ml=size_bins_ml, resolution_metric=RESOLUTION_METRIC)
     outputs += fig_paths
 
-    phrases = {c: study.phrase(specs.get(c, c), geometry.get(c)) for c in conds}
-    base = within["units"] if within is not None else ds_units
-    n_part = int(base.drop_duplicates([c for c in ("dataset", "participant_id")
-                                       if c in base.columns]).shape[0])
     source = seg if seg is not None else ds_rows
-    n_images = int(source.drop_duplicates(id_columns(source)).shape[0])
-    per_part = source.drop_duplicates(id_columns(source)).groupby(
-        [c for c in ("dataset", "participant_id") if c in source.columns]).size()
-    n_multi = int((per_part > 1).sum())
-    findings = [unit_sentence(unit, int(per_part.size), n_images, n_multi)]
+    sizes = study.sample_sizes(source)
+    phrases = {c: study.phrase(specs.get(c, c), geometry.get(c)) for c in conds}
+    findings = [unit_sentence(unit, sizes["participants"], sizes["images"], sizes["multi"])]
     if within is not None:
         findings += paired_findings(within["wilcoxon"], conds[0], phrases, alpha,
                                     unit="participants" if unit == "participant" else "images")
@@ -244,12 +237,10 @@ def run_group(
         findings += dataset_findings(ds_stats, phrases, alpha)
     versions = study.versions()
     methods = methods_text(
-        n_participants=n_part, n_sessions=int(source.drop_duplicates(
-            [c for c in ("dataset", "participant_id", "session_id")
-             if c in source.columns]).shape[0]),
-        conditions=conds, descriptions=descriptions, specs=specs, metrics=tested, alpha=alpha,
-        n_boot=n_boot, seed=seed, zero_method=zero_method, edges_ml=size_bins_ml,
-        versions=versions, unit=unit, datasets=list(datasets), paired=within is not None,
+        n_participants=sizes["participants"], n_sessions=sizes["sessions"], conditions=conds,
+        descriptions=descriptions, specs=specs, metrics=tested, alpha=alpha, n_boot=n_boot,
+        seed=seed, zero_method=zero_method, edges_ml=size_bins_ml, versions=versions,
+        unit=unit, datasets=list(datasets), paired=within is not None,
         methods_used=(within["wilcoxon"]["method"].value_counts(sort=False).to_dict()
                       if within is not None else None))
     report = root / "group_report.html"
@@ -264,17 +255,16 @@ def run_group(
         "n_metric_rows": sum(len(t) for t in frames),
         "runtime_s": f"{time.perf_counter() - t0:.2f}",
     }
+    def shown(key: str) -> pd.DataFrame | None:
+        table = within.get(key) if within is not None else None
+        return table[table["metric"].isin(tested)] if table is not None and key in (
+            "summary", "sizebins") else table
+
     parts = ReportParts(
         findings=findings, notes=notes, conditions=study.condition_table(
             frames, conds, descriptions, specs, geometry),
-        methods=methods, metrics=tested,
-        summary=(within["summary"][within["summary"]["metric"].isin(tested)]
-                 if within is not None else None),
-        wilcoxon=within["wilcoxon"] if within is not None else None,
-        friedman=within["friedman"] if within is not None else None,
-        sizebins=(within["sizebins"][within["sizebins"]["metric"].isin(tested)]
-                  if within is not None else None),
-        detection=within["detection"] if within is not None else None,
+        methods=methods, metrics=tested, summary=shown("summary"), wilcoxon=shown("wilcoxon"),
+        friedman=shown("friedman"), sizebins=shown("sizebins"), detection=shown("detection"),
         datasets=ds_stats, figures=figures, versions=versions,
         outputs=[*(p.relative_to(root).as_posix() for p in outputs), report.name],
         settings=settings)

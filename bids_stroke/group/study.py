@@ -21,6 +21,7 @@ __all__ = [
     "order_conditions",
     "phrase",
     "read_descriptions",
+    "sample_sizes",
     "versions",
 ]
 
@@ -110,6 +111,17 @@ def condition_table(frames: Sequence[pd.DataFrame], conditions: Sequence[str],
             "images": int(n.get(c, 0)),
         })
     return pd.DataFrame(out)
+
+
+def sample_sizes(rows: pd.DataFrame) -> dict[str, int]:
+    """Participants, participant-sessions, images and participants with several images."""
+    who = [c for c in ("dataset", "participant_id") if c in rows.columns]
+    images = rows.drop_duplicates([c for c in (*who, "session_id", "image_id")
+                                   if c in rows.columns])
+    per_participant = images.groupby(who).size()
+    sessions = images.drop_duplicates([c for c in (*who, "session_id") if c in rows.columns])
+    return {"participants": int(per_participant.size), "sessions": len(sessions),
+            "images": len(images), "multi": int((per_participant > 1).sum())}
 
 
 def versions() -> dict[str, str]:
