@@ -6,7 +6,8 @@ into per-unit resample counts once (``bincount``), and every statistic of the ru
 from those counts without copying or sorting the resampled values:
 
 * means are ``counts @ values / counts @ has_value`` (one matrix product for all of them);
-* an order statistic (median) is found on the cumulative counts of the pre-sorted values;
+* an order statistic (median) is a binary search of the cumulative counts of the pre-sorted
+  values;
 * signed ranks of pre-sorted ``|d|`` are ``cumulative count - (count - 1) / 2`` (average ranks of
   the copies of one observation, and of a tie group), so the matched-pairs rank-biserial
   correlation of a resample is a few vectorised passes;
@@ -182,14 +183,13 @@ class Median:
             return np.full(b, np.nan)
         cum = np.cumsum(counts[:, self.idx], axis=1)
         m = cum[:, -1].astype(np.float64)
-        # rows are non-decreasing: offset each row above the previous one, search them at once
-        base = np.arange(b) * (float(m.max()) + 1.0)
-        flat = (cum + base[:, None]).ravel()
-        start = np.arange(b) * self.idx.size
-        k1 = np.searchsorted(flat, base + np.floor((m + 1) / 2)) - start
-        k2 = np.searchsorted(flat, base + np.floor(m / 2) + 1) - start
-        last = self.idx.size - 1
-        med = (self.sorted[np.minimum(k1, last)] + self.sorted[np.minimum(k2, last)]) / 2.0
+        # 1-based order statistics, in the dtype of the counts (no cast of the searched rows)
+        targets = np.stack([np.floor((m + 1) / 2), np.floor(m / 2) + 1], axis=1).astype(cum.dtype)
+        k = np.empty((b, 2), dtype=np.int64)
+        for r in range(b):  # O(log n) per resample: a binary search of its cumulative counts
+            k[r] = cum[r].searchsorted(targets[r])
+        k = np.minimum(k, self.idx.size - 1)
+        med = (self.sorted[k[:, 0]] + self.sorted[k[:, 1]]) / 2.0
         return np.where(m > 0, med, np.nan)
 
 

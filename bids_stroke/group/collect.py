@@ -7,6 +7,7 @@ Only ``OUT`` is read: ``sub-*/**/anat/*_label-L_segmetrics.tsv`` (one row per co
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import os
 import re
@@ -79,11 +80,30 @@ def find_files(
     """Sorted files matching ``pattern`` under ``output_dir``, optionally for some subjects."""
     root = Path(output_dir)
     wanted = normalise_labels(participant_label)
-    files = sorted(root.glob(pattern))
-    if wanted is not None:
-        files = [f for f in files
-                 if f.relative_to(root).parts[0].removeprefix("sub-") in wanted]
+    files = scan(root, pattern, wanted)
     return files
+
+
+def scan(root: Path, pattern: str, subjects: set[str] | None = None) -> list[Path]:
+    """``root.glob(pattern)`` for ``sub-*/**/...`` patterns, sorted, by one ``os.walk`` of each
+    subject folder (pathlib's ``**`` costs seconds on 10 000 subjects)."""
+    head, _, tail = pattern.partition("/**/")
+    if head != "sub-*" or "/" in tail.replace("anat/", "", 1):
+        return sorted(f for f in root.glob(pattern)
+                      if subjects is None
+                      or f.relative_to(root).parts[0].removeprefix("sub-") in subjects)
+    folder, _, name = tail.rpartition("/")
+    out = []
+    with os.scandir(root) as entries:
+        subs = [e.name for e in entries if e.name.startswith("sub-") and e.is_dir()]
+    for sub in subs:
+        if subjects is not None and sub.removeprefix("sub-") not in subjects:
+            continue
+        for here, _, names in os.walk(root / sub):
+            if folder and os.path.basename(here) != folder:
+                continue
+            out += [Path(here) / n for n in names if fnmatch.fnmatchcase(n, name)]
+    return sorted(out)
 
 
 def _check_header(path: Path, header: Sequence[str], required: Sequence[str]) -> None:

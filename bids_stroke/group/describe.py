@@ -5,6 +5,7 @@ All functions are pure: data frames in, new data frames out.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
 
@@ -92,21 +93,29 @@ def summarize(
     """Descriptive statistics per group and metric (non-finite values ignored).
 
     One row per (``by`` groups..., metric) with ``n, mean, std`` (ddof=1), ``min, q1, median,
-    q3, iqr, max``. Group order follows first appearance.
+    q3, iqr, max`` (quartiles by linear interpolation). Group order follows first appearance.
+    Every metric of a group is summarised at once (NumPy along the rows).
     """
-    by = list(by)
-    long = table[[*by, *metrics]].melt(id_vars=by, value_vars=list(metrics),
-                                        var_name="metric", value_name="value")
-    long["value"] = pd.to_numeric(long["value"], errors="coerce").replace([np.inf, -np.inf],
-                                                                          np.nan)
-    g = long.groupby([*by, "metric"], sort=False, observed=True)["value"]
-    out = pd.DataFrame({"n": g.count(), "mean": g.mean(), "std": g.std(ddof=1), "min": g.min(),
-                        "q1": g.quantile(0.25), "median": g.median(), "q3": g.quantile(0.75),
-                        "max": g.max()})
-    out["iqr"] = out["q3"] - out["q1"]
-    out = out.reset_index()
+    by, metrics = list(by), list(metrics)
+    values = np.array(table[metrics].to_numpy(dtype=float))  # a copy: NaN for non-finite
+    values[~np.isfinite(values)] = np.nan
+    groups = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN or single-value columns
+        for key, idx in table.groupby(by, sort=False, observed=True).indices.items():
+            x = values[idx]
+            n = np.isfinite(x).sum(axis=0)
+            q1, med, q3 = np.nanpercentile(x, [25, 50, 75], axis=0)
+            cols = {"n": n, "mean": np.nanmean(x, axis=0),
+                    "std": np.where(n > 1, np.nanstd(x, axis=0, ddof=1), np.nan),
+                    "min": np.nanmin(x, axis=0), "q1": q1, "median": med, "q3": q3,
+                    "iqr": q3 - q1, "max": np.nanmax(x, axis=0)}
+            groups.append((key if isinstance(key, tuple) else (key,), cols))
+    rows = [(*keys, m, *(cols[c][j] for c in _SUMMARY_STATS))  # metric-major, as pandas' melt
+            for j, m in enumerate(metrics) for keys, cols in groups]
+    out = pd.DataFrame(rows, columns=[*by, "metric", *_SUMMARY_STATS])
     out["n"] = out["n"].astype(int)
-    return out[[*by, "metric", *_SUMMARY_STATS]]
+    return out
 
 
 def size_bin_labels(edges_ml: Sequence[float]) -> list[str]:
