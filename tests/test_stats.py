@@ -304,6 +304,17 @@ def test_pairwise_ci_equals_single_test_ci_on_complete_data() -> None:
     d = (w["native"] - w["crude3"]).to_numpy()
     assert got["median_diff_ci_low"] <= np.median(d) <= got["median_diff_ci_high"]
     assert np.isnan(res.loc[("crude2", "crude3"), "median_diff_ci_low"])  # not the reference
+    assert np.isnan(res.loc[("crude2", "crude3"), "rb_ci_low"])
+    both = S.pairwise_wilcoxon(t, ["dice"], n_boot=300, seed=4, ci_pairs="all").set_index(
+        ["condition_a", "condition_b"])
+    other = S.wilcoxon_signed_rank(w["crude2"].to_numpy(), w["crude3"].to_numpy(), n_boot=300,
+                                   seed=4)
+    assert (both.loc[("crude2", "crude3"), "rb_ci_low"],
+            both.loc[("crude2", "crude3"), "rb_ci_high"]) == pytest.approx(
+        (other["rb_ci_low"], other["rb_ci_high"]), abs=1e-12)
+    pd.testing.assert_series_equal(both.loc[("native", "crude3")], got)  # same draws
+    with pytest.raises(ValueError, match="ci_pairs"):
+        S.pairwise_wilcoxon(t, ["dice"], ci_pairs="some")
     assert got["median_a"] == pytest.approx(np.median(w["native"]))
     assert ((res["p"] < 0.05) == (res["significant_uncorrected"] == "yes")).all()
 

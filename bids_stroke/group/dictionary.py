@@ -72,9 +72,11 @@ COLUMN_DICTIONARY: dict[str, dict[str, str]] = {
     "rank_biserial": {"LongName": "Matched-pairs rank-biserial correlation",
                       "Description": "(T+ - T-) / (T+ + T-); positive: A tends to be larger."},
     "rb_ci_low": {"LongName": "Rank-biserial 95% CI low",
-                  "Description": "Seeded percentile bootstrap (pairs resampled)."},
+                  "Description": "Seeded percentile bootstrap of the units; computed for the "
+                                 "pairs that involve the reference (first) condition."},
     "rb_ci_high": {"LongName": "Rank-biserial 95% CI high",
-                   "Description": "Seeded percentile bootstrap (pairs resampled)."},
+                   "Description": "Seeded percentile bootstrap of the units; computed for the "
+                                  "pairs that involve the reference (first) condition."},
     "alpha": {"LongName": "Significance level",
               "Description": "Applied to the raw and to the Holm-adjusted p."},
     "significant": {"LongName": "Significant (Holm)",

@@ -51,10 +51,12 @@ def methods_text(
             f"exhaustive permutation distribution when n <= 13 with ties or zeros, and from "
             f"the normal approximation with tie and continuity corrections otherwise.{used} "
             f"Effect sizes are the median paired change and the matched-pairs rank-biserial "
-            f"correlation, with percentile-bootstrap 95% confidence intervals ({n_boot} "
-            f"resamples of the units drawn by scipy.stats.bootstrap, seed {seed}, shared by all "
-            f"comparisons); means per condition carry bootstrap intervals of the same kind, "
-            f"which stay inside the metric's range.",
+            f"correlation; for the comparisons with the reference condition "
+            f"({conditions[0] if conditions else 'n/a'}) they carry percentile-bootstrap 95% "
+            f"confidence intervals ({n_boot} resamples of the units drawn by "
+            f"scipy.stats.bootstrap, seed {seed}, shared by all comparisons); means per "
+            f"condition carry bootstrap intervals of the same kind, which stay inside the "
+            f"metric's range.",
             f"Both raw p-values (significance at p < {alpha:g} without correction, the "
             f"criterion of the original study) and p-values adjusted within each metric across "
             f"all {k * (k - 1) // 2} condition pairs are reported: Holm's step-down procedure "

@@ -212,16 +212,20 @@ def pairwise_wilcoxon(
     table: pd.DataFrame, metrics: Sequence[str] = DEFAULT_METRICS,
     conditions: Sequence[str] | None = None, *, alpha: float = 0.05, n_boot: int = 2000,
     seed: int = 0, zero_method: str = "wilcox", reference: str | None = None,
+    ci_pairs: str = "reference",
 ) -> pd.DataFrame:
     """Wilcoxon signed-rank tests for every pair of conditions and every metric.
 
     ``table`` has one row per unit (participant or image) and condition. The CIs of the
     median change and of the rank-biserial correlation come from one bootstrap of the units
-    (seed ``seed``) shared by all tests. The median-change CI is computed for the pairs that
-    involve ``reference`` (default: the first condition), the rank-biserial CI for all pairs.
-    The correction family is one metric.
+    (seed ``seed``) shared by all tests. They are computed for the pairs that involve
+    ``reference`` (default: the first condition) - the comparisons the findings report - or,
+    with ``ci_pairs="all"``, for every pair (the bootstrap is most of the group level's time on
+    large studies). The correction family is one metric.
     """
     _check_zero_method(zero_method)
+    if ci_pairs not in ("reference", "all"):
+        raise ValueError(f"ci_pairs must be 'reference' or 'all', got {ci_pairs!r}")
     conds = list(pd.unique(table["desc"])) if conditions is None else list(conditions)
     reference = conds[0] if reference is None and conds else reference
     mats = unit_matrix(table, metrics, conds)
@@ -233,10 +237,12 @@ def pairwise_wilcoxon(
             rows.append({"metric": metric, "condition_a": ca, "condition_b": cb, **res,
                          "median_diff_ci_low": np.nan, "median_diff_ci_high": np.nan})
             d = mat[:, i] - mat[:, j]
+            if not (ci_pairs == "all" or reference in (ca, cb)):
+                continue
             if res["method"] not in ("not enough pairs", "all differences zero"):
                 boot_stats.append(SignedRankBiserial(d, zero_method))
                 slots.append((len(rows) - 1, "rb_ci_low", "rb_ci_high"))
-            if reference in (ca, cb) and res["n"] >= 2:
+            if res["n"] >= 2:
                 boot_stats.append(Median(d))
                 slots.append((len(rows) - 1, "median_diff_ci_low", "median_diff_ci_high"))
     if not rows:
