@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is n
                                 "(scripts/ci-apt.sh installs it)")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars"]
+         "--hide-scrollbars", "--disable-dev-shm-usage"]
 SIG_HEADER = re.compile(r"p < alpha$")
 
 # Runs in a copy of the report (the report itself is static): for each header cell of a
