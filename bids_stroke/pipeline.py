@@ -9,7 +9,8 @@ A study file names the resolution conditions of a study and the settings of each
     metrics: {connectivity: 26, tolerance_mm: 2.0}
     registration: {kind: affine}
     outputs: {save_degraded: true, save_degraded_masks: false}
-    group: {metrics: [dice, hd95], alpha: 0.05}
+    group: {metrics: [dice, precision, recall], alpha: 0.05, unit: participant,
+            compare: {ATLAS: /out_atlas, ISLES: /out_isles}}
 
 Every section is optional except ``conditions``. The keys and their checks are those of
 :mod:`bids_stroke.settings` — the very code that checks the command line — so a value refused
@@ -161,6 +162,13 @@ def validate_pipeline(data: Any, source: str = "<study>") -> Pipeline:
     study["name"] = str(data.get("name") or Path(source).stem)
     study["description"] = str(data.get("description", "") or "").strip()
     study["source"] = source
+    compare = (data.get("group") or {}).get("compare") if isinstance(data.get("group"),
+                                                                     Mapping) else None
+    if isinstance(compare, Mapping):  # relative folders are relative to the study file
+        base = Path(source).parent
+        study["group"] = {**data["group"], "compare": {
+            k: str(v if Path(str(v)).is_absolute() else (base / str(v)).absolute())
+            for k, v in compare.items()}}
     try:
         settings = settings_from_layers(study, study_where=source)
     except SettingsError as exc:

@@ -235,6 +235,21 @@ def frozen_json(value: Any) -> Any:
     raise ValueError(f"must be JSON data, got {type(value).__name__}")
 
 
+def dataset_labels(value: Any) -> Any:
+    """``{label: folder}`` of at least two datasets (labels: letters, digits, - and _)."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"must be a mapping of LABEL: folder, got {value!r}")
+    out = {}
+    for label, folder in value.items():
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", str(label)) or not str(folder or "").strip():
+            raise ValueError(f"item {label}={folder!r} must be LABEL: folder (label: letters, "
+                             "digits, - or _)")
+        out[str(label)] = str(folder).strip()
+    if len(out) < 2:
+        raise ValueError("needs at least two datasets")
+    return frozen_json(out)
+
+
 def mapping(value: Any) -> Any:
     if not isinstance(value, Mapping):
         raise ValueError(f"must be a mapping, got {value!r}")
@@ -349,6 +364,11 @@ class GroupSettings:
         strings(text, min_len=1, max_len=100), "metrics tested")
     alpha: float = setting(0.05, number(0, 1, lo_open=True, hi_open=True), "significance level")
     n_boot: int = setting(2000, integer(100, 1_000_000), "bootstrap resamples")
+    unit: str = setting("participant", choice("participant", "image"),
+                        "statistical unit: participant (sessions/runs averaged) or image")
+    compare: Mapping[str, str] | None = setting(
+        None, optional(dataset_labels),
+        "datasets compared (unpaired): label -> participant-level output folder")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -11,14 +12,20 @@ import pandas as pd
 import pytest
 
 from bids_stroke.group import collect
+from bids_stroke.group import stats as S
 from bids_stroke.group.run import GroupInputError, run_group
-from bids_stroke.group.synthetic import DEFAULT_SYNTHETIC_CONDITIONS, make_synthetic_output
+from bids_stroke.group.synthetic import (
+    DEFAULT_SYNTHETIC_CONDITIONS,
+    make_synthetic_output,
+    record_commits,
+)
 
 CONDS = DEFAULT_SYNTHETIC_CONDITIONS[:3]
 TSVS = ["group_segmetrics.tsv", "group_desc-summary_segmetrics.tsv",
-        "group_desc-sizebins_segmetrics.tsv", "group_desc-wilcoxon_stats.tsv",
-        "group_desc-friedman_stats.tsv", "group_desc-lesiondetection_segmetrics.tsv"]
-FIGS = ["bars", "distributions", "paired", "dice-vs-resolution", "bland-altman"]
+        "group_desc-means_segmetrics.tsv", "group_desc-sizebins_segmetrics.tsv",
+        "group_desc-wilcoxon_stats.tsv", "group_desc-friedman_stats.tsv",
+        "group_desc-lesiondetection_segmetrics.tsv"]
+FIGS = ["distributions", "paired", "dice-vs-resolution", "bland-altman"]
 
 
 @pytest.fixture(scope="module")
@@ -40,20 +47,27 @@ def test_run_group_writes_every_output(group_out) -> None:
     for f in FIGS:
         assert (out / "figures" / f"group_{f}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    long = pd.read_csv(out / "group_segmetrics.tsv", sep="\t", na_values="n/a",
+    rows = pd.read_csv(out / "group_segmetrics.tsv", sep="\t", na_values="n/a",
                        keep_default_na=False)
-    assert len(long) == 12 * 3 * len(collect.METRIC_COLUMNS)
-    assert list(long.columns) == ["participant_id", "session_id", "image_id", "desc", "condition",
-                                  "effective_resolution_mm", "metric", "value"]
+    assert len(rows) == 12 * 3  # one row per image and condition, every metric column
+    assert list(rows.columns) == ["participant_id", "session_id", "image_id", "desc",
+                                  "condition", "effective_resolution_mm",
+                                  *collect.METRIC_COLUMNS]
+    side = json.loads((out / "group_segmetrics.json").read_text())
+    assert side["dice"]["Description"] != "dice"  # metric columns documented
     seg = collect.read_segmetrics(out)
     row = seg[(seg.participant_id == "sub-0004") & (seg.desc == "crude2")].iloc[0]
-    got = long[(long.participant_id == "sub-0004") & (long.desc == "crude2")
-               & (long.metric == "dice")]["value"].item()
+    got = rows[(rows.participant_id == "sub-0004") & (rows.desc == "crude2")]["dice"].item()
     assert got == pytest.approx(row["dice"])
 
     wil = pd.read_csv(out / "group_desc-wilcoxon_stats.tsv", sep="\t")
     assert len(wil) == 4 * 3  # 4 default metrics x 3 pairs
     assert set(wil["metric"]) == {"dice", "hd95", "lesion_f1", "abs_volume_diff_ml"}
+    assert {"p", "p_holm", "p_fdr_bh", "significant", "significant_uncorrected",
+            "median_diff_ci_low", "median_diff_ci_high"} <= set(wil.columns)
+    means = pd.read_csv(out / "group_desc-means_segmetrics.tsv", sep="\t")
+    dice = means[(means.metric == "dice")]
+    assert ((dice.ci_low >= 0) & (dice.ci_high <= 1) & (dice.ci_low <= dice["mean"])).all()
     fr = pd.read_csv(out / "group_desc-friedman_stats.tsv", sep="\t")
     assert len(fr) == 4 and (fr["k"] == 3).all()
     summ = pd.read_csv(out / "group_desc-summary_segmetrics.tsv", sep="\t")
@@ -64,22 +78,28 @@ def test_report_contains_every_table_and_figure(group_out) -> None:
     out, report = group_out
     text = report.read_text()
     assert text.count("data:image/png;base64,") == len(FIGS)
-    for tid in ["friedman", "wilcoxon", "sizebins", "lesiondetection", "summary-dice",
+    for tid in ["friedman", "wilcoxon", "wilcoxon-details", "sizebins", "lesiondetection",
+                "findings", "summary-dice",
                 "summary-hd95", "summary-lesion_f1", "summary-abs_volume_diff_ml"]:
         assert f"id='{tid}'" in text or f'id="{tid}"' in text, tid
     assert re.search(r"Segmentation metrics of 12 participant\(s\)", text)
     assert "alpha = 0.05" in text and "200 resamples" in text and "seed 7" in text
-    assert "Holm" in text and "Benjamini-Hochberg" in text
+    assert "Holm" in text and "Benjamini-Hochberg" in text and "without correction" in text
+    assert text.index('id="findings"') < text.index('id="methods"')  # findings come first
+    assert "Statistics use one value per participant" in text
     wil = pd.read_csv(out / "group_desc-wilcoxon_stats.tsv", sep="\t")
     counts = wil["method"].value_counts(sort=False)
     assert "p-value methods used in this run: " + ", ".join(
         f"{m} ({n} tests)" for m, n in counts.items()) in text
     assert set(counts.index) <= {"exact", "permutation", "asymptotic"}
+    for m, n in counts.items():
+        assert f"{m} ({n} tests)" in text
     assert "numpy" in text and "scipy" in text
     for desc, spec, _, description in CONDS:  # conditions with their descriptions
         assert desc in text and spec in text
         assert description.replace("(", "").split()[0] in text
     assert "<script" not in text and 'src="http' not in text  # self-contained, static
+    assert "@media print" in text
 
 
 def test_deterministic(group_out, tmp_path) -> None:
@@ -108,6 +128,7 @@ def test_missing_condition_and_na_values(tmp_path) -> None:
     df = pd.read_csv(f, sep="\t", dtype=str, keep_default_na=False)
     df.loc[1, "hd95"] = "n/a"
     df.to_csv(f, sep="\t", index=False)
+    record_commits(out)
     run_group(out, n_boot=50)
     wil = pd.read_csv(out / "group_desc-wilcoxon_stats.tsv", sep="\t").set_index(
         ["metric", "condition_a", "condition_b"])
@@ -138,6 +159,7 @@ def test_collect_validates_columns(tmp_path) -> None:
     f = next((out / "sub-0002" / "anat").glob("*_segmetrics.tsv"))
     df = pd.read_csv(f, sep="\t", dtype=str, keep_default_na=False).drop(columns="hd95")
     df.to_csv(f, sep="\t", index=False)
+    record_commits(out)
     with pytest.raises(GroupInputError, match=r"sub-0002.*missing column\(s\) hd95"):
         collect.read_segmetrics(out)
     assert collect.read_lesions(out) is None
@@ -149,6 +171,7 @@ def test_collect_fast_path_equals_per_file(tmp_path) -> None:
     f = next((out / "sub-0003" / "anat").glob("*_segmetrics.tsv"))
     df = pd.read_csv(f, sep="\t", dtype=str, keep_default_na=False)
     df[df.columns[::-1]].to_csv(f, sep="\t", index=False)  # other column order: slow path
+    record_commits(out)
     slow = collect.read_segmetrics(out)
     pd.testing.assert_frame_equal(fast, slow[fast.columns])
     assert fast["session_id"].eq("n/a").all()
@@ -157,13 +180,19 @@ def test_collect_fast_path_equals_per_file(tmp_path) -> None:
     df = pd.read_csv(bad, sep="\t", dtype=str, keep_default_na=False)
     df.loc[0, "dice"] = "abc"
     df.to_csv(bad, sep="\t", index=False)
+    record_commits(out)
     with pytest.raises(GroupInputError, match=r"sub-0004.*non-numeric value 'abc'"):
         collect.read_segmetrics(out)
 
 
 def test_metric_columns_match_metrics_module() -> None:
+    """Every column the participant level writes is known; the only ones it may not write
+    (yet) are the optional ones, which older outputs lack."""
     metrics = pytest.importorskip("bids_stroke.metrics")
-    assert tuple(metrics.METRIC_COLUMNS) == collect.METRIC_COLUMNS
+    assert set(metrics.METRIC_COLUMNS) <= set(collect.METRIC_COLUMNS)
+    assert set(collect.CORE_METRIC_COLUMNS) <= set(metrics.METRIC_COLUMNS)
+    assert set(collect.METRIC_COLUMNS) - set(metrics.METRIC_COLUMNS) <= set(
+        collect.OPTIONAL_METRIC_COLUMNS)
 
 
 def test_lazy_package_exports() -> None:
@@ -172,3 +201,184 @@ def test_lazy_package_exports() -> None:
     assert group.run_group is run_group and group.GroupInputError is GroupInputError
     with pytest.raises(AttributeError):
         _ = group.nope
+
+
+def _set_metric(out: Path, metric: str, values: dict[str, float], noise: float = 0.01,
+                seed: int = 0) -> None:
+    """Overwrite ``metric`` in every segmetrics TSV: ``values[desc]`` + small noise."""
+    rng = np.random.default_rng(seed)
+    for f in sorted(out.glob("sub-*/**/anat/*_segmetrics.tsv")):
+        df = pd.read_csv(f, sep="\t", dtype=str, keep_default_na=False)
+        base = rng.normal(0, noise)
+        df[metric] = [f"{values[d] + base + rng.normal(0, noise):.6f}" for d in df["desc"]]
+        df.to_csv(f, sep="\t", index=False)
+    record_commits(out)
+
+
+def test_findings_state_a_known_effect(tmp_path) -> None:
+    out = make_synthetic_output(tmp_path, 12, conditions=CONDS, seed=2)
+    _set_metric(out, "dice", {"native": 0.92, "crude2": 0.91, "linear2": 0.75})
+    run_group(out, metrics=["dice"], n_boot=300, seed=1, conditions=["native", "crude:2",
+                                                                      "linear:2"])
+    text = html.unescape((out / "group_report.html").read_text())
+    found = re.search(r"Dice fell from (\S+) at native to (\S+) with linear 2 mm \(linear2\): "
+                      r"median paired change (\S+), 95% CI (\S+) to (\S+); p (?:=|<) (\S+), "
+                      r"Holm p (?:=|<) (\S+), n = 12 participants\.", text)
+    assert found, text[text.index('id="findings"'):][:1500]
+    ref, deg, change, lo, hi = (float(x.replace("\u2212", "-").replace("+", ""))
+                                for x in found.groups()[:5])
+    assert ref == pytest.approx(0.92, abs=0.02) and deg == pytest.approx(0.75, abs=0.02)
+    assert change == pytest.approx(-0.17, abs=0.02) and lo <= change <= hi < 0
+    wil = pd.read_csv(out / "group_desc-wilcoxon_stats.tsv", sep="\t").set_index(
+        ["condition_a", "condition_b"])
+    assert wil.loc[("native", "linear2"), "p_holm"] < 0.05
+    assert wil.loc[("native", "linear2"), "p"] == pytest.approx(2 / 2**12)  # exact, all n < 0
+
+
+def test_sessions_are_averaged_per_participant_by_default(tmp_path) -> None:
+    out = make_synthetic_output(tmp_path, 8, conditions=CONDS, sessions=["1", "2"], seed=4)
+    run_group(out, metrics=["dice"], n_boot=50)
+    wil = pd.read_csv(out / "group_desc-wilcoxon_stats.tsv", sep="\t")
+    assert (wil["n"] == 8).all()
+    text = (out / "group_report.html").read_text()
+    assert "the 8 participant(s) with several images" in text and "averaged" in text
+    seg = collect.read_segmetrics(out)
+    w = seg.groupby(["participant_id", "desc"])["dice"].mean().unstack()
+    exp = S.wilcoxon_signed_rank(w["native"].to_numpy(), w["crude2"].to_numpy(), n_boot=0)
+    got = wil.set_index(["condition_a", "condition_b"]).loc[("native", "crude2")]
+    assert got["p"] == pytest.approx(exp["p"]) and got["W"] == exp["W"]
+
+    run_group(out, metrics=["dice"], n_boot=50, unit="image")
+    wil = pd.read_csv(out / "group_desc-wilcoxon_stats.tsv", sep="\t")
+    assert (wil["n"] == 16).all()
+    assert "pseudo-replication" in (out / "group_report.html").read_text()
+    with pytest.raises(ValueError, match="group unit"):
+        run_group(out, unit="session")
+
+
+def test_older_outputs_without_optional_metric(tmp_path) -> None:
+    cols = [c for c in collect.METRIC_COLUMNS if c not in collect.OPTIONAL_METRIC_COLUMNS]
+    out = make_synthetic_output(tmp_path, 6, conditions=CONDS, columns=cols)
+    seg = collect.read_segmetrics(out)
+    assert seg["pred_fraction_pct"].isna().all()
+    assert seg.attrs["absent_columns"] == ["grid_voxels", "pred_fraction_pct"]
+    report = run_group(out, metrics=["dice", "pred_fraction_pct"], n_boot=20)
+    wil = pd.read_csv(out / "group_desc-wilcoxon_stats.tsv", sep="\t")
+    assert set(wil["metric"]) == {"dice"}
+    assert "Metric pred_fraction_pct is not in these outputs" in report.read_text()
+    with pytest.raises(ValueError, match="none of the metrics"):
+        run_group(out, metrics=["pred_fraction_pct"], n_boot=20)
+
+
+def test_conditions_in_study_order_native_first(tmp_path) -> None:
+    conds = [CONDS[2], CONDS[0], DEFAULT_SYNTHETIC_CONDITIONS[4], CONDS[1]]  # native 2nd
+    out = make_synthetic_output(tmp_path / "a", 6, conditions=conds, seed=1)
+    seg = collect.read_segmetrics(out)
+    from bids_stroke.group import study
+
+    assert study.order_conditions([seg]) == ["native", "linear2", "thick5mm", "crude2"]
+    assert study.order_conditions([seg], ["crude:2", "thick:5", "native"]) == [
+        "native", "crude2", "thick5mm", "linear2"]
+    geo = study.geometries([seg], dict(zip(seg["desc"], seg["condition"], strict=True)))
+    assert geo["thick5mm"].through_plane_mm == pytest.approx(5.0, abs=0.01)  # not 1.71
+    assert geo["thick5mm"].in_plane_mm == pytest.approx(1.0, abs=0.01)
+    assert geo["crude2"].voxel_text() == "2 mm"
+
+
+def test_compare_datasets(tmp_path) -> None:
+    a = make_synthetic_output(tmp_path / "atlas", 15, conditions=CONDS, seed=1)
+    b = make_synthetic_output(tmp_path / "isles", 10, conditions=CONDS[:2], seed=2)
+    _set_metric(b, "dice", {"native": 0.45, "crude2": 0.40}, noise=0.02, seed=3)
+    res = tmp_path / "res"
+    report = run_group(res, compare=["ATLAS=" + str(a), "ISLES=" + str(b)], n_boot=200,
+                       metrics=["dice", "hd95"])
+    stats_ = pd.read_csv(res / "group_desc-datasets_stats.tsv", sep="\t")
+    assert len(stats_) == 2 * 2  # 2 metrics x the 2 shared conditions
+    row = stats_[(stats_.metric == "dice") & (stats_.desc == "native")].iloc[0]
+    assert (row.dataset_a, row.dataset_b, row.n_a, row.n_b) == ("ATLAS", "ISLES", 15, 10)
+    assert row.cliffs_delta > 0.5 and row.significant == "yes"
+    rows = pd.read_csv(res / "group_desc-datasets_segmetrics.tsv", sep="\t")
+    assert set(rows["dataset"]) == {"ATLAS", "ISLES"} and len(rows) == 15 * 3 + 10 * 2
+    assert json.loads((res / "group_desc-datasets_stats.json").read_text())["cliffs_delta"]
+    assert not (res / "group_desc-wilcoxon_stats.tsv").exists()  # no data of its own
+    text = html.unescape(report.read_text())
+    assert 'id="datasets"' in text and "Mann-Whitney" in text and "Brunner-Munzel" in text
+    assert re.search(r"With native, Dice was higher in ATLAS \(median \S+, n = 15\) than in "
+                     r"ISLES \(median 0\.4\d*, n = 10\): Cliff's delta", text)
+    assert (res / "figures" / "group_datasets.png").is_file()
+    # OUT can be one of the datasets: its paired tests are run as well
+    run_group(a, compare={"ATLAS": a, "ISLES": b}, n_boot=50, metrics=["dice"])
+    assert (a / "group_desc-wilcoxon_stats.tsv").is_file()
+    assert (a / "group_desc-datasets_stats.tsv").is_file()
+    with pytest.raises(GroupInputError, match="dataset ISLES"):
+        run_group(res, compare={"ATLAS": a, "ISLES": tmp_path / "nope"})
+    with pytest.raises(ValueError, match="LABEL=DIR"):
+        run_group(res, compare=["ATLAS", "ISLES=x"])
+
+
+def test_resolution_figure_dodges_and_never_overlaps(group_out) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from bids_stroke.group import plots, study
+    from bids_stroke.group.describe import condition_means
+
+    conds = [c[0] for c in DEFAULT_SYNTHETIC_CONDITIONS]
+    geo = {c[0]: study.condition_geometry(c[1], c[2]) for c in DEFAULT_SYNTHETIC_CONDITIONS}
+    rng = np.random.default_rng(0)
+    mats = {"dice": rng.uniform(0.5, 0.9, (10, len(conds)))}
+    means = pd.concat([condition_means(mats, conds, n_boot=50, seed=0), condition_means(
+        mats, conds, {"<1 ml": np.arange(10) < 5, ">=1 ml": np.arange(10) >= 5}, n_boot=50)])
+    fig = plots.plot_metric_vs_resolution(means, conds, geo, strata=["all", "<1 ml", ">=1 ml"])
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    xs = {ln.get_gid().split(":", 1)[1]: float(ln.get_xdata()[0]) for ln in ax.lines
+          if (ln.get_gid() or "").startswith("condition:")}
+    assert set(xs) == set(conds)
+    assert xs["crude2"] != xs["linear2"] and abs(xs["crude2"] - 2) < 0.5
+    assert abs(xs["thick5mm"] - 5.0) < 0.3  # plotted at its 5 mm slice spacing
+    for axis in fig.axes:
+        boxes = [t.get_window_extent(renderer) for t in axis.get_xticklabels()
+                 if t.get_text() and t.get_visible()]
+        for i, b1 in enumerate(boxes):
+            assert not any(b1.overlaps(b2) for b2 in boxes[i + 1:])
+    assert [len(leg.get_texts()) for leg in fig.legends] == [len(conds), 2]
+    boxes = [t.get_window_extent(renderer) for leg in fig.legends for t in leg.get_texts()]
+    assert all(not b1.overlaps(b2) for i, b1 in enumerate(boxes) for b2 in boxes[i + 1:])
+    axes_boxes = [a.get_tightbbox(renderer) for a in fig.axes]
+    assert all(not b.overlaps(a) for b in boxes for a in axes_boxes)  # legends below the axes
+    assert len({a.get_ylim() for a in fig.axes if a.get_visible()}) == 1  # common scale
+
+
+def test_bland_altman_panels_share_one_scale(group_out) -> None:
+    from bids_stroke.group import plots
+
+    out, _ = group_out
+    seg = collect.read_segmetrics(out)
+    fig = plots.plot_bland_altman(seg, [c[0] for c in CONDS])
+    visible = [a for a in fig.axes if a.get_visible()]
+    assert len({a.get_ylim() for a in visible}) == 1 and len({a.get_xlim() for a in visible}) == 1
+
+
+def test_cli_group_options(tmp_path) -> None:
+    from bids_stroke.cli.run import main
+
+    a = make_synthetic_output(tmp_path / "atlas", 6, conditions=CONDS, seed=1,
+                              sessions=["1", "2"])
+    b = make_synthetic_output(tmp_path / "isles", 5, conditions=CONDS[:2], seed=2)
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    res = tmp_path / "res"
+    assert main([str(bids), str(res), "group", "--compare", f"ATLAS={a}", f"ISLES={b}",
+                 "--group-unit", "image"]) == 0
+    st = pd.read_csv(res / "group_desc-datasets_stats.tsv", sep="\t")
+    assert st["n_a"].max() == 12  # images, not participants
+    assert set(st["metric"]) == {"dice", "precision", "recall", "jaccard", "specificity",
+                                 "accuracy", "rel_volume_diff", "pred_fraction_pct"}
+    assert main([str(bids), str(res), "group", "--compare", f"ATLAS={a}"]) == 64
+    study = tmp_path / "study.yml"
+    study.write_text("conditions: [native, crude:2]\ngroup:\n  metrics: [dice]\n"
+                     "  compare: {A: atlas, B: isles}\n")  # relative to the study file
+    assert main([str(bids), str(tmp_path / "res2"), "group", "--pipeline", str(study)]) == 0
+    st = pd.read_csv(tmp_path / "res2" / "group_desc-datasets_stats.tsv", sep="\t")
+    assert st["n_a"].max() == 6 and set(st["desc"]) == {"native", "crude2"}

@@ -21,10 +21,30 @@ def test_bundled_pipelines_are_valid():
         parse_conditions(pipe.conditions)
 
 
-def test_atlas_study_has_the_four_conditions():
+def test_atlas_study_is_the_original_study():
+    """The original study's within-dataset conditions and metrics, nothing else."""
     pipe = load_pipeline("atlas_resolution")
-    assert list(pipe.conditions) == ["native", "crude:2", "linear:2", "thick:5"]
+    assert list(pipe.conditions) == ["native", "crude:2", "linear:2"]
     assert pipe.section("segmentation")["threshold"] == 0.5
+    group = pipe.section("group")
+    assert group["metrics"] == ["dice", "precision", "recall", "jaccard", "specificity",
+                                "accuracy", "rel_volume_diff", "pred_fraction_pct"]
+    assert group["alpha"] == 0.05 and group["unit"] == "participant"
+    assert not group["compare"]
+    thick = [p for p in available_pipelines() if any(
+        c.startswith(("thick:", "kspace:")) for c in load_pipeline(p).conditions)]
+    assert "atlas_resolution" not in thick and {"clinical_slices",
+                                                "kspace_vs_interpolation"} <= set(thick)
+
+
+def test_group_keys_are_validated():
+    ok = validate_pipeline({"conditions": ["native"], "group": {
+        "unit": "image", "compare": {"A": "/a", "B": "b"}}}, "study.yml")
+    assert ok.section("group")["unit"] == "image"
+    with pytest.raises(PipelineError, match=r"study.yml: group.unit must be one of"):
+        validate_pipeline({"conditions": ["native"], "group": {"unit": "session"}}, "study.yml")
+    with pytest.raises(PipelineError, match=r"group.compare must be a mapping"):
+        validate_pipeline({"conditions": ["native"], "group": {"compare": ["A=/a"]}}, "s.yml")
 
 
 def test_clinical_sweep_is_1_to_10_mm():

@@ -85,7 +85,9 @@ def test_rank_biserial_by_hand() -> None:
 
 @pytest.mark.parametrize("zero_method", ["wilcox", "pratt"])
 @pytest.mark.parametrize("ties", [False, True])
-def test_bootstrap_matches_naive_loop(zero_method, ties) -> None:
+def test_bootstrap_matches_naive_statistic(zero_method, ties) -> None:
+    """The count-based rank-biserial of every resample equals rank_biserial of the resampled
+    differences: same draws (scipy.stats.bootstrap, same seed), naive statistic."""
     rng = np.random.default_rng(3)
     d = rng.normal(0.3, 1.0, 37)
     if ties:
@@ -93,16 +95,39 @@ def test_bootstrap_matches_naive_loop(zero_method, ties) -> None:
         d[:3] = 0.0
     n_boot, seed = 150, 11
     lo, hi = S.bootstrap_rank_biserial_ci(d, n_boot=n_boot, seed=seed, zero_method=zero_method)
-    # naive reference: same draws (positions in the |d|-sorted array, blocks of _BOOT_CHUNK)
-    ds = d[np.argsort(np.abs(d), kind="stable")]
-    g = np.random.default_rng(seed)
-    r = []
-    for start in range(0, n_boot, S._BOOT_CHUNK):
-        b = min(S._BOOT_CHUNK, n_boot - start)
-        for pos in g.integers(0, d.size, size=(b, d.size), dtype=np.int32):
-            r.append(S.rank_biserial(ds[pos], zero_method))
-    exp = np.nanquantile(np.array(r), [0.025, 0.975])
+    ref = stats.bootstrap((d,), lambda x, axis=-1: S.rank_biserial(x, zero_method),
+                          n_resamples=n_boot, vectorized=False, method="percentile",
+                          rng=np.random.default_rng(seed))
+    exp = np.nanpercentile(ref.bootstrap_distribution, [2.5, 97.5])
     assert (lo, hi) == pytest.approx(tuple(exp), abs=1e-12)
+    if not ties:
+        assert (lo, hi) == pytest.approx(tuple(ref.confidence_interval), abs=1e-12)
+
+
+def test_median_and_mean_statistics_equal_naive() -> None:
+    from bids_stroke.group.bootstrap import Means, Median
+
+    rng = np.random.default_rng(5)
+    v = np.round(rng.normal(0, 1, 40), 1)
+    v[[2, 9]] = np.nan  # units without a value are left out of each resample
+    med, means = Median(v), Means(np.column_stack([v, 2 * v]))
+    draws = rng.integers(0, v.size, (60, v.size))
+    counts = np.stack([np.bincount(r, minlength=v.size) for r in draws]).astype(float)
+    naive_med = [np.nanmedian(v[r]) for r in draws]
+    naive_mean = [np.nanmean(v[r]) for r in draws]
+    np.testing.assert_allclose(med(counts), naive_med, atol=1e-12)
+    np.testing.assert_allclose(means(counts)[0], naive_mean, atol=1e-12)
+    np.testing.assert_allclose(means(counts)[1], 2 * np.array(naive_mean), atol=1e-12)
+
+
+def test_percentile_ci_respects_the_range() -> None:
+    """Bootstrap percentile CIs of a mean Dice stay in [0, 1] even for n = 2 (a t interval
+    gives -0.9 to 2.2 there)."""
+    v = np.array([[0.05], [0.95]])
+    ci = S.condition_means({"dice": v}, ["native"], n_boot=500, seed=0)
+    assert 0.0 <= ci.loc[0, "ci_low"] <= ci.loc[0, "mean"] <= ci.loc[0, "ci_high"] <= 1.0
+    t_half = stats.t.ppf(0.975, 1) * v.std(ddof=1) / np.sqrt(2)
+    assert 0.5 - t_half < -0.9 and 0.5 + t_half > 2.2
 
 
 def test_bootstrap_deterministic_and_sensible() -> None:
@@ -249,6 +274,71 @@ def test_lesion_detection_by_size() -> None:
     assert out.loc[("b", "1-10 ml"), "detection_rate"] == 0.0
     assert out.loc[("a", "<1 ml"), "ci_low"] < 0.5 < out.loc[("a", "<1 ml"), "ci_high"]
     assert list(out.index.get_level_values(0)) == ["a"] * 4 + ["b"] * 4
+
+
+def test_wilson_interval_equals_formula_and_statsmodels() -> None:
+    proportion_confint = pytest.importorskip("statsmodels.stats.proportion").proportion_confint
+    z = stats.norm.ppf(0.975)
+    for k, n in [(0, 5), (1, 2), (5, 5), (7, 19), (120, 300)]:
+        phat = k / n
+        centre = (phat + z**2 / (2 * n)) / (1 + z**2 / n)
+        half = z * np.sqrt(phat * (1 - phat) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+        lo, hi = S.wilson_interval(k, n)
+        assert (lo, hi) == pytest.approx((max(centre - half, 0), min(centre + half, 1)),
+                                         abs=1e-12)
+        assert (lo, hi) == pytest.approx(proportion_confint(k, n, method="wilson"), abs=1e-12)
+
+
+def test_pairwise_ci_equals_single_test_ci_on_complete_data() -> None:
+    """The table-level bootstrap resamples the units once for all tests; on complete data a
+    test's interval equals the one of wilcoxon_signed_rank with the same seed."""
+    t = _table(n=20)
+    res = S.pairwise_wilcoxon(t, ["dice"], n_boot=300, seed=4).set_index(
+        ["condition_a", "condition_b"])
+    w = t.pivot(index="participant_id", columns="desc", values="dice")
+    one = S.wilcoxon_signed_rank(w["native"].to_numpy(), w["crude3"].to_numpy(), n_boot=300,
+                                 seed=4)
+    got = res.loc[("native", "crude3")]
+    assert (got["rb_ci_low"], got["rb_ci_high"]) == pytest.approx(
+        (one["rb_ci_low"], one["rb_ci_high"]), abs=1e-12)
+    d = (w["native"] - w["crude3"]).to_numpy()
+    assert got["median_diff_ci_low"] <= np.median(d) <= got["median_diff_ci_high"]
+    assert np.isnan(res.loc[("crude2", "crude3"), "median_diff_ci_low"])  # not the reference
+    assert np.isnan(res.loc[("crude2", "crude3"), "rb_ci_low"])
+    both = S.pairwise_wilcoxon(t, ["dice"], n_boot=300, seed=4, ci_pairs="all").set_index(
+        ["condition_a", "condition_b"])
+    other = S.wilcoxon_signed_rank(w["crude2"].to_numpy(), w["crude3"].to_numpy(), n_boot=300,
+                                   seed=4)
+    assert (both.loc[("crude2", "crude3"), "rb_ci_low"],
+            both.loc[("crude2", "crude3"), "rb_ci_high"]) == pytest.approx(
+        (other["rb_ci_low"], other["rb_ci_high"]), abs=1e-12)
+    pd.testing.assert_series_equal(both.loc[("native", "crude3")], got)  # same draws
+    with pytest.raises(ValueError, match="ci_pairs"):
+        S.pairwise_wilcoxon(t, ["dice"], ci_pairs="some")
+    assert got["median_a"] == pytest.approx(np.median(w["native"]))
+    assert ((res["p"] < 0.05) == (res["significant_uncorrected"] == "yes")).all()
+
+
+def test_participant_averaging() -> None:
+    t = _table(n=6)
+    t2 = t.assign(session_id="ses-2", dice=t["dice"] + 0.1)
+    both = pd.concat([t.assign(session_id="ses-1"), t2], ignore_index=True)
+    both["image_id"] = both["participant_id"] + "_" + both["session_id"]
+    units = S.aggregate_units(both, ["dice", "hd95"], "participant")
+    assert len(units) == len(t) and (units["n_images"] == 2).all()
+    got = units.set_index(["participant_id", "desc"])["dice"]
+    exp = t.set_index(["participant_id", "desc"])["dice"] + 0.05
+    pd.testing.assert_series_equal(got.sort_index(), exp.sort_index(), check_names=False)
+    assert S.aggregate_units(both, ["dice"], "image") is both
+    one = both.copy()
+    one.loc[(one.session_id == "ses-2") & (one.participant_id == "sub-01"), "dice"] = np.nan
+    u1 = S.aggregate_units(one, ["dice"], "participant").set_index(["participant_id", "desc"])
+    assert u1.loc[("sub-01", "native"), "dice"] == pytest.approx(
+        t.set_index(["participant_id", "desc"]).loc[("sub-01", "native"), "dice"])
+    with pytest.raises(ValueError, match="group unit"):
+        S.aggregate_units(both, ["dice"], "session")
+    res = S.pairwise_wilcoxon(units, ["dice"], n_boot=0)
+    assert (res["n"] == 6).all()  # one pair per participant, not per image
 
 
 def test_corrections_match_statsmodels_with_ties() -> None:

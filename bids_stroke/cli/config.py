@@ -57,6 +57,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "clean": ("execution", "clean"),
     "prepare": ("execution", "prepare"),
     "lock_wait": ("execution", "lock_wait_s"),
+    "group_unit": ("group", "unit"),
+    "compare": ("group", "compare"),
 }
 #: options whose value is a path made absolute before it is recorded
 PATH_OPTIONS = {"derivatives", "bids_database_dir", "model", "work_dir"}
@@ -152,6 +154,13 @@ def _option_value(dest: str, value: Any) -> Any:
         return str(Path(value).absolute())
     if dest == "folds" and value is not None:
         return list(value)
+    if dest == "compare" and value is not None:  # LABEL=DIR items -> {label: absolute DIR}
+        pairs = [str(v).split("=", 1) if "=" in str(v) else [str(v), ""] for v in value]
+        labels = [p[0] for p in pairs]
+        if len(set(labels)) != len(labels):
+            raise CLIError(f"--compare: a dataset label is given twice ({', '.join(labels)})",
+                           P.EXIT_USAGE)
+        return {k: str(Path(d).absolute()) if d else "" for k, d in pairs}
     return value
 
 

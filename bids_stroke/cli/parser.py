@@ -173,6 +173,24 @@ def build_parser() -> ArgumentParser:
         help="do not write the degraded T1w images (masks and maps are always written)",
     )
 
+    g_group = parser.add_argument_group("Group level")
+    g_group.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="LABEL=DIR",
+        help="compare datasets: participant-level output folders with a label each, e.g. "
+        "ATLAS=/out_atlas ISLES=/out_isles (unpaired tests per condition; default: the study "
+        "file's group.compare)",
+    )
+    g_group.add_argument(
+        "--group-unit",
+        choices=("participant", "image"),
+        default=None,
+        help="statistical unit: 'participant' averages a participant's sessions/runs before "
+        "the tests, 'image' keeps every image (default: the study file's group.unit, "
+        "participant)",
+    )
+
     g_model = parser.add_argument_group("Segmentation model")
     g_model.add_argument(
         "--model",

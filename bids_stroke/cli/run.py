@@ -39,12 +39,18 @@ def run_group_level(settings) -> int:
     from bids_stroke.group.run import GroupInputError, run_group
 
     out = settings.data.output_dir
+    group = settings.group
+    if group.compare:  # the compared datasets are elsewhere: OUT only receives results
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CLIError(f"cannot create output_dir {out}: {exc.strerror}",
+                           P.EXIT_CANT_CREATE) from exc
     if not out.is_dir():
         raise CLIError(f"output_dir {out} does not exist: run the participant level first",
                        P.EXIT_NO_INPUT)
     if not os.access(out, os.W_OK):
         raise CLIError(f"output_dir {out} is not writable", P.EXIT_CANT_CREATE)
-    group = settings.group
     try:
         report = run_group(
             out,
@@ -53,6 +59,9 @@ def run_group_level(settings) -> int:
             n_boot=int(group.n_boot),
             seed=settings.execution.seed,
             participant_label=list(settings.data.participant_label or []) or None,
+            unit=group.unit,
+            compare=dict(group.compare) if group.compare else None,
+            conditions=list(settings.study.conditions),
         )
     except GroupInputError as exc:
         raise CLIError(str(exc), P.EXIT_NO_INPUT) from exc

@@ -1,55 +1,43 @@
 """Group-level figures (matplotlib, Agg canvas, Okabe-Ito colour-blind safe palette).
 
-Every function takes the subject x condition metric table (one row per subject/session/
-condition, ``desc`` = condition label) and returns a :class:`matplotlib.figure.Figure`.
+Conditions are drawn in study order (native first) with one colour each, the same in every
+figure. Means carry percentile-bootstrap 95% CIs, which stay inside the metric's range. Very
+large studies show a seeded random subset of the individual points/lines (the caption says so);
+boxes, means and intervals always use every unit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
-from scipy import stats
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
-from bids_stroke.group.stats import DEFAULT_SIZE_BINS_ML, id_columns, size_bin_labels, to_wide
+from bids_stroke.group.describe import id_columns, to_wide
+from bids_stroke.group.labels import METRIC_BOUNDS, METRIC_LABELS, metric_label
+from bids_stroke.group.resolution import ConditionGeometry
 from bids_stroke.reports.html import OKABE_ITO, new_figure
 
 __all__ = [
+    "MAX_SHOWN",
     "METRIC_LABELS",
     "condition_colours",
+    "dodge",
     "metric_label",
     "plot_bland_altman",
-    "plot_dice_vs_resolution",
-    "plot_metric_bars",
+    "plot_dataset_comparison",
     "plot_metric_distributions",
+    "plot_metric_vs_resolution",
     "plot_paired_lines",
 ]
 
-METRIC_LABELS: dict[str, str] = {
-    "dice": "Dice coefficient",
-    "jaccard": "Jaccard index",
-    "hd": "Hausdorff distance (mm)",
-    "hd95": "95th percentile Hausdorff distance (mm)",
-    "assd": "Average symmetric surface distance (mm)",
-    "surface_dice": "Surface Dice",
-    "lesion_f1": "Lesion-wise F1",
-    "detection_rate": "Lesion detection rate",
-    "abs_volume_diff_ml": "Absolute volume difference (ml)",
-    "volume_diff_ml": "Volume difference (ml)",
-    "ref_volume_ml": "Reference volume (ml)",
-    "pred_volume_ml": "Predicted volume (ml)",
-    "precision": "Precision",
-    "recall": "Recall (sensitivity)",
-    "mcc": "Matthews correlation coefficient",
-}
-
-
-def metric_label(metric: str) -> str:
-    """Readable axis label of a metric column."""
-    return METRIC_LABELS.get(metric, metric.replace("_", " "))
+#: individual points / lines drawn per condition at most (a seeded subset beyond)
+MAX_SHOWN = 1000
 
 
 def condition_colours(conditions: Sequence[str]) -> dict[str, str]:
@@ -57,210 +45,279 @@ def condition_colours(conditions: Sequence[str]) -> dict[str, str]:
     return {c: OKABE_ITO[i % len(OKABE_ITO)] for i, c in enumerate(conditions)}
 
 
-def _grid(n: int, ncols: int = 2, size: tuple[float, float] = (5.0, 3.6)) -> tuple[Figure, list]:
+def _grid(n: int, ncols: int = 2, size: tuple[float, float] = (5.0, 3.6),
+          bottom_in: float = 1.1) -> tuple[Figure, list]:
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
-    w, h = size[0] * ncols, size[1] * nrows
+    w, h = size[0] * ncols, size[1] * nrows + (bottom_in - 1.1)
     fig = new_figure((w, h), layout=None)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel().tolist()
     # fixed margins (in inches) instead of a layout engine: ~3x faster to render
-    fig.subplots_adjust(left=0.9 / w, right=1 - 0.2 / w, bottom=1.1 / h, top=1 - 0.6 / h,
+    fig.subplots_adjust(left=0.9 / w, right=1 - 0.2 / w, bottom=bottom_in / h, top=1 - 0.6 / h,
                         wspace=0.3, hspace=1.2 / (size[1] - 1.2))
     for ax in axes[n:]:
         ax.set_visible(False)
+    for ax in axes[:n]:  # fewer ticks: tick objects are most of matplotlib's drawing time
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
     return fig, axes[:n]
 
 
-def _mean_error(values: np.ndarray, error: str) -> tuple[float, float]:
-    v = values[np.isfinite(values)]
-    if v.size == 0:
-        return np.nan, np.nan
-    m = float(v.mean())
-    if v.size < 2:
-        return m, np.nan
-    sd = float(v.std(ddof=1))
-    if error == "sd":
-        return m, sd
-    return m, float(stats.t.ppf(0.975, v.size - 1) * sd / np.sqrt(v.size))
+def _subset(n: int, seed: int) -> np.ndarray:
+    if n <= MAX_SHOWN:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, MAX_SHOWN, replace=False))
 
 
-def _error_label(error: str) -> str:
-    if error not in ("ci95", "sd"):
-        raise ValueError(f"error must be 'ci95' or 'sd', got {error!r}")
-    return "error bars: ±1 SD" if error == "sd" else "error bars: 95% CI of the mean (t)"
-
-
-def plot_metric_bars(
-    table: pd.DataFrame, metrics: Sequence[str], conditions: Sequence[str], *,
-    error: str = "ci95",
-) -> Figure:
-    """Bar chart of the mean of each metric per condition with error bars (95% CI or SD)."""
-    elabel = _error_label(error)
-    colours = condition_colours(conditions)
-    fig, axes = _grid(len(metrics))
-    x = np.arange(len(conditions))
-    for ax, metric in zip(axes, metrics, strict=True):
-        me = [_mean_error(table.loc[table["desc"] == c, metric].to_numpy(float), error)
-              for c in conditions]
-        means = [m for m, _ in me]
-        errs = [e for _, e in me]
-        ax.bar(x, means, yerr=errs, color=[colours[c] for c in conditions],
-               edgecolor="black", linewidth=0.6, capsize=4)
-        ax.set_xticks(x, conditions, rotation=30, ha="right")
-        ax.set_ylabel(metric_label(metric))
-        ax.set_xlabel("Condition")
-        ax.set_title(f"Mean {metric_label(metric)}", fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"Mean per condition ({elabel})")
-    return fig
+def _mean_interval(means: pd.DataFrame | None, metric: str, conditions: Sequence[str],
+                   error: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    if means is None:
+        return None
+    t = means[means["metric"] == metric].set_index("desc").reindex(list(conditions))
+    mean = t["mean"].to_numpy(float)
+    if error == "ci95":
+        return mean, t["ci_low"].to_numpy(float), t["ci_high"].to_numpy(float)
+    lo_b, hi_b = METRIC_BOUNDS.get(metric, (-np.inf, np.inf))
+    sd = t["std"].to_numpy(float)
+    return mean, np.clip(mean - sd, lo_b, hi_b), np.clip(mean + sd, lo_b, hi_b)
 
 
 def plot_metric_distributions(
     table: pd.DataFrame, metrics: Sequence[str], conditions: Sequence[str], *, seed: int = 0,
+    means: pd.DataFrame | None = None, error: str = "ci95",
 ) -> Figure:
-    """Box plot per condition with the subjects' values as jittered points."""
+    """Box plot per condition with the units' values as jittered points, and the mean with its
+    interval beside each box (``means``: ``metric, desc, mean`` and ``ci_low, ci_high`` for
+    ``error="ci95"`` - a percentile-bootstrap CI - or ``std`` for ``error="sd"``, drawn as
+    mean +- SD clipped to the metric's range)."""
+    if error not in ("ci95", "sd"):
+        raise ValueError(f"error must be 'ci95' or 'sd', got {error!r}")
     colours = condition_colours(conditions)
     rng = np.random.default_rng(seed)
     fig, axes = _grid(len(metrics))
+    pos = np.arange(1, len(conditions) + 1)
     for ax, metric in zip(axes, metrics, strict=True):
         data = []
         for c in conditions:
             v = table.loc[table["desc"] == c, metric].to_numpy(float)
             data.append(v[np.isfinite(v)])
-        pos = np.arange(1, len(conditions) + 1)
         bp = ax.boxplot([d if d.size else np.array([np.nan]) for d in data], positions=pos,
-                        widths=0.6, showfliers=False, patch_artist=True)
+                        widths=0.5, showfliers=False, patch_artist=True)
         for patch, c in zip(bp["boxes"], conditions, strict=True):
             patch.set_facecolor(colours[c])
             patch.set_alpha(0.45)
         for med in bp["medians"]:
             med.set_color("black")
         for p, d, c in zip(pos, data, conditions, strict=True):
+            d = d[_subset(d.size, seed)]
             if d.size:
                 alpha = float(np.clip(30.0 / d.size, 0.15, 0.8))
-                ax.plot(p + rng.uniform(-0.18, 0.18, d.size), d, "o", markersize=2.8,
+                ax.plot(p + rng.uniform(-0.15, 0.15, d.size), d, "o", markersize=2.5,
                         color=colours[c], markeredgecolor="black", markeredgewidth=0.2,
                         alpha=alpha, zorder=3)
+        mi = _mean_interval(means, metric, conditions, error)
+        if mi is not None:
+            m, lo, hi = mi
+            ax.errorbar(pos + 0.38, m, yerr=np.nan_to_num(np.abs([m - lo, hi - m])), fmt="D",
+                        color="black", markersize=4, capsize=2, linewidth=1, zorder=4)
         ax.set_xticks(pos, conditions, rotation=30, ha="right")
-        ax.set_ylabel(metric_label(metric))
-        ax.set_xlabel("Condition")
+        ax.set_ylabel(metric_label(metric), fontsize=8)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Distribution per condition (box: median and IQR; whiskers: 1.5 IQR; "
-                 "points: subjects)", fontsize=10)
+    what = ("percentile-bootstrap 95% CI" if error == "ci95"
+            else "+-1 SD clipped to the metric's range")
+    fig.suptitle("Distribution per condition (box: median and IQR, whiskers 1.5 IQR; points: "
+                 f"units, at most {MAX_SHOWN} shown; diamond: mean, {what})", fontsize=9)
     return fig
 
 
 def plot_paired_lines(
-    table: pd.DataFrame, metrics: Sequence[str], conditions: Sequence[str],
+    table: pd.DataFrame, metrics: Sequence[str], conditions: Sequence[str], *, seed: int = 0,
 ) -> Figure:
-    """One grey line per subject across conditions, and the mean in black."""
+    """One grey line per unit across conditions, and the mean of all units in black."""
     colours = condition_colours(conditions)
     fig, axes = _grid(len(metrics))
     x = np.arange(len(conditions), dtype=float)
+    n_units = len(table.groupby(id_columns(table)))
     for ax, metric in zip(axes, metrics, strict=True):
         wide = to_wide(table, metric, conditions).to_numpy(float)
-        n = wide.shape[0]
-        segs = np.stack([np.broadcast_to(x, wide.shape), wide], axis=-1)
-        alpha = float(np.clip(20.0 / max(n, 1), 0.03, 0.6))
-        # NaN vertices break a line, so a missing condition leaves a gap for that subject
-        ax.add_collection(LineCollection(list(segs), colors="0.4", linewidths=0.7,
-                                         alpha=alpha))
+        shown = wide[_subset(wide.shape[0], seed)]
+        segs = np.stack([np.broadcast_to(x, shown.shape), shown], axis=-1)
+        alpha = float(np.clip(20.0 / max(shown.shape[0], 1), 0.03, 0.6))
+        # NaN vertices break a line, so a missing condition leaves a gap for that unit
+        ax.add_collection(LineCollection(list(segs), colors="0.4", linewidths=0.7, alpha=alpha))
         for i, c in enumerate(conditions):
-            v = wide[:, i]
-            ax.plot(np.full(v.size, x[i]), v, "o", markersize=2.5, color=colours[c],
-                    alpha=alpha, zorder=3)
+            ax.plot(np.full(shown.shape[0], x[i]), shown[:, i], "o", markersize=2.5,
+                    color=colours[c], alpha=alpha, zorder=3)
         counts = np.isfinite(wide).sum(axis=0)
         mean = np.where(counts > 0, np.nansum(wide, axis=0) / np.maximum(counts, 1), np.nan)
-        ax.plot(x, mean, color="black", linewidth=2.2, marker="o", label="mean", zorder=4)
+        ax.plot(x, mean, color="black", linewidth=2.2, marker="o", zorder=4)
         ax.set_xticks(x, conditions, rotation=30, ha="right")
         ax.set_xlim(-0.3, len(conditions) - 0.7)
         ax.autoscale_view(scalex=False)
-        ax.set_ylabel(metric_label(metric))
-        ax.set_xlabel("Condition")
-        ax.legend(loc="best", fontsize=8)
+        ax.set_ylabel(metric_label(metric), fontsize=8)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"Paired values per subject (n = {len(table.groupby(id_columns(table)))})",
+    shown_txt = f"; {MAX_SHOWN} shown" if n_units > MAX_SHOWN else ""
+    fig.suptitle(f"Paired values per unit (grey lines, n = {n_units}{shown_txt}; black: mean)",
                  fontsize=10)
     return fig
 
 
-def plot_dice_vs_resolution(
-    table: pd.DataFrame, conditions: Sequence[str], *, metric: str = "dice",
-    edges_ml: Sequence[float] = DEFAULT_SIZE_BINS_ML,
+def dodge(xs: Sequence[float], width: float) -> np.ndarray:
+    """Offsets that spread points sharing an x value (within 1e-6) symmetrically by ``width``."""
+    xs = np.asarray(xs, dtype=float)
+    out = np.zeros(xs.size)
+    keys = np.round(xs, 6)
+    for key in np.unique(keys[np.isfinite(keys)]):
+        idx = np.flatnonzero(keys == key)
+        out[idx] = (np.arange(idx.size) - (idx.size - 1) / 2.0) * width
+    return out
+
+
+def plot_metric_vs_resolution(
+    means: pd.DataFrame, conditions: Sequence[str], geometry: Mapping[str, ConditionGeometry],
+    *, metric: str = "dice", strata: Sequence[str] = ("all",),
 ) -> Figure:
-    """Mean metric (95% CI) vs effective resolution, overall and per lesion-size bin."""
-    labels = size_bin_labels(edges_ml)
-    edges = [-np.inf, *map(float, edges_ml), np.inf]
-    t = table.copy()
-    t["size_bin"] = pd.cut(t["ref_volume_ml"].astype(float), edges, labels=labels,
-                           right=False).astype(str)
-    fig = new_figure((7.5, 4.8), layout=None)
-    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.12, top=0.92)
-    ax = fig.subplots()
-    groups = [("all subjects", t)] + [(lab, t[t["size_bin"] == lab]) for lab in labels]
-    markers = "osD^vP*X"
-    for gi, (name, sub) in enumerate(groups):
-        if sub.empty:
-            continue
-        pts = []
-        for c in conditions:
-            rows = sub[sub["desc"] == c]
-            if rows.empty:
+    """Mean metric (95% CI) against the conditions' real slice and in-plane spacing.
+
+    Panels: all units against the slice spacing; against the in-plane spacing (conditions at
+    the same spacing are dodged sideways, told apart by colour, named in the legend: no labels
+    on points); the lesion-volume strata across the conditions in study order. One y scale.
+    """
+    conds = [c for c in conditions if c in geometry]
+    colours = condition_colours(conditions)
+    sub = means[means["metric"] == metric]
+    fig, axes = _grid(3, ncols=3, size=(4.4, 3.6),
+                      bottom_in=1.2 + 0.2 * int(np.ceil(max(len(conds), 1) / 2)))
+    vals = sub[["ci_low", "mean", "ci_high"]].to_numpy(float)
+    lims = (np.nanmin(vals), np.nanmax(vals)) if np.isfinite(vals).any() else (0.0, 1.0)
+    pad = 0.05 * max(lims[1] - lims[0], 1e-9)
+    allu = sub[sub["stratum"] == "all"].set_index("desc")
+    for ax, axis in zip(axes[:2], ("through", "in"), strict=True):
+        xs = np.array([geometry[c].through_plane_mm if axis == "through"
+                       else geometry[c].in_plane_mm for c in conds])
+        span = float(np.ptp(xs)) if xs.size and np.ptp(xs) > 0 else 1.0
+        for c, x in zip(conds, xs + dodge(xs, 0.05 * span), strict=True):
+            if c not in allu.index:
                 continue
-            res = float(np.nanmedian(rows["effective_resolution_mm"].to_numpy(float)))
-            m, e = _mean_error(rows[metric].to_numpy(float), "ci95")
-            pts.append((res, m, e, c, len(rows)))
-        if not pts:
-            continue
-        pts.sort(key=lambda p: (np.nan_to_num(p[0], nan=np.inf), p[3]))
-        xs, ms, es = (np.array([p[i] for p in pts], float) for i in range(3))
-        colour = "black" if gi == 0 else OKABE_ITO[(gi - 1) % len(OKABE_ITO)]
-        n_sub = len(sub.groupby(id_columns(sub)))
-        ax.errorbar(xs, ms, yerr=es, color=colour, marker=markers[gi % len(markers)],
-                    linewidth=2.2 if gi == 0 else 1.2, capsize=3,
-                    label=f"{name} (n = {n_sub})")
-        if gi == 0:  # label the conditions once; conditions sharing a resolution together
-            by_x: dict[float, list[tuple[float, str]]] = {}
-            for xv, mv, _, c, _ in pts:
-                by_x.setdefault(round(float(xv), 6), []).append((mv, c))
-            for xv, items in by_x.items():
-                ax.annotate(", ".join(c for _, c in items),
-                            (xv, float(np.nanmax([m for m, _ in items]))),
-                            textcoords="offset points", xytext=(4, 6), fontsize=7)
-    ax.set_xlabel("Effective resolution (mm, cube root of the voxel volume)")
-    ax.set_ylabel(f"Mean {metric_label(metric)} (95% CI)")
-    ax.set_title(f"{metric_label(metric)} vs effective resolution by reference lesion volume",
-                 fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, title="Reference lesion volume", title_fontsize=8)
+            m, lo, hi = (float(allu.loc[c, k]) for k in ("mean", "ci_low", "ci_high"))
+            eb = ax.errorbar([x], [m], yerr=np.abs(np.nan_to_num([[m - lo], [hi - m]])), fmt="o",
+                             color=colours[c], capsize=3, markeredgecolor="black",
+                             markeredgewidth=0.4, markersize=6)
+            eb[0].set_gid(f"condition:{c}")
+        if xs.size:
+            ax.set_xticks(np.unique(np.round(xs, 3)))
+            ax.set_xlim(float(xs.min()) - 0.15 * span, float(xs.max()) + 0.15 * span)
+        ax.set_xlabel("slice spacing (mm)" if axis == "through" else "in-plane spacing (mm)",
+                      fontsize=8)
+        n = int(allu["n"].max()) if len(allu) else 0
+        ax.set_title(f"all units (n <= {n})", fontsize=9)
+    ax = axes[2]
+    x = np.arange(len(conditions))
+    markers = "sD^vP*Xo"
+    strata_handles = []
+    for i, name in enumerate(s for s in strata if s != "all"):
+        t = sub[sub["stratum"] == name].set_index("desc").reindex(list(conditions))
+        m = t["mean"].to_numpy(float)
+        err = np.abs(np.nan_to_num([m - t["ci_low"].to_numpy(float),
+                                    t["ci_high"].to_numpy(float) - m]))
+        colour = OKABE_ITO[(i + 4) % len(OKABE_ITO)]
+        ax.errorbar(x + (i - 1.5) * 0.06, m, yerr=err, color=colour, marker=markers[i % 8],
+                    markersize=4, linewidth=1, capsize=2)
+        n = int(t["n"].max()) if t["n"].notna().any() else 0
+        strata_handles.append((Line2D([], [], color=colour, marker=markers[i % 8]),
+                               f"lesions {name} (n <= {n})"))
+    ax.set_xticks(x, conditions, rotation=30, ha="right", fontsize=8)
+    ax.set_title("by total reference lesion volume", fontsize=9)
+    for a in axes:
+        a.set_ylim(lims[0] - pad, lims[1] + pad)  # one scale for the three panels
+        a.set_ylabel(f"mean {metric_label(metric)}", fontsize=8)
+        a.grid(alpha=0.3)
+    handles = [Line2D([], [], marker="o", linestyle="", color=colours[c],
+                      markeredgecolor="black", markeredgewidth=0.4) for c in conds]
+    fig.legend(handles, [f"{c}: {geometry[c].voxel_text()} voxels" for c in conds],
+               loc="lower left", bbox_to_anchor=(0.02, 0.0), ncol=2, fontsize=8, frameon=False)
+    if strata_handles:
+        fig.legend([h for h, _ in strata_handles], [lab for _, lab in strata_handles],
+                   loc="lower right", bbox_to_anchor=(0.98, 0.0), ncol=1, fontsize=8,
+                   frameon=False)
+    fig.suptitle(f"{metric_label(metric)} against the real resolution of each condition "
+                 "(mean, percentile-bootstrap 95% CI; same spacing: dodged)", fontsize=10)
     return fig
 
 
-def plot_bland_altman(table: pd.DataFrame, conditions: Sequence[str]) -> Figure:
-    """Bland-Altman plot of predicted vs reference lesion volume for each condition."""
+def plot_bland_altman(table: pd.DataFrame, conditions: Sequence[str], *, seed: int = 0) -> Figure:
+    """Bland-Altman plots of predicted vs reference lesion volume, one common scale."""
     colours = condition_colours(conditions)
     fig, axes = _grid(len(conditions), ncols=3, size=(4.2, 3.4))
-    for ax, c in zip(axes, conditions, strict=True):
+    data = []
+    for c in conditions:
         rows = table[table["desc"] == c]
         ref = rows["ref_volume_ml"].to_numpy(float)
         pred = rows["pred_volume_ml"].to_numpy(float)
         ok = np.isfinite(ref) & np.isfinite(pred)
-        mean, diff = (ref[ok] + pred[ok]) / 2.0, pred[ok] - ref[ok]
-        ax.plot(mean, diff, "o", markersize=2.8, color=colours[c], markeredgecolor="black",
-                markeredgewidth=0.2, alpha=float(np.clip(40.0 / max(diff.size, 1), 0.15, 0.9)))
+        data.append(((ref[ok] + pred[ok]) / 2.0, pred[ok] - ref[ok]))
+    allx = np.concatenate([m for m, _ in data] + [np.zeros(1)])
+    ally = np.concatenate([d for _, d in data] + [np.zeros(1)])
+    xlim = (float(np.min(allx)), float(np.max(allx)))
+    ylim = (float(np.min(ally)), float(np.max(ally)))
+    for _, diff in data:
+        if diff.size >= 2:
+            ylim = (min(ylim[0], diff.mean() - 1.96 * diff.std(ddof=1)),
+                    max(ylim[1], diff.mean() + 1.96 * diff.std(ddof=1)))
+    xpad, ypad = 0.04 * (xlim[1] - xlim[0] or 1.0), 0.06 * (ylim[1] - ylim[0] or 1.0)
+    for ax, c, (mean, diff) in zip(axes, conditions, data, strict=True):
+        keep = _subset(diff.size, seed)
+        ax.plot(mean[keep], diff[keep], "o", markersize=2.8, color=colours[c],
+                markeredgecolor="black", markeredgewidth=0.2,
+                alpha=float(np.clip(40.0 / max(keep.size, 1), 0.15, 0.9)))
         if diff.size >= 2:
             bias, sd = float(diff.mean()), float(diff.std(ddof=1))
             ax.axhline(bias, color="black", linewidth=1.2, label=f"bias {bias:.2f} ml")
             for sgn in (-1, 1):
-                ax.axhline(bias + sgn * 1.96 * sd, color="black", linestyle="--",
-                           linewidth=0.9)
-            ax.plot([], [], color="black", linestyle="--",
-                    label=f"95% limits ±{1.96 * sd:.2f} ml")
-            ax.legend(fontsize=7, loc="best")
+                ax.axhline(bias + sgn * 1.96 * sd, color="black", linestyle="--", linewidth=0.9)
+            ax.plot([], [], color="black", linestyle="--", label=f"95% limits ±{1.96 * sd:.2f} ml")
+            ax.legend(fontsize=7, loc="upper left")
         ax.axhline(0, color="0.6", linewidth=0.6)
+        ax.set_xlim(xlim[0] - xpad, xlim[1] + xpad)
+        ax.set_ylim(ylim[0] - ypad, ylim[1] + ypad)
         ax.set_title(f"{c} (n = {diff.size})", fontsize=9)
         ax.set_xlabel("Mean of predicted and reference volume (ml)", fontsize=8)
         ax.set_ylabel("Predicted - reference (ml)", fontsize=8)
         ax.grid(alpha=0.3)
-    fig.suptitle("Bland-Altman agreement of lesion volumes", fontsize=10)
+    fig.suptitle("Bland-Altman agreement of lesion volumes (same scale in every panel)",
+                 fontsize=10)
+    return fig
+
+
+def plot_dataset_comparison(
+    table: pd.DataFrame, metrics: Sequence[str], conditions: Sequence[str],
+    datasets: Sequence[str],
+) -> Figure:
+    """Box plots of each metric per condition, one box per dataset side by side."""
+    fig, axes = _grid(len(metrics))
+    k = len(datasets)
+    width = 0.8 / max(k, 1)
+    colours = {d: OKABE_ITO[(i + 4) % len(OKABE_ITO)] for i, d in enumerate(datasets)}
+    for ax, metric in zip(axes, metrics, strict=True):
+        for i, ds in enumerate(datasets):
+            sub = table[table["dataset"] == ds]
+            vals = []
+            for c in conditions:
+                v = sub.loc[sub["desc"] == c, metric].to_numpy(float)
+                v = v[np.isfinite(v)]
+                vals.append(v if v.size else np.array([np.nan]))
+            pos = np.arange(len(conditions)) + (i - (k - 1) / 2) * width
+            bp = ax.boxplot(vals, positions=pos, widths=width * 0.9, showfliers=False,
+                            patch_artist=True)
+            for patch in bp["boxes"]:
+                patch.set_facecolor(colours[ds])
+                patch.set_alpha(0.6)
+            for med in bp["medians"]:
+                med.set_color("black")
+        ax.set_xticks(np.arange(len(conditions)), conditions, rotation=30, ha="right")
+        ax.set_ylabel(metric_label(metric))
+        ax.grid(axis="y", alpha=0.3)
+    handles = [Patch(facecolor=colours[d], alpha=0.6, edgecolor="black") for d in datasets]
+    fig.legend(handles, list(datasets), loc="upper right", fontsize=8)
+    fig.suptitle("Datasets compared per condition (box: median and IQR; whiskers: 1.5 IQR)",
+                 fontsize=10)
     return fig

@@ -1,250 +1,129 @@
-"""Group level: collect per-subject metrics from OUT, run the statistics, write the report.
+"""Group level: collect per-image metrics, run the statistics, write the tables and the report.
 
 Outputs (root of OUT; each TSV has a JSON data dictionary sidecar):
 
-* ``group_segmetrics.tsv`` - long format, one row per subject/session/condition/metric.
-* ``group_desc-summary_segmetrics.tsv`` - n, mean, std, min, q1, median, q3, IQR, max per
-  condition and metric.
-* ``group_desc-sizebins_segmetrics.tsv`` - the same per reference lesion-volume bin.
-* ``group_desc-lesiondetection_segmetrics.tsv`` - per-lesion detection rate by lesion volume
-  (only when ``*_label-L_lesions.tsv`` files exist).
-* ``group_desc-wilcoxon_stats.tsv`` - pairwise Wilcoxon signed-rank tests.
-* ``group_desc-friedman_stats.tsv`` - Friedman omnibus tests.
+* ``group_segmetrics.tsv`` - every per-image metric row of OUT (one row per image and
+  condition, all metric columns).
+* ``group_desc-summary_segmetrics.tsv`` - n, mean, SD, min, quartiles, IQR, max per condition
+  and metric (per statistical unit); ``group_desc-means_segmetrics.tsv`` - means with
+  percentile-bootstrap CIs of the tested metrics (and by lesion volume for the resolution
+  figure); ``group_desc-sizebins_segmetrics.tsv`` - summaries per lesion-volume bin;
+  ``group_desc-lesiondetection_segmetrics.tsv`` - per-lesion detection (when lesion TSVs exist).
+* ``group_desc-wilcoxon_stats.tsv`` and ``group_desc-friedman_stats.tsv`` - paired tests.
+* With datasets to compare: ``group_desc-datasets_segmetrics.tsv`` (their rows, with a
+  ``dataset`` column) and ``group_desc-datasets_stats.tsv`` (unpaired tests).
 * ``figures/group_*.png`` and the self-contained ``group_report.html``.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import os
-import platform
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bids_stroke.__about__ import __version__
-from bids_stroke.group import plots
+from bids_stroke.group import study, writers
 from bids_stroke.group.collect import (
     METRIC_COLUMNS,
+    SEGMETRICS_GLOB,
     GroupInputError,
+    find_files,
+    parse_compare,
+    read_datasets,
     read_lesions,
     read_segmetrics,
 )
-from bids_stroke.group.stats import (
-    DEFAULT_METRICS,
+from bids_stroke.group.describe import (
     DEFAULT_SIZE_BINS_ML,
-    friedman_table,
-    id_columns,
+    GROUP_UNITS,
+    aggregate_units,
+    bin_volumes,
+    condition_means,
     lesion_detection_by_size,
-    pairwise_wilcoxon,
     size_bin_labels,
     size_bin_summary,
     summarize,
 )
-from bids_stroke.reports import html as H
+from bids_stroke.group.findings import dataset_findings, paired_findings, unit_sentence
+from bids_stroke.group.methods import methods_text
+from bids_stroke.group.omnibus import friedman_table
+from bids_stroke.group.paired import DEFAULT_METRICS, pairwise_wilcoxon, unit_matrix
+from bids_stroke.group.report import ReportParts, render_report
+from bids_stroke.group.unpaired import compare_datasets
 
 __all__ = ["GroupInputError", "run_group"]
 
-_ID_COLS = ["participant_id", "session_id", "desc", "condition", "effective_resolution_mm"]
-
-COLUMN_DICTIONARY: dict[str, dict[str, str]] = {
-    "participant_id": {"LongName": "Participant", "Description": "BIDS participant label."},
-    "session_id": {"LongName": "Session",
-                   "Description": "BIDS session label (n/a when the dataset has none)."},
-    "image_id": {"LongName": "Input image",
-                 "Description": "sub-X[_ses-Y][_acq-..][_run-..] of the segmented image "
-                                "(tells runs/acquisitions of one session apart)."},
-    "desc": {"LongName": "Condition label",
-             "Description": "BIDS desc entity of the resolution condition."},
-    "condition": {"LongName": "Condition specification",
-                  "Description": "Canonical specification of the degradation (e.g. crude:2)."},
-    "effective_resolution_mm": {"LongName": "Effective resolution",
-                                "Description": "Cube root of the effective voxel volume.",
-                                "Units": "mm"},
-    "metric": {"LongName": "Metric", "Description": "Segmentation metric name."},
-    "value": {"LongName": "Value", "Description": "Metric value (n/a when undefined)."},
-    "size_bin": {"LongName": "Lesion-volume bin",
-                 "Description": "Left-closed bin [a, b) of the lesion volume in ml."},
-    "n": {"LongName": "Number of observations",
-          "Description": "Subjects (or pairs / complete cases) with a finite value."},
-    "mean": {"LongName": "Mean", "Description": "Arithmetic mean."},
-    "std": {"LongName": "Standard deviation", "Description": "Sample SD (ddof = 1)."},
-    "min": {"LongName": "Minimum", "Description": "Minimum."},
-    "q1": {"LongName": "First quartile",
-           "Description": "25th percentile (linear interpolation)."},
-    "median": {"LongName": "Median", "Description": "Median."},
-    "q3": {"LongName": "Third quartile",
-           "Description": "75th percentile (linear interpolation)."},
-    "iqr": {"LongName": "Interquartile range", "Description": "q3 - q1."},
-    "max": {"LongName": "Maximum", "Description": "Maximum."},
-    "condition_a": {"LongName": "Condition A", "Description": "First condition (d = A - B)."},
-    "condition_b": {"LongName": "Condition B", "Description": "Second condition."},
-    "n_dropped": {"LongName": "Subjects dropped",
-                  "Description": "Subjects without a finite value in every compared "
-                                 "condition (pairwise / complete-case deletion)."},
-    "n_zero": {"LongName": "Zero differences",
-               "Description": "Pairs with A - B = 0 (discarded by zero_method wilcox)."},
-    "mean_a": {"LongName": "Mean A", "Description": "Mean of A over the pairs used."},
-    "mean_b": {"LongName": "Mean B", "Description": "Mean of B over the pairs used."},
-    "mean_diff": {"LongName": "Mean difference", "Description": "Mean of A - B."},
-    "median_diff": {"LongName": "Median difference", "Description": "Median of A - B."},
-    "t_plus": {"LongName": "T+", "Description": "Sum of ranks of positive differences."},
-    "t_minus": {"LongName": "T-", "Description": "Sum of ranks of negative differences."},
-    "W": {"LongName": "Wilcoxon W",
-          "Description": "Two-sided signed-rank statistic min(T+, T-) (SciPy convention)."},
-    "p": {"LongName": "p-value", "Description": "Two-sided unadjusted p-value."},
-    "method": {"LongName": "p-value method",
-               "Description": "exact (exact null distribution; n <= 50, no ties or zeros), "
-                              "permutation (exhaustive, n <= 13 with ties/zeros) or asymptotic "
-                              "(normal approximation with tie and continuity corrections)."},
-    "zero_method": {"LongName": "Zero handling",
-                    "Description": "wilcox: zero differences discarded; pratt: ranked, then "
-                                   "excluded from the rank sums."},
-    "p_holm": {"LongName": "Holm-adjusted p",
-               "Description": "Holm step-down adjustment; family = all condition pairs of "
-                              "one metric."},
-    "p_fdr_bh": {"LongName": "BH-adjusted p",
-                 "Description": "Benjamini-Hochberg FDR adjustment; family = all condition "
-                                "pairs of one metric."},
-    "rank_biserial": {"LongName": "Matched-pairs rank-biserial correlation",
-                      "Description": "(T+ - T-) / (T+ + T-); positive: A tends to be larger."},
-    "rb_ci_low": {"LongName": "Rank-biserial 95% CI low",
-                  "Description": "Seeded percentile bootstrap (pairs resampled)."},
-    "rb_ci_high": {"LongName": "Rank-biserial 95% CI high",
-                   "Description": "Seeded percentile bootstrap (pairs resampled)."},
-    "alpha": {"LongName": "Significance level", "Description": "Applied to p_holm."},
-    "significant": {"LongName": "Significant",
-                    "Description": "yes when p_holm < alpha.",
-                    "Levels": {"yes": "p_holm < alpha", "no": "p_holm >= alpha",
-                               "n/a": "test not possible"}},
-    "k": {"LongName": "Number of conditions", "Description": "Conditions compared."},
-    "chi2": {"LongName": "Friedman chi-square",
-             "Description": "Tie-corrected Friedman statistic (scipy.stats.friedmanchisquare)."},
-    "df": {"LongName": "Degrees of freedom", "Description": "k - 1."},
-    "kendall_w": {"LongName": "Kendall's W",
-                  "Description": "Coefficient of concordance chi2 / (n (k - 1))."},
-    "n_lesions": {"LongName": "Reference lesions", "Description": "Lesions in the bin."},
-    "n_detected": {"LongName": "Detected lesions",
-                   "Description": "Reference lesions overlapped by the prediction."},
-    "detection_rate": {"LongName": "Detection rate", "Description": "n_detected / n_lesions."},
-    "ci_low": {"LongName": "Detection rate 95% CI low", "Description": "Wilson score."},
-    "ci_high": {"LongName": "Detection rate 95% CI high", "Description": "Wilson score."},
-    "mean_overlap_fraction": {"LongName": "Mean overlap fraction",
-                              "Description": "Mean fraction of each lesion's voxels predicted."},
-}
+LOGGER = logging.getLogger("bids_stroke.group")
+RESOLUTION_METRIC = "dice"
 
 
-# --------------------------------------------------------------------------------------------
-def _metric_descriptions() -> dict[str, dict[str, str]]:
-    try:  # the metrics module owns the authoritative descriptions
-        from bids_stroke.metrics import METRIC_DESCRIPTIONS
-
-        return {k: dict(v) for k, v in METRIC_DESCRIPTIONS.items()}
-    except Exception:  # pragma: no cover - metrics module unavailable or broken
-        return {m: {"LongName": plots.metric_label(m), "Description": plots.metric_label(m)}
-                for m in METRIC_COLUMNS}
-
-
-def _write_tsv(df: pd.DataFrame, path: Path, sidecar: Mapping[str, Any]) -> Path:
-    H.atomic_write_text(path, df.to_csv(sep="\t", index=False, na_rep="n/a",
-                                        lineterminator="\n"))
-    side = {c: sidecar.get(c, COLUMN_DICTIONARY.get(c, {"Description": c})) for c in df.columns}
-    H.atomic_write_text(path.with_suffix(".json"), json.dumps(side, indent=2) + "\n")
-    return path
+def _check_options(metrics: Sequence[str], alpha: float, unit: str, zero_method: str,
+                   error_bars: str, size_bins_ml: Sequence[float]) -> None:
+    unknown = [m for m in metrics if m not in METRIC_COLUMNS]
+    if unknown or not metrics:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRIC_COLUMNS)}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if unit not in GROUP_UNITS:
+        raise ValueError(f"group unit must be one of {GROUP_UNITS}, got {unit!r}")
+    if zero_method not in ("wilcox", "pratt"):
+        raise ValueError(f"zero_method must be 'wilcox' or 'pratt', got {zero_method!r}")
+    if error_bars not in ("ci95", "sd"):
+        raise ValueError(f"error_bars must be 'ci95' or 'sd', got {error_bars!r}")
+    size_bin_labels(size_bins_ml)  # validates the edges
 
 
-def _read_descriptions(root: Path) -> dict[str, str]:
-    f = root / "descriptions.tsv"
-    if not f.is_file():
-        return {}
-    try:
-        d = pd.read_csv(f, sep="\t", dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-        return {}
-    if {"desc_id", "description"} <= set(d.columns):  # BIDS: desc_id values are desc-<label>
-        labels = d["desc_id"].str.removeprefix("desc-")
-        return dict(zip(labels, d["description"], strict=True))
-    if not {"desc", "description"} <= set(d.columns):
-        return {}
-    return dict(zip(d["desc"], d["description"], strict=True))
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "bids_stroke": __version__}
-    for pkg in ("numpy", "scipy", "pandas", "matplotlib", "statsmodels"):
-        if pkg == "statsmodels" and pkg not in sys.modules:
+def _usable_metrics(metrics: Sequence[str], tables: Iterable[pd.DataFrame]) -> tuple[list[str],
+                                                                                      list[str]]:
+    """Requested metrics with at least one value, and notes on those left out."""
+    tables = list(tables)
+    keep, notes = [], []
+    for m in metrics:
+        if any(t[m].notna().any() for t in tables):
+            keep.append(m)
             continue
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:  # pragma: no cover
-            continue
-    return out
+        absent = any(m in t.attrs.get("absent_columns", []) for t in tables)
+        why = ("is not in these outputs (written by an older bids_stroke; re-run the "
+               "participant level to get it)" if absent else "has no defined value")
+        notes.append(f"Metric {m} {why}: it is left out of the tests.")
+        LOGGER.warning("group level: metric %s %s", m, why)
+    return keep, notes
 
 
-def _condition_order(seg: pd.DataFrame, descriptions: Mapping[str, str]) -> list[str]:
-    present = list(pd.unique(seg["desc"]))
-    ordered = [d for d in descriptions if d in present]
-    return ordered + [d for d in present if d not in ordered]
-
-
-def methods_text(
-    *, n_participants: int, n_sessions: int, conditions: Sequence[str],
-    descriptions: Mapping[str, str], specs: Mapping[str, str], metrics: Sequence[str],
-    alpha: float, n_boot: int, seed: int, zero_method: str, edges_ml: Sequence[float],
-    versions: Mapping[str, str], methods_used: Mapping[str, int] | None = None,
-) -> list[str]:
-    """Methods paragraphs (plain text, escaped at rendering) generated from the settings."""
-    conds = "; ".join(
-        f"{c} ({specs.get(c, c)}{': ' + descriptions[c] if descriptions.get(c) else ''})"
-        for c in conditions)
-    zero_txt = ("zero differences were discarded before ranking (Wilcoxon's method)"
-                if zero_method == "wilcox" else
-                "zero differences were ranked and then excluded from the rank sums (Pratt's "
-                "method)")
-    vers = ", ".join(f"{k} {v}" for k, v in versions.items())
-    used = ("" if not methods_used else " p-value methods used in this run: "
-            + ", ".join(f"{m} ({n} test{'s' if n != 1 else ''})"
-                        for m, n in methods_used.items()) + ".")
-    return [
-        f"Segmentation metrics of {n_participants} participant(s) ({n_sessions} "
-        f"participant-session(s)) were compared across {len(conditions)} resolution "
-        f"condition(s): {conds}.",
-        f"For each metric ({', '.join(metrics)}), every pair of conditions was compared with a "
-        f"two-sided Wilcoxon signed-rank test (scipy.stats.wilcoxon) on the subjects with a "
-        f"defined value in both conditions (pairwise deletion; undefined values such as a "
-        f"95th percentile Hausdorff distance without lesion were dropped and counted); "
-        f"{zero_txt}. p-values were exact when n <= 50 without ties or zeros, from an "
-        f"exhaustive permutation distribution when n <= 13 with ties or zeros, and from the "
-        f"normal approximation with tie and continuity corrections otherwise.{used} "
-        f"Effect sizes are "
-        f"matched-pairs rank-biserial correlations with percentile-bootstrap 95% confidence "
-        f"intervals ({n_boot} resamples of the pairs, seed {seed}).",
-        f"p-values were adjusted for multiple comparisons within each metric across all "
-        f"{len(conditions) * (len(conditions) - 1) // 2} condition pairs with Holm's step-down "
-        f"procedure (family-wise error, used for significance at alpha = {alpha:g}) and with "
-        f"the Benjamini-Hochberg procedure (false discovery rate, reported). A Friedman test "
-        f"with Kendall's W was run per metric on complete cases.",
-        f"Results were stratified by the subject's total reference lesion volume (bins "
-        f"{', '.join(size_bin_labels(edges_ml))}); per-lesion detection rates by individual "
-        f"lesion volume use Wilson 95% intervals. Software: {vers}.",
-    ]
-
-
-def _long_table(seg: pd.DataFrame, metric_cols: Sequence[str]) -> pd.DataFrame:
-    cols = [c for c in (*_ID_COLS[:2], "image_id", *_ID_COLS[2:]) if c in seg.columns]
-    ids = seg[cols]
-    k = len(metric_cols)
-    vals = seg[list(metric_cols)].to_numpy(dtype=float)
-    long = pd.DataFrame({c: np.repeat(ids[c].to_numpy(), k) for c in cols})
-    long["metric"] = np.tile(np.asarray(metric_cols, dtype=object), len(seg))
-    long["value"] = vals.ravel()
-    return long
+def _within_dataset(
+    seg: pd.DataFrame, lesions: pd.DataFrame | None, *, metrics: Sequence[str],
+    metric_cols: Sequence[str], conditions: Sequence[str], unit: str, alpha: float,
+    n_boot: int, seed: int, zero_method: str, size_bins_ml: Sequence[float],
+) -> dict[str, pd.DataFrame | None]:
+    units = aggregate_units(seg, metric_cols, unit)
+    mats = unit_matrix(units, [*dict.fromkeys([*metrics, RESOLUTION_METRIC,
+                                               "ref_volume_ml"])], conditions)
+    shown = [*dict.fromkeys([*metrics, RESOLUTION_METRIC])]
+    means = condition_means({m: mats[m] for m in shown}, conditions, n_boot=n_boot, seed=seed)
+    volume = np.nanmean(mats["ref_volume_ml"], axis=1) if mats["ref_volume_ml"].size else \
+        np.zeros(0)
+    bins = bin_volumes(pd.Series(volume), size_bins_ml).astype(str).to_numpy()
+    strata = {lab: bins == lab for lab in size_bin_labels(size_bins_ml) if np.any(bins == lab)}
+    if strata:
+        by_size = condition_means({RESOLUTION_METRIC: mats[RESOLUTION_METRIC]}, conditions,
+                                  strata, n_boot=n_boot, seed=seed)
+        means = pd.concat([means, by_size], ignore_index=True)
+    return {
+        "units": units,
+        "summary": summarize(units, metric_cols, by=("desc",)),
+        "means": means,
+        "sizebins": size_bin_summary(units, metric_cols, size_bins_ml),
+        "detection": (lesion_detection_by_size(lesions, size_bins_ml, conditions)
+                      if lesions is not None else None),
+        "wilcoxon": pairwise_wilcoxon(units, metrics, conditions, alpha=alpha, n_boot=n_boot,
+                                      seed=seed, zero_method=zero_method,
+                                      reference=conditions[0]),
+        "friedman": friedman_table(units, metrics, conditions),
+    }
 
 
 def run_group(
@@ -258,20 +137,25 @@ def run_group(
     zero_method: str = "wilcox",
     size_bins_ml: Sequence[float] = DEFAULT_SIZE_BINS_ML,
     error_bars: str = "ci95",
+    unit: str = "participant",
+    compare: Mapping[str, str | os.PathLike[str]] | Sequence[str] | None = None,
+    conditions: Sequence[str] | None = None,
 ) -> Path:
     """Run the group-level analysis of a bids_stroke output directory.
 
     Parameters
     ----------
     output_dir : path
-        The BIDS-App output directory (only it is read).
+        The BIDS-App output directory: its participant-level metrics are analysed (paired
+        tests between conditions) and every group output is written there.
     metrics : sequence of str, optional
         Metrics to test and plot (default ``dice, hd95, lesion_f1, abs_volume_diff_ml``).
-        Summaries cover every metric column.
+        Summaries cover every metric column. Metrics without any value (e.g. a column that
+        older outputs lack) are left out with a note.
     alpha : float
-        Significance level (Holm-adjusted p).
+        Significance level (applied to the raw and to the Holm-adjusted p).
     n_boot, seed : int
-        Bootstrap resamples and seed of the rank-biserial confidence intervals.
+        Bootstrap resamples and seed of every confidence interval.
     participant_label : str or iterable of str, optional
         Restrict to these participants (with or without ``sub-``).
     zero_method : {"wilcox", "pratt"}
@@ -279,7 +163,15 @@ def run_group(
     size_bins_ml : sequence of float
         Inner edges of the lesion-volume bins in ml.
     error_bars : {"ci95", "sd"}
-        Error bars of the bar chart.
+        Error bars of the bar chart (bootstrap CI of the mean, or SD clipped to the range).
+    unit : {"participant", "image"}
+        Statistical unit: participants (images of one participant averaged per condition) or
+        images (sessions/runs as independent units).
+    compare : mapping LABEL -> directory, or ``["LABEL=DIR", ...]``, optional
+        Output directories of several datasets, compared per condition with unpaired tests.
+        ``output_dir`` may hold no participant outputs of its own in that case.
+    conditions : sequence of str, optional
+        The study's condition specs, giving the display order (native always first).
 
     Returns
     -------
@@ -296,141 +188,85 @@ def run_group(
     t0 = time.perf_counter()
     root = Path(output_dir)
     metrics = list(DEFAULT_METRICS if metrics is None else metrics)
-    unknown = [m for m in metrics if m not in METRIC_COLUMNS]
-    if unknown or not metrics:
-        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRIC_COLUMNS)}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    size_bin_labels(size_bins_ml)  # validates the edges
+    _check_options(metrics, alpha, unit, zero_method, error_bars, size_bins_ml)
+    datasets = parse_compare(compare)
+    own = (not datasets) or (root.is_dir() and bool(find_files(root, SEGMETRICS_GLOB,
+                                                                participant_label)))
+    seg = read_segmetrics(root, participant_label) if own else None
+    lesions = read_lesions(root, participant_label) if own else None
+    ds_rows = read_datasets(datasets, participant_label) if datasets else None
+    frames = [t for t in (seg, ds_rows) if t is not None]
+    tested, notes = _usable_metrics(metrics, frames)
+    if not tested:
+        raise ValueError(f"none of the metrics {metrics} has a value in the outputs")
+    descriptions = study.read_descriptions([root, *datasets.values()])
+    conds = study.order_conditions(frames, conditions)
+    specs = dict(zip(pd.concat([t["desc"] for t in frames]),
+                     pd.concat([t["condition"] for t in frames]), strict=True))
+    geometry = study.geometries(frames, specs)
+    metric_cols = [c for c in METRIC_COLUMNS if c in frames[0].columns]
 
-    seg = read_segmetrics(root, participant_label)
-    lesions = read_lesions(root, participant_label)
-    descriptions = _read_descriptions(root)
-    conditions = _condition_order(seg, descriptions)
-    specs = dict(zip(seg["desc"], seg["condition"], strict=True))
-    metric_cols = [c for c in METRIC_COLUMNS if c in seg.columns]
-    versions = _versions()
+    within = None
+    if seg is not None:
+        within = _within_dataset(seg, lesions, metrics=tested, metric_cols=metric_cols,
+                                 conditions=conds, unit=unit, alpha=alpha, n_boot=n_boot,
+                                 seed=seed, zero_method=zero_method, size_bins_ml=size_bins_ml)
+    ds_units = ds_stats = None
+    if ds_rows is not None:
+        ds_units = aggregate_units(ds_rows, metric_cols, unit)
+        ds_conds = [c for c in conds if c in set(ds_units["desc"])]
+        ds_stats = compare_datasets(ds_units, tested, ds_conds, list(datasets), alpha=alpha,
+                                    n_boot=n_boot, seed=seed)
 
-    long = _long_table(seg, metric_cols)
-    summary = summarize(seg, metric_cols, by=("desc",))
-    sizebins = size_bin_summary(seg, metric_cols, size_bins_ml)
-    detection = lesion_detection_by_size(lesions, size_bins_ml, conditions) \
-        if lesions is not None else None
-    wil = pairwise_wilcoxon(seg, metrics, conditions, alpha=alpha, n_boot=n_boot, seed=seed,
-                            zero_method=zero_method)
-    fri = friedman_table(seg, metrics, conditions)
+    outputs = writers.write_tables(root, seg=seg, within=within, ds_rows=ds_rows,
+                                 ds_stats=ds_stats, metric_cols=metric_cols)
+    figures, fig_paths = writers.make_figures(
+        root, within=within, ds_units=ds_units, metrics=tested, conditions=conds,
+        geometry=geometry, datasets=list(datasets), seed=seed, error_bars=error_bars,
+        size_bins_ml=size_bins_ml, resolution_metric=RESOLUTION_METRIC)
+    outputs += fig_paths
 
-    mdesc = _metric_descriptions()
-    metric_side = {"metric": {**COLUMN_DICTIONARY["metric"],
-                              "Levels": {m: mdesc.get(m, {}).get("Description", m)
-                                         for m in metric_cols}}}
-    outputs = [
-        _write_tsv(long, root / "group_segmetrics.tsv", metric_side),
-        _write_tsv(summary, root / "group_desc-summary_segmetrics.tsv", metric_side),
-        _write_tsv(sizebins, root / "group_desc-sizebins_segmetrics.tsv", metric_side),
-        _write_tsv(wil, root / "group_desc-wilcoxon_stats.tsv", metric_side),
-        _write_tsv(fri, root / "group_desc-friedman_stats.tsv", metric_side),
-    ]
-    if detection is not None:
-        outputs.append(_write_tsv(detection, root / "group_desc-lesiondetection_segmetrics.tsv",
-                                  {}))
-
-    # ---------------- figures
-    fig_specs = [
-        ("bars", "Mean metrics per condition",
-         lambda: plots.plot_metric_bars(seg, metrics, conditions, error=error_bars)),
-        ("distributions", "Distribution per condition",
-         lambda: plots.plot_metric_distributions(seg, metrics, conditions, seed=seed)),
-        ("paired", "Paired values per subject",
-         lambda: plots.plot_paired_lines(seg, metrics, conditions)),
-        ("dice-vs-resolution", "Dice vs effective resolution by lesion size",
-         lambda: plots.plot_dice_vs_resolution(seg, conditions, edges_ml=size_bins_ml)),
-        ("bland-altman", "Bland-Altman of predicted vs reference lesion volume",
-         lambda: plots.plot_bland_altman(seg, conditions)),
-    ]
-    figures: list[tuple[str, str, bytes]] = []
-    for name, title, make in fig_specs:
-        png = H.fig_to_png(make())
-        path = H.atomic_write_bytes(root / "figures" / f"group_{name}.png", png)
-        outputs.append(path)
-        figures.append((path.name, title, png))
-
-    # ---------------- report
-    n_part = int(seg["participant_id"].nunique())
-    n_sess = len(seg.drop_duplicates(id_columns(seg)))
-    methods = methods_text(n_participants=n_part, n_sessions=n_sess, conditions=conditions,
-                           descriptions=descriptions, specs=specs, metrics=metrics, alpha=alpha,
-                           n_boot=n_boot, seed=seed, zero_method=zero_method,
-                           edges_ml=size_bins_ml, versions=versions,
-                           methods_used=wil["method"].value_counts(sort=False).to_dict())
-    cond_tab = (seg.groupby("desc", sort=False)
-                .agg(condition=("condition", "first"),
-                     effective_resolution_mm=("effective_resolution_mm", "median"),
-                     n=("participant_id", "size"))
-                .reindex(conditions).reset_index())
-    cond_tab.insert(2, "description", [descriptions.get(c, "") for c in conditions])
+    source = seg if seg is not None else ds_rows
+    sizes = study.sample_sizes(source)
+    phrases = {c: study.phrase(specs.get(c, c), geometry.get(c)) for c in conds}
+    findings = [unit_sentence(unit, sizes["participants"], sizes["images"], sizes["multi"])]
+    if within is not None:
+        findings += paired_findings(within["wilcoxon"], conds[0], phrases, alpha,
+                                    unit="participants" if unit == "participant" else "images")
+    if ds_stats is not None:
+        findings += dataset_findings(ds_stats, phrases, alpha)
+    versions = study.versions()
+    methods = methods_text(
+        n_participants=sizes["participants"], n_sessions=sizes["sessions"], conditions=conds,
+        descriptions=descriptions, specs=specs, metrics=tested, alpha=alpha, n_boot=n_boot,
+        seed=seed, zero_method=zero_method, edges_ml=size_bins_ml, versions=versions,
+        unit=unit, datasets=list(datasets), paired=within is not None,
+        methods_used=(within["wilcoxon"]["method"].value_counts(sort=False).to_dict()
+                      if within is not None else None))
     report = root / "group_report.html"
-    html_text = _render_report(
-        conditions=cond_tab, methods=methods, metrics=metrics,
-        summary=summary[summary["metric"].isin(metrics)],
-        sizebins=sizebins[sizebins["metric"].isin(metrics)], detection=detection,
-        wilcoxon=wil, friedman=fri, figures=figures, versions=versions,
+    settings = {
+        "output_dir": str(root), "metrics": ", ".join(metrics), "alpha": alpha,
+        "n_boot": n_boot, "seed": seed, "zero_method": zero_method, "unit": unit,
+        "compare": ", ".join(f"{k}={v}" for k, v in datasets.items()) or "none",
+        "size_bins_ml": ", ".join(f"{e:g}" for e in size_bins_ml), "error_bars": error_bars,
+        "participant_label": ("all" if participant_label is None else " ".join(
+            [participant_label] if isinstance(participant_label, str)
+            else list(participant_label))),
+        "n_metric_rows": sum(len(t) for t in frames),
+        "runtime_s": f"{time.perf_counter() - t0:.2f}",
+    }
+    def shown(key: str) -> pd.DataFrame | None:
+        table = within.get(key) if within is not None else None
+        return table[table["metric"].isin(tested)] if table is not None and key in (
+            "summary", "sizebins") else table
+
+    parts = ReportParts(
+        findings=findings, notes=notes, conditions=study.condition_table(
+            frames, conds, descriptions, specs, geometry),
+        methods=methods, metrics=tested, summary=shown("summary"), wilcoxon=shown("wilcoxon"),
+        friedman=shown("friedman"), sizebins=shown("sizebins"), detection=shown("detection"),
+        datasets=ds_stats, figures=figures, versions=versions,
         outputs=[*(p.relative_to(root).as_posix() for p in outputs), report.name],
-        settings={"output_dir": str(root), "metrics": ", ".join(metrics), "alpha": alpha,
-                  "n_boot": n_boot, "seed": seed, "zero_method": zero_method,
-                  "size_bins_ml": ", ".join(f"{e:g}" for e in size_bins_ml),
-                  "error_bars": error_bars,
-                  "participant_label": ("all" if participant_label is None else
-                                        " ".join([participant_label]
-                                                 if isinstance(participant_label, str)
-                                                 else list(participant_label))),
-                  "n_metric_rows": len(seg), "runtime_s": f"{time.perf_counter() - t0:.2f}"},
-    )
-    H.atomic_write_text(report, html_text)
+        settings=settings)
+    writers.atomic_write_text(report, render_report(parts))
     return report
-
-
-def _render_report(
-    *, conditions: pd.DataFrame, methods: Sequence[str], metrics: Sequence[str],
-    summary: pd.DataFrame, sizebins: pd.DataFrame, detection: pd.DataFrame | None,
-    wilcoxon: pd.DataFrame, friedman: pd.DataFrame, figures: Sequence[tuple[str, str, bytes]],
-    versions: Mapping[str, str], outputs: Sequence[str], settings: Mapping[str, Any],
-) -> str:
-    parts = [H.nav([("overview", "Overview"), ("methods", "Methods"), ("summary", "Summary"),
-                    ("figures", "Figures"), ("tests", "Tests"), ("sizebins", "Lesion size"),
-                    ("provenance", "Provenance")])]
-    parts.append(H.section("Overview", H.table_html(
-        conditions, caption="Conditions (effective resolution: median over subjects)"),
-        anchor="overview"))
-    parts.append(H.section("Methods", "".join(H.paragraph(p) for p in methods),
-                           anchor="methods"))
-    tabs = []
-    for i, m in enumerate(metrics, start=1):
-        tabs.append(H.table_html(summary[summary["metric"] == m].drop(columns="metric"),
-                                 caption=f"Table {i}. {plots.metric_label(m)} per condition",
-                                 table_id=f"summary-{m}"))
-    parts.append(H.section("Summary per condition", "".join(tabs), anchor="summary"))
-    figs = "".join(H.img_tag(png, alt=title, caption=f"{title} ({name})")
-                   for name, title, png in figures)
-    parts.append(H.section("Figures", figs, anchor="figures"))
-    wil_cols = ["metric", "condition_a", "condition_b", "n", "n_dropped", "n_zero", "mean_a",
-                "mean_b", "median_diff", "W", "p", "method", "p_holm", "p_fdr_bh",
-                "rank_biserial", "rb_ci_low", "rb_ci_high", "significant"]
-    tests = (H.table_html(friedman, caption="Friedman omnibus test per metric (complete cases)",
-                          table_id="friedman")
-             + H.table_html(wilcoxon[wil_cols], caption="Pairwise Wilcoxon signed-rank tests "
-                            "(Holm / BH adjusted within each metric)", table_id="wilcoxon"))
-    parts.append(H.section("Statistical tests", tests, anchor="tests"))
-    size = H.table_html(sizebins, caption="Summaries by total reference lesion volume",
-                        table_id="sizebins")
-    if detection is not None:
-        size += H.table_html(detection, caption="Per-lesion detection rate by lesion volume",
-                             table_id="lesiondetection")
-    else:
-        size += H.paragraph("No *_label-L_lesions.tsv files: per-lesion detection rates are "
-                            "not available.", cls="note")
-    parts.append(H.section("Lesion-size stratification", size, anchor="sizebins"))
-    prov = (H.kv_table(settings, caption="Settings") + H.kv_table(versions, caption="Software")
-            + H.paragraph("Files written:") + H.bullet_list(outputs))
-    parts.append(H.section("Provenance", prov, anchor="provenance"))
-    return H.page("bids_stroke group report", "".join(parts))

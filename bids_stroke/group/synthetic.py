@@ -13,9 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bids_stroke.group.collect import LESION_COLUMNS, METRIC_COLUMNS, SEGMETRICS_ID_COLUMNS
+from bids_stroke.group.collect import (
+    LESION_COLUMNS,
+    METRIC_COLUMNS,
+    SEGMETRICS_ID_COLUMNS,
+    image_id,
+)
 
-__all__ = ["DEFAULT_SYNTHETIC_CONDITIONS", "make_synthetic_output"]
+__all__ = ["DEFAULT_SYNTHETIC_CONDITIONS", "make_synthetic_output", "record_commits"]
 
 #: (desc, spec, effective resolution in mm, description)
 DEFAULT_SYNTHETIC_CONDITIONS: tuple[tuple[str, str, float, str], ...] = (
@@ -26,6 +31,38 @@ DEFAULT_SYNTHETIC_CONDITIONS: tuple[tuple[str, str, float, str], ...] = (
     ("thick5mm", "thick:5", 1.71, "5 mm thick axial slices."),
     ("kspace4", "kspace:4", 4.0, "k-space truncation to 4 mm resolution."),
 )
+
+
+def record_commits(output_dir: str | os.PathLike[str]) -> None:
+    """Record every subject's tables as committed where the commit protocol exists.
+
+    With ``bids_stroke.commit`` the group level reads only subjects with a manifest whose
+    checksums match; call this after editing synthetic tables by hand. Without that module
+    every table is read and nothing is done.
+    """
+    try:
+        from bids_stroke import commit
+        from bids_stroke.atomic import atomic_write_json
+    except ImportError:
+        return
+    root = Path(output_dir)
+    subjects: dict[str, list[Path]] = {}
+    for f in sorted(root.glob("sub-*/**/*_label-L_*.tsv")):
+        subjects.setdefault(image_id(f), []).append(f)
+    for key, paths in subjects.items():
+        rels = [p.relative_to(root).as_posix() for p in paths]
+        files = {rel: {"sha256": commit.sha256_file(root / rel),
+                       "size": (root / rel).stat().st_size, "conditions": []} for rel in rels}
+        seg = next(p for p in paths if p.name.endswith("_segmetrics.tsv"))
+        rows = [line.split("\t") for line in seg.read_text().splitlines()]
+        col = {name: i for i, name in enumerate(rows[0])}
+        records = {r[col["desc"]]: commit.ConditionRecord(
+            label=r[col["desc"]], spec=r[col["condition"]], model_sha256="synthetic",
+            results_key="synthetic", run_uuid="synthetic") for r in rows[1:]}
+        tables = {Path(rel).name.rsplit("_", 1)[-1].split(".")[0]: rel for rel in rels}
+        manifest = commit.Manifest(key=key, files=files, conditions=records, tables=tables,
+                                   run_uuid="synthetic")
+        atomic_write_json(commit.manifest_path(root, key), manifest.to_dict())
 
 
 def _fmt(v: np.ndarray) -> np.ndarray:
@@ -42,6 +79,7 @@ def make_synthetic_output(
     sessions: Sequence[str] | None = None,
     lesions: bool = True,
     voxel_ml: float = 0.001,
+    columns: Sequence[str] = METRIC_COLUMNS,
 ) -> Path:
     """Write synthetic per-subject metric TSVs under ``output_dir`` and return it.
 
@@ -61,13 +99,16 @@ def make_synthetic_output(
         Also write ``*_label-L_lesions.tsv``.
     voxel_ml : float
         Voxel volume used to convert volumes to voxel counts.
+    columns : sequence of str
+        Metric columns to write (default: all; leave out optional ones to mimic older outputs).
     """
     root = Path(output_dir)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     k = len(conditions)
     res = np.array([c[2] for c in conditions], float)
-    header_seg = "\t".join([*SEGMETRICS_ID_COLUMNS, *METRIC_COLUMNS]) + "\n"
+    columns = [c for c in METRIC_COLUMNS if c in set(columns)]
+    header_seg = "\t".join([*SEGMETRICS_ID_COLUMNS, *columns]) + "\n"
     header_les = "\t".join(LESION_COLUMNS) + "\n"
     sess_list: list[str | None] = list(sessions) if sessions else [None]
     for i in range(1, n_subjects + 1):
@@ -111,11 +152,12 @@ def make_synthetic_output(
                 "ref_lesion_count": np.full(k, float(n_les)),
                 "pred_lesion_count": ltp + lfp, "abs_lesion_count_diff": np.abs(ltp + lfp - n_les),
                 "lesion_tp": ltp, "lesion_fp": lfp, "lesion_fn": lfn, "lesion_f1": f1,
-                "detection_rate": ltp / n_les,
+                "detection_rate": ltp / n_les, "grid_voxels": np.full(k, 7e6),
+                "pred_fraction_pct": (tpv + fpv) / 7e6 * 100,
             }
             sid = "n/a" if ses is None else f"ses-{ses}"
             rows = [[sub, sid, c[0], c[1], f"{c[2]:g}"] for c in conditions]
-            mat = np.column_stack([_fmt(np.asarray(cols[m], float)) for m in METRIC_COLUMNS])
+            mat = np.column_stack([_fmt(np.asarray(cols[m], float)) for m in columns])
             body = "".join("\t".join([*r, *m]) + "\n" for r, m in zip(rows, mat, strict=True))
             adir = root / sub / (f"ses-{ses}" if ses else "") / "anat"
             adir.mkdir(parents=True, exist_ok=True)
@@ -129,6 +171,8 @@ def make_synthetic_output(
                                f"{ov[ci, j]:.4g}"]) + "\n"
                     for ci, c in enumerate(conditions) for j in range(n_les)]
                 (adir / f"{prefix}_label-L_lesions.tsv").write_text(header_les + "".join(lines))
+
     desc_lines = "".join(f"{c[0]}\t{c[3]}\n" for c in conditions)
     (root / "descriptions.tsv").write_text("desc\tdescription\n" + desc_lines)
+    record_commits(root)
     return root

@@ -1,0 +1,176 @@
+"""Data dictionary of the group-level TSV columns (the JSON sidecars' content)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["COLUMN_DICTIONARY", "metric_descriptions"]
+
+COLUMN_DICTIONARY: dict[str, dict[str, str]] = {
+    "participant_id": {"LongName": "Participant", "Description": "BIDS participant label."},
+    "session_id": {"LongName": "Session",
+                   "Description": "BIDS session label (n/a when the dataset has none)."},
+    "image_id": {"LongName": "Input image",
+                 "Description": "sub-X[_ses-Y][_acq-..][_run-..] of the segmented image "
+                                "(tells runs/acquisitions of one session apart)."},
+    "desc": {"LongName": "Condition label",
+             "Description": "BIDS desc entity of the resolution condition."},
+    "condition": {"LongName": "Condition specification",
+                  "Description": "Canonical specification of the degradation (e.g. crude:2)."},
+    "effective_resolution_mm": {"LongName": "Effective resolution",
+                                "Description": "Cube root of the effective voxel volume.",
+                                "Units": "mm"},
+    "metric": {"LongName": "Metric", "Description": "Segmentation metric name."},
+    "value": {"LongName": "Value", "Description": "Metric value (n/a when undefined)."},
+    "size_bin": {"LongName": "Lesion-volume bin",
+                 "Description": "Left-closed bin [a, b) of the lesion volume in ml."},
+    "n": {"LongName": "Number of observations",
+          "Description": "Units (participants or images, see the report) with a finite value "
+                         "(pairs / complete cases for tests)."},
+    "mean": {"LongName": "Mean", "Description": "Arithmetic mean."},
+    "std": {"LongName": "Standard deviation", "Description": "Sample SD (ddof = 1)."},
+    "min": {"LongName": "Minimum", "Description": "Minimum."},
+    "q1": {"LongName": "First quartile",
+           "Description": "25th percentile (linear interpolation)."},
+    "median": {"LongName": "Median", "Description": "Median."},
+    "q3": {"LongName": "Third quartile",
+           "Description": "75th percentile (linear interpolation)."},
+    "iqr": {"LongName": "Interquartile range", "Description": "q3 - q1."},
+    "max": {"LongName": "Maximum", "Description": "Maximum."},
+    "condition_a": {"LongName": "Condition A", "Description": "First condition (d = A - B)."},
+    "condition_b": {"LongName": "Condition B", "Description": "Second condition."},
+    "n_dropped": {"LongName": "Units dropped",
+                  "Description": "Units without a finite value in every compared "
+                                 "condition (pairwise / complete-case deletion)."},
+    "n_zero": {"LongName": "Zero differences",
+               "Description": "Pairs with A - B = 0 (discarded by zero_method wilcox)."},
+    "mean_a": {"LongName": "Mean A", "Description": "Mean of A over the pairs used."},
+    "mean_b": {"LongName": "Mean B", "Description": "Mean of B over the pairs used."},
+    "mean_diff": {"LongName": "Mean difference", "Description": "Mean of A - B."},
+    "median_diff": {"LongName": "Median difference", "Description": "Median of A - B."},
+    "t_plus": {"LongName": "T+", "Description": "Sum of ranks of positive differences."},
+    "t_minus": {"LongName": "T-", "Description": "Sum of ranks of negative differences."},
+    "W": {"LongName": "Wilcoxon W",
+          "Description": "Two-sided signed-rank statistic min(T+, T-) (SciPy convention)."},
+    "p": {"LongName": "p-value", "Description": "Two-sided unadjusted p-value."},
+    "method": {"LongName": "p-value method",
+               "Description": "exact (exact null distribution; n <= 50, no ties or zeros), "
+                              "permutation (exhaustive, n <= 13 with ties/zeros) or asymptotic "
+                              "(normal approximation with tie and continuity corrections)."},
+    "zero_method": {"LongName": "Zero handling",
+                    "Description": "wilcox: zero differences discarded; pratt: ranked, then "
+                                   "excluded from the rank sums."},
+    "p_holm": {"LongName": "Holm-adjusted p",
+               "Description": "Holm step-down adjustment; family = all condition pairs of "
+                              "one metric."},
+    "p_fdr_bh": {"LongName": "BH-adjusted p",
+                 "Description": "Benjamini-Hochberg FDR adjustment; family = all condition "
+                                "pairs of one metric."},
+    "rank_biserial": {"LongName": "Matched-pairs rank-biserial correlation",
+                      "Description": "(T+ - T-) / (T+ + T-); positive: A tends to be larger."},
+    "rb_ci_low": {"LongName": "Rank-biserial 95% CI low",
+                  "Description": "Seeded percentile bootstrap of the units; computed for the "
+                                 "pairs that involve the reference (first) condition."},
+    "rb_ci_high": {"LongName": "Rank-biserial 95% CI high",
+                   "Description": "Seeded percentile bootstrap of the units; computed for the "
+                                  "pairs that involve the reference (first) condition."},
+    "alpha": {"LongName": "Significance level",
+              "Description": "Applied to the raw and to the Holm-adjusted p."},
+    "significant": {"LongName": "Significant (Holm)",
+                    "Description": "yes when the Holm-adjusted p (p_holm; p_mwu_holm for "
+                                   "datasets) < alpha.",
+                    "Levels": {"yes": "adjusted p < alpha", "no": "adjusted p >= alpha",
+                               "n/a": "test not possible"}},
+    "significant_uncorrected": {
+        "LongName": "Significant without correction",
+        "Description": "yes when the raw p (p; p_mwu for datasets) < alpha, the criterion of "
+                       "the original study (no correction for multiple comparisons).",
+        "Levels": {"yes": "p < alpha", "no": "p >= alpha", "n/a": "test not possible"}},
+    "k": {"LongName": "Number of conditions", "Description": "Conditions compared."},
+    "chi2": {"LongName": "Friedman chi-square",
+             "Description": "Tie-corrected Friedman statistic (scipy.stats.friedmanchisquare)."},
+    "df": {"LongName": "Degrees of freedom", "Description": "k - 1."},
+    "kendall_w": {"LongName": "Kendall's W",
+                  "Description": "Coefficient of concordance chi2 / (n (k - 1))."},
+    "n_lesions": {"LongName": "Reference lesions", "Description": "Lesions in the bin."},
+    "n_detected": {"LongName": "Detected lesions",
+                   "Description": "Reference lesions overlapped by the prediction."},
+    "detection_rate": {"LongName": "Detection rate", "Description": "n_detected / n_lesions."},
+    "ci_low": {"LongName": "Detection rate 95% CI low", "Description": "Wilson score."},
+    "ci_high": {"LongName": "Detection rate 95% CI high", "Description": "Wilson score."},
+    "mean_overlap_fraction": {"LongName": "Mean overlap fraction",
+                              "Description": "Mean fraction of each lesion's voxels predicted."},
+    "dataset": {"LongName": "Dataset", "Description": "Label of a compared dataset "
+                "(--compare LABEL=DIR or the study file's group.compare)."},
+    "n_images": {"LongName": "Images averaged",
+                 "Description": "Images (sessions, runs) of the participant averaged into this "
+                                "row (group unit 'participant')."},
+    "stratum": {"LongName": "Stratum",
+                "Description": "'all' units, or a bin of the total reference lesion volume."},
+    "mean_ci_low": {"LongName": "Mean 95% CI low",
+                    "Description": "Percentile bootstrap of the units (seeded)."},
+    "mean_ci_high": {"LongName": "Mean 95% CI high",
+                     "Description": "Percentile bootstrap of the units (seeded)."},
+    "median_a": {"LongName": "Median A", "Description": "Median of A over the values used."},
+    "median_b": {"LongName": "Median B", "Description": "Median of B over the values used."},
+    "median_diff_ci_low": {
+        "LongName": "Median difference 95% CI low",
+        "Description": "Percentile bootstrap of the units; computed for the pairs that "
+                       "involve the reference (first) condition."},
+    "median_diff_ci_high": {
+        "LongName": "Median difference 95% CI high",
+        "Description": "Percentile bootstrap of the units; computed for the pairs that "
+                       "involve the reference (first) condition."},
+    "dataset_a": {"LongName": "Dataset A", "Description": "First dataset of the comparison."},
+    "dataset_b": {"LongName": "Dataset B", "Description": "Second dataset."},
+    "n_a": {"LongName": "n A", "Description": "Units of dataset A with a finite value."},
+    "n_b": {"LongName": "n B", "Description": "Units of dataset B with a finite value."},
+    "U": {"LongName": "Mann-Whitney U",
+          "Description": "U statistic of dataset A (R's wilcox.test W)."},
+    "p_mwu": {"LongName": "Mann-Whitney p",
+              "Description": "Two-sided; exact when both n < 50 without ties, else normal "
+                             "approximation with continuity and tie corrections (as R)."},
+    "mwu_method": {"LongName": "Mann-Whitney p method", "Description": "exact or asymptotic."},
+    "bm_statistic": {"LongName": "Brunner-Munzel statistic",
+                     "Description": "Positive when dataset B tends to be larger."},
+    "bm_df": {"LongName": "Brunner-Munzel df",
+              "Description": "Satterthwaite degrees of freedom of the t approximation."},
+    "p_bm": {"LongName": "Brunner-Munzel p", "Description": "Two-sided, t approximation."},
+    "cliffs_delta": {"LongName": "Cliff's delta",
+                     "Description": "P(A > B) - P(A < B), ties count half (= 2U/(n_A n_B) - 1, "
+                                    "the rank-biserial correlation)."},
+    "delta_ci_low": {"LongName": "Cliff's delta 95% CI low",
+                     "Description": "Percentile bootstrap, each dataset resampled on its own."},
+    "delta_ci_high": {"LongName": "Cliff's delta 95% CI high",
+                      "Description": "Percentile bootstrap, each dataset resampled on its own."},
+    "p_mwu_holm": {"LongName": "Holm-adjusted Mann-Whitney p",
+                   "Description": "Family: all conditions x dataset pairs of one metric."},
+    "p_mwu_fdr_bh": {"LongName": "BH-adjusted Mann-Whitney p",
+                     "Description": "Family: all conditions x dataset pairs of one metric."},
+    "p_bm_holm": {"LongName": "Holm-adjusted Brunner-Munzel p",
+                  "Description": "Family: all conditions x dataset pairs of one metric."},
+}
+
+
+def metric_descriptions(metrics: Iterable[str],
+                        sidecar: Path | None = None) -> dict[str, dict[str, str]]:
+    """Sidecar entries of metric columns: the participant level's own data dictionary
+    (``sidecar``, the JSON beside a ``*_segmetrics.tsv``) where it describes them, else the
+    metric's readable name."""
+    from bids_stroke.group.labels import metric_label
+
+    known: dict[str, Any] = {}
+    if sidecar is not None:
+        try:
+            known = json.loads(Path(sidecar).read_text())
+        except (OSError, ValueError):
+            known = {}
+    out = {}
+    for m in metrics:
+        entry = known.get(m) if isinstance(known, dict) else None
+        out[m] = (dict(entry) if isinstance(entry, dict) and "Description" in entry
+                  else {"LongName": metric_label(m), "Description": metric_label(m)})
+    return out

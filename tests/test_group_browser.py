@@ -1,0 +1,130 @@
+"""The group report as a reader sees it: headless Chromium renders it on screen and in print.
+
+Checks that the significance columns (raw p < alpha and Holm) of the test tables are inside
+the visible area - the viewport and every scrolling box around them - at common screen widths,
+and inside the printed page (the PDF's words, read with poppler's ``pdftotext -bbox``).
+Skipped when Chromium is not installed (``scripts/ci-apt.sh`` installs it on Debian/Ubuntu).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bids_stroke.group.run import run_group
+from bids_stroke.group.synthetic import make_synthetic_output
+
+CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser",
+                                                       "google-chrome")) if p), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed "
+                                "(scripts/ci-apt.sh installs it)")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--hide-scrollbars", "--disable-dev-shm-usage"]
+SIG_HEADER = re.compile(r"p < alpha$")
+
+# Runs in a copy of the report (the report itself is static): for each header cell of a
+# significance column and every cell below it, its box and the visible area around it.
+PROBE = """
+(function () {
+  const out = [];
+  for (const tid of ["wilcoxon", "datasets"]) {
+    const table = document.getElementById(tid);
+    if (!table) continue;
+    Array.from(table.querySelectorAll("thead th")).forEach((th, i) => {
+      if (!/p < alpha$/.test(th.textContent)) return;
+      const rows = Array.from(table.querySelectorAll("tbody tr"));
+      for (const cell of [th, ...rows.map(r => r.children[i])]) {
+        const box = cell.getBoundingClientRect();
+        let left = 0, right = document.documentElement.clientWidth;
+        for (let e = cell.parentElement; e; e = e.parentElement) {
+          if (getComputedStyle(e).overflowX !== "visible") {
+            const b = e.getBoundingClientRect();
+            left = Math.max(left, b.left); right = Math.min(right, b.right);
+          }
+        }
+        out.push({table: tid, column: th.textContent, text: cell.textContent,
+                  left: box.left, right: box.right, visibleLeft: left, visibleRight: right});
+      }
+    });
+  }
+  const pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+})();
+"""
+
+
+def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp / 'profile'}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    """A report with both test tables: 6 conditions and a dataset comparison."""
+    root = tmp_path_factory.mktemp("browser")
+    a = make_synthetic_output(root / "a", 10, seed=1)
+    b = make_synthetic_output(root / "b", 8, seed=2)
+    return run_group(a, compare={"ATLAS": a, "ISLES": b}, n_boot=100)
+
+
+@pytest.mark.parametrize("width", [1280, 1024])
+def test_significance_columns_are_on_screen(report: Path, tmp_path: Path, width: int) -> None:
+    probe = tmp_path / "probe.html"
+    probe.write_text(report.read_text().replace("</body>", f"<script>{PROBE}</script></body>"))
+    res = _chromium(tmp_path, f"--window-size={width},900", "--virtual-time-budget=5000",
+                    "--dump-dom", probe.as_uri())
+    found = re.search(r'<pre id="probe">(.*?)</pre>', res.stdout, re.S)
+    assert found, f"Chromium did not run the probe: {res.stderr[-2000:]}"
+    cells = json.loads(html.unescape(found.group(1)))
+    assert {c["table"] for c in cells} == {"wilcoxon", "datasets"}
+    assert {c["column"] for c in cells} == {"p < alpha", "Holm p < alpha"}
+    assert {c["text"] for c in cells} >= {"yes", "no"}
+    hidden = [c for c in cells if c["left"] < c["visibleLeft"] - 0.5
+              or c["right"] > c["visibleRight"] + 0.5]
+    assert not hidden, hidden[:3]
+
+
+def test_report_renders_to_png(report: Path, tmp_path: Path) -> None:
+    png = tmp_path / "report.png"
+    _chromium(tmp_path, "--window-size=1280,2400", f"--screenshot={png}", report.as_uri())
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def _pdf_words(pdf: Path) -> list[tuple[float, float, float, str]]:
+    """(page width, xMin, xMax, word) of every word (``pdftotext -bbox``)."""
+    out = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True,
+                         text=True, check=True, timeout=120).stdout
+    words = []
+    for page in re.finditer(r'<page width="([\d.]+)"[^>]*>(.*?)</page>', out, re.S):
+        width = float(page.group(1))
+        for w in re.finditer(r'<word xMin="([\d.-]+)" yMin="[\d.-]+" xMax="([\d.-]+)" '
+                             r'yMax="[\d.-]+">(.*?)</word>', page.group(2)):
+            words.append((width, float(w.group(1)), float(w.group(2)),
+                          html.unescape(w.group(3))))
+    return words
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils not installed")
+def test_significance_columns_are_printed(report: Path, tmp_path: Path) -> None:
+    pdf = tmp_path / "report.pdf"
+    _chromium(tmp_path, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", report.as_uri())
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    words = _pdf_words(pdf)
+    assert words, "no text in the PDF"
+    outside = [w for w in words if w[1] < -0.5 or w[2] > w[0] + 0.5]
+    assert not outside, outside[:5]
+    text = [w[3] for w in words]
+    # both significance headers of both tables, and their yes/no cells
+    assert text.count("alpha") >= 4
+    n_rows = sum(1 for line in report.read_text().split("<tr>")
+                 if '<td class="t">yes</td>' in line or '<td class="t">no</td>' in line)
+    assert text.count("yes") + text.count("no") >= 2 * n_rows > 0
