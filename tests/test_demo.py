@@ -289,3 +289,22 @@ def test_cli_force_keeps_foreign_files(tmp_path: Path, capsys: pytest.CaptureFix
         demo_main([str(tmp_path / "new"), "--n-subjects", "0"])
     assert exc.value.code == 2
     assert not (tmp_path / "new").exists()
+
+
+# sha256 over (relative path, sha256 of the file) of make_demo_dataset(n_subjects=2, seed=0,
+# resolution_mm=4) without dataset_description.json (it carries the package version), recorded
+# from the single-module generator before it became the bids_stroke.demo package. A change
+# here changes every demo dataset (and the bundled model's training data): regenerate only for
+# an intended change, with numpy/scipy in their pinned ranges.
+DEMO_DIGEST_4MM = "5d53ea04283a05148a0f8ada13fc51b4a0ff78b89080be8fad4c04092d9b26bf"
+
+
+def test_demo_bytes_pinned(tmp_path: Path) -> None:
+    root = make_demo_dataset(tmp_path / "d", n_subjects=2, seed=0, resolution_mm=4.0,
+                             progress=False)
+    digest = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name != "dataset_description.json":
+            digest.update(p.relative_to(root).as_posix().encode() + b"\0"
+                          + hashlib.sha256(p.read_bytes()).digest())
+    assert digest.hexdigest() == DEMO_DIGEST_4MM
