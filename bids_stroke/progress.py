@@ -234,10 +234,12 @@ class ParticipantProgress:
     unit_node : str
         Node name that counts (default :data:`UNIT_NODE`).
 
-    Use it as a context manager around ``wf.run`` (starts the clock and the keep-alive
-    thread, prints the summary at the end); calling it also starts it. Picklable: nipype
-    stores ``plugin_args`` (this object) on MapNodes and pickles them; the copy has no
-    stream, bar, lock or thread and is never called.
+    The first callback starts the clock, the bar or the keep-alive thread (or call
+    :meth:`start`); use it as a context manager around ``wf.run`` so that :meth:`close` stops
+    the thread and logs the summary (nothing when it never started: plugins without
+    ``status_callback`` support, e.g. SLURM, leave it silent instead of showing 0 %).
+    Picklable: nipype stores ``plugin_args`` (this object) on MapNodes and pickles them; the
+    copy has no stream, bar, lock or thread and is never called.
     """
 
     def __init__(
@@ -462,7 +464,7 @@ class ParticipantProgress:
         )
 
     def __enter__(self) -> ParticipantProgress:
-        return self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -113,7 +113,7 @@ def test_lines_mode_every_decile_and_interval_then_summary(
     caplog.set_level(logging.INFO, logger="bids_stroke.progress")
     subjects = [f"single_subject_{i:02d}_wf" for i in range(10)]
     prog = ParticipantProgress(subjects, 2, mode="lines", interval_s=30.0)
-    with prog:
+    with prog.start():
         for i, sub in enumerate(subjects):
             clock.t += 1.0
             run_unit(prog, unet(sub, 0))  # 5 %, 15 %, ...: a line at each new 10 %
@@ -138,7 +138,7 @@ def test_keepalive_thread_logs_during_silence(caplog: pytest.LogCaptureFixture) 
     prog = ParticipantProgress(SUBJECTS, 1, mode="lines", interval_s=0.05)
     import time
 
-    with prog:
+    with prog.start():
         time.sleep(0.5)  # the thread wakes every min(interval, 5 s)
     msgs = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("Progress: 0/2 segmentations (0%), elapsed") for m in msgs)
@@ -152,6 +152,13 @@ def test_bar_mode_writes_a_tqdm_bar_to_the_stream(clock: Clock) -> None:
         run_unit(prog, unet(SUBJECTS[1], 0))
     text = stream.getvalue()
     assert "participant: 100%" in text and "2/2 segmentations" in text and "done" in text
+
+
+def test_silent_when_never_called(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bids_stroke.progress")
+    with ParticipantProgress(SUBJECTS, 1, mode="lines") as prog:
+        pass
+    assert prog._t0 is None and not caplog.records
 
 
 def test_auto_mode_is_lines_when_not_a_terminal() -> None:
