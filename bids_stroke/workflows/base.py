@@ -9,8 +9,6 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -206,54 +204,6 @@ def init_bids_stroke_wf(
     return wf
 
 
-class ProgressLogger:
-    """nipype ``status_callback``: one log line per finished node, with a running count."""
-
-    def __init__(self, names: Sequence[str]) -> None:
-        self.names = list(names)
-        self.done = 0
-        self.failed: set[str] = set()
-        self.started: set[int] = set()
-        self.start = time.monotonic()
-        self._lock = threading.Lock()
-
-    def __getstate__(self) -> dict:
-        # nipype stores the plugin args (this callback) on every MapNode and pickles the node
-        state = self.__dict__.copy()
-        state.pop("_lock", None)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-
-    def subject_of(self, node) -> str | None:
-        fullname = getattr(node, "fullname", "") or ""
-        for name in self.names:
-            if f".{name}." in f".{fullname}.":
-                return name
-        return None
-
-    def __call__(self, node, status: str) -> None:
-        with self._lock:
-            sub = self.subject_of(node)
-            if status == "start":
-                self.started.add(id(node))
-            elif status == "end" and id(node) in self.started:
-                self.done += 1
-                LOGGER.info(
-                    "[%5.0fs] %d nodes done | %s: %s",
-                    time.monotonic() - self.start,
-                    self.done,
-                    sub or "-",
-                    node.fullname.split(".", 2)[-1] if sub else node.fullname,
-                )
-            elif status == "exception":
-                if sub:
-                    self.failed.add(sub)
-                LOGGER.error("%s: node %s failed", sub or "-", node.fullname)
-
-
 def _distribute_crash_files(crash_dir: Path, config: RunConfig,
                             subjects: Sequence[SubjectInputs]) -> None:
     """Move nipype crash files to ``OUT/sub-X/log/<run>/`` of the subject they belong to."""
@@ -344,7 +294,7 @@ def execute_participant_level(
         },
         "monitoring": {"enabled": False},
     })
-    from bids_stroke.cli.run import quiet_nipype
+    from bids_stroke.progress import ParticipantProgress, quiet_nipype
 
     quiet_nipype(1 if LOGGER.isEnabledFor(logging.DEBUG) else 0)
     provenance = {
@@ -357,7 +307,7 @@ def execute_participant_level(
     }  # no run id or time here: a resumed run must hash (and write) the same
     wf = init_bids_stroke_wf(config, subjects, provenance=provenance)
     names = [subject_wf_name(s) for s in subjects]
-    progress = ProgressLogger(names)
+    progress = ParticipantProgress(names, len(conds))
     plugin = dict(config.plugin or {"plugin": "Linear", "plugin_args": {}})
     plugin_args = dict(plugin.get("plugin_args") or {})
     if plugin["plugin"] in ("MultiProc", "Linear", "LegacyMultiProc"):
@@ -367,7 +317,8 @@ def execute_participant_level(
         len(subjects), len(conds), plugin["plugin"], config.work_dir,
     )
     try:
-        wf.run(plugin=plugin["plugin"], plugin_args=plugin_args)
+        with progress:
+            wf.run(plugin=plugin["plugin"], plugin_args=plugin_args)
     except Exception as exc:  # Linear re-raises the node's own exception type
         LOGGER.error("some nodes failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
         if not progress.failed:
