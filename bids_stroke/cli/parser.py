@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from bids_stroke.__about__ import __version__
+from bids_stroke.cli.formatter import HelpFormatter
 
 #: Exit codes of the BIDS-Apps execution specification.
 EXIT_OK = 0
@@ -68,11 +69,20 @@ def build_parser() -> ArgumentParser:
             "bids_stroke: how much does MRI spatial resolution change what a stroke lesion "
             "segmentation model sees? Degrades each T1w (crude decimation, linear resampling, "
             "thick slices, k-space truncation), segments every condition with a 3D U-Net and "
-            "scores it against the native lesion mask. Other entry points: "
-            "'bids_stroke demo OUT' (demo dataset) and 'bids_stroke train BIDS_DIR OUT' "
-            "(train a model)."
+            "scores it against the native lesion mask.\n\n"
+            "Other commands: 'bids_stroke demo OUT' (demo dataset), "
+            "'bids_stroke train BIDS_DIR OUT' (train a model); see their --help."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  bids_stroke /data/bids /data/out participant group -w /scratch/work\n"
+            "  bids_stroke /data/bids /data/out participant --participant-label 01 02\n\n"
+            "A dataset folder named like a command (demo, train) is used as BIDS_DIR when an\n"
+            "analysis level follows; 'bids_stroke -- demo OUT participant' or './demo' force it.\n"
+            "Exit codes: 0 ok, 1 a subject failed, 16 validation, 17 unknown level, 18 nothing\n"
+            "selected, 64 usage, 65 bad input data, 66 missing input, 73 cannot write output."
+        ),
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("bids_dir", type=Path, help="root of the input BIDS dataset")
     parser.add_argument(
@@ -109,7 +119,7 @@ def build_parser() -> ArgumentParser:
     g_bids.add_argument(
         "--modality",
         default="T1w",
-        help="BIDS suffix of the image to segment: T1w (ATLAS), FLAIR/dwi/adc (ISLES'22)",
+        help="BIDS suffix of the image to segment: T1w (ATLAS), FLAIR, dwi or adc (ISLES'22)",
     )
     g_bids.add_argument(
         "--bids-filter-file",
@@ -165,7 +175,7 @@ def build_parser() -> ArgumentParser:
         type=int,
         choices=(1, 2),
         default=1,
-        help="resolution (mm) of the MNI152NLin2009aSym grid that native-space images are "
+        help="voxel size (mm) of the MNI152NLin2009aSym grid native-space images are "
         "registered to",
     )
     g_study.add_argument(
@@ -181,19 +191,32 @@ def build_parser() -> ArgumentParser:
         "--model",
         type=Path,
         metavar="FILE",
-        help="bids_stroke checkpoint (.pt) or TorchScript model (.ts); default: bundled model",
+        help="bids_stroke checkpoint (.pt) or TorchScript model (.ts) "
+        "(default: the bundled model)",
     )
-    g_model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    g_model.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where the U-Net runs: auto uses CUDA when available, else the CPU",
+    )
     g_model.add_argument(
         "--precision",
         choices=("auto", "fp32", "bf16", "fp16"),
         default=None,
-        help="inference precision; 'auto' uses AMP on GPU and bf16 on CPUs with AMX",
+        help="inference precision; auto uses AMP on GPU and bf16 on CPUs with AMX "
+        "(default: the pipeline's, auto)",
     )
     g_model.add_argument(
-        "--threshold", type=_threshold, default=None, help="probability threshold (default 0.5)"
+        "--threshold",
+        type=_threshold,
+        default=None,
+        metavar="P",
+        help="probability threshold in (0, 1) (default: the pipeline's, 0.5)",
     )
-    g_model.add_argument("--seed", type=int, default=0, help="seed for everything random")
+    g_model.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed for everything random"
+    )
 
     g_perf = parser.add_argument_group("Execution")
     g_perf.add_argument(
@@ -210,13 +233,23 @@ def build_parser() -> ArgumentParser:
         dest="nprocs",
         type=_positive_int,
         default=os.cpu_count() or 1,
-        help="processes for nipype's MultiProc plugin",
+        metavar="N",
+        help="processes for nipype's MultiProc plugin (default: the number of CPUs)",
     )
     g_perf.add_argument(
-        "--omp-nthreads", type=_positive_int, default=None, help="threads per process"
+        "--omp-nthreads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="threads per process (default: CPUs / --nprocs, at most 8)",
     )
     g_perf.add_argument(
-        "--mem-gb", "--mem_gb", dest="mem_gb", type=_positive_float, help="memory limit (GB)"
+        "--mem-gb",
+        "--mem_gb",
+        dest="mem_gb",
+        type=_positive_float,
+        metavar="GB",
+        help="memory nipype may schedule (default: no limit)",
     )
     g_perf.add_argument(
         "--use-plugin",
@@ -232,5 +265,12 @@ def build_parser() -> ArgumentParser:
     g_perf.add_argument(
         "--notrack", action="store_true", help="accepted for compatibility; nothing is sent"
     )
-    g_perf.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    g_perf.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more logging: -v adds debug messages and nipype's per-node messages, -vv "
+        "everything",
+    )
     return parser

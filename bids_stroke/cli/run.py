@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bids_stroke.cli import parser as P
+from bids_stroke.progress import quiet_nipype, setup_logging
+
+__all__ = ["CLIError", "build_config", "main", "quiet_nipype", "subcommand"]
 
 LOGGER = logging.getLogger("bids_stroke")
 
@@ -19,27 +22,6 @@ class CLIError(RuntimeError):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def _setup_logging(verbose: int) -> None:
-    level = logging.INFO if verbose == 0 else logging.DEBUG
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s [%(name)s] %(levelname)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-        force=True,
-    )
-    quiet_nipype(verbose)
-
-
-def quiet_nipype(verbose: int = 0) -> None:
-    """nipype logs through our handler only (no duplicate lines), warnings unless -v."""
-    for name in ("nipype", "nipype.workflow", "nipype.interface", "nipype.utils"):
-        log = logging.getLogger(name)
-        log.handlers.clear()
-        log.propagate = True
-        log.setLevel(logging.WARNING if verbose == 0 else logging.INFO)
 
 
 def _load_plugin(path: Path | None, nprocs: int, mem_gb: float | None) -> dict:
@@ -270,22 +252,57 @@ def run_group_level(config) -> int:
     return P.EXIT_OK
 
 
+#: ``bids_stroke NAME ...`` runs the module's ``main(argv, prog=...)`` (see :func:`subcommand`)
+SUBCOMMANDS = {
+    "demo": "bids_stroke.cli.demo",
+    "train": "bids_stroke.cli.train",
+    "model": "bids_stroke.cli.model",
+}
+
+
+def subcommand(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` (without the program name) asks for, or None for a BIDS-App run.
+
+    ``argv[0]`` must be exactly a subcommand name (``demo``, ``train``, ``model`` when that
+    module is installed). A dataset folder of the same name in the current directory is never
+    shadowed: when ``argv[0]`` names an existing folder and an analysis level (``participant``
+    or ``group``) follows, it is the ``BIDS_DIR``. ``bids_stroke -- demo OUT participant`` or
+    ``bids_stroke ./demo OUT participant`` always mean the dataset.
+    """
+    if not argv or argv[0] not in SUBCOMMANDS:
+        return None
+    name = argv[0]
+    if Path(name).is_dir() and any(a in P.ANALYSIS_LEVELS for a in argv[1:]):
+        return None
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec(SUBCOMMANDS[name]) is None:
+            return None
+    except ModuleNotFoundError:  # pragma: no cover - bids_stroke.cli is always there
+        return None
+    return name
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``bids_stroke``; returns the exit code (BIDS-App execution spec)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # no telemetry/version look-ups over the network (offline HPC nodes, containers)
     os.environ.setdefault("NIPYPE_NO_ET", "1")
-    if argv and argv[0] == "demo":
-        from bids_stroke.cli.demo import main as demo_main
+    sub = subcommand(argv)
+    if sub is not None:
+        import importlib
+        import inspect
 
-        return demo_main(argv[1:])
-    if argv and argv[0] == "train":
-        from bids_stroke.cli.train import main as train_main
-
-        return train_main(argv[1:])
+        sub_main = importlib.import_module(SUBCOMMANDS[sub]).main
+        if "prog" in inspect.signature(sub_main).parameters:
+            return int(sub_main(argv[1:], prog=f"bids_stroke {sub}"))
+        return int(sub_main(argv[1:]))
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
 
     opts = P.build_parser().parse_args(argv)
-    _setup_logging(opts.verbose)
+    setup_logging(opts.verbose)
     from bids_stroke.config import OutputDirError
 
     try:

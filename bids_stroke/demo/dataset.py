@@ -14,7 +14,8 @@ import nibabel as nib
 import numpy as np
 
 from bids_stroke.__about__ import __version__
-from bids_stroke.demo.real_lesions import _check_mask_paths, _MaskPicker
+from bids_stroke.demo.real_lesions import LesionShape, _check_mask_paths, _MaskPicker
+from bids_stroke.demo.state import demo_options, write_state
 from bids_stroke.demo.synth import _synthesise
 from bids_stroke.demo.template import SPACE, _check_resolution
 
@@ -207,10 +208,10 @@ def make_demo_dataset(
         subject_offset,
         None if lesion_masks is None else len(mask_paths),
     )
-    mask_desc = "T1lesion" if layout == "atlas" else "lesion"
     lesion_root = root if layout == "atlas" else root / "derivatives" / "lesions"
 
     rows: list[tuple[str, float, int, str]] = []
+    written: list[Path] = []
     from tqdm.auto import tqdm
 
     bar = tqdm(
@@ -218,46 +219,108 @@ def make_demo_dataset(
     )
     for number in bar:
         shape = None if picker is None else picker.shape_for(number)
-        subj = _synthesise(number, seed, res, shape)
         label = subject_label(number, layout, width=width)
-        parts = [f"sub-{label}"] + (["ses-1"] if sessions else [])
-        rel = Path(*parts, "anat")
-        prefix = "_".join(parts) + f"_space-{SPACE}"
-        t1_path = root / rel / f"{prefix}_T1w.nii.gz"
-        mask_path = lesion_root / rel / f"{prefix}_label-L_desc-{mask_desc}_mask.nii.gz"
-        _write_nifti(t1_path, subj.t1w, subj.affine)
-        _write_nifti(mask_path, subj.mask, subj.affine)
-        t1_desc = "Synthetic chronic-stroke T1w image (bids_stroke demo)."
-        mask_meta: dict[str, Any] = {
-            "Type": "Lesion",
-            "Description": "Binary lesion mask: exactly the voxels darkened in the T1w.",
-            "Sources": [f"bids::{(rel / t1_path.name).as_posix()}"],
-            "LesionVolume": round(subj.lesion_volume_ml, 4),
-            "NumberOfLesions": subj.n_lesions,
-        }
-        if shape is not None:
-            t1_desc = (
-                "Synthetic chronic-stroke T1w image (bids_stroke demo) with the shape of the "
-                f"real lesion mask {shape.source}."
-            )
-            mask_meta["LesionSource"] = shape.source
-            mask_meta["SourceLesionVolume"] = round(shape.source_volume_ml, 4)
-        _write_json(
-            t1_path.with_name(f"{prefix}_T1w.json"),
-            {
-                "SkullStripped": True,
-                "Description": t1_desc,
-                "SyntheticParameters": {"seed": seed, "subject_number": number, **subj.params},
-            },
-        )
-        _write_json(mask_path.with_name(mask_path.name.replace(".nii.gz", ".json")), mask_meta)
-        source = "synthetic" if shape is None else shape.source
-        rows.append((f"sub-{label}", subj.lesion_volume_ml, subj.n_lesions, source))
-        LOGGER.debug("sub-%s: %.2f ml, %d lesion(s)", label, subj.lesion_volume_ml, subj.n_lesions)
+        rows.append(_write_subject(root, lesion_root, label, number, seed, res, sessions, layout,
+                                   shape, written))
     bar.close()
 
+    written += _write_metadata(root, lesion_root, layout, res, seed, generated_by, rows,
+                               None if picker is None else len(mask_paths))
+    options = demo_options(
+        n_subjects=n_subjects, seed=seed, resolution_mm=res, layout=layout, sessions=sessions,
+        subject_offset=subject_offset, lesion_masks=None if picker is None else mask_paths,
+    )
+    write_state(root, options, written, __version__)
+    return root
+
+
+def _write_subject(
+    root: Path,
+    lesion_root: Path,
+    label: str,
+    number: int,
+    seed: int,
+    res: float,
+    sessions: bool,
+    layout: str,
+    shape: LesionShape | None,
+    written: list[Path],
+) -> tuple[str, float, int, str]:
+    """Synthesise and write one subject; returns its participants.tsv row."""
+    subj = _synthesise(number, seed, res, shape)
+    mask_desc = "T1lesion" if layout == "atlas" else "lesion"
+    parts = [f"sub-{label}"] + (["ses-1"] if sessions else [])
+    rel = Path(*parts, "anat")
+    prefix = "_".join(parts) + f"_space-{SPACE}"
+    t1_path = root / rel / f"{prefix}_T1w.nii.gz"
+    mask_path = lesion_root / rel / f"{prefix}_label-L_desc-{mask_desc}_mask.nii.gz"
+    _write_nifti(t1_path, subj.t1w, subj.affine)
+    _write_nifti(mask_path, subj.mask, subj.affine)
+    t1_desc = "Synthetic chronic-stroke T1w image (bids_stroke demo)."
+    mask_meta: dict[str, Any] = {
+        "Type": "Lesion",
+        "Description": "Binary lesion mask: exactly the voxels darkened in the T1w.",
+        "Sources": [f"bids::{(rel / t1_path.name).as_posix()}"],
+        "LesionVolume": round(subj.lesion_volume_ml, 4),
+        "NumberOfLesions": subj.n_lesions,
+    }
+    if shape is not None:
+        t1_desc = (
+            "Synthetic chronic-stroke T1w image (bids_stroke demo) with the shape of the "
+            f"real lesion mask {shape.source}."
+        )
+        mask_meta["LesionSource"] = shape.source
+        mask_meta["SourceLesionVolume"] = round(shape.source_volume_ml, 4)
+    t1_json = t1_path.with_name(f"{prefix}_T1w.json")
     _write_json(
-        root / "dataset_description.json",
+        t1_json,
+        {
+            "SkullStripped": True,
+            "Description": t1_desc,
+            "SyntheticParameters": {"seed": seed, "subject_number": number, **subj.params},
+        },
+    )
+    mask_json = mask_path.with_name(mask_path.name.replace(".nii.gz", ".json"))
+    _write_json(mask_json, mask_meta)
+    written += [t1_path, mask_path, t1_json, mask_json]
+    source = "synthetic" if shape is None else shape.source
+    LOGGER.debug("sub-%s: %.2f ml, %d lesion(s)", label, subj.lesion_volume_ml, subj.n_lesions)
+    return f"sub-{label}", subj.lesion_volume_ml, subj.n_lesions, source
+
+
+_PARTICIPANTS_META: dict[str, Any] = {
+    "participant_id": {"Description": "Synthetic subject identifier."},
+    "lesion_volume_ml": {
+        "LongName": "Lesion volume",
+        "Description": "Volume of the lesion mask.",
+        "Units": "ml",
+    },
+    "n_lesions": {
+        "LongName": "Number of lesions",
+        "Description": "Number of 26-connected components of the lesion mask.",
+    },
+    "seed": {
+        "Description": "Dataset seed; the subject generator is "
+        "numpy.random.default_rng([seed, subject_number]).",
+    },
+}
+
+
+def _write_metadata(
+    root: Path,
+    lesion_root: Path,
+    layout: str,
+    res: float,
+    seed: int,
+    generated_by: list,
+    rows: Sequence[tuple[str, float, int, str]],
+    n_masks: int | None,
+) -> list[Path]:
+    """dataset_description.json, participants.tsv/.json, README (+ the lesion derivative's)."""
+    written = [root / "dataset_description.json", root / "participants.tsv",
+               root / "participants.json", root / "README"]
+    _write_json(
+        written[0],
         {
             "Name": "bids_stroke synthetic stroke demo"
             + (" (ATLAS v2.0 layout)" if layout == "atlas" else ""),
@@ -271,35 +334,20 @@ def make_demo_dataset(
             "GeneratedBy": generated_by,
         },
     )
-    if picker is None:
+    if n_masks is None:
         lines = ["participant_id\tlesion_volume_ml\tn_lesions\tseed"]
         lines += [f"{pid}\t{vol:.4f}\t{n}\t{seed}" for pid, vol, n, _ in rows]
     else:
         lines = ["participant_id\tlesion_volume_ml\tn_lesions\tseed\tlesion_source"]
         lines += [f"{pid}\t{vol:.4f}\t{n}\t{seed}\t{src}" for pid, vol, n, src in rows]
-    (root / "participants.tsv").write_text("\n".join(lines) + "\n")
-    participants_meta: dict[str, Any] = {
-        "participant_id": {"Description": "Synthetic subject identifier."},
-        "lesion_volume_ml": {
-            "LongName": "Lesion volume",
-            "Description": "Volume of the lesion mask.",
-            "Units": "ml",
-        },
-        "n_lesions": {
-            "LongName": "Number of lesions",
-            "Description": "Number of 26-connected components of the lesion mask.",
-        },
-        "seed": {
-            "Description": "Dataset seed; the subject generator is "
-            "numpy.random.default_rng([seed, subject_number]).",
-        },
-    }
-    if picker is not None:
+    written[1].write_text("\n".join(lines) + "\n")
+    participants_meta = dict(_PARTICIPANTS_META)
+    if n_masks is not None:
         participants_meta["lesion_source"] = {
             "Description": "File name of the real lesion mask whose shape the subject's "
             "lesion takes ('synthetic' for a generated lesion).",
         }
-    _write_json(root / "participants.json", participants_meta)
+    _write_json(written[2], participants_meta)
     if layout == "atlas":
         layout_text = (
             "ATLAS v2.0 naming; lesion masks (`_label-L_desc-T1lesion_mask`) lie beside the "
@@ -307,8 +355,9 @@ def make_demo_dataset(
         )
     else:
         layout_text = "lesion masks are in the derivative dataset derivatives/lesions."
+        written.append(lesion_root / "dataset_description.json")
         _write_json(
-            lesion_root / "dataset_description.json",
+            written[-1],
             {
                 "Name": "bids_stroke synthetic stroke demo: lesion masks",
                 "BIDSVersion": "1.8.0",
@@ -320,12 +369,10 @@ def make_demo_dataset(
         )
     call = generated_by[0]["Description"].split(": ", 1)[1]
     lesion_text = (
-        _SYNTHETIC_LESION_TEXT
-        if picker is None
-        else _REAL_LESION_TEXT.format(n_masks=len(mask_paths))
+        _SYNTHETIC_LESION_TEXT if n_masks is None else _REAL_LESION_TEXT.format(n_masks=n_masks)
     )
-    origin_text = _SYNTHETIC_ORIGIN if picker is None else _REAL_ORIGIN
-    (root / "README").write_text(
+    origin_text = _SYNTHETIC_ORIGIN if n_masks is None else _REAL_ORIGIN
+    written[3].write_text(
         _README.format(
             call=call,
             layout_text=layout_text,
@@ -335,4 +382,4 @@ def make_demo_dataset(
             origin_text=origin_text,
         )
     )
-    return root
+    return written
