@@ -79,6 +79,32 @@ def _check_model(path: Path) -> None:
         raise CLIError(f"--model: {exc}", P.EXIT_BAD_DATA) from exc
 
 
+def check_folder_target(path: Path, what: str) -> None:
+    """Refuse (exit 73) a path that cannot become a writable folder, without writing anything.
+
+    Runs before the input check (which reads every image): an existing file, a path below a
+    file, or a read-only parent is reported at once. ``ensure_writable_dir`` still creates the
+    folder later and catches what only creating it can show (quota, races).
+    """
+    if path.exists():
+        if not path.is_dir():
+            raise CLIError(f"{what} {path} exists and is not a folder: choose another path",
+                           P.EXIT_CANT_CREATE)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise CLIError(f"{what} {path} is not writable: fix its permissions or choose "
+                           "another folder", P.EXIT_CANT_CREATE)
+        return
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CLIError(f"cannot create {what} {path}: {parent} is a file; choose another path",
+                       P.EXIT_CANT_CREATE)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CLIError(f"cannot create {what} {path}: {parent} is not writable; choose a "
+                       "writable folder", P.EXIT_CANT_CREATE)
+
+
 def build_config(opts):
     """Resolve the command line and the pipeline into a :class:`RunConfig` (no writes)."""
     from bids_stroke.conditions import ConditionError, parse_conditions
@@ -99,6 +125,9 @@ def build_config(opts):
             f"work dir {work_dir} is inside the BIDS dataset {bids_dir}: choose another -w",
             P.EXIT_USAGE,
         )
+    if "participant" in opts.analysis_level:  # cheap checks before the ~10 s input check
+        check_folder_target(output_dir, "output directory")
+        check_folder_target(work_dir, "work directory")
     try:
         pipeline = load_pipeline(opts.pipeline)
         specs = opts.conditions or pipeline.conditions
