@@ -373,11 +373,16 @@ class ParticipantProgress:
             return math.nan
         return remaining * self.elapsed() / computed
 
+    def _eta_text(self) -> str:
+        if self.completed >= self.total:
+            return "writing outputs"  # metrics, reports and derivatives follow the last unit
+        return f"ETA {format_duration(self.eta())}"
+
     def status_text(self) -> str:
         """``3/8 segmentations (38%), elapsed 2m05s, ETA 3m20s, 1 subject failed``."""
         pct = 100.0 * self.completed / self.total if self.total else 100.0
         text = (f"{self.completed}/{self.total} segmentations ({pct:.0f}%), "
-                f"elapsed {format_duration(self.elapsed())}, ETA {format_duration(self.eta())}")
+                f"elapsed {format_duration(self.elapsed())}, {self._eta_text()}")
         if self.failed:
             text += f", {len(self.failed)} subject(s) failed"
         return text
@@ -424,9 +429,8 @@ class ParticipantProgress:
     def _update(self, tick: bool = False) -> None:
         if self._bar is not None:
             self._bar.n = self.completed
-            eta = format_duration(self.eta())
             extra = f", {len(self.failed)} failed" if self.failed else ""
-            self._bar.set_postfix_str(f"ETA {eta}{extra}", refresh=True)
+            self._bar.set_postfix_str(f"{self._eta_text()}{extra}", refresh=True)
             return
         if self._resolved_mode() != "lines" or self._t0 is None:
             return

@@ -84,6 +84,7 @@ def test_eta_from_computed_units_only(clock: Clock) -> None:
     assert "elapsed 40s, ETA 40s" in prog.status_text()
     run_unit(prog, unet(SUBJECTS[1], 1))
     assert prog.eta() == 0.0
+    assert prog.status_text().endswith("(100%), elapsed 40s, writing outputs")
 
 
 def test_failed_subject_is_recorded_and_its_units_count_as_finished(clock: Clock) -> None:
