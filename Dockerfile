@@ -84,7 +84,9 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     NIPYPE_NO_ET=1 \
-    MPLCONFIGDIR="/home/bids/.config/matplotlib"
+    MPLCONFIGDIR="/home/bids/.config/matplotlib" \
+    BIDS_STROKE_CONTAINER=docker \
+    BIDS_STROKE_IMAGE="bids_stroke:${VERSION}"
 
 # Warm matplotlib's font cache once, then make HOME writable for whatever UID runs it.
 RUN mkdir -p "${MPLCONFIGDIR}" \

@@ -5,6 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 DEMO_DIR ?= demo
+DEMO_ARGS ?=
 NPROCS ?= 2
 PYTEST_ARGS ?=
 
@@ -14,9 +15,11 @@ VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' bids_stroke/__about__
 
 help:
 	@echo "make demo   - create $(VENV), install, build the demo BIDS dataset, run participant + group"
+	@echo "              (re-runs reuse $(DEMO_DIR)/bids and $(DEMO_DIR)/work and take seconds)"
 	@echo "make test   - create $(VENV) if missing and run the test suite"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff and hadolint"
 	@echo "make bench  - benchmarks (bench/), results in bench/results/"
+	@echo "make clean  - remove $(DEMO_DIR)/ (dataset, outputs, work folder) and build/cache folders"
 
 $(BIN)/bids_stroke: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,12 +28,12 @@ $(BIN)/bids_stroke: pyproject.toml
 
 venv: $(BIN)/bids_stroke
 
+# Idempotent: the same dataset is reused (bids_stroke demo checks its options and files) and
+# nipype resumes from $(DEMO_DIR)/work; `make clean` starts over.
 demo: venv
-	$(BIN)/bids_stroke demo $(DEMO_DIR)/bids --seed 0
+	$(BIN)/bids_stroke demo $(DEMO_DIR)/bids --seed 0 $(DEMO_ARGS)
 	$(BIN)/bids_stroke $(DEMO_DIR)/bids $(DEMO_DIR)/out participant -w $(DEMO_DIR)/work --nprocs $(NPROCS)
 	$(BIN)/bids_stroke $(DEMO_DIR)/bids $(DEMO_DIR)/out group
-	@echo
-	@echo "Group report: $$(cd $(DEMO_DIR)/out && pwd)/group_report.html"
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

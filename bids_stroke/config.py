@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import platform
-from pathlib import Path
 
 from bids_stroke.__about__ import __version__
 
@@ -19,16 +17,3 @@ def environment_info() -> dict[str, str]:
         except ImportError:  # pragma: no cover - all are dependencies
             continue
     return info
-
-
-def container_info() -> dict[str, str] | None:
-    """The bids_stroke image the app runs in, or ``None`` (a venv, even inside some other
-    container: only our images set ``BIDS_STROKE_CONTAINER``; Apptainer sets its own)."""
-    tag = os.environ.get("BIDS_STROKE_IMAGE", "")
-    sif = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
-    if sif:
-        return {"Type": "singularity", "Tag": tag or Path(sif).name}
-    kind = os.environ.get("BIDS_STROKE_CONTAINER")
-    if kind:
-        return {"Type": kind, "Tag": tag}
-    return None

@@ -16,7 +16,7 @@ from typing import Any
 
 from bids_stroke.__about__ import __version__
 from bids_stroke.atomic import atomic_copy, atomic_write_bytes, atomic_write_json, atomic_write_text
-from bids_stroke.config import container_info
+from bids_stroke.provenance import container_info
 
 __all__ = [
     "BIDSIGNORE",

@@ -14,8 +14,7 @@ import multiprocessing
 import shutil
 import signal
 import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,55 +64,6 @@ def configure_nipype(crash_dir: Path, *, stop_on_first_crash: bool) -> None:
         },
         "monitoring": {"enabled": False},
     })
-
-
-def quiet_nipype(verbose: int = 0) -> None:
-    """nipype logs through the root handler only (no duplicates); node chatter unless -v."""
-    for name in ("nipype", "nipype.workflow", "nipype.interface", "nipype.utils"):
-        log = logging.getLogger(name)
-        log.handlers.clear()
-        log.propagate = True
-        log.setLevel(logging.WARNING if verbose == 0 else logging.INFO)
-
-
-class ProgressLogger:
-    """nipype ``status_callback``: a line per finished segmentation, and failed subjects."""
-
-    def __init__(self, names: Sequence[str], n_conditions: int = 1) -> None:
-        self.names = list(names)
-        self.total = max(1, len(self.names) * max(1, n_conditions))
-        self.done = 0
-        self.failed: set[str] = set()
-        self.start = time.monotonic()
-        self._lock = threading.Lock()
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()  # nipype pickles plugin args with every MapNode
-        state.pop("_lock", None)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-
-    def subject_of(self, node: Any) -> str | None:
-        fullname = getattr(node, "fullname", "") or ""
-        return next((n for n in self.names if f".{n}." in f".{fullname}."), None)
-
-    def __call__(self, node: Any, status: str) -> None:
-        with self._lock:
-            sub = self.subject_of(node)
-            if status == "end" and getattr(node, "name", "") == "segment":
-                self.done += 1
-                elapsed = time.monotonic() - self.start
-                eta = elapsed / self.done * (self.total - self.done)
-                LOGGER.info("segmented %d/%d | %s | elapsed %.0fs, about %.0fs left",
-                            self.done, self.total, sub or "-", elapsed, eta)
-            elif status == "exception":
-                if sub:
-                    self.failed.add(sub)
-                LOGGER.error("%s: step %s failed", sub or "-",
-                             str(getattr(node, "fullname", node)).split(".", 2)[-1])
 
 
 def _kill_workers(runner: Any) -> None:

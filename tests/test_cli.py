@@ -148,3 +148,46 @@ def test_one_modality_per_output_folder(isles_layout, tmp_path, capsys):
     (out / ".bids_stroke" / "dataset.json").write_text('{"modality": "dwi"}')
     assert run_cli(isles_layout, out, "participant", "--modality", "adc") == 64
     assert "one modality per folder" in capsys.readouterr().err
+
+
+def _forbid_input_check(monkeypatch) -> None:
+    """Fail if the (slow) discovery or input check runs."""
+    import bids_stroke.discovery
+    import bids_stroke.preflight
+
+    def boom(*_a, **_k):
+        raise AssertionError("the input check ran before the cheap output checks")
+
+    monkeypatch.setattr(bids_stroke.discovery, "collect_subjects", boom)
+    monkeypatch.setattr(bids_stroke.preflight, "preflight_check", boom)
+
+
+@pytest.mark.parametrize("target", ["file", "below_file", "work_file"])
+def test_output_path_refused_before_input_check(plain_layout, tmp_path, capsys, monkeypatch,
+                                                 target):
+    _forbid_input_check(monkeypatch)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out, extra = tmp_path / "out", []
+    if target == "file":
+        out = blocker
+    elif target == "below_file":
+        out = blocker / "out"
+    else:
+        extra = ["-w", str(blocker / "work")]
+    assert run_cli(plain_layout, out, "participant", *extra) == 73
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(blocker) in err[0], err
+    assert blocker.read_text() == "x" and not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_read_only_parent_refused_before_input_check(plain_layout, tmp_path, monkeypatch):
+    _forbid_input_check(monkeypatch)
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        assert run_cli(plain_layout, parent / "deriv", "participant") == 73
+    finally:
+        parent.chmod(0o755)

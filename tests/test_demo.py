@@ -6,6 +6,7 @@ import csv
 import gzip
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -54,7 +55,8 @@ def _atlas_paths(root: Path, label: str) -> tuple[Path, Path]:
 
 def test_atlas_layout_and_names(atlas_ds: Path) -> None:
     files = {p.relative_to(atlas_ds).as_posix() for p in atlas_ds.rglob("*") if p.is_file()}
-    expected = {"dataset_description.json", "participants.tsv", "participants.json", "README"}
+    expected = {"dataset_description.json", "participants.tsv", "participants.json", "README",
+                ".bids_stroke_demo.json"}
     for label in ATLAS_IDS:
         t1, mask = _atlas_paths(atlas_ds, label)
         for p in (t1, mask):
@@ -256,12 +258,25 @@ def test_cli_writes_refuses_and_forces(tmp_path: Path, capsys: pytest.CaptureFix
     assert capsys.readouterr().out.strip() == str(out.absolute())
     assert (out / "sub-r001s001" / "ses-1" / "anat").is_dir()
 
-    # Non-empty output without --force: exit 73, one line on stderr, nothing changed.
+    # The same command again reuses the dataset: exit 0, the path, one line, nothing changed.
     before = _tree_hashes(out)
-    assert demo_main(argv) == 73
-    err = capsys.readouterr().err.strip()
-    assert "--force" in err and "\n" not in err
+    assert demo_main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(out.absolute())
+    assert "reusing it" in captured.err and captured.err.count("\n") == 1
     assert _tree_hashes(out) == before
+
+    # Other options without --force: exit 73, one line naming the difference, nothing changed.
+    assert demo_main([*argv[:-1], "3"]) == 73
+    err = capsys.readouterr().err.strip()
+    assert "--force" in err and "seed 2 instead of 3" in err and "\n" not in err
+    assert _tree_hashes(out) == before
+
+    # A modified file is not reused.
+    sidecar = next(out.rglob("*_T1w.json"))
+    sidecar.write_text(sidecar.read_text() + " ")
+    assert demo_main(argv) == 73
+    assert "was modified" in capsys.readouterr().err
 
     # --force replaces a previous demo dataset (stale subjects removed).
     (out / "sub-r001s009").mkdir()
@@ -289,3 +304,53 @@ def test_cli_force_keeps_foreign_files(tmp_path: Path, capsys: pytest.CaptureFix
         demo_main([str(tmp_path / "new"), "--n-subjects", "0"])
     assert exc.value.code == 2
     assert not (tmp_path / "new").exists()
+
+
+# sha256 over (relative path, sha256 of the file) of make_demo_dataset(n_subjects=2, seed=0,
+# resolution_mm=4) without dataset_description.json and the reuse state (both carry the package
+# version), recorded
+# from the single-module generator before it became the bids_stroke.demo package. A change
+# here changes every demo dataset (and the bundled model's training data): regenerate only for
+# an intended change, with numpy/scipy in their pinned ranges.
+DEMO_DIGEST_4MM = "5d53ea04283a05148a0f8ada13fc51b4a0ff78b89080be8fad4c04092d9b26bf"
+
+
+def test_demo_bytes_pinned(tmp_path: Path) -> None:
+    root = make_demo_dataset(tmp_path / "d", n_subjects=2, seed=0, resolution_mm=4.0,
+                             progress=False)
+    digest = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name not in ("dataset_description.json", ".bids_stroke_demo.json"):
+            digest.update(p.relative_to(root).as_posix().encode() + b"\0"
+                          + hashlib.sha256(p.read_bytes()).digest())
+    assert digest.hexdigest() == DEMO_DIGEST_4MM
+
+
+def test_reuse_state_records_options_and_detects_changes(atlas_ds: Path, tmp_path: Path) -> None:
+    from bids_stroke.demo.state import STATE_FILE, demo_options, reuse_problem
+
+    options = demo_options(n_subjects=N_SUBJECTS, seed=7, resolution_mm=RES, layout="atlas",
+                           sessions=None, subject_offset=0, lesion_masks=None)
+    assert options["sessions"] is True  # atlas layout: sessions by default
+    assert reuse_problem(atlas_ds, options) is None
+    assert reuse_problem(atlas_ds, {**options, "sessions": False}) == (
+        "made with sessions True instead of False")
+    assert "resolution-mm" in reuse_problem(atlas_ds, {**options, "resolution_mm": 2.0})
+    state = json.loads((atlas_ds / STATE_FILE).read_text())
+    assert len(state["Files"]) == 4 * N_SUBJECTS + 4  # 2 NIfTI + 2 JSON per subject, metadata
+    copy = tmp_path / "copy"
+    shutil.copytree(atlas_ds, copy)
+    t1, _ = _atlas_paths(copy, ATLAS_IDS[1])
+    t1.unlink()
+    assert reuse_problem(copy, options) == f"{t1.relative_to(copy).as_posix()} is missing"
+    (copy / STATE_FILE).unlink()
+    assert "no .bids_stroke_demo.json" in reuse_problem(copy, options)
+
+    mask = tmp_path / "m.nii.gz"
+    mask.write_bytes(b"one")
+    with_mask = demo_options(n_subjects=1, seed=0, resolution_mm=2, layout="plain",
+                             sessions=None, subject_offset=0, lesion_masks=[mask])
+    mask.write_bytes(b"two")  # same name, other content: other options
+    assert with_mask != demo_options(n_subjects=1, seed=0, resolution_mm=2, layout="plain",
+                                     sessions=None, subject_offset=0, lesion_masks=[mask])
+    assert with_mask["sessions"] is False

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -33,7 +34,9 @@ from bids_stroke.demo import (
     make_demo_dataset,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = Path(
+    os.environ.get("BIDS_STROKE_SHARED") or Path(__file__).resolve().parents[2] / "shared"
+)
 LESYMAP = SHARED / "data" / "real" / "lesymap" / "lesions"
 
 # Handmade masks: a 2 mm source grid whose voxel centres contain every 4 mm demo voxel centre,

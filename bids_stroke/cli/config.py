@@ -10,7 +10,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import shlex
 import sys
 import tempfile
 import uuid
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bids_stroke.cli import parser as P
+from bids_stroke.provenance import command_line
 from bids_stroke.settings import (
     SECTIONS,
     Settings,
@@ -87,16 +87,6 @@ def default_work_dir(run_uuid: str) -> Path:
     return Path(tempfile.gettempdir()) / f"bids_stroke-{safe}" / run_uuid
 
 
-def command_line(argv: list[str]) -> str:
-    """The command as typed, with every path argument resolved (for provenance)."""
-    words = ["bids_stroke"]
-    for arg in argv:
-        path = Path(arg)
-        looks_like_path = not arg.startswith("-") and ("/" in arg or path.exists())
-        words.append(str(path.absolute()) if looks_like_path else arg)
-    return shlex.join(words)
-
-
 def is_within(path: Path, parent: Path) -> bool:
     """True when ``path`` is ``parent`` or below it (after resolving symlinks)."""
     try:
@@ -106,21 +96,34 @@ def is_within(path: Path, parent: Path) -> bool:
     return True
 
 
+def check_folder_target(path: Path, what: str) -> None:
+    """Refuse (exit 73) a path that cannot become a writable folder, without writing anything:
+    an existing file, a path below a file, or a read-only parent — before the input check."""
+    if path.exists():
+        if not path.is_dir():
+            raise CLIError(f"cannot create {what} {path}: it is a file; give a folder",
+                           P.EXIT_CANT_CREATE)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise CLIError(f"{what} {path} is not writable: fix its permissions or choose "
+                           "another folder", P.EXIT_CANT_CREATE)
+        return
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CLIError(f"cannot create {what} {path} ({parent} is a file): choose "
+                               "another folder", P.EXIT_CANT_CREATE)
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise CLIError(f"cannot create {what} {path} ({parent} is not writable): "
+                               "choose another folder", P.EXIT_CANT_CREATE)
+            return
+
+
 def check_paths(bids_dir: Path, output_dir: Path, work_dir: Path | None,
                 database_dir: Path | None) -> None:
     """Refuse, before any work, folders that would write into the input or clash."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise CLIError(f"cannot create output directory {output_dir}: it is a file; give a "
-                       "folder", P.EXIT_CANT_CREATE)
-    for parent in output_dir.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise CLIError(f"cannot create output directory {output_dir} ({parent} is a "
-                               "file): choose another folder", P.EXIT_CANT_CREATE)
-            if not output_dir.exists() and not os.access(parent, os.W_OK | os.X_OK):
-                raise CLIError(f"cannot create output directory {output_dir} ({parent} is not "
-                               "writable): choose another folder", P.EXIT_CANT_CREATE)
-            break
+    check_folder_target(output_dir, "output directory")
+    if work_dir is not None:
+        check_folder_target(work_dir, "work directory")
     if not bids_dir.is_dir():
         raise CLIError(f"BIDS directory {bids_dir} does not exist: check the path",
                        P.EXIT_NO_INPUT)
@@ -260,7 +263,7 @@ def settings_from_cli(opts: Any, argv: list[str] | None = None) -> Settings:
     execution.update(
         levels=list(dict.fromkeys(opts.analysis_level)),
         run_uuid=new_run_uuid(),
-        command=command_line(list(sys.argv[1:] if argv is None else argv)),
+        command=command_line(["bids_stroke", *(sys.argv[1:] if argv is None else argv)]),
         verbose=min(int(opts.verbose or 0), 5),
         plugin=_load_plugin(opts.use_plugin, nprocs, execution.get("mem_gb")),
     )

@@ -1,12 +1,15 @@
-"""``bids_stroke-demo``: write a synthetic stroke-lesion BIDS dataset.
+"""``bids_stroke demo`` (also ``bids_stroke-demo``): write a synthetic stroke-lesion BIDS dataset.
+
+Re-running the same command reuses the dataset (same options, files unmodified: see
+:mod:`bids_stroke.demo.state`); ``--force`` regenerates it.
 
 Examples
 --------
 .. code-block:: console
 
-   $ bids_stroke-demo /tmp/demo --n-subjects 4 --resolution 2
+   $ bids_stroke demo /tmp/demo --n-subjects 4 --resolution 2
    /tmp/demo
-   $ bids_stroke-demo /tmp/demo_real --lesion-masks /data/lesions --resolution 2
+   $ bids_stroke demo /tmp/demo_real --lesion-masks /data/lesions --resolution 2
    /tmp/demo_real
 """
 
@@ -21,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bids_stroke.__about__ import __version__
+from bids_stroke.cli.formatter import HelpFormatter
 
 EXIT_CANTCREAT = 73  # sysexits.h EX_CANTCREAT: output exists / cannot be created
 EXIT_USAGE = 64  # sysexits.h EX_USAGE
@@ -36,18 +40,21 @@ def build_parser(prog: str = "bids_stroke-demo") -> argparse.ArgumentParser:
             "Write a small synthetic stroke-lesion BIDS dataset (ATLAS v2.0 naming, "
             "MNI152NLin2009aSym grid) for demos, tests and model training."
         ),
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("out", type=Path, help="output dataset root")
     parser.add_argument(
-        "--n-subjects", type=int, default=6, metavar="N", help="number of subjects (default 6)"
+        "--n-subjects", type=int, default=6, metavar="N", help="number of subjects"
     )
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="seed: the same seed, the same bytes"
+    )
     parser.add_argument(
         "--resolution",
         type=float,
         default=1.0,
         metavar="MM",
-        help="isotropic voxel size in mm, 0.5-8 (default 1; file names do not change)",
+        help="isotropic voxel size in mm, 0.5-8; file names do not change",
     )
     parser.add_argument(
         "--layout",
@@ -81,7 +88,8 @@ def build_parser(prog: str = "bids_stroke-demo") -> argparse.ArgumentParser:
     parser.add_argument(
         "--force",
         action="store_true",
-        help="write into a non-empty OUT (a previous demo dataset there is removed first)",
+        help="write into a non-empty OUT (a previous demo dataset there is removed first); "
+        "without it, OUT holding the dataset these options make is reused",
     )
     parser.add_argument(
         "--quiet", action="store_true", help="no progress bar (the path is still printed)"
@@ -102,26 +110,57 @@ def _is_demo_dataset(root: Path) -> bool:
     )
 
 
-def _print_warnings(caught: Sequence[warnings.WarningMessage]) -> None:
+def _print_warnings(prog: str, caught: Sequence[warnings.WarningMessage]) -> None:
     for warning in caught:
-        print(f"bids_stroke-demo: warning: {warning.message}", file=sys.stderr)
+        print(f"{prog}: warning: {warning.message}", file=sys.stderr)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _check_out(prog: str, out: Path, options: dict, force: bool) -> int | None:
+    """Exit status when OUT cannot be written (or is reused: 0); None to generate."""
+    from bids_stroke.demo.state import STATE_FILE, describe, reuse_problem
+
+    if out.exists() and not out.is_dir():
+        print(f"{prog}: {out} exists and is not a directory", file=sys.stderr)
+        return EXIT_CANTCREAT
+    if not (out.is_dir() and any(out.iterdir())):
+        return None
+    is_demo = _is_demo_dataset(out) or (out / STATE_FILE).is_file()
+    if not force:
+        problem = reuse_problem(out, options)
+        if problem is None:
+            print(f"{prog}: {out} already holds this demo dataset ({describe(options)}); "
+                  "reusing it (--force regenerates it)", file=sys.stderr)
+            print(out.absolute())
+            return 0
+        hint = f"it holds a demo dataset that cannot be reused: {problem}" if is_demo else (
+            "it is not empty")
+        print(f"{prog}: {out}: {hint}; use --force to write into it", file=sys.stderr)
+        return EXIT_CANTCREAT
+    if is_demo:
+        # Only a dataset this command wrote is removed, never arbitrary content.
+        shutil.rmtree(out)
+    return None
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "bids_stroke-demo") -> int:
     """Run the demo command; returns the process exit status.
 
     Parameters
     ----------
     argv : sequence of str, optional
         Arguments without the program name (default: ``sys.argv[1:]``).
+    prog : str
+        Name in usage and messages (``bids_stroke demo`` when run as a subcommand).
 
     Returns
     -------
     int
-        0 on success, 73 when OUT is a non-empty directory (or a file) and ``--force`` was
-        not given, 2 (argparse) or 64 on invalid option values.
+        0 on success, also when OUT already holds the dataset these options make (it is
+        reused: same options, every file unmodified); 73 when OUT is a file or a non-empty
+        directory holding anything else and ``--force`` was not given; 2 (argparse) or 64
+        on invalid option values.
     """
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     out: Path = args.out.expanduser()
     # Check values before anything on disk is touched (argparse exits with status 2).
@@ -135,28 +174,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--resolution must be between 0.5 and 8 mm")
 
     from bids_stroke.demo import find_lesion_masks, make_demo_dataset
+    from bids_stroke.demo.state import demo_options
 
     lesion_masks = None
     if args.lesion_masks is not None:
         try:
             lesion_masks = find_lesion_masks(args.lesion_masks)
         except ValueError as exc:
-            print(f"bids_stroke-demo: {exc}", file=sys.stderr)
+            print(f"{prog}: {exc}", file=sys.stderr)
             return EXIT_USAGE
-
-    if out.exists() and not out.is_dir():
-        print(f"bids_stroke-demo: {out} exists and is not a directory", file=sys.stderr)
-        return EXIT_CANTCREAT
-    if out.is_dir() and any(out.iterdir()):
-        if not args.force:
-            print(
-                f"bids_stroke-demo: {out} is not empty; use --force to write into it",
-                file=sys.stderr,
-            )
-            return EXIT_CANTCREAT
-        if _is_demo_dataset(out):
-            # Only a dataset this command wrote is removed, never arbitrary content.
-            shutil.rmtree(out)
+    options = demo_options(
+        n_subjects=args.n_subjects, seed=args.seed, resolution_mm=args.resolution,
+        layout=args.layout, sessions=args.sessions, subject_offset=args.subject_offset,
+        lesion_masks=lesion_masks,
+    )
+    code = _check_out(prog, out, options, args.force)
+    if code is not None:
+        return code
 
     caught: list[warnings.WarningMessage] = []
     try:
@@ -174,14 +208,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lesion_masks=lesion_masks,
             )
     except ValueError as exc:
-        _print_warnings(caught)
-        print(f"bids_stroke-demo: {exc}", file=sys.stderr)
+        _print_warnings(prog, caught)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
-        _print_warnings(caught)
-        print(f"bids_stroke-demo: cannot write {out}: {exc}", file=sys.stderr)
+        _print_warnings(prog, caught)
+        print(f"{prog}: cannot write {out}: {exc}", file=sys.stderr)
         return EXIT_CANTCREAT
-    _print_warnings(caught)
+    _print_warnings(prog, caught)
     print(root)
     return 0
 

@@ -47,6 +47,7 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
     from bids_stroke import runner
     from bids_stroke.commit import read_manifest
     from bids_stroke.locks import FileLock, LockBusyError
+    from bids_stroke.progress import ParticipantProgress, quiet_nipype
     from bids_stroke.workflows.base import init_bids_stroke_wf, subject_wf_name
 
     out = settings.data.output_dir
@@ -68,17 +69,18 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
         crash_dir = work / "crash" / run
         runner.configure_nipype(crash_dir, stop_on_first_crash=settings.execution.
                                 stop_on_first_crash)
-        runner.quiet_nipype(settings.execution.verbose)
+        quiet_nipype(settings.execution.verbose)
         wf = init_bids_stroke_wf(subjects, settings=settings, model=model, work_dir=str(work),
                                  provenance=_provenance(settings))
         names = [subject_wf_name(s) for s in subjects]
-        progress = runner.ProgressLogger(names, len(settings.study.conditions))
+        progress = ParticipantProgress(names, len(settings.study.conditions))
         plugin = dict(settings.execution.plugin or {})
         LOGGER.info("Running %d input(s) x %d condition(s) with nipype %s (work folder %s)",
                     len(subjects), len(settings.study.conditions),
                     plugin.get("plugin", "Linear"), work)
         try:
-            error = runner.run_graph(wf, _thaw(plugin), progress)
+            with progress:
+                error = runner.run_graph(wf, _thaw(plugin), progress)
         except runner.Interrupted as exc:
             code = P.EXIT_SIGTERM if exc.signum == 15 else P.EXIT_SIGINT
             resume = f" -w {work}" if not explicit else ""

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from bids_stroke.__about__ import __version__
+from bids_stroke.cli.formatter import HelpFormatter
 
 #: Exit codes of the BIDS-Apps execution specification.
 EXIT_OK = 0
@@ -64,11 +64,20 @@ def build_parser() -> ArgumentParser:
             "bids_stroke: how much does MRI spatial resolution change what a stroke lesion "
             "segmentation model sees? Degrades each T1w (crude decimation, linear resampling, "
             "thick slices, k-space truncation), segments every condition with a 3D U-Net and "
-            "scores it against the native lesion mask. Other entry points: "
-            "'bids_stroke demo OUT' (demo dataset) and 'bids_stroke train BIDS_DIR OUT' "
-            "(train a model)."
+            "scores it against the native lesion mask.\n\n"
+            "Other commands: 'bids_stroke demo OUT' (demo dataset), "
+            "'bids_stroke train BIDS_DIR OUT' (train a model); see their --help."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  bids_stroke /data/bids /data/out participant group -w /scratch/work\n"
+            "  bids_stroke /data/bids /data/out participant --participant-label 01 02\n\n"
+            "A dataset folder named like a command (demo, train) is used as BIDS_DIR when an\n"
+            "analysis level follows; 'bids_stroke -- demo OUT participant' or './demo' force it.\n"
+            "Exit codes: 0 ok, 1 a subject failed, 16 validation, 17 unknown level, 18 nothing\n"
+            "selected, 64 usage, 65 bad input data, 66 missing input, 73 cannot write output."
+        ),
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("bids_dir", type=Path, help="root of the input BIDS dataset")
     parser.add_argument(
@@ -105,7 +114,9 @@ def build_parser() -> ArgumentParser:
     g_bids.add_argument(
         "--modality",
         default=None,
-        help="BIDS suffix of the image to segment: T1w (ATLAS), FLAIR/dwi/adc (ISLES'22)",
+        help="BIDS suffix of the reference image (the grid of its lesion mask): T1w (ATLAS), "
+        "FLAIR, dwi or adc (ISLES'22) (default: the model's first channel, T1w for the bundled "
+        "model)",
     )
     g_bids.add_argument(
         "--bids-filter-file",
@@ -163,7 +174,7 @@ def build_parser() -> ArgumentParser:
         choices=(1, 2),
         default=None,
         help="resolution (mm) of the MNI152NLin2009aSym grid that native-space images are "
-        "registered to",
+        "registered to (default: 1)",
     )
     g_study.add_argument(
         "--no-degraded-images",
@@ -196,19 +207,23 @@ def build_parser() -> ArgumentParser:
         "--model",
         type=Path,
         metavar="FILE",
-        help="bids_stroke checkpoint (.pt) or TorchScript model (.ts); default: bundled model",
+        help="the model: a bids_stroke checkpoint (.pt), a TorchScript file, an ONNX file or an "
+        "nnU-Net v2 trained-model folder (default: the bundled model); see 'bids_stroke model "
+        "info MODEL'",
     )
     g_model.add_argument(
         "--device",
         default=None,
         metavar="DEVICE",
-        help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)",
+        help="where the model runs: auto (CUDA when available, else the CPU), cpu, cuda or "
+        "cuda:N (default: auto)",
     )
     g_model.add_argument(
         "--precision",
         choices=("auto", "fp32", "bf16", "fp16"),
         default=None,
-        help="inference precision; 'auto' uses AMP on GPU and bf16 on CPUs with AMX",
+        help="inference precision; auto uses AMP on GPU and bf16 on CPUs with AMX "
+        "(default: the pipeline's, auto)",
     )
     g_model.add_argument(
         "--threshold",
@@ -259,8 +274,9 @@ def build_parser() -> ArgumentParser:
         "--work-dir",
         type=Path,
         metavar="PATH",
-        help="nipype work folder; a re-run with the same folder resumes "
-        "(default: $TMPDIR/bids_stroke_work/<hash of output_dir>)",
+        help="nipype work folder; a re-run with the same folder resumes, and two runs never "
+        "share one (default: a new $TMPDIR/bids_stroke-<user>/<run id>, removed after a fully "
+        "successful run and named in the log otherwise)",
     )
     g_perf.add_argument(
         "--nprocs",
@@ -268,14 +284,23 @@ def build_parser() -> ArgumentParser:
         dest="nprocs",
         type=_positive_int,
         default=None,
-        help=f"processes for nipype's MultiProc plugin (default: {os.cpu_count() or 1}, the "
-        "CPUs of this machine)",
+        help="processes for nipype's MultiProc plugin; the segmentation uses all of them, one "
+        "image at a time (default: the CPUs of this machine)",
     )
     g_perf.add_argument(
-        "--omp-nthreads", type=_positive_int, default=None, help="threads per process"
+        "--omp-nthreads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="threads per process (default: CPUs / --nprocs, at most 8)",
     )
     g_perf.add_argument(
-        "--mem-gb", "--mem_gb", dest="mem_gb", type=_positive_float, help="memory limit (GB)"
+        "--mem-gb",
+        "--mem_gb",
+        dest="mem_gb",
+        type=_positive_float,
+        metavar="GB",
+        help="memory nipype may schedule (default: no limit)",
     )
     g_perf.add_argument(
         "--use-plugin",
@@ -321,5 +346,12 @@ def build_parser() -> ArgumentParser:
     g_perf.add_argument(
         "--notrack", action="store_true", help="accepted for compatibility; nothing is sent"
     )
-    g_perf.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    g_perf.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more logging: -v adds debug messages and nipype's per-node messages, -vv "
+        "everything",
+    )
     return parser

@@ -6,32 +6,29 @@ Building the settings is :mod:`bids_stroke.cli.config`; the participant level is
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import inspect
 import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError
+from bids_stroke.progress import setup_logging
 
 LOGGER = logging.getLogger("bids_stroke")
-SUBCOMMANDS = ("demo", "train", "model")
-
-
-def _setup_logging(verbose: int) -> None:
-    from bids_stroke.runner import quiet_nipype
-
-    level = logging.INFO if verbose == 0 else logging.DEBUG
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s [%(name)s] %(levelname)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-        force=True,
-    )
-    logging.getLogger("bidsschematools").setLevel(logging.WARNING)
-    quiet_nipype(verbose)
+SUBCOMMANDS = {
+    "demo": "bids_stroke.cli.demo",
+    "train": "bids_stroke.cli.train",
+    "model": "bids_stroke.cli.model",
+    "export": "bids_stroke.cli.export",
+    "score": "bids_stroke.cli.score",
+    "status": "bids_stroke.hpc",
+}
 
 
 def run_group_level(settings) -> int:
@@ -74,18 +71,33 @@ def run_group_level(settings) -> int:
     return P.EXIT_OK
 
 
-def _route(argv: list[str]) -> int | None:
-    """``bids_stroke demo|train|model ...``: only when the first word is exactly that and no
-    folder of that name exists here (a dataset called ``demo`` stays a dataset)."""
-    if not argv or argv[0] not in SUBCOMMANDS or os.path.isdir(argv[0]):
+def subcommand(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` (without the program name) asks for, or None for a BIDS-App run.
+
+    ``argv[0]`` must be exactly a subcommand name (``demo``, ``train``, ``model``, ``export``,
+    ``score``, ``status``). A dataset folder of the same name in the current directory is never
+    shadowed: when ``argv[0]`` names an existing folder and an analysis level (``participant``
+    or ``group``) follows, it is the ``BIDS_DIR``. ``bids_stroke -- demo OUT participant`` or
+    ``bids_stroke ./demo OUT participant`` always mean the dataset.
+    """
+    if not argv or argv[0] not in SUBCOMMANDS:
         return None
-    if argv[0] == "demo":
-        from bids_stroke.cli.demo import main as sub_main
-    elif argv[0] == "train":
-        from bids_stroke.cli.train import main as sub_main
-    else:
-        from bids_stroke.cli.model import main as sub_main
-    return sub_main(argv[1:])
+    name = argv[0]
+    if Path(name).is_dir() and any(a in P.ANALYSIS_LEVELS for a in argv[1:]):
+        return None
+    try:
+        if importlib.util.find_spec(SUBCOMMANDS[name]) is None:
+            return None
+    except ModuleNotFoundError:  # pragma: no cover - bids_stroke.cli is always there
+        return None
+    return name
+
+
+def _run_subcommand(name: str, argv: list[str]) -> int:
+    sub_main = importlib.import_module(SUBCOMMANDS[name]).main
+    if "prog" in inspect.signature(sub_main).parameters:
+        return int(sub_main(argv, prog=f"bids_stroke {name}"))
+    return int(sub_main(argv))
 
 
 def _on_signal(signum: int, _frame) -> None:
@@ -99,12 +111,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # no telemetry/version look-ups over the network (offline HPC nodes, containers)
     os.environ.setdefault("NIPYPE_NO_ET", "1")
-    routed = _route(argv)
-    if routed is not None:
-        return routed
+    sub = subcommand(argv)
+    if sub is not None:
+        return _run_subcommand(sub, argv[1:])
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
 
     opts = P.build_parser().parse_args(argv)
-    _setup_logging(opts.verbose)
+    from bids_stroke.progress import ENV_VERBOSITY
+
+    os.environ[ENV_VERBOSITY] = str(int(opts.verbose))  # read by nipype's worker processes
+    setup_logging(opts.verbose)
     from bids_stroke.runner import Interrupted
 
     old = signal.signal(signal.SIGTERM, _on_signal)

@@ -15,6 +15,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bids_stroke.__about__ import __version__
+from bids_stroke.cli.formatter import HelpFormatter
+
 __all__ = ["build_parser", "main"]
 
 
@@ -31,18 +34,25 @@ def build_parser(prog: str = "bids_stroke-train") -> argparse.ArgumentParser:
     """Argument parser of the training command."""
     p = argparse.ArgumentParser(
         prog=prog,
-        description="Train the bids_stroke 3D U-Net on subjects with lesion masks.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train the bids_stroke 3D U-Net on the subjects of a BIDS dataset that have "
+        "a lesion mask. Writes OUT_DIR/split.tsv, OUT_DIR/training_log.tsv and "
+        "OUT_DIR/checkpoints/{best,last}.pt; use one with 'bids_stroke ... --model "
+        "OUT_DIR/checkpoints/best.pt'.",
+        formatter_class=HelpFormatter,
     )
     p.add_argument("bids_dir", type=Path, help="BIDS dataset with images and lesion masks")
     p.add_argument("out_dir", type=Path, help="output folder (checkpoints, split, log)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     g = p.add_argument_group("data")
-    g.add_argument("--participant-label", "--participant_label", nargs="+", default=None)
+    g.add_argument("--participant-label", "--participant_label", nargs="+", default=None,
+                   metavar="LABEL", help="subjects to use, with or without 'sub-' (default: all "
+                   "with a lesion mask)")
     g.add_argument(
         "--derivatives",
         nargs="+",
         type=Path,
         default=[],
+        metavar="PATH",
         help="extra folders searched for lesion masks",
     )
     g.add_argument("--modality", default="T1w", help="BIDS suffix of the training image")
@@ -50,63 +60,82 @@ def build_parser(prog: str = "bids_stroke-train") -> argparse.ArgumentParser:
         "--test-list",
         type=Path,
         default=None,
-        help="file of held-out subject labels (one per line or TSV participant_id)",
+        metavar="FILE",
+        help="file of held-out subject labels (one per line or TSV participant_id), never "
+        "used for training or validation",
     )
-    g.add_argument("--val-fraction", type=float, default=0.2)
+    g.add_argument("--val-fraction", type=float, default=0.2, metavar="F",
+                   help="fraction of the subjects held out for validation (seeded split)")
     g = p.add_argument_group("model")
-    g.add_argument("--base-channels", type=int, default=8)
-    g.add_argument("--depth", type=int, default=4)
-    g.add_argument("--norm", choices=("instance", "batch", "group"), default="instance")
-    g.add_argument("--normalization", choices=("zscore", "minmax"), default="zscore")
+    g.add_argument("--base-channels", type=int, default=8, metavar="N",
+                   help="feature maps of the first level (doubled at every level)")
+    g.add_argument("--depth", type=int, default=4, metavar="N",
+                   help="resolution levels of the U-Net (inputs are padded to a multiple of "
+                   "2^depth)")
+    g.add_argument("--norm", choices=("instance", "batch", "group"), default="instance",
+                   help="normalisation layer")
+    g.add_argument("--normalization", choices=("zscore", "minmax"), default="zscore",
+                   help="intensity normalisation inside the brain mask")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=40)
-    g.add_argument("--steps-per-epoch", type=int, default=50)
-    g.add_argument("--patch-size", type=_patch, default=(96, 96, 96), help="N or DxHxW")
-    g.add_argument("--batch-size", type=int, default=2)
-    g.add_argument("--lr", type=float, default=3e-3)
-    g.add_argument("--loss", choices=("bce", "dice", "bce+dice"), default="bce+dice")
+    g.add_argument("--epochs", type=int, default=40, metavar="N", help="training epochs")
+    g.add_argument("--steps-per-epoch", type=int, default=50, metavar="N",
+                   help="optimiser steps per epoch")
+    g.add_argument("--patch-size", type=_patch, default=(96, 96, 96), metavar="N|DxHxW",
+                   help="training patch size in voxels (default: 96x96x96)")
+    g.add_argument("--batch-size", type=int, default=2, metavar="N", help="patches per step")
+    g.add_argument("--lr", type=float, default=3e-3, metavar="LR", help="Adam learning rate")
+    g.add_argument("--loss", choices=("bce", "dice", "bce+dice"), default="bce+dice",
+                   help="training loss")
     g.add_argument(
         "--fg-fraction",
         type=float,
         default=1.0 / 3.0,
-        help="fraction of patches centred on a lesion voxel",
+        metavar="F",
+        help="fraction of patches centred on a lesion voxel (default: 1/3)",
     )
-    g.add_argument("--no-augment", action="store_true", help="disable flips/intensity aug")
+    g.add_argument("--no-augment", action="store_true",
+                   help="disable the flip and intensity augmentation")
     g.add_argument(
         "--augment-resolution",
         action="store_true",
         help="random crude/linear/thick/kspace degradations of the image",
     )
-    g.add_argument("--val-every", type=int, default=1, help="validate every N epochs")
+    g.add_argument("--val-every", type=int, default=1, metavar="N", help="validate every N epochs")
     g = p.add_argument_group("runtime")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    g.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the split, sampling and initialisation (bit-exact re-runs)")
+    g.add_argument("--device", default="auto", metavar="DEVICE",
+                   help="where to train: auto (CUDA when available, else the CPU), cpu, cuda or "
+                   "cuda:N")
     g.add_argument(
         "--precision",
         choices=("fp32", "bf16", "fp16", "auto"),
         default="fp32",
         help="training autocast precision",
     )
-    g.add_argument("--val-precision", choices=("fp32", "bf16", "fp16", "auto"), default="auto")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    g.add_argument("--val-precision", choices=("fp32", "bf16", "fp16", "auto"), default="auto",
+                   help="validation inference precision")
+    g.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads (default: torch's choice)")
     g.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt")
     g.add_argument(
         "--stop-after",
         type=int,
         default=None,
+        metavar="N",
         help="stop this invocation after N epochs (continue later with --resume)",
     )
-    g.add_argument("--no-progress", action="store_true")
-    g.add_argument("-v", "--verbose", action="store_true")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("-v", "--verbose", action="store_true", help="log every epoch's details")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
+def main(argv: Sequence[str] | None = None, *, prog: str = "bids_stroke-train") -> int:
+    """Entry point; returns the exit status (``prog``: name in usage and messages)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["train"]:
+    if args_list[:1] == ["train"] and not Path("train").exists():
         args_list = args_list[1:]
-    args = build_parser().parse_args(args_list)
+    args = build_parser(prog).parse_args(args_list)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
@@ -145,12 +174,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             resume=args.resume,
             stop_after=args.stop_after,
             progress=not args.no_progress,
-            command=shlex.join(["bids_stroke-train", *args_list]),
+            command=shlex.join([prog, *args_list]),
         )
         summary = train(cfg)
     except (ValueError, RuntimeError, ModelLoadError, OSError) as exc:
         code = getattr(exc, "exit_code", 1)
-        print(f"bids_stroke-train: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"{prog}: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return int(code)
     print(f"best validation Dice {summary['best_val_dice']:.4f}; best checkpoint {summary['best']}")
     return 0

@@ -1,0 +1,86 @@
+"""``make demo`` as a new user runs it, twice, at 2 mm with 2 subjects (the Makefile's own
+commands, with ``DEMO_ARGS``): the first run's participant log is short and ends with the
+progress summary; the second run reuses the dataset and nipype's cache and is quick.
+
+Skipped when ``make`` is missing or the interpreter running the tests is not a venv with the
+``bids_stroke`` console script (``make -o venv`` keeps make from reinstalling it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VENV = Path(sys.prefix)
+SECOND_RUN_BUDGET_S = 60.0
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed"),
+    pytest.mark.skipif(not (VENV / "bin" / "bids_stroke").is_file(),
+                       reason=f"{VENV} has no bids_stroke console script"),
+]
+
+
+def make_demo(demo_dir: Path) -> tuple[str, float]:
+    env = {**os.environ, "COLUMNS": "100"}
+    env.pop("MAKEFLAGS", None)
+    start = time.monotonic()
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "-o", "venv", "demo", f"VENV={VENV}",
+         f"DEMO_DIR={demo_dir}", "DEMO_ARGS=--n-subjects 2 --resolution 2 --quiet", "NPROCS=2"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        timeout=1200,
+    )
+    elapsed = time.monotonic() - start
+    log = proc.stdout
+    (demo_dir.parent / f"make_demo_{time.time_ns()}.log").write_text(log)
+    assert proc.returncode == 0, log[-3000:]
+    return log, elapsed
+
+
+def participant_log(log: str) -> list[str]:
+    lines = log.splitlines()
+    start = next(i for i, line in enumerate(lines) if " participant -w " in line)
+    end = next(i for i, line in enumerate(lines) if i > start and line.endswith(" group"))
+    return lines[start + 1:end]
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    demo_dir = tmp_path_factory.mktemp("make_demo") / "demo"
+    log, _ = make_demo(demo_dir)
+    return demo_dir, log
+
+
+def test_participant_log_is_short_with_a_progress_summary(first_run) -> None:
+    _, log = first_run
+    lines = participant_log(log)
+    assert len(lines) <= 40, "\n".join(lines)
+    assert not any("[Node]" in line or "nipype.workflow INFO" in line for line in lines)
+    assert not any("bidsschematools" in line for line in lines)
+    assert all(" [bids_stroke] " in line for line in lines), "\n".join(lines)
+    summary = [line for line in lines if "Progress summary: 8/8 segmentations" in line]
+    assert summary and "2/2 subject(s) ok" in summary[0]
+    assert "Group report:" in log
+
+
+def test_second_make_demo_reuses_everything_and_is_quick(first_run) -> None:
+    demo_dir, _ = first_run
+    bids = demo_dir / "bids"
+    stamps = {p: p.stat().st_mtime_ns for p in bids.rglob("*") if p.is_file()}
+    log, elapsed = make_demo(demo_dir)
+    assert "already holds this demo dataset" in log and "reusing it" in log
+    assert {p: p.stat().st_mtime_ns for p in bids.rglob("*") if p.is_file()} == stamps
+    assert re.search(r"Progress summary: 8/8 segmentations in \S+ \(8 cached\)", log), log
+    # The budget is for 2 free cores; a machine busier than its cores stretches wall time.
+    load = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+    assert elapsed < SECOND_RUN_BUDGET_S * load, f"{elapsed:.0f} s (load factor {load:.1f})"
