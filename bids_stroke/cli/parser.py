@@ -132,6 +132,13 @@ def build_parser() -> ArgumentParser:
         help="persistent pybids database folder, so large datasets are indexed once",
     )
     g_bids.add_argument(
+        "--prepare",
+        action="store_true",
+        help="participant level only: validate the dataset, write the dataset-level files of "
+        "output_dir and build the pybids database (--bids-database-dir), then exit without "
+        "processing anyone. Run it once before a SLURM array, whose tasks then only read them",
+    )
+    g_bids.add_argument(
         "--skip-bids-validation",
         "--skip_bids_validation",
         dest="skip_bids_validation",

@@ -241,6 +241,56 @@ def run_participant(config) -> int:
     return P.EXIT_FAILURE if failed or bad else P.EXIT_OK
 
 
+def prepare_participant(config) -> int:
+    """``participant --prepare``: the dataset-level work of a participant run, done once.
+
+    Validates the dataset (unless skipped), indexes it with pybids into ``--bids-database-dir``
+    (array tasks then load that database instead of re-indexing), records the output
+    modality and writes ``dataset_description.json``/``descriptions.tsv``/``.bidsignore``.
+    Processes no one; exits 0 when at least one input image was found.
+    """
+    from bids_stroke.conditions import parse_conditions
+    from bids_stroke.config import ensure_writable_dir
+    from bids_stroke.discovery import (
+        DiscoveryError,
+        collect_subjects,
+        resolve_modality,
+        validate_dataset,
+    )
+    from bids_stroke.outputs import check_output_modality, write_dataset_files
+
+    try:
+        if not config.skip_bids_validation:
+            problems = validate_dataset(config.bids_dir)
+            if problems:
+                raise CLIError(f"BIDS validation failed: {problems[0]}; fix the dataset or "
+                               "pass --skip-bids-validation", P.EXIT_VALIDATION)
+        subjects = collect_subjects(
+            config.bids_dir, participant_label=config.participant_label,
+            session_label=config.session_label, suffix=config.modality,
+            derivatives=config.derivatives, bids_filters=config.bids_filters,
+            database_dir=config.database_dir, exclude=[config.output_dir, config.work_dir],
+        )
+    except DiscoveryError as exc:
+        raise CLIError(str(exc), exc.exit_code) from exc
+    ensure_writable_dir(config.output_dir, "output directory")
+    try:
+        check_output_modality(config.output_dir, resolve_modality(config.modality))
+    except ValueError as exc:
+        raise CLIError(str(exc), P.EXIT_USAGE) from exc
+    conds = parse_conditions(config.conditions)
+    write_dataset_files(
+        config.output_dir, config.bids_dir, config.pipeline.name,
+        [{"desc_id": "preproc", "description": "input image in MNI152NLin2009aSym space",
+          "condition": "n/a"}]
+        + [{"desc_id": c.label, "description": c.description, "condition": c.spec}
+           for c in conds],
+    )
+    LOGGER.info("Prepared %s for %d input image(s)%s", config.output_dir, len(subjects),
+                f"; pybids database in {config.database_dir}" if config.database_dir else "")
+    return P.EXIT_OK
+
+
 def run_group_level(config) -> int:
     """Paired statistics over the participant-level derivatives in ``output_dir``."""
     from bids_stroke.group.run import GroupInputError, run_group
@@ -290,6 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         config = build_config(opts)
+        if opts.prepare:
+            if config.levels != ["participant"]:
+                raise CLIError("--prepare goes with the participant level only", P.EXIT_USAGE)
+            return prepare_participant(config)
         code = P.EXIT_OK
         for level in config.levels:
             if level == "participant":
