@@ -624,11 +624,14 @@ def brain_mask_like(img: nib.Nifti1Image | str | os.PathLike[str], *,
 
 
 # --------------------------------------------------------------------------- CLI
-def fetch(dest: Path | None = None, template: str = DEFAULT_TEMPLATE) -> dict[str, str]:
+def fetch(dest: Path | None = None, template: str = DEFAULT_TEMPLATE, *,
+          allow_standin: bool = True) -> dict[str, str]:
     """Populate ``dest`` (default ``TEMPLATEFLOW_HOME``) with the template T1w and brain mask.
 
     TemplateFlow is tried first; files it cannot provide are replaced by the nilearn
-    stand-in copied under TemplateFlow's exact name and listed in ``STANDIN_MARKER``.
+    stand-in copied under TemplateFlow's exact name and listed in ``STANDIN_MARKER``, unless
+    ``allow_standin`` is false: then :class:`TemplateError` is raised and no stand-in is
+    written (image builds that must hold TemplateFlow's real files).
     Returns ``{file name: source}``.
     """
     if dest is not None:
@@ -651,6 +654,11 @@ def fetch(dest: Path | None = None, template: str = DEFAULT_TEMPLATE) -> dict[st
             marker_files.pop(name, None)
             report[name] = "templateflow"
             continue
+        if not allow_standin:
+            raise TemplateError(
+                f"cannot fetch {name} from TemplateFlow (no network, or TemplateFlow's server "
+                "unreachable) and stand-ins are not allowed: build with network, or allow "
+                "nilearn's stand-in (Docker: --build-arg ALLOW_TEMPLATE_STANDIN=1)")
         standin = _standin_file(suffix, desc) if template in STANDIN_TEMPLATES else None
         if standin is None:
             raise TemplateError(f"cannot fetch {name} and no stand-in exists for it")
@@ -680,6 +688,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_fetch.add_argument("--dest", type=Path, default=None,
                          help="TemplateFlow home to populate (default: $TEMPLATEFLOW_HOME)")
     p_fetch.add_argument("--template", default=DEFAULT_TEMPLATE)
+    p_fetch.add_argument("--no-standin", action="store_true",
+                         help="fail (exit 1) instead of installing the nilearn stand-in when "
+                         "TemplateFlow cannot provide a file")
     p_info = sub.add_parser("info", help="print the template provenance as JSON")
     p_info.add_argument("--template", default=DEFAULT_TEMPLATE)
     p_info.add_argument("--resolution", type=int, default=1)
@@ -687,7 +698,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "fetch":
-            report = fetch(args.dest, args.template)
+            report = fetch(args.dest, args.template, allow_standin=not args.no_standin)
             print(json.dumps({"templateflow_home": str(templateflow_home()), "files": report},
                              indent=2))
         else:
