@@ -69,8 +69,9 @@ def build_parser() -> ArgumentParser:
             "segmentation model sees? Degrades each T1w (crude decimation, linear resampling, "
             "thick slices, k-space truncation), segments every condition with a 3D U-Net and "
             "scores it against the native lesion mask. Other entry points: "
-            "'bids_stroke demo OUT' (demo dataset) and 'bids_stroke train BIDS_DIR OUT' "
-            "(train a model)."
+            "'bids_stroke demo OUT' (demo dataset), 'bids_stroke train BIDS_DIR OUT' "
+            "(train a model) and 'bids_stroke status OUT --participants-file FILE' (who "
+            "completed, failed or is missing after a batch submission)."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

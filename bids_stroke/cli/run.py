@@ -333,6 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bids_stroke.cli.train import main as train_main
 
         return train_main(argv[1:])
+    if argv and argv[0] == "status":
+        from bids_stroke.hpc import main as status_main
+
+        return status_main(argv[1:])
 
     opts = P.build_parser().parse_args(argv)
     _setup_logging(opts.verbose)
