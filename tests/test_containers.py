@@ -4,7 +4,8 @@
 * the Dockerfile / Apptainer definitions / .dockerignore say what the docs promise and stay in
   sync with scripts/install.sh, the package version and each other;
 * the SLURM recipe (examples/slurm) with stub ``sbatch``/``bids_stroke``/``apptainer``
-  commands: array size, afterok dependency, per-task participant, work dir and resources, and
+  commands: prepare -> array (afterok) -> group (afterany) chain, per-task participant, work
+  dir, resources, GPU mode, task exit records and the group job's exit code, and
   the resulting command line is accepted by the real bids_stroke parser;
 * the nipype plugin YAMLs load through the CLI's loader and instantiate nipype's plugins;
 * (slow) the real install: a fresh venv, the Dockerfile's exact install command, then
@@ -379,9 +380,10 @@ def slurm_sandbox(tmp_path):
         f'python3 -c \'import json,sys; print(json.dumps(sys.argv[1:]))\' '
         f'"$(basename "$0")" "$@" >> {calls}\n'
     )
-    # first submission answers "jobid;cluster" (what --parsable prints on multi-cluster sites)
+    # job ids 4242, 4243, ... in order; the first answers "jobid;cluster" (what --parsable
+    # prints on multi-cluster sites)
     _stub(bin_dir, "sbatch", record + f'c=$(wc -l < {calls})\n'
-          'if [ "$c" = 1 ]; then echo "4242;cluster"; else echo 4243; fi\n')
+          'if [ "$c" = 1 ]; then echo "4242;cluster"; else echo $((4241 + c)); fi\n')
     _stub(bin_dir, "bids_stroke", record)
     _stub(bin_dir, "apptainer", record)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
@@ -398,7 +400,7 @@ def slurm_sandbox(tmp_path):
             "tmp": tmp_path}
 
 
-def test_slurm_submit_chains_array_and_group(slurm_sandbox):
+def test_slurm_submit_chains_prepare_array_and_group(slurm_sandbox):
     s = slurm_sandbox
     proc = subprocess.run(
         ["bash", str(SLURM_DIR / "submit.sh"), str(s["bids"]), str(s["out"])],
@@ -406,17 +408,43 @@ def test_slurm_submit_chains_array_and_group(slurm_sandbox):
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    array_call, group_call = s["calls"]()
-    assert array_call[0] == group_call[0] == "sbatch"
-    assert "--parsable" in array_call and "--parsable" in group_call
-    assert "--account=proj" in array_call and "--account=proj" in group_call
-    assert "--array=1-3%2" in array_call
+    prepare_call, array_call, group_call = s["calls"]()
+    for call in (prepare_call, array_call, group_call):
+        assert call[0] == "sbatch" and "--parsable" in call and "--account=proj" in call
+    assert prepare_call[-1].endswith("prepare.sbatch")
     assert array_call[-1].endswith("participant_array.sbatch")
-    assert "--dependency=afterok:4242" in group_call, "cluster suffix of --parsable stripped"
+    assert "--array=1-3%2" in array_call
+    assert "--dependency=afterok:4242" in array_call, "cluster suffix of --parsable stripped"
+    assert "--kill-on-invalid-dep=yes" in array_call
+    assert not any(a.startswith("--gres") for a in array_call), "CPU by default"
     assert group_call[-1].endswith("group.sbatch")
+    assert "--dependency=afterany:4243" in group_call, "group runs however the array ended"
+    assert "--kill-on-invalid-dep=yes" not in group_call
     listed = (s["out"] / "logs" / "participants.txt").read_text().split()
     assert listed == ["sub-01", "sub-02", "sub-03"]
-    assert "4242" in proc.stdout and "4243" in proc.stdout
+    assert all(j in proc.stdout for j in ("4242", "4243", "4244"))
+
+    # GPU: one GPU per array task, nothing for the prepare and group jobs
+    proc = subprocess.run(
+        ["bash", str(SLURM_DIR / "submit.sh"), str(s["bids"]), str(s["out"])],
+        env=s["env"] | {"BIDS_STROKE_GPU": "1", "SBATCH_GPU_EXTRA": "--partition=gpu"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    prepare_call, array_call, group_call = s["calls"]()
+    assert "--gres=gpu:1" in array_call and "--partition=gpu" in array_call
+    assert not any("gpu" in a for a in prepare_call + group_call)
+
+
+def test_slurm_submit_fails_when_sbatch_fails(slurm_sandbox):
+    s = slurm_sandbox
+    _stub(s["tmp"] / "bin", "sbatch", "echo 'sbatch: error: invalid account' >&2; exit 1\n")
+    proc = subprocess.run(
+        ["bash", str(SLURM_DIR / "submit.sh"), str(s["bids"]), str(s["out"])],
+        env=s["env"], capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode != 0 and "invalid account" in proc.stderr
+    assert "array job" not in proc.stdout
 
 
 def _parser_accepts(argv: list[str]) -> None:
@@ -428,10 +456,29 @@ def _parser_accepts(argv: list[str]) -> None:
     assert opts is not None
 
 
+def test_slurm_prepare(slurm_sandbox):
+    s = slurm_sandbox
+    env = s["env"] | {"BIDS_DIR": str(s["bids"]), "OUT_DIR": str(s["out"]),
+                      "BIDS_STROKE_ARGS": "--conditions native crude:2"}
+    proc = subprocess.run(["bash", str(SLURM_DIR / "prepare.sbatch")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    (call,) = s["calls"]()
+    db = str(s["out"] / "logs" / "bids_db")
+    assert call[1:] == [str(s["bids"]), str(s["out"]), "participant", "--prepare",
+                        "--bids-database-dir", db, "--conditions", "native", "crude:2"]
+    _parser_accepts(call[1:])
+
+
+def _task_record(out: Path, label: str) -> dict[str, str]:
+    text = (out / "logs" / "status" / f"sub-{label}.txt").read_text()
+    return dict(line.split("=", 1) for line in text.splitlines())
+
+
 def test_slurm_participant_task(slurm_sandbox):
     s = slurm_sandbox
     plist = s["tmp"] / "participants.txt"
-    plist.write_text("# cohort A\nsub-01\n\n02\nsub-03\n")
+    plist.write_text("# cohort A\nsub-01\n\n02  # second\nsub-03\n")
     work_root = s["tmp"] / "scratch"
     env = s["env"] | {
         "BIDS_DIR": str(s["bids"]), "OUT_DIR": str(s["out"]), "PARTICIPANTS_FILE": str(plist),
@@ -453,21 +500,38 @@ def test_slurm_participant_task(slurm_sandbox):
     assert not work_dir.exists(), "work dir removed after success (KEEP_WORK unset)"
     assert opt["--nprocs"] == "3" and opt["--omp-nthreads"] == "3"
     assert opt["--mem-gb"] == "7"  # 90 % of 8 GB, floored
+    assert opt["--bids-database-dir"] == str(s["out"] / "logs" / "bids_db")
+    assert "--skip-bids-validation" in argv and "--device" not in argv
     assert argv[-4:] == ["native", "crude:2", "--seed", "0"]
     _parser_accepts(argv)
+    assert _task_record(s["out"], "02")["exit_code"] == "0"
+    assert _task_record(s["out"], "02")["job"] == "77_2"
 
-    # container flavour: apptainer with read-only BIDS bind, same paths inside and outside
-    env |= {"SIF": "/img/bids_stroke.sif", "APPTAINER_ARGS": "--nv", "KEEP_WORK": "1",
-            "SLURM_ARRAY_TASK_ID": "3"}
+    # container + GPU flavour: apptainer --nv, read-only BIDS bind, one U-Net at a time
+    env |= {"SIF": "/img/bids_stroke.sif", "APPTAINER_ARGS": "--writable-tmpfs",
+            "KEEP_WORK": "1", "SLURM_ARRAY_TASK_ID": "3", "BIDS_STROKE_GPU": "1"}
     proc = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     (call,) = s["calls"]()
-    assert call[:4] == ["apptainer", "run", "--cleanenv", "--nv"]
+    assert call[:5] == ["apptainer", "run", "--cleanenv", "--writable-tmpfs", "--nv"]
     assert f"{s['bids']}:{s['bids']}:ro" in call
     sif = call.index("/img/bids_stroke.sif")
-    assert call[sif + 1:sif + 4] == [str(s["bids"]), str(s["out"]), "participant"]
-    assert "sub-03" in call[call.index("-w") + 1]
+    argv = call[sif + 1:]
+    assert argv[:3] == [str(s["bids"]), str(s["out"]), "participant"]
+    assert "sub-03" in argv[argv.index("-w") + 1]
+    assert argv[argv.index("--nprocs") + 1] == "1", "never N U-Nets on one GPU"
+    assert argv[argv.index("--device") + 1] == "cuda"
+    _parser_accepts(argv)
     assert (work_root / "bids_stroke_work" / "77_3_sub-03").is_dir(), "KEEP_WORK=1 keeps it"
+
+    # a failing run: non-zero exit, recorded for the group job, work dir kept
+    _stub(s["tmp"] / "bin", "bids_stroke", "exit 65\n")
+    env |= {"SLURM_ARRAY_TASK_ID": "1", "KEEP_WORK": "0"}
+    env.pop("SIF")
+    proc = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 65
+    assert _task_record(s["out"], "01")["exit_code"] == "65"
+    assert (work_root / "bids_stroke_work" / "77_1_sub-01").is_dir(), "kept to inspect/resume"
 
     # past the end of the list: a clear failure, not a run on nothing
     env["SLURM_ARRAY_TASK_ID"] = "4"
@@ -476,15 +540,27 @@ def test_slurm_participant_task(slurm_sandbox):
     assert s["calls"]() == []
 
 
-def test_slurm_group(slurm_sandbox):
+@pytest.mark.parametrize(("status_rc", "group_rc", "expected"),
+                         [(0, 0, 0), (1, 0, 1), (0, 65, 65), (1, 66, 1)])
+def test_slurm_group(slurm_sandbox, status_rc, group_rc, expected):
     s = slurm_sandbox
-    env = s["env"] | {"BIDS_DIR": str(s["bids"]), "OUT_DIR": str(s["out"])}
+    calls = s["tmp"] / "calls.jsonl"
+    _stub(s["tmp"] / "bin", "bids_stroke",
+          f"python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' bids_stroke \"$@\" "
+          f">> {calls}\n"
+          f'if [ "$1" = status ]; then exit {status_rc}; else exit {group_rc}; fi\n')
+    plist = s["tmp"] / "participants.txt"
+    plist.write_text("01\n")
+    env = s["env"] | {"BIDS_DIR": str(s["bids"]), "OUT_DIR": str(s["out"]),
+                      "PARTICIPANTS_FILE": str(plist)}
     proc = subprocess.run(["bash", str(SLURM_DIR / "group.sbatch")], env=env,
                           capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    (call,) = s["calls"]()
-    assert call[1:] == [str(s["bids"]), str(s["out"]), "group"]
-    _parser_accepts(call[1:])
+    assert proc.returncode == expected, proc.stderr
+    status_call, group_call = s["calls"]()
+    assert status_call[1:] == ["status", str(s["out"]), "--participants-file", str(plist)]
+    assert group_call[1:] == [str(s["bids"]), str(s["out"]), "group"], "group runs anyway"
+    _parser_accepts(group_call[1:])
+    assert ("failed or are missing" in proc.stderr) == (status_rc != 0)
 
 
 # --------------------------------------------------------------------------------------
