@@ -3,27 +3,53 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-TORCH_VERSION ?= 2.13.0
+# Lock files (requirements/): one per extra set; `make lock` regenerates them all.
+#   requirements/lock.txt       runtime (images, install.sh without extras)
+#   requirements/lock-<x>.txt   runtime + extras <x> (sorted, '-'-joined), e.g. lock-test.txt
+#   requirements/lock-cuda.txt  runtime with PyPI's CUDA torch (GPU images)
+LOCK_EXTRAS ?= test
+UV_VERSION ?= 0.13.9
+TORCH_FIND_LINKS ?= $(or $(PIP_FIND_LINKS),https://download.pytorch.org/whl/cpu/torch/)
+LOCK_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+	--custom-compile-command "make lock" --quiet
 DEMO_DIR ?= demo
 NPROCS ?= 2
 PYTEST_ARGS ?=
 
 VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' bids_stroke/__about__.py)
 
-.PHONY: help venv demo test lint bench bench-smoke docker sif clean
+.PHONY: help venv lock demo test lint bench bench-smoke docker sif clean
 
 help:
 	@echo "make demo   - create $(VENV), install, build the demo BIDS dataset, run participant + group"
 	@echo "make test   - create $(VENV) if missing and run the test suite"
 	@echo "make lint   - ruff"
+	@echo "make lock   - regenerate the hashed lock files in requirements/ (needs PyPI)"
 	@echo "make bench  - benchmarks (bench/), results in bench/results/"
 
-$(BIN)/bids_stroke: pyproject.toml
+$(BIN)/bids_stroke: pyproject.toml requirements/lock-test.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	bash scripts/install.sh $(BIN)/python "[test]"
 	@touch $@
 
 venv: $(BIN)/bids_stroke
+
+$(BIN)/uv:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+
+lock: $(BIN)/uv
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in $(LOCK_TARGET) \
+		--override requirements/torch-cpu.txt --find-links $(TORCH_FIND_LINKS) \
+		-o requirements/lock.txt
+	for x in $(LOCK_EXTRAS); do \
+		$(BIN)/uv pip compile pyproject.toml requirements/build.in $(LOCK_TARGET) \
+			$$(for e in $$(echo $$x | tr '-' ' '); do echo --extra $$e; done) \
+			--override requirements/torch-cpu.txt --find-links $(TORCH_FIND_LINKS) \
+			-o requirements/lock-$$x.txt || exit 1; \
+	done
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in $(LOCK_TARGET) \
+		--override requirements/torch-cuda.txt -o requirements/lock-cuda.txt
 
 demo: venv
 	$(BIN)/bids_stroke demo $(DEMO_DIR)/bids --seed 0

@@ -1,21 +1,58 @@
 #!/usr/bin/env bash
-# The one install recipe, shared by the Makefile, the Dockerfile and the install test.
-# usage: scripts/install.sh PYTHON [EXTRAS] [TORCH_SPEC]
-#   PYTHON      interpreter of the target environment (e.g. .venv/bin/python)
-#   EXTRAS      pip extras of this package, e.g. "[test]" (default: none)
-#   TORCH_SPEC  torch requirement installed *first*, so pip never resolves a bare `torch`
-#               to a multi-GB CUDA build (default: torch==2.13.0, a CPU wheel)
+# The one install recipe, shared by the Makefile, the Dockerfile, the Apptainer definition and
+# the tests. Installs the hashed lock file first (every package pinned, pip --require-hashes),
+# then this package without resolving anything (--no-deps --no-build-isolation).
+#
+# usage: scripts/install.sh PYTHON [EXTRAS]
+#   PYTHON   interpreter of the target environment (e.g. .venv/bin/python)
+#   EXTRAS   pip extras of this package, e.g. "[test]" (default: none)
+# environment:
+#   BIDS_STROKE_LOCK      lock file (default: requirements/lock.txt without extras,
+#                         requirements/lock-<extras, sorted, joined by '-'>.txt with extras)
+#   BIDS_STROKE_INSTALL   deps | package | all (default all): deps = the lock file only (a
+#                         Docker layer that survives source edits), package = this package only
+#   BIDS_STROKE_EDITABLE  1 (default) = editable install, 0 = regular install (images)
+#   TORCH_INDEX_URL       extra index offering the locked torch (PyTorch's CPU index in images)
+#   BIDS_STROKE_WHEELHOUSE  install offline from this folder/URL of wheels (--no-index)
 set -euo pipefail
-py=${1:?usage: install.sh PYTHON [EXTRAS] [TORCH_SPEC]}
+py=${1:?usage: install.sh PYTHON [EXTRAS]}
 extras=${2:-}
-torch_spec=${3:-${TORCH_SPEC:-torch==2.13.0}}
 src=${BIDS_STROKE_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 editable=${BIDS_STROKE_EDITABLE:-1}
-"$py" -m pip install --quiet --upgrade pip
-"$py" -m pip install --quiet ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "$torch_spec"
-if [ "$editable" = "1" ]; then
-    "$py" -m pip install --quiet -e "${src}${extras}"
-else
-    "$py" -m pip install --quiet "${src}${extras}"
+step=${BIDS_STROKE_INSTALL:-all}
+
+if [ -z "${BIDS_STROKE_LOCK:-}" ]; then
+    names=$(printf '%s' "$extras" | tr -d '[] ' | tr ',' '\n' | sed '/^$/d' | sort | paste -sd- -)
+    BIDS_STROKE_LOCK="${src}/requirements/lock${names:+-$names}.txt"
 fi
+if [ ! -f "$BIDS_STROKE_LOCK" ]; then
+    echo "install.sh: no lock file $BIDS_STROKE_LOCK for extras '${extras}': add the extra set" \
+         "to LOCK_EXTRAS in the Makefile and run 'make lock'" >&2
+    exit 66
+fi
+
+sources=()
+if [ -n "${BIDS_STROKE_WHEELHOUSE:-}" ]; then
+    sources=(--no-index --find-links "$BIDS_STROKE_WHEELHOUSE")
+elif [ -n "${TORCH_INDEX_URL:-}" ]; then
+    sources=(--extra-index-url "$TORCH_INDEX_URL")
+fi
+
+case "$step" in
+    deps|all)
+        "$py" -m pip install --quiet --require-hashes --no-deps "${sources[@]}" \
+            -r "$BIDS_STROKE_LOCK" ;;
+    package) ;;
+    *) echo "install.sh: BIDS_STROKE_INSTALL must be deps, package or all" >&2; exit 64 ;;
+esac
+if [ "$step" = deps ]; then
+    exit 0
+fi
+if [ "$editable" = "1" ]; then
+    "$py" -m pip install --quiet --no-deps --no-build-isolation "${sources[@]}" -e "${src}${extras}"
+else
+    "$py" -m pip install --quiet --no-deps --no-build-isolation "${sources[@]}" "${src}${extras}"
+fi
+# the lock and pyproject.toml agree: every requirement of the installed set is satisfied
+"$py" -m pip check
 "$py" -c "import torch, bids_stroke; print('bids_stroke', bids_stroke.__version__, 'torch', torch.__version__)"
