@@ -3,7 +3,15 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-TORCH_VERSION ?= 2.13.0
+# Lock files (requirements/): one per extra set; `make lock` regenerates them all.
+#   requirements/lock.txt       runtime (images, install.sh without extras)
+#   requirements/lock-<x>.txt   runtime + extras <x> (sorted, '-'-joined), e.g. lock-test.txt
+#   requirements/lock-cuda.txt  runtime with PyPI's CUDA torch (GPU images)
+LOCK_EXTRAS ?= test
+UV_VERSION ?= 0.13.9
+TORCH_FIND_LINKS ?= $(or $(PIP_FIND_LINKS),https://download.pytorch.org/whl/cpu/torch/)
+LOCK_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+	--custom-compile-command "make lock" --quiet
 DEMO_DIR ?= demo
 DEMO_ARGS ?=
 NPROCS ?= 2
@@ -11,22 +19,41 @@ PYTEST_ARGS ?=
 
 VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' bids_stroke/__about__.py)
 
-.PHONY: help venv demo test lint bench bench-smoke docker sif clean
+.PHONY: help venv lock demo test test-image lint bench bench-smoke docker sif clean
 
 help:
 	@echo "make demo   - create $(VENV), install, build the demo BIDS dataset, run participant + group"
 	@echo "              (re-runs reuse $(DEMO_DIR)/bids and $(DEMO_DIR)/work and take seconds)"
 	@echo "make test   - create $(VENV) if missing and run the test suite"
 	@echo "make lint   - ruff and hadolint"
+	@echo "make test-image - only the image build with buildah and its run (root, ~7 min)"
+	@echo "make lock   - regenerate the hashed lock files in requirements/ (needs PyPI)"
 	@echo "make bench  - benchmarks (bench/), results in bench/results/"
 	@echo "make clean  - remove $(DEMO_DIR)/ (dataset, outputs, work folder) and build/cache folders"
 
-$(BIN)/bids_stroke: pyproject.toml
+$(BIN)/bids_stroke: pyproject.toml requirements/lock-test.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	bash scripts/install.sh $(BIN)/python "[test]"
 	@touch $@
 
 venv: $(BIN)/bids_stroke
+
+$(BIN)/uv:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+
+lock: $(BIN)/uv
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in $(LOCK_TARGET) \
+		--override requirements/torch-cpu.txt --find-links $(TORCH_FIND_LINKS) \
+		-o requirements/lock.txt
+	for x in $(LOCK_EXTRAS); do \
+		$(BIN)/uv pip compile pyproject.toml requirements/build.in $(LOCK_TARGET) \
+			$$(for e in $$(echo $$x | tr '-' ' '); do echo --extra $$e; done) \
+			--override requirements/torch-cpu.txt --find-links $(TORCH_FIND_LINKS) \
+			-o requirements/lock-$$x.txt || exit 1; \
+	done
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in $(LOCK_TARGET) \
+		--override requirements/torch-cuda.txt -o requirements/lock-cuda.txt
 
 # Idempotent: the same dataset is reused (bids_stroke demo checks its options and files) and
 # nipype resumes from $(DEMO_DIR)/work; `make clean` starts over.
@@ -35,8 +62,13 @@ demo: venv
 	$(BIN)/bids_stroke $(DEMO_DIR)/bids $(DEMO_DIR)/out participant -w $(DEMO_DIR)/work --nprocs $(NPROCS)
 	$(BIN)/bids_stroke $(DEMO_DIR)/bids $(DEMO_DIR)/out group
 
+# Everything, the real SLURM cluster and image build included (~12 min on an idle 2-core
+# machine); `make test-image` runs the image build alone.
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-image: venv
+	$(BIN)/python -m pytest -m image $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check bids_stroke tests bench

@@ -1,35 +1,67 @@
 #!/usr/bin/env bash
-# The one install recipe, shared by the Makefile, the Dockerfile and the install test.
-# usage: scripts/install.sh PYTHON [EXTRAS] [TORCH_SPEC]
-#   PYTHON      interpreter of the target environment (e.g. .venv/bin/python)
-#   EXTRAS      pip extras of this package, e.g. "[test]" (default: none)
-#   TORCH_SPEC  torch requirement installed *first*, so pip never resolves a bare `torch`
-#               to a multi-GB CUDA build (default: torch==2.13.0, a CPU wheel)
-# Prints one line per step (with the time it took) and pip's own progress: a fresh install
-# downloads ~1 GB and takes minutes. BIDS_STROKE_PIP_QUIET=1 makes pip quiet again.
+# The one install recipe, shared by the Makefile, the Dockerfile, the Apptainer definition and
+# the tests. Installs the hashed lock file first (every package pinned, pip --require-hashes),
+# then this package without resolving anything (--no-deps --no-build-isolation).
+#
+# usage: scripts/install.sh PYTHON [EXTRAS]
+#   PYTHON   interpreter of the target environment (e.g. .venv/bin/python)
+#   EXTRAS   pip extras of this package, e.g. "[test]" (default: none)
+# environment:
+#   BIDS_STROKE_LOCK      lock file (default: requirements/lock.txt without extras,
+#                         requirements/lock-<extras, sorted, joined by '-'>.txt with extras)
+#   BIDS_STROKE_INSTALL   deps | package | all (default all): deps = the lock file only (a
+#                         Docker layer that survives source edits), package = this package only
+#   BIDS_STROKE_EDITABLE  1 (default) = editable install, 0 = regular install (images)
+#   TORCH_INDEX_URL       extra index offering the locked torch (PyTorch's CPU index in images)
+#   BIDS_STROKE_WHEELHOUSE  install offline from this folder/URL of wheels (--no-index)
+#   BIDS_STROKE_PIP_QUIET   1 = quiet pip; default: a line per step (with the time so far) and
+#                         pip's own progress (a fresh install downloads ~1 GB and takes minutes)
 set -euo pipefail
-py=${1:?usage: install.sh PYTHON [EXTRAS] [TORCH_SPEC]}
+py=${1:?usage: install.sh PYTHON [EXTRAS]}
 extras=${2:-}
-torch_spec=${3:-${TORCH_SPEC:-torch==2.13.0}}
 src=${BIDS_STROKE_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 editable=${BIDS_STROKE_EDITABLE:-1}
+step=${BIDS_STROKE_INSTALL:-all}
 pip_flags=(--progress-bar on)
 if [ "${BIDS_STROKE_PIP_QUIET:-0}" = "1" ]; then pip_flags=(--quiet); fi
-
 started=$SECONDS
-step() {  # step N/3 description...
-    echo "install.sh: [$1/3] ${*:2} ($((SECONDS - started)) s so far)" >&2
-}
-step 1 "upgrading pip"
-"$py" -m pip install "${pip_flags[@]}" --upgrade pip
-step 2 "installing ${torch_spec} first (CPU build unless TORCH_INDEX_URL says otherwise)"
-"$py" -m pip install "${pip_flags[@]}" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "$torch_spec"
-if [ "$editable" = "1" ]; then
-    step 3 "installing bids_stroke${extras} (editable) and its dependencies"
-    "$py" -m pip install "${pip_flags[@]}" -e "${src}${extras}"
-else
-    step 3 "installing bids_stroke${extras} and its dependencies"
-    "$py" -m pip install "${pip_flags[@]}" "${src}${extras}"
+say() { echo "install.sh: $* ($((SECONDS - started)) s so far)" >&2; }
+
+if [ -z "${BIDS_STROKE_LOCK:-}" ]; then
+    names=$(printf '%s' "$extras" | tr -d '[] ' | tr ',' '\n' | sed '/^$/d' | sort | paste -sd- -)
+    BIDS_STROKE_LOCK="${src}/requirements/lock${names:+-$names}.txt"
 fi
+if [ ! -f "$BIDS_STROKE_LOCK" ]; then
+    echo "install.sh: no lock file $BIDS_STROKE_LOCK for extras '${extras}': add the extra set" \
+         "to LOCK_EXTRAS in the Makefile and run 'make lock'" >&2
+    exit 66
+fi
+
+sources=()
+if [ -n "${BIDS_STROKE_WHEELHOUSE:-}" ]; then
+    sources=(--no-index --find-links "$BIDS_STROKE_WHEELHOUSE")
+elif [ -n "${TORCH_INDEX_URL:-}" ]; then
+    sources=(--extra-index-url "$TORCH_INDEX_URL")
+fi
+
+case "$step" in
+    deps|all)
+        say "installing the locked dependencies from ${BIDS_STROKE_LOCK##*/}"
+        "$py" -m pip install "${pip_flags[@]}" --require-hashes --no-deps "${sources[@]}" \
+            -r "$BIDS_STROKE_LOCK" ;;
+    package) ;;
+    *) echo "install.sh: BIDS_STROKE_INSTALL must be deps, package or all" >&2; exit 64 ;;
+esac
+if [ "$step" = deps ]; then
+    exit 0
+fi
+say "installing bids_stroke${extras}"
+if [ "$editable" = "1" ]; then
+    "$py" -m pip install "${pip_flags[@]}" --no-deps --no-build-isolation "${sources[@]}" -e "${src}${extras}"
+else
+    "$py" -m pip install "${pip_flags[@]}" --no-deps --no-build-isolation "${sources[@]}" "${src}${extras}"
+fi
+# the lock and pyproject.toml agree: every requirement of the installed set is satisfied
+"$py" -m pip check
 "$py" -c "import torch, bids_stroke; print('bids_stroke', bids_stroke.__version__, 'torch', torch.__version__)"
-echo "install.sh: done in $((SECONDS - started)) s" >&2
+say "done"

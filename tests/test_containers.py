@@ -4,12 +4,13 @@
 * the Dockerfile / Apptainer definitions / .dockerignore say what the docs promise and stay in
   sync with scripts/install.sh, the package version and each other;
 * the SLURM recipe (examples/slurm) with stub ``sbatch``/``bids_stroke``/``apptainer``
-  commands: array size, afterok dependency, per-task participant, work dir and resources, and
+  commands: prepare -> array (afterok) -> group (afterany) chain, per-task participant, work
+  dir, resources, GPU mode, task exit records and the group job's exit code, and
   the resulting command line is accepted by the real bids_stroke parser;
 * the nipype plugin YAMLs load through the CLI's loader and instantiate nipype's plugins;
-* (slow) the real install: a fresh venv, the Dockerfile's exact install command, then
-  ``bids_stroke --version``, the template pre-fetch and a tiny participant run with the
-  network unshared.
+* (slow, only where tests/test_image_build.py cannot build the image) the real install: a
+  fresh venv, the Dockerfile's exact install commands, then ``bids_stroke --version``, the
+  template pre-fetch and a tiny participant run with the network unshared.
 """
 
 from __future__ import annotations
@@ -89,39 +90,47 @@ def docker_env(instructions: list[dict], stage: int) -> dict[str, str]:
 
 
 def docker_args(instructions: list[dict]) -> dict[str, str]:
-    """Default values of every ARG (last one wins)."""
+    """Default values of every ARG (the last one given wins; a bare re-declaration such as
+    ``ARG BASE_IMAGE`` in a later stage inherits the global default)."""
     out: dict[str, str] = {}
     for ins in instructions:
         if ins["instr"] == "ARG":
-            key, _, value = shlex.split(ins["args"])[0].partition("=")
-            out[key] = value
+            key, sep, value = shlex.split(ins["args"])[0].partition("=")
+            if sep or key not in out:
+                out[key] = value
     return out
 
 
-def install_run(instructions: list[dict]) -> str:
-    runs = [i["args"] for i in instructions if i["instr"] == "RUN" and "install.sh" in i["args"]]
-    assert len(runs) == 1, "the Dockerfile must install through exactly one scripts/install.sh RUN"
-    return runs[0]
+def install_runs(instructions: list[dict]) -> list[dict]:
+    """The RUN instructions that call scripts/install.sh, in order."""
+    return [i for i in instructions if i["instr"] == "RUN" and "install.sh" in i["args"]]
 
 
-INSTALL_RE = re.compile(
-    r"bash\s+scripts/install\.sh\s+(?P<py>\S+)\s+(?P<extras>\"\"|''|\S+)\s+(?P<torch>\S+)"
-)
+INSTALL_RE = re.compile(r"bash\s+scripts/install\.sh\s+(?P<py>\S+)\s+(?P<extras>\"\"|''|\S+)")
+ASSIGN_RE = re.compile(r"\b(BIDS_STROKE_\w+|TORCH_INDEX_URL)=(\"[^\"]*\"|\S+)")
 
 
-def dockerfile_install_argv(python: str) -> tuple[list[str], dict[str, str]]:
-    """The Dockerfile's install command, re-targeted at ``python``, and its env assignments."""
+def dockerfile_install_steps(python: str, src: str) -> list[tuple[list[str], dict[str, str]]]:
+    """Each install.sh RUN of the Dockerfile as (argv, environment assignments), re-targeted at
+    ``python`` with ``/src`` replaced by ``src`` and the ARG defaults substituted."""
     instructions = parse_dockerfile()
-    run = install_run(instructions)
-    match = INSTALL_RE.search(run)
-    assert match, f"unexpected install RUN: {run}"
-    argv = shlex.split(match.group(0))
-    assert argv[2] == "/opt/venv/bin/python"
-    argv[2] = python
     defaults = docker_args(instructions)
-    argv = [re.sub(r"\$\{?(\w+)\}?", lambda m: defaults[m.group(1)], a) for a in argv]
-    env = dict(re.findall(r"\b(BIDS_STROKE_EDITABLE)=(\S+)", run))
-    return argv, env
+
+    def expand(text: str) -> str:
+        text = re.sub(r"\$\{?(\w+)\}?", lambda m: defaults[m.group(1)], text)
+        return text.replace("/src/", f"{src}/")
+
+    steps = []
+    for run in install_runs(instructions):
+        match = INSTALL_RE.search(run["args"])
+        assert match, f"unexpected install RUN: {run['args']}"
+        argv = shlex.split(match.group(0))
+        assert argv[2] == "/opt/venv/bin/python"
+        argv[2] = python
+        env = {k: expand(shlex.split(v)[0] if v.strip('"') else "")
+               for k, v in ASSIGN_RE.findall(run["args"])}
+        steps.append((argv, env))
+    return steps
 
 
 def parse_def(path: Path) -> tuple[dict[str, str], dict[str, str]]:
@@ -184,33 +193,45 @@ def test_hadolint_ignores_are_justified():
 def test_dockerfile_structure():
     ins = parse_dockerfile()
     froms = [i["args"] for i in ins if i["instr"] == "FROM"]
-    assert len(froms) == 2, "multi-stage: builder + runtime"
-    assert all(f.startswith("python:3.11-slim-bookworm") for f in froms)
+    assert froms == ["${BASE_IMAGE} AS builder", "${BASE_IMAGE} AS runtime"], "multi-stage"
     final = len(froms) - 1
-
-    # one install recipe: scripts/install.sh into /opt/venv, non-editable, torch spec from ARG
-    run = install_run(ins)
-    assert "python -m venv /opt/venv" in run
-    assert "BIDS_STROKE_EDITABLE=0" in run
-    argv, env = dockerfile_install_argv("/x/bin/python")
-    assert argv[:3] == ["bash", "scripts/install.sh", "/x/bin/python"]
-    assert argv[3] == "", "the image installs no extras"
-    assert env == {"BIDS_STROKE_EDITABLE": "0"}
-
     args = docker_args(ins)
-    install_default = re.search(
-        r"TORCH_SPEC:-([^}]+)\}", (ROOT / "scripts" / "install.sh").read_text()
-    ).group(1)
-    assert argv[4] == args["TORCH_SPEC"] == install_default
-    make_torch = re.search(r"TORCH_VERSION \?= (\S+)", (ROOT / "Makefile").read_text()).group(1)
-    assert args["TORCH_SPEC"] == f"torch=={make_torch}"
-    assert "TORCH_INDEX_URL" in args and "/whl/cpu" in args["TORCH_INDEX_URL"], (
-        "CPU torch by default"
+    assert args["BASE_IMAGE"] == "python:3.11-slim-bookworm", "official Python image by default"
+    assert ins[0]["instr"] == "ARG" and ins[0]["args"].startswith("BASE_IMAGE="), (
+        "ARG BASE_IMAGE before the first FROM"
     )
+
+    # dependencies (hashed lock) in their own layer, before the source is copied
+    deps, package = install_runs(ins)
+    order = [i for i in ins if i["stage"] == 0]
+    copy_src = next(n for n, i in enumerate(order) if i["instr"] == "COPY"
+                    and i["args"].split()[0] == ".")
+    before = [i for i in order[:copy_src] if i["instr"] == "COPY"]
+    assert {i["args"] for i in before} == {"requirements/ /src/requirements/",
+                                           "scripts/install.sh /src/scripts/install.sh"}
+    assert order.index(deps) < copy_src < order.index(package)
+    assert "python -m venv /opt/venv" in deps["args"]
+    assert "BIDS_STROKE_INSTALL=deps" in deps["args"]
+    assert "BIDS_STROKE_INSTALL=package" in package["args"]
+    assert "BIDS_STROKE_EDITABLE=0" in package["args"]
+    steps = dockerfile_install_steps("/x/bin/python", "/ctx")
+    for argv, env in steps:
+        assert argv == ["bash", "scripts/install.sh", "/x/bin/python", ""], "no extras"
+        assert env["BIDS_STROKE_LOCK"] == "/ctx/requirements/lock.txt"
+    assert (ROOT / args["LOCK"]).is_file()
+    assert "/whl/cpu" in args["TORCH_INDEX_URL"], "CPU torch by default"
+    assert args["WHEELHOUSE"] == ""
     assert args["VERSION"] == package_version(), "ARG VERSION must follow bids_stroke.__version__"
 
     runs = " ".join(i["args"] for i in ins if i["instr"] == "RUN")
-    assert "bids_stroke.templates fetch" in runs
+    assert "--upgrade pip" not in runs
+    assert args["ALLOW_TEMPLATE_STANDIN"] == "0", "TemplateFlow's files or a failed build"
+    fetch = next(i["args"] for i in ins if i["instr"] == "RUN" and "templates fetch" in i["args"])
+    assert re.search(r"0\)\s*/opt/venv/bin/python -m bids_stroke.templates fetch --no-standin",
+                     fetch)
+    assert re.search(r"1\)\s*BIDS_STROKE_OFFLINE=1 /opt/venv/bin/python -m "
+                     r"bids_stroke.templates fetch ;;", fetch), "stand-in always, never a mix"
+    assert "exit 64" in fetch, "any other value fails the build"
     assert re.search(r"chmod -R go=u\s+\"?\$\{?HOME\}?\"?", runs), "fMRIPrep's any-UID HOME"
 
     env = docker_env(ins, final)
@@ -226,6 +247,14 @@ def test_dockerfile_structure():
     assert any(i["instr"] == "HEALTHCHECK" for i in ins)
     labels = " ".join(i["args"] for i in ins if i["instr"] == "LABEL")
     assert 'org.opencontainers.image.version="${VERSION}"' in labels
+    assert 'org.opencontainers.image.base.name="${BASE_IMAGE}"' in labels
+    assert 'org.bids_stroke.template="MNI152NLin2009aSym"' in labels
+    assert 'org.bids_stroke.template.standin="${ALLOW_TEMPLATE_STANDIN}"' in labels
+    final_args = {shlex.split(i["args"])[0].partition("=")[0]
+                  for i in ins if i["instr"] == "ARG" and i["stage"] == final}
+    assert {"BASE_IMAGE", "ALLOW_TEMPLATE_STANDIN", "LOCK"} <= final_args, (
+        "label values need the ARG re-declared in the runtime stage"
+    )
 
     copies = [i for i in ins if i["instr"] == "COPY"]
     assert any(c["args"].startswith("pipelines/") for c in copies), "pipelines copied in"
@@ -234,6 +263,12 @@ def test_dockerfile_structure():
             continue
         for src in shlex.split(copy["args"])[:-1]:
             assert (ROOT / src).exists(), f"COPY source {src} missing from the repository"
+
+
+def test_no_unpinned_pip_upgrade():
+    for path in (DOCKERFILE, ROOT / "scripts" / "install.sh", ROOT / "Makefile",
+                 *(ROOT / d for d in DEFS)):
+        assert "--upgrade pip" not in path.read_text(), path.name
 
 
 def dockerignore_patterns() -> list[str]:
@@ -261,6 +296,7 @@ def test_dockerignore():
     for rel in (".venv", ".git", "demo", "work", "bids_stroke/__pycache__", "build"):
         assert dockerignored(rel, pats), rel
     for rel in ("bids_stroke", "bids_stroke/workflows", "scripts/install.sh", "pyproject.toml",
+                "requirements/lock.txt",
                 "pipelines", "examples/plugins", "bids_stroke/data"):
         assert not dockerignored(rel, pats), rel
 
@@ -288,14 +324,18 @@ def test_singularity_defs(name):
         assert header == {"Bootstrap": "docker", "From": "python:3.11-slim-bookworm"}
         assert "scripts/install.sh /opt/venv/bin/python \"\"" in sec["post"]
         assert "BIDS_STROKE_EDITABLE=0" in sec["post"]
-        assert "bids_stroke.templates fetch" in sec["post"]
+        assert 'BIDS_STROKE_LOCK="/src/{{ LOCK }}"' in sec["post"]
+        assert "bids_stroke.templates fetch --no-standin" in sec["post"]
+        assert "BIDS_STROKE_OFFLINE=1 /opt/venv/bin/python -m bids_stroke.templates fetch" in (
+            sec["post"])
         arguments = dict(
             line.strip().split("=", 1) for line in sec["arguments"].splitlines() if "=" in line
         )
         docker_defaults = docker_args(parse_dockerfile())
-        assert arguments["TORCH_SPEC"] == docker_defaults["TORCH_SPEC"]
-        assert arguments["TORCH_INDEX_URL"] == docker_defaults["TORCH_INDEX_URL"]
+        for key in ("LOCK", "TORCH_INDEX_URL", "ALLOW_TEMPLATE_STANDIN"):
+            assert arguments[key] == docker_defaults[key], key
         assert arguments["VERSION"] == version
+        assert "org.bids_stroke.template.standin {{ ALLOW_TEMPLATE_STANDIN }}" in sec["labels"]
         copied = {}
         for line in sec["files"].splitlines():
             if line.strip() and not line.strip().startswith("#"):
@@ -379,9 +419,10 @@ def slurm_sandbox(tmp_path):
         f'python3 -c \'import json,sys; print(json.dumps(sys.argv[1:]))\' '
         f'"$(basename "$0")" "$@" >> {calls}\n'
     )
-    # first submission answers "jobid;cluster" (what --parsable prints on multi-cluster sites)
+    # job ids 4242, 4243, ... in order; the first answers "jobid;cluster" (what --parsable
+    # prints on multi-cluster sites)
     _stub(bin_dir, "sbatch", record + f'c=$(wc -l < {calls})\n'
-          'if [ "$c" = 1 ]; then echo "4242;cluster"; else echo 4243; fi\n')
+          'if [ "$c" = 1 ]; then echo "4242;cluster"; else echo $((4241 + c)); fi\n')
     _stub(bin_dir, "bids_stroke", record)
     _stub(bin_dir, "apptainer", record)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
@@ -398,7 +439,7 @@ def slurm_sandbox(tmp_path):
             "tmp": tmp_path}
 
 
-def test_slurm_submit_chains_array_and_group(slurm_sandbox):
+def test_slurm_submit_chains_prepare_array_and_group(slurm_sandbox):
     s = slurm_sandbox
     proc = subprocess.run(
         ["bash", str(SLURM_DIR / "submit.sh"), str(s["bids"]), str(s["out"])],
@@ -406,17 +447,43 @@ def test_slurm_submit_chains_array_and_group(slurm_sandbox):
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    array_call, group_call = s["calls"]()
-    assert array_call[0] == group_call[0] == "sbatch"
-    assert "--parsable" in array_call and "--parsable" in group_call
-    assert "--account=proj" in array_call and "--account=proj" in group_call
-    assert "--array=1-3%2" in array_call
+    prepare_call, array_call, group_call = s["calls"]()
+    for call in (prepare_call, array_call, group_call):
+        assert call[0] == "sbatch" and "--parsable" in call and "--account=proj" in call
+    assert prepare_call[-1].endswith("prepare.sbatch")
     assert array_call[-1].endswith("participant_array.sbatch")
-    assert "--dependency=afterok:4242" in group_call, "cluster suffix of --parsable stripped"
+    assert "--array=1-3%2" in array_call
+    assert "--dependency=afterok:4242" in array_call, "cluster suffix of --parsable stripped"
+    assert "--kill-on-invalid-dep=yes" in array_call
+    assert not any(a.startswith("--gres") for a in array_call), "CPU by default"
     assert group_call[-1].endswith("group.sbatch")
+    assert "--dependency=afterany:4243" in group_call, "group runs however the array ended"
+    assert "--kill-on-invalid-dep=yes" not in group_call
     listed = (s["out"] / "logs" / "participants.txt").read_text().split()
     assert listed == ["sub-01", "sub-02", "sub-03"]
-    assert "4242" in proc.stdout and "4243" in proc.stdout
+    assert all(j in proc.stdout for j in ("4242", "4243", "4244"))
+
+    # GPU: one GPU per array task, nothing for the prepare and group jobs
+    proc = subprocess.run(
+        ["bash", str(SLURM_DIR / "submit.sh"), str(s["bids"]), str(s["out"])],
+        env=s["env"] | {"BIDS_STROKE_GPU": "1", "SBATCH_GPU_EXTRA": "--partition=gpu"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    prepare_call, array_call, group_call = s["calls"]()
+    assert "--gres=gpu:1" in array_call and "--partition=gpu" in array_call
+    assert not any("gpu" in a for a in prepare_call + group_call)
+
+
+def test_slurm_submit_fails_when_sbatch_fails(slurm_sandbox):
+    s = slurm_sandbox
+    _stub(s["tmp"] / "bin", "sbatch", "echo 'sbatch: error: invalid account' >&2; exit 1\n")
+    proc = subprocess.run(
+        ["bash", str(SLURM_DIR / "submit.sh"), str(s["bids"]), str(s["out"])],
+        env=s["env"], capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode != 0 and "invalid account" in proc.stderr
+    assert "array job" not in proc.stdout
 
 
 def _parser_accepts(argv: list[str]) -> None:
@@ -428,10 +495,29 @@ def _parser_accepts(argv: list[str]) -> None:
     assert opts is not None
 
 
+def test_slurm_prepare(slurm_sandbox):
+    s = slurm_sandbox
+    env = s["env"] | {"BIDS_DIR": str(s["bids"]), "OUT_DIR": str(s["out"]),
+                      "BIDS_STROKE_ARGS": "--conditions native crude:2"}
+    proc = subprocess.run(["bash", str(SLURM_DIR / "prepare.sbatch")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    (call,) = s["calls"]()
+    db = str(s["out"] / "logs" / "bids_db")
+    assert call[1:] == [str(s["bids"]), str(s["out"]), "participant", "--prepare",
+                        "--bids-database-dir", db, "--conditions", "native", "crude:2"]
+    _parser_accepts(call[1:])
+
+
+def _task_record(out: Path, label: str) -> dict[str, str]:
+    text = (out / "logs" / "status" / f"sub-{label}.txt").read_text()
+    return dict(line.split("=", 1) for line in text.splitlines())
+
+
 def test_slurm_participant_task(slurm_sandbox):
     s = slurm_sandbox
     plist = s["tmp"] / "participants.txt"
-    plist.write_text("# cohort A\nsub-01\n\n02\nsub-03\n")
+    plist.write_text("# cohort A\nsub-01\n\n02  # second\nsub-03\n")
     work_root = s["tmp"] / "scratch"
     env = s["env"] | {
         "BIDS_DIR": str(s["bids"]), "OUT_DIR": str(s["out"]), "PARTICIPANTS_FILE": str(plist),
@@ -453,21 +539,38 @@ def test_slurm_participant_task(slurm_sandbox):
     assert not work_dir.exists(), "work dir removed after success (KEEP_WORK unset)"
     assert opt["--nprocs"] == "3" and opt["--omp-nthreads"] == "3"
     assert opt["--mem-gb"] == "7"  # 90 % of 8 GB, floored
+    assert opt["--bids-database-dir"] == str(s["out"] / "logs" / "bids_db")
+    assert "--skip-bids-validation" in argv and "--device" not in argv
     assert argv[-4:] == ["native", "crude:2", "--seed", "0"]
     _parser_accepts(argv)
+    assert _task_record(s["out"], "02")["exit_code"] == "0"
+    assert _task_record(s["out"], "02")["job"] == "77_2"
 
-    # container flavour: apptainer with read-only BIDS bind, same paths inside and outside
-    env |= {"SIF": "/img/bids_stroke.sif", "APPTAINER_ARGS": "--nv", "KEEP_WORK": "1",
-            "SLURM_ARRAY_TASK_ID": "3"}
+    # container + GPU flavour: apptainer --nv, read-only BIDS bind, one U-Net at a time
+    env |= {"SIF": "/img/bids_stroke.sif", "APPTAINER_ARGS": "--writable-tmpfs",
+            "KEEP_WORK": "1", "SLURM_ARRAY_TASK_ID": "3", "BIDS_STROKE_GPU": "1"}
     proc = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     (call,) = s["calls"]()
-    assert call[:4] == ["apptainer", "run", "--cleanenv", "--nv"]
+    assert call[:5] == ["apptainer", "run", "--cleanenv", "--writable-tmpfs", "--nv"]
     assert f"{s['bids']}:{s['bids']}:ro" in call
     sif = call.index("/img/bids_stroke.sif")
-    assert call[sif + 1:sif + 4] == [str(s["bids"]), str(s["out"]), "participant"]
-    assert "sub-03" in call[call.index("-w") + 1]
+    argv = call[sif + 1:]
+    assert argv[:3] == [str(s["bids"]), str(s["out"]), "participant"]
+    assert "sub-03" in argv[argv.index("-w") + 1]
+    assert argv[argv.index("--nprocs") + 1] == "1", "never N U-Nets on one GPU"
+    assert argv[argv.index("--device") + 1] == "cuda"
+    _parser_accepts(argv)
     assert (work_root / "bids_stroke_work" / "77_3_sub-03").is_dir(), "KEEP_WORK=1 keeps it"
+
+    # a failing run: non-zero exit, recorded for the group job, work dir kept
+    _stub(s["tmp"] / "bin", "bids_stroke", "exit 65\n")
+    env |= {"SLURM_ARRAY_TASK_ID": "1", "KEEP_WORK": "0"}
+    env.pop("SIF")
+    proc = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 65
+    assert _task_record(s["out"], "01")["exit_code"] == "65"
+    assert (work_root / "bids_stroke_work" / "77_1_sub-01").is_dir(), "kept to inspect/resume"
 
     # past the end of the list: a clear failure, not a run on nothing
     env["SLURM_ARRAY_TASK_ID"] = "4"
@@ -476,15 +579,27 @@ def test_slurm_participant_task(slurm_sandbox):
     assert s["calls"]() == []
 
 
-def test_slurm_group(slurm_sandbox):
+@pytest.mark.parametrize(("status_rc", "group_rc", "expected"),
+                         [(0, 0, 0), (1, 0, 1), (0, 65, 65), (1, 66, 1)])
+def test_slurm_group(slurm_sandbox, status_rc, group_rc, expected):
     s = slurm_sandbox
-    env = s["env"] | {"BIDS_DIR": str(s["bids"]), "OUT_DIR": str(s["out"])}
+    calls = s["tmp"] / "calls.jsonl"
+    _stub(s["tmp"] / "bin", "bids_stroke",
+          f"python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' bids_stroke \"$@\" "
+          f">> {calls}\n"
+          f'if [ "$1" = status ]; then exit {status_rc}; else exit {group_rc}; fi\n')
+    plist = s["tmp"] / "participants.txt"
+    plist.write_text("01\n")
+    env = s["env"] | {"BIDS_DIR": str(s["bids"]), "OUT_DIR": str(s["out"]),
+                      "PARTICIPANTS_FILE": str(plist)}
     proc = subprocess.run(["bash", str(SLURM_DIR / "group.sbatch")], env=env,
                           capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    (call,) = s["calls"]()
-    assert call[1:] == [str(s["bids"]), str(s["out"]), "group"]
-    _parser_accepts(call[1:])
+    assert proc.returncode == expected, proc.stderr
+    status_call, group_call = s["calls"]()
+    assert status_call[1:] == ["status", str(s["out"]), "--participants-file", str(plist)]
+    assert group_call[1:] == [str(s["bids"]), str(s["out"]), "group"], "group runs anyway"
+    _parser_accepts(group_call[1:])
+    assert ("failed or are missing" in proc.stderr) == (status_rc != 0)
 
 
 # --------------------------------------------------------------------------------------
@@ -517,6 +632,11 @@ def _copy_build_context(dest: Path) -> None:
 
 @pytest.mark.slow
 def test_fresh_install_matches_dockerfile_and_runs_offline(tmp_path):
+    """The Dockerfile's install commands in a fresh venv, then an offline run: the stand-in
+    for tests/test_image_build.py where the image cannot be built (not root, no buildah)."""
+    if os.geteuid() == 0 and shutil.which("buildah") and shutil.which("mmdebstrap"):
+        pytest.skip("covered by tests/test_image_build.py, which builds the Dockerfile with "
+                    "buildah and runs the image offline")
     timings: dict[str, float] = {}
     venv = tmp_path / "venv"
     python = venv / "bin" / "python"
@@ -527,41 +647,41 @@ def test_fresh_install_matches_dockerfile_and_runs_offline(tmp_path):
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
 
-    # Same command as the Dockerfile's RUN (parsed from it, so the two cannot drift).
-    argv, assignments = dockerfile_install_argv(str(python))
-    torch_spec = argv[4]
+    # The Dockerfile's install RUNs (parsed from it, so the two cannot drift): the hashed
+    # lock first, then the package. torch comes from pip's configured indexes here (the image
+    # adds PyTorch's CPU index): the lock's hash decides which file is acceptable.
+    steps = dockerfile_install_steps(str(python), str(context))
     base_env = {k: v for k, v in os.environ.items()
                 if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PIP_NO_CACHE_DIR", "PYTHONHOME")}
     base_env["PATH"] = os.pathsep.join(
         p for p in base_env["PATH"].split(os.pathsep) if not p.startswith(str(ROOT))
     )
-    install_env = base_env | assignments
-    # The image takes torch from the PyTorch CPU index; here pip's configured indexes must
-    # offer a CPU build of the same spec (or set TORCH_INDEX_URL yourself).
+    locked_torch = re.search(r"^torch==(\S+)", (ROOT / "requirements" / "lock.txt").read_text(),
+                             re.M).group(1)
+    torch_index = os.environ.get("TORCH_INDEX_URL", "")
     preflight = subprocess.run(
-        [str(python), "-m", "pip", "install", "--dry-run", "--quiet", "--report", "-",
-         *(["--index-url", os.environ["TORCH_INDEX_URL"]] if "TORCH_INDEX_URL" in os.environ
-           else []), torch_spec],
-        env=install_env, capture_output=True, text=True, timeout=600,
+        [str(python), "-m", "pip", "install", "--dry-run", "--no-deps", "--quiet",
+         *(["--extra-index-url", torch_index] if torch_index else []),
+         f"torch=={locked_torch}"],
+        env=base_env, capture_output=True, text=True, timeout=600,
     )
-    if preflight.returncode == 0:
-        report = json.loads(preflight.stdout)
-        resolved = {i["metadata"]["name"].lower() for i in report["install"]}
-        if any(name.startswith("nvidia-") for name in resolved):
-            pytest.skip(f"pip resolves {torch_spec} to a CUDA build here (would download GBs); "
-                        "rerun with TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu")
-
-    proc = subprocess.run(argv, cwd=context, env=install_env, capture_output=True, text=True,
-                          timeout=1800)
+    if preflight.returncode != 0:
+        pytest.skip(f"pip's configured indexes offer no torch=={locked_torch} here: rerun with "
+                    "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu")
+    for argv, assignments in steps:
+        assignments["TORCH_INDEX_URL"] = torch_index
+        assignments.pop("BIDS_STROKE_WHEELHOUSE", None)
+        proc = subprocess.run(argv, cwd=context, env=base_env | assignments, capture_output=True,
+                              text=True, timeout=1800)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     timings["install"] = time.monotonic() - t0
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
     listed = subprocess.run([str(python), "-m", "pip", "list", "--format=json"], env=base_env,
                             capture_output=True, text=True, check=True)
     packages = {p["name"].lower(): p["version"] for p in json.loads(listed.stdout)}
     nvidia = sorted(n for n in packages if n.startswith("nvidia-"))
     assert not nvidia, f"CUDA runtime wheels were installed: {nvidia}"
-    assert packages["torch"].split("+")[0] == torch_spec.split("==")[1]
+    assert packages["torch"] == locked_torch
     assert "bids_stroke" in packages or "bids-stroke" in packages
 
     # A self-contained runtime: no repository on sys.path, a fresh HOME, private caches.

@@ -251,6 +251,20 @@ def test_fetch_installs_labelled_standin(offline: Path, monkeypatch, capsys) -> 
 
 
 @pytest.mark.network_free
+def test_fetch_no_standin_fails_loudly(offline: Path, monkeypatch, capsys) -> None:
+    """Image builds without ALLOW_TEMPLATE_STANDIN: no TemplateFlow file -> exit 1, nothing
+    installed (a stand-in must never hide behind TemplateFlow's names silently)."""
+    _forbid_network(monkeypatch)
+    assert tpl.main(["fetch", "--dest", str(offline), "--no-standin"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot fetch" in err and "ALLOW_TEMPLATE_STANDIN=1" in err
+    folder = offline / f"tpl-{TEMPLATE}"
+    # (TemplateFlow's package may leave its empty placeholder there, never a usable image)
+    assert not tpl.is_valid_nifti(folder / T1W_NAME)
+    assert not (folder / tpl.STANDIN_MARKER).exists()
+
+
+@pytest.mark.network_free
 def test_templateflow_api_returns_fetched_files(offline: Path) -> None:
     """TemplateFlow's own client returns the installed files without the network."""
     tpl.fetch(offline)

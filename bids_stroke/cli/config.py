@@ -250,6 +250,9 @@ def settings_from_cli(opts: Any, argv: list[str] | None = None) -> Settings:
     work_dir = Path(opts.work_dir).absolute() if opts.work_dir else None
     db = Path(opts.bids_database_dir).absolute() if opts.bids_database_dir else None
     check_paths(bids_dir, output_dir, work_dir, db)
+    if opts.prepare and "group" in opts.analysis_level:
+        raise CLIError("--prepare goes with the participant level only: run the group level "
+                       "after the array", P.EXIT_USAGE)
     overrides = cli_overrides(opts)
     base = _base_settings(opts)
     execution = overrides.setdefault("execution", {})

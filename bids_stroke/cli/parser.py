@@ -65,8 +65,12 @@ def build_parser() -> ArgumentParser:
             "segmentation model sees? Degrades each T1w (crude decimation, linear resampling, "
             "thick slices, k-space truncation), segments every condition with a 3D U-Net and "
             "scores it against the native lesion mask.\n\n"
-            "Other commands: 'bids_stroke demo OUT' (demo dataset), "
-            "'bids_stroke train BIDS_DIR OUT' (train a model); see their --help."
+            "Other commands (see their --help): 'bids_stroke demo OUT' (demo dataset), "
+            "'bids_stroke train BIDS_DIR OUT' (train a model), 'bids_stroke model info|export' "
+            "(describe or export a model), 'bids_stroke export BIDS_DIR OUT' and "
+            "'bids_stroke score BIDS_DIR OUT' (score any segmentation tool), "
+            "'bids_stroke status OUT --participants-file FILE' (who completed, failed or is "
+            "missing after a batch submission)."
         ),
         epilog=(
             "examples:\n"
@@ -332,8 +336,10 @@ def build_parser() -> ArgumentParser:
         "--prepare",
         action="store_true",
         default=None,
-        help="only check the inputs, index the dataset (--bids-database-dir) and write the "
-        "dataset-level files, then exit (run once before a SLURM array)",
+        help="participant level only: validate and check the inputs, build the pybids database "
+        "(--bids-database-dir) and write the dataset-level files of output_dir, then exit "
+        "without processing anyone. Run it once before a SLURM array, whose tasks then only "
+        "read them",
     )
     g_perf.add_argument(
         "--lock-wait",

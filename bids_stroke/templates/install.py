@@ -69,7 +69,7 @@ def download(client: Any, template: str, suffix: str, desc: str | None) -> Path 
 
 
 def _fetch_one(home: Path, client: Any, template: str, suffix: str, desc: str | None,
-               marker: dict) -> tuple[str, str]:
+               marker: dict, allow_standin: bool = True) -> tuple[str, str]:
     """Make one file real under ``home``; returns (file name, source)."""
     found = local_file(home, template, suffix, desc, 1)
     if found is not None and found.source == "templateflow":
@@ -82,8 +82,13 @@ def _fetch_one(home: Path, client: Any, template: str, suffix: str, desc: str | 
         if got is not None:
             marker.pop(got.name, None)
             return got.name, "templateflow"
-    standin = standin_file(template, suffix, desc, cache_dir())
     name = templateflow_filename(template, suffix, desc, 1)
+    if not allow_standin:
+        raise TemplateError(
+            f"cannot fetch {name} from TemplateFlow (no network, or its server unreachable) "
+            "and stand-ins are not allowed: build with network, or allow nilearn's stand-in "
+            "(Docker: --build-arg ALLOW_TEMPLATE_STANDIN=1)")
+    standin = standin_file(template, suffix, desc, cache_dir())
     if standin is None:
         raise TemplateError(f"cannot fetch {name} and no stand-in exists for it")
     target = atomic_copy(standin, home / f"tpl-{template}" / name)
@@ -92,19 +97,21 @@ def _fetch_one(home: Path, client: Any, template: str, suffix: str, desc: str | 
     return name, "nilearn-standin"
 
 
-def fetch(dest: str | os.PathLike[str] | None = None, template: str = DEFAULT_TEMPLATE
-          ) -> dict[str, str]:
+def fetch(dest: str | os.PathLike[str] | None = None, template: str = DEFAULT_TEMPLATE, *,
+          allow_standin: bool = True) -> dict[str, str]:
     """Populate ``dest`` (default ``TEMPLATEFLOW_HOME``) with the template T1w and brain mask.
 
     TemplateFlow is asked first (unless ``BIDS_STROKE_OFFLINE=1``); a file it cannot provide
     is replaced by the nilearn stand-in copied under TemplateFlow's exact name and listed in
-    ``tpl-<template>/.bids_stroke-standin.json``. Returns ``{file name: source}``.
+    ``tpl-<template>/.bids_stroke-standin.json`` — unless ``allow_standin`` is false: then
+    :class:`TemplateError` is raised (image builds that must hold TemplateFlow's real files).
+    Returns ``{file name: source}``.
     """
     home = Path(dest).absolute() if dest is not None else templateflow_home()
     folder = home / f"tpl-{template}"
     marker = read_marker(folder)
     client = None if is_offline() else templateflow_client(home)
-    report = dict(_fetch_one(home, client, template, suffix, desc, marker)
+    report = dict(_fetch_one(home, client, template, suffix, desc, marker, allow_standin)
                   for suffix, desc in NEEDED)
     marker_path = folder / STANDIN_MARKER
     if marker:
@@ -125,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_fetch.add_argument("--dest", type=Path, default=None,
                          help="TemplateFlow home to populate (default: $TEMPLATEFLOW_HOME)")
     p_fetch.add_argument("--template", default=DEFAULT_TEMPLATE)
+    p_fetch.add_argument("--no-standin", action="store_true",
+                         help="fail (exit 1) instead of installing the nilearn stand-in when "
+                         "TemplateFlow cannot provide a file")
     p_info = sub.add_parser("info", help="print the template provenance as JSON")
     p_info.add_argument("--template", default=DEFAULT_TEMPLATE)
     p_info.add_argument("--resolution", type=int, default=1)
@@ -132,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "fetch":
-            report = fetch(args.dest, args.template)
+            report = fetch(args.dest, args.template, allow_standin=not args.no_standin)
             home = args.dest.absolute() if args.dest is not None else templateflow_home()
             print(json.dumps({"templateflow_home": str(home), "files": report}, indent=2))
         else:
