@@ -279,6 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bids_stroke.cli.demo import main as demo_main
 
         return demo_main(argv[1:])
+    if argv and argv[0] == "model":
+        from bids_stroke.cli.model import main as model_main
+
+        return model_main(argv[1:])
     if argv and argv[0] == "train":
         from bids_stroke.cli.train import main as train_main
 

@@ -159,7 +159,7 @@ class ModelSpec:
             f"kind:       {self.kind}",
             f"channels:   {', '.join(self.channels)}",
             f"space:      {space}",
-            f"threshold:  {self.threshold:g}",
+            f"threshold:  {self.threshold:.9g} (probability >= threshold is lesion)",
             f"sha256:     {self.checksum}",
         ]
         if self.lesion_labels is not None:
@@ -337,27 +337,26 @@ def resolve_spec(
             if key not in merged:
                 merged[key], origin[key] = value, name
     assumed = []
-    for key in ("channels", "space", "resolution_mm", "threshold"):
+    for key in ("channels", "space", "threshold"):
         if key not in merged:
             if key not in defaults:
+                hint = " or pass --channels" if key == "channels" else ""
                 raise _err(
                     source,
                     f"the model does not say its input {key}; write a sidecar "
-                    f"{_sidecar_hint(source)} or pass --channels",
+                    f"{_sidecar_hint(source)}{hint}",
                 )
             merged[key], origin[key] = defaults[key], "default"
             assumed.append(key)
     if merged["space"] == "native":
-        if origin.get("resolution_mm", "default") != "default" and merged["resolution_mm"]:
+        if origin.get("resolution_mm", "").startswith("sidecar:") and merged["resolution_mm"]:
             raise _err(origin["resolution_mm"].removeprefix("sidecar:"),
                        "'resolution_mm' applies to template space only (space is native)")
         merged["resolution_mm"] = None
-        if "resolution_mm" in assumed:
-            assumed.remove("resolution_mm")
     elif merged.get("resolution_mm") is None:
-        merged["resolution_mm"], origin["resolution_mm"] = 1.0, "default"
-        if "resolution_mm" not in assumed:
-            assumed.append("resolution_mm")
+        merged["resolution_mm"] = defaults.get("resolution_mm", 1.0)
+        origin["resolution_mm"] = "default"
+        assumed.append("resolution_mm")
     if kind != "nnunet" and "lesion_labels" in merged:
         raise _err(origin["lesion_labels"].removeprefix("sidecar:"),
                    "'lesion_labels' applies to nnU-Net models only")

@@ -42,6 +42,7 @@ from bids_stroke.model.memory import nnunet_memory_gb
 from bids_stroke.model.spec import ModelSpec, map_nnunet_channels, resolve_spec
 
 __all__ = [
+    "ARGMAX_THRESHOLD",
     "CHECKPOINT_NAMES",
     "NnUNetSegmenter",
     "find_folds",
@@ -52,6 +53,9 @@ __all__ = [
 
 LOGGER = logging.getLogger("bids_stroke")
 CHECKPOINT_NAMES = {"final": "checkpoint_final.pth", "best": "checkpoint_best.pth"}
+#: nnU-Net's argmax of a background/lesion softmax gives exact ties to background, so its rule
+#: is ``p > 0.5``; for float32 probabilities that is ``p >= nextafter(0.5, 1)``.
+ARGMAX_THRESHOLD = float(np.nextafter(np.float32(0.5), np.float32(1)))
 _LESION_NAME = re.compile(r"lesion|stroke|infarct|core", re.IGNORECASE)
 TRUST_HELP = (
     "pass --trust-model-code to unpickle it anyway (this runs code stored in the file: only "
@@ -265,7 +269,7 @@ class NnUNetSegmenter(Segmenter):
         if lesion is not None:
             embedded["lesion_labels"] = lesion
         if lesion is not None and len(lesion) == 1 and len(self.label_manager.all_labels) == 2:
-            embedded["threshold"] = 0.5  # argmax of a background/lesion softmax
+            embedded["threshold"] = ARGMAX_THRESHOLD
         spec = resolve_spec(kind="nnunet", source=self.folder, checksum=h.hexdigest(),
                             embedded=embedded, defaults=defaults, channels=channels)
         if spec.lesion_labels is None:
@@ -345,8 +349,9 @@ class NnUNetSegmenter(Segmenter):
     def dry_run(self) -> tuple[tuple[int, int, int], np.ndarray]:
         strides = self.configuration_manager.network_arch_init_kwargs.get("strides")
         dims = len(self.configuration_manager.patch_size)
-        total = [int(np.prod([s[a] for s in strides])) for a in range(dims)] if strides else [
-            16] * dims
+        # twice the total stride: instance norm needs more than one voxel at the bottleneck
+        total = [2 * int(np.prod([s[a] for s in strides])) for a in range(dims)] if strides \
+            else [32] * dims
         shape = tuple(total[-3:]) if dims == 3 else (1, *total)
         x = torch.from_numpy(np.random.default_rng(0).normal(
             size=(1, self.spec.n_channels, *shape)).astype(np.float32))
