@@ -181,6 +181,11 @@ class NnUNetSegmenter(Segmenter):
             raise ModelLoadError(f"{folder}: no fold_*/{ckpt_name}; train a fold or pick "
                                  "--checkpoint best/final")
         files = [folder / f"fold_{f}" / ckpt_name for f in use]
+        for f, path in zip(use, files, strict=True):
+            if not path.is_file():
+                have = ", ".join(str(x) for x in find_folds(folder, ckpt_name)) or "none"
+                raise ModelLoadError(f"{folder}: fold {f} has no {ckpt_name} (folds with it: "
+                                     f"{have}); pick --folds among them")
         ckpts = [read_nnunet_checkpoint(p, trust_model_code=trust_model_code) for p in files]
         self.folds = use
         self._setup(ckpts, select_device(device), tta)
