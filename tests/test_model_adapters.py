@@ -123,3 +123,24 @@ def test_two_channel_native_isles_stays_on_grid(tmp_path: Path) -> None:
     assert prob.shape == stack.shape and prob.dtype == np.float32
     assert np.isfinite(prob).all() and 0 <= prob.min() and prob.max() <= 1
     assert nib.load(str(files[0])).shape[:3] == prob.shape
+
+
+def test_segment_interface_two_channels(tmp_path: Path, monkeypatch) -> None:
+    from bids_stroke.interfaces.segment import SegmentImage
+
+    stack = synthetic_stack(2, (12, 14, 10), seed=5)
+    affine = np.diag([2.0, 2.0, 2.5, 1.0])
+    files = []
+    for c, name in enumerate(("dwi", "adc")):
+        files.append(str(tmp_path / f"sub-01_{name}.nii.gz"))
+        nib.Nifti1Image(stack.data[c], affine).to_filename(files[-1])
+    ckpt = _two_channel_ckpt(tmp_path / "two.pt")
+    monkeypatch.chdir(tmp_path)
+    res = SegmentImage(in_files=files, model=str(ckpt), device="cpu", precision="fp32").run()
+    prob = nib.load(res.outputs.out_probseg)
+    assert prob.shape == stack.shape and np.allclose(prob.affine, affine)
+    assert res.outputs.model_spec["channels"] == ["dwi", "adc"]
+    assert res.outputs.threshold == 0.5
+    direct = open_model(ckpt, device="cpu", precision="fp32").predict(
+        ChannelStack(stack.data, affine))
+    np.testing.assert_allclose(np.asarray(prob.dataobj), direct, atol=1e-6)

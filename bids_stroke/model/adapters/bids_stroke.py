@@ -53,8 +53,7 @@ class BidsStrokeSegmenter(Segmenter):
             channels=channels,
         )
         self.info: dict[str, Any] = {
-            **self.model.info,
-            "kind": self.kind,
+            **self.model.info,  # "kind" stays "bids_stroke-unet"/"torchscript" as before
             "spec": self.spec.to_dict(),
             "precision": precision,
             "mode": mode,

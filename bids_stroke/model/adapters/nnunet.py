@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import io
 import json
 import logging
@@ -236,9 +237,16 @@ class NnUNetSegmenter(Segmenter):
                 "the package that defines it, or export the model to ONNX"
             )
         lm = pm.get_label_manager(self.dataset_json)
-        network = trainer.build_network_architecture(
-            pm, cm, n_in, lm.num_segmentation_heads, enable_deep_supervision=False
-        )
+        if "plans_manager" in inspect.signature(trainer.build_network_architecture).parameters:
+            network = trainer.build_network_architecture(
+                pm, cm, n_in, lm.num_segmentation_heads, enable_deep_supervision=False
+            )
+        else:  # nnunetv2 < 2.6 signature
+            network = trainer.build_network_architecture(
+                cm.network_arch_class_name, cm.network_arch_init_kwargs,
+                cm.network_arch_init_kwargs_req_import, n_in, lm.num_segmentation_heads,
+                enable_deep_supervision=False,
+            )
         params = [c["network_weights"] for c in ckpts]
         try:
             network.load_state_dict(params[0])
