@@ -144,3 +144,16 @@ def test_segment_interface_two_channels(tmp_path: Path, monkeypatch) -> None:
     direct = open_model(ckpt, device="cpu", precision="fp32").predict(
         ChannelStack(stack.data, affine))
     np.testing.assert_allclose(np.asarray(prob.dataobj), direct, atol=1e-6)
+
+
+def test_torchscript_embedded_spec_as_in_readme(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = UNet3D(UNetConfig(base_channels=4, depth=2)).eval()
+    path = tmp_path / "flair_unet.ts"
+    meta = {"model_spec": {"channels": ["FLAIR"], "space": "MNI152NLin2009aSym",
+                           "resolution_mm": 1}}
+    torch.jit.save(torch.jit.script(net), str(path),
+                   _extra_files={"bids_stroke.json": json.dumps(meta)})
+    spec = open_model(path, device="cpu").spec
+    assert spec.channels == ("FLAIR",) and spec.assumed == ("threshold",)
+    assert dict(spec.origin)["channels"] == "model"
