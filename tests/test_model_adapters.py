@@ -157,3 +157,30 @@ def test_torchscript_embedded_spec_as_in_readme(tmp_path: Path) -> None:
     spec = open_model(path, device="cpu").spec
     assert spec.channels == ("FLAIR",) and spec.assumed == ("threshold",)
     assert dict(spec.origin)["channels"] == "model"
+
+
+_MEASURE = """
+import resource, sys, torch
+from bids_stroke.model.adapters import open_model, synthetic_stack
+torch.set_num_threads(1)
+seg = open_model(None, device="cpu", precision="fp32", mode="full")
+seg.predict(synthetic_stack(1, (16, 16, 16)))
+stack = synthetic_stack(1, (160, 160, 160))
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+seg.predict(stack)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024**2)
+"""
+
+
+def test_memory_estimate_against_measured_peak() -> None:
+    """Independent check of bids_stroke.model.memory: the peak RSS growth of a full-volume
+    prediction in a fresh process (Linux ru_maxrss, KiB)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _MEASURE], capture_output=True, text=True,
+                         check=True, timeout=600)
+    measured = float(out.stdout.strip().splitlines()[-1])
+    estimate = open_model(None, device="cpu", precision="fp32",
+                          mode="full").estimate_memory_gb((160, 160, 160))
+    assert 0.9 * measured <= estimate <= 3 * measured, (measured, estimate)

@@ -2,7 +2,7 @@
 
 The estimates count the float32 tensors alive at the peak of a forward pass of an
 encoder-decoder network under :func:`torch.inference_mode` (no gradients): the retained skip
-connections of every level plus about seven full-resolution feature maps at the top level
+connections of every level plus about eight full-resolution feature maps at the top level
 (decoder input, concatenation, convolution and normalisation outputs), and the whole-volume
 buffers of the prediction (input channels, probability, sliding-window accumulators). They are
 deliberately on the high side (no credit for bf16 autocast or in-place operations).
@@ -19,7 +19,7 @@ __all__ = ["GB", "encoder_decoder_bytes", "nnunet_memory_gb", "unet_memory_gb"]
 
 GB = 1024**3
 _BYTES = 4  # float32
-_TOP_MAPS = 7
+_TOP_MAPS = 8
 
 
 def encoder_decoder_bytes(features: Sequence[int], voxels_per_level: Sequence[float]) -> float:
