@@ -39,6 +39,7 @@ from bids_stroke.conditions import Condition, parse_condition, resolve_slice_axi
 __all__ = [
     "FWHM_TO_SIGMA",
     "apply_condition",
+    "check_condition_fits",
     "crude_decimate",
     "degrade_mask",
     "kspace_truncate",
@@ -446,6 +447,26 @@ def kspace_truncate(
 
 
 # ----------------------------------------------------------------------------- dispatch
+def check_condition_fits(condition: Condition | str, shape: Sequence[int],
+                         zooms: Sequence[float]) -> None:
+    """Raise ``ValueError`` (the reason) when ``condition`` cannot apply to a volume of this
+    shape and voxel size — the same rules :func:`apply_condition` enforces, without data, so
+    impossible conditions (``crude:1e9``, ``kspace:1000``) are refused before any work."""
+    cond = parse_condition(condition)
+    z = _check_zooms(zooms)
+    shape3 = tuple(int(n) for n in shape[:3])
+    if cond.kind in ("crude", "linear", "kspace"):
+        _check_length(shape3, cond.factors, cond.spec)
+    elif cond.kind == "thick":
+        ax = resolve_slice_axis(z, cond.params["axis"])
+        t = float(cond.params["thickness_mm"])
+        if shape3[ax] < t / z[ax] - _EPS:
+            raise ValueError(
+                f"{cond.spec}: axis {ax} spans {shape3[ax] * z[ax]:g} mm ({shape3[ax]} voxels "
+                f"of {z[ax]:g} mm), thinner than one {t:g} mm slice"
+            )
+
+
 def apply_condition(
     data: np.ndarray, zooms: Sequence[float], condition: Condition | str
 ) -> np.ndarray:

@@ -68,6 +68,9 @@ class SubjectInputs:
     mask: Path | None
     space: str | None
     entities: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+    suffix: str = "T1w"
+    #: the model's other input channels: ``(suffix, path, on the image's grid)``
+    channels: tuple[tuple[str, Path, bool], ...] = field(default=(), compare=False, hash=False)
 
     @property
     def key(self) -> str:
@@ -441,6 +444,7 @@ def collect_subjects(
                 mask=mask,
                 space=ents.get("space"),
                 entities={k: v for k, v in ents.items() if k in ("acq", "rec", "run", "ce")},
+                suffix=suffix,
             )
         )
     keys = [s.key for s in out]
@@ -452,3 +456,65 @@ def collect_subjects(
             exit_code=65,
         )
     return out
+
+
+def _same_grid(a: Path, b: Path, atol: float = 1e-3) -> bool:
+    import nibabel as nb
+    import numpy as np
+
+    ia, ib = nb.load(str(a)), nb.load(str(b))
+    return ia.shape[:3] == ib.shape[:3] and bool(np.allclose(ia.affine, ib.affine, atol=atol))
+
+
+def find_channel(image: Path, suffix: str) -> list[Path]:
+    """Files of the same subject/session (and acq/run when the image has them) with another
+    suffix, in any datatype folder of the session (ISLES'22: ``dwi/..._adc``,
+    ``anat/..._FLAIR``)."""
+    ents = file_entities(image)
+    session_dir = image.parent.parent
+    found = []
+    for path in sorted(session_dir.glob(f"*/sub-{ents['sub']}_*")):
+        if not path.name.endswith(NIFTI_EXTENSIONS):
+            continue
+        other = file_entities(path)
+        if other.get("suffix") != suffix or "desc" in other or "label" in other:
+            continue
+        if any(other.get(e) != ents.get(e) for e in ("ses", "space")):
+            continue
+        if any(e in ents and e in other and other[e] != ents[e] for e in ("acq", "run")):
+            continue
+        found.append(path)
+    return found
+
+
+def attach_channels(
+    subjects: Sequence[SubjectInputs], channels: Sequence[str]
+) -> tuple[list[SubjectInputs], list[tuple[SubjectInputs, str]]]:
+    """Give each subject the model's other channels (``channels`` minus its own suffix).
+
+    Returns ``(usable, [(subject, reason), ...])``: a missing or ambiguous channel leaves
+    that subject out with a one-line reason, the others go on.
+    """
+    from dataclasses import replace
+
+    good: list[SubjectInputs] = []
+    bad: list[tuple[SubjectInputs, str]] = []
+    for subject in subjects:
+        extra = []
+        problem = None
+        for suffix in channels:
+            if suffix == subject.suffix:
+                continue
+            found = find_channel(subject.image, suffix)
+            if len(found) != 1:
+                what = "no" if not found else f"{len(found)} candidate"
+                problem = (f"{subject.image}: the model needs a '{suffix}' channel and {what} "
+                           f"'{suffix}' image of this session was found; add it (same sub/ses"
+                           f"/acq/run entities) or select the channels with --channels")
+                break
+            extra.append((suffix, found[0], _same_grid(subject.image, found[0])))
+        if problem:
+            bad.append((subject, problem))
+        else:
+            good.append(replace(subject, channels=tuple(extra)))
+    return good, bad

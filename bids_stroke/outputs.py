@@ -10,15 +10,29 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from bids_stroke.__about__ import __version__
+from bids_stroke.atomic import atomic_copy, atomic_write_bytes, atomic_write_json, atomic_write_text
 from bids_stroke.config import container_info
+
+__all__ = [
+    "BIDSIGNORE",
+    "BIDS_VERSION",
+    "ENTITY_ORDER",
+    "atomic_copy",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "build_name",
+    "check_output_modality",
+    "dataset_description",
+    "datatype_of",
+    "subject_dir",
+    "write_dataset_files",
+]
 
 BIDS_VERSION = "1.10.0"
 #: BIDS entity order (subset used here), from the specification's entity table
@@ -60,62 +74,6 @@ def subject_dir(subject: str, session: str | None, datatype: str = "anat") -> Pa
     return rel / datatype
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file + ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Text variant of :func:`atomic_write_bytes` (UTF-8)."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, content: Any) -> Path:
-    """JSON with sorted keys and a trailing newline (stable bytes for identical content)."""
-    return atomic_write_text(path, json.dumps(content, indent=2, sort_keys=True) + "\n")
-
-
-def atomic_copy(src: Path, dst: Path) -> Path:
-    """Copy ``src`` to ``dst`` atomically (temporary file in ``dst``'s folder)."""
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return dst
-
-
-def write_tsv(path: Path, rows: Iterable[Mapping[str, Any]], columns: list[str]) -> Path:
-    """A TSV with ``n/a`` for missing values, written atomically."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow(["n/a" if row.get(c) is None else row[c] for c in columns])
-    return atomic_write_text(path, buf.getvalue())
-
-
 def dataset_description(bids_dir: Path, pipeline_name: str) -> dict[str, Any]:
     """``dataset_description.json`` of the derivatives (DatasetType derivative)."""
     source: dict[str, Any] = {"URL": Path(bids_dir).absolute().as_uri()}
@@ -130,27 +88,27 @@ def dataset_description(bids_dir: Path, pipeline_name: str) -> dict[str, Any]:
                     source["Name"] = content["Name"]
         except (OSError, json.JSONDecodeError):
             pass
+    generated: dict[str, Any] = {
+        "Name": "bids_stroke",
+        "Version": __version__,
+        "Description": "Resolution degradation, lesion segmentation and metrics",
+        "CodeURL": "https://github.com/bids-stroke/bids_stroke",
+    }
     container = container_info()
+    if container is not None:  # only when really running inside one
+        generated["Container"] = container
     return {
         "Name": f"bids_stroke derivatives ({pipeline_name})",
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
-        "GeneratedBy": [
-            {
-                "Name": "bids_stroke",
-                "Version": __version__,
-                "Description": "Resolution degradation, 3D U-Net lesion segmentation and metrics",
-                "CodeURL": "https://github.com/bids-stroke/bids_stroke",
-                "Container": container,
-            }
-        ],
+        "GeneratedBy": [generated],
         "SourceDatasets": [source],
         "DatasetLinks": {"raw": Path(bids_dir).absolute().as_uri()},
         "HowToAcknowledge": "Cite bids_stroke and the source dataset.",
     }
 
 
-STATE_FILE = ".bids_stroke.json"
+STATE_FILE = ".bids_stroke/dataset.json"
 
 
 def check_output_modality(output_dir: Path, suffix: str) -> None:
@@ -171,21 +129,42 @@ def check_output_modality(output_dir: Path, suffix: str) -> None:
     atomic_write_json(state, {"modality": suffix})
 
 
+README_TEXT = """# bids_stroke derivatives
+
+Written by bids_stroke {version} ({study} study). Every subject folder holds, per resolution
+condition (`desc-<condition>`, listed in `descriptions.tsv`): the degraded image(s), the
+model's lesion probability (`_probseg`) and mask (`_mask`), and the metric tables
+(`_segmetrics.tsv`, `_lesions.tsv`, with JSON data dictionaries). Files with `space-<template>`
+lie on the template grid the model ran on; files without `space-` lie on the subject's own
+(native) grid, where metrics are computed against the native lesion mask. Subject reports are
+`sub-*.html`; group-level tables and the report are `group_*`.
+
+`.bids_stroke/` holds the run state: per-subject manifests (`subjects/*.json`: every file with
+its sha256 and what produced each condition), locks and unfinished commits. `logs/` holds the
+settings of every run (`config-<run>.json`, replayable with `--config-file`), including its
+full command line.
+"""
+
+
 def write_dataset_files(
     output_dir: Path,
     bids_dir: Path,
     pipeline_name: str,
     descriptions: list[dict[str, str]],
+    *,
+    command: str = "",
 ) -> None:
-    """Write ``dataset_description.json``, ``descriptions.tsv`` and ``.bidsignore``.
+    """Write ``dataset_description.json``, ``descriptions.tsv``, ``README.md`` and
+    ``.bidsignore`` (the caller holds the dataset lock).
 
     ``descriptions.tsv`` is merged with an existing one (rows keyed by ``desc_id``), so runs
-    of different pipelines into one folder keep every label documented.
+    of different studies into one folder keep every label documented. Files whose content
+    would not change are not rewritten (array tasks only read them).
     """
     output_dir = Path(output_dir)
-    atomic_write_json(
-        output_dir / "dataset_description.json", dataset_description(bids_dir, pipeline_name)
-    )
+    _write_if_changed(output_dir / "dataset_description.json",
+                      json.dumps(dataset_description(bids_dir, pipeline_name), indent=2,
+                                 sort_keys=True) + "\n")
     rows: dict[str, dict[str, str]] = {}
     existing = output_dir / "descriptions.tsv"
     if existing.is_file():
@@ -198,7 +177,14 @@ def write_dataset_files(
         desc_id = desc_id if desc_id.startswith("desc-") else f"desc-{desc_id}"
         rows[desc_id] = {**row, "desc_id": desc_id}
     columns = ["desc_id", "description", "condition"]
-    write_tsv(existing, [rows[k] for k in sorted(rows)], columns)
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    writer.writerow(columns)
+    for key in sorted(rows):
+        writer.writerow(["n/a" if rows[key].get(c) is None else rows[key][c] for c in columns])
+    _write_if_changed(existing, buf.getvalue())
+    _write_if_changed(output_dir / "README.md", README_TEXT.format(
+        version=__version__, study=pipeline_name))
     atomic_write_json(
         output_dir / "descriptions.json",
         {
@@ -210,4 +196,13 @@ def write_dataset_files(
             },
         },
     )
-    atomic_write_text(output_dir / ".bidsignore", "\n".join(BIDSIGNORE) + "\n")
+    _write_if_changed(output_dir / ".bidsignore", "\n".join(BIDSIGNORE) + "\n")
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write_text(path, text)

@@ -1,23 +1,25 @@
-"""Declarative study definitions (``pipelines/*.yml``) and their schema.
+"""Declarative study definitions (``pipelines/*.yml``): reading them safely.
 
-A pipeline file names the resolution conditions of a study and the settings of each stage::
+A study file names the resolution conditions of a study and the settings of each stage::
 
     name: atlas_resolution
     description: ...
-    conditions: [native, crude:2, linear:2, thick:5]
+    conditions: [native, crude:2, linear:2]
     segmentation: {threshold: 0.5, min_size: 0, tta: false, mode: auto}
     metrics: {connectivity: 26, tolerance_mm: 2.0}
     registration: {kind: affine}
     outputs: {save_degraded: true, save_degraded_masks: false}
-    group: {metrics: [dice, hd95, lesion_f1, abs_volume_diff_ml], alpha: 0.05}
+    group: {metrics: [dice, hd95], alpha: 0.05}
 
-Every section is optional except ``conditions``; unknown keys are refused with an error that
-names the file and the key.
+Every section is optional except ``conditions``. The keys and their checks are those of
+:mod:`bids_stroke.settings` — the very code that checks the command line — so a value refused
+on the command line is refused in a study file with the same reason. Files are read with
+limits (size, YAML events, aliases, nesting) before anything is built, so a hostile file
+("billion laughs") is refused in milliseconds.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,83 +28,63 @@ from typing import Any
 
 import yaml
 
-#: schema: section -> {key: (type(s), default)}; ``None`` default = required or no default
-SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
-    "segmentation": {
-        "threshold": ((float, int), 0.5),
-        "min_size": ((int,), 0),
-        "tta": ((bool,), False),
-        "mode": ((str,), "auto"),
-        "precision": ((str,), "auto"),
-    },
-    "metrics": {
-        "connectivity": ((int,), 26),
-        "tolerance_mm": ((float, int), 2.0),
-    },
-    "registration": {
-        "kind": ((str,), "affine"),
-    },
-    "outputs": {
-        "save_degraded": ((bool,), True),
-        "save_degraded_masks": ((bool,), False),
-    },
-    "group": {
-        "metrics": ((list,), ["dice", "hd95", "lesion_f1", "abs_volume_diff_ml"]),
-        "alpha": ((float, int), 0.05),
-        "n_boot": ((int,), 2000),
-    },
-}
-TOP_LEVEL = {"name", "description", "conditions", *SCHEMA}
-CHOICES = {
-    ("segmentation", "mode"): ("auto", "full", "sliding"),
-    ("segmentation", "precision"): ("auto", "fp32", "bf16", "fp16"),
-    ("registration", "kind"): ("affine", "rigid", "syn"),
-    ("metrics", "connectivity"): (6, 18, 26),
-}
-DEFAULT_PIPELINE = "atlas_resolution"
+from bids_stroke.settings import (
+    DEFAULT_STUDY,
+    STUDY_FILE_SECTIONS,
+    Settings,
+    SettingsError,
+    settings_from_layers,
+    thaw,
+)
+
+TOP_LEVEL = {"name", "description", "conditions", *STUDY_FILE_SECTIONS}
+DEFAULT_PIPELINE = DEFAULT_STUDY
+#: limits of a study file (a real one is < 2 KiB with no alias at all)
+MAX_BYTES = 256 * 1024
+MAX_EVENTS = 20_000
+MAX_ALIASES = 16
+MAX_DEPTH = 16
 
 
-class PipelineError(ValueError):
-    """A pipeline file is malformed (one-line message naming the file and the key)."""
+class PipelineError(SettingsError):
+    """A study file is unreadable or malformed (one line naming the file and the key)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pipeline:
-    """A validated study definition."""
+    """A validated study: its own fields and the settings it implies (defaults <- file)."""
 
     name: str
     description: str
-    conditions: list[str]
-    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    conditions: tuple[str, ...]
+    settings: Settings = field(repr=False)
     source: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def section(self, name: str) -> dict[str, Any]:
-        """Settings of one section with defaults filled in."""
-        return self.settings[name]
+        """Settings of one section with defaults filled in (JSON form)."""
+        return dict(self.settings.to_dict()[name])
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON/YAML-serialisable form (as recorded in the outputs' provenance)."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "conditions": list(self.conditions),
-            **copy.deepcopy(self.settings),
-            "source": self.source,
-        }
+        """JSON form (as recorded in provenance)."""
+        out = {"name": self.name, "description": self.description,
+               "conditions": list(self.conditions), "source": self.source}
+        out.update({s: self.section(s) for s in STUDY_FILE_SECTIONS})
+        return out
 
 
 def pipelines_dir() -> Path:
-    """Folder of the bundled pipeline files (``pipelines/`` of the repository)."""
+    """Folder of the bundled study files (``pipelines/`` of the repository)."""
     return Path(str(resources.files("bids_stroke") / "data" / "pipelines"))
 
 
 def available_pipelines() -> list[str]:
-    """Names of the bundled pipelines."""
+    """Names of the bundled study files."""
     return sorted(p.stem for p in pipelines_dir().glob("*.yml"))
 
 
 def resolve_pipeline_path(name_or_path: str | Path) -> Path:
-    """A path to an existing file, or the name of a bundled pipeline (with or without .yml)."""
+    """A path to an existing file, or the name of a bundled study (with or without .yml)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
@@ -110,23 +92,63 @@ def resolve_pipeline_path(name_or_path: str | Path) -> Path:
     if bundled.is_file():
         return bundled
     raise PipelineError(
-        f"pipeline {str(name_or_path)!r} not found: give a YAML file or one of "
+        f"study {str(name_or_path)!r} not found: give a YAML file or one of "
         + ", ".join(available_pipelines())
     )
 
 
-def _check_type(where: str, value: Any, types: tuple[type, ...]) -> Any:
-    if bool in types or not isinstance(value, bool):
-        if isinstance(value, types):
-            return float(value) if float in types and not isinstance(value, bool) else value
-    names = "/".join(t.__name__ for t in types)
-    raise PipelineError(f"{where} must be {names}, got {value!r}")
+def _check_events(text: str, source: str) -> None:
+    """Refuse YAML that is too large, too deep or uses aliases beyond a small budget.
+
+    Only the parser's event stream is read (nothing is constructed), so this costs
+    microseconds per event whatever the aliases would expand to.
+    """
+    events = aliases = depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        events += 1
+        if isinstance(event, yaml.AliasEvent):
+            aliases += 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        if events > MAX_EVENTS or aliases > MAX_ALIASES or depth > MAX_DEPTH:
+            what = ("YAML aliases" if aliases > MAX_ALIASES else
+                    "nesting" if depth > MAX_DEPTH else "YAML elements")
+            raise PipelineError(
+                f"{source}: too many {what} for a study file (limits: {MAX_ALIASES} aliases, "
+                f"depth {MAX_DEPTH}, {MAX_EVENTS} elements); write the values out plainly"
+            )
 
 
-def validate_pipeline(data: Any, source: str = "<pipeline>") -> Pipeline:
-    """Validate a parsed pipeline mapping against :data:`SCHEMA`."""
+def read_study_file(path: Path) -> Any:
+    """Parse a study file with the limits above; returns the YAML data."""
+    source = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise PipelineError(f"{source}: {size} bytes is too large for a study file "
+                                f"(limit {MAX_BYTES}); is it the right file?")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PipelineError(f"{source}: not UTF-8 text: give a YAML study file") from exc
+    except OSError as exc:
+        raise PipelineError(f"{source}: cannot be read ({exc.strerror})") from exc
+    try:
+        _check_events(text, source)
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise PipelineError(f"{source}: not valid YAML{where}: fix the file") from exc
+    except RecursionError as exc:
+        raise PipelineError(f"{source}: nesting too deep for a study file") from exc
+
+
+def validate_pipeline(data: Any, source: str = "<study>") -> Pipeline:
+    """Validate parsed study-file data; the settings' own checks apply to every value."""
     if not isinstance(data, Mapping):
-        raise PipelineError(f"{source}: a pipeline file must be a YAML mapping")
+        raise PipelineError(f"{source}: a study file must be a YAML mapping")
     unknown = sorted(set(data) - TOP_LEVEL)
     if unknown:
         raise PipelineError(
@@ -135,48 +157,25 @@ def validate_pipeline(data: Any, source: str = "<pipeline>") -> Pipeline:
     conditions = data.get("conditions")
     if not isinstance(conditions, list) or not conditions:
         raise PipelineError(f"{source}: 'conditions' must be a non-empty list of condition specs")
-    if not all(isinstance(c, str) for c in conditions):
-        raise PipelineError(f"{source}: every entry of 'conditions' must be a string")
-    settings: dict[str, dict[str, Any]] = {}
-    for section, keys in SCHEMA.items():
-        given = data.get(section) or {}
-        if not isinstance(given, Mapping):
-            raise PipelineError(f"{source}: section {section!r} must be a mapping")
-        bad = sorted(set(given) - set(keys))
-        if bad:
-            raise PipelineError(
-                f"{source}: unknown key {section}.{bad[0]} (allowed: {', '.join(sorted(keys))})"
-            )
-        values = {}
-        for key, (types, default) in keys.items():
-            if key in given:
-                value = _check_type(f"{source}: {section}.{key}", given[key], types)
-                choices = CHOICES.get((section, key))
-                if choices is not None and value not in choices:
-                    raise PipelineError(
-                        f"{source}: {section}.{key} must be one of {choices}, got {value!r}"
-                    )
-                values[key] = value
-            else:
-                values[key] = copy.deepcopy(default)
-        settings[section] = values
-    name = data.get("name") or Path(source).stem
+    study = dict(data)
+    study["name"] = str(data.get("name") or Path(source).stem)
+    study["description"] = str(data.get("description", "") or "").strip()
+    study["source"] = source
+    try:
+        settings = settings_from_layers(study, study_where=source)
+    except SettingsError as exc:
+        raise PipelineError(str(exc)) from None
     return Pipeline(
-        name=str(name),
-        description=str(data.get("description", "")).strip(),
-        conditions=[c.strip() for c in conditions],
+        name=settings.study.name,
+        description=settings.study.description,
+        conditions=settings.study.conditions,
         settings=settings,
         source=source,
+        data=thaw(dict(data)),
     )
 
 
 def load_pipeline(name_or_path: str | Path | None = None) -> Pipeline:
-    """Load and validate a pipeline (default: ``atlas_resolution``)."""
+    """Load and validate a study file (default: ``atlas_resolution``)."""
     path = resolve_pipeline_path(name_or_path or DEFAULT_PIPELINE)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise PipelineError(f"{path}: not valid YAML{where}: fix the file") from exc
-    return validate_pipeline(data, str(path))
+    return validate_pipeline(read_study_file(path), str(path))

@@ -144,6 +144,7 @@ def test_bad_plugin_file_exit_64(plain_layout, tmp_path):
 def test_one_modality_per_output_folder(isles_layout, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
-    (out / ".bids_stroke.json").write_text('{"modality": "dwi"}')
+    (out / ".bids_stroke").mkdir()
+    (out / ".bids_stroke" / "dataset.json").write_text('{"modality": "dwi"}')
     assert run_cli(isles_layout, out, "participant", "--modality", "adc") == 64
     assert "one modality per folder" in capsys.readouterr().err

@@ -29,7 +29,7 @@ def _digest(root: Path) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and "logs" not in p.parts
+        if p.is_file() and "logs" not in p.parts and ".bids_stroke" not in p.parts
     }
 
 
@@ -62,9 +62,9 @@ def test_exit_code_and_input_untouched(run):
 def test_golden_file_list(run):
     out = run["out"]
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    files = {f for f in files if not f.startswith("logs/")}
+    files = {f for f in files if not f.startswith(("logs/", ".bids_stroke/"))}
     expected = {"dataset_description.json", "descriptions.tsv", "descriptions.json",
-                ".bidsignore", ".bids_stroke.json"}
+                ".bidsignore", "README.md"}
     for sub in SUBJECTS:
         anat = f"sub-{sub}/ses-1/anat/sub-{sub}_ses-1_space-MNI152NLin2009aSym"
         expected |= {f"sub-{sub}_ses-1.html", f"{anat}_desc-preproc_T1w.nii.gz",
@@ -78,14 +78,18 @@ def test_golden_file_list(run):
             if label != "native":
                 expected |= {f"{anat}_desc-{label}_T1w.nii.gz", f"{anat}_desc-{label}_T1w.json"}
     assert files == expected
-    assert not list(out.glob(".staging-*"))
+    state = out / ".bids_stroke"
+    assert sorted(p.name for p in (state / "subjects").iterdir()) == [
+        f"sub-{sub}_ses-1.json" for sub in SUBJECTS]
+    assert not list((state / "staging").glob("*")) and not list((state / "journal").glob("*"))
 
 
 def test_dataset_files(run):
     desc = json.loads((run["out"] / "dataset_description.json").read_text())
     assert desc["DatasetType"] == "derivative"
     assert desc["GeneratedBy"][0]["Name"] == "bids_stroke"
-    assert "Container" in desc["GeneratedBy"][0] and desc["SourceDatasets"]
+    assert "Container" not in desc["GeneratedBy"][0]  # not run inside a container
+    assert desc["SourceDatasets"]
     with (run["out"] / "descriptions.tsv").open() as fh:
         rows = {r["desc_id"]: r for r in csv.DictReader(fh, delimiter="\t")}
     assert {f"desc-{lab}" for lab in LABELS} | {"desc-preproc"} == set(rows)

@@ -23,7 +23,7 @@ def test_bundled_pipelines_are_valid():
 
 def test_atlas_study_has_the_four_conditions():
     pipe = load_pipeline("atlas_resolution")
-    assert pipe.conditions == ["native", "crude:2", "linear:2", "thick:5"]
+    assert list(pipe.conditions) == ["native", "crude:2", "linear:2", "thick:5"]
     assert pipe.section("segmentation")["threshold"] == 0.5
 
 

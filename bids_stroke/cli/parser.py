@@ -18,6 +18,9 @@ EXIT_USAGE = 64
 EXIT_BAD_DATA = 65
 EXIT_NO_INPUT = 66
 EXIT_CANT_CREATE = 73
+EXIT_TEMPFAIL = 75  # a subject is locked by another run: try again later
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
 
 ANALYSIS_LEVELS = ("participant", "group")
 
@@ -50,13 +53,6 @@ def _positive_float(value: str) -> float:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number") from exc
     if number <= 0:
         raise argparse.ArgumentTypeError(f"{value!r} must be > 0")
-    return number
-
-
-def _threshold(value: str) -> float:
-    number = float(value)
-    if not 0.0 < number < 1.0:
-        raise argparse.ArgumentTypeError(f"{value!r} must be in (0, 1)")
     return number
 
 
@@ -108,7 +104,7 @@ def build_parser() -> ArgumentParser:
     )
     g_bids.add_argument(
         "--modality",
-        default="T1w",
+        default=None,
         help="BIDS suffix of the image to segment: T1w (ATLAS), FLAIR/dwi/adc (ISLES'22)",
     )
     g_bids.add_argument(
@@ -121,7 +117,7 @@ def build_parser() -> ArgumentParser:
         "--derivatives",
         nargs="+",
         type=Path,
-        default=[],
+        default=None,
         metavar="PATH",
         help="extra folders searched for lesion masks (bids_dir/derivatives is always searched)",
     )
@@ -136,13 +132,14 @@ def build_parser() -> ArgumentParser:
         "--skip_bids_validation",
         dest="skip_bids_validation",
         action="store_true",
+        default=None,
         help="skip the structural check of the input dataset",
     )
 
     g_study = parser.add_argument_group("The study")
     g_study.add_argument(
         "--pipeline",
-        default="atlas_resolution",
+        default=None,
         metavar="NAME_OR_FILE",
         help="study definition: a YAML file or a bundled name (atlas_resolution, "
         "clinical_slices, kspace_vs_interpolation)",
@@ -164,7 +161,7 @@ def build_parser() -> ArgumentParser:
         "--template-resolution",
         type=int,
         choices=(1, 2),
-        default=1,
+        default=None,
         help="resolution (mm) of the MNI152NLin2009aSym grid that native-space images are "
         "registered to",
     )
@@ -183,7 +180,12 @@ def build_parser() -> ArgumentParser:
         metavar="FILE",
         help="bids_stroke checkpoint (.pt) or TorchScript model (.ts); default: bundled model",
     )
-    g_model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    g_model.add_argument(
+        "--device",
+        default=None,
+        metavar="DEVICE",
+        help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)",
+    )
     g_model.add_argument(
         "--precision",
         choices=("auto", "fp32", "bf16", "fp16"),
@@ -191,9 +193,47 @@ def build_parser() -> ArgumentParser:
         help="inference precision; 'auto' uses AMP on GPU and bf16 on CPUs with AMX",
     )
     g_model.add_argument(
-        "--threshold", type=_threshold, default=None, help="probability threshold (default 0.5)"
+        "--threshold",
+        default=None,
+        metavar="P",
+        help="probability threshold: voxels with probability >= P are lesion (default: the "
+        "study's, 0.5); checked exactly like a study file's segmentation.threshold",
     )
-    g_model.add_argument("--seed", type=int, default=0, help="seed for everything random")
+    g_model.add_argument(
+        "--channels",
+        nargs="+",
+        metavar="SUFFIX",
+        help="the model's input channels as BIDS suffixes, in order (e.g. dwi adc); default: "
+        "what the model declares",
+    )
+    g_model.add_argument(
+        "--trust-model-code",
+        action="store_true",
+        default=None,
+        help="allow a model file whose loading runs pickled code (nnU-Net checkpoints saved "
+        "with custom classes); only for files you trust",
+    )
+    g_model.add_argument(
+        "--allow-modality-mismatch",
+        action="store_true",
+        default=None,
+        help="run the model on an image whose modality differs from the model's channels "
+        "(warned in every report)",
+    )
+    g_model.add_argument(
+        "--folds",
+        nargs="+",
+        metavar="FOLD",
+        help="nnU-Net folds to ensemble (default: the folders present), e.g. 0 1 2 3 4 or all",
+    )
+    g_model.add_argument(
+        "--checkpoint",
+        choices=("final", "best"),
+        default=None,
+        help="nnU-Net checkpoint_final.pth or checkpoint_best.pth (default: final)",
+    )
+    g_model.add_argument("--seed", type=int, default=None,
+                         help="seed for everything random (default: 0)")
 
     g_perf = parser.add_argument_group("Execution")
     g_perf.add_argument(
@@ -209,8 +249,9 @@ def build_parser() -> ArgumentParser:
         "--nthreads",
         dest="nprocs",
         type=_positive_int,
-        default=os.cpu_count() or 1,
-        help="processes for nipype's MultiProc plugin",
+        default=None,
+        help=f"processes for nipype's MultiProc plugin (default: {os.cpu_count() or 1}, the "
+        "CPUs of this machine)",
     )
     g_perf.add_argument(
         "--omp-nthreads", type=_positive_int, default=None, help="threads per process"
@@ -227,7 +268,37 @@ def build_parser() -> ArgumentParser:
     g_perf.add_argument(
         "--stop-on-first-crash",
         action="store_true",
+        default=None,
         help="stop at the first failing node instead of continuing with the other subjects",
+    )
+    g_perf.add_argument(
+        "--config-file",
+        type=Path,
+        metavar="FILE",
+        help="replay a run: the logs/config-<run>.json it wrote replaces the defaults and the "
+        "study file (options given here still override it)",
+    )
+    g_perf.add_argument(
+        "--clean",
+        action="store_true",
+        default=None,
+        help="remove (and list) results of conditions the current study no longer has; "
+        "without it re-runs only add or replace conditions",
+    )
+    g_perf.add_argument(
+        "--prepare",
+        action="store_true",
+        default=None,
+        help="only check the inputs, index the dataset (--bids-database-dir) and write the "
+        "dataset-level files, then exit (run once before a SLURM array)",
+    )
+    g_perf.add_argument(
+        "--lock-wait",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="wait up to this long for a subject locked by another run (default: do not wait; "
+        "the subject is skipped with exit code 75)",
     )
     g_perf.add_argument(
         "--notrack", action="store_true", help="accepted for compatibility; nothing is sent"

@@ -8,6 +8,7 @@ Only ``OUT`` is read: ``sub-*/**/anat/*_label-L_segmetrics.tsv`` (one row per co
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -45,8 +46,9 @@ LESION_COLUMNS: tuple[str, ...] = (
     "volume_voxels", "detected", "overlap_fraction",
 )
 _TEXT_COLUMNS = ("participant_id", "session_id", "desc", "condition")
-SEGMETRICS_GLOB = "sub-*/**/anat/*_label-L_segmetrics.tsv"
-LESIONS_GLOB = "sub-*/**/anat/*_label-L_lesions.tsv"
+SEGMETRICS_GLOB = "sub-*/**/*_label-L_segmetrics.tsv"
+LESIONS_GLOB = "sub-*/**/*_label-L_lesions.tsv"
+LOGGER = logging.getLogger("bids_stroke.group")
 
 
 class GroupInputError(RuntimeError):
@@ -68,14 +70,35 @@ def find_files(
     pattern: str,
     participant_label: str | Iterable[str] | None = None,
 ) -> list[Path]:
-    """Sorted files matching ``pattern`` under ``output_dir``, optionally for some subjects."""
+    """The committed tables matching ``pattern`` under ``output_dir`` (sorted), optionally for
+    some subjects. Only subjects with a complete commit are read (their table checksums are
+    verified, interrupted commits finished first); every other table found is named in a
+    warning and left out (:func:`bids_stroke.commit.committed_subjects`)."""
+    from bids_stroke.commit import committed_subjects
+
     root = Path(output_dir)
     wanted = normalise_labels(participant_label)
-    files = sorted(root.glob(pattern))
-    if wanted is not None:
-        files = [f for f in files
-                 if f.relative_to(root).parts[0].removeprefix("sub-") in wanted]
-    return files
+    table = pattern.rsplit("_", 1)[-1].split(".")[0]  # segmetrics / lesions
+    committed: set[Path] = set()
+    for state in committed_subjects(root):
+        subject = state.key.split("_", 1)[0].removeprefix("sub-")
+        if wanted is not None and subject not in wanted:
+            continue
+        if state.manifest is None:
+            if table == "segmetrics":
+                LOGGER.warning("group: skipping %s: %s", state.key, state.problem)
+            continue
+        rel = state.manifest.tables.get(table)
+        if rel is not None:
+            committed.add(root / rel)
+    for found in sorted(root.glob(f"sub-*/**/*_{table}.tsv")):
+        subject = found.relative_to(root).parts[0].removeprefix("sub-")
+        if found not in committed and (wanted is None or subject in wanted) \
+                and table == "segmetrics":
+            LOGGER.warning("group: skipping %s: not part of a committed subject (written by an "
+                           "interrupted or older run); re-run its participant level",
+                           found.relative_to(root))
+    return sorted(committed)
 
 
 def _check_header(path: Path, header: Sequence[str], required: Sequence[str]) -> None:

@@ -10,7 +10,6 @@ import numpy as np
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
-    SimpleInterface,
     TraitedSpec,
     isdefined,
     traits,
@@ -18,6 +17,7 @@ from nipype.interfaces.base import (
 
 from bids_stroke.conditions import parse_condition
 from bids_stroke.degrade import apply_condition, degrade_mask
+from bids_stroke.interfaces.checksums import ChecksummedInterface
 
 __all__ = ["DegradeImage"]
 
@@ -59,7 +59,7 @@ class _DegradeImageOutputSpec(TraitedSpec):
     params = traits.Dict(desc="condition parameters")
 
 
-class DegradeImage(SimpleInterface):
+class DegradeImage(ChecksummedInterface):
     """Apply a resolution condition (see :mod:`bids_stroke.conditions`) to an image.
 
     The output keeps the input affine and header (data type float32) and is

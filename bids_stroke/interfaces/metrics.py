@@ -9,50 +9,48 @@ for every condition and writes
 * ``<prefix>_label-L_lesions.tsv`` (+ ``.json``): one row per (condition, reference
   lesion), columns :data:`LESIONS_COLUMNS`.
 
-Values are written deterministically: integers as integers, floats with Python's
-shortest round-trip representation (``repr``, so re-reading gives the identical
-float64), booleans as ``true``/``false`` and undefined values (NaN) as ``n/a``.
+Cells are formatted by :func:`bids_stroke.tables.format_tsv_cell` and every file is written
+through the one atomic writer :func:`bids_stroke.outputs.atomic_write_text`.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
-from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
     InputMultiObject,
-    SimpleInterface,
     TraitedSpec,
     isdefined,
     traits,
 )
 
+from bids_stroke.interfaces.checksums import ChecksummedInterface
 from bids_stroke.metrics import (
+    GRID_COLUMNS,
     METRIC_COLUMNS,
     METRIC_DESCRIPTIONS,
-    binarize,
+    as_binary_mask,
     check_same_grid,
     compute_metrics,
+    grid_note,
     lesion_table,
     load_mask_image,
+    parse_grid,
     spacing_from_affine,
 )
+from bids_stroke.outputs import atomic_write_text
+from bids_stroke.tables import tsv_text
 
 __all__ = [
     "LESIONS_COLUMNS",
     "SEGMETRICS_COLUMNS",
     "SEGMETRICS_ID_COLUMNS",
     "SegmentationMetrics",
-    "format_value",
     "lesions_sidecar",
     "segmetrics_sidecar",
-    "write_tsv",
 ]
 
 SEGMETRICS_ID_COLUMNS: tuple[str, ...] = (
@@ -113,48 +111,24 @@ _LESION_DESCRIPTIONS: dict[str, dict] = {
 }
 
 
-def format_value(value: object) -> str:
-    """Format one TSV cell: NaN/None -> ``n/a``, bool -> ``true``/``false``,
-    integers as integers, floats as their shortest round-trip ``repr``."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        f = float(value)
-        return "n/a" if math.isnan(f) else repr(f)
-    text = str(value)
-    if any(c in text for c in "\t\n\r"):
-        raise ValueError(f"TSV cell contains a tab or newline: {text!r}")
-    return text
-
-
-def write_tsv(rows: Iterable[Mapping[str, object]], columns: Sequence[str],
-              path: str | os.PathLike[str]) -> Path:
-    """Write ``rows`` (mappings holding every column) as a BIDS TSV with a header."""
-    lines = ["\t".join(columns)]
-    lines += ["\t".join(format_value(row[c]) for c in columns) for row in rows]
-    out = Path(path)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return out
-
-
 def _with_settings(entry: dict, note: str) -> dict:
     new = dict(entry)
     new["Description"] = f"{entry['Description']} {note}"
     return new
 
 
-def segmetrics_sidecar(connectivity: int = 26, tolerance_mm: float = 2.0) -> dict:
+def segmetrics_sidecar(connectivity: int = 26, tolerance_mm: float = 2.0,
+                       grid: str = "native") -> dict:
     """BIDS data dictionary for every column of the ``segmetrics`` TSV."""
     out = {c: dict(_ID_DESCRIPTIONS[c]) for c in SEGMETRICS_ID_COLUMNS}
     conn_note = f"Lesions are {connectivity}-connected components."
+    note = grid_note(grid)
     for col in METRIC_COLUMNS:
         entry = METRIC_DESCRIPTIONS[col]
         if col == "surface_dice":
             entry = _with_settings(entry, f"Tolerance used: {tolerance_mm:g} mm.")
+        elif col in GRID_COLUMNS:
+            entry = _with_settings(entry, note)
         elif col.startswith(("ref_lesion", "pred_lesion", "abs_lesion", "lesion_")) or (
                 col == "detection_rate"):
             entry = _with_settings(entry, conn_note)
@@ -173,8 +147,8 @@ def lesions_sidecar(connectivity: int = 26) -> dict:
 
 
 def _write_json(data: dict, path: Path) -> Path:
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    return path
+    """JSON in the dictionary's own (column) order, written atomically."""
+    return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 class _SegmentationMetricsInputSpec(BaseInterfaceInputSpec):
@@ -194,8 +168,11 @@ class _SegmentationMetricsInputSpec(BaseInterfaceInputSpec):
     connectivity = traits.Enum(26, 18, 6, usedefault=True,
                                desc="lesion connectivity (26 as ISLES'22, 6 as ATLAS R2.0)")
     tolerance_mm = traits.Float(2.0, usedefault=True, desc="surface Dice tolerance (mm)")
-    threshold = traits.Float(desc="binarise masks as value > threshold (default: masks "
+    threshold = traits.Float(desc="binarise masks as value >= threshold (default: masks "
                                   "must already be binary)")
+    grid = traits.Str("native", usedefault=True,
+                      desc="grid over which true negatives are counted: 'native' or "
+                           "'padded:<multiple>' (the original study: 'padded:16')")
     prefix = traits.Str(desc="BIDS filename prefix (default participant_id[_session_id])")
 
 
@@ -206,7 +183,7 @@ class _SegmentationMetricsOutputSpec(TraitedSpec):
     out_lesions_json = File(exists=True, desc="data dictionary of out_lesions_tsv")
 
 
-class SegmentationMetrics(SimpleInterface):
+class SegmentationMetrics(ChecksummedInterface):
     """Compute segmentation metrics of each condition's prediction against the reference.
 
     Every prediction must lie on the reference grid (same shape, affine within 1e-3);
@@ -236,6 +213,8 @@ class SegmentationMetrics(SimpleInterface):
         threshold = float(inp.threshold) if isdefined(inp.threshold) else None
         connectivity = int(inp.connectivity)
         tolerance = float(inp.tolerance_mm)
+        grid = str(inp.grid)
+        parse_grid(grid)  # fail before any work on a bad spec
         session = inp.session_id or "n/a"
         if isdefined(inp.prefix) and inp.prefix:
             prefix = inp.prefix
@@ -244,7 +223,7 @@ class SegmentationMetrics(SimpleInterface):
 
         ref_path = inp.reference_mask
         ref_img, ref_data = load_mask_image(ref_path)
-        ref = binarize(ref_data, threshold, name=f"reference {Path(ref_path).name}")
+        ref = as_binary_mask(ref_data, threshold, name=f"reference {Path(ref_path).name}")
         spacing = spacing_from_affine(ref_img.affine)
 
         metric_rows: list[dict] = []
@@ -253,21 +232,24 @@ class SegmentationMetrics(SimpleInterface):
             pred_img, pred_data = load_mask_image(pred_path)
             check_same_grid(ref_path, ref_data.shape, ref_img.affine,
                             pred_path, pred_data.shape, pred_img.affine)
-            pred = binarize(pred_data, threshold, name=f"prediction {Path(pred_path).name}")
+            pred = as_binary_mask(pred_data, threshold,
+                                  name=f"prediction {Path(pred_path).name}")
             ids = {"participant_id": inp.participant_id, "session_id": session,
                    "desc": label, "condition": spec}
             metrics = compute_metrics(ref, pred, spacing, connectivity=connectivity,
-                                      tolerance_mm=tolerance)
+                                      tolerance_mm=tolerance, grid=grid)
             metric_rows.append({**ids, "effective_resolution_mm": res, **metrics})
             for lesion in lesion_table(ref, pred, spacing, connectivity=connectivity):
                 lesion_rows.append({**ids, **lesion})
 
         cwd = Path(runtime.cwd)
         base = f"{prefix}_label-L"
-        out_tsv = write_tsv(metric_rows, SEGMETRICS_COLUMNS, cwd / f"{base}_segmetrics.tsv")
-        out_json = _write_json(segmetrics_sidecar(connectivity, tolerance),
+        out_tsv = atomic_write_text(cwd / f"{base}_segmetrics.tsv",
+                                    tsv_text(metric_rows, SEGMETRICS_COLUMNS))
+        out_json = _write_json(segmetrics_sidecar(connectivity, tolerance, grid),
                                cwd / f"{base}_segmetrics.json")
-        out_les = write_tsv(lesion_rows, LESIONS_COLUMNS, cwd / f"{base}_lesions.tsv")
+        out_les = atomic_write_text(cwd / f"{base}_lesions.tsv",
+                                    tsv_text(lesion_rows, LESIONS_COLUMNS))
         out_les_json = _write_json(lesions_sidecar(connectivity), cwd / f"{base}_lesions.json")
         self._results.update(out_tsv=str(out_tsv), out_json=str(out_json),
                              out_lesions_tsv=str(out_les), out_lesions_json=str(out_les_json))

@@ -9,12 +9,12 @@ from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
     InputMultiObject,
-    SimpleInterface,
     TraitedSpec,
     isdefined,
     traits,
 )
 
+from bids_stroke.interfaces.checksums import ChecksummedInterface
 from bids_stroke.registration import apply_transforms, register_to_template
 
 
@@ -41,7 +41,7 @@ class _RegisterToTemplateOutputSpec(TraitedSpec):
                                              desc="invert flags for inverse_transforms")
 
 
-class RegisterToTemplate(SimpleInterface):
+class RegisterToTemplate(ChecksummedInterface):
     """Register ``in_file`` to ``template_file`` with ANTsPy; outputs in the node folder."""
 
     input_spec = _RegisterToTemplateInputSpec
@@ -84,7 +84,7 @@ class _ApplyTransformsOutputSpec(TraitedSpec):
     out_file = File(exists=True, desc="resampled image")
 
 
-class ApplyTransforms(SimpleInterface):
+class ApplyTransforms(ChecksummedInterface):
     """Resample ``in_file`` onto ``reference_file`` through ANTs transforms (ANTsPy)."""
 
     input_spec = _ApplyTransformsInputSpec

@@ -11,11 +11,12 @@ from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
     InputMultiObject,
-    SimpleInterface,
     TraitedSpec,
     isdefined,
     traits,
 )
+
+from bids_stroke.interfaces.checksums import ChecksummedInterface
 
 __all__ = ["SegmentImage"]
 
@@ -24,7 +25,10 @@ class _SegmentImageInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, xor=["in_files"], desc="3D image to segment (one channel)")
     in_files = InputMultiObject(
         File(exists=True), xor=["in_file"],
-        desc="co-registered channels on one grid, in the model's channel order",
+        desc="the channels (reference first), all on one grid",
+    )
+    channel_order = traits.List(
+        traits.Int, desc="index in in_files of each model input channel (default: all, in order)"
     )
     brain_mask = File(exists=True, desc="brain mask for intensity normalisation (same grid)")
     model = traits.Str(
@@ -68,12 +72,12 @@ def _stem(path: str) -> str:
     return Path(name).stem
 
 
-class SegmentImage(SimpleInterface):
+class SegmentImage(ChecksummedInterface):
     """Segment a lesion with :func:`bids_stroke.model.adapters.open_model`.
 
-    Give ``in_file`` (one channel, as before) or ``in_files`` (the model's channels, in order).
-    Outputs are written in the node's working directory with the first input's affine and
-    header (data type set to float32 / uint8, scaling removed).
+    Give ``in_file`` (one channel, as before) or ``in_files`` with ``channel_order`` picking the
+    model's channels in its order. Outputs are written in the node's working directory with the
+    first (reference) input's affine and header (float32 / uint8, scaling removed).
     """
 
     input_spec = _SegmentImageInputSpec
@@ -87,8 +91,10 @@ class SegmentImage(SimpleInterface):
         files = list(inp.in_files) if isdefined(inp.in_files) else [inp.in_file]
         if not files or not all(isdefined(f) for f in files):
             raise ValueError("SegmentImage needs in_file or in_files")
+        order = (list(inp.channel_order) if isdefined(inp.channel_order) and inp.channel_order
+                 else list(range(len(files))))
         stack = ChannelStack.from_files(
-            files, inp.brain_mask if isdefined(inp.brain_mask) else None
+            [files[k] for k in order], inp.brain_mask if isdefined(inp.brain_mask) else None
         )
         model = open_model(
             inp.model or None,

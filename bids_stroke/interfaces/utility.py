@@ -6,12 +6,12 @@ import nibabel as nb
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
-    SimpleInterface,
     TraitedSpec,
     traits,
 )
 
 from bids_stroke.conditions import parse_condition
+from bids_stroke.interfaces.checksums import ChecksummedInterface
 
 
 class _ConditionInfoInputSpec(BaseInterfaceInputSpec):
@@ -27,7 +27,7 @@ class _ConditionInfoOutputSpec(TraitedSpec):
     effective_resolution_mm = traits.Float(desc="cube root of the effective voxel volume")
 
 
-class ConditionInfo(SimpleInterface):
+class ConditionInfo(ChecksummedInterface):
     """Label, description, parameters and effective resolution of a condition on an image."""
 
     input_spec = _ConditionInfoInputSpec
@@ -57,7 +57,7 @@ class _ConformOutputSpec(TraitedSpec):
     reoriented = traits.Bool(desc="whether the voxel order was changed")
 
 
-class ConformOrientation(SimpleInterface):
+class ConformOrientation(ChecksummedInterface):
     """Bring a template-space image (and its mask) to RAS+ voxel order.
 
     The degradations work along voxel axes and the model was trained on RAS+ volumes, so an

@@ -1,30 +1,56 @@
-"""Top-level participant workflow: one sub-workflow per input image.
+"""Top-level participant workflow: one sub-workflow per input image (wiring only).
 
-``init_bids_stroke_wf`` → ``init_single_subject_wf`` → normalise → (per condition: degrade →
-segment) → join → metrics → report + derivatives.
+``init_bids_stroke_wf`` → ``init_single_subject_wf`` → [channels → normalise] → (per
+condition: degrade → segment) → join → metrics → report + commit. Running the graph is
+:mod:`bids_stroke.runner`'s job; deciding what to run is the CLI's.
+
+Two paths, chosen by the model's space (:class:`ModelPlan`):
+
+* **template-space models** (the bundled one): the reference image is registered to the
+  template (or only conformed to RAS+ when it already is there), every other channel follows
+  it, conditions degrade the template-space image, predictions are mapped back to the native
+  grid and scored there;
+* **native-space models** (nnU-Net, most ONNX exports): nothing is registered to a template;
+  the conditions degrade the native image along its own axes (thick slices along the
+  acquisition's slice axis), the model runs and is scored on the native grid.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import shutil
-import threading
-import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from bids_stroke.config import TEMPLATE, RunConfig, environment_info
-from bids_stroke.discovery import SubjectInputs, resolve_modality
+from bids_stroke.discovery import SubjectInputs
+from bids_stroke.settings import TEMPLATE, Settings
 
 LOGGER = logging.getLogger("bids_stroke.workflow")
+SEGMENT_NODE = "unet"
 JOIN_FIELDS = [
     "images", "degraded_masks", "probsegs", "masks", "labels", "specs", "descriptions",
     "params", "effective_resolutions", "model_checksum", "model_info",
 ]
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """What the graph needs to know about the model, decided once in the parent."""
+
+    path: str  # "" = bundled
+    channels: tuple[str, ...]  # BIDS suffixes fed to the model, in order
+    space: str  # TEMPLATE or "native"
+    resolution: int | None  # template grid resolution (template-space models)
+    threshold: float
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def native(self) -> bool:
+        return self.space != TEMPLATE
 
 
 def _first(values):
@@ -32,9 +58,11 @@ def _first(values):
     return values[0] if isinstance(values, list | tuple) else values
 
 
-def in_template_space(subject: SubjectInputs) -> bool:
-    """True when the file name says the image already is in MNI152NLin2009aSym space."""
-    return subject.space == TEMPLATE
+def channel_order(subject: SubjectInputs, channels: Sequence[str]) -> list[int]:
+    """Index, among the subject's channels (reference first), of each model input channel
+    (a single-channel model given another modality gets the reference)."""
+    have = [subject.suffix, *[c[0] for c in subject.channels]]
+    return [have.index(c) if c in have else 0 for c in channels]
 
 
 def subject_wf_name(subject: SubjectInputs) -> str:
@@ -43,17 +71,26 @@ def subject_wf_name(subject: SubjectInputs) -> str:
 
 
 def init_single_subject_wf(
-    config: RunConfig, subject: SubjectInputs, *, provenance: dict | None = None
+    subject: SubjectInputs,
+    *,
+    settings: Settings,
+    model: ModelPlan,
+    provenance: Mapping[str, Any],
+    warnings: Sequence[str] = (),
 ) -> pe.Workflow:
-    """The whole participant-level pipeline for one image."""
+    """The whole participant-level pipeline for one image (see the module docstring)."""
+    from bids_stroke.workflows.channels import init_channels_wf
     from bids_stroke.workflows.degrade import init_degrade_wf
     from bids_stroke.workflows.metrics import init_metrics_wf
     from bids_stroke.workflows.normalize import init_normalize_wf
     from bids_stroke.workflows.outputs import init_outputs_wf
     from bids_stroke.workflows.segment import init_segment_wf
 
-    register = not in_template_space(subject)
+    in_template = subject.space == TEMPLATE
+    register = not model.native and not in_template
     has_mask = subject.mask is not None
+    outs = settings.outputs
+    keep_ref_masks = outs.save_degraded_masks and has_mask
     wf = pe.Workflow(name=subject_wf_name(subject))
 
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w", "mask"]), name="inputnode")
@@ -61,66 +98,32 @@ def init_single_subject_wf(
     if has_mask:
         inputnode.inputs.mask = str(subject.mask)
 
-    normalize = init_normalize_wf(
-        register=register,
-        has_mask=has_mask,
-        kind=config.registration,
-        template_resolution=config.template_resolution,
-        seed=config.seed,
-        omp_nthreads=config.omp_nthreads,
-    )
+    channels = init_channels_wf(subject, seed=settings.execution.seed,
+                                omp_nthreads=settings.execution.omp_nthreads)
     condition_source = pe.Node(niu.IdentityInterface(fields=["condition"]),
                                name="condition_source")
-    condition_source.iterables = ("condition", list(config.conditions))
-    degrade = init_degrade_wf(degrade_mask=config.save_degraded_masks and has_mask)
-    segment = init_segment_wf(
-        model=str(config.model) if config.model else "",
-        device=config.device,
-        precision=config.precision,
-        threshold=config.threshold,
-        min_size=config.min_size,
-        tta=config.tta,
-        mode=config.inference_mode,
-        omp_nthreads=config.omp_nthreads,
-    )
-    join_fields = [f for f in JOIN_FIELDS
-                   if f != "degraded_masks" or (config.save_degraded_masks and has_mask)]
-    join = pe.JoinNode(
-        niu.IdentityInterface(fields=join_fields),
-        joinsource="condition_source",
-        joinfield=join_fields,
-        name="join_conditions",
-    )
-    space_entities = {"space": TEMPLATE}
-    if register and config.template_resolution != 1:
-        space_entities["res"] = str(config.template_resolution)
-    outputs = init_outputs_wf(
-        output_dir=str(config.output_dir),
-        bids_dir=str(config.bids_dir),
-        subject=subject.subject,
-        session=subject.session,
-        entities=dict(subject.entities),
-        space_entities=space_entities,
-        registered=register,
-        registration=config.registration,
-        suffix=resolve_modality(config.modality),
-        has_mask=has_mask,
-        save_degraded=config.save_degraded,
-        save_degraded_masks=config.save_degraded_masks and has_mask,
-        threshold=config.threshold,
-        provenance=provenance or {},
-    )
-    outputs.inputs.inputnode.source_image = str(subject.image)
-    if has_mask:
-        outputs.inputs.inputnode.source_mask = str(subject.mask)
-
+    condition_source.iterables = ("condition", list(settings.study.conditions))
+    degrade = init_degrade_wf(degrade_mask=keep_ref_masks)
+    segment = init_segment_wf(model=model.path, segmentation=settings.segmentation,
+                              threshold=model.threshold,
+                              channel_order=channel_order(subject, model.channels),
+                              # one segmentation at a time with every core (issue 18):
+                              # two single-threaded U-Nets side by side were no faster and
+                              # doubled the memory
+                              omp_nthreads=max(settings.execution.nprocs,
+                                               settings.execution.omp_nthreads))
+    join_fields = [f for f in JOIN_FIELDS if f != "degraded_masks" or keep_ref_masks]
+    join = pe.JoinNode(niu.IdentityInterface(fields=join_fields),
+                       joinsource="condition_source", joinfield=join_fields,
+                       name="join_conditions")
+    outputs = init_outputs_wf(subject=subject, settings=settings, model=model,
+                              registered=register, has_mask=has_mask,
+                              provenance=provenance, warnings=warnings)
     wf.connect([
-        (inputnode, normalize, [("t1w", "inputnode.t1w"), ("mask", "inputnode.mask")]),
-        (normalize, degrade, [("outputnode.t1w_std", "inputnode.in_file")]),
+        (inputnode, channels, [("t1w", "inputnode.reference")]),
         (condition_source, degrade, [("condition", "inputnode.condition")]),
-        (degrade, segment, [("outputnode.out_file", "inputnode.in_file")]),
-        (normalize, segment, [("outputnode.brain_mask", "inputnode.brain_mask")]),
-        (degrade, join, [("outputnode.out_file", "images"),
+        (degrade, segment, [("outputnode.out_files", "inputnode.in_files")]),
+        (degrade, join, [("outputnode.out_files", "images"),
                          ("outputnode.label", "labels"),
                          ("outputnode.spec", "specs"),
                          ("outputnode.description", "descriptions"),
@@ -130,11 +133,7 @@ def init_single_subject_wf(
                          ("outputnode.mask", "masks"),
                          ("outputnode.model_checksum", "model_checksum"),
                          ("outputnode.model_info", "model_info")]),
-        (normalize, outputs, [("outputnode.t1w_std", "inputnode.preproc"),
-                              ("outputnode.template_info", "inputnode.template_info"),
-                              ("outputnode.forward_transforms", "inputnode.forward_transforms"),
-                              ("outputnode.inverse_transforms", "inputnode.inverse_transforms")]),
-        (join, outputs, [("images", "inputnode.degraded_images"),
+        (join, outputs, [("images", "inputnode.images"),
                          ("probsegs", "inputnode.probsegs"),
                          ("masks", "inputnode.masks"),
                          ("labels", "inputnode.labels"),
@@ -144,241 +143,93 @@ def init_single_subject_wf(
                          (("model_checksum", _first), "inputnode.model_checksum"),
                          (("model_info", _first), "inputnode.model_info")]),
     ])
-    if config.save_degraded_masks and has_mask:
+    if keep_ref_masks:
+        wf.connect([(degrade, join, [("outputnode.out_mask", "degraded_masks")]),
+                    (join, outputs, [("degraded_masks", "inputnode.degraded_masks")])])
+
+    if model.native:
+        # native grid: the channels (co-registered to the reference) are what is degraded
+        wf.connect([(channels, degrade, [("outputnode.channels", "inputnode.in_files")])])
+        if keep_ref_masks:
+            wf.connect(inputnode, "mask", degrade, "inputnode.in_mask")
+        reference_grid = (inputnode, "t1w")
+        reference_mask = (inputnode, "mask")
+    else:
+        normalize = init_normalize_wf(register=register, has_mask=has_mask,
+                                      registration=settings.registration,
+                                      resolution=model.resolution or 1,
+                                      seed=settings.execution.seed,
+                                      omp_nthreads=settings.execution.omp_nthreads)
         wf.connect([
-            (normalize, degrade, [("outputnode.mask_std", "inputnode.in_mask")]),
-            (degrade, join, [("outputnode.out_mask", "degraded_masks")]),
-            (join, outputs, [("degraded_masks", "inputnode.degraded_masks")]),
+            (inputnode, normalize, [("mask", "inputnode.mask")]),
+            (channels, normalize, [("outputnode.channels", "inputnode.channels")]),
+            (normalize, degrade, [("outputnode.channels_std", "inputnode.in_files")]),
+            (normalize, segment, [("outputnode.brain_mask", "inputnode.brain_mask")]),
+            (normalize, outputs, [
+                ("outputnode.t1w_std", "inputnode.preproc"),
+                ("outputnode.template_info", "inputnode.template_info"),
+                ("outputnode.forward_transforms", "inputnode.forward_transforms"),
+                ("outputnode.inverse_transforms", "inputnode.inverse_transforms"),
+                ("outputnode.inverse_invert_flags", "inputnode.inverse_invert_flags")]),
         ])
+        if keep_ref_masks:
+            wf.connect(normalize, "outputnode.mask_std", degrade, "inputnode.in_mask")
+        reference_grid = (normalize, "outputnode.t1w_std")
+        reference_mask = (normalize, "outputnode.mask_std")
+    wf.connect(reference_grid[0], reference_grid[1], outputs, "inputnode.report_image")
+
+    scored = (join, "masks")
     if register:
         from bids_stroke.interfaces.registration import ApplyTransforms
 
         to_native = pe.MapNode(
             ApplyTransforms(reference_file=str(subject.image), interpolation="nearestNeighbor"),
-            iterfield=["in_file"],
-            name="masks_to_native",
-        )
+            iterfield=["in_file"], name="masks_to_native")
         wf.connect([
             (join, to_native, [("masks", "in_file")]),
             (normalize, to_native, [("outputnode.inverse_transforms", "transforms"),
                                     ("outputnode.inverse_invert_flags", "invert_flags")]),
             (to_native, outputs, [("out_file", "inputnode.native_masks")]),
         ])
+        scored = (to_native, "out_file")
     if has_mask:
         metrics = init_metrics_wf(
             participant_id=f"sub-{subject.subject}",
             session_id=f"ses-{subject.session}" if subject.session else "n/a",
-            prefix=subject.key,
-            connectivity=config.connectivity,
-            tolerance_mm=config.tolerance_mm,
-        )
+            prefix=subject.key, metrics=settings.metrics)
+        wf.connect(scored[0], scored[1], metrics, "inputnode.masks")
+        wf.connect(reference_mask[0], reference_mask[1], outputs, "inputnode.reference_mask")
         wf.connect([
             (join, metrics, [("labels", "inputnode.labels"),
                              ("specs", "inputnode.specs"),
                              ("effective_resolutions", "inputnode.effective_resolutions")]),
-            (normalize, outputs, [("outputnode.mask_std", "inputnode.reference_mask")]),
             (metrics, outputs, [("outputnode.tsv", "inputnode.metrics_tsv"),
                                 ("outputnode.json", "inputnode.metrics_json"),
                                 ("outputnode.lesions_tsv", "inputnode.lesions_tsv"),
                                 ("outputnode.lesions_json", "inputnode.lesions_json")]),
         ])
-        if register:
-            # score against the *native* reference: predictions mapped back to its grid
+        if register or model.native:
+            # scored against the untouched native reference
             metrics.inputs.inputnode.reference_mask = str(subject.mask)
-            wf.connect(to_native, "out_file", metrics, "inputnode.masks")
         else:
-            wf.connect([
-                (normalize, metrics, [("outputnode.mask_std", "inputnode.reference_mask")]),
-                (join, metrics, [("masks", "inputnode.masks")]),
-            ])
-    else:
-        LOGGER.warning("%s: no lesion mask, metrics are skipped", subject.key)
+            wf.connect(reference_mask[0], reference_mask[1], metrics,
+                       "inputnode.reference_mask")
     return wf
 
 
 def init_bids_stroke_wf(
-    config: RunConfig, subjects: Sequence[SubjectInputs], *, provenance: dict | None = None
+    subjects: Sequence[SubjectInputs],
+    *,
+    settings: Settings,
+    model: ModelPlan,
+    work_dir: str,
+    provenance: Mapping[str, Any],
+    warnings: Mapping[str, Sequence[str]] | None = None,
 ) -> pe.Workflow:
     """One workflow holding a single-subject workflow per input image."""
-    wf = pe.Workflow(name="bids_stroke_wf", base_dir=str(config.work_dir))
+    wf = pe.Workflow(name="bids_stroke_wf", base_dir=work_dir)
     for subject in subjects:
-        wf.add_nodes([init_single_subject_wf(config, subject, provenance=provenance)])
+        wf.add_nodes([init_single_subject_wf(
+            subject, settings=settings, model=model, provenance=provenance,
+            warnings=(warnings or {}).get(subject.key, ()))])
     return wf
-
-
-class ProgressLogger:
-    """nipype ``status_callback``: one log line per finished node, with a running count."""
-
-    def __init__(self, names: Sequence[str]) -> None:
-        self.names = list(names)
-        self.done = 0
-        self.failed: set[str] = set()
-        self.started: set[int] = set()
-        self.start = time.monotonic()
-        self._lock = threading.Lock()
-
-    def __getstate__(self) -> dict:
-        # nipype stores the plugin args (this callback) on every MapNode and pickles the node
-        state = self.__dict__.copy()
-        state.pop("_lock", None)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-
-    def subject_of(self, node) -> str | None:
-        fullname = getattr(node, "fullname", "") or ""
-        for name in self.names:
-            if f".{name}." in f".{fullname}.":
-                return name
-        return None
-
-    def __call__(self, node, status: str) -> None:
-        with self._lock:
-            sub = self.subject_of(node)
-            if status == "start":
-                self.started.add(id(node))
-            elif status == "end" and id(node) in self.started:
-                self.done += 1
-                LOGGER.info(
-                    "[%5.0fs] %d nodes done | %s: %s",
-                    time.monotonic() - self.start,
-                    self.done,
-                    sub or "-",
-                    node.fullname.split(".", 2)[-1] if sub else node.fullname,
-                )
-            elif status == "exception":
-                if sub:
-                    self.failed.add(sub)
-                LOGGER.error("%s: node %s failed", sub or "-", node.fullname)
-
-
-def _distribute_crash_files(crash_dir: Path, config: RunConfig,
-                            subjects: Sequence[SubjectInputs]) -> None:
-    """Move nipype crash files to ``OUT/sub-X/log/<run>/`` of the subject they belong to."""
-    if not crash_dir.is_dir():
-        return
-    names = {subject_wf_name(s): s for s in subjects}
-    for crash in sorted(crash_dir.glob("crash-*")):
-        text = crash.read_text(errors="replace")
-        owner = next((s for n, s in names.items() if f".{n}." in text or f"{n}." in text), None)
-        if owner is not None:
-            dest = config.output_dir / f"sub-{owner.subject}" / "log" / config.run_uuid
-        else:
-            dest = config.output_dir / "logs" / "crash" / config.run_uuid
-        dest.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(crash), dest / crash.name)
-
-
-def _remove_stale_staging(out: Path) -> None:
-    """Remove staging folders left by *dead* writers on this host.
-
-    Staging folders are named ``.staging-<subject>-<session>-<host>-<pid>-<uuid>``; those of a
-    live process (another participant job writing into the same folder, e.g. a SLURM array)
-    or of another host are left alone.
-    """
-    import os
-    import socket
-
-    host = socket.gethostname().replace("-", "")
-    for stale in out.glob(".staging-*"):
-        parts = stale.name.split("-")
-        if len(parts) < 6 or parts[-3] != host or not parts[-2].isdigit():
-            continue
-        pid = int(parts[-2])
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(stale, ignore_errors=True)
-        except PermissionError:  # alive, another user
-            continue
-
-
-def _write_preflight_logs(config: RunConfig, failures) -> None:
-    from bids_stroke.outputs import atomic_write_text
-
-    for subject, message in failures:
-        path = (config.output_dir / f"sub-{subject.subject}" / "log" / config.run_uuid
-                / f"crash-preflight-{subject.key}.txt")
-        atomic_write_text(path, f"{subject.image}\n{message}\n")
-
-
-def execute_participant_level(
-    config: RunConfig,
-    subjects: Sequence[SubjectInputs],
-    preflight_failures: Sequence = (),
-) -> list[str]:
-    """Run the participant level; returns the keys of inputs whose workflow failed."""
-    from nipype import config as ncfg
-
-    from bids_stroke.conditions import parse_conditions
-    from bids_stroke.outputs import write_dataset_files
-
-    out = config.output_dir
-    _remove_stale_staging(out)
-    conds = parse_conditions(config.conditions)
-    write_dataset_files(
-        out,
-        config.bids_dir,
-        config.pipeline.name,
-        [{"desc_id": "preproc", "description": "input image in MNI152NLin2009aSym space",
-          "condition": "n/a"}]
-        + [{"desc_id": c.label, "description": c.description, "condition": c.spec}
-           for c in conds],
-    )
-    config.write(out / "logs")
-    _write_preflight_logs(config, preflight_failures)
-
-    crash_dir = config.work_dir / "crash" / config.run_uuid
-    ncfg.update_config({
-        "execution": {
-            "crashdump_dir": str(crash_dir),
-            "stop_on_first_crash": config.stop_on_first_crash,
-            "crashfile_format": "txt",
-            "hash_method": "content",
-            "remove_unnecessary_outputs": False,
-            "get_linked_libs": False,
-            "check_version": False,
-            "poll_sleep_duration": 0.2,
-        },
-        "monitoring": {"enabled": False},
-    })
-    from bids_stroke.cli.run import quiet_nipype
-
-    quiet_nipype(1 if LOGGER.isEnabledFor(logging.DEBUG) else 0)
-    provenance = {
-        "command": "bids_stroke " + " ".join(config.levels),
-        "pipeline": config.pipeline.name,
-        "conditions": list(config.conditions),
-        "seed": config.seed,
-        "device": config.device,
-        "versions": environment_info(),
-    }  # no run id or time here: a resumed run must hash (and write) the same
-    wf = init_bids_stroke_wf(config, subjects, provenance=provenance)
-    names = [subject_wf_name(s) for s in subjects]
-    progress = ProgressLogger(names)
-    plugin = dict(config.plugin or {"plugin": "Linear", "plugin_args": {}})
-    plugin_args = dict(plugin.get("plugin_args") or {})
-    if plugin["plugin"] in ("MultiProc", "Linear", "LegacyMultiProc"):
-        plugin_args["status_callback"] = progress
-    LOGGER.info(
-        "Running %d input(s) x %d condition(s) with nipype %s (work dir %s)",
-        len(subjects), len(conds), plugin["plugin"], config.work_dir,
-    )
-    try:
-        wf.run(plugin=plugin["plugin"], plugin_args=plugin_args)
-    except Exception as exc:  # Linear re-raises the node's own exception type
-        LOGGER.error("some nodes failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
-        if not progress.failed:
-            progress.failed.update(names)
-    _distribute_crash_files(crash_dir, config, subjects)
-    failed = [s.key for s, n in zip(subjects, names, strict=True) if n in progress.failed]
-    for key in failed:
-        LOGGER.error("%s FAILED: crash file(s) under %s/%s/log/%s", key, out,
-                     key.split("_")[0], config.run_uuid)
-    ok = len(subjects) - len(failed)
-    LOGGER.info("Participant level finished: %d ok, %d failed; outputs in %s", ok, len(failed),
-                out)
-    return failed
-

@@ -5,14 +5,15 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from bids_stroke.settings import MetricsSettings
+
 
 def init_metrics_wf(
     *,
     participant_id: str,
     session_id: str,
     prefix: str,
-    connectivity: int = 26,
-    tolerance_mm: float = 2.0,
+    metrics: MetricsSettings,
     name: str = "metrics_wf",
 ) -> pe.Workflow:
     """One long-format TSV per subject (one row per condition) and a per-lesion TSV.
@@ -38,8 +39,9 @@ def init_metrics_wf(
             participant_id=participant_id,
             session_id=session_id,
             prefix=prefix,
-            connectivity=connectivity,
-            tolerance_mm=tolerance_mm,
+            connectivity=metrics.connectivity,
+            tolerance_mm=metrics.tolerance_mm,
+            grid=metrics.grid,
         ),
         name="measure",
         mem_gb=2,

@@ -1,98 +1,123 @@
-"""Subject report and the all-or-nothing copy of a subject's results into the derivatives."""
+"""Subject report and the all-or-nothing commit of a subject's results into the derivatives."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from bids_stroke.settings import TEMPLATE, Settings
+
+if TYPE_CHECKING:
+    from bids_stroke.discovery import SubjectInputs
+    from bids_stroke.workflows.base import ModelPlan
+
 INPUT_FIELDS = [
-    "source_image", "source_mask", "preproc", "reference_mask", "labels", "specs",
-    "descriptions", "params", "degraded_images", "degraded_masks", "probsegs", "masks",
-    "native_masks", "forward_transforms", "inverse_transforms", "metrics_tsv", "metrics_json",
-    "lesions_tsv", "lesions_json", "model_checksum", "model_info", "template_info",
+    "report_image", "preproc", "reference_mask", "labels", "specs", "descriptions", "params",
+    "images", "degraded_masks", "probsegs", "masks", "native_masks", "forward_transforms",
+    "inverse_transforms", "inverse_invert_flags", "metrics_tsv", "metrics_json", "lesions_tsv",
+    "lesions_json", "model_checksum", "model_info", "template_info",
 ]
+
+
+def _references(images):
+    """The reference channel (first) of each condition's degraded channels."""
+    return [files[0] for files in images]
 
 
 def init_outputs_wf(
     *,
-    output_dir: str,
-    bids_dir: str,
-    subject: str,
-    session: str | None,
-    entities: dict,
-    space_entities: dict,
+    subject: SubjectInputs,
+    settings: Settings,
+    model: ModelPlan,
     registered: bool,
-    registration: str,
-    suffix: str = "T1w",
     has_mask: bool,
-    save_degraded: bool,
-    save_degraded_masks: bool,
-    threshold: float,
-    provenance: dict,
+    provenance: Mapping[str, Any],
+    warnings: Sequence[str] = (),
     name: str = "outputs_wf",
 ) -> pe.Workflow:
-    """Build the subject's HTML report, then write every derivative in one atomic step.
+    """Build the subject's HTML report, then commit every derivative in one step.
 
-    The writer always runs (``overwrite=True``), so a resumed run whose computations are all
-    cached still (re)writes its outputs.
+    The writer runs in the process holding the subject's lock (``run_without_submitting``)
+    and always runs (``overwrite``), so a resumed run whose computations are cached commits.
     """
     from bids_stroke.interfaces.bids import WriteSubjectDerivatives
     from bids_stroke.interfaces.reports import SubjectReport
+    from bids_stroke.plan import metrics_table_name
 
+    suffixes = [subject.suffix, *[c[0] for c in subject.channels]]
+    resolution = model.resolution if registered and model.resolution not in (None, 1) else 0
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=INPUT_FIELDS), name="inputnode")
     report = pe.Node(
-        SubjectReport(subject=subject, session=session or "", provenance=provenance),
-        name="report",
-        mem_gb=1.5,
+        SubjectReport(subject=subject.subject, session=subject.session or "",
+                      suffix=subject.suffix, provenance=dict(provenance),
+                      command_line=settings.execution.command,
+                      metrics_name=metrics_table_name(
+                          subject.subject, subject.session, dict(subject.entities),
+                          None if model.native else TEMPLATE, resolution or None, registered)),
+        name="report", mem_gb=1.5,
     )
+    if registered:  # registration check: the template's brain outline over the image
+        from bids_stroke.templates import get_template
+
+        tpl_res = model.resolution or 1
+        report.inputs.template_file = str(get_template(settings.registration.template,
+                                                       suffix="T1w", resolution=tpl_res))
+        report.inputs.template_mask = str(get_template(settings.registration.template,
+                                                       suffix="mask", desc="brain",
+                                                       resolution=tpl_res))
     writer = pe.Node(
         WriteSubjectDerivatives(
-            output_dir=output_dir,
-            bids_dir=bids_dir,
-            subject=subject,
-            session=session or "",
-            entities=entities,
-            space_entities=space_entities,
-            registered=registered,
-            registration=registration,
-            suffix=suffix,
-            threshold=threshold,
-            settings=provenance,
+            output_dir=str(settings.data.output_dir), bids_dir=str(settings.data.bids_dir),
+            key=subject.key, subject=subject.subject, session=subject.session or "",
+            entities=dict(subject.entities), suffix=subject.suffix,
+            space="" if model.native else TEMPLATE, resolution=resolution,
+            registered=registered, registration=settings.registration.kind,
+            source_image=str(subject.image),
+            source_mask=str(subject.mask) if subject.mask else "",
+            channel_sources={subject.suffix: str(subject.image),
+                             **{s: str(p) for s, p, _ in subject.channels}},
+            image_suffixes=suffixes, threshold=model.threshold,
+            results_key=settings.results_key(), run_uuid=settings.execution.run_uuid,
+            clean=settings.execution.clean, warnings=list(warnings),
         ),
-        name="write_derivatives",
-        overwrite=True,
-        run_without_submitting=True,
+        name="write_derivatives", overwrite=True, run_without_submitting=True,
     )
     wf.connect([
-        (inputnode, report, [("preproc", "t1w"), ("labels", "labels"), ("specs", "specs"),
-                             ("descriptions", "descriptions"), ("degraded_images", "images"),
+        (inputnode, report, [("report_image", "image"), ("labels", "labels"),
+                             ("specs", "specs"),
+                             ("descriptions", "descriptions"),
+                             (("images", _references), "images"),
                              ("masks", "masks"), ("probsegs", "probsegs")]),
-        (inputnode, writer, [("source_image", "source_image"), ("preproc", "preproc"),
-                             ("labels", "labels"), ("specs", "specs"),
+        (inputnode, writer, [("labels", "labels"), ("specs", "specs"),
                              ("descriptions", "descriptions"), ("params", "params"),
                              ("probsegs", "probsegs"), ("masks", "masks"),
-                             ("model_checksum", "model_checksum"), ("model_info", "model_info"),
-                             ("template_info", "template_info")]),
+                             ("model_checksum", "model_checksum"), ("model_info", "model_info")]),
         (report, writer, [("out_report", "report")]),
     ])
-    if save_degraded:
-        wf.connect(inputnode, "degraded_images", writer, "degraded_images")
+    if not model.native:
+        wf.connect([(inputnode, writer, [("preproc", "preproc"),
+                                         ("template_info", "template_info")])])
+    if settings.outputs.save_degraded:
+        wf.connect(inputnode, "images", writer, "images")
     if has_mask:
         wf.connect([
             (inputnode, report, [("reference_mask", "reference_mask"),
                                  ("metrics_tsv", "metrics_tsv")]),
-            (inputnode, writer, [("source_mask", "source_mask"),
-                                 ("metrics_tsv", "metrics_tsv"), ("metrics_json", "metrics_json"),
+            (inputnode, writer, [("metrics_tsv", "metrics_tsv"), ("metrics_json", "metrics_json"),
                                  ("lesions_tsv", "lesions_tsv"),
                                  ("lesions_json", "lesions_json")]),
         ])
-        if save_degraded_masks:
+        if settings.outputs.save_degraded_masks:
             wf.connect(inputnode, "degraded_masks", writer, "degraded_masks")
     if registered:
         wf.connect([
             (inputnode, writer, [("native_masks", "native_masks"),
                                  ("forward_transforms", "forward_transforms"),
-                                 ("inverse_transforms", "inverse_transforms")]),
+                                 ("inverse_transforms", "inverse_transforms"),
+                                 ("inverse_invert_flags", "inverse_invert_flags")]),
         ])
     return wf

@@ -1,26 +1,28 @@
-"""3D U-Net inference on one (degraded) image."""
+"""Segmentation of one (degraded) image by the model."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from bids_stroke.settings import SegmentationSettings
+
 
 def init_segment_wf(
     *,
-    model: str = "",
-    device: str = "auto",
-    precision: str = "auto",
-    threshold: float = 0.5,
-    min_size: int = 0,
-    tta: bool = False,
-    mode: str = "auto",
+    model: str,
+    segmentation: SegmentationSettings,
+    threshold: float,
+    channel_order: Sequence[int] = (0,),
     omp_nthreads: int = 1,
     mem_gb: float = 4.0,
     name: str = "segment_wf",
 ) -> pe.Workflow:
-    """Segment ``in_file`` (intensity-normalised inside ``brain_mask``, padded, cropped back).
+    """Segment ``in_files`` (the channels, reference first) on their own grid.
 
+    ``channel_order[i]`` is the index in ``in_files`` of the model's i-th input channel.
     Outputs: ``probseg`` (float32 probability on the input grid), ``mask`` (probability >=
     ``threshold``, components smaller than ``min_size`` voxels removed), ``model_checksum``,
     ``model_info``.
@@ -28,7 +30,7 @@ def init_segment_wf(
     from bids_stroke.interfaces.segment import SegmentImage
 
     wf = pe.Workflow(name=name)
-    inputnode = pe.Node(niu.IdentityInterface(fields=["in_file", "brain_mask"]),
+    inputnode = pe.Node(niu.IdentityInterface(fields=["in_files", "brain_mask"]),
                         name="inputnode")
     outputnode = pe.Node(
         niu.IdentityInterface(fields=["probseg", "mask", "model_checksum", "model_info"]),
@@ -37,12 +39,13 @@ def init_segment_wf(
     seg = pe.Node(
         SegmentImage(
             model=model,
-            device=device,
-            precision=precision,
+            device=segmentation.device,
+            precision=segmentation.precision,
             threshold=threshold,
-            min_size=min_size,
-            tta=tta,
-            mode=mode,
+            min_size=segmentation.min_size,
+            tta=segmentation.tta,
+            mode=segmentation.mode,
+            channel_order=list(channel_order),
             num_threads=omp_nthreads,
         ),
         name="unet",
@@ -50,7 +53,7 @@ def init_segment_wf(
         mem_gb=mem_gb,
     )
     wf.connect([
-        (inputnode, seg, [("in_file", "in_file"), ("brain_mask", "brain_mask")]),
+        (inputnode, seg, [("in_files", "in_files"), ("brain_mask", "brain_mask")]),
         (seg, outputnode, [("out_probseg", "probseg"), ("out_mask", "mask"),
                            ("model_checksum", "model_checksum"), ("model_info", "model_info")]),
     ])

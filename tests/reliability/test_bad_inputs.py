@@ -15,6 +15,7 @@ import math
 import os
 import pickle
 import shutil
+import struct
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -265,6 +266,99 @@ def bad_nprocs(ctx: Ctx) -> None:
     ctx.extra += ["--nprocs", "0"]
 
 
+def out_is_derivatives(ctx: Ctx) -> None:
+    (ctx.bids / "derivatives").mkdir(exist_ok=True)
+    ctx.out = ctx.bids / "derivatives"
+
+
+def out_contains_bids(ctx: Ctx) -> None:
+    ctx.out = ctx.bids.parent
+
+
+def database_inside_bids(ctx: Ctx) -> None:
+    ctx.extra += ["--bids-database-dir", str(ctx.bids / "code" / "db")]
+
+
+def _study(ctx: Ctx, text: str) -> None:
+    path = ctx.tmp / "study.yml"
+    path.write_text(text)
+    ctx.extra += ["--pipeline", str(path)]
+
+
+def yaml_alias_bomb(ctx: Ctx) -> None:
+    _study(ctx, "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+                "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nconditions: [native]\n")
+
+
+def study_threshold_too_high(ctx: Ctx) -> None:
+    _study(ctx, "conditions: [native]\nsegmentation: {threshold: 1.5}\n")
+
+
+def study_threshold_nan(ctx: Ctx) -> None:
+    _study(ctx, "conditions: [native]\nsegmentation: {threshold: .nan}\n")
+
+
+def study_negative_tolerance(ctx: Ctx) -> None:
+    _study(ctx, "conditions: [native]\nmetrics: {tolerance_mm: -1}\n")
+
+
+def rgb_image(ctx: Ctx) -> None:
+    img = nb.load(str(ctx.t1))
+    d = _t1_data(ctx).astype(np.uint8)
+    rgb = np.zeros(d.shape, dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    rgb["R"] = d
+    nb.Nifti1Image(rgb, img.affine).to_filename(str(ctx.t1))
+
+
+def complex_image(ctx: Ctx) -> None:
+    _rewrite(ctx.t1, _t1_data(ctx).astype(np.complex64))
+
+
+def _patch_header(path: Path, *fields: tuple[int, str, float]) -> None:
+    """Write raw values into a NIfTI-1 header (nibabel would sanitise them on save)."""
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    for offset, fmt, value in fields:
+        struct.pack_into(fmt, raw, offset, value)
+    path.write_bytes(gzip.compress(bytes(raw)))
+
+
+def infinite_slope(ctx: Ctx) -> None:
+    img = nb.load(str(ctx.t1))
+    nb.Nifti1Image(_t1_data(ctx).astype(np.int16), img.affine).to_filename(str(ctx.t1))
+    _patch_header(ctx.t1, (112, "<f", math.inf))  # scl_slope
+
+
+def overflowing_slope(ctx: Ctx) -> None:
+    img = nb.load(str(ctx.t1))
+    out = nb.Nifti1Image(_t1_data(ctx).astype(np.int16) + 100, img.affine)
+    out.header.set_slope_inter(1e37, 0)
+    out.to_filename(str(ctx.t1))
+
+
+def singular_affine(ctx: Ctx) -> None:
+    # qform_code 0, sform_code 1, third column of the sform zero (nibabel cannot write this)
+    for path in (ctx.t1, ctx.mask):
+        _patch_header(path, (252, "<h", 0), (254, "<h", 1), (288, "<f", 0.0),
+                      (304, "<f", 0.0), (320, "<f", 0.0))
+
+
+def header_bomb(ctx: Ctx) -> None:
+    """A small gzip file whose header claims 2048^3 voxels: refused before decompression."""
+    hdr = nb.Nifti1Header()
+    hdr.set_data_shape((2048, 2048, 2048))
+    hdr.set_data_dtype(np.float32)
+    raw = bytearray(hdr.binaryblock) + b"\0" * 4 + bytes(1 << 20)
+    ctx.t1.write_bytes(gzip.compress(bytes(raw)))
+
+
+def crude_huge(ctx: Ctx) -> None:
+    ctx.extra += ["--conditions", "native", "crude:1000000000"]
+
+
+def kspace_huge(ctx: Ctx) -> None:
+    ctx.extra += ["--conditions", "native", "kspace:1000"]
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -314,6 +408,23 @@ ERROR_CASES = [
     Case("duplicate-condition", duplicate_condition, 64, "duplicate condition"),
     Case("bad-bids-filter-file", bad_filter_file, 64, "not valid JSON"),
     Case("bad-nprocs", bad_nprocs, 64, "--nprocs"),
+    Case("output-is-bids-derivatives", out_is_derivatives, 64, "derivatives folder",
+         out_absent=False),
+    Case("output-contains-bids", out_contains_bids, 64, "derivatives folder",
+         out_absent=False),
+    Case("database-inside-bids", database_inside_bids, 64, "--bids-database-dir"),
+    Case("yaml-alias-bomb", yaml_alias_bomb, 64, "aliases"),
+    Case("study-threshold-1.5", study_threshold_too_high, 64, "segmentation.threshold"),
+    Case("study-threshold-nan", study_threshold_nan, 64, "segmentation.threshold"),
+    Case("study-negative-tolerance", study_negative_tolerance, 64, "metrics.tolerance_mm"),
+    Case("rgb-image", rgb_image, 65, "RGB"),
+    Case("complex-image", complex_image, 65, "complex"),
+    Case("infinite-scl-slope", infinite_slope, 65, "non-finite intensity scaling"),
+    Case("overflowing-scl-slope", overflowing_slope, 65, "overflow float32"),
+    Case("singular-affine", singular_affine, 65, "singular"),
+    Case("header-claims-8gb", header_bomb, 65, "larger than bids_stroke accepts"),
+    Case("crude-factor-too-large", crude_huge, 65, "fewer than the factor"),
+    Case("kspace-factor-too-large", kspace_huge, 65, "fewer than the factor"),
 ]
 
 

@@ -1,0 +1,282 @@
+"""From the parsed command line to one :class:`~bids_stroke.settings.Settings` (no writes).
+
+Cheap checks come first (paths that cannot work), then the layers: defaults <- study file (or
+``--config-file``) <- the options given on the command line. Each option is checked by the
+same function as the study-file key it sets; errors name the option.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shlex
+import sys
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bids_stroke.cli import parser as P
+from bids_stroke.settings import (
+    SECTIONS,
+    Settings,
+    SettingsError,
+    check_value,
+    settings_from_layers,
+)
+
+#: command-line option (argparse dest) -> (settings section, key)
+OPTIONS: dict[str, tuple[str, str]] = {
+    "participant_label": ("data", "participant_label"),
+    "session_label": ("data", "session_label"),
+    "modality": ("data", "modality"),
+    "derivatives": ("data", "derivatives"),
+    "bids_database_dir": ("data", "database_dir"),
+    "skip_bids_validation": ("data", "skip_bids_validation"),
+    "conditions": ("study", "conditions"),
+    "registration": ("registration", "kind"),
+    "template_resolution": ("registration", "template_resolution"),
+    "save_degraded": ("outputs", "save_degraded"),
+    "model": ("segmentation", "model"),
+    "device": ("segmentation", "device"),
+    "precision": ("segmentation", "precision"),
+    "threshold": ("segmentation", "threshold"),
+    "channels": ("segmentation", "channels"),
+    "trust_model_code": ("segmentation", "trust_model_code"),
+    "allow_modality_mismatch": ("segmentation", "allow_modality_mismatch"),
+    "folds": ("segmentation", "folds"),
+    "checkpoint": ("segmentation", "checkpoint"),
+    "seed": ("execution", "seed"),
+    "work_dir": ("execution", "work_dir"),
+    "nprocs": ("execution", "nprocs"),
+    "omp_nthreads": ("execution", "omp_nthreads"),
+    "mem_gb": ("execution", "mem_gb"),
+    "stop_on_first_crash": ("execution", "stop_on_first_crash"),
+    "clean": ("execution", "clean"),
+    "prepare": ("execution", "prepare"),
+    "lock_wait": ("execution", "lock_wait_s"),
+}
+#: options whose value is a path made absolute before it is recorded
+PATH_OPTIONS = {"derivatives", "bids_database_dir", "model", "work_dir"}
+
+
+class CLIError(RuntimeError):
+    """An error reported as one line with a BIDS-App exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def new_run_uuid() -> str:
+    """``YYYYmmdd-HHMMSS_<8 hex>``: sortable and unique."""
+    return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:8]}"
+
+
+def default_work_dir(run_uuid: str) -> Path:
+    """Per user and per run, so two runs never share a work folder by accident."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers run with -u UID)
+        user = str(os.getuid())
+    safe = "".join(c if c.isalnum() else "_" for c in user) or "user"
+    return Path(tempfile.gettempdir()) / f"bids_stroke-{safe}" / run_uuid
+
+
+def command_line(argv: list[str]) -> str:
+    """The command as typed, with every path argument resolved (for provenance)."""
+    words = ["bids_stroke"]
+    for arg in argv:
+        path = Path(arg)
+        looks_like_path = not arg.startswith("-") and ("/" in arg or path.exists())
+        words.append(str(path.absolute()) if looks_like_path else arg)
+    return shlex.join(words)
+
+
+def is_within(path: Path, parent: Path) -> bool:
+    """True when ``path`` is ``parent`` or below it (after resolving symlinks)."""
+    try:
+        path.resolve().relative_to(parent.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def check_paths(bids_dir: Path, output_dir: Path, work_dir: Path | None,
+                database_dir: Path | None) -> None:
+    """Refuse, before any work, folders that would write into the input or clash."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise CLIError(f"cannot create output directory {output_dir}: it is a file; give a "
+                       "folder", P.EXIT_CANT_CREATE)
+    for parent in output_dir.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CLIError(f"cannot create output directory {output_dir} ({parent} is a "
+                               "file): choose another folder", P.EXIT_CANT_CREATE)
+            if not output_dir.exists() and not os.access(parent, os.W_OK | os.X_OK):
+                raise CLIError(f"cannot create output directory {output_dir} ({parent} is not "
+                               "writable): choose another folder", P.EXIT_CANT_CREATE)
+            break
+    if not bids_dir.is_dir():
+        raise CLIError(f"BIDS directory {bids_dir} does not exist: check the path",
+                       P.EXIT_NO_INPUT)
+    derivatives = bids_dir / "derivatives"
+    if is_within(derivatives, output_dir):
+        raise CLIError(
+            f"output_dir {output_dir} is the BIDS dataset itself, its derivatives folder or a "
+            f"folder containing them ({bids_dir}): bids_stroke would overwrite the input's "
+            f"files; use a folder outside it or {derivatives}/bids_stroke", P.EXIT_USAGE)
+    if is_within(output_dir, bids_dir) and not is_within(output_dir, derivatives):
+        raise CLIError(
+            f"output_dir {output_dir} is inside the BIDS dataset {bids_dir}: use a folder "
+            f"outside it or {derivatives}/bids_stroke", P.EXIT_USAGE)
+    if work_dir is not None:
+        if is_within(work_dir, bids_dir):
+            raise CLIError(f"work dir {work_dir} is inside the BIDS dataset {bids_dir}: "
+                           "choose another -w", P.EXIT_USAGE)
+        if is_within(work_dir, output_dir) or is_within(output_dir, work_dir):
+            raise CLIError(f"work dir {work_dir} and output_dir {output_dir} overlap: "
+                           "choose a -w outside the derivatives", P.EXIT_USAGE)
+    if database_dir is not None and is_within(database_dir, bids_dir):
+        raise CLIError(f"--bids-database-dir {database_dir} is inside the BIDS dataset "
+                       f"{bids_dir}: choose a folder outside it (bids_stroke never writes "
+                       "into its input)", P.EXIT_USAGE)
+
+
+def _option_value(dest: str, value: Any) -> Any:
+    if dest in PATH_OPTIONS and value is not None:
+        if isinstance(value, list):
+            return [str(Path(v).absolute()) for v in value]
+        return str(Path(value).absolute())
+    if dest == "folds" and value is not None:
+        return list(value)
+    return value
+
+
+def cli_overrides(opts: Any) -> dict[str, dict[str, Any]]:
+    """Section -> {key: value} of every option given on the command line, each checked
+    (error names the option: ``--threshold must be in (0, 1), got 1.5``)."""
+    overrides: dict[str, dict[str, Any]] = {}
+    for dest, (section, key) in OPTIONS.items():
+        value = getattr(opts, dest, None)
+        if value is None:
+            continue
+        value = _option_value(dest, value)
+        if dest == "threshold":
+            try:
+                value = float(value)
+            except ValueError:
+                raise CLIError(f"--threshold must be a number, got {value!r}",
+                               P.EXIT_USAGE) from None
+        try:
+            check_value(SECTIONS[section], key, value)
+        except ValueError as exc:
+            flag = "--" + dest.replace("_", "-")
+            raise CLIError(f"{flag} {exc}", P.EXIT_USAGE) from None
+        overrides.setdefault(section, {})[key] = value
+    return overrides
+
+
+def _load_plugin(path: Path | None, nprocs: int, mem_gb: float | None) -> dict:
+    """nipype plugin settings: MultiProc by default, or a YAML file (fMRIPrep format)."""
+    if path is None:
+        # forkserver: workers never inherit the parent's threads/locks (fork can deadlock)
+        args: dict = {"n_procs": nprocs, "raise_insufficient": False,
+                      "mp_context": "forkserver"}
+        if mem_gb:
+            args["memory_gb"] = mem_gb
+        return {"plugin": "MultiProc" if nprocs > 1 else "Linear", "plugin_args": args}
+    from bids_stroke.pipeline import PipelineError, read_study_file
+
+    try:
+        data = read_study_file(Path(path))  # same limits as study files
+    except PipelineError as exc:
+        code = P.EXIT_NO_INPUT if not Path(path).exists() else P.EXIT_USAGE
+        raise CLIError(f"--use-plugin: {exc}", code) from exc
+    if not isinstance(data, dict) or "plugin" not in data:
+        raise CLIError(
+            f"--use-plugin file {path} must define 'plugin' (and optionally 'plugin_args')",
+            P.EXIT_USAGE,
+        )
+    data.setdefault("plugin_args", {})
+    if not isinstance(data["plugin_args"], dict):
+        raise CLIError(f"--use-plugin file {path}: 'plugin_args' must be a mapping", P.EXIT_USAGE)
+    return {"plugin": str(data["plugin"]), "plugin_args": data["plugin_args"]}
+
+
+def _base_settings(opts: Any) -> Settings:
+    from bids_stroke.pipeline import PipelineError, load_pipeline
+
+    if opts.config_file is not None:
+        if opts.pipeline is not None:
+            raise CLIError("--config-file and --pipeline cannot be combined: the config "
+                           "already holds the study", P.EXIT_USAGE)
+        path = Path(opts.config_file)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise CLIError(f"--config-file {path} does not exist", P.EXIT_NO_INPUT) from None
+        except (OSError, ValueError) as exc:
+            raise CLIError(f"--config-file {path} is not a JSON settings file ({exc})",
+                           P.EXIT_USAGE) from None
+        try:
+            return Settings.from_dict(data, where=str(path))
+        except SettingsError as exc:
+            raise CLIError(str(exc), P.EXIT_USAGE) from None
+    try:
+        return load_pipeline(opts.pipeline).settings
+    except PipelineError as exc:
+        raise CLIError(str(exc), P.EXIT_USAGE) from None
+
+
+def settings_from_cli(opts: Any, argv: list[str] | None = None) -> Settings:
+    """Resolve the command line (and the study file or config) into :class:`Settings`."""
+    bids_dir = Path(opts.bids_dir).absolute()
+    output_dir = Path(opts.output_dir).absolute()
+    work_dir = Path(opts.work_dir).absolute() if opts.work_dir else None
+    db = Path(opts.bids_database_dir).absolute() if opts.bids_database_dir else None
+    check_paths(bids_dir, output_dir, work_dir, db)
+    overrides = cli_overrides(opts)
+    base = _base_settings(opts)
+    execution = overrides.setdefault("execution", {})
+    replay = opts.config_file is not None
+    cpus = os.cpu_count() or 1
+    nprocs = int(execution.get("nprocs", base.execution.nprocs if replay else cpus))
+    execution.setdefault("nprocs", nprocs)
+    # threads per node: share the cores among the parallel nodes (no oversubscription)
+    if not replay:
+        execution.setdefault("omp_nthreads", max(1, min(8, cpus // nprocs)))
+    execution.update(
+        levels=list(dict.fromkeys(opts.analysis_level)),
+        run_uuid=new_run_uuid(),
+        command=command_line(list(sys.argv[1:] if argv is None else argv)),
+        verbose=min(int(opts.verbose or 0), 5),
+        plugin=_load_plugin(opts.use_plugin, nprocs, execution.get("mem_gb")),
+    )
+    overrides.setdefault("data", {}).update(bids_dir=str(bids_dir), output_dir=str(output_dir))
+    if getattr(opts, "bids_filter_file", None) is not None:
+        from bids_stroke.discovery import DiscoveryError, load_bids_filters
+
+        try:
+            overrides["data"]["bids_filters"] = load_bids_filters(opts.bids_filter_file)
+        except DiscoveryError as exc:
+            raise CLIError(str(exc), exc.exit_code) from exc
+    try:
+        settings = settings_from_layers(base=base, overrides=overrides)
+    except SettingsError as exc:
+        raise CLIError(str(exc), exc.exit_code) from None
+    model = settings.segmentation.model
+    if model is not None and not Path(model).exists():
+        raise CLIError(f"--model {model} does not exist: give a bids_stroke checkpoint (.pt), "
+                       "a TorchScript file, an ONNX file or an nnU-Net trained-model folder",
+                       P.EXIT_NO_INPUT)
+    return settings
+
+
+def work_dir_of(settings: Settings) -> tuple[Path, bool]:
+    """``(work folder, explicit)``: ``-w`` when given, else a per-user, per-run folder."""
+    if settings.execution.work_dir is not None:
+        return Path(settings.execution.work_dir), True
+    return default_work_dir(settings.execution.run_uuid), False

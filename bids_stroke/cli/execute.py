@@ -1,0 +1,117 @@
+"""Execute the participant graph for subjects whose locks this process holds."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from bids_stroke.cli import parser as P
+from bids_stroke.cli.config import CLIError, work_dir_of
+from bids_stroke.discovery import SubjectInputs
+from bids_stroke.settings import Settings
+from bids_stroke.workflows.base import ModelPlan
+
+LOGGER = logging.getLogger("bids_stroke")
+
+
+def _provenance(settings: Settings) -> dict:
+    from bids_stroke.config import environment_info
+
+    # no run id or time here: a resumed run must hash (and write) the same; the command line
+    # reaches the report separately
+    return {
+        "pipeline": settings.study.name,
+        "conditions": list(settings.study.conditions),
+        "seed": settings.execution.seed,
+        "device": settings.segmentation.device,
+        "versions": environment_info(),
+    }
+
+
+def _write_preflight_logs(settings: Settings, failures) -> None:
+    from bids_stroke.atomic import atomic_write_text
+
+    for subject, message in failures:
+        path = (settings.data.output_dir / f"sub-{subject.subject}" / "log"
+                / settings.execution.run_uuid / f"crash-preflight-{subject.key}.txt")
+        atomic_write_text(path, f"{subject.image}\n{message}\n")
+
+
+def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInputs], *,
+            preflight_failures: Sequence = ()) -> list[str]:
+    """Run the graph; returns the keys of the inputs that were not committed by this run.
+
+    Raises :class:`CLIError` (exit 130/143) when a signal stops the run.
+    """
+    from bids_stroke import runner
+    from bids_stroke.commit import read_manifest
+    from bids_stroke.locks import FileLock, LockBusyError
+    from bids_stroke.workflows.base import init_bids_stroke_wf, subject_wf_name
+
+    out = settings.data.output_dir
+    run = settings.execution.run_uuid
+    work, explicit = work_dir_of(settings)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        work_lock = FileLock(work / ".bids_stroke-work.lock", run=run).acquire(timeout=0)
+    except LockBusyError as exc:
+        raise CLIError(f"work folder {work} is in use by {exc.holder}: give this run its own "
+                       "-w (or wait for that run)", P.EXIT_TEMPFAIL) from exc
+    except OSError as exc:
+        raise CLIError(f"cannot create work folder {work} ({exc.strerror}): choose a "
+                       "writable -w", P.EXIT_CANT_CREATE) from exc
+    try:
+        settings.write(out / "logs")
+        _write_preflight_logs(settings, preflight_failures)
+        runner.scan_work_dir(work / "bids_stroke_wf")
+        crash_dir = work / "crash" / run
+        runner.configure_nipype(crash_dir, stop_on_first_crash=settings.execution.
+                                stop_on_first_crash)
+        runner.quiet_nipype(settings.execution.verbose)
+        wf = init_bids_stroke_wf(subjects, settings=settings, model=model, work_dir=str(work),
+                                 provenance=_provenance(settings))
+        names = [subject_wf_name(s) for s in subjects]
+        progress = runner.ProgressLogger(names, len(settings.study.conditions))
+        plugin = dict(settings.execution.plugin or {})
+        LOGGER.info("Running %d input(s) x %d condition(s) with nipype %s (work folder %s)",
+                    len(subjects), len(settings.study.conditions),
+                    plugin.get("plugin", "Linear"), work)
+        try:
+            error = runner.run_graph(wf, _thaw(plugin), progress)
+        except runner.Interrupted as exc:
+            code = P.EXIT_SIGTERM if exc.signum == 15 else P.EXIT_SIGINT
+            resume = f" -w {work}" if not explicit else ""
+            raise CLIError(
+                f"interrupted by {exc}: committed subjects are complete, the others untouched; "
+                f"re-run the same command{resume} to resume", code) from None
+        if error:
+            LOGGER.error("some steps failed: %s", error)
+        destinations = {n: out / f"sub-{s.subject}" / "log" / run
+                        for n, s in zip(names, subjects, strict=True)}
+        runner.distribute_crash_files(crash_dir, destinations, out / "logs" / "crash" / run)
+        failed = []
+        for subject in subjects:
+            manifest = read_manifest(out, subject.key)
+            if manifest is None or manifest.run_uuid != run:
+                failed.append(subject.key)
+                LOGGER.error("%s FAILED: crash file(s) under %s", subject.key,
+                             out / f"sub-{subject.subject}" / "log" / run)
+        LOGGER.info("Participant level finished: %d ok, %d failed; outputs in %s",
+                    len(subjects) - len(failed), len(failed), out)
+        if failed or preflight_failures:
+            print(f"bids_stroke: work folder kept for resuming: {work}", file=sys.stderr)
+        elif not explicit:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+        return failed
+    finally:
+        work_lock.release()
+
+
+def _thaw(plugin):
+    from bids_stroke.settings import thaw
+
+    return thaw(plugin) if plugin else None
+

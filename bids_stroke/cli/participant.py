@@ -1,0 +1,240 @@
+"""The participant level: check everything, lock the subjects, build the graph, run it.
+
+Order matters and is part of the contract (README "Reliability"):
+
+1. discovery and every input check (images, masks, channels, conditions against the grid,
+   the model) — nothing is written before these pass for at least one input;
+2. the dataset-level files, under the dataset lock (``--prepare`` stops here);
+3. a lock per subject (a subject another run holds is skipped: exit 75 unless
+   ``--lock-wait``), unfinished commits finished, stale staging removed;
+4. the work folder locked and its cached results checked;
+5. the graph built (:mod:`bids_stroke.workflows`) and run (:mod:`bids_stroke.runner`);
+   success per subject = its commit carries this run's id.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+from bids_stroke.cli import parser as P
+from bids_stroke.cli.config import CLIError
+from bids_stroke.discovery import SubjectInputs
+from bids_stroke.settings import TEMPLATE, Settings
+from bids_stroke.workflows.base import ModelPlan
+
+LOGGER = logging.getLogger("bids_stroke")
+
+
+def plan_model(settings: Settings, reference: str) -> ModelPlan:
+    """What the graph needs to know about the model; refuses a bad model (exit 65)."""
+    from bids_stroke.model.checkpoint import ModelLoadError, _is_torchscript, load_checkpoint
+
+    seg = settings.segmentation
+    path = Path(seg.model) if seg.model else None
+    try:
+        if path is not None and not _is_torchscript(path):
+            from bids_stroke.model.unet import UNetConfig
+
+            ckpt = load_checkpoint(path)
+            try:
+                UNetConfig.from_dict(dict(ckpt["model_config"]))
+            except (TypeError, ValueError) as exc:
+                raise ModelLoadError(f"{path}: invalid model_config ({exc})") from exc
+        elif path is not None:
+            from bids_stroke.model.checkpoint import load_model
+
+            load_model(path, device="cpu")
+    except ModelLoadError as exc:
+        raise CLIError(f"--model: {exc}", P.EXIT_BAD_DATA) from exc
+    channels = tuple(seg.channels or (reference,))
+    return ModelPlan(path=str(path or ""), channels=channels, space=TEMPLATE,
+                     resolution=settings.registration.template_resolution,
+                     threshold=seg.threshold if seg.threshold is not None else 0.5)
+
+
+def _condition_grid(model: ModelPlan):
+    """The grid (shape, zooms) the conditions apply to, per input."""
+    from bids_stroke.preflight import native_grid
+
+    if model.native:
+        return native_grid
+    import nibabel as nb
+
+    from bids_stroke.templates import get_template
+
+    template = nb.load(str(get_template(suffix="T1w", resolution=model.resolution or 1)))
+    tpl = (template.shape[:3], [float(z) for z in template.header.get_zooms()[:3]])
+
+    def grid(subject: SubjectInputs, img):
+        return native_grid(subject, img) if subject.space == TEMPLATE else tpl
+
+    return grid
+
+
+def discover(settings: Settings, reference: str) -> list[SubjectInputs]:
+    from bids_stroke.discovery import DiscoveryError, collect_subjects, validate_dataset
+
+    data = settings.data
+    try:
+        if not data.skip_bids_validation:
+            problems = validate_dataset(data.bids_dir)
+            if problems:
+                raise CLIError(
+                    f"BIDS validation failed: {problems[0]}"
+                    + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
+                    + "; fix the dataset or pass --skip-bids-validation",
+                    P.EXIT_VALIDATION,
+                )
+        return collect_subjects(
+            data.bids_dir,
+            participant_label=data.participant_label,
+            session_label=data.session_label,
+            suffix=reference,
+            derivatives=data.derivatives,
+            bids_filters=data.bids_filters,
+            database_dir=data.database_dir,
+            exclude=[data.output_dir, *([settings.execution.work_dir]
+                                        if settings.execution.work_dir else [])],
+        )
+    except DiscoveryError as exc:
+        raise CLIError(str(exc), exc.exit_code) from exc
+
+
+def write_dataset_level(settings: Settings, reference: str) -> None:
+    """dataset_description, descriptions, README, .bidsignore: once, under the dataset lock."""
+    from bids_stroke.conditions import parse_conditions
+    from bids_stroke.locks import LockBusyError, locked
+    from bids_stroke.outputs import check_output_modality, write_dataset_files
+
+    out = settings.data.output_dir
+    rows = [{"desc_id": "preproc", "description": "input image on the model's grid, before "
+             "degradation", "condition": "n/a"}]
+    rows += [{"desc_id": c.label, "description": c.description, "condition": c.spec}
+             for c in parse_conditions(list(settings.study.conditions))]
+    from bids_stroke.commit import state_dir
+
+    try:
+        with locked(state_dir(out) / "locks" / "dataset.lock", timeout=600,
+                    run=settings.execution.run_uuid):
+            check_output_modality(out, reference)
+            write_dataset_files(out, settings.data.bids_dir, settings.study.name, rows,
+                                command=settings.execution.command)
+    except ValueError as exc:
+        raise CLIError(str(exc), P.EXIT_USAGE) from exc
+    except LockBusyError as exc:
+        raise CLIError(f"{exc}; another run is writing the dataset-level files",
+                       P.EXIT_TEMPFAIL) from exc
+    except OSError as exc:
+        raise CLIError(f"cannot write into {out} ({exc.strerror}): free space or fix "
+                       "permissions", P.EXIT_CANT_CREATE) from exc
+
+
+def _lock_subjects(settings: Settings, subjects: Sequence[SubjectInputs], stack: ExitStack
+                   ) -> tuple[list[SubjectInputs], list[SubjectInputs]]:
+    """Lock each subject (or leave it out); finish its interrupted commit; check that the new
+    conditions can join the committed ones."""
+    from bids_stroke.commit import CommitError, lock_path, recover
+    from bids_stroke.locks import FileLock, LockBusyError
+
+    out = settings.data.output_dir
+    ok, busy = [], []
+    for subject in subjects:
+        lock = FileLock(lock_path(out, subject.key), run=settings.execution.run_uuid)
+        try:
+            lock.acquire(timeout=settings.execution.lock_wait_s)
+        except LockBusyError as exc:
+            print(f"bids_stroke: error: {subject.key}: locked by {exc.holder}: it is being "
+                  "processed by another run; wait for it (or --lock-wait SECONDS)",
+                  file=sys.stderr)
+            busy.append(subject)
+            continue
+        stack.callback(lock.release)
+        try:
+            if recover(out, subject.key):
+                LOGGER.warning("%s: finished a commit interrupted earlier", subject.key)
+        except CommitError as exc:
+            print(f"bids_stroke: error: {exc}", file=sys.stderr)
+            busy.append(subject)
+            continue
+        ok.append(subject)
+    from bids_stroke.commit import remove_stale_staging
+    from bids_stroke.locks import is_locked
+
+    remove_stale_staging(out, lambda key: not is_locked(lock_path(out, key)))
+    return ok, busy
+
+
+def _check_mixing(settings: Settings, model_sha: str, subjects: Sequence[SubjectInputs]
+                  ) -> tuple[list[SubjectInputs], list[tuple[SubjectInputs, str]]]:
+    """Refuse, before any work, subjects whose committed conditions would be mixed."""
+    from bids_stroke.commit import CommitError, ConditionRecord, plan_conditions, read_manifest
+    from bids_stroke.conditions import parse_condition
+
+    out = settings.data.output_dir
+    key = settings.results_key()
+    good, bad = [], []
+    for subject in subjects:
+        try:
+            records = [ConditionRecord(parse_condition(c).label, c, model_sha, key, "")
+                       for c in settings.study.conditions]
+            plan_conditions(read_manifest(out, subject.key), records,
+                            clean=settings.execution.clean)
+        except CommitError as exc:
+            bad.append((subject, str(exc)))
+            continue
+        good.append(subject)
+    return good, bad
+
+
+def model_checksum(model: ModelPlan) -> str:
+    from bids_stroke.model.checkpoint import bundled_model_path, file_sha256
+
+    return file_sha256(model.path or bundled_model_path())
+
+
+def run_participant(settings: Settings) -> int:
+    """Validate, discover, check, lock and run; returns the exit code."""
+    from bids_stroke.preflight import preflight_check
+
+    reference = settings.data.modality or "T1w"
+    model = plan_model(settings, reference)
+    subjects = discover(settings, reference)
+    LOGGER.info("Found %d input image(s); checking them", len(subjects))
+    bad: list[tuple[SubjectInputs, str]] = []
+    if len(model.channels) > 1 or model.channels[0] != reference:
+        from bids_stroke.discovery import attach_channels
+
+        subjects, bad = attach_channels(subjects, model.channels)
+    good, failed_checks = preflight_check(
+        subjects, nprocs=settings.execution.nprocs,
+        conditions=settings.study.conditions, grid=_condition_grid(model))
+    bad += failed_checks
+    good, mixed = _check_mixing(settings, model_checksum(model), good)
+    bad += mixed
+    for subject, message in bad:
+        print(f"bids_stroke: error: {subject.key}: {message}", file=sys.stderr)
+    if not good:
+        code = P.EXIT_USAGE if mixed and len(mixed) == len(bad) else P.EXIT_BAD_DATA
+        raise CLIError(f"no usable input among {len(subjects) + len(bad) - len(failed_checks)}"
+                       " image(s) (see the errors above)", code)
+    write_dataset_level(settings, reference)
+    if settings.execution.prepare:
+        LOGGER.info("Prepared %s for %d input(s); run the participant level per subject now",
+                    settings.data.output_dir, len(good))
+        return P.EXIT_BAD_DATA if bad else P.EXIT_OK
+    from bids_stroke.cli.execute import execute
+
+    with ExitStack() as stack:
+        locked, busy = _lock_subjects(settings, good, stack)
+        failed = execute(settings, model, locked, preflight_failures=bad) if locked else []
+    if failed:
+        return P.EXIT_FAILURE
+    if bad:
+        return P.EXIT_USAGE if len(mixed) == len(bad) else P.EXIT_BAD_DATA
+    if busy:
+        return P.EXIT_TEMPFAIL
+    return P.EXIT_OK

@@ -1,0 +1,541 @@
+"""Settings of one run: one typed, immutable, serialisable object.
+
+A run's settings are built once, in layers, and then only read::
+
+    defaults (the dataclass fields below)  <-  study file (pipelines/*.yml)  <-  command line
+
+(or ``--config-file logs/config-<run>.json`` in place of defaults + study file, to replay a run).
+Every value of every layer goes through the *same* check — the ``check`` of its field — so a
+study file's ``threshold: 1.5`` is refused exactly like ``--threshold 1.5``. The result is a
+frozen :class:`Settings` whose sections (``data``, ``study``, ``registration``,
+``segmentation``, ``metrics``, ``outputs``, ``group``, ``execution``) are passed explicitly to the
+workflow factories; interfaces get plain values and own no defaults.
+
+:meth:`Settings.to_dict` is JSON; :meth:`Settings.from_dict` re-checks every value, so a written
+config replays the run. :meth:`Settings.results_key` is the digest of everything that can
+change a result (not paths, threads or the run id): with the model checksum and the condition
+it keys each committed result (see :mod:`bids_stroke.commit`).
+
+Pure module: no nipype, no torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from bids_stroke.__about__ import __version__
+
+TEMPLATE = "MNI152NLin2009aSym"
+DEFAULT_STUDY = "atlas_resolution"
+_LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
+
+
+class SettingsError(ValueError):
+    """A bad setting; the message is one line naming where it came from and the fix."""
+
+    def __init__(self, message: str, exit_code: int = 64) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+Check = Callable[[Any], Any]
+
+
+def setting(default: Any, check: Check, help: str = "") -> Any:
+    """A dataclass field with its check and help text (used by the CLI and the docs)."""
+    if isinstance(default, list | dict):
+        raise TypeError("settings defaults must be immutable (tuple / None)")
+    return field(default=default, metadata={"check": check, "help": help})
+
+
+# ------------------------------------------------------------------------------- checks
+# Each check takes a raw value (YAML/JSON/CLI) and returns the canonical value or raises
+# ValueError with the reason (the caller adds where the value came from).
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+           hi_open: bool = False) -> Check:
+    """A finite float within bounds."""
+
+    def check(value: Any) -> float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"must be a number, got {value!r}") from None
+        if not _is_number(value) or not math.isfinite(float(value)):
+            raise ValueError(f"must be a finite number, got {value!r}")
+        v = float(value)
+        lo_bad = lo is not None and (v <= lo if lo_open else v < lo)
+        hi_bad = hi is not None and (v >= hi if hi_open else v > hi)
+        if lo_bad or hi_bad:
+            left = "(" if lo_open else "["
+            right = ")" if hi_open else "]"
+            raise ValueError(f"must be in {left}{_g(lo, '-inf')}, {_g(hi, 'inf')}{right}, "
+                             f"got {value!r}")
+        return v
+
+    return check
+
+
+def integer(lo: int | None = None, hi: int | None = None) -> Check:
+    """An int within bounds (floats such as 2.0 are refused: say what you mean)."""
+
+    def check(value: Any) -> int:
+        if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"must be an integer, got {value!r}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ValueError(f"must be in [{_g(lo, '-inf')}, {_g(hi, 'inf')}], got {value!r}")
+        return value
+
+    return check
+
+
+def optional(check: Check) -> Check:
+    """``None`` or a value passing ``check``."""
+
+    def wrapped(value: Any) -> Any:
+        return None if value is None else check(value)
+
+    return wrapped
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
+def choice(*choices: Any) -> Check:
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or value not in choices:
+            raise ValueError(f"must be one of {', '.join(map(str, choices))}; got {value!r}")
+        return value
+
+    return check
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {value!r}")
+    if any(c in value for c in "\x00\r"):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def path(value: Any) -> Path:
+    if isinstance(value, Path):
+        return value
+    return Path(text(value))
+
+
+def strings(item: Check = text, *, min_len: int = 0, max_len: int = 10_000) -> Check:
+    """A list/tuple of values each passing ``item``; returned as a tuple."""
+
+    def check(value: Any) -> tuple:
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ValueError(f"must be a list, got {value!r}")
+        if not min_len <= len(value) <= max_len:
+            raise ValueError(f"must have {min_len}..{max_len} entries, got {len(value)}")
+        out = []
+        for i, v in enumerate(value):
+            try:
+                out.append(item(v))
+            except ValueError as exc:
+                raise ValueError(f"entry {i + 1}: {exc}") from None
+        return tuple(out)
+
+    return check
+
+
+def bids_label(prefix: str) -> Check:
+    """A BIDS label, with or without its ``sub-``/``ses-`` prefix (stored without)."""
+
+    def check(value: Any) -> str:
+        v = text(value).strip()
+        if v.startswith(f"{prefix}-"):
+            v = v[len(prefix) + 1:]
+        if not _LABEL_RE.match(v):
+            raise ValueError(f"invalid {prefix} label {value!r}: BIDS labels are alphanumeric "
+                             f"(e.g. '{prefix}-01' or '01')")
+        return v
+
+    return check
+
+
+def suffix(value: Any) -> str:
+    """A BIDS suffix such as T1w, FLAIR, dwi, adc (aliases t1, t2, flair accepted)."""
+    from bids_stroke.discovery import resolve_modality
+
+    v = text(value).strip()
+    if not re.fullmatch(r"[A-Za-z0-9]+", v):
+        raise ValueError(f"{value!r} is not a BIDS suffix (e.g. T1w, FLAIR, dwi, adc)")
+    return resolve_modality(v)
+
+
+def device(value: Any) -> str:
+    v = text(value).lower()
+    if v not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", v):
+        raise ValueError(f"must be auto, cpu, cuda or cuda:N, got {value!r}")
+    return v
+
+
+def metric_grid(value: Any) -> str:
+    """``native`` or ``padded:<multiple>`` (the grid true negatives are counted on)."""
+    v = text(value).strip().lower()
+    m = re.fullmatch(r"padded:(\d+)", v)
+    if v != "native" and not (m and 1 <= int(m.group(1)) <= 1024):
+        raise ValueError(f"must be 'native' or 'padded:<multiple>' (e.g. padded:16), got "
+                         f"{value!r}")
+    return v
+
+
+def fold(value: Any) -> str:
+    """An nnU-Net fold: ``all`` or a non-negative integer (stored as text)."""
+    v = str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if v != "all" and not v.isdigit():
+        raise ValueError(f"must be 'all' or a fold number, got {value!r}")
+    return v
+
+
+def conditions(value: Any) -> tuple[str, ...]:
+    """Condition specs, canonicalised (duplicates and bad specs refused)."""
+    from bids_stroke.conditions import ConditionError, parse_conditions
+
+    specs = strings(text, min_len=1, max_len=100)(value)
+    try:
+        return tuple(c.spec for c in parse_conditions(list(specs)))
+    except ConditionError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def frozen_json(value: Any) -> Any:
+    """A JSON-like mapping made read-only (dicts -> mappingproxy, lists -> tuples)."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({str(k): frozen_json(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(frozen_json(v) for v in value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ValueError(f"must be JSON data, got {type(value).__name__}")
+
+
+def mapping(value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"must be a mapping, got {value!r}")
+    return frozen_json(value)
+
+
+def _g(value: float | None, default: str) -> str:
+    return default if value is None else f"{value:g}"
+
+
+def thaw(value: Any) -> Any:
+    """JSON form of a setting value (inverse of :func:`frozen_json`, paths as strings)."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [thaw(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+# ----------------------------------------------------------------------------- sections
+@dataclass(frozen=True)
+class DataSettings:
+    """What to read: the input dataset and the selection."""
+
+    bids_dir: Path = setting(Path("."), path, "root of the input BIDS dataset")
+    output_dir: Path = setting(Path("."), path, "root of the derivatives written")
+    participant_label: tuple[str, ...] | None = setting(
+        None, optional(strings(bids_label("sub"), min_len=1)), "subjects to process")
+    session_label: tuple[str, ...] | None = setting(
+        None, optional(strings(bids_label("ses"), min_len=1)), "sessions to process")
+    modality: str | None = setting(None, optional(suffix),
+                                   "BIDS suffix of the reference image (default: the model's "
+                                   "first channel, T1w for the bundled model)")
+    bids_filters: Mapping[str, Any] | None = setting(
+        None, optional(mapping), "extra pybids filters per query")
+    derivatives: tuple[Path, ...] = setting((), strings(path), "extra lesion-mask folders")
+    database_dir: Path | None = setting(None, optional(path), "persistent pybids database")
+    skip_bids_validation: bool = setting(False, boolean, "skip the dataset check")
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """The study: its name and the resolution conditions."""
+
+    name: str = setting(DEFAULT_STUDY, text, "study name")
+    description: str = setting("", text, "one paragraph")
+    conditions: tuple[str, ...] = setting(("native", "crude:2", "linear:2"), conditions,
+                                          "resolution conditions, in order")
+    source: str | None = setting(None, optional(text), "study file it came from")
+
+
+@dataclass(frozen=True)
+class RegistrationSettings:
+    """Spatial normalisation to the template (template-space models only)."""
+
+    kind: str = setting("affine", choice("affine", "rigid", "syn"), "transform model")
+    template: str = setting(TEMPLATE, choice(TEMPLATE), "TemplateFlow template")
+    template_resolution: int = setting(1, choice(1, 2), "template grid resolution (mm)")
+
+
+@dataclass(frozen=True)
+class SegmentationSettings:
+    """The model and how it is run."""
+
+    model: Path | None = setting(None, optional(path), "model file or folder (None: bundled)")
+    device: str = setting("auto", device, "auto, cpu, cuda or cuda:N")
+    precision: str = setting("auto", choice("auto", "fp32", "bf16", "fp16"), "inference precision")
+    threshold: float | None = setting(
+        None, optional(number(0, 1, lo_open=True, hi_open=True)),
+        "probability >= threshold is lesion (default: the model's, 0.5)")
+    min_size: int = setting(0, integer(0, 10**9), "drop predicted components below (voxels)")
+    tta: bool = setting(False, boolean, "mirror test-time augmentation")
+    mode: str = setting("auto", choice("auto", "full", "sliding"), "inference mode")
+    channels: tuple[str, ...] | None = setting(
+        None, optional(strings(suffix, min_len=1, max_len=16)),
+        "model input channels as BIDS suffixes (default: what the model says)")
+    folds: tuple[str, ...] | None = setting(None, optional(strings(fold, min_len=1, max_len=64)),
+                                            "nnU-Net folds (default: those present)")
+    checkpoint: str = setting("final", choice("final", "best"), "nnU-Net checkpoint to use")
+    trust_model_code: bool = setting(False, boolean, "allow model files that run pickled code")
+    allow_modality_mismatch: bool = setting(False, boolean,
+                                            "run a model on a modality it does not declare")
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """How predictions are scored."""
+
+    connectivity: int = setting(26, choice(6, 18, 26), "lesion connectivity")
+    tolerance_mm: float = setting(2.0, number(0, 100, lo_open=True), "surface Dice tolerance")
+    grid: str = setting("native", metric_grid,
+                        "grid over which true negatives (specificity, accuracy, predicted "
+                        "fraction) are counted: native, or padded:16 as the original study")
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """What is written besides masks, maps and tables."""
+
+    save_degraded: bool = setting(True, boolean, "write the degraded images")
+    save_degraded_masks: bool = setting(False, boolean, "write reference masks degraded alike")
+
+
+@dataclass(frozen=True)
+class GroupSettings:
+    """Group-level statistics."""
+
+    metrics: tuple[str, ...] = setting(
+        ("dice", "hd95", "lesion_f1", "abs_volume_diff_ml"),
+        strings(text, min_len=1, max_len=100), "metrics tested")
+    alpha: float = setting(0.05, number(0, 1, lo_open=True, hi_open=True), "significance level")
+    n_boot: int = setting(2000, integer(100, 1_000_000), "bootstrap resamples")
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """How this run executes (never changes a result)."""
+
+    levels: tuple[str, ...] = setting(("participant",), strings(
+        choice("participant", "group"), min_len=1, max_len=2), "analysis levels")
+    work_dir: Path | None = setting(None, optional(path), "nipype work folder")
+    nprocs: int = setting(1, integer(1, 4096), "parallel nipype processes")
+    omp_nthreads: int = setting(1, integer(1, 4096), "threads per process")
+    mem_gb: float | None = setting(None, optional(number(0, 1e6, lo_open=True)),
+                                   "memory limit (GB)")
+    plugin: Mapping[str, Any] | None = setting(None, optional(mapping), "nipype plugin")
+    stop_on_first_crash: bool = setting(False, boolean, "stop at the first failing node")
+    seed: int = setting(0, integer(0, 2**31 - 1), "seed for everything random")
+    clean: bool = setting(False, boolean, "remove results of conditions the study no longer lists")
+    prepare: bool = setting(False, boolean, "only write dataset-level files, then exit")
+    lock_wait_s: float = setting(0.0, number(0, 7 * 86400), "wait for a locked subject (s)")
+    run_uuid: str = setting("", text, "run identifier")
+    command: str = setting("", text, "the command line")
+    verbose: int = setting(0, integer(0, 5), "log verbosity")
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataSettings,
+    "study": StudySettings,
+    "registration": RegistrationSettings,
+    "segmentation": SegmentationSettings,
+    "metrics": MetricsSettings,
+    "outputs": OutputSettings,
+    "group": GroupSettings,
+    "execution": ExecutionSettings,
+}
+#: sections a study file may set (``study`` keys are top-level there: name, conditions, ...)
+STUDY_FILE_SECTIONS = ("registration", "segmentation", "metrics", "outputs", "group")
+#: sections whose values can change a result (keyed into each committed result)
+RESULT_SECTIONS = ("registration", "segmentation", "metrics")
+_NOT_RESULT = {("segmentation", "device"), ("segmentation", "model")}
+
+
+def check_value(cls: type, key: str, raw: Any) -> Any:
+    """The canonical value of ``cls.key`` from a raw value (``ValueError`` with the reason)."""
+    known = {f.name: f for f in fields(cls)}
+    if key not in known:
+        raise KeyError(key)
+    return known[key].metadata["check"](raw)
+
+
+def build_section(cls: type, values: Mapping[str, Any], where: str, base: Any | None = None,
+                  *, prefix: str = "") -> Any:
+    """``cls`` from ``base`` (or defaults) with ``values`` applied, each value checked.
+
+    Errors read ``"<where>: <prefix><key> <reason>"``, e.g.
+    ``"study.yml: segmentation.threshold must be in (0, 1), got 1.5"``.
+    """
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SettingsError(f"{where}: unknown key {prefix}{unknown[0]} "
+                            f"(allowed: {', '.join(sorted(known))})")
+    updates = {}
+    for key, raw in values.items():
+        try:
+            updates[key] = check_value(cls, key, raw)
+        except ValueError as exc:
+            raise SettingsError(f"{where}: {prefix}{key} {exc}") from None
+    obj = base if base is not None else cls()
+    return dataclasses.replace(obj, **updates)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of a run, in sections (see the module docstring)."""
+
+    data: DataSettings = field(default_factory=DataSettings)
+    study: StudySettings = field(default_factory=StudySettings)
+    registration: RegistrationSettings = field(default_factory=RegistrationSettings)
+    segmentation: SegmentationSettings = field(default_factory=SegmentationSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    outputs: OutputSettings = field(default_factory=OutputSettings)
+    group: GroupSettings = field(default_factory=GroupSettings)
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
+    version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (the ``logs/config-<run>.json`` content)."""
+        out: dict[str, Any] = {"bids_stroke_version": self.version}
+        for name in SECTIONS:
+            section = getattr(self, name)
+            out[name] = {f.name: thaw(getattr(section, f.name)) for f in fields(section)}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "config") -> Settings:
+        """Rebuild (and re-check) settings written by :meth:`to_dict`."""
+        if not isinstance(data, Mapping):
+            raise SettingsError(f"{where}: must be a JSON object of settings sections")
+        unknown = sorted(set(data) - set(SECTIONS) - {"bids_stroke_version"})
+        if unknown:
+            raise SettingsError(f"{where}: unknown section {unknown[0]!r}")
+        parts = {}
+        for name, section_cls in SECTIONS.items():
+            values = data.get(name) or {}
+            if not isinstance(values, Mapping):
+                raise SettingsError(f"{where}: section {name!r} must be a mapping")
+            parts[name] = build_section(section_cls, values, where, prefix=f"{name}.")
+        return cls(**parts)
+
+    def replace(self, **sections: Mapping[str, Any]) -> Settings:
+        """A copy with some values of some sections changed (each value checked)."""
+        parts = {}
+        for name, values in sections.items():
+            parts[name] = build_section(SECTIONS[name], values, "settings", getattr(self, name),
+                                        prefix=f"{name}.")
+        return dataclasses.replace(self, **parts)
+
+    def results_key(self) -> str:
+        """Digest of every setting that can change a result (16 hex characters)."""
+        content = {
+            name: {k: v for k, v in self.to_dict()[name].items() if (name, k) not in _NOT_RESULT}
+            for name in RESULT_SECTIONS
+        }
+        content["seed"] = self.execution.seed
+        blob = json.dumps(content, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def write(self, folder: Path) -> Path:
+        """Record the settings as ``folder/config-<run>.json`` (atomic)."""
+        from bids_stroke.atomic import atomic_write_text
+
+        path = Path(folder) / f"config-{self.execution.run_uuid or 'norun'}.json"
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True)
+                                 + "\n")
+
+
+def settings_from_layers(
+    study: Mapping[str, Any] | None = None,
+    *,
+    base: Settings | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    study_where: str = "study file",
+) -> Settings:
+    """Settings = ``base`` (default: defaults) <- ``study`` (a parsed study file) <- ``overrides``.
+
+    ``study`` has the study-file shape (``name``, ``description``, ``conditions`` and the
+    sections of :data:`STUDY_FILE_SECTIONS`); ``overrides`` maps section -> {key: raw value}
+    (the command line).
+    """
+    settings = base or Settings()
+    if study is not None:
+        top = {k: study[k] for k in ("name", "description", "conditions", "source")
+               if k in study}
+        parts = {"study": build_section(StudySettings, top, study_where, settings.study)}
+        for name in STUDY_FILE_SECTIONS:
+            values = study.get(name) or {}
+            if not isinstance(values, Mapping):
+                raise SettingsError(f"{study_where}: section {name!r} must be a mapping")
+            parts[name] = build_section(SECTIONS[name], values, study_where,
+                                        getattr(settings, name), prefix=f"{name}.")
+        settings = dataclasses.replace(settings, **parts)
+    for name, values in (overrides or {}).items():
+        section = build_section(SECTIONS[name], values, "command line",
+                                getattr(settings, name), prefix=f"{name}.")
+        settings = dataclasses.replace(settings, **{name: section})
+    return settings
+
+
+def help_default(section: str, key: str) -> str:
+    """The default of a setting as shown in ``--help``."""
+    f = {f.name: f for f in fields(SECTIONS[section])}[key]
+    value = thaw(f.default)
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(
+        value)
+
+
+def default_of(section: str, key: str) -> Any:
+    """The default value of one setting."""
+    return {f.name: f for f in fields(SECTIONS[section])}[key].default
+
+
+def study_keys() -> dict[str, tuple[str, ...]]:
+    """Keys a study file may set, per section (for docs and errors)."""
+    return {name: tuple(f.name for f in fields(SECTIONS[name])) for name in STUDY_FILE_SECTIONS}
+
+
+def as_sequence(value: Sequence[str] | str) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)

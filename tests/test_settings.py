@@ -1,0 +1,148 @@
+"""One settings object: layers, one check per value (CLI = study file), replay, limits."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from bids_stroke.cli.run import main
+from bids_stroke.pipeline import PipelineError, load_pipeline, validate_pipeline
+from bids_stroke.settings import Settings, SettingsError, settings_from_layers
+
+
+def test_defaults_round_trip_through_json():
+    s = load_pipeline("atlas_resolution").settings
+    again = Settings.from_dict(json.loads(json.dumps(s.to_dict())))
+    assert again == s
+    assert again.results_key() == s.results_key()
+
+
+def test_settings_are_immutable():
+    s = Settings()
+    with pytest.raises(AttributeError):
+        s.segmentation.threshold = 0.7  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "needle"),
+    [
+        ("segmentation", "threshold", 1.5, "must be in (0, 1)"),
+        ("segmentation", "threshold", float("nan"), "finite"),
+        ("segmentation", "threshold", "high", "number"),
+        ("metrics", "tolerance_mm", -1, "must be in (0, 100]"),
+        ("metrics", "connectivity", 8, "one of 6, 18, 26"),
+        ("segmentation", "min_size", 2.5, "integer"),
+        ("registration", "kind", "elastic", "one of affine"),
+    ],
+)
+def test_study_file_and_cli_share_each_check(section, key, value, needle, tmp_path, capsys):
+    """The same bad value is refused with the same reason in a study file and on the CLI."""
+    with pytest.raises(PipelineError) as err:
+        validate_pipeline({"conditions": ["native"], section: {key: value}}, "study.yml")
+    assert f"study.yml: {section}.{key}" in str(err.value) and needle in str(err.value)
+    with pytest.raises(SettingsError) as err2:
+        settings_from_layers(overrides={section: {key: value}})
+    assert needle in str(err2.value)
+
+
+def test_cli_threshold_refused_like_study_file(plain_layout, tmp_path, capsys):
+    assert main([str(plain_layout), str(tmp_path / "o"), "participant",
+                 "--threshold", "1.5"]) == 64
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--threshold must be in (0, 1)" in err[0]
+
+
+def test_impossible_condition_refused_by_the_parser():
+    with pytest.raises(SettingsError):
+        settings_from_layers(overrides={"study": {"conditions": ["native", "crude:0"]}})
+
+
+def test_results_key_ignores_execution_and_device():
+    a = Settings()
+    b = a.replace(execution={"nprocs": 7, "omp_nthreads": 3},
+                  segmentation={"device": "cpu"})
+    c = a.replace(segmentation={"threshold": 0.6})
+    assert a.results_key() == b.results_key() != c.results_key()
+
+
+BOMB = """a: &a ["x","x","x","x","x","x","x","x","x"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+conditions: [native]
+"""
+
+
+def test_yaml_alias_bomb_refused_fast(tmp_path):
+    path = tmp_path / "bomb.yml"
+    path.write_text(BOMB)
+    assert path.stat().st_size < 400
+    start = time.monotonic()
+    with pytest.raises(PipelineError) as err:
+        load_pipeline(path)
+    assert time.monotonic() - start < 1.0
+    assert "aliases" in str(err.value) and str(path) in str(err.value)
+
+
+def test_deep_or_huge_study_file_refused(tmp_path):
+    deep = tmp_path / "deep.yml"
+    deep.write_text("conditions: [native]\nx: " + "[" * 100 + "]" * 100 + "\n")
+    with pytest.raises(PipelineError, match="nesting"):
+        load_pipeline(deep)
+    huge = tmp_path / "huge.yml"
+    huge.write_text("conditions: [native]\n#" + "x" * 300_000 + "\n")
+    with pytest.raises(PipelineError, match="too large"):
+        load_pipeline(huge)
+
+
+def test_config_file_replays_settings(plain_layout, tmp_path, monkeypatch):
+    """A written config re-read through --config-file gives the same settings (run id and
+    command aside)."""
+    from bids_stroke.cli.config import settings_from_cli
+    from bids_stroke.cli.parser import build_parser
+
+    argv = [str(plain_layout), str(tmp_path / "o"), "participant", "--threshold", "0.4",
+            "--conditions", "native", "kspace:2", "--nprocs", "1", "--seed", "3"]
+    first = settings_from_cli(build_parser().parse_args(argv), argv)
+    path = first.write(tmp_path / "logs")
+    argv2 = [str(plain_layout), str(tmp_path / "o"), "participant", "--config-file", str(path)]
+    second = settings_from_cli(build_parser().parse_args(argv2), argv2)
+    strip = {"run_uuid": "", "command": ""}
+    assert second.replace(execution=strip) == first.replace(execution=strip)
+    assert second.segmentation.threshold == 0.4 and second.study.conditions == ("native",
+                                                                                 "kspace:2")
+
+
+def test_config_file_and_pipeline_exclusive(plain_layout, tmp_path, capsys):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps(Settings().to_dict()))
+    assert main([str(plain_layout), str(tmp_path / "o"), "participant", "--config-file",
+                 str(cfg), "--pipeline", "atlas_resolution"]) == 64
+
+
+def test_bad_config_file(plain_layout, tmp_path, capsys):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"segmentation": {"threshold": 2}}))
+    assert main([str(plain_layout), str(tmp_path / "o"), "participant",
+                 "--config-file", str(cfg)]) == 64
+    assert "segmentation.threshold" in capsys.readouterr().err
+
+
+def test_unknown_study_section_key_named(tmp_path):
+    p = tmp_path / "s.yml"
+    p.write_text("conditions: [native]\nmetrics: {tolerance: 2}\n")
+    with pytest.raises(PipelineError, match=r"metrics\.tolerance"):
+        load_pipeline(p)
+
+
+def test_sections_of_settings_cover_the_study_schema():
+    from bids_stroke.settings import study_keys
+
+    keys = study_keys()
+    assert "threshold" in keys["segmentation"] and "kind" in keys["registration"]
+    assert Path  # keep the import used by type checkers
