@@ -128,7 +128,8 @@ def test_install_sh_uses_the_lock(fake_python, extras: str, lock: str):
     deps, package, check, _ = calls.read_text().splitlines()
     assert deps == (f"-m pip install --progress-bar on --require-hashes --no-deps -r "
                     f"{REQ_DIR / lock}")
-    assert package == f"-m pip install --progress-bar on --no-deps --no-build-isolation {ROOT}{extras}"
+    assert package == ("-m pip install --progress-bar on --no-deps --no-build-isolation "
+                       f"{ROOT}{extras}")
     assert check == "-m pip check"
 
 

@@ -1,4 +1,4 @@
-"""Nipype interface running the lesion segmentation model on one image."""
+"""Nipype interface running a lesion segmentation model on one image (one or more channels)."""
 
 from __future__ import annotations
 
@@ -22,20 +22,34 @@ __all__ = ["SegmentImage"]
 
 
 class _SegmentImageInputSpec(BaseInterfaceInputSpec):
-    in_file = File(exists=True, xor=["in_files"], desc="3D image to segment (NIfTI)")
-    in_files = InputMultiObject(File(exists=True), xor=["in_file"],
-                                desc="the channels (reference first), all on one grid")
-    channel_order = traits.List(traits.Int, value=[0], usedefault=True,
-                                desc="index in in_files of each model input channel")
+    in_file = File(exists=True, xor=["in_files"], desc="3D image to segment (one channel)")
+    in_files = InputMultiObject(
+        File(exists=True), xor=["in_file"],
+        desc="the channels (reference first), all on one grid",
+    )
+    channel_order = traits.List(
+        traits.Int, desc="index in in_files of each model input channel (default: all, in order)"
+    )
     brain_mask = File(exists=True, desc="brain mask for intensity normalisation (same grid)")
     model = traits.Str(
-        "", usedefault=True, desc="model file (checkpoint/TorchScript); '' = bundled"
+        "", usedefault=True,
+        desc="model file (checkpoint/TorchScript/ONNX) or nnU-Net folder; '' = bundled",
     )
+    channels = traits.List(traits.Str, desc="override of the model's input channels")
+    folds = traits.List(traits.Str, desc="nnU-Net folds (default: all)")
+    checkpoint = traits.Str("final", usedefault=True, desc="nnU-Net checkpoint: final or best")
+    trust_model_code = traits.Bool(False, usedefault=True,
+                                   desc="allow nnU-Net checkpoints that need full unpickling")
     device = traits.Str("auto", usedefault=True, desc="auto, cpu or cuda")
     precision = traits.Enum("auto", "fp32", "bf16", "fp16", usedefault=True)
-    threshold = traits.Float(0.5, usedefault=True, desc="probability threshold")
+    threshold = traits.Float(desc="probability threshold (default: the model's own, 0.5 for "
+                                  "bids_stroke models)")
     min_size = traits.Int(0, usedefault=True, desc="drop components smaller than this (voxels)")
     tta = traits.Bool(False, usedefault=True, desc="mirror test-time augmentation")
+    model_tta = traits.Bool(
+        True, usedefault=True,
+        desc="when tta is off, keep the model's own augmentation (nnU-Net mirroring)",
+    )
     mode = traits.Enum("auto", "full", "sliding", usedefault=True, desc="inference mode")
     out_prefix = traits.Str("", usedefault=True, desc="output file prefix (default: input name)")
     num_threads = traits.Int(0, usedefault=True, desc="torch CPU threads (0: torch's default)")
@@ -44,8 +58,10 @@ class _SegmentImageInputSpec(BaseInterfaceInputSpec):
 class _SegmentImageOutputSpec(TraitedSpec):
     out_probseg = File(exists=True, desc="lesion probability map (float32, input grid)")
     out_mask = File(exists=True, desc="binary lesion mask (uint8, input grid)")
-    model_checksum = traits.Str(desc="sha256 of the model file")
-    model_info = traits.Dict(desc="model description (kind, configs, provenance)")
+    model_checksum = traits.Str(desc="sha256 of the model file (nnU-Net: of its folder)")
+    model_info = traits.Dict(desc="model description (kind, configs, provenance, spec)")
+    model_spec = traits.Dict(desc="ModelSpec.to_dict(): channels, space, threshold, assumed")
+    threshold = traits.Float(desc="threshold used for the mask")
 
 
 def _stem(path: str) -> str:
@@ -57,46 +73,46 @@ def _stem(path: str) -> str:
 
 
 class SegmentImage(ChecksummedInterface):
-    """Segment a lesion with a :class:`bids_stroke.model.SegmentationModel`.
+    """Segment a lesion with :func:`bids_stroke.model.adapters.open_model`.
 
-    Outputs are written in the node's working directory with the input affine and header
-    (data type set to float32 / uint8, scaling removed).
+    Give ``in_file`` (one channel, as before) or ``in_files`` with ``channel_order`` picking the
+    model's channels in its order. Outputs are written in the node's working directory with the
+    first (reference) input's affine and header (float32 / uint8, scaling removed).
     """
 
     input_spec = _SegmentImageInputSpec
     output_spec = _SegmentImageOutputSpec
 
     def _run_interface(self, runtime):
-        from bids_stroke.model import binarize, load_model
+        from bids_stroke.model import binarize
+        from bids_stroke.model.adapters import ChannelStack, open_model
 
-        if self.inputs.num_threads > 0:
-            import torch
-
-            torch.set_num_threads(self.inputs.num_threads)
-
-        files = (list(self.inputs.in_files) if isdefined(self.inputs.in_files)
-                 else [self.inputs.in_file])
-        order = list(self.inputs.channel_order)
-        img = nib.load(files[0])
-        stack = [np.asarray(nib.load(files[k]).dataobj, dtype=np.float32) for k in order]
-        if len(stack) != 1:
-            raise ValueError(f"this model takes one channel, {len(stack)} were given")
-        data = stack[0]
-        if data.ndim == 4 and data.shape[-1] == 1:
-            data = data[..., 0]
-        mask = None
-        if isdefined(self.inputs.brain_mask):
-            mask = np.asarray(nib.load(self.inputs.brain_mask).dataobj) > 0
-        model = load_model(self.inputs.model or None, device=self.inputs.device)
-        prob = model.predict(
-            data,
-            mask,
-            mode=self.inputs.mode,
-            tta=self.inputs.tta,
-            precision=self.inputs.precision,
+        inp = self.inputs
+        files = list(inp.in_files) if isdefined(inp.in_files) else [inp.in_file]
+        if not files or not all(isdefined(f) for f in files):
+            raise ValueError("SegmentImage needs in_file or in_files")
+        order = (list(inp.channel_order) if isdefined(inp.channel_order) and inp.channel_order
+                 else list(range(len(files))))
+        stack = ChannelStack.from_files(
+            [files[k] for k in order], inp.brain_mask if isdefined(inp.brain_mask) else None
         )
-        seg = binarize(prob, self.inputs.threshold, self.inputs.min_size)
-        prefix = self.inputs.out_prefix or _stem(files[0])
+        model = open_model(
+            inp.model or None,
+            device=inp.device,
+            precision=inp.precision,
+            mode=inp.mode,
+            tta=True if inp.tta else (None if inp.model_tta else False),
+            num_threads=inp.num_threads,
+            channels=list(inp.channels) if isdefined(inp.channels) and inp.channels else None,
+            folds=list(inp.folds) if isdefined(inp.folds) and inp.folds else None,
+            checkpoint=inp.checkpoint,
+            trust_model_code=inp.trust_model_code,
+        )
+        prob = model.predict(stack)
+        threshold = inp.threshold if isdefined(inp.threshold) else model.spec.threshold
+        seg = binarize(prob, threshold, inp.min_size)
+        img = nib.load(files[0])
+        prefix = inp.out_prefix or _stem(files[0])
         out_prob = os.path.join(runtime.cwd, f"{prefix}_probseg.nii.gz")
         out_mask = os.path.join(runtime.cwd, f"{prefix}_mask.nii.gz")
         for arr, dtype, path in ((prob, np.float32, out_prob), (seg, np.uint8, out_mask)):
@@ -109,4 +125,6 @@ class SegmentImage(ChecksummedInterface):
         self._results["out_mask"] = out_mask
         self._results["model_checksum"] = model.checksum or ""
         self._results["model_info"] = model.info
+        self._results["model_spec"] = model.spec.to_dict()
+        self._results["threshold"] = float(threshold)
         return runtime

@@ -48,7 +48,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from bids_stroke.model.inference import predict_logits, resolve_precision, select_device
+from bids_stroke.model.inference import (
+    binary_logits,
+    predict_logits,
+    resolve_precision,
+    select_device,
+)
 from bids_stroke.model.preprocess import PreprocessConfig, crop_back, preprocess_volume
 from bids_stroke.model.unet import UNet3D, UNetConfig
 
@@ -104,8 +109,13 @@ def save_checkpoint(
     *,
     inference: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
+    model_spec: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a format-1 checkpoint (see module docstring).  Returns ``path``.
+
+    ``model_spec`` (optional) records what the model needs, with the keys of a model sidecar
+    (``channels``, ``space``, ``resolution_mm``, ``threshold``; see
+    :mod:`bids_stroke.model.spec`); it is stored under ``"model_spec"``.
 
     ``extra`` entries (e.g. optimizer state for ``--resume``) are stored at the top level;
     they must themselves be ``weights_only``-loadable (tensors and plain containers).
@@ -126,6 +136,8 @@ def save_checkpoint(
         "inference": _jsonable(dict(inference or DEFAULT_INFERENCE)),
         "training": _jsonable(train_info),
     }
+    if model_spec:
+        ckpt["model_spec"] = _jsonable(dict(model_spec))
     if extra:
         ckpt.update(extra)
     tmp = path.with_name(path.name + ".tmp")
@@ -234,14 +246,19 @@ def export_torchscript(
     divisor: int = 16,
     inference: Mapping[str, Any] | None = None,
     example_shape: Sequence[int] | None = None,
+    model_spec: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Script (or trace, when scripting fails) ``model`` and save it with embedded metadata."""
+    """Script (or trace, when scripting fails) ``model`` and save it with embedded metadata
+    (``preprocessing``, ``divisor``, ``inference``, ``in_channels`` when known, and the
+    optional ``model_spec`` with the keys of a model sidecar)."""
     path = Path(path)
     model = model.eval()
+    config = getattr(model, "config", None)
     try:
         scripted = torch.jit.script(model)
     except Exception:
-        shape = tuple(example_shape or (1, 1, divisor * 2, divisor * 2, divisor * 2))
+        c_in = config.in_channels if isinstance(config, UNetConfig) else 1
+        shape = tuple(example_shape or (1, c_in, divisor * 2, divisor * 2, divisor * 2))
         with torch.no_grad():
             scripted = torch.jit.trace(model, torch.zeros(shape))
     meta = {
@@ -249,6 +266,11 @@ def export_torchscript(
         "divisor": int(divisor),
         "inference": dict(inference or DEFAULT_INFERENCE),
     }
+    config = getattr(model, "config", None)
+    if isinstance(config, UNetConfig):
+        meta["in_channels"] = config.in_channels
+    if model_spec:
+        meta["model_spec"] = _jsonable(dict(model_spec))
     torch.jit.save(scripted, str(path), _extra_files={TS_EXTRA_FILE: json.dumps(meta)})
     return path
 
@@ -317,10 +339,36 @@ class SegmentationModel:
             data = data[..., 0]
         if data.ndim != 3:
             raise ValueError(f"expected a 3D image, got shape {data.shape}")
-        padded, spec = preprocess_volume(data, brain_mask, self.preprocessing, self.divisor)
+        return self.predict_channels(
+            data[None], brain_mask, mode=mode, tta=tta, precision=precision,
+            patch_size=patch_size, overlap=overlap,
+        )
+
+    def predict_channels(
+        self,
+        data: np.ndarray,
+        brain_mask: np.ndarray | None = None,
+        *,
+        mode: str = "auto",
+        tta: bool = False,
+        precision: str = "auto",
+        patch_size: Sequence[int] | None = None,
+        overlap: float | None = None,
+    ) -> np.ndarray:
+        """Like :meth:`predict` for a channel stack ``(C, X, Y, Z)``: every channel is
+        normalised on its own (same ROI), then the stack is padded and predicted."""
+        data = np.asarray(data)
+        if data.ndim != 4:
+            raise ValueError(f"expected a (C, X, Y, Z) stack, got shape {data.shape}")
+        chans, spec = [], None
+        for c in range(data.shape[0]):
+            padded, spec = preprocess_volume(data[c], brain_mask, self.preprocessing, self.divisor)
+            chans.append(padded)
+        assert spec is not None
+        net = binary_logits(self.network, str(self.info.get("path", "model")))
         prob = predict_logits(
-            self.network,
-            padded,
+            net,
+            np.stack(chans),
             device=self.device,
             mode=mode,
             patch_size=tuple(patch_size or self.inference["patch_size"]),
@@ -370,7 +418,13 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "aut
             device=dev,
             inference=meta.get("inference"),
             checksum=checksum,
-            info={"kind": "torchscript", "path": str(p), "bundled": bundled},
+            info={
+                "kind": "torchscript",
+                "path": str(p),
+                "bundled": bundled,
+                "in_channels": meta.get("in_channels"),
+                "model_spec": meta.get("model_spec"),
+            },
         )
     ckpt = load_checkpoint(p)
     net = build_unet(ckpt, p)
@@ -390,5 +444,6 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "aut
             "model_config": cfg.to_dict(),
             "n_parameters": net.n_parameters(),
             "training": ckpt.get("training", {}),
+            "model_spec": ckpt.get("model_spec"),
         },
     )

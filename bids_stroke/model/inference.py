@@ -17,6 +17,7 @@ import contextlib
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +25,9 @@ from scipy import ndimage
 
 __all__ = [
     "AUTO_FULL_MAX_VOXELS",
+    "ModelOutputError",
     "binarize",
+    "binary_logits",
     "cpu_supports_amx",
     "cpu_supports_bf16",
     "gaussian_importance_map",
@@ -39,6 +42,50 @@ __all__ = [
 AUTO_FULL_MAX_VOXELS = 256**3
 
 Model = Callable[[torch.Tensor], torch.Tensor]
+
+
+class ModelOutputError(RuntimeError):
+    """The network returned something that is not one logits tensor of the input's size."""
+
+
+def binary_logits(
+    net: Callable[[torch.Tensor], Any], where: str
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Wrap a network so that it returns one ``(N, 1, *spatial)`` logits tensor.
+
+    One output channel is taken as the lesion logit; two channels as background/lesion logits
+    of a softmax (``l1 - l0`` so that the sigmoid gives the softmax lesion probability
+    exactly). Anything else - tuples or lists (deep supervision heads), other sizes or
+    channel counts - raises :class:`ModelOutputError` naming ``where``.
+    """
+
+    def call(x: torch.Tensor) -> torch.Tensor:
+        out = net(x)
+        if isinstance(out, tuple | list):
+            raise ModelOutputError(
+                f"{where}: the network returns a {type(out).__name__} of {len(out)} outputs, "
+                "not one logits tensor; export it with a single output (deep supervision off)"
+            )
+        if not isinstance(out, torch.Tensor):
+            raise ModelOutputError(
+                f"{where}: the network returns {type(out).__name__}, not a tensor of logits"
+            )
+        if out.ndim != x.ndim or out.shape[0] != x.shape[0] or out.shape[2:] != x.shape[2:]:
+            raise ModelOutputError(
+                f"{where}: output shape {list(out.shape)} does not match input "
+                f"{list(x.shape)} (expected (N, 1, {', '.join(str(s) for s in x.shape[2:])})); "
+                "the model must return logits on the input grid"
+            )
+        if out.shape[1] == 1:
+            return out
+        if out.shape[1] == 2:
+            return out[:, 1:2] - out[:, 0:1]
+        raise ModelOutputError(
+            f"{where}: output has {out.shape[1]} channels; bids_stroke reads 1 (lesion logit) "
+            "or 2 (background, lesion logits)"
+        )
+
+    return call
 
 
 def select_device(device: str | torch.device = "auto") -> torch.device:
@@ -201,7 +248,8 @@ def predict_logits(
         model: callable mapping ``(N, 1, D, H, W)`` float tensors to logits of the same
             spatial shape (a :class:`~bids_stroke.model.unet.UNet3D` in eval mode or a
             TorchScript module).
-        volume: 3D array whose sizes are multiples of ``divisor``.
+        volume: 3D array ``(D, H, W)`` (one channel) or 4D ``(C, D, H, W)`` whose spatial
+            sizes are multiples of ``divisor``.
         device: where to run.
         mode: ``'full'``, ``'sliding'`` or ``'auto'`` (full below ``full_max_voxels``, default
             :data:`AUTO_FULL_MAX_VOXELS` on CPU and 192^3 on CUDA).
@@ -212,8 +260,10 @@ def predict_logits(
         divisor: network divisor (patch starts are aligned to it).
         batch_size: patches per forward pass in sliding mode.
     """
-    if volume.ndim != 3:
-        raise ValueError(f"expected a 3D volume, got shape {volume.shape}")
+    if volume.ndim == 3:
+        volume = volume[None]
+    if volume.ndim != 4:
+        raise ValueError(f"expected a 3D or (C, D, H, W) volume, got shape {volume.shape}")
     if mode not in ("auto", "full", "sliding"):
         raise ValueError(f"mode must be auto, full or sliding, got {mode!r}")
     if not 0.0 <= overlap < 1.0:
@@ -221,18 +271,19 @@ def predict_logits(
     if full_max_voxels is None:
         full_max_voxels = AUTO_FULL_MAX_VOXELS if device.type == "cpu" else 192**3
     if mode == "auto":
-        mode = "full" if volume.size <= full_max_voxels else "sliding"
+        mode = "full" if volume[0].size <= full_max_voxels else "sliding"
     flips = _flip_sets(tta)
-    x = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))[None, None].to(device)
+    x = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))[None].to(device)
+    spatial = volume.shape[1:]
     with torch.inference_mode(), _autocast(device, autocast_dtype):
         if mode == "full":
             return _run(model, x, flips)[0, 0].cpu().numpy().astype(np.float32, copy=False)
-        patch = [min(int(p), s) for p, s in zip(patch_size, volume.shape, strict=True)]
+        patch = [min(int(p), s) for p, s in zip(patch_size, spatial, strict=True)]
         patch = [max(divisor, p - p % divisor) for p in patch]
         weight = torch.from_numpy(gaussian_importance_map(patch)).to(device)
-        acc = torch.zeros(volume.shape, dtype=torch.float32, device=device)
+        acc = torch.zeros(spatial, dtype=torch.float32, device=device)
         norm = torch.zeros_like(acc)
-        slices = list(_patches(volume.shape, patch, overlap, divisor))
+        slices = list(_patches(spatial, patch, overlap, divisor))
         for i in range(0, len(slices), batch_size):
             chunk = slices[i : i + batch_size]
             batch = torch.cat([x[(0, slice(None), *s)][None] for s in chunk], dim=0)

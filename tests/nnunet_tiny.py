@@ -1,0 +1,100 @@
+"""Build a tiny nnU-Net v2 trained-model folder with nnunetv2's own tools (test helper).
+
+    python tests/nnunet_tiny.py OUT_DIR      # prints the model folder on the last line
+
+Six synthetic two-channel phantoms (DWI bright / ADC dark lesion, 2 mm, 40x48x40) are written
+as an nnU-Net raw dataset (``channel_names`` DWI, ADC); nnU-Net extracts the fingerprint,
+plans the experiment (``ExperimentPlanner``) and preprocesses it; ``get_trainer_from_args``
+builds the ``nnUNetTrainer`` of the 3d_fullres configuration, whose network (He-initialised
+under a fixed seed, not trained: on 2 shared CPU cores one iteration takes ~40 s) is saved with
+``nnUNetTrainer.save_checkpoint`` in ``fold_0/checkpoint_final.pth``. The training log gets one
+epoch of numpy float64 values, as a trained checkpoint has. It runs in its own process because
+nnunetv2 reads its folder variables at import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+DATASET_ID = 901
+DATASET = f"Dataset{DATASET_ID}_Tiny"
+SHAPE = (40, 48, 40)
+AFFINE = np.array([[2.0, 0, 0, -40], [0, 2.0, 0, -48], [0, 0, 2.0, -40], [0, 0, 0, 1]])
+
+
+def phantom(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dwi, adc, lesion) on the 2 mm grid: ellipsoidal brain, spherical lesion."""
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = np.meshgrid(*[np.arange(s) for s in SHAPE], indexing="ij")
+    brain = ((zz - 20) / 16) ** 2 + ((yy - 24) / 19) ** 2 + ((xx - 20) / 16) ** 2 < 1
+    c = rng.integers([12, 14, 12], [28, 34, 28])
+    r = rng.uniform(3, 6)
+    les = ((zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 < r * r) & brain
+    dwi = np.where(brain, 300.0, 0) + np.where(les, 500.0, 0) + rng.normal(0, 20, SHAPE) * brain
+    adc = np.where(brain, 800.0, 0) - np.where(les, 450.0, 0) + rng.normal(0, 30, SHAPE) * brain
+    return dwi.astype(np.float32), adc.astype(np.float32), les.astype(np.uint8)
+
+
+def write_raw(raw: Path, n: int = 6) -> None:
+    for i in range(n):
+        dwi, adc, les = phantom(i)
+        for ch, arr in enumerate((dwi, adc)):
+            p = raw / "imagesTr" / f"case_{i:03d}_{ch:04d}.nii.gz"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            nib.Nifti1Image(arr, AFFINE).to_filename(p)
+        p = raw / "labelsTr" / f"case_{i:03d}.nii.gz"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        nib.Nifti1Image(les, AFFINE).to_filename(p)
+    (raw / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "DWI", "1": "ADC"},
+        "labels": {"background": 0, "lesion": 1},
+        "numTraining": n,
+        "file_ending": ".nii.gz",
+    }))
+
+
+def build(root: Path) -> Path:
+    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        os.environ[k] = str(root / k)
+    os.environ["nnUNet_n_proc_DA"] = "1"
+    write_raw(root / "nnUNet_raw" / DATASET)
+
+    import torch
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (
+        extract_fingerprints,
+        plan_experiments,
+        preprocess,
+    )
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    extract_fingerprints([DATASET_ID], num_processes=1, check_dataset_integrity=False)
+    plan_experiments([DATASET_ID])
+    preprocess([DATASET_ID], configurations=("3d_fullres",), num_processes=(1,))
+    torch.manual_seed(0)
+    trainer = get_trainer_from_args(str(DATASET_ID), "3d_fullres", 0, "nnUNetTrainer",
+                                    "nnUNetPlans", False, device=torch.device("cpu"))
+    trainer.initialize()
+    for key, value in (("mean_fg_dice", 0.25), ("ema_fg_dice", 0.25), ("train_losses", 0.7),
+                       ("val_losses", 0.6), ("dice_per_class_or_region", [0.25])):
+        val = [np.float64(v) for v in value] if isinstance(value, list) else np.float64(value)
+        trainer.logger.log(key, val, 0)
+    trainer._best_ema = np.float64(0.25)
+    out = Path(trainer.output_folder_base)
+    (out / "fold_0").mkdir(parents=True, exist_ok=True)
+    trainer.save_checkpoint(str(out / "fold_0" / "checkpoint_final.pth"))
+    pre = root / "nnUNet_preprocessed" / DATASET
+    shutil.copy(pre / "nnUNetPlans.json", out / "plans.json")
+    shutil.copy(pre / "dataset.json", out / "dataset.json")
+    shutil.copy(pre / "dataset_fingerprint.json", out / "dataset_fingerprint.json")
+    return out
+
+
+if __name__ == "__main__":
+    print(build(Path(sys.argv[1]).absolute()))
