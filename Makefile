@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 #   requirements/lock.txt       runtime (images, install.sh without extras)
 #   requirements/lock-<x>.txt   runtime + extras <x> (sorted, '-'-joined), e.g. lock-test.txt
 #   requirements/lock-cuda.txt  runtime with PyPI's CUDA torch (GPU images)
-LOCK_EXTRAS ?= test
+LOCK_EXTRAS ?= test nnunet-onnx
 UV_VERSION ?= 0.13.9
 TORCH_FIND_LINKS ?= $(or $(PIP_FIND_LINKS),https://download.pytorch.org/whl/cpu/torch/)
 LOCK_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
