@@ -39,7 +39,7 @@ def _write_preflight_logs(settings: Settings, failures) -> None:
 
 
 def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInputs], *,
-            preflight_failures: Sequence = ()) -> list[str]:
+            preflight_failures: Sequence = (), warnings: Sequence[str] = ()) -> list[str]:
     """Run the graph; returns the keys of the inputs that were not committed by this run.
 
     Raises :class:`CLIError` (exit 130/143) when a signal stops the run.
@@ -70,8 +70,11 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
         runner.configure_nipype(crash_dir, stop_on_first_crash=settings.execution.
                                 stop_on_first_crash)
         quiet_nipype(settings.execution.verbose)
+        for line in warnings:
+            LOGGER.warning(line)
         wf = init_bids_stroke_wf(subjects, settings=settings, model=model, work_dir=str(work),
-                                 provenance=_provenance(settings))
+                                 provenance=_provenance(settings),
+                                 warnings={s.key: list(warnings) for s in subjects})
         names = [subject_wf_name(s) for s in subjects]
         progress = ParticipantProgress(names, len(settings.study.conditions))
         plugin = dict(settings.execution.plugin or {})

@@ -18,7 +18,6 @@ import logging
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
-from pathlib import Path
 
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError
@@ -29,31 +28,59 @@ from bids_stroke.workflows.base import ModelPlan
 LOGGER = logging.getLogger("bids_stroke")
 
 
-def plan_model(settings: Settings, reference: str) -> ModelPlan:
-    """What the graph needs to know about the model; refuses a bad model (exit 65)."""
-    from bids_stroke.model.checkpoint import ModelLoadError, _is_torchscript, load_checkpoint
+def plan_model(settings: Settings) -> tuple[ModelPlan, list[str]]:
+    """Open and check the model once, before any work (exit 65 with one line otherwise).
+
+    Returns what the graph needs (:class:`ModelPlan`) and the warnings every report of the run
+    repeats (a modality the model does not declare, defaulted model metadata).
+    """
+    from bids_stroke.model.adapters import open_model
+    from bids_stroke.model.check import ModelCheckError, check_model, modality_mismatch
+    from bids_stroke.model.checkpoint import ModelLoadError
+    from bids_stroke.model.spec import ModelSpecError
 
     seg = settings.segmentation
-    path = Path(seg.model) if seg.model else None
     try:
-        if path is not None and not _is_torchscript(path):
-            from bids_stroke.model.unet import UNetConfig
-
-            ckpt = load_checkpoint(path)
-            try:
-                UNetConfig.from_dict(dict(ckpt["model_config"]))
-            except (TypeError, ValueError) as exc:
-                raise ModelLoadError(f"{path}: invalid model_config ({exc})") from exc
-        elif path is not None:
-            from bids_stroke.model.checkpoint import load_model
-
-            load_model(path, device="cpu")
-    except ModelLoadError as exc:
+        model = open_model(
+            str(seg.model) if seg.model else None, device="cpu", precision="fp32",
+            mode=seg.mode, channels=list(seg.channels) if seg.channels else None,
+            folds=list(seg.folds) if seg.folds else None, checkpoint=seg.checkpoint,
+            trust_model_code=seg.trust_model_code)
+        spec = model.spec
+        check_model(model)
+    except (ModelLoadError, ModelSpecError, ModelCheckError) as exc:
         raise CLIError(f"--model: {exc}", P.EXIT_BAD_DATA) from exc
-    channels = tuple(seg.channels or (reference,))
-    return ModelPlan(path=str(path or ""), channels=channels, space=TEMPLATE,
-                     resolution=settings.registration.template_resolution,
-                     threshold=seg.threshold if seg.threshold is not None else 0.5)
+    reference = settings.data.modality or spec.channels[0]
+    warnings: list[str] = []
+    declared = "channels" not in spec.assumed
+    mismatch = modality_mismatch(spec, [reference])
+    if mismatch and len(spec.channels) == 1:
+        if declared and not seg.allow_modality_mismatch:
+            raise CLIError(mismatch, P.EXIT_BAD_DATA)
+        warnings.append(f"modality mismatch: {reference} images given to a model whose input "
+                        f"is {', '.join(spec.channels)}"
+                        + ("" if declared else " (assumed: the model does not say)"))
+    elif mismatch and reference.lower() not in {c.lower() for c in spec.channels}:
+        raise CLIError(f"{mismatch}; --modality must name one of the model's channels (the "
+                       "grid of the lesion masks)", P.EXIT_BAD_DATA)
+    if spec.assumed:
+        warnings.append(f"model metadata assumed, not declared: {', '.join(spec.assumed)}")
+    template = spec.space != "native"
+    resolution = None
+    if template:
+        declared_res = spec.resolution_mm is not None and "resolution_mm" not in spec.assumed
+        resolution = (round(spec.resolution_mm) if declared_res
+                      else settings.registration.template_resolution)
+    plan = ModelPlan(
+        path=str(seg.model or ""), channels=tuple(spec.channels),
+        space=TEMPLATE if template else "native", resolution=resolution,
+        threshold=seg.threshold if seg.threshold is not None else float(spec.threshold),
+        info={"spec": spec.to_dict(), "kind": spec.kind, "sha256": spec.checksum},
+        reference=reference)
+    LOGGER.info("Model: %s (%s channels %s, %s)", spec.source, spec.kind,
+                "+".join(spec.channels), "native space" if not template else
+                f"{TEMPLATE} {resolution} mm")
+    return plan, warnings
 
 
 def _condition_grid(model: ModelPlan):
@@ -190,22 +217,16 @@ def _check_mixing(settings: Settings, model_sha: str, subjects: Sequence[Subject
     return good, bad
 
 
-def model_checksum(model: ModelPlan) -> str:
-    from bids_stroke.model.checkpoint import bundled_model_path, file_sha256
-
-    return file_sha256(model.path or bundled_model_path())
-
-
 def run_participant(settings: Settings) -> int:
     """Validate, discover, check, lock and run; returns the exit code."""
     from bids_stroke.preflight import preflight_check
 
-    reference = settings.data.modality or "T1w"
-    model = plan_model(settings, reference)
+    model, warnings = plan_model(settings)
+    reference = model.reference
     subjects = discover(settings, reference)
     LOGGER.info("Found %d input image(s); checking them", len(subjects))
     bad: list[tuple[SubjectInputs, str]] = []
-    if len(model.channels) > 1 or model.channels[0] != reference:
+    if len(model.channels) > 1:
         from bids_stroke.discovery import attach_channels
 
         subjects, bad = attach_channels(subjects, model.channels)
@@ -213,7 +234,7 @@ def run_participant(settings: Settings) -> int:
         subjects, nprocs=settings.execution.nprocs,
         conditions=settings.study.conditions, grid=_condition_grid(model))
     bad += failed_checks
-    good, mixed = _check_mixing(settings, model_checksum(model), good)
+    good, mixed = _check_mixing(settings, str(model.info["sha256"]), good)
     bad += mixed
     for subject, message in bad:
         print(f"bids_stroke: error: {subject.key}: {message}", file=sys.stderr)
@@ -230,7 +251,8 @@ def run_participant(settings: Settings) -> int:
 
     with ExitStack() as stack:
         locked, busy = _lock_subjects(settings, good, stack)
-        failed = execute(settings, model, locked, preflight_failures=bad) if locked else []
+        failed = (execute(settings, model, locked, preflight_failures=bad, warnings=warnings)
+                  if locked else [])
     if failed:
         return P.EXIT_FAILURE
     if bad:

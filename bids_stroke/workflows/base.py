@@ -47,6 +47,7 @@ class ModelPlan:
     resolution: int | None  # template grid resolution (template-space models)
     threshold: float
     info: Mapping[str, Any] = field(default_factory=dict)
+    reference: str = "T1w"  # BIDS suffix of the image the lesion masks are drawn on
 
     @property
     def native(self) -> bool:

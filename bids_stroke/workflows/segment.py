@@ -45,6 +45,8 @@ def init_segment_wf(
             min_size=segmentation.min_size,
             tta=segmentation.tta,
             mode=segmentation.mode,
+            checkpoint=segmentation.checkpoint,
+            trust_model_code=segmentation.trust_model_code,
             channel_order=list(channel_order),
             num_threads=omp_nthreads,
         ),
@@ -52,6 +54,10 @@ def init_segment_wf(
         n_procs=omp_nthreads,
         mem_gb=mem_gb,
     )
+    if segmentation.channels:
+        seg.inputs.channels = list(segmentation.channels)
+    if segmentation.folds:
+        seg.inputs.folds = list(segmentation.folds)
     wf.connect([
         (inputnode, seg, [("in_files", "in_files"), ("brain_mask", "brain_mask")]),
         (seg, outputnode, [("out_probseg", "probseg"), ("out_mask", "mask"),
