@@ -16,7 +16,7 @@ from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError
 
 LOGGER = logging.getLogger("bids_stroke")
-SUBCOMMANDS = ("demo", "train", "model")
+SUBCOMMANDS = ("demo", "train", "model", "export", "score")
 
 
 def _setup_logging(verbose: int) -> None:
@@ -66,14 +66,18 @@ def run_group_level(settings) -> int:
 
 
 def _route(argv: list[str]) -> int | None:
-    """``bids_stroke demo|train|model ...``: only when the first word is exactly that and no
-    folder of that name exists here (a dataset called ``demo`` stays a dataset)."""
+    """``bids_stroke demo|train|model|export|score ...``: only when the first word is exactly
+    that and no folder of that name exists here (a dataset called ``demo`` stays a dataset)."""
     if not argv or argv[0] not in SUBCOMMANDS or os.path.isdir(argv[0]):
         return None
     if argv[0] == "demo":
         from bids_stroke.cli.demo import main as sub_main
     elif argv[0] == "train":
         from bids_stroke.cli.train import main as sub_main
+    elif argv[0] in ("export", "score"):  # other tools: export conditions, score predictions
+        from importlib import import_module
+
+        sub_main = import_module(f"bids_stroke.cli.{argv[0]}").main
     else:
         from bids_stroke.cli.model import main as sub_main
     return sub_main(argv[1:])
