@@ -195,7 +195,8 @@ def test_sidecars_reports_and_manifests_name_the_tool(study):
         tool_digest("threshold_tool", "1.0")}
     log = _rows(next((out / "logs").glob("score-*.tsv")))
     assert len(log) == 6 and {r["status"] for r in log} == {"scored"}
-    assert (out / "group_report.html").is_file()
+    group = (out / "group_report.html").read_text()  # the group report names the tool
+    assert "Lesions were segmented by external tool threshold_tool 1.0 (sha256 " in group
     assert len(_rows(out / "group_segmetrics.tsv")) > 0
 
 
@@ -331,3 +332,54 @@ def test_a_killed_export_never_leaves_half_a_subject(study, tmp_path, step):
                 study["out"] / "conditions" / label / f"{stem}{ext}")
         assert (out / "conditions" / label / "dataset_description.json").is_file()
     assert not list((out / "conditions" / ".bids_stroke" / "staging").iterdir())
+
+
+def _raw_dataset(root: Path) -> Path:
+    """A raw BIDS dataset: T1w + FLAIR on one anisotropic grid, a top-level sidecar."""
+    rng = np.random.default_rng(0)
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    (root).mkdir(parents=True)
+    (root / "dataset_description.json").write_text(json.dumps({
+        "Name": "raw two-channel", "BIDSVersion": "1.10.0", "DatasetType": "raw",
+        "Authors": ["A", "B"], "License": "CC0"}))
+    (root / "README").write_text("A raw dataset for the export tests.\n")
+    (root / "T1w.json").write_text(json.dumps({"RepetitionTime": 2.3,
+                                                "MagneticFieldStrength": 3}))
+    (root / "participants.tsv").write_text("participant_id\tage\nsub-01\t60\nsub-02\t70\n")
+    for sub in ("01", "02"):
+        anat = root / f"sub-{sub}" / "anat"
+        anat.mkdir(parents=True)
+        for suffix in ("T1w", "FLAIR"):
+            data = (100 + 20 * rng.standard_normal((20, 22, 12))).astype(np.float32)
+            nb.Nifti1Image(data, affine).to_filename(str(anat / f"sub-{sub}_{suffix}.nii.gz"))
+            (anat / f"sub-{sub}_{suffix}.json").write_text(json.dumps(
+                {"EchoTime": 0.003 if suffix == "T1w" else 0.1, "SliceThickness": 2.0,
+                 **({"RepetitionTime": 9.0} if suffix == "FLAIR" else {})}))
+    return root
+
+
+def test_raw_multichannel_export_stays_raw_and_degrades_every_channel(tmp_path):
+    from bids_stroke.degrade import apply_condition
+
+    bids = _raw_dataset(tmp_path / "raw")
+    out = tmp_path / "out"
+    assert main(["export", str(bids), str(out), "--channels", "T1w", "FLAIR", "--conditions",
+                 "native", "crude:2", "thick:4", "--participant-label", "01"]) == 0
+    for spec, label in (("native", "native"), ("crude:2", "crude2"), ("thick:4", "thick4mm")):
+        root = out / "conditions" / label
+        assert json.loads((root / "dataset_description.json").read_text())["DatasetType"] == "raw"
+        assert [r["participant_id"] for r in _rows(root / "participants.tsv")] == ["sub-01"]
+        assert not (root / "sub-02").exists()
+        for suffix in ("T1w", "FLAIR"):
+            src = nb.load(str(bids / "sub-01" / "anat" / f"sub-01_{suffix}.nii.gz"))
+            exported = nb.load(str(root / "sub-01" / "anat" / f"sub-01_{suffix}.nii.gz"))
+            expected = apply_condition(src.get_fdata(dtype=np.float32), (1.0, 1.0, 2.0), spec)
+            np.testing.assert_array_equal(np.asanyarray(exported.dataobj), expected)
+            side = json.loads((root / "sub-01" / "anat" / f"sub-01_{suffix}.json").read_text())
+            assert side["RepetitionTime"] == (2.3 if suffix == "T1w" else 9.0)  # inherited
+            assert side.get("MagneticFieldStrength") == (3 if suffix == "T1w" else None)
+            assert ("SliceThickness" in side) == (label == "native")
+            assert side["Condition"] == spec
+        if label == "thick4mm":
+            assert side["SimulatedVoxelSize"] == [1.0, 1.0, 4.0]
+            assert _validator_errors(root) == []

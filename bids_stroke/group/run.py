@@ -35,6 +35,7 @@ from bids_stroke.group.collect import (
     GroupInputError,
     read_lesions,
     read_segmetrics,
+    segmentation_models,
 )
 from bids_stroke.group.stats import (
     DEFAULT_METRICS,
@@ -198,6 +199,7 @@ def methods_text(
     descriptions: Mapping[str, str], specs: Mapping[str, str], metrics: Sequence[str],
     alpha: float, n_boot: int, seed: int, zero_method: str, edges_ml: Sequence[float],
     versions: Mapping[str, str], methods_used: Mapping[str, int] | None = None,
+    models: Sequence[str] = (),
 ) -> list[str]:
     """Methods paragraphs (plain text, escaped at rendering) generated from the settings."""
     conds = "; ".join(
@@ -214,7 +216,8 @@ def methods_text(
     return [
         f"Segmentation metrics of {n_participants} participant(s) ({n_sessions} "
         f"participant-session(s)) were compared across {len(conditions)} resolution "
-        f"condition(s): {conds}.",
+        f"condition(s): {conds}."
+        + (f" Lesions were segmented by {'; '.join(models)}." if models else ""),
         f"For each metric ({', '.join(metrics)}), every pair of conditions was compared with a "
         f"two-sided Wilcoxon signed-rank test (scipy.stats.wilcoxon) on the subjects with a "
         f"defined value in both conditions (pairwise deletion; undefined values such as a "
@@ -310,6 +313,7 @@ def run_group(
     specs = dict(zip(seg["desc"], seg["condition"], strict=True))
     metric_cols = [c for c in METRIC_COLUMNS if c in seg.columns]
     versions = _versions()
+    models = segmentation_models(root, participant_label)
 
     long = _long_table(seg, metric_cols)
     summary = summarize(seg, metric_cols, by=("desc",))
@@ -362,7 +366,8 @@ def run_group(
                            descriptions=descriptions, specs=specs, metrics=metrics, alpha=alpha,
                            n_boot=n_boot, seed=seed, zero_method=zero_method,
                            edges_ml=size_bins_ml, versions=versions,
-                           methods_used=wil["method"].value_counts(sort=False).to_dict())
+                           methods_used=wil["method"].value_counts(sort=False).to_dict(),
+                           models=models)
     cond_tab = (seg.groupby("desc", sort=False)
                 .agg(condition=("condition", "first"),
                      effective_resolution_mm=("effective_resolution_mm", "median"),
@@ -384,6 +389,7 @@ def run_group(
                                         " ".join([participant_label]
                                                  if isinstance(participant_label, str)
                                                  else list(participant_label))),
+                  "segmentation": "; ".join(models) or "n/a",
                   "n_metric_rows": len(seg), "runtime_s": f"{time.perf_counter() - t0:.2f}"},
     )
     H.atomic_write_text(report, html_text)
