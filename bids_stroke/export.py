@@ -381,6 +381,27 @@ def _write_if_changed(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
+def _describe(folder: Path, bids_dir: Path, roots: Sequence[Path], cond: Condition) -> None:
+    src = _input_description(roots)
+    desc = dataset_description(bids_dir, roots, cond)
+    _write_if_changed(folder / "dataset_description.json", json_text(desc))
+    _write_if_changed(folder / "README", README.format(
+        name=desc["Name"], version=__version__, spec=cond.spec,
+        description=cond.description.rstrip("."),
+        source=f"{src.get('Name', 'the input dataset')} ({Path(bids_dir).absolute()})"))
+
+
+def prepare_datasets(root: Path, bids_dir: Path, roots: Sequence[Path],
+                     conditions: Sequence[Condition]) -> None:
+    """Before any subject is committed: the description of each condition's dataset, and no
+    ``participants.tsv`` until :func:`write_datasets` lists the committed subjects (so a
+    killed run leaves valid datasets: described, whole subjects, no stale participant list)."""
+    for cond in conditions:
+        _describe(root / cond.label, bids_dir, roots, cond)
+        for name in ("participants.tsv", "participants.json"):
+            (root / cond.label / name).unlink(missing_ok=True)
+
+
 def write_datasets(root: Path, bids_dir: Path, roots: Sequence[Path],
                    conditions: Mapping[str, Condition]) -> list[str]:
     """(Re)write the dataset-level files of every condition some committed subject holds,
@@ -402,16 +423,10 @@ def write_datasets(root: Path, bids_dir: Path, roots: Sequence[Path],
         if folder.name not in holders:
             for name in _DATASET_FILES:
                 (folder / name).unlink(missing_ok=True)
-    src = _input_description(roots)
     for label, subjects in sorted(holders.items()):
         cond = conditions.get(label) or parse_condition(specs[label])
         folder = root / label
-        desc = dataset_description(bids_dir, roots, cond)
-        _write_if_changed(folder / "dataset_description.json", json_text(desc))
-        _write_if_changed(folder / "README", README.format(
-            name=desc["Name"], version=__version__, spec=cond.spec,
-            description=cond.description.rstrip("."),
-            source=f"{src.get('Name', 'the input dataset')} ({Path(bids_dir).absolute()})"))
+        _describe(folder, bids_dir, roots, cond)
         tsv, meta = _participants(roots, subjects)
         if tsv is not None:
             _write_if_changed(folder / "participants.tsv", tsv)

@@ -309,7 +309,9 @@ def score_subject(out: Path, item: SubjectToScore, tool: Tool, work: Path, *, bi
             params=dict(cond.params), probseg=prob_file, mask=mask_file,
             images={k: str(v) for k, v in c.exported.items()} if save_degraded else {},
             provenance={"PredictionFile": c.prediction.absolute().as_uri(),
-                        "PredictionSHA256": c.prediction_sha256}))
+                        "PredictionSHA256": c.prediction_sha256,
+                        "ToolInputs": [Path(v).absolute().as_uri()
+                                       for v in c.exported.values()]}))
         report_rows.append({"label": cond.label, "spec": cond.spec,
                             "description": cond.description, "image": str(c.reference),
                             "mask": mask_file, "probseg": prob_file})

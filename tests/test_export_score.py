@@ -324,6 +324,9 @@ def test_a_killed_export_never_leaves_half_a_subject(study, tmp_path, step):
     assert _killed_export(args, step) == -9
     visible = [p for p in (out / "conditions").glob("*/sub-*/**/*") if p.is_file()]
     assert len(visible) == (0 if step == "staged" else 1)  # staged: nothing visible
+    for label in ("native", "crude2"):  # described before any commit, no stale subject list
+        assert (out / "conditions" / label / "dataset_description.json").is_file()
+        assert not (out / "conditions" / label / "participants.tsv").exists()
     assert main(args) == 0  # the re-run finishes (move) or redoes (staged) the commit
     for label in ("native", "crude2"):
         stem = f"sub-{SUBJECTS[0]}/ses-1/anat/sub-{SUBJECTS[0]}_ses-1_{SPACE}_T1w"
@@ -383,3 +386,36 @@ def test_raw_multichannel_export_stays_raw_and_degrades_every_channel(tmp_path):
         if label == "thick4mm":
             assert side["SimulatedVoxelSize"] == [1.0, 1.0, 4.0]
             assert _validator_errors(root) == []
+
+
+def test_isles22_dwi_adc_export_adds_no_validator_error(tmp_path):
+    """A real ISLES'22 case (DWI + ADC, 2 mm; ../shared): both channels degraded alike, the
+    input's names kept, and no validator error the input itself does not have (ISLES'22
+    stores ADC and DWI without bval/bvec in raw folders)."""
+    from conftest import SHARED
+
+    from bids_stroke.degrade import apply_condition
+
+    case = SHARED / "data" / "real" / "isles22_case0001"
+    if not case.is_dir():
+        pytest.skip("../shared (real ISLES'22 case) is not available")
+    bids = tmp_path / "bids"
+    dwi = bids / "sub-strokecase0001" / "ses-0001" / "dwi"
+    dwi.mkdir(parents=True)
+    for path in case.glob("*.nii.gz"):
+        shutil.copy(path, dwi / path.name)
+    (bids / "dataset_description.json").write_text(json.dumps(
+        {"Name": "ISLES'22 case 1", "BIDSVersion": "1.10.0", "DatasetType": "raw"}))
+    out = tmp_path / "out"
+    assert main(["export", str(bids), str(out), "--modality", "dwi", "--channels", "dwi",
+                 "adc", "--conditions", "thick:6"]) == 0
+    root = out / "conditions" / "thick6mm"
+    for suffix in ("dwi", "adc"):
+        name = f"sub-strokecase0001_ses-0001_{suffix}.nii.gz"
+        src = nb.load(str(dwi / name))
+        got = nb.load(str(root / dwi.relative_to(bids) / name))
+        np.testing.assert_array_equal(np.asanyarray(got.dataobj), apply_condition(
+            src.get_fdata(dtype=np.float32), src.header.get_zooms()[:3], "thick:6"))
+        np.testing.assert_array_equal(got.affine, src.affine)
+    codes = {i["code"] for i in _validator_errors(root)}
+    assert codes <= {i["code"] for i in _validator_errors(bids)}

@@ -164,20 +164,28 @@ def _export_all(settings, subjects, conditions, roots) -> list[str]:
     return failed + [f"busy:{k}" for k in busy]
 
 
-def _write_datasets(settings, conditions, roots) -> list[str]:
+def _write_datasets(settings, conditions, roots, *, prepare: bool = False) -> list[str]:
+    """The dataset-level files, under the export's dataset lock: described before the
+    subjects are committed (``prepare``), listed from the manifests after."""
     from bids_stroke.commit import state_dir
-    from bids_stroke.export import export_root, write_datasets
+    from bids_stroke.export import export_root, prepare_datasets, write_datasets
     from bids_stroke.locks import LockBusyError, locked
 
     root = export_root(settings.data.output_dir)
     try:
         with locked(state_dir(root) / "locks" / "dataset.lock", timeout=600,
                     run=settings.execution.run_uuid):
+            if prepare:
+                prepare_datasets(root, settings.data.bids_dir, roots, conditions)
+                return []
             return write_datasets(root, settings.data.bids_dir, roots,
                                   {c.label: c for c in conditions})
     except LockBusyError as exc:
         raise CLIError(f"{exc}; another run is writing the exported datasets",
                        P.EXIT_TEMPFAIL) from exc
+    except OSError as exc:
+        raise CLIError(f"cannot write into {root} ({exc.strerror}): free space or fix "
+                       "permissions, then re-run", P.EXIT_CANT_CREATE) from exc
 
 
 def run_export(settings) -> int:
@@ -209,6 +217,7 @@ def run_export(settings) -> int:
                            "own grid", subject.key, ", ".join(off_grid), reference)
     conditions = parse_conditions(list(settings.study.conditions))
     roots = find_dataset_roots(settings.data.bids_dir)
+    _write_datasets(settings, conditions, roots, prepare=True)
     failed = _export_all(settings, good, conditions, roots)
     labels = _write_datasets(settings, conditions, roots)
     root = export_root(settings.data.output_dir)

@@ -289,7 +289,7 @@ def _score_all(settings, found: Found, tool, results_key: str) -> list[str]:
                                "permissions, then re-run", P.EXIT_CANT_CREATE) from exc
             finally:
                 shutil.rmtree(work, ignore_errors=True)
-    return failed + busy
+    return failed + [f"busy:{k}" for k in busy]
 
 
 def run_score(settings, opts: argparse.Namespace) -> int:
@@ -341,8 +341,10 @@ def run_score(settings, opts: argparse.Namespace) -> int:
     log = _write_log(out, settings.execution.run_uuid, found.rows)
     LOGGER.info("Scored %s: %d input(s) committed, %d gap(s), %d failed; log %s", tool.name,
                 len(found.items) - len(failed), len(found.gaps), len(failed), log)
-    if failed:
+    if any(not k.startswith("busy:") for k in failed):
         return P.EXIT_FAILURE
+    if failed:
+        return P.EXIT_TEMPFAIL
     return P.EXIT_NO_INPUT if found.gaps else P.EXIT_OK
 
 
