@@ -299,6 +299,11 @@ def test_another_tool_is_never_mixed_into_an_output_folder(study, capsys):
     assert code == 64
     assert "holds results of another model or tool" in capsys.readouterr().err
     assert _snapshot(study["out"]) == snapshot
+    # the same tool with another threshold would mix settings with the kept conditions
+    assert _score(study, study["out"], study["preds"], "--conditions", "crude:2",
+                  "--threshold", "0.5") == 64
+    assert "were made with another model or other settings" in capsys.readouterr().err
+    assert _snapshot(study["out"]) == snapshot
 
 
 def _killed_export(args: list[str], step: str) -> int:
