@@ -282,6 +282,16 @@ def _stage(out: Path, key: str, run_uuid: str, files: Sequence[PlannedFile],
            drop: Sequence[str]) -> tuple[Path, dict[str, dict[str, Any]]]:
     staging = staging_root(out) / f"{key}.{run_uuid}.{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
+    try:
+        return staging, _fill(staging, out, files, tables, previous, drop)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # e.g. a full disk: leave nothing behind
+        raise
+
+
+def _fill(staging: Path, out: Path, files: Sequence[PlannedFile],
+          tables: Sequence[PlannedTable], previous: Manifest | None,
+          drop: Sequence[str]) -> dict[str, dict[str, Any]]:
     entries: dict[str, dict[str, Any]] = {}
 
     def put(rel: str, data: bytes | None, source: str | None, compress: bool,
@@ -308,7 +318,7 @@ def _stage(out: Path, key: str, run_uuid: str, files: Sequence[PlannedFile],
     for t in tables:
         old = out / t.rel if previous is not None and t.rel in previous.files else None
         put(t.rel, merge_table(Path(t.source), old, t.key_column, drop), None, False, ())
-    return staging, entries
+    return entries
 
 
 def commit_subject(

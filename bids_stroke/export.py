@@ -32,6 +32,7 @@ import csv
 import hashlib
 import io
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -423,6 +424,8 @@ def write_datasets(root: Path, bids_dir: Path, roots: Sequence[Path],
         if folder.name not in holders:
             for name in _DATASET_FILES:
                 (folder / name).unlink(missing_ok=True)
+            if not any(p.is_file() for p in folder.rglob("*")):
+                shutil.rmtree(folder, ignore_errors=True)  # empty folders of a removed label
     for label, subjects in sorted(holders.items()):
         cond = conditions.get(label) or parse_condition(specs[label])
         folder = root / label

@@ -11,45 +11,43 @@ every condition and writes
 
 It is the one implementation behind the participant level's
 :class:`~bids_stroke.interfaces.metrics.SegmentationMetrics` node and ``bids_stroke score``
-(predictions of other tools), so both write identical tables from identical masks.
-
-Values are written deterministically: integers as integers, floats with Python's
-shortest round-trip representation (``repr``, so re-reading gives the identical
-float64), booleans as ``true``/``false`` and undefined values (NaN) as ``n/a``.
+(predictions of other tools), so both write identical tables from identical masks. Cells are
+formatted by :func:`bids_stroke.tables.format_tsv_cell` and every file is written through the
+one atomic writer :func:`bids_stroke.outputs.atomic_write_text`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from bids_stroke.metrics import (
+    GRID_COLUMNS,
     METRIC_COLUMNS,
     METRIC_DESCRIPTIONS,
-    binarize,
+    as_binary_mask,
     check_same_grid,
     compute_metrics,
+    grid_note,
     lesion_table,
     load_mask_image,
+    parse_grid,
     spacing_from_affine,
 )
+from bids_stroke.outputs import atomic_write_text
+from bids_stroke.tables import tsv_text
 
 __all__ = [
     "LESIONS_COLUMNS",
     "SEGMETRICS_COLUMNS",
     "SEGMETRICS_ID_COLUMNS",
     "MetricTables",
-    "format_value",
     "lesions_sidecar",
     "score_conditions",
     "segmetrics_sidecar",
-    "write_tsv",
 ]
 
 SEGMETRICS_ID_COLUMNS: tuple[str, ...] = (
@@ -110,48 +108,24 @@ _LESION_DESCRIPTIONS: dict[str, dict] = {
 }
 
 
-def format_value(value: object) -> str:
-    """Format one TSV cell: NaN/None -> ``n/a``, bool -> ``true``/``false``,
-    integers as integers, floats as their shortest round-trip ``repr``."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        f = float(value)
-        return "n/a" if math.isnan(f) else repr(f)
-    text = str(value)
-    if any(c in text for c in "\t\n\r"):
-        raise ValueError(f"TSV cell contains a tab or newline: {text!r}")
-    return text
-
-
-def write_tsv(rows: Iterable[Mapping[str, object]], columns: Sequence[str],
-              path: str | os.PathLike[str]) -> Path:
-    """Write ``rows`` (mappings holding every column) as a BIDS TSV with a header."""
-    lines = ["\t".join(columns)]
-    lines += ["\t".join(format_value(row[c]) for c in columns) for row in rows]
-    out = Path(path)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return out
-
-
 def _with_settings(entry: dict, note: str) -> dict:
     new = dict(entry)
     new["Description"] = f"{entry['Description']} {note}"
     return new
 
 
-def segmetrics_sidecar(connectivity: int = 26, tolerance_mm: float = 2.0) -> dict:
+def segmetrics_sidecar(connectivity: int = 26, tolerance_mm: float = 2.0,
+                       grid: str = "native") -> dict:
     """BIDS data dictionary for every column of the ``segmetrics`` TSV."""
     out = {c: dict(_ID_DESCRIPTIONS[c]) for c in SEGMETRICS_ID_COLUMNS}
     conn_note = f"Lesions are {connectivity}-connected components."
+    note = grid_note(grid)
     for col in METRIC_COLUMNS:
         entry = METRIC_DESCRIPTIONS[col]
         if col == "surface_dice":
             entry = _with_settings(entry, f"Tolerance used: {tolerance_mm:g} mm.")
+        elif col in GRID_COLUMNS:
+            entry = _with_settings(entry, note)
         elif col.startswith(("ref_lesion", "pred_lesion", "abs_lesion", "lesion_")) or (
                 col == "detection_rate"):
             entry = _with_settings(entry, conn_note)
@@ -170,8 +144,8 @@ def lesions_sidecar(connectivity: int = 26) -> dict:
 
 
 def _write_json(data: dict, path: Path) -> Path:
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    return path
+    """JSON in the dictionary's own (column) order, written atomically."""
+    return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 @dataclass(frozen=True)
@@ -198,15 +172,17 @@ def score_conditions(
     connectivity: int = 26,
     tolerance_mm: float = 2.0,
     threshold: float | None = None,
+    grid: str = "native",
 ) -> MetricTables:
     """Score each condition's prediction against the reference and write the tables.
 
     Every prediction must lie on the reference grid (same shape, affine within 1e-3);
     otherwise :class:`~bids_stroke.metrics.MetricsInputError` names both files and the fix.
-    Masks must be binary unless ``threshold`` is given (foreground = value > threshold).
-    Files are written to ``out_dir`` as ``<prefix>_label-L_segmetrics.{tsv,json}`` and
-    ``<prefix>_label-L_lesions.{tsv,json}`` (``prefix`` defaults to
-    ``participant_id[_session_id]``).
+    Masks must be binary unless ``threshold`` is given (foreground = value >= threshold).
+    ``grid`` is the grid over which true negatives are counted (``native`` or
+    ``padded:<multiple>``). Files are written to ``out_dir`` as
+    ``<prefix>_label-L_segmetrics.{tsv,json}`` and ``<prefix>_label-L_lesions.{tsv,json}``
+    (``prefix`` defaults to ``participant_id[_session_id]``).
     """
     preds = [str(p) for p in prediction_masks]
     labels, specs = list(labels), list(specs)
@@ -220,12 +196,13 @@ def score_conditions(
         )
     if len(set(labels)) != n:
         raise ValueError(f"duplicate condition labels: {labels}")
+    parse_grid(grid)  # fail before any work on a bad spec
     session = session_id or "n/a"
     if not prefix:
         prefix = participant_id + ("" if session == "n/a" else f"_{session}")
 
     ref_img, ref_data = load_mask_image(reference_mask)
-    ref = binarize(ref_data, threshold, name=f"reference {Path(reference_mask).name}")
+    ref = as_binary_mask(ref_data, threshold, name=f"reference {Path(reference_mask).name}")
     spacing = spacing_from_affine(ref_img.affine)
 
     metric_rows: list[dict] = []
@@ -234,11 +211,11 @@ def score_conditions(
         pred_img, pred_data = load_mask_image(pred_path)
         check_same_grid(reference_mask, ref_data.shape, ref_img.affine,
                         pred_path, pred_data.shape, pred_img.affine)
-        pred = binarize(pred_data, threshold, name=f"prediction {Path(pred_path).name}")
+        pred = as_binary_mask(pred_data, threshold, name=f"prediction {Path(pred_path).name}")
         ids = {"participant_id": participant_id, "session_id": session,
                "desc": label, "condition": spec}
         metrics = compute_metrics(ref, pred, spacing, connectivity=connectivity,
-                                  tolerance_mm=tolerance_mm)
+                                  tolerance_mm=tolerance_mm, grid=grid)
         metric_rows.append({**ids, "effective_resolution_mm": res, **metrics})
         for lesion in lesion_table(ref, pred, spacing, connectivity=connectivity):
             lesion_rows.append({**ids, **lesion})
@@ -246,9 +223,11 @@ def score_conditions(
     out = Path(out_dir)
     base = f"{prefix}_label-L"
     return MetricTables(
-        tsv=write_tsv(metric_rows, SEGMETRICS_COLUMNS, out / f"{base}_segmetrics.tsv"),
-        json=_write_json(segmetrics_sidecar(connectivity, tolerance_mm),
+        tsv=atomic_write_text(out / f"{base}_segmetrics.tsv",
+                              tsv_text(metric_rows, SEGMETRICS_COLUMNS)),
+        json=_write_json(segmetrics_sidecar(connectivity, tolerance_mm, grid),
                          out / f"{base}_segmetrics.json"),
-        lesions_tsv=write_tsv(lesion_rows, LESIONS_COLUMNS, out / f"{base}_lesions.tsv"),
+        lesions_tsv=atomic_write_text(out / f"{base}_lesions.tsv",
+                                      tsv_text(lesion_rows, LESIONS_COLUMNS)),
         lesions_json=_write_json(lesions_sidecar(connectivity), out / f"{base}_lesions.json"),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ __all__ = [
     "datatype_of",
     "subject_dir",
     "write_dataset_files",
-    "write_tsv",
 ]
 
 BIDS_VERSION = "1.10.0"
@@ -74,16 +73,6 @@ def subject_dir(subject: str, session: str | None, datatype: str = "anat") -> Pa
     if session:
         rel = rel / f"ses-{session}"
     return rel / datatype
-
-
-def write_tsv(path: Path, rows: Iterable[Mapping[str, Any]], columns: list[str]) -> Path:
-    """A TSV with ``n/a`` for missing values, written atomically."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow(["n/a" if row.get(c) is None else row[c] for c in columns])
-    return atomic_write_text(path, buf.getvalue())
 
 
 def dataset_description(bids_dir: Path, pipeline_name: str) -> dict[str, Any]:
@@ -153,11 +142,8 @@ lie on the template grid the model ran on; files without `space-` lie on the sub
 
 `.bids_stroke/` holds the run state: per-subject manifests (`subjects/*.json`: every file with
 its sha256 and what produced each condition), locks and unfinished commits. `logs/` holds the
-settings of every run (`config-<run>.json`, replayable with `--config-file`).
-
-Command of the last run that wrote this file:
-
-    {command}
+settings of every run (`config-<run>.json`, replayable with `--config-file`), including its
+full command line.
 """
 
 
@@ -199,7 +185,7 @@ def write_dataset_files(
         writer.writerow(["n/a" if rows[key].get(c) is None else rows[key][c] for c in columns])
     _write_if_changed(existing, buf.getvalue())
     _write_if_changed(output_dir / "README.md", README_TEXT.format(
-        version=__version__, study=pipeline_name, command=command or "bids_stroke"))
+        version=__version__, study=pipeline_name))
     atomic_write_json(
         output_dir / "descriptions.json",
         {

@@ -202,6 +202,17 @@ def metrics_entities(o: SubjectOutputs, base: Mapping[str, Any],
     return {**(base if scored_on_native else grid), "label": "L"}
 
 
+def metrics_table_name(subject: str, session: str | None, entities: Mapping[str, str],
+                       space: str | None, resolution: int | None, registered: bool,
+                       table: str = "segmetrics") -> str:
+    """File name of a subject's metric table (what the subject report must call it)."""
+    base = {"sub": subject, "ses": session, **entities}
+    on_native = registered or space is None
+    ents = {**base, **({} if on_native else {"space": space,
+                                              "res": str(resolution) if resolution else None})}
+    return build_name({**ents, "label": "L"}, table, ".tsv")
+
+
 def _plan_tables(o: SubjectOutputs, folder: Path, base: Mapping[str, Any],
                  grid: Mapping[str, Any], p: _Plan) -> list[PlannedTable]:
     ents = metrics_entities(o, base, grid)

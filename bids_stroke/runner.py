@@ -122,7 +122,7 @@ def _kill_workers(runner: Any) -> None:
     if pool is not None:
         with contextlib.suppress(Exception):
             pool.shutdown(wait=False, cancel_futures=True)
-        for proc in list(getattr(pool, "_processes", {}).values()):
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
             with contextlib.suppress(Exception):
                 proc.kill()
     for child in multiprocessing.active_children():
@@ -173,8 +173,14 @@ def distribute_crash_files(crash_dir: Path, destinations: Mapping[str, Path],
         text = crash.read_text(errors="replace")
         dest = next((d for n, d in destinations.items() if f".{n}." in text or f"{n}." in text),
                     fallback)
-        dest.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(crash), dest / crash.name)
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(crash), dest / crash.name)
+        except OSError as exc:  # e.g. the output disk is full: the crash file stays put
+            with contextlib.suppress(OSError):
+                (dest / crash.name).unlink()
+            LOGGER.error("cannot move %s into %s (%s); it stays in the work folder", crash.name,
+                         dest, exc.strerror)
 
 
 # ----------------------------------------------------------------------- work-folder integrity

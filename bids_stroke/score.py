@@ -283,27 +283,33 @@ def _reference_metadata(subject: SubjectInputs, bids_dir: Path) -> dict[str, Any
 
 
 def score_subject(out: Path, item: SubjectToScore, tool: Tool, work: Path, *, bids_dir: Path,
-                  connectivity: int, tolerance_mm: float, save_degraded: bool,
+                  connectivity: int, tolerance_mm: float, grid: str, save_degraded: bool,
                   results_key: str, run_uuid: str, clean: bool,
-                  provenance: Mapping[str, Any]):
+                  provenance: Mapping[str, Any], command: str = ""):
     """Masks, metric tables, report, then the all-or-nothing commit of one subject (the
     caller holds its lock in ``out``). Returns the new manifest."""
     from bids_stroke.commit import ConditionRecord, commit_subject, plan_conditions, read_manifest
     from bids_stroke.metric_tables import score_conditions
-    from bids_stroke.plan import ConditionOutputs, SubjectOutputs, plan_subject
+    from bids_stroke.plan import (
+        ConditionOutputs,
+        SubjectOutputs,
+        metrics_table_name,
+        plan_subject,
+    )
     from bids_stroke.reports.subject import build_subject_report
 
     s = item.subject
     outputs, report_rows, masks, eff = [], [], [], []
     for c in item.conditions:
         cond = c.condition
-        grid = nb.load(str(c.reference))
-        mask, prob = load_prediction(c.prediction, grid, c.reference, tool.threshold)
-        mask_file = _write(grid, mask.astype(np.uint8), np.uint8, work / f"{cond.label}_mask.nii")
-        prob_file = None if prob is None else _write(grid, prob, np.float32,
+        exported = nb.load(str(c.reference))
+        mask, prob = load_prediction(c.prediction, exported, c.reference, tool.threshold)
+        mask_file = _write(exported, mask.astype(np.uint8), np.uint8,
+                           work / f"{cond.label}_mask.nii")
+        prob_file = None if prob is None else _write(exported, prob, np.float32,
                                                      work / f"{cond.label}_probseg.nii")
         masks.append(mask_file)
-        eff.append(cond.effective_resolution_mm(grid.header.get_zooms()[:3]))
+        eff.append(cond.effective_resolution_mm(exported.header.get_zooms()[:3]))
         outputs.append(ConditionOutputs(
             label=cond.label, spec=cond.spec, description=cond.description,
             params=dict(cond.params), probseg=prob_file, mask=mask_file,
@@ -320,16 +326,19 @@ def score_subject(out: Path, item: SubjectToScore, tool: Tool, work: Path, *, bi
         s.mask, masks, [c.condition.label for c in item.conditions],
         [c.condition.spec for c in item.conditions], eff, participant_id=f"sub-{s.subject}",
         session_id=session, prefix=s.key, connectivity=connectivity,
-        tolerance_mm=tolerance_mm, out_dir=work)
+        tolerance_mm=tolerance_mm, grid=grid, out_dir=work)
     prov = {"segmentation tool": tool.name, "tool version": tool.version or "n/a",
             "tool digest (SHA256)": tool.digest, "predictions": tool.pattern,
             "masks": (f"probability >= {tool.threshold:g}" if tool.threshold is not None
                       else "binary, as the tool wrote them"),
             "not scored (no prediction)": ", ".join(item.gaps) or "none", **provenance}
-    report = build_subject_report(work / "report.html", subject=s.subject, session=s.session,
-                                  t1w=str(s.image), reference_mask=str(s.mask),
-                                  conditions=report_rows, metrics_tsv=tables.tsv,
-                                  provenance=prov)
+    report = build_subject_report(
+        work / "report.html", subject=s.subject, session=s.session, image=str(s.image),
+        suffix=s.suffix, reference_mask=str(s.mask), conditions=report_rows,
+        metrics_tsv=tables.tsv, provenance=prov, command_line=command or None,
+        threshold=tool.threshold,
+        metrics_name=metrics_table_name(s.subject, s.session, dict(s.entities), None, None,
+                                        False))
     meta = _reference_metadata(s, bids_dir)
     warnings = [f"no prediction for condition(s) {', '.join(item.gaps)}"] if item.gaps else []
     so = SubjectOutputs(

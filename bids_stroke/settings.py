@@ -195,6 +195,16 @@ def device(value: Any) -> str:
     return v
 
 
+def metric_grid(value: Any) -> str:
+    """``native`` or ``padded:<multiple>`` (the grid true negatives are counted on)."""
+    v = text(value).strip().lower()
+    m = re.fullmatch(r"padded:(\d+)", v)
+    if v != "native" and not (m and 1 <= int(m.group(1)) <= 1024):
+        raise ValueError(f"must be 'native' or 'padded:<multiple>' (e.g. padded:16), got "
+                         f"{value!r}")
+    return v
+
+
 def fold(value: Any) -> str:
     """An nnU-Net fold: ``all`` or a non-negative integer (stored as text)."""
     v = str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
@@ -317,6 +327,9 @@ class MetricsSettings:
 
     connectivity: int = setting(26, choice(6, 18, 26), "lesion connectivity")
     tolerance_mm: float = setting(2.0, number(0, 100, lo_open=True), "surface Dice tolerance")
+    grid: str = setting("native", metric_grid,
+                        "grid over which true negatives (specificity, accuracy, predicted "
+                        "fraction) are counted: native, or padded:16 as the original study")
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ import pytest
 
 from bids_stroke.cli.run import main
 from bids_stroke.demo import make_demo_dataset
-from bids_stroke.metric_tables import format_value
 from bids_stroke.metrics import METRIC_COLUMNS, compute_metrics, lesion_table
 from bids_stroke.score import tool_digest
+from bids_stroke.tables import format_tsv_cell as format_value
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "examples" / "other_tool" / "threshold_tool.py"

@@ -13,7 +13,7 @@ from bids_stroke.metrics import (
     METRIC_COLUMNS,
     METRIC_DESCRIPTIONS,
     MetricsInputError,
-    binarize,
+    as_binary_mask,
     compute_metrics,
     lesion_table,
     load_pair,
@@ -26,7 +26,7 @@ EXPECTED_COLUMNS = (
     "ref_volume_ml pred_volume_ml volume_diff_ml abs_volume_diff_ml abs_volume_diff_voxels "
     "rel_volume_diff volume_ratio hd hd95 assd surface_dice distances_undefined "
     "ref_lesion_count pred_lesion_count abs_lesion_count_diff lesion_tp lesion_fp lesion_fn "
-    "lesion_f1 detection_rate"
+    "lesion_f1 detection_rate grid_voxels pred_fraction_pct"
 ).split()
 
 
@@ -208,7 +208,7 @@ def test_counts_and_lesions_match_brute_force(seed):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_kdtree_path_matches_edt_and_brute_force(seed, monkeypatch):
-    import bids_stroke.metrics as metrics_mod
+    import bids_stroke.metrics.distance as metrics_mod
 
     rng = np.random.default_rng(50 + seed)
     ref = _blobs(rng, (12, 10, 9), n=2)
@@ -370,8 +370,11 @@ def test_symmetry_and_crop_invariance():
     big_pred[5:19, 7:19, 3:13] = pred
     c = compute_metrics(big_ref, big_pred, (1, 1.5, 2))
     for key in METRIC_COLUMNS:
-        if key not in ("tn", "specificity", "accuracy", "balanced_accuracy", "mcc"):
+        if key not in ("tn", "specificity", "accuracy", "balanced_accuracy", "mcc",
+                       "grid_voxels", "pred_fraction_pct"):
             assert c[key] == a[key] or (math.isnan(c[key]) and math.isnan(a[key])), key
+    assert (a["grid_voxels"], c["grid_voxels"]) == (pred.size, big_pred.size)
+    assert c["pred_fraction_pct"] == pytest.approx(100 * pred.sum() / big_pred.size)
     assert c["tn"] - a["tn"] == big_ref.size - ref.size
 
 
@@ -410,7 +413,12 @@ def test_non_binary_rejected_unless_threshold():
     bad[0, 0, 1] = np.nan
     with pytest.raises(MetricsInputError, match="NaN"):
         compute_metrics(bad, ref, (1, 1, 1), threshold=0.5)
-    assert binarize(np.array([0, 1, 1]), name="x").tolist() == [False, True, True]
+    assert as_binary_mask(np.array([0, 1, 1]), name="x").tolist() == [False, True, True]
+    # the project-wide rule: probability >= threshold is lesion (a voxel at exactly 0.5 is)
+    half = ref * 0.5
+    m = compute_metrics(ref, half, (1, 1, 1), threshold=0.5)
+    assert m["tp"] == 8 and m["dice"] == 1.0
+    assert as_binary_mask(np.array([0.4999, 0.5, 0.5001]), 0.5).tolist() == [False, True, True]
 
 
 def test_invalid_inputs():

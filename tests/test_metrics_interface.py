@@ -14,9 +14,9 @@ from bids_stroke.interfaces.metrics import (
     LESIONS_COLUMNS,
     SEGMETRICS_COLUMNS,
     SegmentationMetrics,
-    format_value,
 )
 from bids_stroke.metrics import METRIC_COLUMNS, MetricsInputError, compute_metrics
+from bids_stroke.tables import format_tsv_cell, tsv_text
 
 AFFINE = np.diag([1.0, 2.0, 1.5, 1.0])
 
@@ -149,12 +149,35 @@ def test_interface_rejects_grid_mismatch(tmp_path, masks):
         node.run(cwd=str(tmp_path))
 
 
-def test_format_value():
-    assert format_value(float("nan")) == "n/a"
-    assert format_value(None) == "n/a"
-    assert format_value(True) == "true" and format_value(np.bool_(False)) == "false"
-    assert format_value(np.int64(7)) == "7"
-    assert format_value(0.1 + 0.2) == "0.30000000000000004"
-    assert float(format_value(np.float64(1 / 3))) == 1 / 3
+def test_format_tsv_cell():
+    assert format_tsv_cell(float("nan")) == "n/a"
+    assert format_tsv_cell(None) == "n/a"
+    assert format_tsv_cell(True) == "true" and format_tsv_cell(np.bool_(False)) == "false"
+    assert format_tsv_cell(np.int64(7)) == "7"
+    assert format_tsv_cell(0.1 + 0.2) == "0.30000000000000004"
+    assert float(format_tsv_cell(np.float64(1 / 3))) == 1 / 3
     with pytest.raises(ValueError):
-        format_value("a\tb")
+        format_tsv_cell("a\tb")
+    text = tsv_text([{"a": 1, "b": float("nan")}, {"a": True, "b": "x"}], ["a", "b"])
+    assert text == "a\tb\n1\tn/a\ntrue\tx\n"
+    with pytest.raises(KeyError):
+        tsv_text([{"a": 1}], ["a", "b"])
+
+
+def test_interface_writes_atomically(tmp_path, masks, monkeypatch):
+    """The interface writes through the one atomic writer (no other file is left)."""
+    import bids_stroke.metric_tables as mod  # the tables are written there
+
+    written = []
+    real = mod.atomic_write_text
+
+    def spy(path, text):
+        written.append(path.name)
+        return real(path, text)
+
+    monkeypatch.setattr(mod, "atomic_write_text", spy)
+    res = _run(tmp_path, masks)
+    assert sorted(written) == sorted(
+        f"sub-01_label-L_{n}" for n in ("segmetrics.tsv", "segmetrics.json", "lesions.tsv",
+                                        "lesions.json"))
+    assert res.outputs.out_tsv.endswith(written[0])

@@ -64,7 +64,7 @@ def test_registered_input_metrics_named_for_the_native_grid():
         forward_transforms=["/w/xfm_affine.mat"], inverse_transforms=["/w/xfm_affine.mat"],
         inverse_invert_flags=[True]))
     names = _names(files)
-    assert [t.rel for t in tables][0] == "sub-01/ses-1/anat/sub-01_ses-1_label-L_segmetrics.tsv"
+    assert tables[0].rel == "sub-01/ses-1/anat/sub-01_ses-1_label-L_segmetrics.tsv"
     assert "sub-01/ses-1/anat/sub-01_ses-1_label-L_desc-native_mask.nii.gz" in names
     xfm = [n for n in names if n.endswith("_xfm.mat")]
     # the affine's inverse is the same file inverted on the fly: one file, direction stated

@@ -42,7 +42,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         mp.setenv("BIDS_STROKE_CACHE_DIR", str(root / "cache"))
         t1 = nib.load(tpl.get_template())
         mask = nib.load(tpl.get_template(suffix="mask", desc="brain"))
-        tpl._RESOLVED.clear()
+        tpl.clear_cache()
     fixed = tpl.resample_isotropic(t1, 3, is_mask=False)
     fixed_mask = tpl.resample_isotropic(mask, 3, is_mask=True)
     world = _rotation(2, 8) @ _rotation(0, 6)
@@ -144,12 +144,12 @@ def test_rigid_via_nipype_interfaces(scene, tmp_path, monkeypatch) -> None:
 
     monkeypatch.setenv("BIDS_STROKE_OFFLINE", "1")
     monkeypatch.setenv("BIDS_STROKE_CACHE_DIR", str(scene["root"] / "cache"))
-    tpl._RESOLVED.clear()
+    tpl.clear_cache()
     masked = TemplateBrainMask(in_file=str(scene["fixed"])).run()
     assert masked.outputs.template_source == "nilearn-standin"
     assert np.array_equal(np.asarray(nib.load(masked.outputs.out_mask).dataobj),
                           np.asarray(tpl.brain_mask_like(scene["fixed"]).dataobj))
-    tpl._RESOLVED.clear()
+    tpl.clear_cache()
 
 
 def test_syn_produces_warps_and_roundtrips(scene, tmp_path) -> None:

@@ -12,6 +12,13 @@ import pandas as pd
 import pytest
 
 from bids_stroke.reports import html as H
+from bids_stroke.reports.slices import (
+    focus_mm,
+    overlay_figure,
+    registration_qc_figure,
+    resample_like,
+    view_titles,
+)
 from bids_stroke.reports.subject import build_subject_report, lesion_focus
 
 
@@ -81,8 +88,10 @@ def tiny_subject(tmp_path) -> dict:
     pd.DataFrame({"participant_id": ["sub-01"] * 2, "session_id": ["n/a"] * 2,
                   "desc": ["native", "crude2"], "condition": ["native", "crude:2"],
                   "effective_resolution_mm": [1.0, 2.0], "dice": [0.81, 0.65],
-                  "hd95": [2.0, np.nan]}).to_csv(metrics, sep="\t", index=False,
-                                                 na_rep="n/a")
+                  "hd95": [2.0, np.nan], "ref_lesion_count": [1, 1],
+                  "tn": [13411, 13408], "detection_rate": [1.0, 0.0],
+                  "pred_fraction_pct": [0.379, 0.2]}).to_csv(metrics, sep="\t", index=False,
+                                                               na_rep="n/a")
     files["metrics"] = str(metrics)
     return files
 
@@ -95,11 +104,14 @@ def test_subject_report_builds(tiny_subject, tmp_path) -> None:
         {"label": "crude2", "spec": "crude:2", "description": "Every 2nd voxel",
          "image": f["deg"], "mask": None, "probseg": f["prob"]},
     ]
-    out = build_subject_report(tmp_path / "sub-01.html", subject="sub-01", t1w=f["t1"],
-                               reference_mask=f["ref"], conditions=conds,
+    out = build_subject_report(tmp_path / "sub-01.html", subject="sub-01", image=f["t1"],
+                               suffix="T2w", reference_mask=f["ref"], conditions=conds,
                                metrics_tsv=f["metrics"],
+                               metrics_name="sub-01_space-T2w_label-L_segmetrics.tsv",
                                provenance={"model_sha256": "deadbeef",
-                                           "command": "bids_stroke in out participant <x>"})
+                                           "command": "bids_stroke in out participant <x>"},
+                               threshold=0.5, command_line="bids_stroke /data /out participant "
+                                            "--conditions native crude:2 --x '<y>'")
     text = out.read_text()
     assert text.count("data:image/png;base64,") == 2
     assert "Native &lt;1 mm&gt; image" in text and "<1 mm>" not in text
@@ -107,22 +119,168 @@ def test_subject_report_builds(tiny_subject, tmp_path) -> None:
     assert "deadbeef" in text and "participant &lt;x&gt;" in text
     assert "largest reference lesion" in text
     assert 'id="metrics"' in text or "id='metrics'" in text
+    # the input's modality, never a hard-coded T1w
+    assert "T2w grid 24 x 28 x 20 voxels at 1 x 1 x 1.5 mm" in text and "T1w" not in text
+    # the derivative's file name, not the working file's
+    assert "sub-01_space-T2w_label-L_segmetrics.tsv" in text
+    assert "sub-01_label-L_segmetrics.tsv" not in text
+    # every column, the last ones included, one row per column
+    table = text[text.index('id="metrics"'):text.index("</table>", text.index('id="metrics"'))]
+    for col in ("participant_id", "effective_resolution_mm", "ref_lesion_count", "tn",
+                "detection_rate", "pred_fraction_pct"):
+        assert f">{col}<" in table, col
+    assert "13411" in table and "Predicted lesion fraction (%)" in table
+    # full command line verbatim (escaped) and the print rules
+    assert ('<pre class="cmd"><code>bids_stroke /data /out participant --conditions native '
+            "crude:2 --x &#x27;&lt;y&gt;&#x27;</code></pre>") in text
+    assert "@media print" in text and "overflow:visible" in text
+    assert "mm (world coordinates), L/R" in text
+    assert "Registration check" not in text  # not a registered input
+    with pytest.raises(ValueError, match="needs the run's threshold"):
+        build_subject_report(tmp_path / "t.html", subject="01", image=f["t1"], conditions=conds)
 
 
 def test_subject_report_without_reference(tiny_subject, tmp_path) -> None:
     f = tiny_subject
-    out = build_subject_report(tmp_path / "r.html", subject="02", session="ses-1", t1w=f["t1"],
-                               conditions=[{"label": "native", "spec": "native",
+    out = build_subject_report(tmp_path / "r.html", subject="02", session="ses-1",
+                               image=f["t1"], conditions=[{"label": "native", "spec": "native",
                                             "description": "", "image": None,
                                             "mask": f["pred"], "probseg": None}])
     text = out.read_text()
     assert "largest predicted lesion" in text and "sub-02 ses-1" in text
     assert "No metrics table" in text and "No provenance" in text
+    assert "; image grid 24 x 28 x 20 voxels" in text and "T1w" not in text
 
 
 def test_subject_report_rejects_other_grid(tiny_subject, tmp_path) -> None:
     f = tiny_subject
     other = _save(tmp_path / "o.nii.gz", np.zeros((5, 5, 5), np.uint8), np.eye(4))
-    with pytest.raises(ValueError, match="differs from T1w"):
-        build_subject_report(tmp_path / "x.html", subject="01", t1w=f["t1"],
+    with pytest.raises(ValueError,
+                       match=r"mask shape \(5, 5, 5\) differs from the FLAIR image \(24, 28"):
+        build_subject_report(tmp_path / "x.html", subject="01", image=f["t1"], suffix="FLAIR",
                              conditions=[{"label": "a", "spec": "a", "mask": other}])
+
+
+# --------------------------------------------------------------------------- geometry
+def test_slice_positions_in_mm_hand_computed() -> None:
+    aff = np.array([[2.0, 0, 0, -90], [0, 1.0, 0, -126], [0, 0, 1.5, -72], [0, 0, 0, 1]])
+    # voxel (45, 126, 48): x = 2 * 45 - 90 = 0, y = 126 - 126 = 0, z = 1.5 * 48 - 72 = 0
+    assert focus_mm(aff, (45, 126, 48)) == (0.0, 0.0, 0.0)
+    assert view_titles(aff, (50, 100, 10)) == ("sagittal x = 10.0 mm", "coronal y = -26.0 mm",
+                                               "axial z = -57.0 mm")
+
+
+def test_left_right_markers_follow_ras_orientation() -> None:
+    """An LAS image shows a left-hemisphere lesion on the side marked L."""
+    shape = (24, 28, 20)
+    las = np.diag([-1.0, 1.0, 1.0, 1.0])
+    las[0, 3] = 11.5  # voxel i sits at x = 11.5 - i: i >= 12 is the left hemisphere (x < 0)
+    data = np.zeros(shape, np.float32)
+    data[16:20, 10:14, 8:12] = 100.0  # x in [-7.5, -4.5]: left
+    img = nib.as_closest_canonical(nib.Nifti1Image(data, las))
+    ras = np.asarray(img.dataobj)
+    focus = lesion_focus(ras > 0)
+    fig = overlay_figure(ras, (1, 1, 1), focus, affine=img.affine)
+    axes = fig.axes
+    assert [a.get_title() for a in axes] == list(view_titles(img.affine, focus))
+    assert axes[0].get_title().startswith("sagittal x = -")  # left of the midline
+    for ax, (left, right) in zip(axes, (("P", "A"), ("L", "R"), ("L", "R")), strict=True):
+        texts = {t.get_text(): t.get_position()[0] for t in ax.texts}
+        assert texts[left] < 0.5 < texts[right]
+    # axial view: the lesion lies in the left half of the displayed image (marker L)
+    shown = axes[2].images[0].get_array()
+    cols = np.nonzero(np.asarray(shown).max(axis=0) > 0)[0]
+    assert cols.max() < shown.shape[1] / 2
+
+
+# --------------------------------------------------------------------------- registration
+def test_resample_like_hand_computed() -> None:
+    src = np.zeros((10, 10, 10), np.float32)
+    src[4, 5, 6] = 1
+    src_aff = np.eye(4)
+    tgt_aff = np.diag([2.0, 2.0, 2.0, 1.0])
+    tgt_aff[:3, 3] = [0, 1, 2]  # target voxel (2, 2, 2) is at world (4, 5, 6)
+    out = resample_like(src, src_aff, (5, 5, 5), tgt_aff, order=0)
+    assert out.shape == (5, 5, 5) and out[2, 2, 2] == 1 and out.sum() == 1
+
+
+def test_registration_check_section(tiny_subject, tmp_path) -> None:
+    f = tiny_subject
+    shape = (24, 28, 20)
+    brain = np.zeros(shape, np.uint8)
+    brain[4:20, 4:24, 3:17] = 1
+    aff = np.diag([-1.0, 1.0, 1.5, 1.0])
+    tmask = _save(tmp_path / "tpl-X_res-1_desc-brain_mask.nii.gz", brain, aff)
+    timg = _save(tmp_path / "tpl-X_res-1_T1w.nii.gz", brain.astype(np.float32) * 50, aff)
+    conds = [{"label": "native", "spec": "native", "description": "", "image": None,
+              "mask": f["pred"], "probseg": None}]
+    out = build_subject_report(tmp_path / "qc.html", subject="01", image=f["t1"],
+                               suffix="T1w", conditions=conds, template_mask=tmask,
+                               template_file=timg)
+    text = out.read_text()
+    assert 'id="registration"' in text and "Registration check" in text
+    assert text.count("data:image/png;base64,") == 2
+    assert "template brain outline (green)" in text.lower()
+    assert "tpl-X_res-1_desc-brain_mask.nii.gz, tpl-X_res-1_T1w.nii.gz" in text
+    fig = registration_qc_figure(np.ones(shape), (1, 1, 1.5), np.eye(4), brain,
+                                 template_image=brain * 1.0, image_label="registered T1w")
+    assert len(fig.axes) == 6
+    assert fig.axes[0].get_title().startswith("registered T1w: sagittal x = ")
+    assert fig.axes[3].get_title().startswith("template: sagittal")
+    with pytest.raises(ValueError, match="does not overlap"):
+        registration_qc_figure(np.ones(shape), (1, 1, 1), np.eye(4), np.zeros(shape))
+
+
+def test_subject_report_interface(tiny_subject, tmp_path) -> None:
+    from bids_stroke.interfaces.reports import SubjectReport
+
+    f = tiny_subject
+    common = dict(subject="01", labels=["native"], specs=["native"], descriptions=["d"],
+                  images=[f["t1"]], masks=[f["pred"]], probsegs=[f["prob"]],
+                  metrics_tsv=f["metrics"], metrics_name="sub-01_label-L_segmetrics.tsv",
+                  command_line="bids_stroke a b participant")
+    for key in ("image", "t1w"):  # t1w: the deprecated name still works
+        work = tmp_path / key
+        work.mkdir()
+        res = SubjectReport(suffix="T2w", **{key: f["t1"]}, **common).run(cwd=str(work))
+        text = Path(res.outputs.out_report).read_text()
+        assert "T2w grid" in text and "bids_stroke a b participant" in text
+
+
+def test_subject_report_prints_every_metric(tmp_path) -> None:
+    """Headless Chromium prints the report to PDF: every metrics column is on the pages."""
+    import shutil
+    import subprocess
+
+    from bids_stroke.interfaces.metrics import SEGMETRICS_COLUMNS, SegmentationMetrics
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    pdftotext = shutil.which("pdftotext")
+    if chromium is None or pdftotext is None:
+        pytest.skip("needs chromium and pdftotext (Debian: chromium, poppler-utils)")
+    shape, aff = (20, 24, 18), np.eye(4)
+    ref = np.zeros(shape, np.uint8)
+    ref[5:10, 6:12, 5:9] = 1
+    paths = {"ref": _save(tmp_path / "ref.nii.gz", ref, aff),
+             "img": _save(tmp_path / "img.nii.gz", ref.astype(np.float32) + 1, aff)}
+    labels = ["native", "crude2", "linear2", "thick5mm", "kspace2"]
+    preds = [_save(tmp_path / f"{lab}.nii.gz", np.roll(ref, k, axis=0), aff)
+             for k, lab in enumerate(labels)]
+    work = tmp_path / "work"
+    work.mkdir()
+    tsv = SegmentationMetrics(reference_mask=paths["ref"], prediction_masks=preds,
+                              condition_labels=labels, condition_specs=labels,
+                              effective_resolutions=[1.0] * 5, participant_id="sub-01"
+                              ).run(cwd=str(work)).outputs.out_tsv
+    html = build_subject_report(tmp_path / "r.html", subject="01", image=paths["img"],
+                                suffix="T1w", conditions=[], metrics_tsv=tsv)
+    pdf = tmp_path / "r.pdf"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                    f"--print-to-pdf={pdf}", html.as_uri()], check=True, timeout=180,
+                   capture_output=True)
+    text = subprocess.run([pdftotext, "-layout", str(pdf), "-"], check=True,
+                          capture_output=True, text=True).stdout
+    for col in SEGMETRICS_COLUMNS:  # one table row per column, each printed
+        assert re.search(rf"^\s*{col}\s", text, flags=re.MULTILINE), col
+    assert re.search(r"^\s*column\s+meaning\s+native\s+crude2\s+linear2\s+thick5mm\s+"
+                     r"kspace2\s*$", text, flags=re.MULTILINE)

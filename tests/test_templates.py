@@ -25,10 +25,7 @@ MASK_NAME = f"tpl-{TEMPLATE}_res-1_desc-brain_mask.nii.gz"
 
 
 def _reset_state() -> None:
-    tpl._RESOLVED.clear()
-    tpl._WARNED.clear()
-    tpl._CLIENTS.clear()
-    tpl._TF_STATE["reachable"] = None
+    tpl.clear_cache()
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +65,7 @@ def _forbid_network(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("TemplateFlow must not be queried here")
 
     monkeypatch.setattr(TemplateFlowClient, "get", _no)
-    monkeypatch.setattr(tpl, "_probe", _no)
+    monkeypatch.setattr(TemplateFlowClient, "ls", _no)  # not even TemplateFlow's layout
 
 
 # --------------------------------------------------------------------------- validity
@@ -88,21 +85,25 @@ def test_placeholders_and_broken_files_are_invalid(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- fallback
 @pytest.mark.network_free
-def test_offline_env_skips_templateflow(offline: Path, monkeypatch, caplog) -> None:
+def test_placeholders_give_the_standin_without_templateflow(tf_home: Path, monkeypatch,
+                                                            caplog) -> None:
     _forbid_network(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="bids_stroke.templates"):
         t1 = tpl.get_template()
         mask = tpl.get_template(suffix="mask", desc="brain")
+        tpl.get_template()  # resolved once: warned once
     assert t1 == _nilearn_t1()
-    assert "STAND-IN" in caplog.text and "BIDS_STROKE_OFFLINE" in caplog.text
+    assert "STAND-IN" in caplog.text and "placeholders" in caplog.text
+    assert "bids_stroke.templates fetch" in caplog.text
+    assert caplog.text.count(T1W_NAME) == 1
     img = nib.load(mask)
     assert img.shape == (197, 233, 189)
     data = np.asarray(img.dataobj)
     assert set(np.unique(data)) == {0, 1}
     assert 1300 < data.sum() / 1000 < 2100  # ml, adult brain incl. ventricles
     # hole filled: lateral ventricles (no GM/WM probability) are inside the mask
-    gm = nib.load(tpl.nilearn_data_dir() / tpl._NILEARN_FILES["GM"]).get_fdata()
-    wm = nib.load(tpl.nilearn_data_dir() / tpl._NILEARN_FILES["WM"]).get_fdata()
+    gm = nib.load(tpl.nilearn_data_dir() / tpl.NILEARN_FILES["GM"]).get_fdata()
+    wm = nib.load(tpl.nilearn_data_dir() / tpl.NILEARN_FILES["WM"]).get_fdata()
     for point in ([-18, -30, 20, 1], [18, -30, 20, 1]):
         ijk = tuple(np.rint(np.linalg.inv(img.affine) @ point).astype(int)[:3])
         assert (gm[ijk] + wm[ijk]) / 255 < tpl.STANDIN_MASK_THRESHOLD
@@ -117,57 +118,94 @@ def test_offline_env_skips_templateflow(offline: Path, monkeypatch, caplog) -> N
 
 
 @pytest.mark.network_free
-def test_connection_error_falls_back_with_warning(tf_home: Path, monkeypatch, caplog) -> None:
+def test_hanging_templateflow_cannot_block_get_template(tf_home: Path, monkeypatch) -> None:
+    """get_template never asks TemplateFlow's server, so a hanging one cannot block it."""
+    release = threading.Event()
     calls: list[str] = []
 
-    def _raise(self, template, **kwargs):
-        calls.append(kwargs.get("suffix"))
-        raise requests.ConnectionError("offline (simulated)")
-
-    monkeypatch.setattr(TemplateFlowClient, "get", _raise)
-    monkeypatch.setattr(tpl, "_probe", lambda *a, **k: True)
-    placeholder = tf_home / f"tpl-{TEMPLATE}" / T1W_NAME
-    assert placeholder.stat().st_size == 0
-    with caplog.at_level(logging.WARNING, logger="bids_stroke.templates"):
-        t1 = tpl.get_template()
-        tpl.get_template(suffix="mask", desc="brain")
-    assert t1 == _nilearn_t1()
-    assert calls == ["T1w"]  # one failure disables TemplateFlow for the process
-    assert "TemplateFlow unavailable" in caplog.text
-    assert tpl.template_source() == "nilearn-standin"
-
-
-@pytest.mark.network_free
-def test_hanging_templateflow_is_bounded(tf_home: Path, monkeypatch) -> None:
-    release = threading.Event()
-
     def _hang(self, template, **kwargs):
+        calls.append(kwargs.get("suffix"))
         release.wait(60)
         raise requests.ConnectionError("late")
 
     monkeypatch.setattr(TemplateFlowClient, "get", _hang)
-    monkeypatch.setattr(tpl, "_probe", lambda *a, **k: True)
-    monkeypatch.setenv("BIDS_STROKE_TEMPLATEFLOW_TIMEOUT", "1")
     start = time.monotonic()
     try:
         path = tpl.get_template()
         path_mask = tpl.get_template(suffix="mask", desc="brain")
     finally:
         release.set()
-    assert time.monotonic() - start < 15
+    assert time.monotonic() - start < 15 and calls == []
     assert path == _nilearn_t1()
     assert tpl.is_valid_nifti(path_mask)
 
 
 @pytest.mark.network_free
-def test_unreachable_probe_skips_templateflow(tf_home: Path, monkeypatch) -> None:
-    def _no(*args, **kwargs):
-        raise AssertionError("TemplateFlow must not be queried when unreachable")
+def test_fetch_connection_error_installs_labelled_standin(tf_home: Path, monkeypatch,
+                                                          caplog) -> None:
+    calls: list[tuple[str, int]] = []
 
-    monkeypatch.setattr(TemplateFlowClient, "get", _no)
-    monkeypatch.setattr(tpl, "_probe", lambda *a, **k: False)
-    assert tpl.get_template() == _nilearn_t1()
-    assert tpl.templateflow_reachable() is False
+    def _raise(self, template, **kwargs):
+        calls.append((kwargs.get("suffix"), self.cache.config.timeout))
+        raise requests.ConnectionError("offline (simulated)")
+
+    monkeypatch.setattr(TemplateFlowClient, "get", _raise)
+    monkeypatch.setenv("BIDS_STROKE_TEMPLATEFLOW_TIMEOUT", "7")
+    placeholder = tf_home / f"tpl-{TEMPLATE}" / T1W_NAME
+    assert placeholder.stat().st_size == 0
+    with caplog.at_level(logging.INFO, logger="bids_stroke.templates"):
+        report = tpl.fetch()
+    assert calls == [("T1w", 7), ("mask", 7)]  # TemplateFlow asked, with our timeout
+    assert "ConnectionError: offline (simulated)" in caplog.text
+    assert report == {T1W_NAME: "nilearn-standin", MASK_NAME: "nilearn-standin"}
+    assert placeholder.read_bytes() == _nilearn_t1().read_bytes()
+    assert tpl.get_template() == placeholder
+    assert tpl.template_source() == "templateflow-standin"
+
+
+@pytest.mark.network_free
+def test_fetch_replaces_a_standin_by_the_download(tf_home: Path, monkeypatch) -> None:
+    """With network, fetch empties a stand-in so that TemplateFlow downloads the real file."""
+    monkeypatch.setenv("BIDS_STROKE_OFFLINE", "1")
+    tpl.fetch()
+    folder = tf_home / f"tpl-{TEMPLATE}"
+    assert set(json.loads((folder / tpl.STANDIN_MARKER).read_text())["files"]) == {
+        T1W_NAME, MASK_NAME}
+    monkeypatch.delenv("BIDS_STROKE_OFFLINE")
+    real_t1 = tpl.get_template(suffix="mask", desc="brain")  # any real, different file
+
+    def _download(self, template, **kwargs):
+        target = folder / tpl.templateflow_filename(template, kwargs["suffix"],
+                                                    kwargs.get("desc"), 1)
+        assert target.stat().st_size == 0  # the stand-in was emptied first
+        if kwargs["suffix"] != "T1w":
+            raise RuntimeError("Failed to download (simulated 404)")
+        shutil.copyfile(real_t1, target)
+        return target
+
+    monkeypatch.setattr(TemplateFlowClient, "get", _download)
+    report = tpl.fetch()
+    assert report == {T1W_NAME: "templateflow", MASK_NAME: "nilearn-standin"}
+    marker = json.loads((folder / tpl.STANDIN_MARKER).read_text())
+    assert set(marker["files"]) == {MASK_NAME}
+    assert tpl.template_source() == "templateflow"
+    assert tpl.template_source(suffix="mask", desc="brain") == "templateflow-standin"
+    assert tpl.template_provenance()["source"] == "mixed"
+
+
+@pytest.mark.network_free
+def test_fetch_does_not_swallow_unexpected_errors(tf_home: Path, monkeypatch) -> None:
+    """Only network/download failures fall back to the stand-in; a bug is not hidden."""
+
+    def _bug(self, template, **kwargs):
+        raise KeyError("a programming error")
+
+    monkeypatch.setattr(TemplateFlowClient, "get", _bug)
+    with pytest.raises(KeyError):
+        tpl.fetch()
+    monkeypatch.setenv("BIDS_STROKE_TEMPLATEFLOW_TIMEOUT", "soon")
+    with pytest.raises(tpl.TemplateError, match="BIDS_STROKE_TEMPLATEFLOW_TIMEOUT"):
+        tpl.fetch()
 
 
 @pytest.mark.network_free
@@ -177,6 +215,21 @@ def test_populated_templateflow_home_is_used(tf_home: Path, monkeypatch) -> None
     shutil.copyfile(_nilearn_t1(), real)
     assert tpl.get_template() == real
     assert tpl.template_source() == "templateflow"
+
+
+@pytest.mark.network_free
+def test_resolved_files_are_cached_until_clear_cache(tf_home: Path, monkeypatch) -> None:
+    _forbid_network(monkeypatch)
+    assert tpl.get_template() == _nilearn_t1()
+    real = tf_home / f"tpl-{TEMPLATE}" / T1W_NAME
+    shutil.copyfile(_nilearn_t1(), real)
+    assert tpl.get_template() == _nilearn_t1()  # cached for the process
+    tpl.clear_cache()
+    assert tpl.get_template() == real
+    # another TEMPLATEFLOW_HOME is another cache entry, without any reset
+    other = tf_home.parent / "other_home"
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(other))
+    assert tpl.get_template() == _nilearn_t1()
 
 
 @pytest.mark.network_free
@@ -190,7 +243,6 @@ def test_fetch_installs_labelled_standin(offline: Path, monkeypatch, capsys) -> 
     marker = json.loads((folder / tpl.STANDIN_MARKER).read_text())
     assert set(marker["files"]) == {T1W_NAME, MASK_NAME}
     monkeypatch.delenv("BIDS_STROKE_OFFLINE")
-    tpl._RESOLVED.clear()
     assert tpl.get_template() == folder / T1W_NAME
     prov = tpl.template_provenance()
     assert prov["source"] == "templateflow-standin" and prov["standin"] is True
@@ -231,7 +283,6 @@ def test_resolution_2_is_resampled_and_deterministic(offline: Path, tmp_path, mo
     first = hashlib.sha256(Path(t1_2).read_bytes()).hexdigest()
     # regenerate from scratch in another cache: byte-identical
     monkeypatch.setenv("BIDS_STROKE_CACHE_DIR", str(tmp_path / "other_cache"))
-    tpl._RESOLVED.clear()
     again = tpl.get_template(resolution=2)
     assert again != t1_2
     assert hashlib.sha256(again.read_bytes()).hexdigest() == first

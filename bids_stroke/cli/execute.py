@@ -18,9 +18,9 @@ LOGGER = logging.getLogger("bids_stroke")
 def _provenance(settings: Settings) -> dict:
     from bids_stroke.config import environment_info
 
-    # no run id or time here: a resumed run must hash (and write) the same
+    # no run id or time here: a resumed run must hash (and write) the same; the command line
+    # reaches the report separately
     return {
-        "command": settings.execution.command,
         "pipeline": settings.study.name,
         "conditions": list(settings.study.conditions),
         "seed": settings.execution.seed,

@@ -225,13 +225,18 @@ def check_all(settings, opts, root: Path, manifests, specs, labels, pattern, too
     return found
 
 
-def _check_mixing(out: Path, items, tool, clean: bool) -> list[str]:
-    from bids_stroke.commit import CommitError, read_manifest
+def _check_mixing(out: Path, items, tool, clean: bool, results_key: str) -> list[str]:
+    """Refuse, before any write, subjects of OUT holding results of another model or tool
+    (even for the conditions scored now), or made with other result-changing settings."""
+    from bids_stroke.commit import CommitError, ConditionRecord, plan_conditions, read_manifest
 
     problems = []
     for item in items:
         try:
             previous = read_manifest(out, item.subject.key)
+            records = [ConditionRecord(c.condition.label, c.condition.spec, tool.digest,
+                                       results_key, "") for c in item.conditions]
+            plan_conditions(previous, records, clean=clean)
         except CommitError as exc:
             problems.append(str(exc))
             continue
@@ -247,11 +252,12 @@ def _check_mixing(out: Path, items, tool, clean: bool) -> list[str]:
 
 
 def _write_log(out: Path, run: str, rows: list[dict]) -> Path:
-    from bids_stroke.outputs import write_tsv
+    from bids_stroke.outputs import atomic_write_text
+    from bids_stroke.tables import tsv_text
 
     columns = ["participant_id", "session_id", "input", "desc", "condition", "status",
                "prediction", "sha256", "detail"]
-    return write_tsv(out / "logs" / f"score-{run}.tsv", rows, columns)
+    return atomic_write_text(out / "logs" / f"score-{run}.tsv", tsv_text(rows, columns))
 
 
 def _score_all(settings, found: Found, tool, results_key: str) -> list[str]:
@@ -264,8 +270,7 @@ def _score_all(settings, found: Found, tool, results_key: str) -> list[str]:
     out = settings.data.output_dir
     run = settings.execution.run_uuid
     by_key = {item.subject.key: item for item in found.items}
-    provenance = {"command": settings.execution.command, "run": run,
-                  "versions": environment_info()}
+    provenance = {"run": run, "versions": environment_info()}
     failed: list[str] = []
     with ExitStack() as stack:
         locked, busy = lock_subjects(out, list(by_key), run, settings.execution.lock_wait_s,
@@ -276,6 +281,8 @@ def _score_all(settings, found: Found, tool, results_key: str) -> list[str]:
                 score_subject(out, by_key[key], tool, work, bids_dir=settings.data.bids_dir,
                               connectivity=settings.metrics.connectivity,
                               tolerance_mm=settings.metrics.tolerance_mm,
+                              grid=settings.metrics.grid,
+                              command=settings.execution.command,
                               save_degraded=settings.outputs.save_degraded,
                               results_key=results_key, run_uuid=run,
                               clean=settings.execution.clean, provenance=provenance)
@@ -321,7 +328,11 @@ def run_score(settings, opts: argparse.Namespace) -> int:
             print(f"bids_stroke: error: {line}", file=sys.stderr)
         raise CLIError(f"{len(found.problems)} problem(s) above: nothing was scored or "
                        "written; fix them and re-run", P.EXIT_BAD_DATA)
-    mixing = _check_mixing(out, found.items, tool, bool(settings.execution.clean))
+    scored = [specs[lab] for lab in labels
+              if any(c.condition.label == lab for i in found.items for c in i.conditions)]
+    settings = settings.replace(study={"conditions": scored or list(specs.values())})
+    mixing = _check_mixing(out, found.items, tool, bool(settings.execution.clean),
+                           settings.results_key())
     if mixing:
         for line in mixing:
             print(f"bids_stroke: error: {line}", file=sys.stderr)
@@ -332,9 +343,6 @@ def run_score(settings, opts: argparse.Namespace) -> int:
     if not found.items:
         raise CLIError(f"no prediction to score ({len(found.gaps)} gap(s) above; pattern "
                        f"{pattern.text})", P.EXIT_NO_INPUT)
-    scored = [specs[lab] for lab in labels
-              if any(c.condition.label == lab for i in found.items for c in i.conditions)]
-    settings = settings.replace(study={"conditions": scored})
     write_dataset_level(settings, reference)
     settings.write(out / "logs")
     failed = _score_all(settings, found, tool, settings.results_key())

@@ -1,8 +1,8 @@
 """Nipype interface writing per-subject segmentation metrics tables (BIDS TSV + JSON).
 
 A thin wrapper of :func:`bids_stroke.metric_tables.score_conditions` (the science lives in
-:mod:`bids_stroke.metrics`, the tables in :mod:`bids_stroke.metric_tables`); the names below
-are re-exported from there.
+:mod:`bids_stroke.metrics`, the tables in :mod:`bids_stroke.metric_tables`, whose names are
+re-exported here).
 """
 
 from __future__ import annotations
@@ -23,11 +23,9 @@ from bids_stroke.metric_tables import (
     LESIONS_COLUMNS,
     SEGMETRICS_COLUMNS,
     SEGMETRICS_ID_COLUMNS,
-    format_value,
     lesions_sidecar,
     score_conditions,
     segmetrics_sidecar,
-    write_tsv,
 )
 
 __all__ = [
@@ -35,10 +33,8 @@ __all__ = [
     "SEGMETRICS_COLUMNS",
     "SEGMETRICS_ID_COLUMNS",
     "SegmentationMetrics",
-    "format_value",
     "lesions_sidecar",
     "segmetrics_sidecar",
-    "write_tsv",
 ]
 
 
@@ -59,8 +55,11 @@ class _SegmentationMetricsInputSpec(BaseInterfaceInputSpec):
     connectivity = traits.Enum(26, 18, 6, usedefault=True,
                                desc="lesion connectivity (26 as ISLES'22, 6 as ATLAS R2.0)")
     tolerance_mm = traits.Float(2.0, usedefault=True, desc="surface Dice tolerance (mm)")
-    threshold = traits.Float(desc="binarise masks as value > threshold (default: masks "
+    threshold = traits.Float(desc="binarise masks as value >= threshold (default: masks "
                                   "must already be binary)")
+    grid = traits.Str("native", usedefault=True,
+                      desc="grid over which true negatives are counted: 'native' or "
+                           "'padded:<multiple>' (the original study: 'padded:16')")
     prefix = traits.Str(desc="BIDS filename prefix (default participant_id[_session_id])")
 
 
@@ -92,7 +91,7 @@ class SegmentationMetrics(ChecksummedInterface):
             prefix=inp.prefix if isdefined(inp.prefix) and inp.prefix else None,
             connectivity=int(inp.connectivity), tolerance_mm=float(inp.tolerance_mm),
             threshold=float(inp.threshold) if isdefined(inp.threshold) else None,
-            out_dir=Path(runtime.cwd))
+            grid=str(inp.grid), out_dir=Path(runtime.cwd))
         self._results.update(out_tsv=str(tables.tsv), out_json=str(tables.json),
                              out_lesions_tsv=str(tables.lesions_tsv),
                              out_lesions_json=str(tables.lesions_json))

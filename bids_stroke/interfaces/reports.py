@@ -1,4 +1,4 @@
-"""Nipype wrapper of the per-subject HTML report."""
+"""Nipype wrapper of the per-subject HTML report (:mod:`bids_stroke.reports.subject`)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,13 @@ from bids_stroke.interfaces.checksums import ChecksummedInterface
 class _SubjectReportInputSpec(BaseInterfaceInputSpec):
     subject = traits.Str(mandatory=True)
     session = traits.Str("", usedefault=True)
-    t1w = File(exists=True, mandatory=True, desc="image in template space")
-    reference_mask = File(exists=True, desc="reference lesion mask on the t1w grid")
+    image = File(exists=True, mandatory=True, xor=["t1w"],
+                 desc="preprocessed image (in template space for registered inputs)")
+    t1w = File(exists=True, mandatory=True, xor=["image"],
+               desc="deprecated name of 'image' (kept until the workflow passes 'image')")
+    suffix = traits.Str(desc="BIDS suffix of the input image (T1w, T2w, FLAIR, dwi...), "
+                             "used in the report's wording")
+    reference_mask = File(exists=True, desc="reference lesion mask on the image grid")
     labels = InputMultiObject(traits.Str, mandatory=True)
     specs = InputMultiObject(traits.Str, mandatory=True)
     descriptions = InputMultiObject(traits.Str, mandatory=True)
@@ -28,15 +33,25 @@ class _SubjectReportInputSpec(BaseInterfaceInputSpec):
     masks = InputMultiObject(File(exists=True), mandatory=True)
     probsegs = InputMultiObject(File(exists=True), mandatory=True)
     metrics_tsv = File(exists=True)
+    metrics_name = traits.Str(desc="file name of the metrics TSV in the derivatives (shown "
+                                   "in the report instead of the working-directory name)")
     provenance = traits.Dict(value={}, usedefault=True)
+    command_line = traits.Str(desc="full command line of the run, shown verbatim")
+    template_mask = File(exists=True, desc="template brain mask the image was registered to "
+                                           "(registered inputs): adds the registration check")
+    template_file = File(exists=True, desc="template image shown under the same outline")
 
 
 class _SubjectReportOutputSpec(TraitedSpec):
     out_report = File(exists=True)
 
 
+def _opt(value: object) -> object | None:
+    return value if isdefined(value) and value != "" else None
+
+
 class SubjectReport(ChecksummedInterface):
-    """Self-contained HTML report: overlays per condition and the metrics table."""
+    """Self-contained HTML report: overlays per condition, metrics and registration check."""
 
     input_spec = _SubjectReportInputSpec
     output_spec = _SubjectReportOutputSpec
@@ -64,11 +79,16 @@ class SubjectReport(ChecksummedInterface):
             out,
             subject=inp.subject,
             session=inp.session or None,
-            t1w=inp.t1w,
-            reference_mask=inp.reference_mask if isdefined(inp.reference_mask) else None,
+            image=_opt(inp.image) or inp.t1w,
+            suffix=_opt(inp.suffix),
+            reference_mask=_opt(inp.reference_mask),
             conditions=conditions,
-            metrics_tsv=inp.metrics_tsv if isdefined(inp.metrics_tsv) else None,
+            metrics_tsv=_opt(inp.metrics_tsv),
+            metrics_name=_opt(inp.metrics_name),
             provenance=dict(inp.provenance),
+            command_line=_opt(inp.command_line),
+            template_mask=_opt(inp.template_mask),
+            template_file=_opt(inp.template_file),
         )
         self._results["out_report"] = out
         return runtime

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nibabel as nib
@@ -12,14 +11,10 @@ from nipype.interfaces.base import (
     TraitedSpec,
     traits,
 )
+from nipype.utils.filemanip import split_filename
 
 from bids_stroke.interfaces.checksums import ChecksummedInterface
-from bids_stroke.templates import (
-    DEFAULT_TEMPLATE,
-    brain_mask_like,
-    get_template,
-    template_source,
-)
+from bids_stroke.templates import DEFAULT_TEMPLATE, brain_mask_like, resolve_template
 
 
 class _TemplateBrainMaskInputSpec(BaseInterfaceInputSpec):
@@ -42,17 +37,12 @@ class TemplateBrainMask(ChecksummedInterface):
     output_spec = _TemplateBrainMaskOutputSpec
 
     def _run_interface(self, runtime):
-        mask_file = get_template(self.inputs.template, suffix="mask", desc="brain")
-        source = template_source(self.inputs.template, suffix="mask", desc="brain")
+        found = resolve_template(self.inputs.template, suffix="mask", desc="brain")
         out = brain_mask_like(self.inputs.in_file, template=self.inputs.template)
-        name = os.path.basename(self.inputs.in_file)
-        for ext in (".nii.gz", ".nii"):
-            if name.endswith(ext):
-                name = name[: -len(ext)]
-                break
+        _, name, _ = split_filename(self.inputs.in_file)  # knows .nii.gz
         out_path = Path(runtime.cwd) / f"{name}_brainmask.nii.gz"
         nib.save(out, out_path)
         self._results["out_mask"] = str(out_path)
-        self._results["template_source"] = source
-        self._results["template_mask_file"] = str(mask_file)
+        self._results["template_source"] = found.source
+        self._results["template_mask_file"] = str(found.path)
         return runtime

@@ -1,13 +1,15 @@
 """Preprocessing shared *identically* by training and inference.
 
-* :func:`normalize_intensity` - robust clipping at percentiles (default 0.5/99.5) computed
-  inside a region of interest (brain mask; the non-zero voxels when no mask is given), then a
-  z-score (default) or min-max scaling over the ROI.  Voxels outside the ROI are set to 0 after
-  normalisation so that background is identical whatever its original value.
+* :func:`normalize_intensity` - optional clipping at percentiles, then one of four intensity
+  normalisations (see :class:`PreprocessConfig`); voxels outside the region of interest (ROI:
+  the brain mask, or the non-zero voxels when no mask is given) are set to 0 afterwards when
+  ``mask_background`` is on, so that background is identical whatever its original value.
 * :func:`pad_to_multiple` / :func:`crop_back` - symmetric zero padding so that every spatial
-  size is a multiple of the network divisor, and its exact inverse.
+  size is a multiple of the network divisor (or of ``PreprocessConfig.pad_multiple``), and
+  its exact inverse.
 
-The settings are described by :class:`PreprocessConfig`, stored inside checkpoints.
+The settings are described by :class:`PreprocessConfig`, stored inside checkpoints;
+:data:`PREPROCESS_PRESETS` names the original study's choices.
 """
 
 from __future__ import annotations
@@ -18,52 +20,87 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "METHODS",
+    "MINMAX_ROI_EPS",
+    "PREPROCESS_PRESETS",
     "PadSpec",
     "PreprocessConfig",
     "crop_back",
     "default_roi",
     "normalize_intensity",
     "pad_to_multiple",
+    "preprocess_preset",
     "preprocess_volume",
 ]
 
 PadSpec = tuple[tuple[int, int], ...]
 
+#: Intensity normalisations (see :class:`PreprocessConfig`).
+METHODS: tuple[str, ...] = ("zscore", "minmax", "zscore_volume", "minmax_roi")
+#: The constant added to the denominator by ``minmax_roi`` (the original study's slides).
+MINMAX_ROI_EPS = 1e-7
+
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    """Intensity-normalisation settings.
+    """Intensity-normalisation and padding settings.
 
     Attributes:
-        method: ``'zscore'`` (inside the ROI) or ``'minmax'`` (ROI range mapped to [0, 1]).
-        clip_percentiles: lower/upper percentiles (inside the ROI) to clip at first, or
-            ``None`` to disable clipping.
+        method: how intensities are scaled, after the optional clipping:
+
+            * ``'zscore'`` (default, our model): ``(x - mean) / std`` with the mean and std
+              of the ROI (std 1 when below 1e-8);
+            * ``'minmax'``: ``(x - min) / (max - min)`` over the ROI (range 1 when below
+              1e-8);
+            * ``'zscore_volume'`` (the original study's paper): ``(x - mean) / std`` with the
+              mean and (population, ``ddof=0``) std of *every* voxel of the volume, whatever
+              the ROI (std 1 when below 1e-8);
+            * ``'minmax_roi'`` (the original study's slides): ``(x - min) / (max - min +
+              1e-7)`` with min and max over the ROI.
+        clip_percentiles: lower/upper percentiles to clip at first, or ``None`` to disable
+            clipping; computed over the voxels the method takes its statistics from (the
+            ROI, or the whole volume for ``zscore_volume``).
         mask_background: set voxels outside the ROI to 0 after normalisation.
+        pad_multiple: pad every spatial axis to a multiple of this before the network (must
+            be a multiple of the network's divisor); ``None`` (default) pads to the divisor.
+            The original study padded to multiples of 16 (197x233x189 -> 208x240x192).
     """
 
     method: str = "zscore"
     clip_percentiles: tuple[float, float] | None = (0.5, 99.5)
     mask_background: bool = True
+    pad_multiple: int | None = None
 
     def __post_init__(self) -> None:
-        if self.method not in ("zscore", "minmax"):
-            raise ValueError(f"method must be 'zscore' or 'minmax', got {self.method!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
         if self.clip_percentiles is not None:
             lo, hi = (float(v) for v in self.clip_percentiles)
             if not 0.0 <= lo < hi <= 100.0:
                 raise ValueError(f"invalid clip_percentiles {self.clip_percentiles}")
             object.__setattr__(self, "clip_percentiles", (lo, hi))
+        pad = self.pad_multiple
+        if pad is not None:
+            if not isinstance(pad, int | np.integer) or isinstance(pad, bool) or pad < 1:
+                raise ValueError(f"pad_multiple must be a positive integer or None, got {pad!r}")
+            object.__setattr__(self, "pad_multiple", int(pad))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable representation (stored in checkpoints)."""
+        """JSON-serialisable representation (stored in checkpoints).
+
+        ``pad_multiple`` is left out when ``None``, so a default configuration serialises
+        exactly as before the option existed.
+        """
         d = asdict(self)
         if d["clip_percentiles"] is not None:
             d["clip_percentiles"] = list(d["clip_percentiles"])
+        if d["pad_multiple"] is None:
+            del d["pad_multiple"]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:
-        """Rebuild from :meth:`to_dict`; unknown keys are rejected."""
+        """Rebuild from :meth:`to_dict`; unknown keys are rejected, missing keys default."""
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -74,6 +111,28 @@ class PreprocessConfig:
         return cls(**d)
 
 
+#: Named configurations selectable per model or study.
+PREPROCESS_PRESETS: dict[str, PreprocessConfig] = {
+    # our own model: z-score in the brain mask after clipping at 0.5/99.5 %
+    "default": PreprocessConfig(),
+    # the original study's paper: z-score per MRI, padded to multiples of 16
+    "paper": PreprocessConfig(method="zscore_volume", clip_percentiles=None,
+                              mask_background=False, pad_multiple=16),
+    # the original study's slides: min-max over the ROI with +1e-7, padded to multiples of 16
+    "slides": PreprocessConfig(method="minmax_roi", clip_percentiles=None,
+                               mask_background=True, pad_multiple=16),
+}
+
+
+def preprocess_preset(name: str) -> PreprocessConfig:
+    """The :data:`PREPROCESS_PRESETS` entry ``name`` (ValueError naming the choices)."""
+    try:
+        return PREPROCESS_PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preprocessing preset {name!r}; choose from "
+                         f"{', '.join(PREPROCESS_PRESETS)}") from None
+
+
 def default_roi(data: np.ndarray) -> np.ndarray:
     """ROI used when no brain mask is given: finite non-zero voxels (all voxels if none)."""
     roi = np.isfinite(data) & (data != 0)
@@ -82,12 +141,33 @@ def default_roi(data: np.ndarray) -> np.ndarray:
     return roi
 
 
+def _roi(x: np.ndarray, brain_mask: np.ndarray | None) -> np.ndarray:
+    if brain_mask is None:
+        return default_roi(x)
+    roi = np.asarray(brain_mask).astype(bool)
+    if roi.shape != x.shape:
+        raise ValueError(f"brain mask shape {roi.shape} != image shape {x.shape}")
+    roi = roi & np.isfinite(x)
+    return roi if roi.any() else default_roi(x)
+
+
+def _scale(x: np.ndarray, vals: np.ndarray, method: str) -> np.ndarray:
+    """Apply ``method`` to ``x`` with statistics from ``vals`` (float64 arithmetic)."""
+    if method in ("zscore", "zscore_volume"):
+        mu, sd = float(vals.mean()), float(vals.std())
+        return (x - mu) / (sd if sd > 1e-8 else 1.0)
+    lo, hi = float(vals.min()), float(vals.max())
+    if method == "minmax_roi":
+        return (x - lo) / (hi - lo + MINMAX_ROI_EPS)
+    return (x - lo) / (hi - lo if hi - lo > 1e-8 else 1.0)
+
+
 def normalize_intensity(
     data: np.ndarray,
     brain_mask: np.ndarray | None = None,
     config: PreprocessConfig | None = None,
 ) -> np.ndarray:
-    """Normalise intensities inside ``brain_mask`` (see module docstring).
+    """Normalise intensities as ``config`` says (see :class:`PreprocessConfig`).
 
     Args:
         data: 3D image.
@@ -95,32 +175,23 @@ def normalize_intensity(
         config: settings (default :class:`PreprocessConfig`).
 
     Returns:
-        float32 array of the same shape; non-finite inputs become 0.
+        float32 array of the same shape; non-finite inputs become 0 (before the statistics).
     """
     cfg = config or PreprocessConfig()
     x = np.asarray(data, dtype=np.float32)
-    if brain_mask is None:
-        roi = default_roi(x)
-    else:
-        roi = np.asarray(brain_mask).astype(bool) & np.isfinite(x)
-        if roi.shape != x.shape:
-            raise ValueError(f"brain mask shape {roi.shape} != image shape {x.shape}")
-        if not roi.any():
-            roi = default_roi(x)
+    roi = _roi(x, brain_mask)
     x = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
-    vals = x[roi]
+    vals = x.ravel() if cfg.method == "zscore_volume" else x[roi]
     if vals.size == 0:
         return np.zeros_like(x)
+    if cfg.method in ("zscore_volume", "minmax_roi"):  # the study's: float64 arithmetic
+        x = x.astype(np.float64)
+        vals = vals.astype(np.float64)
     if cfg.clip_percentiles is not None:
         lo, hi = np.percentile(vals, cfg.clip_percentiles)
         x = np.clip(x, lo, hi)
         vals = np.clip(vals, lo, hi)
-    if cfg.method == "zscore":
-        mu, sd = float(vals.mean()), float(vals.std())
-        out = (x - mu) / (sd if sd > 1e-8 else 1.0)
-    else:
-        lo, hi = float(vals.min()), float(vals.max())
-        out = (x - lo) / (hi - lo if hi - lo > 1e-8 else 1.0)
+    out = _scale(x, vals, cfg.method)
     if cfg.mask_background:
         out = np.where(roi, out, 0.0)
     return out.astype(np.float32, copy=False)
@@ -170,6 +241,17 @@ def preprocess_volume(
     config: PreprocessConfig | None,
     multiple: int,
 ) -> tuple[np.ndarray, PadSpec]:
-    """Normalise then pad: what the network sees.  Returns ``(padded, pad_spec)``."""
-    norm = normalize_intensity(data, brain_mask, config)
-    return pad_to_multiple(norm, multiple)
+    """Normalise then pad: what the network sees.  Returns ``(padded, pad_spec)``.
+
+    ``multiple`` is the network's divisor; ``config.pad_multiple``, when set, replaces it and
+    must be a multiple of it (ValueError otherwise).
+    """
+    cfg = config or PreprocessConfig()
+    pad = multiple
+    if cfg.pad_multiple is not None:
+        if cfg.pad_multiple % multiple:
+            raise ValueError(f"pad_multiple {cfg.pad_multiple} is not a multiple of the "
+                             f"network's divisor {multiple}; choose a multiple of {multiple}")
+        pad = cfg.pad_multiple
+    norm = normalize_intensity(data, brain_mask, cfg)
+    return pad_to_multiple(norm, pad)

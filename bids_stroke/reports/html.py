@@ -27,7 +27,7 @@ __all__ = [
     "atomic_write_text",
     "escape",
     "fig_to_png",
-    "format_value",
+    "format_cell",
     "img_tag",
     "kv_table",
     "new_figure",
@@ -57,6 +57,9 @@ figcaption{font-size:.85em;color:#555}
 .scroll{overflow-x:auto;max-height:36em;overflow-y:auto}
 nav a{margin-right:1em}
 code{background:#f4f4f4;padding:0 .2em}
+@media print{body{max-width:none;padding:0;font-size:10pt}.scroll{overflow:visible;
+max-height:none}th{position:static}table{font-size:.75em}td,th{overflow-wrap:anywhere}
+figure,tr{break-inside:avoid}nav{display:none}}
 """
 
 
@@ -65,8 +68,8 @@ def escape(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def format_value(value: Any, float_fmt: str = "{:.4g}") -> str:
-    """Human formatting of a cell: NaN/None -> ``n/a``, floats with ``float_fmt``."""
+def format_cell(value: Any, float_fmt: str = "{:.4g}") -> str:
+    """Human (HTML) formatting of a cell: NaN/None -> ``n/a``, floats with ``float_fmt``."""
     if value is None:
         return "n/a"
     if isinstance(value, float | np.floating):
@@ -108,7 +111,7 @@ def table_html(
     cols = list(df.columns)
     for row in shown.itertuples(index=False, name=None):
         cells = [f'<td class="{"t" if c in text_cols else "n"}">'
-                 f"{escape(format_value(v, float_fmt))}</td>" for c, v in zip(cols, row,
+                 f"{escape(format_cell(v, float_fmt))}</td>" for c, v in zip(cols, row,
                                                                              strict=True)]
         parts.append("<tr>" + "".join(cells) + "</tr>")
     parts.append("</tbody></table></div>")
@@ -121,7 +124,7 @@ def table_html(
 def kv_table(mapping: Mapping[str, Any], *, caption: str | None = None) -> str:
     """Two-column (key, value) table; nested values are shown as their ``str``."""
     df = pd.DataFrame({"item": [str(k) for k in mapping],
-                       "value": [format_value(v) for v in mapping.values()]})
+                       "value": [format_cell(v) for v in mapping.values()]})
     return table_html(df, caption=caption)
 
 

@@ -107,7 +107,11 @@ def init_single_subject_wf(
     segment = init_segment_wf(model=model.path, segmentation=settings.segmentation,
                               threshold=model.threshold,
                               channel_order=channel_order(subject, model.channels),
-                              omp_nthreads=settings.execution.omp_nthreads)
+                              # one segmentation at a time with every core (issue 18):
+                              # two single-threaded U-Nets side by side were no faster and
+                              # doubled the memory
+                              omp_nthreads=max(settings.execution.nprocs,
+                                               settings.execution.omp_nthreads))
     join_fields = [f for f in JOIN_FIELDS if f != "degraded_masks" or keep_ref_masks]
     join = pe.JoinNode(niu.IdentityInterface(fields=join_fields),
                        joinsource="condition_source", joinfield=join_fields,

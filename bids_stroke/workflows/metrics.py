@@ -41,6 +41,7 @@ def init_metrics_wf(
             prefix=prefix,
             connectivity=metrics.connectivity,
             tolerance_mm=metrics.tolerance_mm,
+            grid=metrics.grid,
         ),
         name="measure",
         mem_gb=2,

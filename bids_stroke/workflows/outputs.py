@@ -45,16 +45,30 @@ def init_outputs_wf(
     """
     from bids_stroke.interfaces.bids import WriteSubjectDerivatives
     from bids_stroke.interfaces.reports import SubjectReport
+    from bids_stroke.plan import metrics_table_name
 
     suffixes = [subject.suffix, *[c[0] for c in subject.channels]]
+    resolution = model.resolution if registered and model.resolution not in (None, 1) else 0
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=INPUT_FIELDS), name="inputnode")
     report = pe.Node(
         SubjectReport(subject=subject.subject, session=subject.session or "",
-                      provenance=dict(provenance)),
+                      suffix=subject.suffix, provenance=dict(provenance),
+                      command_line=settings.execution.command,
+                      metrics_name=metrics_table_name(
+                          subject.subject, subject.session, dict(subject.entities),
+                          None if model.native else TEMPLATE, resolution or None, registered)),
         name="report", mem_gb=1.5,
     )
-    resolution = model.resolution if registered and model.resolution not in (None, 1) else 0
+    if registered:  # registration check: the template's brain outline over the image
+        from bids_stroke.templates import get_template
+
+        tpl_res = model.resolution or 1
+        report.inputs.template_file = str(get_template(settings.registration.template,
+                                                       suffix="T1w", resolution=tpl_res))
+        report.inputs.template_mask = str(get_template(settings.registration.template,
+                                                       suffix="mask", desc="brain",
+                                                       resolution=tpl_res))
     writer = pe.Node(
         WriteSubjectDerivatives(
             output_dir=str(settings.data.output_dir), bids_dir=str(settings.data.bids_dir),
@@ -73,7 +87,8 @@ def init_outputs_wf(
         name="write_derivatives", overwrite=True, run_without_submitting=True,
     )
     wf.connect([
-        (inputnode, report, [("report_image", "t1w"), ("labels", "labels"), ("specs", "specs"),
+        (inputnode, report, [("report_image", "image"), ("labels", "labels"),
+                             ("specs", "specs"),
                              ("descriptions", "descriptions"),
                              (("images", _references), "images"),
                              ("masks", "masks"), ("probsegs", "probsegs")]),

@@ -30,6 +30,8 @@ SUBJECTS = ["r001s001", "r001s002"]
 ERROR_PREFIX = "bids_stroke: error:"
 #: the subject report embeds the run id (a time stamp); everything else must be reproducible
 RUN_UUID_RE = re.compile(rb"\d{8}-\d{6}_[0-9a-f]{8}")
+#: ... and the full command line of the run (absolute paths of this test's folders)
+COMMAND_RE = re.compile(rb"bids_stroke /[^<]*")
 
 
 # --------------------------------------------------------------------------- data and models
@@ -243,8 +245,8 @@ def assert_out_complete(out: Path, labels: Iterable[str] = LABELS,
 
 
 def output_digests(out: Path) -> dict[str, bytes]:
-    """File contents below ``out`` to compare runs: logs/ and crash logs are left out and the
-    run id embedded in the HTML reports is blanked."""
+    """File contents below ``out`` to compare runs: logs/, the run state and crash logs are left
+    out, and the run id and command line embedded in the HTML reports are blanked."""
     digests: dict[str, bytes] = {}
     for p in sorted(out.rglob("*")):
         rel = p.relative_to(out)
@@ -252,7 +254,7 @@ def output_digests(out: Path) -> dict[str, bytes]:
             continue
         data = p.read_bytes()
         if p.suffix == ".html":
-            data = RUN_UUID_RE.sub(b"RUN", data)
+            data = COMMAND_RE.sub(b"COMMAND", RUN_UUID_RE.sub(b"RUN", data))
         digests[rel.as_posix()] = data
     return digests
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bids_stroke.commit import lock_path, read_manifest
-from bids_stroke.locks import is_locked
+from bids_stroke.locks import FileLock
 
 from .conftest import (
     SUBJECTS,
@@ -33,7 +33,7 @@ KEY = f"sub-{SUBJECTS[0]}_ses-1"
 
 
 def _segmetrics(out: Path) -> list[dict[str, str]]:
-    (tsv,) = out.rglob("*_segmetrics.tsv")
+    (tsv,) = out.glob("sub-*/**/*_segmetrics.tsv")
     return read_tsv(tsv)
 
 
@@ -121,30 +121,34 @@ def test_sigterm_stops_every_worker_and_resumes(make_bids, tmp_path, models):
     assert_out_complete(out, labels=["native", "crude2"], expect_subjects=SUBJECTS)
 
 
-def test_concurrent_runs_on_one_subject(make_bids, tmp_path, models):
+def test_concurrent_runs_on_one_subject(make_bids, tmp_path, models, capsys):
+    """A subject locked by a live run (here: this test process, e.g. another container on the
+    same machine) is skipped with one clear line and exit 75; nothing of it is touched. Once the
+    lock is free the same command completes it."""
     bids, out = make_bids(1), tmp_path / "out"
-    first = subprocess.Popen(
-        cli_command(participant_args(bids, out, tmp_path / "w1", models["random"])),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cli_env())
-    try:
-        assert wait_for(lambda: is_locked(lock_path(out, KEY)) or first.poll() is not None,
-                        timeout=120)
-        assert first.poll() is None, "the first run ended too early"
-        second = run_subprocess(participant_args(bids, out, tmp_path / "w2", models["random"]))
-        assert second.code == 75, second.stderr[-3000:]
-        assert_error_line(second.stderr, "locked by")
-        # the same work folder is refused too
-        third = run_subprocess(participant_args(bids, tmp_path / "out3", tmp_path / "w1",
-                                                models["random"]))
-        assert third.code in (75,), third.stderr[-3000:]
-        assert_error_line(third.stderr, "in use")
-        assert first.wait(timeout=300) == 0
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
-        first.stderr.close()
+    argv = participant_args(bids, out, tmp_path / "w2", models["random"])
+    with FileLock(lock_path(out, KEY), run="other-run"):
+        busy = run_subprocess(argv)
+        assert busy.code == 75, busy.stderr[-3000:]
+        line = assert_error_line(busy.stderr, "locked by")
+        assert "other-run" in line and "--lock-wait" in line
+        assert read_manifest(out, KEY) is None
+        # a second run may wait for the lock instead: it gives up after --lock-wait seconds
+        waited = run_subprocess([*argv, "--lock-wait", "1"])
+        assert waited.code == 75
+    done = run_inprocess(argv, capsys)
+    assert done.code == 0, done.stderr[-3000:]
     assert_out_complete(out, expect_subjects=SUBJECTS[:1])
+
+
+def test_shared_work_folder_refused(make_bids, tmp_path, models, capsys):
+    bids, work = make_bids(1), tmp_path / "work"
+    work.mkdir()
+    with FileLock(work / ".bids_stroke-work.lock", run="other-run"):
+        res = run_inprocess(participant_args(bids, tmp_path / "out", work, models["random"]),
+                            capsys)
+    assert res.code == 75
+    assert_error_line(res.stderr, "in use by run other-run")
 
 
 def test_corrupted_work_folder_is_recomputed(make_bids, tmp_path, models, capsys):
