@@ -49,6 +49,7 @@ BIDSIGNORE = [  # the deno validator matches folders by bare name ("figures", no
     "*_lesions.json",
     "*_xfm.*",
     "group_*",
+    "conditions",  # bids_stroke export: one dataset per condition (each validates on its own)
 ]
 
 

@@ -41,11 +41,14 @@ class ConditionOutputs:
     spec: str
     description: str
     params: Mapping[str, Any]
-    probseg: str
+    probseg: str | None  # None: no probability map (a tool that gives binary masks only)
     mask: str
     images: Mapping[str, str] = field(default_factory=dict)  # suffix -> degraded image
     native_mask: str | None = None
     degraded_reference_mask: str | None = None
+    #: extra sidecar fields of this condition's lesion outputs (e.g. the prediction file
+    #: an external tool wrote, ``bids_stroke score``)
+    provenance: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class SubjectOutputs:
     conditions: Sequence[ConditionOutputs]
     model_sha256: str
     model_info: Mapping[str, Any]
-    threshold: float
+    threshold: float | None  # None: the masks were given binary (no probability map)
     space: str | None = None  # template of the model grid; None = the input's own grid
     resolution: int | None = None  # res- entity of a resampled template grid
     registered: bool = False
@@ -80,6 +83,7 @@ class SubjectOutputs:
     report: str | None = None
     skull_stripped: bool | str = False
     warnings: Sequence[str] = ()
+    mask_rule: str | None = None  # how the masks were made (default: probability >= threshold)
 
 
 def bids_uri(path: str, root: str, dataset: str = "raw") -> str:
@@ -130,6 +134,8 @@ def plan_subject(o: SubjectOutputs) -> tuple[list[PlannedFile], list[PlannedTabl
     warn = {"Warnings": list(o.warnings)} if o.warnings else {}
     model = {"SegmentationModel": {"SHA256": o.model_sha256, **dict(o.model_info)},
              "Threshold": o.threshold, **warn}
+    rule = o.mask_rule or (f"probability >= {o.threshold:g}" if o.threshold is not None
+                           else "as given (binary)")
 
     preproc_uri = source_uri
     if o.preproc is not None:
@@ -158,12 +164,14 @@ def plan_subject(o: SubjectOutputs) -> tuple[list[PlannedFile], list[PlannedTabl
         if not image_uris:  # native, or degraded images not saved: what the model was given
             image_uris = [preproc_uri] if o.preproc is not None else sources_all
         lesion = {**grid, "label": "L", "desc": c.label}
-        p.image(c.probseg, folder / build_name(lesion, "probseg", ".nii.gz"), {
-            "Sources": image_uris, **cond, **model, **spatial,
-            "Description": "lesion probability from the segmentation model"}, tag)
+        made = {**cond, **model, **dict(c.provenance)}
+        if c.probseg is not None:
+            p.image(c.probseg, folder / build_name(lesion, "probseg", ".nii.gz"), {
+                "Sources": image_uris, **made, **spatial,
+                "Description": "lesion probability from the segmentation model"}, tag)
         p.image(c.mask, folder / build_name(lesion, "mask", ".nii.gz"), {
-            "Sources": image_uris, **cond, **model, **spatial, "Type": "Lesion",
-            "Description": f"lesion mask: probability >= {o.threshold:g}"}, tag)
+            "Sources": image_uris, **made, **spatial, "Type": "Lesion",
+            "Description": f"lesion mask: {rule}"}, tag)
         if c.degraded_reference_mask is not None and o.source_mask is not None:
             p.image(c.degraded_reference_mask, folder / build_name(
                 {**grid, "label": "L", "desc": f"{c.label}ref"}, "mask", ".nii.gz"), {
@@ -174,7 +182,7 @@ def plan_subject(o: SubjectOutputs) -> tuple[list[PlannedFile], list[PlannedTabl
         if c.native_mask is not None:
             p.image(c.native_mask, folder / build_name(
                 {**base, "label": "L", "desc": c.label}, "mask", ".nii.gz"), {
-                "Sources": [*image_uris, source_uri], **cond, **model, "Type": "Lesion",
+                "Sources": [*image_uris, source_uri], **made, "Type": "Lesion",
                 "Description": f"lesion mask mapped back to the native {o.suffix} grid "
                                "(nearest neighbour)"}, tag)
     tables = _plan_tables(o, folder, base, grid, p)

@@ -37,14 +37,15 @@ def _subcommand_parser(args: Sequence[str]) -> tuple[argparse.ArgumentParser, li
     from bids_stroke.cli.run import subcommand
 
     sub = subcommand(args)
-    if sub == "demo":
-        from bids_stroke.cli.demo import build_parser as demo_parser
+    if sub is not None:
+        import importlib
 
-        return demo_parser(), list(args[1:])
-    if sub == "train":
-        from bids_stroke.cli.train import build_parser as train_parser
+        from bids_stroke.cli.run import SUBCOMMANDS
 
-        return train_parser(), list(args[1:])
+        module = importlib.import_module(SUBCOMMANDS[sub])
+        factory = getattr(module, "build_parser", None)
+        if factory is not None:
+            return factory(), list(args[1:])
     from bids_stroke.cli.parser import build_parser
 
     rest = list(args[1:]) if args[:1] == ["--"] else list(args)
@@ -53,8 +54,12 @@ def _subcommand_parser(args: Sequence[str]) -> tuple[argparse.ArgumentParser, li
 
 def path_arguments(parser: argparse.ArgumentParser, args: Sequence[str]) -> set[str]:
     """Strings of ``args`` that ``parser`` reads into a :class:`~pathlib.Path` argument."""
+    import contextlib
+    import io
+
     try:
-        opts, _ = parser.parse_known_args(list(args))
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            opts, _ = parser.parse_known_args(list(args))
     except SystemExit:  # unparsable command line: only existing paths are recognised
         return set()
     found: set[str] = set()

@@ -166,7 +166,7 @@ def test_format_tsv_cell():
 
 def test_interface_writes_atomically(tmp_path, masks, monkeypatch):
     """The interface writes through the one atomic writer (no other file is left)."""
-    import bids_stroke.interfaces.metrics as mod
+    import bids_stroke.metric_tables as mod  # the tables are written there
 
     written = []
     real = mod.atomic_write_text

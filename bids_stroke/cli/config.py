@@ -221,7 +221,7 @@ def _load_plugin(path: Path | None, nprocs: int, mem_gb: float | None) -> dict:
 def _base_settings(opts: Any) -> Settings:
     from bids_stroke.pipeline import PipelineError, load_pipeline
 
-    if opts.config_file is not None:
+    if getattr(opts, "config_file", None) is not None:
         if opts.pipeline is not None:
             raise CLIError("--config-file and --pipeline cannot be combined: the config "
                            "already holds the study", P.EXIT_USAGE)
@@ -250,13 +250,13 @@ def settings_from_cli(opts: Any, argv: list[str] | None = None) -> Settings:
     work_dir = Path(opts.work_dir).absolute() if opts.work_dir else None
     db = Path(opts.bids_database_dir).absolute() if opts.bids_database_dir else None
     check_paths(bids_dir, output_dir, work_dir, db)
-    if opts.prepare and "group" in opts.analysis_level:
+    if getattr(opts, "prepare", None) and "group" in opts.analysis_level:
         raise CLIError("--prepare goes with the participant level only: run the group level "
                        "after the array", P.EXIT_USAGE)
     overrides = cli_overrides(opts)
     base = _base_settings(opts)
     execution = overrides.setdefault("execution", {})
-    replay = opts.config_file is not None
+    replay = getattr(opts, "config_file", None) is not None
     cpus = os.cpu_count() or 1
     nprocs = int(execution.get("nprocs", base.execution.nprocs if replay else cpus))
     execution.setdefault("nprocs", nprocs)
@@ -268,7 +268,7 @@ def settings_from_cli(opts: Any, argv: list[str] | None = None) -> Settings:
         run_uuid=new_run_uuid(),
         command=command_line(["bids_stroke", *(sys.argv[1:] if argv is None else argv)]),
         verbose=min(int(opts.verbose or 0), 5),
-        plugin=_load_plugin(opts.use_plugin, nprocs, execution.get("mem_gb")),
+        plugin=_load_plugin(getattr(opts, "use_plugin", None), nprocs, execution.get("mem_gb")),
     )
     overrides.setdefault("data", {}).update(bids_dir=str(bids_dir), output_dir=str(output_dir))
     if getattr(opts, "bids_filter_file", None) is not None:

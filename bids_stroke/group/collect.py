@@ -297,3 +297,30 @@ def read_lesions(
         return None
     return read_tsvs(files, LESION_COLUMNS,
                      ["lesion_id", "volume_ml", "volume_voxels", "detected", "overlap_fraction"])
+
+
+def segmentation_models(
+    output_dir: str | os.PathLike[str],
+    participant_label: str | Iterable[str] | None = None,
+) -> list[str]:
+    """What made the committed predictions, one line per model or tool (sorted), from the
+    subjects' manifests: an external tool scored with ``bids_stroke score`` by its name and
+    version, a model by its sha256 (the sidecars' ``SegmentationModel``)."""
+    from bids_stroke.commit import committed_subjects
+
+    wanted = normalise_labels(participant_label)
+    found: set[str] = set()
+    for state in committed_subjects(output_dir, recover_free=False):
+        subject = state.key.split("_", 1)[0].removeprefix("sub-")
+        if state.manifest is None or (wanted is not None and subject not in wanted):
+            continue
+        tool = state.manifest.extra.get("segmentation")
+        for record in state.manifest.conditions.values():
+            if isinstance(tool, dict) and tool.get("sha256") == record.model_sha256:
+                version = tool.get("version")
+                found.add(f"{tool.get('kind', 'tool')} {tool.get('name')}"
+                          + (f" {version}" if version and version != "n/a" else "")
+                          + f" (sha256 {record.model_sha256[:12]})")
+            else:
+                found.add(f"model sha256 {record.model_sha256[:12]}")
+    return sorted(found)

@@ -19,6 +19,7 @@ def methods_text(
     alpha: float, n_boot: int, seed: int, zero_method: str, edges_ml: Sequence[float],
     versions: Mapping[str, str], methods_used: Mapping[str, int] | None = None,
     unit: str = "participant", datasets: Sequence[str] = (), paired: bool = True,
+    models: Sequence[str] = (),
 ) -> list[str]:
     """Methods paragraphs (plain text, escaped at rendering)."""
     conds = "; ".join(
@@ -39,7 +40,8 @@ def methods_text(
     out = [
         f"Segmentation metrics of {n_participants} participant(s) ({n_sessions} "
         f"participant-session(s)) were compared across {k} resolution condition(s): {conds}. "
-        f"The statistical unit was {unit_txt}.",
+        f"The statistical unit was {unit_txt}."
+        + (f" Lesions were segmented by {'; '.join(models)}." if models else ""),
     ]
     if paired:
         out += [

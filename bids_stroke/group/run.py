@@ -36,6 +36,7 @@ from bids_stroke.group.collect import (
     read_datasets,
     read_lesions,
     read_segmetrics,
+    segmentation_models,
 )
 from bids_stroke.group.describe import (
     DEFAULT_SIZE_BINS_ML,
@@ -236,13 +237,15 @@ def run_group(
     if ds_stats is not None:
         findings += dataset_findings(ds_stats, phrases, alpha)
     versions = study.versions()
+    models = segmentation_models(root, participant_label) if seg is not None else []
     methods = methods_text(
         n_participants=sizes["participants"], n_sessions=sizes["sessions"], conditions=conds,
         descriptions=descriptions, specs=specs, metrics=tested, alpha=alpha, n_boot=n_boot,
         seed=seed, zero_method=zero_method, edges_ml=size_bins_ml, versions=versions,
         unit=unit, datasets=list(datasets), paired=within is not None,
         methods_used=(within["wilcoxon"]["method"].value_counts(sort=False).to_dict()
-                      if within is not None else None))
+                      if within is not None else None),
+        models=models)
     report = root / "group_report.html"
     settings = {
         "output_dir": str(root), "metrics": ", ".join(metrics), "alpha": alpha,
@@ -252,6 +255,7 @@ def run_group(
         "participant_label": ("all" if participant_label is None else " ".join(
             [participant_label] if isinstance(participant_label, str)
             else list(participant_label))),
+        "segmentation": "; ".join(models) or "n/a",
         "n_metric_rows": sum(len(t) for t in frames),
         "runtime_s": f"{time.perf_counter() - t0:.2f}",
     }

@@ -16,8 +16,10 @@ from nipype.interfaces.base import (
 )
 
 from bids_stroke.conditions import parse_condition
-from bids_stroke.degrade import apply_condition, degrade_mask
+from bids_stroke.degrade import degrade_mask
 from bids_stroke.interfaces.checksums import ChecksummedInterface
+from bids_stroke.nifti import degrade_image
+from bids_stroke.nifti import like_image as _like
 
 __all__ = ["DegradeImage"]
 
@@ -28,21 +30,6 @@ def _stem(path: str | os.PathLike[str]) -> str:
         if name.endswith(ext):
             return name[: -len(ext)]
     return Path(name).stem
-
-
-def _like(img: nib.Nifti1Image, data: np.ndarray, dtype: type) -> nib.Nifti1Image:
-    """New image with ``img``'s affine and header (codes kept), data type ``dtype``."""
-    header = img.header.copy()
-    header.set_data_dtype(dtype)
-    out = nib.Nifti1Image(np.asarray(data, dtype=dtype), img.affine, header)
-    qform, qcode = img.get_qform(coded=True)
-    sform, scode = img.get_sform(coded=True)
-    if qform is not None:
-        out.set_qform(qform, code=int(qcode))
-    if sform is not None:
-        out.set_sform(sform, code=int(scode))
-    out.header.set_slope_inter(None, None)
-    return out
 
 
 class _DegradeImageInputSpec(BaseInterfaceInputSpec):
@@ -76,11 +63,10 @@ class DegradeImage(ChecksummedInterface):
         if len(img.shape) != 3:
             raise ValueError(f"{self.inputs.in_file}: expected a 3-D image, got shape {img.shape}")
         zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-        data = apply_condition(img.get_fdata(dtype=np.float32), zooms, cond)
 
         cwd = Path(runtime.cwd)
         out_file = cwd / f"{_stem(self.inputs.in_file)}_cond-{cond.label}.nii.gz"
-        _like(img, data, np.float32).to_filename(out_file)
+        degrade_image(img, cond).to_filename(out_file)
         self._results["out_file"] = str(out_file)
         self._results["label"] = cond.label
         self._results["spec"] = cond.spec
