@@ -191,7 +191,8 @@ def _lock_subjects(settings: Settings, subjects: Sequence[SubjectInputs], stack:
     from bids_stroke.commit import remove_stale_staging
     from bids_stroke.locks import is_locked
 
-    remove_stale_staging(out, lambda key: not is_locked(lock_path(out, key)))
+    mine = {s.key for s in ok}  # locked by this run: their staging folders are stale too
+    remove_stale_staging(out, lambda key: key in mine or not is_locked(lock_path(out, key)))
     return ok, busy
 
 
