@@ -389,7 +389,9 @@ def _apply(out: Path, key: str, journal: Mapping[str, Any]) -> None:
     _fault("deleted")
     for folder in folders:
         fsync_dir(folder)
-    atomic_write_json(manifest_path(out, key), journal["manifest"])
+    target = (out / journal["manifest_rel"]) if journal.get("manifest_rel") else \
+        manifest_path(out, key)
+    atomic_write_json(target, journal["manifest"])
     _fault("manifest")
     journal_path(out, key).unlink()
     shutil.rmtree(staging, ignore_errors=True)
@@ -461,7 +463,8 @@ def committed_subjects(out: Path, *, recover_free: bool = True) -> list[SubjectS
 
     out = Path(out)
     keys = {p.stem for p in (state_dir(out) / "subjects").glob("*.json")}
-    keys |= {p.stem for p in (state_dir(out) / "journal").glob("*.json")}
+    keys |= {p.stem for p in (state_dir(out) / "journal").glob("*.json")
+             if not p.stem.startswith("_")}  # "_group": the group level's own commit
     states = []
     for key in sorted(keys):
         if journal_path(out, key).exists():
@@ -493,3 +496,33 @@ def committed_subjects(out: Path, *, recover_free: bool = True) -> list[SubjectS
         states.append(SubjectState(key, manifest if not problems else None,
                                    problems[0] if problems else None))
     return states
+
+
+# ----------------------------------------------------------------------------- group outputs
+GROUP_KEY = "_group"
+
+
+def group_staging(out: Path, run_uuid: str) -> Path:
+    """A fresh staging folder for the group level's files (same filesystem as OUT)."""
+    folder = staging_root(out) / f"{GROUP_KEY}.{run_uuid}.{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def commit_group(out: Path, staged: Path, run_uuid: str) -> list[str]:
+    """Move every file written in ``staged`` to the same place under OUT, all or nothing (the
+    journal protocol of subjects; the caller holds the ``_group`` lock). Returns them."""
+    out = Path(out)
+    rels = sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file())
+    files = {rel: {"sha256": sha256_file(staged / rel), "size": (staged / rel).stat().st_size}
+             for rel in rels}
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "key": GROUP_KEY,
+                "run_uuid": run_uuid, "committed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "files": files}
+    with _signals_deferred():
+        journal = {"staging": staged.name, "moves": rels, "deletes": [], "manifest": manifest,
+                   "manifest_rel": f"{STATE_DIR}/group.json"}
+        atomic_write_json(journal_path(out, GROUP_KEY), journal)
+        _fault("journal")
+        _apply(out, GROUP_KEY, journal)
+    return rels

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import socket
-
 import numpy as np
 import pytest
 from conftest import tiny_volume, write_nifti
 
 from bids_stroke.discovery import SubjectInputs
 from bids_stroke.preflight import InputError, check_subject, preflight_check
-from bids_stroke.workflows.base import _remove_stale_staging
 
 
 def _subject(tmp_path, img, mask=None, affine=None):
@@ -51,15 +47,3 @@ def test_preflight_splits_good_and_bad(tmp_path):
     bad = _subject(tmp_path / "b", np.zeros_like(img), mask)
     ok, failed = preflight_check([good, bad], nprocs=2)
     assert ok == [good] and failed[0][0] == bad
-
-
-def test_only_dead_writers_staging_is_removed(tmp_path):
-    host = socket.gethostname().replace("-", "")
-    alive = tmp_path / f".staging-01-nosession-{host}-{os.getpid()}-abc"
-    dead_pid = 2**22 + 12345  # above the default pid_max: never a live process
-    dead = tmp_path / f".staging-01-nosession-{host}-{dead_pid}-def"
-    other_host = tmp_path / ".staging-01-nosession-otherhost-1-ghi"
-    for d in (alive, dead, other_host):
-        d.mkdir()
-    _remove_stale_staging(tmp_path)
-    assert alive.exists() and other_host.exists() and not dead.exists()

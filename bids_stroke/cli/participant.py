@@ -19,6 +19,8 @@ import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 
+import numpy as np
+
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError
 from bids_stroke.discovery import SubjectInputs
@@ -81,6 +83,31 @@ def plan_model(settings: Settings) -> tuple[ModelPlan, list[str]]:
                 "+".join(spec.channels), "native space" if not template else
                 f"{TEMPLATE} {resolution} mm")
     return plan, warnings
+
+
+def check_model_memory(settings: Settings, model: ModelPlan,
+                       subjects: Sequence[SubjectInputs], grid) -> None:
+    """Refuse (exit 65) a model whose prediction of the largest image would not fit in
+    ``--mem-gb`` (or this machine's memory), before any work."""
+    import nibabel as nb
+
+    from bids_stroke.model.adapters import open_model
+    from bids_stroke.model.check import ModelCheckError, check_model
+
+    largest = max(((grid(s, nb.load(str(s.image))), s) for s in subjects),
+                  key=lambda item: int(np.prod(item[0][0])))
+    (shape, zooms), _ = largest
+    seg = settings.segmentation
+    segmenter = open_model(
+        model.path or None, device="cpu", precision="fp32", mode=seg.mode,
+        channels=list(seg.channels) if seg.channels else None,
+        folds=list(seg.folds) if seg.folds else None, checkpoint=seg.checkpoint,
+        trust_model_code=seg.trust_model_code)
+    try:
+        check_model(segmenter, image_shape=tuple(shape), spacing_mm=tuple(zooms),
+                    mem_limit_gb=settings.execution.mem_gb)
+    except ModelCheckError as exc:
+        raise CLIError(f"--model: {exc}", P.EXIT_BAD_DATA) from exc
 
 
 def _condition_grid(model: ModelPlan):
@@ -235,6 +262,8 @@ def run_participant(settings: Settings) -> int:
         subjects, nprocs=settings.execution.nprocs,
         conditions=settings.study.conditions, grid=_condition_grid(model))
     bad += failed_checks
+    if good:
+        check_model_memory(settings, model, good, _condition_grid(model))
     good, mixed = _check_mixing(settings, str(model.info["sha256"]), good)
     bad += mixed
     for subject, message in bad:

@@ -33,6 +33,7 @@ SUBCOMMANDS = {
 
 def run_group_level(settings) -> int:
     """Paired statistics over the committed participant-level derivatives."""
+    from bids_stroke.group.collect import GroupDataError
     from bids_stroke.group.run import GroupInputError, run_group
 
     out = settings.data.output_dir
@@ -60,7 +61,9 @@ def run_group_level(settings) -> int:
             compare=dict(group.compare) if group.compare else None,
             conditions=list(settings.study.conditions),
         )
-    except GroupInputError as exc:
+    except GroupDataError as exc:  # malformed tables or impossible values: bad input data
+        raise CLIError(f"group level: {exc}", P.EXIT_BAD_DATA) from exc
+    except GroupInputError as exc:  # no participant-level outputs at all
         raise CLIError(str(exc), P.EXIT_NO_INPUT) from exc
     except ValueError as exc:  # inconsistent tables, out-of-range values, unknown metric
         raise CLIError(f"group level: {exc}", P.EXIT_BAD_DATA) from exc

@@ -60,8 +60,24 @@ LESIONS_GLOB = "sub-*/**/*_label-L_lesions.tsv"
 LOGGER = logging.getLogger("bids_stroke.group")
 
 
+#: metrics that are fractions: a value outside [0, 1] means a corrupted or foreign table
+UNIT_INTERVAL = ("dice", "jaccard", "precision", "recall", "specificity", "accuracy",
+                 "balanced_accuracy", "surface_dice", "lesion_f1", "detection_rate",
+                 "overlap_fraction")
+#: metrics that cannot be negative
+NON_NEGATIVE = ("tp", "fp", "fn", "tn", "ref_volume_ml", "pred_volume_ml", "abs_volume_diff_ml",
+                "abs_volume_diff_voxels", "hd", "hd95", "assd", "ref_lesion_count",
+                "pred_lesion_count", "lesion_tp", "lesion_fp", "lesion_fn", "volume_ml",
+                "volume_voxels", "effective_resolution_mm", "grid_voxels", "pred_fraction_pct")
+
+
 class GroupInputError(RuntimeError):
     """The output directory does not hold usable participant-level derivatives."""
+
+
+class GroupDataError(GroupInputError, ValueError):
+    """A participant-level table is malformed or holds impossible values (exit 65, as any
+    bad input data), as opposed to no table at all (:class:`GroupInputError`, exit 66)."""
 
 
 def normalise_labels(labels: str | Iterable[str] | None) -> set[str] | None:
@@ -133,7 +149,7 @@ def scan(root: Path, pattern: str, subjects: set[str] | None = None) -> list[Pat
 def _check_header(path: Path, header: Sequence[str], required: Sequence[str]) -> None:
     missing = [c for c in required if c not in header]
     if missing:
-        raise GroupInputError(
+        raise GroupDataError(
             f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header)})")
 
 
@@ -146,13 +162,31 @@ def _finish(df: pd.DataFrame, numeric: Sequence[str], source: str) -> pd.DataFra
             conv = pd.to_numeric(df[col], errors="coerce")
             bad = conv.isna() & df[col].notna()
             if bad.any():
-                raise GroupInputError(
+                raise GroupDataError(
                     f"{source}: non-numeric value {df[col][bad].iloc[0]!r} in column {col!r}")
             df[col] = conv
     for col in numeric:
         if col in df.columns:
             df[col] = df[col].astype(float)
+    _check_ranges(df, source)
     return df
+
+
+def _check_ranges(df: pd.DataFrame, source: str) -> None:
+    """Refuse values no participant-level run can write (e.g. Dice 1.7 or -0.2)."""
+    for col, lo, hi in ([(c, 0.0, 1.0) for c in UNIT_INTERVAL]
+                        + [(c, 0.0, np.inf) for c in NON_NEGATIVE]):
+        if col not in df.columns:
+            continue
+        values = df[col].to_numpy(dtype=float)
+        bad = ~np.isnan(values) & ((values < lo) | (values > hi))
+        if bad.any():
+            where = df.get("participant_id")
+            who = f" ({where.iloc[int(np.argmax(bad))]})" if where is not None else ""
+            raise GroupDataError(
+                f"{source}: {col} = {values[bad][0]:g}{who} is outside its range "
+                f"[{lo:g}, {hi:g}]; the table is corrupted or not from bids_stroke: re-run that "
+                "subject's participant level")
 
 
 def _read_one(path: Path, required: Sequence[str], numeric: Sequence[str]) -> pd.DataFrame:
@@ -160,7 +194,7 @@ def _read_one(path: Path, required: Sequence[str], numeric: Sequence[str]) -> pd
         df = pd.read_csv(path, sep="\t", na_values=["n/a", ""], keep_default_na=False,
                          dtype={c: str for c in _TEXT_COLUMNS})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise GroupInputError(f"{path}: cannot parse TSV ({exc})") from exc
+        raise GroupDataError(f"{path}: cannot parse TSV ({exc})") from exc
     _check_header(path, list(df.columns), required)
     return _finish(df, numeric, str(path))
 

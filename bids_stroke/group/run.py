@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -219,6 +220,40 @@ def run_group(
         ds_stats = compare_datasets(ds_units, tested, ds_conds, list(datasets), alpha=alpha,
                                     n_boot=n_boot, seed=seed)
 
+    # everything is written into a staging folder, then committed at once (bids_stroke.commit)
+    from bids_stroke.commit import GROUP_KEY, commit_group, group_staging, lock_path, recover
+    from bids_stroke.locks import FileLock
+
+    run_uuid = time.strftime("%Y%m%d-%H%M%S")
+    root.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_path(root, GROUP_KEY), run=f"group {run_uuid}").acquire(timeout=600)
+    try:
+        recover(root, GROUP_KEY)
+        stage = group_staging(root, run_uuid)
+        try:
+            report = _write_outputs(
+                stage, out_dir=root, seg=seg, within=within, ds_rows=ds_rows,
+                ds_stats=ds_stats, metric_cols=metric_cols, ds_units=ds_units, tested=tested,
+                conds=conds, geometry=geometry, datasets=datasets, seed=seed,
+                error_bars=error_bars, size_bins_ml=size_bins_ml, specs=specs, unit=unit,
+                alpha=alpha, descriptions=descriptions, n_boot=n_boot,
+                zero_method=zero_method, notes=notes, frames=frames, metrics=metrics,
+                participant_label=participant_label, t0=t0)
+            commit_group(root, stage, run_uuid)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+    finally:
+        lock.release()
+    return root / report.relative_to(stage)
+
+
+def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats, metric_cols,
+                   ds_units, tested, conds, geometry, datasets, seed, error_bars,
+                   size_bins_ml, specs, unit,
+                   alpha, descriptions, n_boot, zero_method, notes, frames, metrics,
+                   participant_label, t0) -> Path:
+    """Tables, figures and the report of the group level, written under ``root``."""
     outputs = writers.write_tables(root, seg=seg, within=within, ds_rows=ds_rows,
                                  ds_stats=ds_stats, metric_cols=metric_cols)
     figures, fig_paths = writers.make_figures(
@@ -237,7 +272,7 @@ def run_group(
     if ds_stats is not None:
         findings += dataset_findings(ds_stats, phrases, alpha)
     versions = study.versions()
-    models = segmentation_models(root, participant_label) if seg is not None else []
+    models = segmentation_models(out_dir, participant_label) if seg is not None else []
     methods = methods_text(
         n_participants=sizes["participants"], n_sessions=sizes["sessions"], conditions=conds,
         descriptions=descriptions, specs=specs, metrics=tested, alpha=alpha, n_boot=n_boot,
@@ -248,7 +283,7 @@ def run_group(
         models=models)
     report = root / "group_report.html"
     settings = {
-        "output_dir": str(root), "metrics": ", ".join(metrics), "alpha": alpha,
+        "output_dir": str(out_dir), "metrics": ", ".join(metrics), "alpha": alpha,
         "n_boot": n_boot, "seed": seed, "zero_method": zero_method, "unit": unit,
         "compare": ", ".join(f"{k}={v}" for k, v in datasets.items()) or "none",
         "size_bins_ml": ", ".join(f"{e:g}" for e in size_bins_ml), "error_bars": error_bars,
