@@ -274,9 +274,11 @@ def run_participant(settings: Settings) -> int:
                        " image(s) (see the errors above)", code)
     write_dataset_level(settings, reference)
     if settings.execution.prepare:
-        LOGGER.info("Prepared %s for %d input(s); run the participant level per subject now",
-                    settings.data.output_dir, len(good))
-        return P.EXIT_BAD_DATA if bad else P.EXIT_OK
+        LOGGER.info("Prepared %s for %d input(s); run the participant level per subject now"
+                    "%s", settings.data.output_dir, len(good),
+                    f" ({len(bad)} input(s) refused above will fail their own task)"
+                    if bad else "")
+        return P.EXIT_OK  # the array goes on: each refused input fails its own task
     from bids_stroke.cli.execute import execute
 
     with ExitStack() as stack:
