@@ -11,12 +11,13 @@ Conventions
 * ITK reads the NIfTI *qform* in some situations where nibabel reads the *sform*. Inputs
   whose qform and sform disagree (or whose qform is unset) are rewritten to a temporary
   copy with ``qform = sform`` before ANTs sees them, so both libraries agree on the grid.
-* Determinism: ``ANTS_RANDOM_SEED``, ANTsPy's ``config._random_seed`` (passed as
-  ``--random-seed``) and ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS`` are set from ``seed`` and
-  ``threads``. ANTs reads a seed of 0 as "seed from the clock", so the ANTs seed is
-  ``seed + 1`` (:func:`ants_seed`). ITK reads the thread count once per process, at its
-  first multi-threaded call, so the first value used in a process wins (default 1:
-  bit-reproducible transforms for a given seed).
+* Determinism: ANTsPy's ``config._random_seed`` (passed as ``--random-seed``) is set from
+  ``seed`` for the duration of one call. ANTs reads a seed of 0 as "seed from the clock", so
+  the ANTs seed is ``seed + 1`` (:func:`ants_seed`). ITK reads its thread count from
+  ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS`` once per process, at its first multi-threaded
+  call; this module never writes the environment: the command-line entry point sets it
+  (``--omp-nthreads``, default 1: bit-reproducible transforms for a given seed) before any
+  worker process starts.
 * Transform files get stable names in ``out_dir`` (``prefix`` defaults to ``xfm_``):
   ``<prefix>affine.mat`` (ITK MatrixOffsetTransform, LPS) and for ``kind='syn'``
   ``<prefix>warp.nii.gz`` / ``<prefix>inverse_warp.nii.gz`` (displacement fields);
@@ -101,11 +102,6 @@ def ants_seed(seed: int) -> int:
     return int(seed) + 1
 
 
-def _set_determinism(seed: int, threads: int) -> None:
-    os.environ["ANTS_RANDOM_SEED"] = str(ants_seed(seed))
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(max(1, int(threads)))
-
-
 def _import_ants() -> Any:
     import ants
 
@@ -169,7 +165,6 @@ def register_to_template(
     *,
     kind: RegistrationKind = "affine",
     seed: int = 0,
-    threads: int = 1,
     moving_mask: str | os.PathLike[str] | None = None,
     fixed_mask: str | os.PathLike[str] | None = None,
     prefix: str = "xfm_",
@@ -184,8 +179,9 @@ def register_to_template(
         Folder receiving the transforms and the warped image (created if needed).
     kind
         ``'rigid'``, ``'affine'`` or ``'syn'`` (affine then symmetric normalisation).
-    seed, threads
-        Random seed for ANTs' metric sampling and ITK thread count (determinism).
+    seed
+        Random seed for ANTs' metric sampling (determinism; see the module notes on
+        ITK's thread count).
     moving_mask, fixed_mask
         Optional cost-function masks (non-zero = used), applied at all stages.
     prefix
@@ -208,7 +204,7 @@ def register_to_template(
         if p is not None and not Path(p).is_file():
             raise RegistrationError(f"{p}: {label} image not found")
     out_dir.mkdir(parents=True, exist_ok=True)
-    _set_determinism(seed, threads)
+    ants_seed(seed)  # refuses a negative seed before any work
     try:
         ants = _import_ants()
     except ImportError as exc:  # pragma: no cover - antspyx is a dependency
@@ -315,7 +311,6 @@ def apply_transforms(
     for p, flag in zip(tlist, flags, strict=True):
         if flag and not p.name.endswith(".mat"):
             raise RegistrationError(f"{p}: only affine (.mat) transforms can be inverted")
-    os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
     ants = _import_ants()
     mov_nib = nib.load(moving)
     ref_nib = nib.load(reference)

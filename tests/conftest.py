@@ -14,6 +14,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BIDS_STROKE_SHARED") or REPO.parent / "shared")
 """Real data (``../shared``; ``BIDS_STROKE_SHARED`` overrides, e.g. in a git worktree)."""
 
+# Tests that call the registration functions in-process get what the command line sets up
+# (bids_stroke.cli.run): ITK single-threaded, so transforms are reproducible for a seed.
+os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
+
 
 def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Path:
     """Write a NIfTI (creating folders)."""

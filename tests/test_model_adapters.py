@@ -159,22 +159,29 @@ def test_torchscript_embedded_spec_as_in_readme(tmp_path: Path) -> None:
     assert dict(spec.origin)["channels"] == "model"
 
 
+# VmHWM (peak RSS of this process's address space) is reset by exec; ru_maxrss is not: a
+# child of a large pytest process would start at its parent's peak and measure no growth.
 _MEASURE = """
-import resource, sys, torch
+import re, torch
 from bids_stroke.model.adapters import open_model, synthetic_stack
+
+def hwm_kib():
+    with open("/proc/self/status") as f:
+        return int(re.search(r"VmHWM:\\s+(\\d+) kB", f.read()).group(1))
+
 torch.set_num_threads(1)
 seg = open_model(None, device="cpu", precision="fp32", mode="full")
 seg.predict(synthetic_stack(1, (16, 16, 16)))
 stack = synthetic_stack(1, (160, 160, 160))
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm_kib()
 seg.predict(stack)
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024**2)
+print((hwm_kib() - base) / 1024**2)
 """
 
 
 def test_memory_estimate_against_measured_peak() -> None:
     """Independent check of bids_stroke.model.memory: the peak RSS growth of a full-volume
-    prediction in a fresh process (Linux ru_maxrss, KiB)."""
+    prediction in a fresh process (Linux VmHWM, KiB)."""
     import subprocess
     import sys
 

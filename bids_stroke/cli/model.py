@@ -31,7 +31,7 @@ def _add_loading(p: argparse.ArgumentParser) -> None:
                         "the model's own description")
     p.add_argument("--folds", nargs="+", default=None, help="nnU-Net folds (default: all)")
     p.add_argument("--checkpoint", default="final",
-                   help="nnU-Net checkpoint: final, best or a file name (default final)")
+                   help="nnU-Net checkpoint: final, best or a file name (default: final)")
     p.add_argument("--trust-model-code", action="store_true",
                    help="unpickle nnU-Net checkpoints that hold Python objects (runs code "
                         "from the file: only for models you trust)")
@@ -40,7 +40,8 @@ def _add_loading(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bids_stroke model", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{info,export}",
+                                help="what to do with the model")
     info = sub.add_parser("info", help="print what the model needs (channels, space, ...)")
     _add_loading(info)
     info.add_argument("--json", action="store_true", help="print JSON")
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--onnx", action="store_true", required=True, help="export to ONNX")
     exp.add_argument("model", type=_model_arg, help="bids_stroke checkpoint ('bundled')")
     exp.add_argument("out", type=Path, help="output .onnx file")
-    exp.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    exp.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 17)")
     return parser
 
 

@@ -103,6 +103,9 @@ def _run_subcommand(name: str, argv: list[str]) -> int:
     return int(sub_main(argv))
 
 
+ENV_ITK_THREADS = "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"
+
+
 def _on_signal(signum: int, _frame) -> None:
     from bids_stroke.runner import Interrupted
 
@@ -116,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("NIPYPE_NO_ET", "1")
     sub = subcommand(argv)
     if sub is not None:
+        os.environ.setdefault(ENV_ITK_THREADS, "1")
         return _run_subcommand(sub, argv[1:])
     if argv[:1] == ["--"]:
         argv = argv[1:]
@@ -132,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bids_stroke.cli.config import settings_from_cli
 
         settings = settings_from_cli(opts, argv)
+        # ITK (ANTs registration) reads its thread count once per process from the
+        # environment; worker processes inherit it. A value the user exported wins.
+        os.environ.setdefault(ENV_ITK_THREADS, str(settings.execution.omp_nthreads))
         code = P.EXIT_OK
         for level in settings.execution.levels:
             if level == "participant":

@@ -24,7 +24,6 @@ class _RegisterToTemplateInputSpec(BaseInterfaceInputSpec):
     kind = traits.Enum("affine", "rigid", "syn", usedefault=True,
                        desc="transform model (syn = affine then SyN)")
     seed = traits.Int(0, usedefault=True, desc="random seed (ANTs seed is seed + 1)")
-    threads = traits.Int(1, usedefault=True, desc="ITK threads (1 = reproducible)")
     in_mask = File(exists=True, desc="optional cost-function mask on the moving image")
     template_mask = File(exists=True, desc="optional cost-function mask on the template")
 
@@ -54,7 +53,6 @@ class RegisterToTemplate(ChecksummedInterface):
             Path(runtime.cwd),
             kind=self.inputs.kind,
             seed=self.inputs.seed,
-            threads=self.inputs.threads,
             moving_mask=self.inputs.in_mask if isdefined(self.inputs.in_mask) else None,
             fixed_mask=(self.inputs.template_mask if isdefined(self.inputs.template_mask)
                         else None),

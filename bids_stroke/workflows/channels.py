@@ -33,8 +33,7 @@ def init_channels_wf(subject: SubjectInputs, *, seed: int = 0, omp_nthreads: int
             continue
         from bids_stroke.interfaces.registration import RegisterToTemplate
 
-        reg = pe.Node(RegisterToTemplate(in_file=str(path), kind="rigid", seed=seed,
-                                         threads=omp_nthreads),
+        reg = pe.Node(RegisterToTemplate(in_file=str(path), kind="rigid", seed=seed),
                       name=f"coregister_{suffix}", n_procs=omp_nthreads, mem_gb=2)
         wf.connect([(inputnode, reg, [("reference", "template_file")]),
                     (reg, merge, [("out_file", f"in{i}")])])

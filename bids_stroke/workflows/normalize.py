@@ -82,8 +82,7 @@ def init_normalize_wf(
 
     template = str(get_template(registration.template, suffix="T1w", resolution=resolution))
     reg = pe.Node(
-        RegisterToTemplate(template_file=template, kind=registration.kind, seed=seed,
-                           threads=omp_nthreads),
+        RegisterToTemplate(template_file=template, kind=registration.kind, seed=seed),
         name="register", n_procs=omp_nthreads, mem_gb=3,
     )
     to_template = pe.MapNode(
