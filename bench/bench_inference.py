@@ -9,9 +9,11 @@ depth 4, random weights: FLOPs and timings do not depend on the weight values) t
 :meth:`bids_stroke.model.SegmentationModel.predict` end to end (normalisation, padding,
 network, cropping) on a 197x233x189 float32 volume (MNI152NLin2009aSym at 1 mm):
 
-* full volume, fp32;
-* full volume, bf16 autocast (when the device supports it);
-* sliding window (128^3 patches, 50 % overlap, Gaussian blending), fp32.
+* full volume, fp32, in the default (contiguous) layout and in ``channels_last_3d`` (what
+  :class:`~bids_stroke.model.SegmentationModel` uses on CPU); the speed-up column is the
+  ratio of the two in this run;
+* the same in bf16 autocast (when the device supports it);
+* sliding window (128^3 patches, 50 % overlap, Gaussian blending), fp32, channels-last.
 
 For each case it reports the best wall time, the peak resident memory during the case
 (sampled from ``/proc/self/status``), the network FLOPs (counted with
@@ -163,11 +165,16 @@ def run(smoke: bool = False) -> dict[str, Any]:
     peaks = {"fp32": peak_matmul_gflops(torch.float32, 1.0 if smoke else 3.0)}
     if bf16:
         peaks["bf16"] = peak_matmul_gflops(torch.bfloat16, 1.0 if smoke else 3.0)
-    cases = [("full", "fp32")] + ([("full", "bf16")] if bf16 else []) + [("sliding", "fp32")]
+    layouts = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last_3d}
+    cases = [("full", "fp32", "contiguous"), ("full", "fp32", "channels_last")]
+    if bf16:
+        cases += [("full", "bf16", "contiguous"), ("full", "bf16", "channels_last")]
+    cases.append(("sliding", "fp32", "channels_last"))
     rows = []
     for name, model in _models(smoke):
         padded = pad_to_multiple(np.zeros(shape, np.float32), model.divisor)[0].shape
-        for mode, precision in cases:
+        for mode, precision, layout in cases:
+            model.set_memory_format(layouts[layout])
             flops = _network_flops(model.network, padded, mode)
             model.predict(vol[:32, :32, :32] if not smoke else vol, mode=mode, precision=precision)
             times = []
@@ -179,11 +186,16 @@ def run(smoke: bool = False) -> dict[str, Any]:
             assert prob.shape == shape and prob.dtype == np.float32
             best = min(times)
             gflops = flops / best / 1e9
+            baseline = next((r["seconds"] for r in rows if r["model"] == name
+                             and r["mode"] == mode and r["precision"] == precision
+                             and r["layout"] == "contiguous"), None)
             rows.append(
                 {
                     "model": name,
                     "mode": mode,
                     "precision": precision,
+                    "layout": layout,
+                    "speedup_vs_contiguous": None if baseline is None else baseline / best,
                     "seconds": best,
                     "peak_rss_mb": rss.peak / 2**20,
                     "network_gflop": flops / 1e9,
@@ -193,7 +205,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
                 }
             )
             print(
-                f"{name:42s} {mode:8s} {precision:5s} {best:7.2f} s "
+                f"{name:42s} {mode:8s} {precision:5s} {layout:13s} {best:7.2f} s "
                 f"{rss.peak / 2**20:7.0f} MB {gflops:7.1f} GFLOP/s "
                 f"({100 * gflops / peaks[precision]:.0f} % of peak)",
                 flush=True,
@@ -234,13 +246,15 @@ def _write(result: dict[str, Any]) -> None:
         "Time is `SegmentationModel.predict` end to end; GFLOP counts the network only "
         "(FlopCounterMode). The machine may be shared: compare rows of one run only.",
         "",
-        "| model | mode | precision | seconds | peak RSS (MB) | network GFLOP | GFLOP/s "
-        "| % of peak matmul |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "| model | mode | precision | layout | seconds | x contiguous | peak RSS (MB) "
+        "| network GFLOP | GFLOP/s | % of peak matmul |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
+        ratio = r.get("speedup_vs_contiguous")
         lines.append(
-            f"| {r['model']} | {r['mode']} | {r['precision']} | {r['seconds']:.2f} "
+            f"| {r['model']} | {r['mode']} | {r['precision']} | {r.get('layout', '-')} "
+            f"| {r['seconds']:.2f} | {'-' if ratio is None else f'{ratio:.2f}x'} "
             f"| {r['peak_rss_mb']:.0f} | {r['network_gflop']:.1f} | {r['achieved_gflops']:.1f} "
             f"| {100 * r['fraction_of_peak']:.0f} |"
         )

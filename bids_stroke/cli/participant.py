@@ -18,6 +18,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import replace
 
 import numpy as np
 
@@ -86,9 +87,11 @@ def plan_model(settings: Settings) -> tuple[ModelPlan, list[str]]:
 
 
 def check_model_memory(settings: Settings, model: ModelPlan,
-                       subjects: Sequence[SubjectInputs], grid) -> None:
+                       subjects: Sequence[SubjectInputs], grid) -> float | None:
     """Refuse (exit 65) a model whose prediction of the largest image would not fit in
-    ``--mem-gb`` (or this machine's memory), before any work."""
+    ``--mem-gb`` (or this machine's memory), before any work; returns the model's estimate
+    for that image (GB; ``None`` when the model cannot say), the segmentation node's
+    memory for the scheduler."""
     import nibabel as nb
 
     from bids_stroke.model.adapters import open_model
@@ -108,6 +111,7 @@ def check_model_memory(settings: Settings, model: ModelPlan,
                     mem_limit_gb=settings.execution.mem_gb)
     except ModelCheckError as exc:
         raise CLIError(f"--model: {exc}", P.EXIT_BAD_DATA) from exc
+    return segmenter.estimate_memory_gb(tuple(shape), tuple(zooms))
 
 
 def _condition_grid(model: ModelPlan):
@@ -263,7 +267,8 @@ def run_participant(settings: Settings) -> int:
         conditions=settings.study.conditions, grid=_condition_grid(model))
     bad += failed_checks
     if good:
-        check_model_memory(settings, model, good, _condition_grid(model))
+        model = replace(model, predict_gb=check_model_memory(settings, model, good,
+                                                             _condition_grid(model)))
     good, mixed = _check_mixing(settings, str(model.info["sha256"]), good)
     bad += mixed
     for subject, message in bad:

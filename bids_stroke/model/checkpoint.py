@@ -51,6 +51,7 @@ import torch
 from bids_stroke.model.inference import (
     binary_logits,
     predict_logits,
+    preferred_memory_format,
     resolve_precision,
     select_device,
 )
@@ -283,6 +284,9 @@ class SegmentationModel:
         preprocessing: :class:`PreprocessConfig`.
         divisor: spatial sizes are padded to multiples of this.
         device: :class:`torch.device`.
+        memory_format: layout of the weights and inputs (``channels_last_3d`` on CPU by
+            default, :func:`~bids_stroke.model.inference.preferred_memory_format`); change
+            it with :meth:`set_memory_format`.
         checksum: sha256 of the model file (``None`` for in-memory models).
         info: JSON-serialisable description (path, kind, configs, training provenance).
     """
@@ -297,9 +301,12 @@ class SegmentationModel:
         inference: Mapping[str, Any] | None = None,
         checksum: str | None = None,
         info: Mapping[str, Any] | None = None,
+        memory_format: torch.memory_format | None = None,
     ):
         self.device = select_device(device)
         self.network = network.to(self.device).eval()
+        self.memory_format = torch.contiguous_format
+        self.set_memory_format(memory_format or preferred_memory_format(self.device))
         self.preprocessing = preprocessing or PreprocessConfig()
         self.divisor = int(divisor)
         self.inference = {**DEFAULT_INFERENCE, **dict(inference or {})}
@@ -376,8 +383,14 @@ class SegmentationModel:
             tta=tta,
             autocast_dtype=resolve_precision(precision, self.device),
             divisor=self.divisor,
+            memory_format=self.memory_format,
         )
         return np.ascontiguousarray(crop_back(prob, spec), dtype=np.float32)
+
+    def set_memory_format(self, memory_format: torch.memory_format) -> None:
+        """Put the network's weights (and from then on its inputs) in ``memory_format``."""
+        self.network = self.network.to(memory_format=memory_format)
+        self.memory_format = memory_format
 
     def __repr__(self) -> str:
         return (

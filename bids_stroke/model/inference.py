@@ -8,6 +8,9 @@
 * :func:`predict_logits` - full-volume or sliding-window inference with Gaussian importance
   blending (nnU-Net style), optional mirror test-time augmentation, under
   :func:`torch.inference_mode`.
+* :func:`preferred_memory_format` - ``channels_last_3d`` on CPU, where oneDNN's 3D
+  convolutions run about 1.7x faster in that layout (``bench/bench_inference.py`` measures
+  both in one run; fp32 outputs agree to ~1e-5 in logits).
 * :func:`binarize` - threshold + removal of connected components smaller than ``min_size``.
 """
 
@@ -32,6 +35,7 @@ __all__ = [
     "cpu_supports_bf16",
     "gaussian_importance_map",
     "predict_logits",
+    "preferred_memory_format",
     "resolve_precision",
     "select_device",
     "sliding_window_starts",
@@ -132,6 +136,12 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
+def preferred_memory_format(device: torch.device) -> torch.memory_format:
+    """The tensor layout the 3D networks run fastest in on ``device``: ``channels_last_3d``
+    on CPU (oneDNN), the default contiguous layout elsewhere (not measured on GPUs here)."""
+    return torch.channels_last_3d if device.type == "cpu" else torch.contiguous_format
+
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """Autocast dtype for ``precision`` on ``device`` (``None`` = fp32, no autocast).
 
@@ -202,13 +212,20 @@ def _run(model: Model, x: torch.Tensor, flips: list[tuple[int, ...]]) -> torch.T
     """Mean over mirror augmentations of sigmoid probabilities (float32)."""
     acc = None
     for f in flips:
-        xi = torch.flip(x, f) if f else x
+        xi = torch.flip(x, f).contiguous(memory_format=_layout(x)) if f else x
         p = torch.sigmoid(model(xi).float())
         if f:
             p = torch.flip(p, f)
         acc = p if acc is None else acc + p
     assert acc is not None
     return acc / len(flips)
+
+
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    if x.ndim == 5 and x.is_contiguous(memory_format=torch.channels_last_3d) \
+            and not x.is_contiguous():
+        return torch.channels_last_3d
+    return torch.contiguous_format
 
 
 def _patches(
@@ -238,6 +255,7 @@ def predict_logits(
     divisor: int = 16,
     batch_size: int = 1,
     full_max_voxels: int | None = None,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> np.ndarray:
     """Probability map (float32, same shape) of a *preprocessed, padded* 3D ``volume``.
 
@@ -259,6 +277,8 @@ def predict_logits(
         autocast_dtype: autocast dtype or ``None`` for fp32.
         divisor: network divisor (patch starts are aligned to it).
         batch_size: patches per forward pass in sliding mode.
+        memory_format: layout of the tensors handed to ``model`` (the layout its weights
+            are in, e.g. ``torch.channels_last_3d``; see :func:`preferred_memory_format`).
     """
     if volume.ndim == 3:
         volume = volume[None]
@@ -274,6 +294,7 @@ def predict_logits(
         mode = "full" if volume[0].size <= full_max_voxels else "sliding"
     flips = _flip_sets(tta)
     x = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))[None].to(device)
+    x = x.contiguous(memory_format=memory_format)
     spatial = volume.shape[1:]
     with torch.inference_mode(), _autocast(device, autocast_dtype):
         if mode == "full":
@@ -287,6 +308,7 @@ def predict_logits(
         for i in range(0, len(slices), batch_size):
             chunk = slices[i : i + batch_size]
             batch = torch.cat([x[(0, slice(None), *s)][None] for s in chunk], dim=0)
+            batch = batch.contiguous(memory_format=memory_format)
             probs = _run(model, batch, flips)
             for j, s in enumerate(chunk):
                 acc[s] += probs[j, 0] * weight

@@ -515,8 +515,10 @@ def train(cfg: TrainConfig, subjects: Sequence[Any] | None = None) -> dict[str, 
         train_loss = float(np.mean(losses))
         do_val = val_cases and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs)
         if do_val:
+            # the training network keeps its layout (the model wraps it, it does not copy it)
             sm = SegmentationModel(
-                net, pre, divisor=net.config.divisor, device=device, inference=inference_defaults
+                net, pre, divisor=net.config.divisor, device=device, inference=inference_defaults,
+                memory_format=torch.contiguous_format,
             )
             val_dice = float(np.mean(evaluate(sm, val_cases, cfg.val_precision)))
             net.train()

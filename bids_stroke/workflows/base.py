@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
@@ -48,6 +49,7 @@ class ModelPlan:
     threshold: float
     info: Mapping[str, Any] = field(default_factory=dict)
     reference: str = "T1w"  # BIDS suffix of the image the lesion masks are drawn on
+    predict_gb: float | None = None  # the model's estimate for the largest image
 
     @property
     def native(self) -> bool:
@@ -66,6 +68,20 @@ def channel_order(subject: SubjectInputs, channels: Sequence[str]) -> list[int]:
     return [have.index(c) if c in have else 0 for c in channels]
 
 
+def _grid_voxels(subject: SubjectInputs, model: ModelPlan) -> int:
+    """Voxels of the grid the conditions and the model work on (read from headers only)."""
+    import nibabel as nb
+
+    if model.native or subject.space == TEMPLATE:
+        shape = nb.load(str(subject.image)).shape[:3]
+    else:
+        from bids_stroke.templates import get_template
+
+        shape = nb.load(str(get_template(suffix="T1w",
+                                         resolution=model.resolution or 1))).shape[:3]
+    return int(np.prod(shape))
+
+
 def subject_wf_name(subject: SubjectInputs) -> str:
     """Node-safe workflow name, e.g. ``single_subject_r001s001_ses_1_wf``."""
     return "single_subject_" + re.sub(r"[^A-Za-z0-9]+", "_", subject.key[4:]) + "_wf"
@@ -80,6 +96,7 @@ def init_single_subject_wf(
     warnings: Sequence[str] = (),
 ) -> pe.Workflow:
     """The whole participant-level pipeline for one image (see the module docstring)."""
+    from bids_stroke.resources import degrade_mem_gb, metrics_mem_gb, segment_mem_gb
     from bids_stroke.workflows.channels import init_channels_wf
     from bids_stroke.workflows.degrade import init_degrade_wf
     from bids_stroke.workflows.metrics import init_metrics_wf
@@ -104,7 +121,9 @@ def init_single_subject_wf(
     condition_source = pe.Node(niu.IdentityInterface(fields=["condition"]),
                                name="condition_source")
     condition_source.iterables = ("condition", list(settings.study.conditions))
-    degrade = init_degrade_wf(degrade_mask=keep_ref_masks)
+    voxels = _grid_voxels(subject, model)
+    degrade = init_degrade_wf(degrade_mask=keep_ref_masks,
+                              mem_gb=degrade_mem_gb(voxels, 1 + len(subject.channels)))
     segment = init_segment_wf(model=model.path, segmentation=settings.segmentation,
                               threshold=model.threshold,
                               channel_order=channel_order(subject, model.channels),
@@ -112,7 +131,8 @@ def init_single_subject_wf(
                               # two single-threaded U-Nets side by side were no faster and
                               # doubled the memory
                               omp_nthreads=max(settings.execution.nprocs,
-                                               settings.execution.omp_nthreads))
+                                               settings.execution.omp_nthreads),
+                              mem_gb=segment_mem_gb(model.predict_gb))
     join_fields = [f for f in JOIN_FIELDS if f != "degraded_masks" or keep_ref_masks]
     join = pe.JoinNode(niu.IdentityInterface(fields=join_fields),
                        joinsource="condition_source", joinfield=join_fields,
@@ -197,7 +217,7 @@ def init_single_subject_wf(
         metrics = init_metrics_wf(
             participant_id=f"sub-{subject.subject}",
             session_id=f"ses-{subject.session}" if subject.session else "n/a",
-            prefix=subject.key, metrics=settings.metrics)
+            prefix=subject.key, metrics=settings.metrics, mem_gb=metrics_mem_gb(voxels))
         wf.connect(scored[0], scored[1], metrics, "inputnode.masks")
         wf.connect(reference_mask[0], reference_mask[1], outputs, "inputnode.reference_mask")
         wf.connect([

@@ -10,7 +10,8 @@ def _first(files):
     return files[0]
 
 
-def init_degrade_wf(*, degrade_mask: bool = False, name: str = "degrade_wf") -> pe.Workflow:
+def init_degrade_wf(*, degrade_mask: bool = False, mem_gb: float = 1.5,
+                    name: str = "degrade_wf") -> pe.Workflow:
     """Degrade every file of ``in_files`` by ``condition`` (a spec such as ``thick:5``).
 
     The caller sets ``condition`` from an ``iterables`` node, so nipype expands one copy of this
@@ -35,7 +36,7 @@ def init_degrade_wf(*, degrade_mask: bool = False, name: str = "degrade_wf") -> 
         ),
         name="outputnode",
     )
-    degrade = pe.MapNode(DegradeImage(), iterfield=["in_file"], name="degrade", mem_gb=1.5)
+    degrade = pe.MapNode(DegradeImage(), iterfield=["in_file"], name="degrade", mem_gb=mem_gb)
     info = pe.Node(ConditionInfo(), name="condition_info")
     wf.connect([
         (inputnode, degrade, [("in_files", "in_file"), ("condition", "condition")]),
@@ -46,7 +47,7 @@ def init_degrade_wf(*, degrade_mask: bool = False, name: str = "degrade_wf") -> 
                             ("effective_resolution_mm", "effective_resolution_mm")]),
     ])
     if degrade_mask:
-        mask = pe.Node(DegradeImage(), name="degrade_mask", mem_gb=1.5)
+        mask = pe.Node(DegradeImage(), name="degrade_mask", mem_gb=mem_gb)
         wf.connect([
             (inputnode, mask, [(("in_files", _first), "in_file"), ("in_mask", "in_mask"),
                                ("condition", "condition")]),

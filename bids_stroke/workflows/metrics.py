@@ -14,6 +14,7 @@ def init_metrics_wf(
     session_id: str,
     prefix: str,
     metrics: MetricsSettings,
+    mem_gb: float = 2.0,
     name: str = "metrics_wf",
 ) -> pe.Workflow:
     """One long-format TSV per subject (one row per condition) and a per-lesion TSV.
@@ -44,7 +45,7 @@ def init_metrics_wf(
             grid=metrics.grid,
         ),
         name="measure",
-        mem_gb=2,
+        mem_gb=mem_gb,
     )
     wf.connect([
         (inputnode, measure, [("reference_mask", "reference_mask"),
