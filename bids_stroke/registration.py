@@ -21,7 +21,8 @@ Conventions
 * Transform files get stable names in ``out_dir`` (``prefix`` defaults to ``xfm_``):
   ``<prefix>affine.mat`` (ITK MatrixOffsetTransform, LPS) and for ``kind='syn'``
   ``<prefix>warp.nii.gz`` / ``<prefix>inverse_warp.nii.gz`` (displacement fields);
-  the moving image resampled on the fixed grid is ``<prefix>warped.nii.gz``.
+  the moving image resampled on the fixed grid is ``<prefix>warped.nii`` (uncompressed:
+  a work-folder intermediate).
   ``forward_transforms`` map moving -> fixed (use with ``reference=fixed``), in ANTs order
   (last applied first): ``[warp, affine]``. ``inverse_transforms`` map fixed -> moving (use
   with ``reference=moving``) with ``inverse_invert_flags``: ``[affine (inverted),
@@ -210,7 +211,7 @@ def register_to_template(
     except ImportError as exc:  # pragma: no cover - antspyx is a dependency
         raise RegistrationError(f"{moving}: antspyx is not importable ({exc})") from exc
 
-    warped_path = out_dir / f"{prefix}warped.nii.gz"
+    warped_path = out_dir / f"{prefix}warped.nii"
     affine_path = out_dir / f"{prefix}affine.mat"
     warp_path = out_dir / f"{prefix}warp.nii.gz"
     iwarp_path = out_dir / f"{prefix}inverse_warp.nii.gz"

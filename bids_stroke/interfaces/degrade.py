@@ -65,7 +65,7 @@ class DegradeImage(ChecksummedInterface):
         zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
 
         cwd = Path(runtime.cwd)
-        out_file = cwd / f"{_stem(self.inputs.in_file)}_cond-{cond.label}.nii.gz"
+        out_file = cwd / f"{_stem(self.inputs.in_file)}_cond-{cond.label}.nii"
         degrade_image(img, cond).to_filename(out_file)
         self._results["out_file"] = str(out_file)
         self._results["label"] = cond.label
@@ -80,7 +80,7 @@ class DegradeImage(ChecksummedInterface):
                     f"shape {img.shape}"
                 )
             mask = degrade_mask(np.asanyarray(mimg.dataobj), zooms, cond)
-            out_mask = cwd / f"{_stem(self.inputs.in_file)}_cond-{cond.label}_mask.nii.gz"
+            out_mask = cwd / f"{_stem(self.inputs.in_file)}_cond-{cond.label}_mask.nii"
             _like(mimg, mask, np.uint8).to_filename(out_mask)
             self._results["out_mask"] = str(out_mask)
         return runtime

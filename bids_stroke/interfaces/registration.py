@@ -75,7 +75,7 @@ class _ApplyTransformsInputSpec(BaseInterfaceInputSpec):
                                 desc="interpolator (genericLabel/nearestNeighbor keep labels)")
     invert_flags = InputMultiObject(traits.Bool, desc="one flag per transform")
     default_value = traits.Float(0.0, usedefault=True, desc="value outside the moving FOV")
-    out_file = File(desc="output file name (default: <in_file stem>_trans.nii.gz)")
+    out_file = File(desc="output file name (default: <in_file stem>_trans.nii)")
 
 
 class _ApplyTransformsOutputSpec(TraitedSpec):
@@ -99,7 +99,7 @@ class ApplyTransforms(ChecksummedInterface):
                 if name.endswith(ext):
                     name = name[: -len(ext)]
                     break
-            out_file = Path(runtime.cwd) / f"{name}_trans.nii.gz"
+            out_file = Path(runtime.cwd) / f"{name}_trans.nii"
         flags = list(self.inputs.invert_flags) if isdefined(self.inputs.invert_flags) else None
         written = apply_transforms(
             self.inputs.in_file,

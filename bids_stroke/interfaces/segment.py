@@ -113,8 +113,8 @@ class SegmentImage(ChecksummedInterface):
         seg = binarize(prob, threshold, inp.min_size)
         img = nib.load(files[0])
         prefix = inp.out_prefix or _stem(files[0])
-        out_prob = os.path.join(runtime.cwd, f"{prefix}_probseg.nii.gz")
-        out_mask = os.path.join(runtime.cwd, f"{prefix}_mask.nii.gz")
+        out_prob = os.path.join(runtime.cwd, f"{prefix}_probseg.nii")
+        out_mask = os.path.join(runtime.cwd, f"{prefix}_mask.nii")
         for arr, dtype, path in ((prob, np.float32, out_prob), (seg, np.uint8, out_mask)):
             hdr = img.header.copy()
             hdr.set_data_dtype(dtype)

@@ -40,7 +40,7 @@ class TemplateBrainMask(ChecksummedInterface):
         found = resolve_template(self.inputs.template, suffix="mask", desc="brain")
         out = brain_mask_like(self.inputs.in_file, template=self.inputs.template)
         _, name, _ = split_filename(self.inputs.in_file)  # knows .nii.gz
-        out_path = Path(runtime.cwd) / f"{name}_brainmask.nii.gz"
+        out_path = Path(runtime.cwd) / f"{name}_brainmask.nii"
         nib.save(out, out_path)
         self._results["out_mask"] = str(out_path)
         self._results["template_source"] = found.source

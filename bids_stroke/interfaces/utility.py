@@ -80,7 +80,7 @@ class ConformOrientation(ChecksummedInterface):
                 return path, False
             out = nb.as_closest_canonical(img)
             name = os.path.basename(path).replace(".nii.gz", "").replace(".nii", "")
-            dest = os.path.join(runtime.cwd, f"{name}_{tag}RAS.nii.gz")
+            dest = os.path.join(runtime.cwd, f"{name}_{tag}RAS.nii")
             out.to_filename(dest)
             return dest, True
 
