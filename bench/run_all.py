@@ -24,7 +24,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-BENCHMARKS = ("degrade", "metrics", "inference", "group", "participant", "realism")
+BENCHMARKS = ("degrade", "metrics", "inference", "registration", "group", "participant",
+              "realism")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 

@@ -81,8 +81,13 @@ def init_normalize_wf(
     from bids_stroke.templates import get_template
 
     template = str(get_template(registration.template, suffix="T1w", resolution=resolution))
+    # the similarity counts the template's brain only: a head with skull and neck is matched
+    # to a skull-stripped template by its brain, not stretched to fill it with its scalp
+    brain = str(get_template(registration.template, suffix="mask", desc="brain",
+                             resolution=resolution))
     reg = pe.Node(
-        RegisterToTemplate(template_file=template, kind=registration.kind, seed=seed),
+        RegisterToTemplate(template_file=template, template_mask=brain, kind=registration.kind,
+                           seed=seed),
         name="register", n_procs=omp_nthreads, mem_gb=3,
     )
     to_template = pe.MapNode(
