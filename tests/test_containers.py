@@ -537,7 +537,7 @@ def test_slurm_participant_task(slurm_sandbox):
     work_dir = work_root / "bids_stroke_work" / "77_2_sub-02"
     assert opt["-w"] == str(work_dir)
     assert not work_dir.exists(), "work dir removed after success (KEEP_WORK unset)"
-    assert opt["--nprocs"] == "3" and opt["--omp-nthreads"] == "3"
+    assert opt["--nprocs"] == "1" and opt["--omp-nthreads"] == "3"  # one process, all CPUs
     assert opt["--mem-gb"] == "7"  # 90 % of 8 GB, floored
     assert opt["--bids-database-dir"] == str(s["out"] / "logs" / "bids_db")
     assert "--skip-bids-validation" in argv and "--device" not in argv

@@ -146,3 +146,18 @@ def test_sections_of_settings_cover_the_study_schema():
     keys = study_keys()
     assert "threshold" in keys["segmentation"] and "kind" in keys["registration"]
     assert Path  # keep the import used by type checkers
+
+
+@pytest.mark.parametrize("cpus, nprocs, omp", [(1, 1, 1), (2, 1, 2), (8, 4, 2), (64, 32, 2)])
+def test_default_processes_and_threads_follow_the_usable_cpus(plain_layout, tmp_path,
+                                                             monkeypatch, cpus, nprocs, omp):
+    """One nipype process per two usable CPUs (a SLURM task's allotment, not the machine's),
+    the cores shared among them; the plugin is Linear for one process."""
+    from bids_stroke.cli import config
+    from bids_stroke.cli.parser import build_parser
+
+    monkeypatch.setattr(config.os, "sched_getaffinity", lambda _pid: set(range(cpus)))
+    argv = [str(plain_layout), str(tmp_path / "o"), "participant"]
+    settings = config.settings_from_cli(build_parser().parse_args(argv), argv)
+    assert (settings.execution.nprocs, settings.execution.omp_nthreads) == (nprocs, omp)
+    assert settings.execution.plugin["plugin"] == ("Linear" if nprocs == 1 else "MultiProc")

@@ -191,6 +191,27 @@ def cli_overrides(opts: Any) -> dict[str, dict[str, Any]]:
     return overrides
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (a SLURM task's or a container's allotment, not the
+    machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def default_nprocs(cpus: int) -> int:
+    """Parallel nipype processes by default: one per two CPUs.
+
+    Every worker that segments imports torch and loads the model, and the segmentation
+    already runs on all cores one image at a time; measured on 2 cores
+    (``bench/bench_participant.py``), two workers were slower (0.83x) than one and used 1.5x
+    the memory. Subjects still run side by side (degradation, metrics, reports) on larger
+    machines.
+    """
+    return max(1, cpus // 2)
+
+
 def _load_plugin(path: Path | None, nprocs: int, mem_gb: float | None) -> dict:
     """nipype plugin settings: MultiProc by default, or a YAML file (fMRIPrep format)."""
     if path is None:
@@ -257,8 +278,9 @@ def settings_from_cli(opts: Any, argv: list[str] | None = None) -> Settings:
     base = _base_settings(opts)
     execution = overrides.setdefault("execution", {})
     replay = getattr(opts, "config_file", None) is not None
-    cpus = os.cpu_count() or 1
-    nprocs = int(execution.get("nprocs", base.execution.nprocs if replay else cpus))
+    cpus = usable_cpus()
+    nprocs = int(execution.get("nprocs", base.execution.nprocs if replay
+                               else default_nprocs(cpus)))
     execution.setdefault("nprocs", nprocs)
     # threads per node: share the cores among the parallel nodes (no oversubscription)
     if not replay:
