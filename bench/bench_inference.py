@@ -10,8 +10,8 @@ depth 4, random weights: FLOPs and timings do not depend on the weight values) t
 network, cropping) on a 197x233x189 float32 volume (MNI152NLin2009aSym at 1 mm):
 
 * full volume, fp32, in the default (contiguous) layout and in ``channels_last_3d`` (what
-  :class:`~bids_stroke.model.SegmentationModel` uses on CPU); the speed-up column is the
-  ratio of the two in this run;
+  :class:`~bids_stroke.model.SegmentationModel` uses on CPU for networks up to 8 feature maps
+  wide, the bundled one); the speed-up column is the ratio of the two in this run;
 * the same in bf16 autocast (when the device supports it);
 * sliding window (128^3 patches, 50 % overlap, Gaussian blending), fp32, channels-last.
 

@@ -66,6 +66,17 @@ def atomic_write_text(path: Path | str, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def write_text_if_changed(path: Path | str, text: str) -> None:
+    """:func:`atomic_write_text` unless ``path`` already holds exactly ``text`` (its time
+    stamp then stays, so re-runs do not touch dataset-level files)."""
+    try:
+        if Path(path).read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write_text(path, text)
+
+
 def json_text(content: Any) -> str:
     """JSON with sorted keys, two-space indent and a trailing newline (stable bytes)."""
     return json.dumps(content, indent=2, sort_keys=True, default=str) + "\n"

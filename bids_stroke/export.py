@@ -41,7 +41,7 @@ from typing import Any
 import nibabel as nb
 
 from bids_stroke.__about__ import __version__
-from bids_stroke.atomic import atomic_write_text, json_text
+from bids_stroke.atomic import json_text, write_text_if_changed
 from bids_stroke.commit import (
     ConditionRecord,
     Manifest,
@@ -373,20 +373,11 @@ def _participants(roots: Sequence[Path], subjects: set[str]) -> tuple[str | None
     return buf.getvalue(), meta
 
 
-def _write_if_changed(path: Path, text: str) -> None:
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return
-    except (OSError, UnicodeDecodeError):
-        pass
-    atomic_write_text(path, text)
-
-
 def _describe(folder: Path, bids_dir: Path, roots: Sequence[Path], cond: Condition) -> None:
     src = _input_description(roots)
     desc = dataset_description(bids_dir, roots, cond)
-    _write_if_changed(folder / "dataset_description.json", json_text(desc))
-    _write_if_changed(folder / "README", README.format(
+    write_text_if_changed(folder / "dataset_description.json", json_text(desc))
+    write_text_if_changed(folder / "README", README.format(
         name=desc["Name"], version=__version__, spec=cond.spec,
         description=cond.description.rstrip("."),
         source=f"{src.get('Name', 'the input dataset')} ({Path(bids_dir).absolute()})"))
@@ -432,7 +423,7 @@ def write_datasets(root: Path, bids_dir: Path, roots: Sequence[Path],
         _describe(folder, bids_dir, roots, cond)
         tsv, meta = _participants(roots, subjects)
         if tsv is not None:
-            _write_if_changed(folder / "participants.tsv", tsv)
+            write_text_if_changed(folder / "participants.tsv", tsv)
             if meta is not None:
-                _write_if_changed(folder / "participants.json", meta)
+                write_text_if_changed(folder / "participants.json", meta)
     return sorted(holders)

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 
 __all__ = ["degrade_image", "like_image"]
+
+
+def nifti_stem(path: str | os.PathLike[str]) -> str:
+    """File name without ``.nii.gz``/``.nii`` (any other suffix: without that one)."""
+    name = Path(path).name
+    for ext in (".nii.gz", ".nii"):
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return Path(name).stem
 
 
 def like_image(img: nib.Nifti1Image, data: np.ndarray, dtype: type) -> nib.Nifti1Image:

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from bids_stroke.__about__ import __version__
-from bids_stroke.atomic import atomic_copy, atomic_write_bytes, atomic_write_json, atomic_write_text
+from bids_stroke.atomic import (
+    atomic_copy,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    write_text_if_changed,
+)
 from bids_stroke.provenance import container_info
 
 __all__ = [
@@ -163,7 +169,7 @@ def write_dataset_files(
     would not change are not rewritten (array tasks only read them).
     """
     output_dir = Path(output_dir)
-    _write_if_changed(output_dir / "dataset_description.json",
+    write_text_if_changed(output_dir / "dataset_description.json",
                       json.dumps(dataset_description(bids_dir, pipeline_name), indent=2,
                                  sort_keys=True) + "\n")
     rows: dict[str, dict[str, str]] = {}
@@ -183,8 +189,8 @@ def write_dataset_files(
     writer.writerow(columns)
     for key in sorted(rows):
         writer.writerow(["n/a" if rows[key].get(c) is None else rows[key][c] for c in columns])
-    _write_if_changed(existing, buf.getvalue())
-    _write_if_changed(output_dir / "README.md", README_TEXT.format(
+    write_text_if_changed(existing, buf.getvalue())
+    write_text_if_changed(output_dir / "README.md", README_TEXT.format(
         version=__version__, study=pipeline_name))
     atomic_write_json(
         output_dir / "descriptions.json",
@@ -197,13 +203,4 @@ def write_dataset_files(
             },
         },
     )
-    _write_if_changed(output_dir / ".bidsignore", "\n".join(BIDSIGNORE) + "\n")
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return
-    except (OSError, UnicodeDecodeError):
-        pass
-    atomic_write_text(path, text)
+    write_text_if_changed(output_dir / ".bidsignore", "\n".join(BIDSIGNORE) + "\n")

@@ -38,9 +38,13 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2.0 * np.logical_and(a, b).sum() / max(1, a.sum() + b.sum())
 
 
-def test_cpu_runs_channels_last_by_default() -> None:
+def test_cpu_runs_narrow_networks_channels_last() -> None:
     model = load_model(None, device="cpu")
-    assert preferred_memory_format(torch.device("cpu")) == torch.channels_last_3d
+    cpu = torch.device("cpu")
+    assert preferred_memory_format(cpu, 8) == torch.channels_last_3d
+    assert preferred_memory_format(cpu, 16) == torch.contiguous_format  # measured slower
+    assert preferred_memory_format(cpu, None) == torch.contiguous_format  # unknown network
+    assert model.network.config.base_channels == 8
     assert model.memory_format == torch.channels_last_3d
     conv = next(m for m in model.network.modules() if isinstance(m, torch.nn.Conv3d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last_3d)

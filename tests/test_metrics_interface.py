@@ -16,7 +16,12 @@ from bids_stroke.interfaces.metrics import (
     SegmentationMetrics,
 )
 from bids_stroke.metrics import METRIC_COLUMNS, MetricsInputError, compute_metrics
+from bids_stroke.settings import MetricsSettings
 from bids_stroke.tables import format_tsv_cell, tsv_text
+
+# the interface takes the science settings explicitly (issue 16): the defaults, from settings
+METRICS = {"connectivity": MetricsSettings().connectivity,
+           "tolerance_mm": MetricsSettings().tolerance_mm, "grid": MetricsSettings().grid}
 
 AFFINE = np.diag([1.0, 2.0, 1.5, 1.0])
 
@@ -59,7 +64,7 @@ def _run(tmp_path, masks, **kw):
         condition_specs=["native", "crude:2", "thick:5"],
         effective_resolutions=[1.44, 2.88, 3.2],
         participant_id="sub-01",
-        **kw,
+        **{**METRICS, **kw},
     )
     workdir = tmp_path / "work"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -138,13 +143,14 @@ def test_interface_rejects_grid_mismatch(tmp_path, masks):
     bad = _save(tmp_path / "shifted.nii.gz", masks["arrays"][1], shifted)
     node = SegmentationMetrics(
         reference_mask=masks["ref"], prediction_masks=[bad], condition_labels=["native"],
-        condition_specs=["native"], effective_resolutions=[1.4], participant_id="sub-01")
+        condition_specs=["native"], effective_resolutions=[1.4], participant_id="sub-01",
+        **METRICS)
     with pytest.raises(MetricsInputError, match=r"shifted\.nii\.gz"):
         node.run(cwd=str(tmp_path))
     node = SegmentationMetrics(
         reference_mask=masks["ref"], prediction_masks=[masks["native"]],
         condition_labels=["native", "crude2"], condition_specs=["native"],
-        effective_resolutions=[1.4], participant_id="sub-01")
+        effective_resolutions=[1.4], participant_id="sub-01", **METRICS)
     with pytest.raises(ValueError, match="equally long"):
         node.run(cwd=str(tmp_path))
 

@@ -19,6 +19,11 @@ from bids_stroke.metrics import (
     parse_grid,
 )
 from bids_stroke.model.preprocess import pad_to_multiple
+from bids_stroke.settings import MetricsSettings
+
+# the interface takes the science settings explicitly (issue 16): the defaults, from settings
+METRICS = {"connectivity": MetricsSettings().connectivity,
+           "tolerance_mm": MetricsSettings().tolerance_mm, "grid": MetricsSettings().grid}
 
 ATLAS_SHAPE = (197, 233, 189)
 
@@ -143,7 +148,8 @@ def test_interface_grid_option(tmp_path) -> None:
     def run(**kw):
         node = SegmentationMetrics(reference_mask=paths[0], prediction_masks=[paths[1]],
                                    condition_labels=["native"], condition_specs=["native"],
-                                   effective_resolutions=[1.0], participant_id="sub-01", **kw)
+                                   effective_resolutions=[1.0], participant_id="sub-01",
+                                   **{**METRICS, **kw})
         work = tmp_path / kw.get("grid", "default").replace(":", "-")
         work.mkdir()
         return node.run(cwd=str(work)).outputs

@@ -20,6 +20,11 @@ from bids_stroke.reports.slices import (
     view_titles,
 )
 from bids_stroke.reports.subject import build_subject_report, lesion_focus
+from bids_stroke.settings import MetricsSettings
+
+# the interface takes the science settings explicitly (issue 16): the defaults, from settings
+METRICS = {"connectivity": MetricsSettings().connectivity,
+           "tolerance_mm": MetricsSettings().tolerance_mm, "grid": MetricsSettings().grid}
 
 
 def test_table_and_text_are_escaped() -> None:
@@ -270,8 +275,8 @@ def test_subject_report_prints_every_metric(tmp_path) -> None:
     work.mkdir()
     tsv = SegmentationMetrics(reference_mask=paths["ref"], prediction_masks=preds,
                               condition_labels=labels, condition_specs=labels,
-                              effective_resolutions=[1.0] * 5, participant_id="sub-01"
-                              ).run(cwd=str(work)).outputs.out_tsv
+                              effective_resolutions=[1.0] * 5, participant_id="sub-01",
+                              **METRICS).run(cwd=str(work)).outputs.out_tsv
     html = build_subject_report(tmp_path / "r.html", subject="01", image=paths["img"],
                                 suffix="T1w", conditions=[], metrics_tsv=tsv)
     pdf = tmp_path / "r.pdf"

@@ -19,7 +19,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -101,6 +101,26 @@ def interrupted_code(exc: BaseException) -> int:
           "subjects are complete, the others untouched: re-run the same command to resume",
           file=sys.stderr)
     return P.EXIT_SIGTERM if signum == signal.SIGTERM else P.EXIT_SIGINT
+
+
+def run_guarded(verbose: int, work: Callable[[], int]) -> int:
+    """Run a subcommand's ``work`` as the participant level runs: logging set up, SIGTERM
+    and Ctrl-C turned into a one-line message and exit 143/130, :class:`CLIError` into its
+    one line and exit code."""
+    from bids_stroke.progress import setup_logging
+    from bids_stroke.runner import Interrupted
+
+    setup_logging(verbose)
+    old = install_sigterm()
+    try:
+        return work()
+    except CLIError as exc:
+        print(f"bids_stroke: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (KeyboardInterrupt, Interrupted) as exc:
+        return interrupted_code(exc)
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def lock_subjects(root: Path, keys: Sequence[str], run: str, wait: float, stack: ExitStack
@@ -231,19 +251,6 @@ def run_export(settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bids_stroke.progress import setup_logging
-    from bids_stroke.runner import Interrupted
-
     argv = list(sys.argv[2:] if argv is None else argv)
     opts = build_parser().parse_args(argv)
-    setup_logging(opts.verbose)
-    old = install_sigterm()
-    try:
-        return run_export(settings_for(opts, argv, "export"))
-    except CLIError as exc:
-        print(f"bids_stroke: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except (KeyboardInterrupt, Interrupted) as exc:
-        return interrupted_code(exc)
-    finally:
-        signal.signal(signal.SIGTERM, old)
+    return run_guarded(opts.verbose, lambda: run_export(settings_for(opts, argv, "export")))

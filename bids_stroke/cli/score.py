@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -26,13 +25,7 @@ from pathlib import Path
 
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError
-from bids_stroke.cli.export import (
-    add_common_options,
-    install_sigterm,
-    interrupted_code,
-    lock_subjects,
-    settings_for,
-)
+from bids_stroke.cli.export import add_common_options, lock_subjects, run_guarded, settings_for
 
 LOGGER = logging.getLogger("bids_stroke")
 
@@ -357,19 +350,6 @@ def run_score(settings, opts: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bids_stroke.progress import setup_logging
-    from bids_stroke.runner import Interrupted
-
     argv = list(sys.argv[2:] if argv is None else argv)
     opts = build_parser().parse_args(argv)
-    setup_logging(opts.verbose)
-    old = install_sigterm()
-    try:
-        return run_score(settings_for(opts, argv, "score"), opts)
-    except CLIError as exc:
-        print(f"bids_stroke: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except (KeyboardInterrupt, Interrupted) as exc:
-        return interrupted_code(exc)
-    finally:
-        signal.signal(signal.SIGTERM, old)
+    return run_guarded(opts.verbose, lambda: run_score(settings_for(opts, argv, "score"), opts))

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-__all__ = ["benjamini_hochberg", "holm"]
+__all__ = ["benjamini_hochberg", "holm", "significance_flags"]
 
 
 def _as_pvalues(pvals: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,3 +57,9 @@ def benjamini_hochberg(pvals: Sequence[float] | np.ndarray) -> np.ndarray:
     if finite.any():
         out[finite] = stats.false_discovery_control(p[finite], method="bh")
     return out
+
+
+def significance_flags(pvals: Sequence[float] | np.ndarray, alpha: float) -> np.ndarray:
+    """``"yes"`` where p < ``alpha``, ``"no"`` otherwise, ``"n/a"`` for tests not run (NaN)."""
+    p = np.asarray(pvals, dtype=float)
+    return np.where(np.isnan(p), "n/a", np.where(p < alpha, "yes", "no"))

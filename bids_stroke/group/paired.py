@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from bids_stroke.group.bootstrap import Median, SignedRankBiserial, bootstrap_units, evaluate
-from bids_stroke.group.corrections import benjamini_hochberg, holm
+from bids_stroke.group.corrections import benjamini_hochberg, holm, significance_flags
 from bids_stroke.group.describe import id_columns
 
 __all__ = [
@@ -200,11 +200,8 @@ def _adjust(out: pd.DataFrame, alpha: float) -> pd.DataFrame:
         out.loc[idx, "p_fdr_bh"] = benjamini_hochberg(p)
     out["alpha"] = alpha
 
-    def flag(p: pd.Series) -> np.ndarray:
-        return np.where(p.isna(), "n/a", np.where(p < alpha, "yes", "no"))
-
-    out["significant_uncorrected"] = flag(out["p"])
-    out["significant"] = flag(out["p_holm"])
+    out["significant_uncorrected"] = significance_flags(out["p"], alpha)
+    out["significant"] = significance_flags(out["p_holm"], alpha)
     return out
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from bids_stroke.group.bootstrap import CliffsDelta, bootstrap_units, evaluate
-from bids_stroke.group.corrections import benjamini_hochberg, holm
+from bids_stroke.group.corrections import benjamini_hochberg, holm, significance_flags
 from bids_stroke.group.paired import unit_matrix
 
 __all__ = [
@@ -115,11 +115,8 @@ def _adjust(out: pd.DataFrame, alpha: float) -> pd.DataFrame:
         out.loc[idx, "p_bm_holm"] = holm(out.loc[idx, "p_bm"].to_numpy(float))
     out["alpha"] = alpha
 
-    def flag(p: pd.Series) -> np.ndarray:
-        return np.where(p.isna(), "n/a", np.where(p < alpha, "yes", "no"))
-
-    out["significant_uncorrected"] = flag(out["p_mwu"])
-    out["significant"] = flag(out["p_mwu_holm"])
+    out["significant_uncorrected"] = significance_flags(out["p_mwu"], alpha)
+    out["significant"] = significance_flags(out["p_mwu_holm"], alpha)
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nibabel as nib
@@ -18,18 +17,11 @@ from nipype.interfaces.base import (
 from bids_stroke.conditions import parse_condition
 from bids_stroke.degrade import degrade_mask
 from bids_stroke.interfaces.checksums import ChecksummedInterface
-from bids_stroke.nifti import degrade_image
+from bids_stroke.nifti import degrade_image, nifti_stem
 from bids_stroke.nifti import like_image as _like
 
 __all__ = ["DegradeImage"]
 
-
-def _stem(path: str | os.PathLike[str]) -> str:
-    name = Path(path).name
-    for ext in (".nii.gz", ".nii"):
-        if name.endswith(ext):
-            return name[: -len(ext)]
-    return Path(name).stem
 
 
 class _DegradeImageInputSpec(BaseInterfaceInputSpec):
@@ -65,7 +57,7 @@ class DegradeImage(ChecksummedInterface):
         zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
 
         cwd = Path(runtime.cwd)
-        out_file = cwd / f"{_stem(self.inputs.in_file)}_cond-{cond.label}.nii"
+        out_file = cwd / f"{nifti_stem(self.inputs.in_file)}_cond-{cond.label}.nii"
         degrade_image(img, cond).to_filename(out_file)
         self._results["out_file"] = str(out_file)
         self._results["label"] = cond.label
@@ -80,7 +72,7 @@ class DegradeImage(ChecksummedInterface):
                     f"shape {img.shape}"
                 )
             mask = degrade_mask(np.asanyarray(mimg.dataobj), zooms, cond)
-            out_mask = cwd / f"{_stem(self.inputs.in_file)}_cond-{cond.label}_mask.nii"
+            out_mask = cwd / f"{nifti_stem(self.inputs.in_file)}_cond-{cond.label}_mask.nii"
             _like(mimg, mask, np.uint8).to_filename(out_mask)
             self._results["out_mask"] = str(out_mask)
         return runtime

@@ -52,12 +52,13 @@ class _SegmentationMetricsInputSpec(BaseInterfaceInputSpec):
                                              desc="effective resolution (mm) per condition")
     participant_id = traits.Str(mandatory=True, desc="participant, e.g. sub-01")
     session_id = traits.Str("n/a", usedefault=True, desc="session, e.g. ses-01, or n/a")
-    connectivity = traits.Enum(26, 18, 6, usedefault=True,
+    # science settings come from bids_stroke.settings.MetricsSettings: no defaults here
+    connectivity = traits.Enum(26, 18, 6, mandatory=True,
                                desc="lesion connectivity (26 as ISLES'22, 6 as ATLAS R2.0)")
-    tolerance_mm = traits.Float(2.0, usedefault=True, desc="surface Dice tolerance (mm)")
+    tolerance_mm = traits.Float(mandatory=True, desc="surface Dice tolerance (mm)")
     threshold = traits.Float(desc="binarise masks as value >= threshold (default: masks "
                                   "must already be binary)")
-    grid = traits.Str("native", usedefault=True,
+    grid = traits.Str(mandatory=True,
                       desc="grid over which true negatives are counted: 'native' or "
                            "'padded:<multiple>' (the original study: 'padded:16')")
     prefix = traits.Str(desc="BIDS filename prefix (default participant_id[_session_id])")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from nipype.interfaces.base import (
@@ -15,6 +14,7 @@ from nipype.interfaces.base import (
 )
 
 from bids_stroke.interfaces.checksums import ChecksummedInterface
+from bids_stroke.nifti import nifti_stem
 from bids_stroke.registration import apply_transforms, register_to_template
 
 
@@ -94,12 +94,7 @@ class ApplyTransforms(ChecksummedInterface):
             if not out_file.is_absolute():
                 out_file = Path(runtime.cwd) / out_file
         else:
-            name = os.path.basename(self.inputs.in_file)
-            for ext in (".nii.gz", ".nii"):
-                if name.endswith(ext):
-                    name = name[: -len(ext)]
-                    break
-            out_file = Path(runtime.cwd) / f"{name}_trans.nii"
+            out_file = Path(runtime.cwd) / f"{nifti_stem(self.inputs.in_file)}_trans.nii"
         flags = list(self.inputs.invert_flags) if isdefined(self.inputs.invert_flags) else None
         written = apply_transforms(
             self.inputs.in_file,

@@ -35,6 +35,8 @@ class _SubjectReportInputSpec(BaseInterfaceInputSpec):
     metrics_tsv = File(exists=True)
     metrics_name = traits.Str(desc="file name of the metrics TSV in the derivatives (shown "
                                    "in the report instead of the working-directory name)")
+    earlier_metrics = traits.List(traits.Dict, value=[], usedefault=True,
+                                  desc="metrics rows of conditions kept from earlier runs")
     provenance = traits.Dict(value={}, usedefault=True)
     command_line = traits.Str(desc="full command line of the run, shown verbatim")
     template_mask = File(exists=True, desc="template brain mask the image was registered to "
@@ -85,6 +87,7 @@ class SubjectReport(ChecksummedInterface):
             conditions=conditions,
             metrics_tsv=_opt(inp.metrics_tsv),
             metrics_name=_opt(inp.metrics_name),
+            earlier_metrics=list(inp.earlier_metrics),
             provenance=dict(inp.provenance),
             command_line=_opt(inp.command_line),
             template_mask=_opt(inp.template_mask),

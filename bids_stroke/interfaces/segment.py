@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -17,6 +16,7 @@ from nipype.interfaces.base import (
 )
 
 from bids_stroke.interfaces.checksums import ChecksummedInterface
+from bids_stroke.nifti import nifti_stem
 
 __all__ = ["SegmentImage"]
 
@@ -64,13 +64,6 @@ class _SegmentImageOutputSpec(TraitedSpec):
     threshold = traits.Float(desc="threshold used for the mask")
 
 
-def _stem(path: str) -> str:
-    name = Path(path).name
-    for ext in (".nii.gz", ".nii"):
-        if name.endswith(ext):
-            return name[: -len(ext)]
-    return Path(name).stem
-
 
 class SegmentImage(ChecksummedInterface):
     """Segment a lesion with :func:`bids_stroke.model.adapters.open_model`.
@@ -112,7 +105,7 @@ class SegmentImage(ChecksummedInterface):
         threshold = inp.threshold if isdefined(inp.threshold) else model.spec.threshold
         seg = binarize(prob, threshold, inp.min_size)
         img = nib.load(files[0])
-        prefix = inp.out_prefix or _stem(files[0])
+        prefix = inp.out_prefix or nifti_stem(files[0])
         out_prob = os.path.join(runtime.cwd, f"{prefix}_probseg.nii")
         out_mask = os.path.join(runtime.cwd, f"{prefix}_mask.nii")
         for arr, dtype, path in ((prob, np.float32, out_prob), (seg, np.uint8, out_mask)):

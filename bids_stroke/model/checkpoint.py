@@ -284,8 +284,9 @@ class SegmentationModel:
         preprocessing: :class:`PreprocessConfig`.
         divisor: spatial sizes are padded to multiples of this.
         device: :class:`torch.device`.
-        memory_format: layout of the weights and inputs (``channels_last_3d`` on CPU by
-            default, :func:`~bids_stroke.model.inference.preferred_memory_format`); change
+        memory_format: layout of the weights and inputs (by default
+            :func:`~bids_stroke.model.inference.preferred_memory_format` of the device and
+            the network's width: ``channels_last_3d`` for the bundled model on CPU); change
             it with :meth:`set_memory_format`.
         checksum: sha256 of the model file (``None`` for in-memory models).
         info: JSON-serialisable description (path, kind, configs, training provenance).
@@ -306,7 +307,9 @@ class SegmentationModel:
         self.device = select_device(device)
         self.network = network.to(self.device).eval()
         self.memory_format = torch.contiguous_format
-        self.set_memory_format(memory_format or preferred_memory_format(self.device))
+        config = getattr(network, "config", None)
+        width = getattr(config, "base_channels", None)
+        self.set_memory_format(memory_format or preferred_memory_format(self.device, width))
         self.preprocessing = preprocessing or PreprocessConfig()
         self.divisor = int(divisor)
         self.inference = {**DEFAULT_INFERENCE, **dict(inference or {})}

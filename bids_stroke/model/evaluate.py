@@ -22,6 +22,7 @@ import numpy as np
 
 from bids_stroke.model.checkpoint import load_model
 from bids_stroke.model.inference import binarize
+from bids_stroke.model.spec import DEFAULT_THRESHOLD
 from bids_stroke.model.train import dice_score
 
 __all__ = ["evaluate_dataset", "main"]
@@ -35,7 +36,7 @@ def evaluate_dataset(
     precision: str = "auto",
     mode: str = "auto",
     tta: bool = False,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     min_size: int = 0,
     participant_label: Sequence[str] | None = None,
     brain_mask: str = "none",

@@ -8,9 +8,11 @@
 * :func:`predict_logits` - full-volume or sliding-window inference with Gaussian importance
   blending (nnU-Net style), optional mirror test-time augmentation, under
   :func:`torch.inference_mode`.
-* :func:`preferred_memory_format` - ``channels_last_3d`` on CPU, where oneDNN's 3D
-  convolutions run about 1.7x faster in that layout (``bench/bench_inference.py`` measures
-  both in one run; fp32 outputs agree to ~1e-5 in logits).
+* :func:`preferred_memory_format` - ``channels_last_3d`` on CPU for narrow networks (first
+  level of at most 8 feature maps, like the bundled model), where oneDNN's 3D convolutions
+  ran 1.6x faster in that layout; the default layout otherwise (a base-16 U-Net ran 0.9x in
+  channels-last). ``bench/bench_inference.py`` measures both layouts in one run; fp32
+  outputs agree to ~1e-5 in logits.
 * :func:`binarize` - threshold + removal of connected components smaller than ``min_size``.
 """
 
@@ -136,10 +138,20 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
-def preferred_memory_format(device: torch.device) -> torch.memory_format:
-    """The tensor layout the 3D networks run fastest in on ``device``: ``channels_last_3d``
-    on CPU (oneDNN), the default contiguous layout elsewhere (not measured on GPUs here)."""
-    return torch.channels_last_3d if device.type == "cpu" else torch.contiguous_format
+#: Widest first level (feature maps) that runs faster in ``channels_last_3d`` on CPU.
+CHANNELS_LAST_MAX_WIDTH = 8
+
+
+def preferred_memory_format(device: torch.device,
+                            width: int | None = None) -> torch.memory_format:
+    """The tensor layout a 3D U-Net whose first level has ``width`` feature maps runs
+    fastest in on ``device``: ``channels_last_3d`` on CPU up to
+    :data:`CHANNELS_LAST_MAX_WIDTH` (measured: base 8 1.6x faster, base 16 0.9x), the
+    default layout for wider or unknown networks and on GPUs (not measured here). A rule
+    of the network's shape, never a timing, so a model always runs the same way."""
+    if device.type == "cpu" and width is not None and width <= CHANNELS_LAST_MAX_WIDTH:
+        return torch.channels_last_3d
+    return torch.contiguous_format
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
@@ -316,7 +328,7 @@ def predict_logits(
         return (acc / norm).cpu().numpy().astype(np.float32, copy=False)
 
 
-def binarize(prob: np.ndarray, threshold: float = 0.5, min_size: int = 0) -> np.ndarray:
+def binarize(prob: np.ndarray, threshold: float, min_size: int = 0) -> np.ndarray:
     """Threshold ``prob`` (voxels ``>= threshold`` are foreground) and drop 26-connected
     components with fewer than ``min_size`` voxels.  Returns uint8."""
     mask = np.asarray(prob) >= threshold

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DEFAULT_THRESHOLD",
     "KINDS",
     "NNUNET_CHANNEL_MAP",
     "SIDECAR_KEYS",
@@ -46,6 +47,8 @@ __all__ = [
 
 KINDS = ("bids_stroke", "torchscript", "nnunet", "onnx")
 TEMPLATE_SPACE = "MNI152NLin2009aSym"
+#: Lesion probability threshold of a model that does not declare one (voxels >= it).
+DEFAULT_THRESHOLD = 0.5
 SPACES = (TEMPLATE_SPACE, "native")
 SIDECAR_KEYS = ("channels", "space", "resolution_mm", "threshold", "lesion_labels")
 _SUFFIX = re.compile(r"^[A-Za-z0-9]+$")

@@ -52,6 +52,7 @@ from bids_stroke.model.checkpoint import (
 )
 from bids_stroke.model.inference import binarize, resolve_precision, select_device
 from bids_stroke.model.preprocess import PreprocessConfig, normalize_intensity
+from bids_stroke.model.spec import DEFAULT_THRESHOLD
 from bids_stroke.model.unet import UNet3D, UNetConfig
 
 LOGGER = logging.getLogger("bids_stroke.train")
@@ -349,7 +350,8 @@ def evaluate(
     """
     model.network.eval()
     return [
-        dice_score(c.mask, binarize(_predict_normalised(model, c.image, precision), 0.5))
+        dice_score(c.mask, binarize(_predict_normalised(model, c.image, precision),
+                                          DEFAULT_THRESHOLD))
         for c in cases
     ]
 

@@ -14,6 +14,7 @@ self-contained.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -55,11 +56,13 @@ def _load_ras(path: str | os.PathLike[str]
     return data, zooms, np.asarray(img.affine)  # type: ignore[return-value]
 
 
-def metrics_table(metrics_tsv: str | os.PathLike[str] | None, name: str | None = None) -> str:
+def metrics_table(metrics_tsv: str | os.PathLike[str] | None, name: str | None = None,
+                  earlier: Sequence[Mapping[str, str]] = ()) -> str:
     """Every column of the metrics TSV: one row per column, one column per condition.
 
     ``name`` is the file name shown in the caption (the derivative's name; default the
-    given file's name).
+    given file's name). ``earlier``: rows of conditions kept from earlier runs (same
+    columns), shown after this run's, headed ``<desc> (earlier run)``.
     """
     if metrics_tsv is None:
         return H.paragraph("No metrics table was given.", cls="note")
@@ -69,6 +72,13 @@ def metrics_table(metrics_tsv: str | os.PathLike[str] | None, name: str | None =
         return H.paragraph(f"Metrics table {shown} not found.", cls="note")
     df = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
     heads = [str(v) for v in (df["desc"] if "desc" in df.columns else df.index)]
+    if earlier and "desc" in df.columns:
+        old = pd.read_csv(io.StringIO(pd.DataFrame(list(earlier)).to_csv(sep="\t",
+                                                                        index=False)),
+                          sep="\t", na_values=["n/a"], keep_default_na=False)
+        old = old[[c for c in df.columns if c in old.columns]]
+        heads += [f"{d} (earlier run)" for d in old["desc"]]
+        df = pd.concat([df, old], ignore_index=True)
     rows = []
     for col in df.columns:
         entry = METRIC_DESCRIPTIONS.get(col, {})
@@ -149,6 +159,17 @@ def _provenance_section(provenance: Mapping[str, Any] | None, command_line: str 
     return "".join(parts)
 
 
+def _earlier_note(earlier: Sequence[Mapping[str, str]]) -> str:
+    if not earlier:
+        return ""
+    labels = ", ".join(str(r.get("desc")) for r in earlier)
+    return H.paragraph(
+        f"This output folder also keeps condition(s) {labels} from an earlier run (same model "
+        "and settings): their metrics are in the table and the TSV, their images beside this "
+        "report; the overlays below show this run's conditions only. Re-run with them in "
+        "--conditions to see them here, or with --clean to remove them.", cls="note")
+
+
 def build_subject_report(
     out_html: str | os.PathLike[str],
     *,
@@ -160,6 +181,7 @@ def build_subject_report(
     conditions: Sequence[Mapping[str, Any]],
     metrics_tsv: str | os.PathLike[str] | None = None,
     metrics_name: str | None = None,
+    earlier_metrics: Sequence[Mapping[str, str]] = (),
     provenance: Mapping[str, Any] | None = None,
     command_line: str | None = None,
     template_mask: str | os.PathLike[str] | None = None,
@@ -187,6 +209,9 @@ def build_subject_report(
         lesion where ``>= threshold`` when ``mask`` is missing). Missing image -> ``image``.
     metrics_tsv : path, optional
         The subject's metrics TSV; ``metrics_name`` is its name in the derivatives (shown).
+    earlier_metrics : sequence of dict, optional
+        Metrics rows of conditions an earlier run committed and this one keeps: listed in
+        the metrics table (marked) with a note that they have no overlays here.
     provenance : dict, optional
         E.g. model checksum, versions; shown as a key/value table.
     command_line : str, optional
@@ -221,7 +246,8 @@ def build_subject_report(
                     + f"; {len(conditions)} condition(s); {suffix or 'image'} grid "
                     + " x ".join(str(s) for s in base.shape) + " voxels at "
                     + " x ".join(f"{z:g}" for z in zooms) + " mm."),
-        H.section("Metrics", metrics_table(metrics_tsv, metrics_name), anchor="metrics"),
+        H.section("Metrics", metrics_table(metrics_tsv, metrics_name, earlier_metrics)
+                  + _earlier_note(earlier_metrics), anchor="metrics"),
     ]
     if template_mask is not None:
         body.append(H.section("Registration check", _registration_section(

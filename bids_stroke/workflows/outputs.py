@@ -27,6 +27,34 @@ def _references(images):
     return [files[0] for files in images]
 
 
+def kept_metric_rows(settings: Settings, key: str) -> list[dict[str, str]]:
+    """Rows of the subject's committed metrics table for conditions of earlier runs that
+    this run keeps (not in its study, no ``--clean``): the report lists them too.
+
+    Read while the subject is locked (the graph is built after the locks are taken).
+    """
+    from pathlib import Path
+
+    from bids_stroke.commit import CommitError, read_manifest, read_table
+    from bids_stroke.conditions import parse_condition
+
+    if settings.execution.clean:
+        return []
+    out = Path(settings.data.output_dir)
+    try:
+        previous = read_manifest(out, key)
+    except CommitError:
+        return []  # the commit step refuses it with its own message
+    if previous is None:
+        return []
+    kept = set(previous.conditions) - {parse_condition(c).label
+                                       for c in settings.study.conditions}
+    rel = previous.tables.get("segmetrics")
+    if not kept or rel is None or not (out / rel).is_file():
+        return []
+    return [row for row in read_table(out / rel)[1] if row.get("desc") in kept]
+
+
 def init_outputs_wf(
     *,
     subject: SubjectInputs,
@@ -55,6 +83,7 @@ def init_outputs_wf(
         SubjectReport(subject=subject.subject, session=subject.session or "",
                       suffix=subject.suffix, provenance=dict(provenance),
                       command_line=settings.execution.command,
+                      earlier_metrics=kept_metric_rows(settings, subject.key),
                       metrics_name=metrics_table_name(
                           subject.subject, subject.session, dict(subject.entities),
                           None if model.native else TEMPLATE, resolution or None, registered)),

@@ -50,6 +50,9 @@ def test_rerun_with_other_conditions_accumulates(make_bids, tmp_path, models, ca
     assert next(out.rglob("*_desc-crude2_mask.nii.gz")).read_bytes() == crude_mask
     manifest = read_manifest(out, KEY)
     assert set(manifest.conditions) == {"native", "crude2", "linear2"}
+    # the subject report lists the kept condition's metrics and says why it has no overlay
+    report = next(out.glob("sub-*.html")).read_text()
+    assert "crude2 (earlier run)" in report and "keeps condition(s) crude2" in report
     group = run_inprocess([bids, out, "group"], capsys)
     assert group.code == 0, group.stderr[-3000:]
     conds = {r["desc"] for r in read_tsv(out / "group_segmetrics.tsv")}
@@ -63,6 +66,7 @@ def test_rerun_with_other_conditions_accumulates(make_bids, tmp_path, models, ca
     assert "removed condition crude2" in res.stderr
     assert not list(out.rglob("*_desc-crude2_*"))
     assert [r["desc"] for r in _segmetrics(out)] == ["native", "linear2"]
+    assert "earlier run" not in next(out.glob("sub-*.html")).read_text()
 
 
 def test_other_model_refused_before_any_work(make_bids, tmp_path, models, capsys):

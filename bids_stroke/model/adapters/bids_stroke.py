@@ -12,7 +12,7 @@ import numpy as np
 from bids_stroke.model.adapters.base import ChannelStack, Segmenter, synthetic_stack
 from bids_stroke.model.checkpoint import SegmentationModel, load_model
 from bids_stroke.model.memory import unet_memory_gb
-from bids_stroke.model.spec import TEMPLATE_SPACE, ModelSpec, resolve_spec
+from bids_stroke.model.spec import DEFAULT_THRESHOLD, TEMPLATE_SPACE, ModelSpec, resolve_spec
 
 __all__ = ["BidsStrokeSegmenter", "template_defaults"]
 
@@ -20,7 +20,8 @@ __all__ = ["BidsStrokeSegmenter", "template_defaults"]
 def template_defaults(n_channels: int | None) -> dict[str, Any]:
     """Defaults for models without a description: today's single-channel T1w model in
     MNI152NLin2009aSym at 1 mm (no channel default for multi-channel networks)."""
-    d: dict[str, Any] = {"space": TEMPLATE_SPACE, "resolution_mm": 1.0, "threshold": 0.5}
+    d: dict[str, Any] = {"space": TEMPLATE_SPACE, "resolution_mm": 1.0,
+                          "threshold": DEFAULT_THRESHOLD}
     if n_channels in (None, 1):
         d["channels"] = ("T1w",)
     return d

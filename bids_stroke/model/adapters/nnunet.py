@@ -40,7 +40,12 @@ from bids_stroke.model.adapters.base import ChannelStack, Segmenter
 from bids_stroke.model.checkpoint import ModelLoadError, file_sha256
 from bids_stroke.model.inference import select_device
 from bids_stroke.model.memory import nnunet_memory_gb
-from bids_stroke.model.spec import ModelSpec, map_nnunet_channels, resolve_spec
+from bids_stroke.model.spec import (
+    DEFAULT_THRESHOLD,
+    ModelSpec,
+    map_nnunet_channels,
+    resolve_spec,
+)
 
 __all__ = [
     "ARGMAX_THRESHOLD",
@@ -56,7 +61,7 @@ LOGGER = logging.getLogger("bids_stroke")
 CHECKPOINT_NAMES = {"final": "checkpoint_final.pth", "best": "checkpoint_best.pth"}
 #: nnU-Net's argmax of a background/lesion softmax gives exact ties to background, so its rule
 #: is ``p > 0.5``; for float32 probabilities that is ``p >= nextafter(0.5, 1)``.
-ARGMAX_THRESHOLD = float(np.nextafter(np.float32(0.5), np.float32(1)))
+ARGMAX_THRESHOLD = float(np.nextafter(np.float32(DEFAULT_THRESHOLD), np.float32(1)))
 _LESION_NAME = re.compile(r"lesion|stroke|infarct|core", re.IGNORECASE)
 TRUST_HELP = (
     "pass --trust-model-code to unpickle it anyway (this runs code stored in the file: only "
@@ -278,7 +283,7 @@ class NnUNetSegmenter(Segmenter):
         dj = self.folder / "dataset.json"
         lesion = _lesion_labels(dict(self.dataset_json.get("labels", {})), dj)
         embedded: dict[str, Any] = {"channels": lambda: map_nnunet_channels(names, dj)}
-        defaults: dict[str, Any] = {"space": "native", "threshold": 0.5}
+        defaults: dict[str, Any] = {"space": "native", "threshold": DEFAULT_THRESHOLD}
         if lesion is not None:
             embedded["lesion_labels"] = lesion
         if lesion is not None and len(lesion) == 1 and len(self.label_manager.all_labels) == 2:
