@@ -72,19 +72,25 @@ def _require_tools() -> None:
         pytest.skip(f"{', '.join(missing)} missing: apt-get install {' '.join(APT_PACKAGES)}")
 
 
-def base_tarball() -> Path:
-    """A minimal Debian bookworm root filesystem with python3.11 + venv (cached)."""
+def base_rootfs() -> Path:
+    """A minimal Debian bookworm root filesystem with python3.11 + venv, as a folder (cached;
+    a marker beside it says it is complete, so an interrupted build is redone)."""
     key = hashlib.sha256(",".join(BASE_PACKAGES).encode()).hexdigest()[:12]
-    tar = cache_dir() / f"base-bookworm-{key}.tar"
-    if not tar.is_file():
-        tmp = tar.with_suffix(".tmp")
+    root = cache_dir() / f"base-bookworm-{key}"
+    done = cache_dir() / f"base-bookworm-{key}.complete"
+    if not done.is_file():
+        tmp = cache_dir() / f"base-bookworm-{key}.partial"  # no archive suffix: a folder
+        for stale in (tmp, root, root.with_suffix(".tar"), root.with_suffix(".tmp")):
+            if stale.is_dir():
+                shutil.rmtree(stale)
         proc = _run(["mmdebstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
                      "bookworm", str(tmp)], timeout=1800)
         if proc.returncode != 0:
             pytest.skip(f"mmdebstrap could not build a bookworm base (Debian mirror "
                         f"unreachable?): {proc.stderr[-800:]}")
-        tmp.replace(tar)
-    return tar
+        tmp.replace(root)
+        done.touch()
+    return root
 
 
 def wheelhouse() -> Path:
@@ -139,9 +145,9 @@ class Buildah:
                                          f"{proc.stderr[-3000:]}"
         return proc
 
-    def import_tarball(self, tar: Path, name: str) -> None:
+    def import_rootfs(self, rootfs: Path, name: str) -> None:
         ctr = self("from", "scratch").stdout.strip()
-        self("add", ctr, str(tar), "/")
+        self("add", ctr, str(rootfs), "/")
         self("config", "--cmd", "/bin/bash", ctr)
         self("commit", "--rm", "--quiet", ctr, name)
 
@@ -171,7 +177,7 @@ def test_dockerfile_builds_and_runs_the_demo(buildah: Buildah, served_wheels: st
                                              tmp_path: Path):
     timings: dict[str, float] = {}
     t0 = time.monotonic()
-    buildah.import_tarball(base_tarball(), BASE)
+    buildah.import_rootfs(base_rootfs(), BASE)
     timings["base"] = time.monotonic() - t0
 
     t1 = time.monotonic()
