@@ -14,7 +14,7 @@ LOCK_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --g
 	--custom-compile-command "make lock" --quiet
 DEMO_DIR ?= demo
 DEMO_ARGS ?=
-NPROCS ?= 2
+NPROCS ?=
 PYTEST_ARGS ?=
 
 VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' bids_stroke/__about__.py)
@@ -59,7 +59,8 @@ lock: $(BIN)/uv
 # nipype resumes from $(DEMO_DIR)/work; `make clean` starts over.
 demo: venv
 	$(BIN)/bids_stroke demo $(DEMO_DIR)/bids --seed 0 $(DEMO_ARGS)
-	$(BIN)/bids_stroke $(DEMO_DIR)/bids $(DEMO_DIR)/out participant -w $(DEMO_DIR)/work --nprocs $(NPROCS)
+	$(BIN)/bids_stroke $(DEMO_DIR)/bids $(DEMO_DIR)/out participant -w $(DEMO_DIR)/work \
+		$(if $(NPROCS),--nprocs $(NPROCS))
 	$(BIN)/bids_stroke $(DEMO_DIR)/bids $(DEMO_DIR)/out group
 
 # Everything, the real SLURM cluster and image build included (~12 min on an idle 2-core
