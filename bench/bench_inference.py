@@ -13,7 +13,9 @@ network, cropping) on a 197x233x189 float32 volume (MNI152NLin2009aSym at 1 mm):
   :class:`~bids_stroke.model.SegmentationModel` uses on CPU for networks up to 8 feature maps
   wide, the bundled one); the speed-up column is the ratio of the two in this run;
 * the same in bf16 autocast (when the device supports it);
-* sliding window (128^3 patches, 50 % overlap, Gaussian blending), fp32, channels-last.
+* sliding window (128^3 patches, 50 % overlap, Gaussian blending), fp32, channels-last;
+* batching: the bundled network on the 3 conditions of one subject in one forward pass
+  against 3 passes one after the other (network only, same layout), fp32 and bf16.
 
 For each case it reports the best wall time, the peak resident memory during the case
 (sampled from ``/proc/self/status``), the network FLOPs (counted with
@@ -210,6 +212,8 @@ def run(smoke: bool = False) -> dict[str, Any]:
                 f"({100 * gflops / peaks[precision]:.0f} % of peak)",
                 flush=True,
             )
+    batching = _batching(padded_shape=pad_to_multiple(np.zeros(shape, np.float32), 16)[0].shape,
+                         precisions=["fp32", *(["bf16"] if bf16 else [])])
     result = {
         "benchmark": "inference",
         "smoke": smoke,
@@ -224,9 +228,39 @@ def run(smoke: bool = False) -> dict[str, Any]:
         "peak_matmul_gflops": peaks,
         "sliding_window": {"patch_size": list(PATCH), "overlap": OVERLAP},
         "rows": rows,
+        "batching": batching,
     }
     _write(result)
     return result
+
+
+def _batching(padded_shape: tuple[int, ...], precisions: list[str],
+              n: int = 3) -> list[dict[str, Any]]:
+    """``n`` volumes through the bundled network in one batch vs one at a time."""
+    try:
+        model = load_model(None, device="cpu")
+    except ModelLoadError:
+        return []
+    net = model.network
+    x = torch.randn(n, 1, *padded_shape).contiguous(memory_format=model.memory_format)
+    out = []
+    for precision in precisions:
+        ctx = (torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16"
+               else torch.autocast("cpu", enabled=False))
+        with torch.inference_mode(), ctx:
+            net(x[:1])
+            t0 = time.perf_counter()
+            for i in range(n):
+                net(x[i:i + 1])
+            one_by_one = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            net(x)
+            batched = time.perf_counter() - t0
+        out.append({"precision": precision, "volumes": n, "one_at_a_time_s": one_by_one,
+                    "one_batch_s": batched, "speedup": one_by_one / batched})
+        print(f"batching {n} volumes, {precision}: one at a time {one_by_one:.2f} s, one batch "
+              f"{batched:.2f} s ({one_by_one / batched:.2f}x)", flush=True)
+    return out
 
 
 def _write(result: dict[str, Any]) -> None:
@@ -258,6 +292,13 @@ def _write(result: dict[str, Any]) -> None:
             f"| {r['peak_rss_mb']:.0f} | {r['network_gflop']:.1f} | {r['achieved_gflops']:.1f} "
             f"| {100 * r['fraction_of_peak']:.0f} |"
         )
+    if result.get("batching"):
+        lines += ["", "Batching the conditions of one subject (bundled network only, "
+                  f"{result['batching'][0]['volumes']} volumes, same layout):", "",
+                  "| precision | one at a time (s) | one batch (s) | x one at a time |",
+                  "|---|---:|---:|---:|"]
+        lines += [f"| {b['precision']} | {b['one_at_a_time_s']:.2f} | {b['one_batch_s']:.2f} "
+                  f"| {b['speedup']:.2f}x |" for b in result["batching"]]
     (RESULTS_DIR / "inference.md").write_text("\n".join(lines) + "\n")
 
 
