@@ -14,9 +14,13 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from bids_stroke.commit import SubjectState
 
 __all__ = [
     "CORE_METRIC_COLUMNS",
@@ -94,18 +98,22 @@ def find_files(
     output_dir: str | os.PathLike[str],
     pattern: str,
     participant_label: str | Iterable[str] | None = None,
+    *,
+    states: Sequence[SubjectState] | None = None,
 ) -> list[Path]:
     """The committed tables matching ``pattern`` under ``output_dir`` (sorted), optionally for
     some subjects. Only subjects with a complete commit are read (their table checksums are
     verified, interrupted commits finished first); every other table found is named in a
-    warning and left out (:func:`bids_stroke.commit.committed_subjects`)."""
+    warning and left out (:func:`bids_stroke.commit.committed_subjects`; ``states``: its
+    result when the caller already has it, so that one group run reads every manifest and
+    checks every table once)."""
     from bids_stroke.commit import committed_subjects
 
     root = Path(output_dir)
     wanted = normalise_labels(participant_label)
     table = pattern.rsplit("_", 1)[-1].split(".")[0]  # segmetrics / lesions
     committed: set[Path] = set()
-    for state in committed_subjects(root):
+    for state in committed_subjects(root) if states is None else states:
         subject = state.key.split("_", 1)[0].removeprefix("sub-")
         if wanted is not None and subject not in wanted:
             continue
@@ -246,6 +254,8 @@ def read_tsvs(
 def read_segmetrics(
     output_dir: str | os.PathLike[str],
     participant_label: str | Iterable[str] | None = None,
+    *,
+    states: Sequence[SubjectState] | None = None,
 ) -> pd.DataFrame:
     """All ``*_label-L_segmetrics.tsv`` rows of ``output_dir`` in one frame.
 
@@ -257,7 +267,7 @@ def read_segmetrics(
     root = Path(output_dir)
     if not root.is_dir():
         raise GroupInputError(f"output directory {root} does not exist")
-    files = find_files(root, SEGMETRICS_GLOB, participant_label)
+    files = find_files(root, SEGMETRICS_GLOB, participant_label, states=states)
     if not files:
         who = "" if participant_label is None else f" for participant(s) {participant_label}"
         raise GroupInputError(
@@ -324,9 +334,11 @@ def read_datasets(
 def read_lesions(
     output_dir: str | os.PathLike[str],
     participant_label: str | Iterable[str] | None = None,
+    *,
+    states: Sequence[SubjectState] | None = None,
 ) -> pd.DataFrame | None:
     """All ``*_label-L_lesions.tsv`` rows, or None when there is no such file."""
-    files = find_files(output_dir, LESIONS_GLOB, participant_label)
+    files = find_files(output_dir, LESIONS_GLOB, participant_label, states=states)
     if not files:
         return None
     return read_tsvs(files, LESION_COLUMNS,
@@ -336,6 +348,8 @@ def read_lesions(
 def segmentation_models(
     output_dir: str | os.PathLike[str],
     participant_label: str | Iterable[str] | None = None,
+    *,
+    states: Sequence[SubjectState] | None = None,
 ) -> list[str]:
     """What made the committed predictions, one line per model or tool (sorted), from the
     subjects' manifests: an external tool scored with ``bids_stroke score`` by its name and
@@ -344,7 +358,8 @@ def segmentation_models(
 
     wanted = normalise_labels(participant_label)
     found: set[str] = set()
-    for state in committed_subjects(output_dir, recover_free=False):
+    for state in (committed_subjects(output_dir, recover_free=False) if states is None
+                  else states):
         subject = state.key.split("_", 1)[0].removeprefix("sub-")
         if state.manifest is None or (wanted is not None and subject not in wanted):
             continue

@@ -192,10 +192,14 @@ def run_group(
     metrics = list(DEFAULT_METRICS if metrics is None else metrics)
     _check_options(metrics, alpha, unit, zero_method, error_bars, size_bins_ml)
     datasets = parse_compare(compare)
-    own = (not datasets) or (root.is_dir() and bool(find_files(root, SEGMETRICS_GLOB,
-                                                                participant_label)))
-    seg = read_segmetrics(root, participant_label) if own else None
-    lesions = read_lesions(root, participant_label) if own else None
+    # every manifest read and every table checksum verified once for the whole group run
+    from bids_stroke.commit import committed_subjects
+
+    states = committed_subjects(root) if root.is_dir() else None
+    own = (not datasets) or (states is not None and bool(
+        find_files(root, SEGMETRICS_GLOB, participant_label, states=states)))
+    seg = read_segmetrics(root, participant_label, states=states) if own else None
+    lesions = read_lesions(root, participant_label, states=states) if own else None
     ds_rows = read_datasets(datasets, participant_label) if datasets else None
     frames = [t for t in (seg, ds_rows) if t is not None]
     tested, notes = _usable_metrics(metrics, frames)
@@ -238,7 +242,7 @@ def run_group(
                 error_bars=error_bars, size_bins_ml=size_bins_ml, specs=specs, unit=unit,
                 alpha=alpha, descriptions=descriptions, n_boot=n_boot,
                 zero_method=zero_method, notes=notes, frames=frames, metrics=metrics,
-                participant_label=participant_label, t0=t0)
+                participant_label=participant_label, t0=t0, states=states)
             commit_group(root, stage, run_uuid)
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
@@ -252,7 +256,7 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
                    ds_units, tested, conds, geometry, datasets, seed, error_bars,
                    size_bins_ml, specs, unit,
                    alpha, descriptions, n_boot, zero_method, notes, frames, metrics,
-                   participant_label, t0) -> Path:
+                   participant_label, t0, states) -> Path:
     """Tables, figures and the report of the group level, written under ``root``."""
     outputs = writers.write_tables(root, seg=seg, within=within, ds_rows=ds_rows,
                                  ds_stats=ds_stats, metric_cols=metric_cols)
@@ -272,7 +276,8 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
     if ds_stats is not None:
         findings += dataset_findings(ds_stats, phrases, alpha)
     versions = study.versions()
-    models = segmentation_models(out_dir, participant_label) if seg is not None else []
+    models = (segmentation_models(out_dir, participant_label, states=states)
+              if seg is not None else [])
     methods = methods_text(
         n_participants=sizes["participants"], n_sessions=sizes["sessions"], conditions=conds,
         descriptions=descriptions, specs=specs, metrics=tested, alpha=alpha, n_boot=n_boot,
