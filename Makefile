@@ -59,8 +59,7 @@ lock: $(BIN)/uv
 # nipype resumes from $(DEMO_DIR)/work; `make clean` starts over.
 demo: venv
 	$(BIN)/bids_stroke demo $(DEMO_DIR)/bids --seed 0 $(DEMO_ARGS)
-	$(BIN)/bids_stroke $(DEMO_DIR)/bids $(DEMO_DIR)/out participant -w $(DEMO_DIR)/work \
-		$(if $(NPROCS),--nprocs $(NPROCS))
+	$(BIN)/bids_stroke $(DEMO_DIR)/bids $(DEMO_DIR)/out participant -w $(DEMO_DIR)/work $(if $(NPROCS),--nprocs $(NPROCS))
 	$(BIN)/bids_stroke $(DEMO_DIR)/bids $(DEMO_DIR)/out group
 
 # Everything, the real SLURM cluster and image build included (~12 min on an idle 2-core
