@@ -68,18 +68,19 @@ def channel_order(subject: SubjectInputs, channels: Sequence[str]) -> list[int]:
     return [have.index(c) if c in have else 0 for c in channels]
 
 
-def _grid_voxels(subject: SubjectInputs, model: ModelPlan) -> int:
-    """Voxels of the grid the conditions and the model work on (read from headers only)."""
+def _grid_voxels(subject: SubjectInputs, model: ModelPlan, template: str) -> tuple[int, int]:
+    """Voxels of the grid the conditions and the model work on, and of the native grid the
+    metrics are computed on (read from headers only)."""
     import nibabel as nb
 
+    native = int(np.prod(nb.load(str(subject.image)).shape[:3]))
     if model.native or subject.space == TEMPLATE:
-        shape = nb.load(str(subject.image)).shape[:3]
-    else:
-        from bids_stroke.templates import get_template
+        return native, native
+    from bids_stroke.templates import get_template
 
-        shape = nb.load(str(get_template(suffix="T1w",
-                                         resolution=model.resolution or 1))).shape[:3]
-    return int(np.prod(shape))
+    shape = nb.load(str(get_template(template, suffix="T1w",
+                                     resolution=model.resolution or 1))).shape[:3]
+    return int(np.prod(shape)), native
 
 
 def subject_wf_name(subject: SubjectInputs) -> str:
@@ -121,7 +122,7 @@ def init_single_subject_wf(
     condition_source = pe.Node(niu.IdentityInterface(fields=["condition"]),
                                name="condition_source")
     condition_source.iterables = ("condition", list(settings.study.conditions))
-    voxels = _grid_voxels(subject, model)
+    voxels, native_voxels = _grid_voxels(subject, model, settings.registration.template)
     degrade = init_degrade_wf(degrade_mask=keep_ref_masks,
                               mem_gb=degrade_mem_gb(voxels, 1 + len(subject.channels)))
     segment = init_segment_wf(model=model.path, segmentation=settings.segmentation,
@@ -217,7 +218,7 @@ def init_single_subject_wf(
         metrics = init_metrics_wf(
             participant_id=f"sub-{subject.subject}",
             session_id=f"ses-{subject.session}" if subject.session else "n/a",
-            prefix=subject.key, metrics=settings.metrics, mem_gb=metrics_mem_gb(voxels))
+            prefix=subject.key, metrics=settings.metrics, mem_gb=metrics_mem_gb(native_voxels))
         wf.connect(scored[0], scored[1], metrics, "inputnode.masks")
         wf.connect(reference_mask[0], reference_mask[1], outputs, "inputnode.reference_mask")
         wf.connect([
