@@ -107,11 +107,10 @@ def check_model_memory(settings: Settings, model: ModelPlan,
         folds=list(seg.folds) if seg.folds else None, checkpoint=seg.checkpoint,
         trust_model_code=seg.trust_model_code)
     try:
-        check_model(segmenter, image_shape=tuple(shape), spacing_mm=tuple(zooms),
-                    mem_limit_gb=settings.execution.mem_gb)
+        return check_model(segmenter, image_shape=tuple(shape), spacing_mm=tuple(zooms),
+                           mem_limit_gb=settings.execution.mem_gb)
     except ModelCheckError as exc:
         raise CLIError(f"--model: {exc}", P.EXIT_BAD_DATA) from exc
-    return segmenter.estimate_memory_gb(tuple(shape), tuple(zooms))
 
 
 def _condition_grid(model: ModelPlan):

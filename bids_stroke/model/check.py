@@ -96,8 +96,9 @@ def check_model(
     image_shape: Sequence[int] | None = None,
     spacing_mm: Sequence[float] | None = None,
     mem_limit_gb: float | None = None,
-) -> None:
-    """Refuse a model that cannot run as configured (see module docstring).
+) -> float | None:
+    """Refuse a model that cannot run as configured (see module docstring); returns the
+    model's memory estimate (GB) for ``image_shape`` (``None``: not given or unknown).
 
     Args:
         segmenter: from :func:`bids_stroke.model.adapters.open_model`.
@@ -112,7 +113,7 @@ def check_model(
     _check_channels(segmenter, channels_available)
     _check_output(segmenter)
     if image_shape is None:
-        return
+        return None
     need = segmenter.estimate_memory_gb(image_shape, spacing_mm)
     limit = mem_limit_gb if mem_limit_gb is not None else available_memory_gb()
     if need is not None and limit is not None and need > limit:
@@ -122,6 +123,7 @@ def check_model(
             f"more than the {limit:.1f} GB available; use sliding-window inference (segmentation "
             "mode: sliding), a smaller patch, or raise --mem-gb on a larger machine"
         )
+    return need
 
 
 def modality_mismatch(spec: ModelSpec, available_suffixes: Sequence[str]) -> str | None:

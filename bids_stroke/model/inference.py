@@ -224,20 +224,13 @@ def _run(model: Model, x: torch.Tensor, flips: list[tuple[int, ...]]) -> torch.T
     """Mean over mirror augmentations of sigmoid probabilities (float32)."""
     acc = None
     for f in flips:
-        xi = torch.flip(x, f).contiguous(memory_format=_layout(x)) if f else x
+        xi = torch.flip(x, f) if f else x  # flip keeps the layout (channels-last stays)
         p = torch.sigmoid(model(xi).float())
         if f:
             p = torch.flip(p, f)
         acc = p if acc is None else acc + p
     assert acc is not None
     return acc / len(flips)
-
-
-def _layout(x: torch.Tensor) -> torch.memory_format:
-    if x.ndim == 5 and x.is_contiguous(memory_format=torch.channels_last_3d) \
-            and not x.is_contiguous():
-        return torch.channels_last_3d
-    return torch.contiguous_format
 
 
 def _patches(

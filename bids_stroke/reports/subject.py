@@ -73,6 +73,7 @@ def metrics_table(metrics_tsv: str | os.PathLike[str] | None, name: str | None =
     df = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
     heads = [str(v) for v in (df["desc"] if "desc" in df.columns else df.index)]
     if earlier and "desc" in df.columns:
+        # the rows are TSV text: parse them with the same reader as this run's table
         old = pd.read_csv(io.StringIO(pd.DataFrame(list(earlier)).to_csv(sep="\t",
                                                                         index=False)),
                           sep="\t", na_values=["n/a"], keep_default_na=False)
