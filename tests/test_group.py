@@ -382,3 +382,18 @@ def test_cli_group_options(tmp_path) -> None:
     assert main([str(bids), str(tmp_path / "res2"), "group", "--pipeline", str(study)]) == 0
     st = pd.read_csv(tmp_path / "res2" / "group_desc-datasets_stats.tsv", sep="\t")
     assert st["n_a"].max() == 6 and set(st["desc"]) == {"native", "crude2"}
+
+
+def test_readme_names_every_group_output(group_out) -> None:
+    """The README's outputs tree lists every file the group level writes (no stale names)."""
+    out, _ = group_out
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    tree = readme[readme.index("├── group_segmetrics.tsv"):]
+    tree = tree[:tree.index("```")]
+    for p in out.glob("group_*.tsv"):
+        assert p.name in tree, f"README outputs tree lacks {p.name}"
+    figures = re.search(r"figures/group_\{([^}]*)\}\.png", tree)
+    assert figures, "README outputs tree lacks the figures"
+    assert set(figures.group(1).split(",")) == {p.stem.removeprefix("group_")
+                                                for p in (out / "figures").glob("*.png")}
+    assert "group_report.html" in tree
