@@ -265,6 +265,8 @@ def test_torchscript_model_loading(tmp_path):
 # ------------------------------------------------------------------------------- interface
 def test_segment_interface_keeps_grid(tmp_path, monkeypatch):
     from bids_stroke.interfaces.segment import SegmentImage
+    from bids_stroke.settings import SegmentationSettings
+    from bids_stroke.workflows.segment import segment_inputs
 
     img, _ = phantom((15, 18, 13))
     affine = np.diag([1.5, 1.2, 2.0, 1.0])
@@ -273,9 +275,9 @@ def test_segment_interface_keeps_grid(tmp_path, monkeypatch):
     nib.Nifti1Image(img.astype(np.int16), affine).to_filename(in_file)
     ckpt = save_checkpoint(tmp_path / "m.pt", tiny_net(), PreprocessConfig())
     monkeypatch.chdir(tmp_path)
-    res = SegmentImage(
-        in_file=str(in_file), model=str(ckpt), device="cpu", precision="fp32", threshold=0.5
-    ).run()
+    settings = SegmentationSettings(device="cpu", precision="fp32")
+    res = SegmentImage(in_file=str(in_file),
+                       **segment_inputs(settings, model=str(ckpt), threshold=0.5)).run()
     prob = nib.load(res.outputs.out_probseg)
     mask = nib.load(res.outputs.out_mask)
     for out in (prob, mask):

@@ -127,6 +127,8 @@ def test_two_channel_native_isles_stays_on_grid(tmp_path: Path) -> None:
 
 def test_segment_interface_two_channels(tmp_path: Path, monkeypatch) -> None:
     from bids_stroke.interfaces.segment import SegmentImage
+    from bids_stroke.settings import SegmentationSettings
+    from bids_stroke.workflows.segment import segment_inputs
 
     stack = synthetic_stack(2, (12, 14, 10), seed=5)
     affine = np.diag([2.0, 2.0, 2.5, 1.0])
@@ -136,7 +138,8 @@ def test_segment_interface_two_channels(tmp_path: Path, monkeypatch) -> None:
         nib.Nifti1Image(stack.data[c], affine).to_filename(files[-1])
     ckpt = _two_channel_ckpt(tmp_path / "two.pt")
     monkeypatch.chdir(tmp_path)
-    res = SegmentImage(in_files=files, model=str(ckpt), device="cpu", precision="fp32").run()
+    settings = SegmentationSettings(device="cpu", precision="fp32")
+    res = SegmentImage(in_files=files, **segment_inputs(settings, model=str(ckpt))).run()
     prob = nib.load(res.outputs.out_probseg)
     assert prob.shape == stack.shape and np.allclose(prob.affine, affine)
     assert res.outputs.model_spec["channels"] == ["dwi", "adc"]

@@ -151,7 +151,7 @@ def test_rigid_via_nipype_interfaces(scene, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("BIDS_STROKE_OFFLINE", "1")
     monkeypatch.setenv("BIDS_STROKE_CACHE_DIR", str(scene["root"] / "cache"))
     tpl.clear_cache()
-    masked = TemplateBrainMask(in_file=str(scene["fixed"])).run()
+    masked = TemplateBrainMask(in_file=str(scene["fixed"]), template=tpl.DEFAULT_TEMPLATE).run()
     assert masked.outputs.template_source == "nilearn-standin"
     assert np.array_equal(np.asarray(nib.load(masked.outputs.out_mask).dataobj),
                           np.asarray(tpl.brain_mask_like(scene["fixed"]).dataobj))

@@ -76,7 +76,10 @@ path = os.path.join(sys.argv[1], "image.nii")
 nib.Nifti1Image(np.random.default_rng(0).standard_normal(shape, dtype=np.float32) * 20 + 100,
                 np.eye(4)).to_filename(path)
 os.chdir(sys.argv[1])
-SegmentImage(in_file=path, device="cpu", precision="{precision}", mode="full").run()
+from bids_stroke.settings import SegmentationSettings
+from bids_stroke.workflows.segment import segment_inputs
+settings = SegmentationSettings(device="cpu", precision="{precision}", mode="full")
+SegmentImage(in_file=path, **segment_inputs(settings)).run()
 print(hwm_gb())
 """
 

@@ -21,9 +21,9 @@ from bids_stroke.registration import apply_transforms, register_to_template
 class _RegisterToTemplateInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="moving image (e.g. subject T1w)")
     template_file = File(exists=True, mandatory=True, desc="fixed image (template T1w)")
-    kind = traits.Enum("affine", "rigid", "syn", usedefault=True,
+    kind = traits.Enum("affine", "rigid", "syn", mandatory=True,
                        desc="transform model (syn = affine then SyN)")
-    seed = traits.Int(0, usedefault=True, desc="random seed (ANTs seed is seed + 1)")
+    seed = traits.Int(mandatory=True, desc="random seed (ANTs seed is seed + 1)")
     in_mask = File(exists=True, desc="optional cost-function mask on the moving image")
     template_mask = File(exists=True, desc="optional cost-function mask on the template")
 

@@ -31,28 +31,27 @@ class _SegmentImageInputSpec(BaseInterfaceInputSpec):
         traits.Int, desc="index in in_files of each model input channel (default: all, in order)"
     )
     brain_mask = File(exists=True, desc="brain mask for intensity normalisation (same grid)")
+    # the run's settings (bids_stroke.settings.SegmentationSettings): mandatory, no defaults here
     model = traits.Str(
-        "", usedefault=True,
+        mandatory=True,
         desc="model file (checkpoint/TorchScript/ONNX) or nnU-Net folder; '' = bundled",
     )
     channels = traits.List(traits.Str, desc="override of the model's input channels")
     folds = traits.List(traits.Str, desc="nnU-Net folds (default: all)")
-    checkpoint = traits.Str("final", usedefault=True, desc="nnU-Net checkpoint: final or best")
-    trust_model_code = traits.Bool(False, usedefault=True,
+    checkpoint = traits.Enum("final", "best", mandatory=True,
+                             desc="nnU-Net checkpoint: final or best")
+    trust_model_code = traits.Bool(mandatory=True,
                                    desc="allow nnU-Net checkpoints that need full unpickling")
-    device = traits.Str("auto", usedefault=True, desc="auto, cpu or cuda")
-    precision = traits.Enum("auto", "fp32", "bf16", "fp16", usedefault=True)
+    device = traits.Str(mandatory=True, desc="auto, cpu, cuda or cuda:N")
+    precision = traits.Enum("auto", "fp32", "bf16", "fp16", mandatory=True)
     threshold = traits.Float(desc="probability threshold (default: the model's own, 0.5 for "
                                   "bids_stroke models)")
-    min_size = traits.Int(0, usedefault=True, desc="drop components smaller than this (voxels)")
-    tta = traits.Bool(False, usedefault=True, desc="mirror test-time augmentation")
-    model_tta = traits.Bool(
-        True, usedefault=True,
-        desc="when tta is off, keep the model's own augmentation (nnU-Net mirroring)",
-    )
-    mode = traits.Enum("auto", "full", "sliding", usedefault=True, desc="inference mode")
-    out_prefix = traits.Str("", usedefault=True, desc="output file prefix (default: input name)")
-    num_threads = traits.Int(0, usedefault=True, desc="torch CPU threads (0: torch's default)")
+    min_size = traits.Int(mandatory=True, desc="drop components smaller than this (voxels)")
+    tta = traits.Bool(mandatory=True, desc="force mirror test-time augmentation (off: the "
+                                           "model's own, e.g. nnU-Net's configured mirroring)")
+    mode = traits.Enum("auto", "full", "sliding", mandatory=True, desc="inference mode")
+    num_threads = traits.Int(mandatory=True, desc="torch CPU threads (0: torch's default)")
+    out_prefix = traits.Str(desc="output file prefix (default: the input's name)")
 
 
 class _SegmentImageOutputSpec(TraitedSpec):
@@ -94,7 +93,7 @@ class SegmentImage(ChecksummedInterface):
             device=inp.device,
             precision=inp.precision,
             mode=inp.mode,
-            tta=True if inp.tta else (None if inp.model_tta else False),
+            tta=True if inp.tta else None,
             num_threads=inp.num_threads,
             channels=list(inp.channels) if isdefined(inp.channels) and inp.channels else None,
             folds=list(inp.folds) if isdefined(inp.folds) and inp.folds else None,
@@ -105,7 +104,8 @@ class SegmentImage(ChecksummedInterface):
         threshold = inp.threshold if isdefined(inp.threshold) else model.spec.threshold
         seg = binarize(prob, threshold, inp.min_size)
         img = nib.load(files[0])
-        prefix = inp.out_prefix or nifti_stem(files[0])
+        prefix = (inp.out_prefix if isdefined(inp.out_prefix) and inp.out_prefix
+                  else nifti_stem(files[0]))
         out_prob = os.path.join(runtime.cwd, f"{prefix}_probseg.nii")
         out_mask = os.path.join(runtime.cwd, f"{prefix}_mask.nii")
         for arr, dtype, path in ((prob, np.float32, out_prob), (seg, np.uint8, out_mask)):

@@ -14,13 +14,13 @@ from nipype.interfaces.base import (
 from nipype.utils.filemanip import split_filename
 
 from bids_stroke.interfaces.checksums import ChecksummedInterface
-from bids_stroke.templates import DEFAULT_TEMPLATE, brain_mask_like, resolve_template
+from bids_stroke.templates import brain_mask_like, resolve_template
 
 
 class _TemplateBrainMaskInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True,
                    desc="image already in template space: defines the output grid")
-    template = traits.Str(DEFAULT_TEMPLATE, usedefault=True, desc="TemplateFlow identifier")
+    template = traits.Str(mandatory=True, desc="TemplateFlow identifier")
 
 
 class _TemplateBrainMaskOutputSpec(TraitedSpec):

@@ -10,6 +10,26 @@ from nipype.pipeline import engine as pe
 from bids_stroke.settings import SegmentationSettings
 
 
+def segment_inputs(segmentation: SegmentationSettings, *, model: str = "",
+                   threshold: float | None = None, num_threads: int = 1) -> dict:
+    """The inputs of :class:`~bids_stroke.interfaces.segment.SegmentImage` that carry the
+    run's settings (the interface owns no defaults); ``model`` '' is the bundled model and
+    ``threshold`` None the model's own."""
+    inputs = {
+        "model": model, "device": segmentation.device, "precision": segmentation.precision,
+        "min_size": segmentation.min_size, "tta": segmentation.tta, "mode": segmentation.mode,
+        "checkpoint": segmentation.checkpoint,
+        "trust_model_code": segmentation.trust_model_code, "num_threads": num_threads,
+    }
+    if threshold is not None:
+        inputs["threshold"] = threshold
+    if segmentation.channels:
+        inputs["channels"] = list(segmentation.channels)
+    if segmentation.folds:
+        inputs["folds"] = list(segmentation.folds)
+    return inputs
+
+
 def init_segment_wf(
     *,
     model: str,
@@ -37,27 +57,13 @@ def init_segment_wf(
         name="outputnode",
     )
     seg = pe.Node(
-        SegmentImage(
-            model=model,
-            device=segmentation.device,
-            precision=segmentation.precision,
-            threshold=threshold,
-            min_size=segmentation.min_size,
-            tta=segmentation.tta,
-            mode=segmentation.mode,
-            checkpoint=segmentation.checkpoint,
-            trust_model_code=segmentation.trust_model_code,
-            channel_order=list(channel_order),
-            num_threads=omp_nthreads,
-        ),
+        SegmentImage(channel_order=list(channel_order),
+                     **segment_inputs(segmentation, model=model, threshold=threshold,
+                                      num_threads=omp_nthreads)),
         name="unet",
         n_procs=omp_nthreads,
         mem_gb=mem_gb,
     )
-    if segmentation.channels:
-        seg.inputs.channels = list(segmentation.channels)
-    if segmentation.folds:
-        seg.inputs.folds = list(segmentation.folds)
     wf.connect([
         (inputnode, seg, [("in_files", "in_files"), ("brain_mask", "brain_mask")]),
         (seg, outputnode, [("out_probseg", "probseg"), ("out_mask", "mask"),
