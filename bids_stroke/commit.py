@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -52,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from bids_stroke.atomic import atomic_write_json, fsync_dir
+from bids_stroke.digest import file_sha256
 
 FORMAT = "bids_stroke-subject-manifest"
 FORMAT_VERSION = 1
@@ -166,14 +166,6 @@ class Manifest:
             committed=str(data.get("committed", "")),
             extra=dict(data.get("extra", {})),
         )
-
-
-def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_manifest(out: Path, key: str) -> Manifest | None:
@@ -316,7 +308,7 @@ def _fill(staging: Path, out: Path, files: Sequence[PlannedFile],
         os.chmod(dst, 0o644)
         with open(dst, "rb") as fh:
             os.fsync(fh.fileno())
-        entries[rel] = {"sha256": sha256_file(dst), "size": dst.stat().st_size,
+        entries[rel] = {"sha256": file_sha256(dst), "size": dst.stat().st_size,
                         "conditions": sorted(conditions)}
 
     for f in files:
@@ -453,7 +445,7 @@ def verify_file(out: Path, manifest: Manifest, rel: str) -> str | None:
     path = Path(out) / rel
     if not path.is_file():
         return f"{rel} is missing"
-    if path.stat().st_size != info.get("size") or sha256_file(path) != info.get("sha256"):
+    if path.stat().st_size != info.get("size") or file_sha256(path) != info.get("sha256"):
         return f"{rel} changed after it was committed"
     return None
 
@@ -520,7 +512,7 @@ def commit_group(out: Path, staged: Path, run_uuid: str) -> list[str]:
     journal protocol of subjects; the caller holds the ``_group`` lock). Returns them."""
     out = Path(out)
     rels = sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file())
-    files = {rel: {"sha256": sha256_file(staged / rel), "size": (staged / rel).stat().st_size}
+    files = {rel: {"sha256": file_sha256(staged / rel), "size": (staged / rel).stat().st_size}
              for rel in rels}
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "key": GROUP_KEY,
                 "run_uuid": run_uuid, "committed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -47,9 +47,9 @@ from bids_stroke.commit import (
     Manifest,
     PlannedFile,
     commit_subject,
+    file_sha256,
     plan_conditions,
     read_manifest,
-    sha256_file,
     state_dir,
 )
 from bids_stroke.conditions import Condition
@@ -201,7 +201,7 @@ def plan_export(subject: SubjectInputs, conditions: Sequence[Condition],
     sha: dict[str, str] = {}
     images: dict[str, dict[str, str]] = {c.label: {} for c in conditions}
     for ch in channels:
-        sha[ch.suffix] = sha256_file(ch.path)
+        sha[ch.suffix] = file_sha256(ch.path)
         img = nb.load(str(ch.path))
         zooms = [float(z) for z in img.header.get_zooms()[:3]]
         meta = inherited_metadata(ch.path, ch.root)

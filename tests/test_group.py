@@ -397,3 +397,20 @@ def test_readme_names_every_group_output(group_out) -> None:
     assert set(figures.group(1).split(",")) == {p.stem.removeprefix("group_")
                                                 for p in (out / "figures").glob("*.png")}
     assert "group_report.html" in tree
+
+
+def test_bundled_demo_model_is_named_and_cautioned(tmp_path) -> None:
+    """Predictions of the bundled demo model are named as such, with a caution in the report;
+    any other model is named by its sha256 and gets no such note."""
+    from bids_stroke.bundled_model import bundled_sha256
+
+    caution = "trained on synthetic phantoms"
+    other = make_synthetic_output(tmp_path / "other", 4, conditions=CONDS, seed=1)
+    page = run_group(other, n_boot=100).read_text()
+    assert "model sha256 synthetic" in page and caution not in page
+
+    demo = make_synthetic_output(tmp_path / "demo", 4, conditions=CONDS, seed=1)
+    record_commits(demo, model_sha256=bundled_sha256())
+    page = html.unescape(run_group(demo, n_boot=100).read_text())
+    assert f"bids_stroke bundled demo model (sha256 {bundled_sha256()[:12]})" in page
+    assert caution in page

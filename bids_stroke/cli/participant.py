@@ -35,8 +35,10 @@ def plan_model(settings: Settings) -> tuple[ModelPlan, list[str]]:
     """Open and check the model once, before any work (exit 65 with one line otherwise).
 
     Returns what the graph needs (:class:`ModelPlan`) and the warnings every report of the run
-    repeats (a modality the model does not declare, defaulted model metadata).
+    repeats (a modality the model does not declare, defaulted model metadata, the bundled demo
+    model on data that is not a bids_stroke demo dataset).
     """
+    from bids_stroke.bundled_model import DEMO_MODEL_WARNING, bundled_sha256, is_demo_dataset
     from bids_stroke.model.adapters import open_model
     from bids_stroke.model.check import ModelCheckError, check_model, modality_mismatch
     from bids_stroke.model.checkpoint import ModelLoadError
@@ -68,6 +70,9 @@ def plan_model(settings: Settings) -> tuple[ModelPlan, list[str]]:
                        "grid of the lesion masks)", P.EXIT_BAD_DATA)
     if spec.assumed:
         warnings.append(f"model metadata assumed, not declared: {', '.join(spec.assumed)}")
+    if model.checksum == bundled_sha256() and not is_demo_dataset(settings.data.bids_dir):
+        LOGGER.warning(DEMO_MODEL_WARNING)
+        warnings.append(DEMO_MODEL_WARNING)
     template = spec.space != "native"
     resolution = None
     if template:

@@ -131,7 +131,7 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found)
     import nibabel as nb
     import numpy as np
 
-    from bids_stroke.commit import sha256_file, verify_file
+    from bids_stroke.commit import file_sha256, verify_file
     from bids_stroke.conditions import parse_condition
     from bids_stroke.score import (
         ConditionToScore,
@@ -142,7 +142,7 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found)
     )
 
     source = manifest.extra.get("sources", {}).get(subject.suffix, {})
-    if source.get("sha256") != sha256_file(subject.image):
+    if source.get("sha256") != file_sha256(subject.image):
         found.problems.append(f"{subject.image}: changed since it was exported to {root}; "
                               "re-run 'bids_stroke export' for it, re-run the tool, then score")
         return
@@ -186,7 +186,7 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found)
             found.gaps.append((subject, label, specs[label], f"no file matches {expected}"))
             found.rows.append(_row(subject, label, specs[label], "missing", detail=expected))
             continue
-        sha = sha256_file(hits[0])
+        sha = file_sha256(hits[0])
         todo.append(ConditionToScore(parse_condition(specs[label]), hits[0], sha, images,
                                      ref_image))
         found.rows.append(_row(subject, label, specs[label], "scored", str(hits[0]), sha))

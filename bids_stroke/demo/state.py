@@ -10,25 +10,19 @@ never wrote the state file; an edited or deleted file changes a digest).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-STATE_FILE = ".bids_stroke_demo.json"
+from bids_stroke.bundled_model import DEMO_DATASET_MARKER
+from bids_stroke.digest import file_sha256
+
+STATE_FILE = DEMO_DATASET_MARKER
 _GENERATOR = "bids_stroke demo"
 
 __all__ = ["STATE_FILE", "demo_options", "describe", "reuse_problem", "write_state"]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def demo_options(
@@ -47,7 +41,7 @@ def demo_options(
     masks = None
     if lesion_masks is not None:
         paths = sorted((Path(p).expanduser() for p in lesion_masks), key=lambda p: (p.name, str(p)))
-        masks = [{"name": p.name, "sha256": _sha256(p)} for p in paths]
+        masks = [{"name": p.name, "sha256": file_sha256(p)} for p in paths]
     return {
         "n_subjects": int(n_subjects),
         "seed": int(seed),
@@ -74,7 +68,7 @@ def write_state(root: Path, options: dict[str, Any], files: Sequence[Path], vers
         "Generator": _GENERATOR,
         "Version": version,
         "Options": options,
-        "Files": {p.relative_to(root).as_posix(): _sha256(p) for p in sorted(files)},
+        "Files": {p.relative_to(root).as_posix(): file_sha256(p) for p in sorted(files)},
     }
     path = root / STATE_FILE
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
@@ -118,6 +112,6 @@ def reuse_problem(root: str | Path, options: dict[str, Any]) -> str | None:
         path = root / rel
         if not path.is_file():
             return f"{rel} is missing"
-        if _sha256(path) != digest:
+        if file_sha256(path) != digest:
             return f"{rel} was modified"
     return None

@@ -345,6 +345,10 @@ def read_lesions(
                      ["lesion_id", "volume_ml", "volume_voxels", "detected", "overlap_fraction"])
 
 
+#: how the group level names the bundled model (its sha256 identifies it)
+BUNDLED_MODEL_LABEL = "bids_stroke bundled demo model"
+
+
 def segmentation_models(
     output_dir: str | os.PathLike[str],
     participant_label: str | Iterable[str] | None = None,
@@ -353,7 +357,9 @@ def segmentation_models(
 ) -> list[str]:
     """What made the committed predictions, one line per model or tool (sorted), from the
     subjects' manifests: an external tool scored with ``bids_stroke score`` by its name and
-    version, a model by its sha256 (the sidecars' ``SegmentationModel``)."""
+    version, the bundled demo model as such, another model by its sha256 (the sidecars'
+    ``SegmentationModel``)."""
+    from bids_stroke.bundled_model import bundled_sha256
     from bids_stroke.commit import committed_subjects
 
     wanted = normalise_labels(participant_label)
@@ -370,6 +376,8 @@ def segmentation_models(
                 found.add(f"{tool.get('kind', 'tool')} {tool.get('name')}"
                           + (f" {version}" if version and version != "n/a" else "")
                           + f" (sha256 {record.model_sha256[:12]})")
+            elif record.model_sha256 == bundled_sha256():
+                found.add(f"{BUNDLED_MODEL_LABEL} (sha256 {record.model_sha256[:12]})")
             else:
                 found.add(f"model sha256 {record.model_sha256[:12]}")
     return sorted(found)

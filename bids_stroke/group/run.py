@@ -29,6 +29,7 @@ import pandas as pd
 
 from bids_stroke.group import study, writers
 from bids_stroke.group.collect import (
+    BUNDLED_MODEL_LABEL,
     METRIC_COLUMNS,
     SEGMETRICS_GLOB,
     GroupInputError,
@@ -278,6 +279,10 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
     versions = study.versions()
     models = (segmentation_models(out_dir, participant_label, states=states)
               if seg is not None else [])
+    if any(m.startswith(BUNDLED_MODEL_LABEL) for m in models):
+        notes = [*notes, "Predictions of the bundled demo model, trained on synthetic phantoms: "
+                 "its numbers describe bids_stroke's demo data only, never real lesions (run "
+                 "the participant level with --model for a real study)."]
     methods = methods_text(
         n_participants=sizes["participants"], n_sessions=sizes["sessions"], conditions=conds,
         descriptions=descriptions, specs=specs, metrics=tested, alpha=alpha, n_boot=n_boot,

@@ -33,16 +33,19 @@ DEFAULT_SYNTHETIC_CONDITIONS: tuple[tuple[str, str, float, str], ...] = (
 )
 
 
-def record_commits(output_dir: str | os.PathLike[str]) -> None:
+def record_commits(output_dir: str | os.PathLike[str], *,
+                   model_sha256: str = "synthetic") -> None:
     """Record every subject's tables as committed where the commit protocol exists.
 
     With ``bids_stroke.commit`` the group level reads only subjects with a manifest whose
     checksums match; call this after editing synthetic tables by hand. Without that module
-    every table is read and nothing is done.
+    every table is read and nothing is done. ``model_sha256`` is the model recorded for every
+    condition.
     """
     try:
         from bids_stroke import commit
         from bids_stroke.atomic import atomic_write_json
+        from bids_stroke.digest import file_sha256
     except ImportError:
         return
     root = Path(output_dir)
@@ -51,13 +54,13 @@ def record_commits(output_dir: str | os.PathLike[str]) -> None:
         subjects.setdefault(image_id(f), []).append(f)
     for key, paths in subjects.items():
         rels = [p.relative_to(root).as_posix() for p in paths]
-        files = {rel: {"sha256": commit.sha256_file(root / rel),
+        files = {rel: {"sha256": file_sha256(root / rel),
                        "size": (root / rel).stat().st_size, "conditions": []} for rel in rels}
         seg = next(p for p in paths if p.name.endswith("_segmetrics.tsv"))
         rows = [line.split("\t") for line in seg.read_text().splitlines()]
         col = {name: i for i, name in enumerate(rows[0])}
         records = {r[col["desc"]]: commit.ConditionRecord(
-            label=r[col["desc"]], spec=r[col["condition"]], model_sha256="synthetic",
+            label=r[col["desc"]], spec=r[col["condition"]], model_sha256=model_sha256,
             results_key="synthetic", run_uuid="synthetic") for r in rows[1:]}
         tables = {Path(rel).name.rsplit("_", 1)[-1].split(".")[0]: rel for rel in rels}
         manifest = commit.Manifest(key=key, files=files, conditions=records, tables=tables,

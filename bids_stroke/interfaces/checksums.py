@@ -9,21 +9,14 @@ cached result that was corrupted on disk is recomputed, never copied into the ou
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from nipype.interfaces.base import SimpleInterface
 
+from bids_stroke.digest import file_sha256
+
 CHECKSUMS = "_outputs.sha256.json"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _files(value: object) -> list[str]:
@@ -43,7 +36,7 @@ def record_outputs(cwd: Path, results: dict) -> None:
     for name in sorted({f for v in results.values() for f in _files(v)}):
         path = Path(name)
         if path.is_file() and path.resolve().is_relative_to(cwd):
-            sums[path.resolve().relative_to(cwd).as_posix()] = _sha256(path)
+            sums[path.resolve().relative_to(cwd).as_posix()] = file_sha256(path)
     (cwd / CHECKSUMS).write_text(json.dumps(sums, indent=1, sort_keys=True) + "\n")
 
 
@@ -60,7 +53,7 @@ def verify_outputs(node_dir: Path) -> str | None:
         path = Path(node_dir) / rel
         if not path.is_file():
             return f"{rel} is missing"
-        if _sha256(path) != digest:
+        if file_sha256(path) != digest:
             return f"{rel} changed since it was computed"
     return None
 

@@ -36,18 +36,18 @@ clipped at the 0.5/99.5 percentiles, background 0), ``D, H, W`` multiples of 16;
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import pickle
 import zipfile
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from bids_stroke.bundled_model import BUNDLED_MODEL_NAME, bundled_model_path
+from bids_stroke.digest import file_sha256
 from bids_stroke.model.inference import (
     binary_logits,
     predict_logits,
@@ -74,27 +74,12 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "bids_stroke-unet"
 FORMAT_VERSION = 1
-BUNDLED_MODEL_NAME = "bids_stroke_unet_default.pt"
 TS_EXTRA_FILE = "bids_stroke.json"
 DEFAULT_INFERENCE: dict[str, Any] = {"patch_size": [128, 128, 128], "overlap": 0.5}
 
 
 class ModelLoadError(RuntimeError):
     """A model file is missing, malformed or unsafe.  The message is a single line."""
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def bundled_model_path() -> Path:
-    """Path of the default model shipped in ``bids_stroke/data/models/``."""
-    return Path(str(resources.files("bids_stroke") / "data" / "models" / BUNDLED_MODEL_NAME))
 
 
 def _jsonable(obj: Any) -> Any:

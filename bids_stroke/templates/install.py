@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bids_stroke.digest import file_sha256
 from bids_stroke.outputs import atomic_copy, atomic_write_json
 from bids_stroke.templates.resolve import (
     DEFAULT_TEMPLATE,
@@ -26,7 +27,7 @@ from bids_stroke.templates.resolve import (
     template_provenance,
     templateflow_home,
 )
-from bids_stroke.templates.standin import STANDIN_NOTE, sha256, standin_file, templateflow_filename
+from bids_stroke.templates.standin import STANDIN_NOTE, standin_file, templateflow_filename
 
 LOGGER = logging.getLogger("bids_stroke.templates")
 #: The files bids_stroke needs from a template: (suffix, desc).
@@ -92,7 +93,7 @@ def _fetch_one(home: Path, client: Any, template: str, suffix: str, desc: str | 
     if standin is None:
         raise TemplateError(f"cannot fetch {name} and no stand-in exists for it")
     target = atomic_copy(standin, home / f"tpl-{template}" / name)
-    marker[name] = {"size": target.stat().st_size, "sha256": sha256(target),
+    marker[name] = {"size": target.stat().st_size, "sha256": file_sha256(target),
                     "source": standin.name}
     return name, "nilearn-standin"
 

@@ -16,12 +16,12 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from bids_stroke.digest import file_sha256
 from bids_stroke.templates.resample import resample_isotropic
 from bids_stroke.templates.standin import (
     STANDIN_NOTE,
     STANDIN_TEMPLATES,
     save_nifti_deterministic,
-    sha256,
     standin_file,
     templateflow_filename,
 )
@@ -153,7 +153,7 @@ def local_file(home: Path, template: str, suffix: str, desc: str | None, resolut
 
 def _resampled(base: TemplateFile, template: str, suffix: str, desc: str | None,
                resolution: int, cache: Path) -> TemplateFile:
-    tag = sha256(base.path)[:12]
+    tag = file_sha256(base.path)[:12]
     out = (cache / "templates" / f"{base.source}-{tag}"
            / templateflow_filename(template, suffix, desc, resolution))
     if not is_valid_nifti(out):
@@ -251,7 +251,7 @@ def template_provenance(template: str = DEFAULT_TEMPLATE, resolution: int = 1
             "path": str(found.path),
             "source": found.source,
             "standin": found.standin,
-            "sha256": sha256(found.path),
+            "sha256": file_sha256(found.path),
             "shape": [int(s) for s in img.shape[:3]],
             "zooms": [float(z) for z in img.header.get_zooms()[:3]],
             "note": found.note,

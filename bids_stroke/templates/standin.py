@@ -13,12 +13,12 @@ built once into the cache directory.
 from __future__ import annotations
 
 import gzip
-import hashlib
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from bids_stroke.digest import file_sha256
 from bids_stroke.outputs import atomic_write_bytes
 
 #: Templates for which an offline stand-in exists.
@@ -50,15 +50,6 @@ def templateflow_filename(template: str, suffix: str, desc: str | None, resoluti
     res = f"{resolution:02d}" if zero_pad else f"{resolution:d}"
     desc_part = f"_desc-{desc}" if desc else ""
     return f"tpl-{template}_res-{res}{desc_part}_{suffix}.nii.gz"
-
-
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fobj:
-        for chunk in iter(lambda: fobj.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_nifti_deterministic(img: nib.Nifti1Image, path: Path) -> Path:
@@ -109,7 +100,7 @@ def standin_file(template: str, suffix: str, desc: str | None, cache: Path) -> P
     if suffix == "T1w" and not desc:
         return nilearn_data_dir() / NILEARN_FILES["T1w"]
     if suffix == "mask" and desc == "brain":
-        tag = sha256(nilearn_data_dir() / NILEARN_FILES["GM"])[:12]
+        tag = file_sha256(nilearn_data_dir() / NILEARN_FILES["GM"])[:12]
         out = (cache / "templates" / f"nilearn-{tag}"
                / templateflow_filename(template, "mask", "brain", 1))
         if not out.is_file():
