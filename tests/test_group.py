@@ -414,3 +414,22 @@ def test_bundled_demo_model_is_named_and_cautioned(tmp_path) -> None:
     page = html.unescape(run_group(demo, n_boot=100).read_text())
     assert f"bids_stroke bundled demo model (sha256 {bundled_sha256()[:12]})" in page
     assert caution in page
+
+
+def test_participant_warnings_reach_the_group_report(tmp_path) -> None:
+    """Warnings the participant level recorded (manifests) head the findings, once each with the
+    number of images they concern; the bundled model's caution is not repeated beside them."""
+    from bids_stroke.bundled_model import DEMO_MODEL_WARNING, bundled_sha256
+
+    out = make_synthetic_output(tmp_path / "out", 4, conditions=CONDS, seed=1)
+    record_commits(out, model_sha256=bundled_sha256(),
+                   warnings=["modality mismatch: T2w images given to a model whose input is "
+                             "T1w", DEMO_MODEL_WARNING])
+    page = html.unescape(run_group(out, n_boot=100).read_text())
+    box = page[page.index('<div class="warnings"'):]
+    box = box[:box.index("</div>")]
+    assert page.index('id="findings"') < page.index('<div class="warnings"')
+    assert ("Participant level (4 image(s)): modality mismatch: T2w images given to a "
+            "model whose input is T1w.") in box
+    assert f"Participant level (4 image(s)): {DEMO_MODEL_WARNING}." in box
+    assert page.count("trained on synthetic phantoms") == 1

@@ -136,6 +136,8 @@ def test_modality_mismatch_refused_then_warned(isles_like, tmp_path, capsys):
     assert main([*args, "--allow-modality-mismatch"]) == 0
     mask = next((tmp_path / "out").rglob("*_desc-native_mask.json"))
     assert any("modality mismatch" in w for w in json.loads(mask.read_text())["Warnings"])
+    report = next((tmp_path / "out").glob("sub-*.html")).read_text()
+    assert "modality mismatch" in report[report.index('class="warnings"'):]
 
 
 def test_missing_channel_leaves_the_subject_out(isles_like, tmp_path, capsys):

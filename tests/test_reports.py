@@ -157,6 +157,21 @@ def test_subject_report_without_reference(tiny_subject, tmp_path) -> None:
     assert "; image grid 24 x 28 x 20 voxels" in text and "T1w" not in text
 
 
+def test_subject_report_shows_the_run_warnings(tiny_subject, tmp_path) -> None:
+    f = tiny_subject
+    conds = [{"label": "native", "spec": "native", "description": "", "image": None,
+              "mask": f["pred"], "probseg": None}]
+    text = build_subject_report(tmp_path / "w.html", subject="02", image=f["t1"],
+                                conditions=conds,
+                                warnings=["modality mismatch: <T2w> images"]).read_text()
+    box = text[text.index('<div class="warnings"'):]
+    assert "modality mismatch: &lt;T2w&gt; images" in box[:box.index("</div>")]
+    assert text.index('class="warnings"') < text.index('id="metrics"')  # before everything
+    clean = build_subject_report(tmp_path / "c.html", subject="02", image=f["t1"],
+                                 conditions=conds).read_text()
+    assert 'class="warnings"' not in clean
+
+
 def test_subject_report_rejects_other_grid(tiny_subject, tmp_path) -> None:
     f = tiny_subject
     other = _save(tmp_path / "o.nii.gz", np.zeros((5, 5, 5), np.uint8), np.eye(4))

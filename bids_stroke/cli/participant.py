@@ -71,7 +71,6 @@ def plan_model(settings: Settings) -> tuple[ModelPlan, list[str]]:
     if spec.assumed:
         warnings.append(f"model metadata assumed, not declared: {', '.join(spec.assumed)}")
     if model.checksum == bundled_sha256() and not is_demo_dataset(settings.data.bids_dir):
-        LOGGER.warning(DEMO_MODEL_WARNING)
         warnings.append(DEMO_MODEL_WARNING)
     template = spec.space != "native"
     resolution = None

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from bids_stroke.commit import SubjectState
 
 __all__ = [
+    "BUNDLED_MODEL_LABEL",
     "CORE_METRIC_COLUMNS",
     "LESION_COLUMNS",
     "METRIC_COLUMNS",
@@ -36,6 +37,8 @@ __all__ = [
     "read_lesions",
     "read_segmetrics",
     "read_tsvs",
+    "run_warnings",
+    "segmentation_models",
 ]
 
 #: Metric columns every ``*_label-L_segmetrics.tsv`` has (docs/CONTRACTS.md).
@@ -343,6 +346,22 @@ def read_lesions(
         return None
     return read_tsvs(files, LESION_COLUMNS,
                      ["lesion_id", "volume_ml", "volume_voxels", "detected", "overlap_fraction"])
+
+
+def run_warnings(states: Sequence[SubjectState],
+                 participant_label: str | Iterable[str] | None = None) -> dict[str, int]:
+    """The warnings the participant level recorded in the committed subjects' manifests (a
+    modality the model does not declare, the bundled demo model on other data...), each with
+    the number of subjects it concerns, in first-seen order."""
+    wanted = normalise_labels(participant_label)
+    counts: dict[str, int] = {}
+    for state in states:
+        subject = state.key.split("_", 1)[0].removeprefix("sub-")
+        if state.manifest is None or (wanted is not None and subject not in wanted):
+            continue
+        for warning in dict.fromkeys(state.manifest.extra.get("warnings") or ()):
+            counts[str(warning)] = counts.get(str(warning), 0) + 1
+    return counts
 
 
 #: how the group level names the bundled model (its sha256 identifies it)

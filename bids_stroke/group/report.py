@@ -73,6 +73,8 @@ class ReportParts:
     versions: Mapping[str, str]
     outputs: Sequence[str]
     settings: Mapping[str, Any] = field(default_factory=dict)
+    #: cautions a reader must see before the findings (shown highlighted at their top)
+    warnings: Sequence[str] = ()
 
 
 def _ci_text(lo: float, hi: float) -> str:
@@ -126,7 +128,8 @@ def render_report(p: ReportParts) -> str:
     nav += [("figures", "Figures"), ("sizebins", "Lesion size"), ("provenance", "Provenance")]
     parts = [H.nav(nav)]
     notes = "".join(H.paragraph(n, cls="note") for n in p.notes)
-    parts.append(H.section("Findings", _list(p.findings) + notes, anchor="findings"))
+    parts.append(H.section("Findings", H.warnings_box(p.warnings) + _list(p.findings) + notes,
+                           anchor="findings"))
     parts.append(H.section("Conditions", H.table_html(
         p.conditions, caption="Conditions in study order; voxel size and spacings are the "
                               "effective resolution of the simulated acquisition"),

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bids_stroke.bundled_model import DEMO_MODEL_WARNING
 from bids_stroke.group import study, writers
 from bids_stroke.group.collect import (
     BUNDLED_MODEL_LABEL,
@@ -38,6 +39,7 @@ from bids_stroke.group.collect import (
     read_datasets,
     read_lesions,
     read_segmetrics,
+    run_warnings,
     segmentation_models,
 )
 from bids_stroke.group.describe import (
@@ -279,10 +281,14 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
     versions = study.versions()
     models = (segmentation_models(out_dir, participant_label, states=states)
               if seg is not None else [])
-    if any(m.startswith(BUNDLED_MODEL_LABEL) for m in models):
-        notes = [*notes, "Predictions of the bundled demo model, trained on synthetic phantoms: "
-                 "its numbers describe bids_stroke's demo data only, never real lesions (run "
-                 "the participant level with --model for a real study)."]
+    warned = (run_warnings(states, participant_label)
+              if seg is not None and states is not None else {})
+    cautions = [f"Participant level ({n} image(s)): {w}." for w, n in warned.items()]
+    if (any(m.startswith(BUNDLED_MODEL_LABEL) for m in models)
+            and DEMO_MODEL_WARNING not in warned):
+        cautions.append("Predictions of the bundled demo model, trained on synthetic phantoms: "
+                        "its numbers describe bids_stroke's demo data only, never real lesions "
+                        "(run the participant level with --model for a real study).")
     methods = methods_text(
         n_participants=sizes["participants"], n_sessions=sizes["sessions"], conditions=conds,
         descriptions=descriptions, specs=specs, metrics=tested, alpha=alpha, n_boot=n_boot,
@@ -316,6 +322,6 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
         friedman=shown("friedman"), sizebins=shown("sizebins"), detection=shown("detection"),
         datasets=ds_stats, figures=figures, versions=versions,
         outputs=[*(p.relative_to(root).as_posix() for p in outputs), report.name],
-        settings=settings)
+        settings=settings, warnings=cautions)
     writers.atomic_write_text(report, render_report(parts))
     return report

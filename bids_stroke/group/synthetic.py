@@ -33,14 +33,14 @@ DEFAULT_SYNTHETIC_CONDITIONS: tuple[tuple[str, str, float, str], ...] = (
 )
 
 
-def record_commits(output_dir: str | os.PathLike[str], *,
-                   model_sha256: str = "synthetic") -> None:
+def record_commits(output_dir: str | os.PathLike[str], *, model_sha256: str = "synthetic",
+                   warnings: Sequence[str] = ()) -> None:
     """Record every subject's tables as committed where the commit protocol exists.
 
     With ``bids_stroke.commit`` the group level reads only subjects with a manifest whose
     checksums match; call this after editing synthetic tables by hand. Without that module
     every table is read and nothing is done. ``model_sha256`` is the model recorded for every
-    condition.
+    condition, ``warnings`` the participant-level warnings recorded for every subject.
     """
     try:
         from bids_stroke import commit
@@ -64,7 +64,8 @@ def record_commits(output_dir: str | os.PathLike[str], *,
             results_key="synthetic", run_uuid="synthetic") for r in rows[1:]}
         tables = {Path(rel).name.rsplit("_", 1)[-1].split(".")[0]: rel for rel in rels}
         manifest = commit.Manifest(key=key, files=files, conditions=records, tables=tables,
-                                   run_uuid="synthetic")
+                                   run_uuid="synthetic",
+                                   extra={"warnings": list(warnings)} if warnings else {})
         atomic_write_json(commit.manifest_path(root, key), manifest.to_dict())
 
 

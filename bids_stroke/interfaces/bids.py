@@ -151,8 +151,9 @@ class WriteSubjectDerivatives(SimpleInterface):
         records = [ConditionRecord(label, spec, i.model_checksum, i.results_key, i.run_uuid)
                    for label, spec in zip(i.labels, i.specs, strict=True)]
         plan = plan_conditions(read_manifest(out, i.key), records, clean=bool(i.clean))
-        manifest, removed = commit_subject(out, i.key, files=files, tables=tables,
-                                           conditions=records, plan=plan, run_uuid=i.run_uuid)
+        manifest, removed = commit_subject(
+            out, i.key, files=files, tables=tables, conditions=records, plan=plan,
+            run_uuid=i.run_uuid, extra={"warnings": list(i.warnings)} if i.warnings else None)
         for label in plan.remove:
             LOGGER.warning("%s: removed condition %s (--clean: not in this study)", i.key, label)
         for rel in removed:

@@ -42,6 +42,7 @@ class _SubjectReportInputSpec(BaseInterfaceInputSpec):
     template_mask = File(exists=True, desc="template brain mask the image was registered to "
                                            "(registered inputs): adds the registration check")
     template_file = File(exists=True, desc="template image shown under the same outline")
+    warnings = traits.List(traits.Str, desc="the run's warnings, shown at the top")
 
 
 class _SubjectReportOutputSpec(TraitedSpec):
@@ -92,6 +93,7 @@ class SubjectReport(ChecksummedInterface):
             command_line=_opt(inp.command_line),
             template_mask=_opt(inp.template_mask),
             template_file=_opt(inp.template_file),
+            warnings=list(inp.warnings) if isdefined(inp.warnings) else [],
         )
         self._results["out_report"] = out
         return runtime

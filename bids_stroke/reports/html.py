@@ -34,6 +34,7 @@ __all__ = [
     "page",
     "section",
     "table_html",
+    "warnings_box",
 ]
 
 #: Okabe & Ito (2008) colour-blind safe palette (black last).
@@ -54,6 +55,8 @@ figure{margin:1em 0}
 figure img{max-width:100%;height:auto;border:1px solid #ddd}
 figcaption{font-size:.85em;color:#555}
 .note{color:#555;font-size:.9em}
+.warnings{border-left:4px solid #D55E00;background:#fdf0e8;padding:.4em .8em;margin:1em 0}
+.warnings li{margin:.2em 0}
 .scroll{overflow-x:auto;max-height:36em;overflow-y:auto}
 nav a{margin-right:1em}
 code{background:#f4f4f4;padding:0 .2em}
@@ -150,6 +153,15 @@ def img_tag(png: bytes, *, alt: str, caption: str | None = None) -> str:
     b64 = base64.b64encode(png).decode("ascii")
     cap = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
     return f'<figure><img src="data:image/png;base64,{b64}" alt="{escape(alt)}">{cap}</figure>'
+
+
+def warnings_box(warnings: Sequence[str], *, title: str = "Warnings") -> str:
+    """A highlighted list of warnings ('' when there are none)."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{escape(w)}</li>" for w in warnings)
+    return (f'<div class="warnings" role="alert"><strong>{escape(title)}</strong>'
+            f"<ul>{items}</ul></div>")
 
 
 def section(title: str, body: str, *, anchor: str | None = None) -> str:

@@ -188,6 +188,7 @@ def build_subject_report(
     template_mask: str | os.PathLike[str] | None = None,
     template_file: str | os.PathLike[str] | None = None,
     threshold: float | None = None,
+    warnings: Sequence[str] = (),
 ) -> Path:
     """Write the self-contained HTML report of one subject (or subject-session).
 
@@ -222,6 +223,9 @@ def build_subject_report(
         to; adds the registration check (template outline over the registered image).
     threshold : float, optional
         The run's lesion threshold; needed only for a condition given as ``probseg`` alone.
+    warnings : sequence of str, optional
+        The run's warnings (e.g. a modality the model does not declare, the bundled demo model
+        on other data): shown highlighted at the top.
 
     Returns
     -------
@@ -247,6 +251,7 @@ def build_subject_report(
                     + f"; {len(conditions)} condition(s); {suffix or 'image'} grid "
                     + " x ".join(str(s) for s in base.shape) + " voxels at "
                     + " x ".join(f"{z:g}" for z in zooms) + " mm."),
+        H.warnings_box(warnings),
         H.section("Metrics", metrics_table(metrics_tsv, metrics_name, earlier_metrics)
                   + _earlier_note(earlier_metrics), anchor="metrics"),
     ]

@@ -84,6 +84,7 @@ def init_outputs_wf(
                       suffix=subject.suffix, provenance=dict(provenance),
                       command_line=settings.execution.command,
                       earlier_metrics=kept_metric_rows(settings, subject.key),
+                      warnings=list(warnings),
                       metrics_name=metrics_table_name(
                           subject.subject, subject.session, dict(subject.entities),
                           None if model.native else TEMPLATE, resolution or None, registered)),
