@@ -47,12 +47,12 @@ from bids_stroke.commit import (
     Manifest,
     PlannedFile,
     commit_subject,
-    file_sha256,
     plan_conditions,
     read_manifest,
     state_dir,
 )
 from bids_stroke.conditions import Condition
+from bids_stroke.digest import file_sha256
 from bids_stroke.discovery import SubjectInputs, file_entities
 from bids_stroke.nifti import degrade_image
 

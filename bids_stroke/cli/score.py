@@ -131,8 +131,9 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found)
     import nibabel as nb
     import numpy as np
 
-    from bids_stroke.commit import file_sha256, verify_file
+    from bids_stroke.commit import verify_file
     from bids_stroke.conditions import parse_condition
+    from bids_stroke.digest import file_sha256
     from bids_stroke.score import (
         ConditionToScore,
         ScoreError,

@@ -12,7 +12,7 @@ import io
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from bids_stroke.commit import SubjectState
+    from bids_stroke.commit import Manifest, SubjectState
 
 __all__ = [
     "BUNDLED_MODEL_LABEL",
@@ -348,18 +348,24 @@ def read_lesions(
                      ["lesion_id", "volume_ml", "volume_voxels", "detected", "overlap_fraction"])
 
 
+def _manifests(states: Iterable[SubjectState],
+               participant_label: str | Iterable[str] | None) -> Iterator[Manifest]:
+    """The manifests of the committed subjects ``participant_label`` selects."""
+    wanted = normalise_labels(participant_label)
+    for state in states:
+        subject = state.key.split("_", 1)[0].removeprefix("sub-")
+        if state.manifest is not None and (wanted is None or subject in wanted):
+            yield state.manifest
+
+
 def run_warnings(states: Sequence[SubjectState],
                  participant_label: str | Iterable[str] | None = None) -> dict[str, int]:
     """The warnings the participant level recorded in the committed subjects' manifests (a
     modality the model does not declare, the bundled demo model on other data...), each with
-    the number of subjects it concerns, in first-seen order."""
-    wanted = normalise_labels(participant_label)
+    the number of images it concerns, in first-seen order."""
     counts: dict[str, int] = {}
-    for state in states:
-        subject = state.key.split("_", 1)[0].removeprefix("sub-")
-        if state.manifest is None or (wanted is not None and subject not in wanted):
-            continue
-        for warning in dict.fromkeys(state.manifest.extra.get("warnings") or ()):
+    for manifest in _manifests(states, participant_label):
+        for warning in dict.fromkeys(manifest.extra.get("warnings") or ()):
             counts[str(warning)] = counts.get(str(warning), 0) + 1
     return counts
 
@@ -381,15 +387,12 @@ def segmentation_models(
     from bids_stroke.bundled_model import bundled_sha256
     from bids_stroke.commit import committed_subjects
 
-    wanted = normalise_labels(participant_label)
     found: set[str] = set()
-    for state in (committed_subjects(output_dir, recover_free=False) if states is None
-                  else states):
-        subject = state.key.split("_", 1)[0].removeprefix("sub-")
-        if state.manifest is None or (wanted is not None and subject not in wanted):
-            continue
-        tool = state.manifest.extra.get("segmentation")
-        for record in state.manifest.conditions.values():
+    if states is None:
+        states = committed_subjects(output_dir, recover_free=False)
+    for manifest in _manifests(states, participant_label):
+        tool = manifest.extra.get("segmentation")
+        for record in manifest.conditions.values():
             if isinstance(tool, dict) and tool.get("sha256") == record.model_sha256:
                 version = tool.get("version")
                 found.add(f"{tool.get('kind', 'tool')} {tool.get('name')}"

@@ -36,8 +36,9 @@ import nibabel as nib
 import numpy as np
 import torch
 
+from bids_stroke.digest import file_sha256
 from bids_stroke.model.adapters.base import ChannelStack, Segmenter
-from bids_stroke.model.checkpoint import ModelLoadError, file_sha256
+from bids_stroke.model.checkpoint import ModelLoadError
 from bids_stroke.model.inference import select_device
 from bids_stroke.model.memory import nnunet_memory_gb
 from bids_stroke.model.spec import (

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from bids_stroke.digest import file_sha256
 from bids_stroke.model.adapters.base import ChannelStack, Segmenter, synthetic_stack
 from bids_stroke.model.adapters.bids_stroke import template_defaults
-from bids_stroke.model.checkpoint import DEFAULT_INFERENCE, ModelLoadError, file_sha256
+from bids_stroke.model.checkpoint import DEFAULT_INFERENCE, ModelLoadError
 from bids_stroke.model.inference import binary_logits, predict_logits, select_device
 from bids_stroke.model.memory import unet_memory_gb
 from bids_stroke.model.preprocess import PreprocessConfig, crop_back, preprocess_volume
