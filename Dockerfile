@@ -27,11 +27,13 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 ########################################################################################
 FROM ${BASE_IMAGE} AS builder
 
-# LOCK: hashed lock file to install (lock.txt: CPU torch; lock-cuda.txt: PyPI's CUDA torch).
+# LOCK: hashed lock file to install. Default: CPU torch with the nnunet and onnx extras, so the
+# image runs users' nnU-Net v2 folders and ONNX files (lock.txt: without them, ~0.5 GB
+# smaller; lock-cuda.txt: PyPI's CUDA torch, with the same extras).
 # TORCH_INDEX_URL: extra index that offers the locked torch (PyTorch's CPU wheels).
 # WHEELHOUSE: folder or URL of wheels to install from *instead of* any index (air-gapped
 # builders; the hashes of the lock file still apply).
-ARG LOCK="requirements/lock.txt"
+ARG LOCK="requirements/lock-nnunet-onnx.txt"
 ARG TORCH_INDEX_URL="https://download.pytorch.org/whl/cpu"
 ARG WHEELHOUSE=""
 
@@ -80,7 +82,7 @@ ARG VERSION="0.1.0"
 ARG BUILD_DATE=""
 ARG VCS_REF=""
 ARG ALLOW_TEMPLATE_STANDIN=0
-ARG LOCK="requirements/lock.txt"
+ARG LOCK="requirements/lock-nnunet-onnx.txt"
 
 # org.bids_stroke.template.standin: 0 = TemplateFlow's files, 1 = nilearn's stand-in
 # (`python -m bids_stroke.templates info` in the image prints the same).

@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 # Lock files (requirements/): one per extra set; `make lock` regenerates them all.
 #   requirements/lock.txt       runtime (images, install.sh without extras)
 #   requirements/lock-<x>.txt   runtime + extras <x> (sorted, '-'-joined), e.g. lock-test.txt
-#   requirements/lock-cuda.txt  runtime with PyPI's CUDA torch (GPU images)
+#   requirements/lock-cuda.txt  runtime + CUDA_LOCK_EXTRAS with PyPI's CUDA torch (GPU images)
 LOCK_EXTRAS ?= test nnunet-onnx
+CUDA_LOCK_EXTRAS ?= nnunet onnx
 UV_VERSION ?= 0.13.9
 TORCH_FIND_LINKS ?= $(or $(PIP_FIND_LINKS),https://download.pytorch.org/whl/cpu/torch/)
 LOCK_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
@@ -53,6 +54,7 @@ lock: $(BIN)/uv
 			-o requirements/lock-$$x.txt || exit 1; \
 	done
 	$(BIN)/uv pip compile pyproject.toml requirements/build.in $(LOCK_TARGET) \
+		$(foreach e,$(CUDA_LOCK_EXTRAS),--extra $(e)) \
 		--override requirements/torch-cuda.txt -o requirements/lock-cuda.txt
 
 # Idempotent: the same dataset is reused (bids_stroke demo checks its options and files) and

@@ -19,6 +19,22 @@ SHARED = Path(os.environ.get("BIDS_STROKE_SHARED") or REPO.parent / "shared")
 os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
 
 
+@pytest.fixture(scope="session")
+def nnunet_folder(tmp_path_factory) -> Path:
+    """A tiny nnU-Net v2 trained-model folder (DWI + ADC, 2 mm) made by nnunetv2's own tools
+    (``tests/nnunet_tiny.py``, in its own process: nnunetv2 reads its folders at import); made
+    once per session for the parity tests and the image test."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("nnunetv2")
+    root = tmp_path_factory.mktemp("nnunet")
+    run = subprocess.run([sys.executable, str(REPO / "tests" / "nnunet_tiny.py"), str(root)],
+                         capture_output=True, text=True, timeout=1200, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return Path(run.stdout.strip().splitlines()[-1])
+
+
 def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Path:
     """Write a NIfTI (creating folders)."""
     path.parent.mkdir(parents=True, exist_ok=True)

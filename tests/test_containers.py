@@ -101,6 +101,11 @@ def docker_args(instructions: list[dict]) -> dict[str, str]:
     return out
 
 
+def args_lock() -> str:
+    """The Dockerfile's default lock file (``ARG LOCK``), relative to the repository."""
+    return docker_args(parse_dockerfile())["LOCK"]
+
+
 def install_runs(instructions: list[dict]) -> list[dict]:
     """The RUN instructions that call scripts/install.sh, in order."""
     return [i for i in instructions if i["instr"] == "RUN" and "install.sh" in i["args"]]
@@ -217,7 +222,8 @@ def test_dockerfile_structure():
     steps = dockerfile_install_steps("/x/bin/python", "/ctx")
     for argv, env in steps:
         assert argv == ["bash", "scripts/install.sh", "/x/bin/python", ""], "no extras"
-        assert env["BIDS_STROKE_LOCK"] == "/ctx/requirements/lock.txt"
+        # users' nnU-Net v2 folders and ONNX files run in the default image
+        assert env["BIDS_STROKE_LOCK"] == "/ctx/requirements/lock-nnunet-onnx.txt"
     assert (ROOT / args["LOCK"]).is_file()
     assert "/whl/cpu" in args["TORCH_INDEX_URL"], "CPU torch by default"
     assert args["WHEELHOUSE"] == ""
@@ -656,8 +662,7 @@ def test_fresh_install_matches_dockerfile_and_runs_offline(tmp_path):
     base_env["PATH"] = os.pathsep.join(
         p for p in base_env["PATH"].split(os.pathsep) if not p.startswith(str(ROOT))
     )
-    locked_torch = re.search(r"^torch==(\S+)", (ROOT / "requirements" / "lock.txt").read_text(),
-                             re.M).group(1)
+    locked_torch = re.search(r"^torch==(\S+)", (ROOT / args_lock()).read_text(), re.M).group(1)
     torch_index = os.environ.get("TORCH_INDEX_URL", "")
     preflight = subprocess.run(
         [str(python), "-m", "pip", "install", "--dry-run", "--no-deps", "--quiet",

@@ -12,7 +12,10 @@ with ``buildah bud --storage-driver vfs --isolation chroot`` and these build arg
 The image then runs through its own ENTRYPOINT with ``buildah run --isolation chroot`` (podman
 fails on setrlimit here) under ``unshare -n`` (no network at all) as its non-root USER: the 2 mm
 demo dataset mounted read-only, an output folder mounted read-write, ``participant`` then
-``group``; the group report must exist.
+``group``; the group report must exist. Users' models then run in the image, offline: the
+bundled model exported to ONNX by the image's own exporter gives the checkpoint's masks exactly
+(fp32), and a tiny nnU-Net v2 folder (``nnunet_folder``, DWI + ADC) segments an ISLES'22-like
+dataset in native space through nnunetv2.
 Labels, the template record, the refusal of the stand-in without ALLOW_TEMPLATE_STANDIN and
 the image size are checked and recorded with the timings.
 
@@ -36,11 +39,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
+
+from tests.nnunet_tiny import AFFINE, SHAPE, write_isles_bids
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-LOCK = ROOT / "requirements" / "lock.txt"
+#: the Dockerfile's default lock: CPU torch with the nnunet and onnx extras
+LOCK = ROOT / "requirements" / "lock-nnunet-onnx.txt"
 BASE_PACKAGES = ("python3.11", "python3.11-venv", "python3-venv", "python-is-python3")
 APT_PACKAGES = ("buildah", "mmdebstrap", "uidmap")
 IMAGE = "localhost/bids_stroke:image-test"
@@ -94,7 +102,7 @@ def base_rootfs() -> Path:
 
 
 def wheelhouse() -> Path:
-    """Every file of requirements/lock.txt, downloaded once with its hash checked."""
+    """Every file of the image's lock file, downloaded once with its hash checked."""
     digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()[:12]
     folder = cache_dir() / f"wheelhouse-{digest}"
     done = folder / ".complete"
@@ -174,7 +182,7 @@ def buildah(tmp_path: Path) -> Iterator[Buildah]:
 
 
 def test_dockerfile_builds_and_runs_the_demo(buildah: Buildah, served_wheels: str,
-                                             tmp_path: Path):
+                                             nnunet_folder: Path, tmp_path: Path):
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     buildah.import_rootfs(base_rootfs(), BASE)
@@ -199,7 +207,7 @@ def test_dockerfile_builds_and_runs_the_demo(buildah: Buildah, served_wheels: st
     assert labels["org.bids_stroke.template"] == "MNI152NLin2009aSym"
     assert labels["org.bids_stroke.template.standin"] == "1"
     assert labels["org.opencontainers.image.base.name"] == BASE
-    assert labels["org.bids_stroke.lock"] == "requirements/lock.txt"
+    assert labels["org.bids_stroke.lock"] == LOCK.relative_to(ROOT).as_posix()
     assert oci["User"] == "1000:1000"
     entrypoint = oci["Entrypoint"]
     assert entrypoint == ["bids_stroke"]
@@ -209,9 +217,13 @@ def test_dockerfile_builds_and_runs_the_demo(buildah: Buildah, served_wheels: st
     # the demo dataset (made outside the image: this test is about the image, not the demo)
     t2 = time.monotonic()
     bids, out, work = tmp_path / "bids", tmp_path / "out", tmp_path / "work"
+    models, isles = tmp_path / "models", tmp_path / "isles"
     demo = _run([str(BIN / "bids_stroke"), "demo", str(bids), "--n-subjects", "2",
                  "--resolution", "2", "--seed", "0"], timeout=600)
     assert demo.returncode == 0, demo.stderr[-2000:]
+    # a user's nnU-Net v2 folder (DWI + ADC, native space) and a dataset in ISLES'22's layout
+    shutil.copytree(nnunet_folder, models / "nnunet")
+    write_isles_bids(isles)
     out.mkdir()
     work.mkdir()
     for folder in (out, work):  # the image's user (1000) writes there; the input stays root's
@@ -220,7 +232,8 @@ def test_dockerfile_builds_and_runs_the_demo(buildah: Buildah, served_wheels: st
     timings["demo"] = time.monotonic() - t2
 
     ctr = buildah.container(IMAGE)
-    mounts = ["-v", f"{bids}:/data:ro", "-v", f"{out}:/out", "-v", f"{work}:/work"]
+    mounts = ["-v", f"{bids}:/data:ro", "-v", f"{out}:/out", "-v", f"{work}:/work",
+              "-v", f"{models}:/models:ro", "-v", f"{isles}:/isles:ro"]
     # chroot isolation shares the host's network; `unshare -n` takes it away: the image must
     # run offline (templates and model inside, TEMPLATEFLOW_AUTOUPDATE=0, NIPYPE_NO_ET=1)
     offline = ("unshare", "-n")
@@ -242,8 +255,10 @@ def test_dockerfile_builds_and_runs_the_demo(buildah: Buildah, served_wheels: st
     assert strict.returncode == 1 and "ALLOW_TEMPLATE_STANDIN=1" in strict.stderr
 
     t3 = time.monotonic()
+    # fp32, so that the ONNX export below must give exactly these masks
     participant = run(*entrypoint, "/data", "/out", "participant", "-w", "/work",
-                      "--conditions", "native", "crude:2", "--nprocs", "1", "--seed", "0")
+                      "--conditions", "native", "crude:2", "--nprocs", "1", "--seed", "0",
+                      "--precision", "fp32")
     timings["participant"] = time.monotonic() - t3
     assert participant.returncode == 0, participant.stdout[-3000:] + participant.stderr[-3000:]
     t4 = time.monotonic()
@@ -255,6 +270,40 @@ def test_dockerfile_builds_and_runs_the_demo(buildah: Buildah, served_wheels: st
     assert len(list(out.glob("sub-*/**/*_segmetrics.tsv"))) == 2
     owners = {p.stat().st_uid for p in out.rglob("*")}
     assert owners == {1000}, f"outputs written by the image's non-root user, not {owners}"
+
+    # users' models, offline, with the image's own packages: the bundled model exported to ONNX
+    # by the image's exporter and run by onnxruntime gives the same masks as the checkpoint;
+    # the nnU-Net v2 folder runs through nnunetv2 on the DWI + ADC of an ISLES'22-like dataset
+    t5 = time.monotonic()
+    export = run(*entrypoint, "model", "export", "--onnx", "bundled", "/work/bundled.onnx")
+    assert export.returncode == 0, export.stderr[-3000:]
+    onnx = run(*entrypoint, "/data", "/work/out-onnx", "participant", "-w", "/work/w-onnx",
+               "--model", "/work/bundled.onnx", "--conditions", "native", "crude:2",
+               "--nprocs", "1", "--seed", "0")
+    assert onnx.returncode == 0, onnx.stdout[-3000:] + onnx.stderr[-3000:]
+    masks = sorted(out.glob("sub-*/**/*_mask.nii.gz"))
+    assert len(masks) == 4
+    for mask in masks:
+        twin = work / "out-onnx" / mask.relative_to(out)
+        assert np.array_equal(np.asarray(nib.load(twin).dataobj),
+                              np.asarray(nib.load(mask).dataobj)), twin
+    timings["onnx"] = time.monotonic() - t5
+    t6 = time.monotonic()
+    nnunet = run(*entrypoint, "/isles", "/work/out-nnunet", "participant", "group",
+                 "-w", "/work/w-nnunet", "--model", "/models/nnunet", "--modality", "dwi",
+                 "--conditions", "native", "crude:2", "--nprocs", "1", "--seed", "0")
+    assert nnunet.returncode == 0, nnunet.stdout[-3000:] + nnunet.stderr[-3000:]
+    timings["nnunet"] = time.monotonic() - t6
+    probs = sorted((work / "out-nnunet").glob("sub-*/ses-*/dwi/*_desc-*_probseg.nii.gz"))
+    assert len(probs) == 4
+    for prob in probs:  # native space: every output on the input's 2 mm grid
+        img = nib.load(prob)
+        assert img.shape == SHAPE and np.allclose(img.affine, AFFINE), prob
+    side = json.loads(probs[0].with_name(probs[0].name.replace(".nii.gz", ".json"))
+                      .read_text())
+    assert side["SegmentationModel"]["kind"] == "nnunet"
+    assert (work / "out-nnunet" / "group_report.html").is_file()
+
     after = sorted((p.relative_to(bids), p.stat().st_mtime_ns) for p in bids.rglob("*"))
     assert after == before, "the input dataset was modified"
 

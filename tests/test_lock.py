@@ -52,12 +52,19 @@ def makefile_extra_sets() -> list[str]:
     return re.search(r"^LOCK_EXTRAS \?=(.*)$", text, re.M).group(1).split()
 
 
+def makefile_cuda_extras() -> list[str]:
+    """The extras of lock-cuda.txt (GPU images run users' nnU-Net and ONNX models)."""
+    text = (ROOT / "Makefile").read_text()
+    return re.search(r"^CUDA_LOCK_EXTRAS \?=(.*)$", text, re.M).group(1).split()
+
+
 def expected_requirements(lock_name: str) -> list[Requirement]:
     """What a lock must satisfy: the dependencies, its extras, the build requirements."""
     reqs = [Requirement(r) for r in PYPROJECT["project"]["dependencies"]]
     reqs += [Requirement(r) for r in PYPROJECT["build-system"]["requires"]]
     stem = lock_name.removesuffix(".txt").removeprefix("lock")
-    extras = [] if stem in ("", "-cuda") else stem.lstrip("-").split("-")
+    extras = ([] if stem == "" else makefile_cuda_extras() if stem == "-cuda"
+              else stem.lstrip("-").split("-"))
     optional = PYPROJECT["project"].get("optional-dependencies", {})
     for extra in extras:
         assert extra in optional, f"{lock_name}: no extra [{extra}] in pyproject.toml"
@@ -99,11 +106,16 @@ def test_torch_build_of_each_lock(name: str):
     torch = entries["torch"][0]
     nvidia = sorted(p for p in entries if p.startswith("nvidia-"))
     assert torch.base_version == "2.13.0"
+    override = "torch-cuda.txt" if name == "lock-cuda.txt" else "torch-cpu.txt"
     if name == "lock-cuda.txt":
         assert torch.local is None and nvidia, "PyPI's CUDA build with its runtime wheels"
     else:
         assert torch.local == "cpu" and not nvidia, f"{name}: CPU torch only, no CUDA wheels"
         assert len(entries["torch"][1]) == 1, "one file: the CPU wheel for Linux x86_64 py3.11"
+    if "torchvision" in entries:  # nnunetv2 pulls it: the release built for this torch
+        pinned = re.search(r"^torchvision==(\S+)$", (REQ_DIR / override).read_text(), re.M)
+        assert pinned and entries["torchvision"][0] == Version(pinned.group(1)), (
+            f"{name}: torchvision {entries['torchvision'][0]} is not the {override} pin")
 
 
 # --------------------------------------------------------------------------------------

@@ -1,13 +1,12 @@
 """nnU-Net v2 adapter against nnU-Net itself (``nnUNetPredictor.predict_from_files``).
 
 The model folder is made by nnunetv2's own tools (``tests/nnunet_tiny.py``: fingerprint, plans,
-preprocessing, ``nnUNetTrainer.save_checkpoint``) once per module, in a subprocess.
+preprocessing, ``nnUNetTrainer.save_checkpoint``) once per session, in a subprocess
+(``nnunet_folder`` in ``tests/conftest.py``).
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -18,17 +17,7 @@ from tests.conftest import SHARED
 
 pytest.importorskip("nnunetv2")
 pytestmark = pytest.mark.slow
-HERE = Path(__file__).resolve().parent
 ISLES = SHARED / "data" / "real" / "isles22_case0001"
-
-
-@pytest.fixture(scope="module")
-def nnunet_folder(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("nnunet")
-    run = subprocess.run([sys.executable, str(HERE / "nnunet_tiny.py"), str(root)],
-                         capture_output=True, text=True, timeout=1200, check=False)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return Path(run.stdout.strip().splitlines()[-1])
 
 
 def _reference(folder: Path, files: list[str], out: Path) -> tuple[np.ndarray, np.ndarray]:
