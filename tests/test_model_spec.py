@@ -84,3 +84,17 @@ def test_multi_channel_network_without_description_is_an_error(tmp_path: Path) -
     defaults = {k: v for k, v in DEFAULTS.items() if k != "channels"}
     with pytest.raises(ModelSpecError, match=r"does not say its input channels.*--channels"):
         _resolve(_model(tmp_path), defaults=defaults)
+
+
+def test_describe_states_a_strict_argmax_threshold(tmp_path: Path) -> None:
+    """nnU-Net's argmax is ``p > 0.5``, stored as the float32 just above 0.5: ``model info``
+    says so in words; an ordinary threshold reads as ``>=``."""
+    import numpy as np
+
+    src = _model(tmp_path)
+    strict = float(np.nextafter(np.float32(0.5), np.float32(1)))
+    text = _resolve(src, embedded={"threshold": strict}).describe()
+    assert "probability > 0.5 is lesion" in text and "a tie goes to the background" in text
+    for value in (0.5, 0.3, 0.42):
+        text = _resolve(src, embedded={"threshold": value}).describe()
+        assert f"threshold:  {value:g} (probability >= threshold is lesion)" in text

@@ -157,12 +157,17 @@ class ModelSpec:
         space = self.space
         if self.resolution_mm is not None:
             space = f"{self.space} at {self.resolution_mm:g} mm"
+        threshold = f"{self.threshold:.9g} (probability >= threshold is lesion)"
+        below = _float32_below(self.threshold)
+        if float(f"{below:.4g}") == below != self.threshold:  # one step above a round value
+            threshold = (f"{self.threshold:.9g}, i.e. probability > {below:g} is lesion (as the "
+                         "model's argmax: a tie goes to the background)")
         lines = [
             f"model:      {self.source}",
             f"kind:       {self.kind}",
             f"channels:   {', '.join(self.channels)}",
             f"space:      {space}",
-            f"threshold:  {self.threshold:.9g} (probability >= threshold is lesion)",
+            f"threshold:  {threshold}",
             f"sha256:     {self.checksum}",
         ]
         if self.lesion_labels is not None:
@@ -173,6 +178,13 @@ class ModelSpec:
                 + ", ".join(self.assumed)
             )
         return "\n".join(lines)
+
+
+def _float32_below(value: float) -> float:
+    """The float32 just below ``value`` (``nextafter`` towards 0)."""
+    import numpy as np
+
+    return float(np.nextafter(np.float32(value), np.float32(0)))
 
 
 def parse_channels(values: Sequence[str] | str | None) -> tuple[str, ...] | None:
