@@ -105,8 +105,9 @@ def check_model_memory(settings: Settings, model: ModelPlan,
                   key=lambda item: int(np.prod(item[0][0])))
     (shape, zooms), _ = largest
     seg = settings.segmentation
+    # the run's precision: under bf16 autocast the network's activations take half the memory
     segmenter = open_model(
-        model.path or None, device="cpu", precision="fp32", mode=seg.mode,
+        model.path or None, device="cpu", precision=seg.precision, mode=seg.mode,
         channels=list(seg.channels) if seg.channels else None,
         folds=list(seg.folds) if seg.folds else None, checkpoint=seg.checkpoint,
         trust_model_code=seg.trust_model_code)

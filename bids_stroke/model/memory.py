@@ -4,8 +4,11 @@ The estimates count the float32 tensors alive at the peak of a forward pass of a
 encoder-decoder network under :func:`torch.inference_mode` (no gradients): the retained skip
 connections of every level plus about eight full-resolution feature maps at the top level
 (decoder input, concatenation, convolution and normalisation outputs), and the whole-volume
-buffers of the prediction (input channels, probability, sliding-window accumulators). They are
-deliberately on the high side (no credit for bf16 autocast or in-place operations).
+buffers of the prediction (input channels, probability, sliding-window accumulators). Under
+bf16/fp16 autocast the activations take 2 bytes a value (the whole-volume buffers stay float32).
+They are deliberately on the high side (no credit for in-place operations):
+``tests/test_resources.py`` checks them against the measured peak of the bundled model in fp32
+and, where the CPU has it, bf16.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ _BYTES = 4  # float32
 _TOP_MAPS = 8
 
 
-def encoder_decoder_bytes(features: Sequence[int], voxels_per_level: Sequence[float]) -> float:
-    """Peak bytes of the activations of one forward pass."""
+def encoder_decoder_bytes(features: Sequence[int], voxels_per_level: Sequence[float], *,
+                          value_bytes: int = _BYTES) -> float:
+    """Peak bytes of the activations of one forward pass (``value_bytes`` per value: 4 in
+    float32, 2 under bf16/fp16 autocast)."""
     skips = sum(f * v for f, v in zip(features, voxels_per_level, strict=True))
-    return _BYTES * (_TOP_MAPS * features[0] * voxels_per_level[0] + skips)
+    return value_bytes * (_TOP_MAPS * features[0] * voxels_per_level[0] + skips)
 
 
 def _padded(shape: Sequence[int], divisor: int) -> list[int]:
@@ -40,10 +45,12 @@ def unet_memory_gb(
     mode: str = "auto",
     patch_size: Sequence[int] = (128, 128, 128),
     full_max_voxels: int = 256**3,
+    activation_bytes: int = _BYTES,
 ) -> float:
     """Peak GB to predict a ``shape`` image with a :class:`~bids_stroke.model.unet.UNet3D`
     described by ``config`` (``UNetConfig.to_dict()``), in ``mode`` as
-    :func:`~bids_stroke.model.inference.predict_logits` resolves it."""
+    :func:`~bids_stroke.model.inference.predict_logits` resolves it (``activation_bytes``: 2
+    under bf16/fp16 autocast)."""
     padded = _padded(shape, divisor)
     n_vox = float(np.prod(padded))
     if mode == "auto":
@@ -60,7 +67,7 @@ def unet_memory_gb(
     vox = [net_vox / 8**i for i in range(depth)]
     c_in = int(config.get("in_channels", 1))
     volume = _BYTES * n_vox * (c_in + 4)  # normalised input, probability, accumulators
-    return (encoder_decoder_bytes(feats, vox) + volume) / GB
+    return (encoder_decoder_bytes(feats, vox, value_bytes=activation_bytes) + volume) / GB
 
 
 def nnunet_memory_gb(

@@ -11,6 +11,7 @@ import numpy as np
 
 from bids_stroke.model.adapters.base import ChannelStack, Segmenter, synthetic_stack
 from bids_stroke.model.checkpoint import SegmentationModel, load_model
+from bids_stroke.model.inference import resolve_precision
 from bids_stroke.model.memory import unet_memory_gb
 from bids_stroke.model.spec import DEFAULT_THRESHOLD, TEMPLATE_SPACE, ModelSpec, resolve_spec
 
@@ -95,10 +96,15 @@ class BidsStrokeSegmenter(Segmenter):
         cfg = self.model.info.get("model_config")
         if not cfg:
             return None
+        try:
+            autocast = resolve_precision(self.precision, self.model.device) is not None
+        except ValueError:  # bf16 forced on a CPU without it: prediction says so, not this
+            autocast = False
         return unet_memory_gb(
             cfg,
             shape,
             divisor=self.model.divisor,
             mode=self.mode,
             patch_size=self.model.inference["patch_size"],
+            activation_bytes=2 if autocast else 4,
         )
