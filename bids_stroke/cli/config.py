@@ -72,6 +72,13 @@ class CLIError(RuntimeError):
         self.exit_code = exit_code
 
 
+def cannot_write(folder: Path | str, exc: OSError, *, what: str = "") -> CLIError:
+    """The one-line error (exit 73) for a write that failed in ``folder`` (full disk, no
+    permission), with the fix; ``what`` prefixes it (e.g. ``"group level: "``)."""
+    return CLIError(f"{what}cannot write into {folder} ({exc.strerror or exc}): free space or "
+                    "fix permissions, then re-run", P.EXIT_CANT_CREATE)
+
+
 def new_run_uuid() -> str:
     """``YYYYmmdd-HHMMSS_<8 hex>``: sortable and unique."""
     return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}_{uuid.uuid4().hex[:8]}"

@@ -24,7 +24,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bids_stroke.cli import parser as P
-from bids_stroke.cli.config import CLIError
+from bids_stroke.cli.config import CLIError, cannot_write
 
 LOGGER = logging.getLogger("bids_stroke")
 
@@ -177,8 +177,7 @@ def _export_all(settings, subjects, conditions, roots) -> list[str]:
                 print(f"bids_stroke: error: {key}: {exc}", file=sys.stderr)
                 failed.append(key)
             except OSError as exc:
-                raise CLIError(f"cannot write into {root} ({exc.strerror}): free space or fix "
-                               "permissions, then re-run", P.EXIT_CANT_CREATE) from exc
+                raise cannot_write(root, exc) from exc
             finally:
                 shutil.rmtree(work, ignore_errors=True)
     return failed + [f"busy:{k}" for k in busy]
@@ -204,8 +203,7 @@ def _write_datasets(settings, conditions, roots, *, prepare: bool = False) -> li
         raise CLIError(f"{exc}; another run is writing the exported datasets",
                        P.EXIT_TEMPFAIL) from exc
     except OSError as exc:
-        raise CLIError(f"cannot write into {root} ({exc.strerror}): free space or fix "
-                       "permissions, then re-run", P.EXIT_CANT_CREATE) from exc
+        raise cannot_write(root, exc) from exc
 
 
 def run_export(settings) -> int:

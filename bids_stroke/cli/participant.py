@@ -23,7 +23,7 @@ from dataclasses import replace
 import numpy as np
 
 from bids_stroke.cli import parser as P
-from bids_stroke.cli.config import CLIError
+from bids_stroke.cli.config import CLIError, cannot_write
 from bids_stroke.discovery import SubjectInputs
 from bids_stroke.settings import TEMPLATE, Settings
 from bids_stroke.workflows.base import ModelPlan
@@ -191,8 +191,7 @@ def write_dataset_level(settings: Settings, reference: str) -> None:
         raise CLIError(f"{exc}; another run is writing the dataset-level files",
                        P.EXIT_TEMPFAIL) from exc
     except OSError as exc:
-        raise CLIError(f"cannot write into {out} ({exc.strerror}): free space or fix "
-                       "permissions", P.EXIT_CANT_CREATE) from exc
+        raise cannot_write(out, exc) from exc
 
 
 def _lock_subjects(settings: Settings, subjects: Sequence[SubjectInputs], stack: ExitStack

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from bids_stroke.cli import parser as P
-from bids_stroke.cli.config import CLIError
+from bids_stroke.cli.config import CLIError, cannot_write
 from bids_stroke.progress import setup_logging
 
 LOGGER = logging.getLogger("bids_stroke")
@@ -70,8 +70,7 @@ def run_group_level(settings) -> int:
     except ValueError as exc:  # inconsistent tables, out-of-range values, unknown metric
         raise CLIError(f"group level: {exc}", P.EXIT_BAD_DATA) from exc
     except OSError as exc:
-        raise CLIError(f"group level: cannot write into {out} ({exc.strerror}); free space or "
-                       "fix permissions and re-run", P.EXIT_CANT_CREATE) from exc
+        raise cannot_write(out, exc, what="group level: ") from exc
     print(f"Group report: {report}")
     return P.EXIT_OK
 

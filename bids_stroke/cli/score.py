@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bids_stroke.cli import parser as P
-from bids_stroke.cli.config import CLIError
+from bids_stroke.cli.config import CLIError, cannot_write
 from bids_stroke.cli.export import add_common_options, lock_subjects, run_guarded, settings_for
 
 LOGGER = logging.getLogger("bids_stroke")
@@ -286,8 +286,7 @@ def _score_all(settings, found: Found, tool, results_key: str) -> list[str]:
                 print(f"bids_stroke: error: {key}: {exc}", file=sys.stderr)
                 failed.append(key)
             except OSError as exc:
-                raise CLIError(f"cannot write into {out} ({exc.strerror}): free space or fix "
-                               "permissions, then re-run", P.EXIT_CANT_CREATE) from exc
+                raise cannot_write(out, exc) from exc
             finally:
                 shutil.rmtree(work, ignore_errors=True)
     return failed + [f"busy:{k}" for k in busy]
