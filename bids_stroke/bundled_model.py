@@ -8,9 +8,11 @@ is never a real lesion segmenter, so every report of a run on other data says so
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from bids_stroke.digest import file_sha256
 
@@ -20,6 +22,7 @@ __all__ = [
     "DEMO_MODEL_WARNING",
     "bundled_model_path",
     "bundled_sha256",
+    "is_bundled",
     "is_demo_dataset",
 ]
 
@@ -41,6 +44,14 @@ def bundled_model_path() -> Path:
 def bundled_sha256() -> str:
     """sha256 of the bundled model file (cached; ``bundled_sha256.cache_clear()`` resets)."""
     return file_sha256(bundled_model_path())
+
+
+def is_bundled(checksum: str | None, info: Mapping[str, Any] | None = None) -> bool:
+    """Whether a model is the bundled one: its sha256, or an export of it (an ONNX file
+    records the checkpoint it came from as ``source_checkpoint``)."""
+    source = (info or {}).get("source_checkpoint") or {}
+    return bundled_sha256() in (checksum, source.get("sha256") if isinstance(source, Mapping)
+                                else None)
 
 
 def is_demo_dataset(bids_dir: str | Path) -> bool:

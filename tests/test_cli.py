@@ -215,5 +215,11 @@ def test_bundled_model_on_other_data_is_warned(tmp_path):
     (bids / DEMO_DATASET_MARKER).unlink()
     from bids_stroke.bundled_model import bundled_model_path
 
-    # named by its path it is still the demo model (recognised by its sha256)
+    # named by its path it is still the demo model (recognised by its sha256), and so is its
+    # ONNX export (which records the checkpoint it came from)
     assert DEMO_MODEL_WARNING in warnings("--model", str(bundled_model_path()))
+    pytest.importorskip("onnx")
+    from bids_stroke.model.export import export_onnx
+
+    onnx = export_onnx(bundled_model_path(), tmp_path / "bundled.onnx")
+    assert DEMO_MODEL_WARNING in warnings("--model", str(onnx))

@@ -38,7 +38,7 @@ def plan_model(settings: Settings) -> tuple[ModelPlan, list[str]]:
     repeats (a modality the model does not declare, defaulted model metadata, the bundled demo
     model on data that is not a bids_stroke demo dataset).
     """
-    from bids_stroke.bundled_model import DEMO_MODEL_WARNING, bundled_sha256, is_demo_dataset
+    from bids_stroke.bundled_model import DEMO_MODEL_WARNING, is_bundled, is_demo_dataset
     from bids_stroke.model.adapters import open_model
     from bids_stroke.model.check import ModelCheckError, check_model, modality_mismatch
     from bids_stroke.model.checkpoint import ModelLoadError
@@ -70,7 +70,7 @@ def plan_model(settings: Settings) -> tuple[ModelPlan, list[str]]:
                        "grid of the lesion masks)", P.EXIT_BAD_DATA)
     if spec.assumed:
         warnings.append(f"model metadata assumed, not declared: {', '.join(spec.assumed)}")
-    if model.checksum == bundled_sha256() and not is_demo_dataset(settings.data.bids_dir):
+    if is_bundled(model.checksum, model.info) and not is_demo_dataset(settings.data.bids_dir):
         warnings.append(DEMO_MODEL_WARNING)
     template = spec.space != "native"
     resolution = None
