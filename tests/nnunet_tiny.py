@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import nibabel as nib
@@ -60,25 +61,27 @@ def write_raw(raw: Path, n: int = 6) -> None:
     }))
 
 
-def write_isles_bids(root: Path, n: int = 2) -> Path:
-    """A raw BIDS dataset in the ISLES'22 layout made of these phantoms (seeds 100, 101...):
-    ``sub-strokecaseNNNN/ses-0001/dwi/*_{dwi,adc}.nii.gz``, masks in ``derivatives/``."""
+def write_isles_bids(root: Path, n: int = 2, *,
+                     cases: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+                     affine: np.ndarray = AFFINE) -> Path:
+    """A raw BIDS dataset in the ISLES'22 layout: ``sub-strokecaseNNNN/ses-0001/dwi/
+    *_{dwi,adc}.nii.gz``, masks in ``derivatives/``. ``cases``: (dwi, adc, lesion) per
+    subject on the grid of ``affine`` (default: ``n`` of these phantoms, seeds 100, 101...)."""
     (root / "derivatives").mkdir(parents=True, exist_ok=True)
     for folder in (root, root / "derivatives"):
         (folder / "dataset_description.json").write_text(json.dumps(
             {"Name": "tiny ISLES-like phantoms", "BIDSVersion": "1.8.0",
              **({"DatasetType": "derivative",
                  "GeneratedBy": [{"Name": "nnunet_tiny"}]} if folder != root else {})}))
-    for i in range(n):
-        dwi, adc, les = phantom(100 + i)
+    for i, (dwi, adc, les) in enumerate(cases or [phantom(100 + k) for k in range(n)]):
         sub, ses = f"sub-strokecase{i + 1:04d}", "ses-0001"
         anat = root / sub / ses / "dwi"
         anat.mkdir(parents=True)
-        nib.Nifti1Image(dwi, AFFINE).to_filename(anat / f"{sub}_{ses}_dwi.nii.gz")
-        nib.Nifti1Image(adc, AFFINE).to_filename(anat / f"{sub}_{ses}_adc.nii.gz")
+        nib.Nifti1Image(dwi, affine).to_filename(anat / f"{sub}_{ses}_dwi.nii.gz")
+        nib.Nifti1Image(adc, affine).to_filename(anat / f"{sub}_{ses}_adc.nii.gz")
         masks = root / "derivatives" / sub / ses
         masks.mkdir(parents=True)
-        nib.Nifti1Image(les, AFFINE).to_filename(masks / f"{sub}_{ses}_msk.nii.gz")
+        nib.Nifti1Image(les, affine).to_filename(masks / f"{sub}_{ses}_msk.nii.gz")
     return root
 
 

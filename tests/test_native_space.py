@@ -18,6 +18,7 @@ from bids_stroke.model.checkpoint import save_checkpoint
 from bids_stroke.model.preprocess import PreprocessConfig
 from bids_stroke.model.unet import UNet3D, UNetConfig
 from tests.conftest import SHARED, dataset_description
+from tests.nnunet_tiny import write_isles_bids
 
 ISLES = SHARED / "data" / "real" / "isles22_case0001"
 SHAPE = (40, 48, 36)
@@ -44,19 +45,8 @@ def _phantom(seed: int):
 @pytest.fixture(scope="module")
 def isles_like(tmp_path_factory) -> Path:
     """ISLES'22 layout at 2 mm: dwi + adc in dwi/, masks in derivatives (2 subjects)."""
-    root = tmp_path_factory.mktemp("native") / "bids"
-    dataset_description(root)
-    for i in (1, 2):
-        sub, ses = f"sub-strokecase{i:04d}", "ses-0001"
-        dwi, adc, les = _phantom(i)
-        folder = root / sub / ses / "dwi"
-        folder.mkdir(parents=True)
-        nib.Nifti1Image(dwi, AFFINE).to_filename(folder / f"{sub}_{ses}_dwi.nii.gz")
-        nib.Nifti1Image(adc, AFFINE).to_filename(folder / f"{sub}_{ses}_adc.nii.gz")
-        deriv = root / "derivatives" / sub / ses
-        deriv.mkdir(parents=True)
-        nib.Nifti1Image(les, AFFINE).to_filename(deriv / f"{sub}_{ses}_msk.nii.gz")
-    return root
+    return write_isles_bids(tmp_path_factory.mktemp("native") / "bids",
+                            cases=[_phantom(1), _phantom(2)], affine=AFFINE)
 
 
 @pytest.fixture(scope="module")
