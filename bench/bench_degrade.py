@@ -1,10 +1,10 @@
-"""Benchmark the resolution degradations of :mod:`bids_stroke.degrade` on a 1 mm brain grid.
+"""Benchmark the resolution degradations of :mod:`bids_stroke.degradation` on a 1 mm brain grid.
 
 Usage::
 
     python -m bench.bench_degrade [--smoke]
 
-Times :func:`bids_stroke.degrade.apply_condition` for each condition on a
+Times :func:`bids_stroke.degradation.apply_condition` for each condition on a
 197x233x189 float32 volume (MNI152NLin2009aSym at 1 mm) against two baselines
 measured in the same run: a plain ``np.copy`` (memory bandwidth floor) and a
 ``scipy.ndimage.zoom(order=1)`` down-by-2 / up-to-shape round trip (the obvious
@@ -28,8 +28,7 @@ import numpy as np
 import scipy
 from scipy import ndimage
 
-from bids_stroke.conditions import parse_condition
-from bids_stroke.degrade import apply_condition
+from bids_stroke.degradation import apply_condition, parse_condition
 
 SHAPE = (197, 233, 189)
 ZOOMS = (1.0, 1.0, 1.0)

@@ -51,7 +51,7 @@ from bids_stroke.commit import (
     read_manifest,
     state_dir,
 )
-from bids_stroke.conditions import Condition
+from bids_stroke.degradation import Condition
 from bids_stroke.digest import file_sha256
 from bids_stroke.discovery import SubjectInputs, file_entities
 from bids_stroke.nifti import degrade_image
@@ -134,8 +134,8 @@ def exported_sidecar(metadata: Mapping[str, Any], cond: Condition, *, source: st
                      ) -> dict[str, Any]:
     """The sidecar of an exported image: the input's metadata that stays true, plus the
     condition that made it and the file it was made from."""
-    drop = () if cond.kind == "native" else SAMPLING_FIELDS + (
-        THICK_FIELDS if cond.kind == "thick" else ())
+    drop = (SAMPLING_FIELDS if cond.changes_sampling else ()) + (
+        THICK_FIELDS if cond.changes_slice_profile else ())
     kept = {k: v for k, v in metadata.items() if k not in drop}
     removed = sorted(k for k in metadata if k in drop)
     out: dict[str, Any] = {
@@ -403,7 +403,7 @@ def write_datasets(root: Path, bids_dir: Path, roots: Sequence[Path],
     the manifests are parsed from their recorded spec). The dataset-level files of a label
     no subject holds any more (``--clean``) are removed.
     """
-    from bids_stroke.conditions import parse_condition
+    from bids_stroke.degradation import parse_condition
 
     holders: dict[str, set[str]] = {}
     specs: dict[str, str] = {}

@@ -37,14 +37,14 @@ def like_image(img: nib.Nifti1Image, data: np.ndarray, dtype: type) -> nib.Nifti
 
 
 def degrade_image(img: nib.Nifti1Image, condition: object) -> nib.Nifti1Image:
-    """``img`` degraded by ``condition`` (a spec or :class:`~bids_stroke.conditions.Condition`)
-    on its own grid: :func:`bids_stroke.degrade.apply_condition` on the float32 data with the
+    """``img`` degraded by ``condition`` (a spec or :class:`~bids_stroke.degradation.Condition`)
+    on its own grid: :func:`bids_stroke.degradation.apply_condition` on the float32 data with the
     header's voxel size, written like the input (float32, same affine and header).
 
     The one code path of the participant level (``DegradeImage``) and of ``bids_stroke
     export``, so an exported image is the image a native-space model run degrades.
     """
-    from bids_stroke.degrade import apply_condition
+    from bids_stroke.degradation import apply_condition
 
     if len(img.shape) != 3:
         raise ValueError(f"expected a 3-D image, got shape {img.shape}")

@@ -171,7 +171,7 @@ def native_grid(_subject: SubjectInputs, img: nb.Nifti1Image
 def check_subject(subject: SubjectInputs, conditions: Sequence[str] = (),
                   grid: GridOf = native_grid) -> None:
     """Raise :class:`InputError` when an input of ``subject`` is unusable."""
-    from bids_stroke.degrade import check_condition_fits
+    from bids_stroke.degradation import check_condition_fits
 
     img = check_image(subject.image)
     if subject.mask is not None:

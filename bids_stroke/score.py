@@ -34,7 +34,7 @@ from typing import Any
 import nibabel as nb
 import numpy as np
 
-from bids_stroke.conditions import Condition
+from bids_stroke.degradation import Condition
 from bids_stroke.discovery import SubjectInputs
 
 PLACEHOLDERS = ("condition", "subject", "session", "acq", "run")

@@ -215,7 +215,7 @@ def fold(value: Any) -> str:
 
 def conditions(value: Any) -> tuple[str, ...]:
     """Condition specs, canonicalised (duplicates and bad specs refused)."""
-    from bids_stroke.conditions import ConditionError, parse_conditions
+    from bids_stroke.degradation import ConditionError, parse_conditions
 
     specs = strings(text, min_len=1, max_len=100)(value)
     try:

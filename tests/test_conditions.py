@@ -1,4 +1,4 @@
-"""Tests of the condition spec language (bids_stroke.conditions)."""
+"""Tests of the condition spec language (bids_stroke.degradation)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import json
 import math
 import re
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bids_stroke.conditions import (
+from bids_stroke.degradation import (
     VALID_FORMS,
     Condition,
     ConditionError,
@@ -251,3 +252,30 @@ def test_slice_axis() -> None:
         parse_condition("crude:2").slice_axis((1, 1, 1))
     with pytest.raises(ValueError, match="axis"):
         resolve_slice_axis((1, 1, 1), 3)
+
+
+# ------------------------------------------------------------------ one class per kind
+def test_every_kind_is_one_registered_class_with_its_form_in_the_valid_forms() -> None:
+    from bids_stroke.degradation import KINDS
+
+    assert list(KINDS) == ["native", "crude", "linear", "thick", "kspace"]
+    for name, cls in KINDS.items():
+        assert issubclass(cls, Condition) and cls.kind == name
+        assert cls.form in VALID_FORMS
+        cond = cls.from_strength(2)
+        assert cond.kind == name and parse_condition(cond.spec) == cond
+        assert cond.apply(np.ones((4, 4, 4), np.float32), (1, 1, 1)).shape == (4, 4, 4)
+
+
+def test_no_module_outside_degradation_branches_on_a_condition_kind() -> None:
+    """Adding a kind is one class: nothing else in the package tests ``.kind == '<kind>'``."""
+    from pathlib import Path
+
+    import bids_stroke
+
+    root = Path(bids_stroke.__file__).parent
+    kinds = "|".join(["native", "crude", "linear", "thick", "kspace"])
+    pattern = re.compile(rf"""kind\s*(==|!=|in)\s*\(?["'](?:{kinds})["']""")
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
+                 if "degradation" not in p.parts and pattern.search(p.read_text())]
+    assert offenders == []

@@ -1,4 +1,4 @@
-"""Tests of bids_stroke.degrade (resolution degradations) and the DegradeImage interface."""
+"""Tests of bids_stroke.degradation (resolution degradations) and the DegradeImage interface."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import ndimage
 
-from bids_stroke.conditions import parse_condition
-from bids_stroke.degrade import (
+from bids_stroke.degradation import (
     FWHM_TO_SIGMA,
     apply_condition,
     crude_decimate,
     degrade_mask,
     kspace_truncate,
     linear_resample,
+    parse_condition,
     thick_slice_stack,
     thick_slices,
 )

@@ -109,7 +109,7 @@ def test_each_condition_is_a_dataset_with_the_input_names(study):
 
 
 def test_exported_images_are_what_the_participant_level_degrades(study, tmp_path):
-    from bids_stroke.degrade import apply_condition
+    from bids_stroke.degradation import apply_condition
     from bids_stroke.interfaces.degrade import DegradeImage
 
     src = next(study["bids"].glob(f"sub-{SUBJECTS[1]}/ses-1/anat/*_T1w.nii.gz"))
@@ -368,7 +368,7 @@ def _raw_dataset(root: Path) -> Path:
 
 
 def test_raw_multichannel_export_stays_raw_and_degrades_every_channel(tmp_path):
-    from bids_stroke.degrade import apply_condition
+    from bids_stroke.degradation import apply_condition
 
     bids = _raw_dataset(tmp_path / "raw")
     out = tmp_path / "out"
@@ -400,7 +400,7 @@ def test_isles22_dwi_adc_export_adds_no_validator_error(tmp_path):
     stores ADC and DWI without bval/bvec in raw folders)."""
     from conftest import SHARED
 
-    from bids_stroke.degrade import apply_condition
+    from bids_stroke.degradation import apply_condition
 
     case = SHARED / "data" / "real" / "isles22_case0001"
     if not case.is_dir():

@@ -90,7 +90,7 @@ def test_outputs_stay_on_the_acquisition_grid(native_run):
 
 def test_channels_degraded_identically(native_run):
     """The ADC of a condition is the ADC input degraded by the same function as the DWI."""
-    from bids_stroke.degrade import apply_condition
+    from bids_stroke.degradation import apply_condition
 
     src = native_run["bids"] / "sub-strokecase0002" / "ses-0001" / "dwi"
     adc = nib.load(src / "sub-strokecase0002_ses-0001_adc.nii.gz").get_fdata(dtype=np.float32)

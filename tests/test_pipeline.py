@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bids_stroke.conditions import parse_conditions
+from bids_stroke.degradation import parse_conditions
 from bids_stroke.pipeline import (
     PipelineError,
     available_pipelines,

@@ -10,7 +10,7 @@ import nibabel as nb
 import numpy as np
 import pytest
 
-from bids_stroke.conditions import parse_condition
+from bids_stroke.degradation import parse_condition
 from bids_stroke.discovery import SubjectInputs
 from bids_stroke.export import exported_sidecar, inherited_metadata
 from bids_stroke.score import (

@@ -208,7 +208,7 @@ def _write_datasets(settings, conditions, roots, *, prepare: bool = False) -> li
 
 def run_export(settings) -> int:
     from bids_stroke.cli.participant import discover
-    from bids_stroke.conditions import parse_conditions
+    from bids_stroke.degradation import parse_conditions
     from bids_stroke.discovery import attach_channels, find_dataset_roots
     from bids_stroke.export import export_root
     from bids_stroke.preflight import native_grid, preflight_check

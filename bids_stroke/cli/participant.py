@@ -168,7 +168,7 @@ def discover(settings: Settings, reference: str) -> list[SubjectInputs]:
 
 def write_dataset_level(settings: Settings, reference: str) -> None:
     """dataset_description, descriptions, README, .bidsignore: once, under the dataset lock."""
-    from bids_stroke.conditions import parse_conditions
+    from bids_stroke.degradation import parse_conditions
     from bids_stroke.locks import LockBusyError, locked
     from bids_stroke.outputs import check_output_modality, write_dataset_files
 
@@ -234,7 +234,7 @@ def _check_mixing(settings: Settings, model_sha: str, subjects: Sequence[Subject
                   ) -> tuple[list[SubjectInputs], list[tuple[SubjectInputs, str]]]:
     """Refuse, before any work, subjects whose committed conditions would be mixed."""
     from bids_stroke.commit import CommitError, ConditionRecord, plan_conditions, read_manifest
-    from bids_stroke.conditions import parse_condition
+    from bids_stroke.degradation import parse_condition
 
     out = settings.data.output_dir
     key = settings.results_key()

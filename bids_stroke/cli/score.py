@@ -92,7 +92,7 @@ def _exported(root: Path):
 
 def _labels(settings, opts, specs: dict[str, str]) -> list[str]:
     """Conditions to score: all exported ones, or those of --conditions/--pipeline."""
-    from bids_stroke.conditions import parse_conditions
+    from bids_stroke.degradation import parse_conditions
 
     if opts.conditions is None and opts.pipeline is None:
         return list(specs)
@@ -132,7 +132,7 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found)
     import numpy as np
 
     from bids_stroke.commit import verify_file
-    from bids_stroke.conditions import parse_condition
+    from bids_stroke.degradation import parse_condition
     from bids_stroke.digest import file_sha256
     from bids_stroke.score import (
         ConditionToScore,

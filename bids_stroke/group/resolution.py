@@ -3,7 +3,7 @@
 The metric tables store ``effective_resolution_mm``, the cube root of the effective voxel
 volume: ``thick:5`` on a 1 mm grid is 1.71 mm there, while a reader expects 5 mm slices. The
 per-axis effective voxel size comes from the condition itself
-(:meth:`bids_stroke.conditions.Condition.effective_zooms`) applied to the grid it was simulated
+(:meth:`bids_stroke.degradation.Condition.effective_zooms`) applied to the grid it was simulated
 on. That grid (the template grid, or the image grid of an input already in template space) is
 taken to be isotropic, and its spacing ``s`` is recovered from the stored value:
 ``effective_resolution_mm(spec, (s, s, s))`` is increasing in ``s``, so it is inverted by
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bids_stroke.conditions import Condition, ConditionError, parse_condition
+from bids_stroke.degradation import Condition, ConditionError, parse_condition
 
 __all__ = ["ConditionGeometry", "condition_geometry", "condition_phrase"]
 
@@ -70,11 +70,8 @@ def condition_geometry(spec: str, effective_resolution_mm: float) -> ConditionGe
     s = _grid_spacing(cond, float(effective_resolution_mm))
     grid = (s, s, s)
     zooms = tuple(round(z, 4) for z in cond.effective_zooms(grid))
-    if cond.kind == "thick":
-        axis = cond.slice_axis(grid)
-    else:  # the coarsest axis; ties go to the last axis (z), as for thick slices
-        axis = max(range(3), key=lambda i: (zooms[i], i))
-    return ConditionGeometry(zooms=(zooms[0], zooms[1], zooms[2]), slice_axis=axis)
+    return ConditionGeometry(zooms=(zooms[0], zooms[1], zooms[2]),
+                             slice_axis=cond.coarsest_axis(grid))
 
 
 def condition_phrase(spec: str, geometry: ConditionGeometry | None) -> str:
@@ -83,14 +80,4 @@ def condition_phrase(spec: str, geometry: ConditionGeometry | None) -> str:
         cond = parse_condition(spec)
     except ConditionError:
         return spec
-    if cond.kind == "native":
-        return "native"
-    size = geometry.voxel_text() if geometry is not None else cond.spec.split(":", 1)[1]
-    if cond.kind == "thick":
-        gap = float(cond.params.get("gap_mm", 0) or 0)
-        text = f"{float(cond.params['thickness_mm']):g} mm slices"
-        return text + (f" with {gap:g} mm gaps" if gap else "")
-    words = {"crude": "crude", "linear": "linear", "kspace": "k-space"}[cond.kind]
-    window = cond.params.get("window")
-    extra = f" ({window} window)" if window and window != "none" else ""
-    return f"{words} {size}{extra}"
+    return cond.phrase(geometry.voxel_text() if geometry is not None else None)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bids_stroke.__about__ import __version__
-from bids_stroke.conditions import ConditionError, parse_condition
+from bids_stroke.degradation import ConditionError, parse_condition
 from bids_stroke.group.resolution import ConditionGeometry, condition_geometry, condition_phrase
 
 __all__ = [

@@ -14,8 +14,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from bids_stroke.conditions import parse_condition
-from bids_stroke.degrade import degrade_mask
+from bids_stroke.degradation import degrade_mask, parse_condition
 from bids_stroke.interfaces.checksums import ChecksummedInterface
 from bids_stroke.nifti import degrade_image, nifti_stem
 from bids_stroke.nifti import like_image as _like
@@ -39,7 +38,7 @@ class _DegradeImageOutputSpec(TraitedSpec):
 
 
 class DegradeImage(ChecksummedInterface):
-    """Apply a resolution condition (see :mod:`bids_stroke.conditions`) to an image.
+    """Apply a resolution condition (see :mod:`bids_stroke.degradation`) to an image.
 
     The output keeps the input affine and header (data type float32) and is
     written to the node's working directory as ``<stem>_cond-<label>.nii.gz``;

@@ -10,7 +10,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from bids_stroke.conditions import parse_condition
+from bids_stroke.degradation import parse_condition
 from bids_stroke.interfaces.checksums import ChecksummedInterface
 
 

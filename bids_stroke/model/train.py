@@ -12,7 +12,7 @@ Outline (nnU-Net flavoured, deliberately small):
 * augmentation: random flips, intensity scale/shift, Gaussian noise and, with
   ``augment_resolution``, a random resolution degradation of the *image only* drawn from
   ``crude:2-3``, ``linear:2-3``, ``thick:3-7`` (mm) and ``kspace:2-3``
-  (:func:`bids_stroke.degrade.apply_condition`, applied to the patch with a margin);
+  (:func:`bids_stroke.degradation.apply_condition`, applied to the patch with a margin);
 * loss ``bce``, ``dice`` or ``bce+dice``; Adam with a polynomial learning-rate decay;
 * after every ``val_every`` epochs the Dice of the thresholded full-volume prediction is
   computed on each validation volume (same code path as :class:`SegmentationModel.predict`);
@@ -44,6 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bids_stroke.degradation import KINDS, Condition
 from bids_stroke.model.checkpoint import (
     SegmentationModel,
     build_unet,
@@ -252,12 +253,10 @@ def _crop(arr: np.ndarray, start: Sequence[int], size: Sequence[int]) -> np.ndar
     return out
 
 
-def _random_condition(rng: np.random.Generator) -> str:
+def _random_condition(rng: np.random.Generator) -> Condition:
+    """A condition of a random augmentation kind at a random integer strength."""
     kind, lo, hi = RESOLUTION_AUGMENTATIONS[int(rng.integers(len(RESOLUTION_AUGMENTATIONS)))]
-    if kind == "thick":
-        return f"thick:{int(rng.integers(int(lo), int(hi) + 1))}"
-    factor = int(rng.integers(int(lo), int(hi) + 1))
-    return f"{kind}:{factor}"
+    return KINDS[kind].from_strength(int(rng.integers(int(lo), int(hi) + 1)))
 
 
 def sample_patch(
@@ -289,9 +288,7 @@ def sample_patch(
     if degrade:
         margin = 8
         big = _crop(case.image, [s - margin for s in start], [p + 2 * margin for p in patch])
-        from bids_stroke.degrade import apply_condition
-
-        big = np.asarray(apply_condition(big, case.zooms, _random_condition(rng)), np.float32)
+        big = np.asarray(_random_condition(rng).apply(big, case.zooms), np.float32)
         img = big[margin:-margin, margin:-margin, margin:-margin]
         # degradations change the contrast slightly; keep background at 0 as in preprocessing
         img = np.where(_crop(case.image, start, patch) != 0, img, 0.0).astype(np.float32)

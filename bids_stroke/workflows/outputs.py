@@ -36,7 +36,7 @@ def kept_metric_rows(settings: Settings, key: str) -> list[dict[str, str]]:
     from pathlib import Path
 
     from bids_stroke.commit import CommitError, read_manifest, read_table
-    from bids_stroke.conditions import parse_condition
+    from bids_stroke.degradation import parse_condition
 
     if settings.execution.clean:
         return []
