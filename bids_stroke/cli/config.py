@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bids_stroke.cli import parser as P
-from bids_stroke.provenance import command_line
+from bids_stroke.cli.command_line import command_line
 from bids_stroke.settings import (
     SECTIONS,
     Settings,
