@@ -38,6 +38,7 @@ import torch
 
 from bids_stroke.digest import file_sha256
 from bids_stroke.model.adapters.base import ChannelStack, Segmenter
+from bids_stroke.model.adapters.nnunet_trainers import TrainerLookupError, find_trainer
 from bids_stroke.model.checkpoint import ModelLoadError
 from bids_stroke.model.inference import select_device
 from bids_stroke.model.memory import nnunet_memory_gb
@@ -205,6 +206,9 @@ class NnUNetSegmenter(Segmenter):
             "folds": [str(f) for f in use],
             "checkpoint": ckpt_name,
             "trainer": self.trainer_name,
+            "trainer_module": self.trainer_module,
+            "network_builder": self.network_builder,
+            "trainer_note": self.trainer_note,
             "configuration": self.configuration,
             "plans": self.plans.get("plans_name"),
             "reader": self.plans_manager.image_reader_writer_class.__name__,
@@ -220,7 +224,6 @@ class NnUNetSegmenter(Segmenter):
 
     def _setup(self, ckpts: list[dict[str, Any]], device: torch.device, tta: bool | None) -> None:
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-        from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
         from nnunetv2.utilities.label_handling.label_handling import (
             determine_num_input_channels,
         )
@@ -233,32 +236,18 @@ class NnUNetSegmenter(Segmenter):
         pm = PlansManager(self.plans)
         cm = pm.get_configuration(self.configuration)
         n_in = determine_num_input_channels(pm, cm, self.dataset_json)
-        try:
-            trainer = recursive_find_trainer_class_by_name(self.trainer_name)
-        except Exception:
-            trainer = None
-        if trainer is None:
-            raise ModelLoadError(
-                f"{self.folder}: trainer {self.trainer_name!r} is not part of nnunetv2; install "
-                "the package that defines it, or export the model to ONNX"
-            )
         lm = pm.get_label_manager(self.dataset_json)
-        if "plans_manager" in inspect.signature(trainer.build_network_architecture).parameters:
-            network = trainer.build_network_architecture(
-                pm, cm, n_in, lm.num_segmentation_heads, enable_deep_supervision=False
-            )
-        else:  # nnunetv2 < 2.6 signature
-            network = trainer.build_network_architecture(
-                cm.network_arch_class_name, cm.network_arch_init_kwargs,
-                cm.network_arch_init_kwargs_req_import, n_in, lm.num_segmentation_heads,
-                enable_deep_supervision=False,
-            )
+        network = self._network(pm, cm, n_in, lm.num_segmentation_heads)
         params = [c["network_weights"] for c in ckpts]
-        try:
-            network.load_state_dict(params[0])
-        except RuntimeError as exc:
-            raise ModelLoadError(f"{self.folder}: weights do not match plans.json "
-                                 f"({str(exc).splitlines()[0]})") from exc
+        for fold, weights in zip(self.folds, params, strict=True):
+            try:
+                network.load_state_dict(weights, strict=True)
+            except RuntimeError as exc:
+                raise ModelLoadError(
+                    f"{self.folder}: the weights of fold {fold} do not match the network of "
+                    f"trainer {self.trainer_name} and plans.json ({str(exc).splitlines()[0]})"
+                ) from exc
+        network.load_state_dict(params[0], strict=True)
         with contextlib.redirect_stdout(io.StringIO()):
             predictor = nnUNetPredictor(
                 tile_step_size=0.5,
@@ -275,6 +264,28 @@ class NnUNetSegmenter(Segmenter):
         )
         self.predictor, self.plans_manager, self.configuration_manager = predictor, pm, cm
         self.label_manager, self.n_inputs = lm, int(n_in)
+
+    def _network(self, pm: Any, cm: Any, n_in: int, n_out: int) -> torch.nn.Module:
+        """The trainer's network (see :mod:`.nnunet_trainers`): its own
+        ``build_network_architecture`` when it overrides it, else nnU-Net's standard one."""
+        from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+        try:
+            found = find_trainer(self.trainer_name)
+        except TrainerLookupError as exc:
+            raise ModelLoadError(f"{self.folder}: {exc}") from exc
+        if found.note:
+            LOGGER.warning("%s: %s", self.folder, found.note)
+        self.trainer_module, self.trainer_note = found.module, found.note
+        self.network_builder = "nnUNetTrainer" if found.standard_network else found.name
+        builder = nnUNetTrainer if found.standard_network else found.cls
+        build = builder.build_network_architecture  # type: ignore[union-attr]
+        if "plans_manager" in inspect.signature(build).parameters:
+            return build(pm, cm, n_in, n_out, enable_deep_supervision=False)
+        # nnunetv2 < 2.6 signature
+        return build(cm.network_arch_class_name, cm.network_arch_init_kwargs,
+                     cm.network_arch_init_kwargs_req_import, n_in, n_out,
+                     enable_deep_supervision=False)
 
     def _spec(self, files: list[Path], channels: Sequence[str] | None) -> ModelSpec:
         h = hashlib.sha256()
