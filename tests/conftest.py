@@ -35,6 +35,18 @@ def nnunet_folder(tmp_path_factory) -> Path:
     return Path(run.stdout.strip().splitlines()[-1])
 
 
+@pytest.fixture(scope="session")
+def nnunet_variant_folders(nnunet_folder: Path) -> dict[str, Path]:
+    """The same tiny model saved by trainer variants of nnunetv2 (``VARIANTS`` in
+    ``tests/nnunet_tiny.py``: one in ``variants/training_length``, one that builds its own
+    network in ``variants/network_architecture``), made with ``nnunet_folder``."""
+    from tests.nnunet_tiny import VARIANTS, variant_folder
+
+    folders = {name: variant_folder(nnunet_folder, name) for name in VARIANTS}
+    assert all((f / "fold_0" / "checkpoint_final.pth").is_file() for f in folders.values())
+    return folders
+
+
 def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Path:
     """Write a NIfTI (creating folders)."""
     path.parent.mkdir(parents=True, exist_ok=True)

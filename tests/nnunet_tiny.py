@@ -10,6 +10,12 @@ under a fixed seed, not trained: on 2 shared CPU cores one iteration takes ~40 s
 ``nnUNetTrainer.save_checkpoint`` in ``fold_0/checkpoint_final.pth``. The training log gets one
 epoch of numpy float64 values, as a trained checkpoint has. It runs in its own process because
 nnunetv2 reads its folder variables at import.
+
+The same is saved, beside it, by trainer variants of nnunetv2 (:data:`VARIANTS`, each imported
+from its own module in a subpackage of ``training/nnUNetTrainer/variants``): one that changes
+only the training (its network is nnU-Net's standard one) and one that builds its own network
+(``build_network_architecture`` with batch norm). Their folders are
+``<Trainer>__nnUNetPlans__3d_fullres`` under the same dataset (:func:`variant_folder`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,13 @@ import numpy as np
 
 DATASET_ID = 901
 DATASET = f"Dataset{DATASET_ID}_Tiny"
+#: trainer variant -> the module of nnunetv2 that defines it
+VARIANTS = {
+    "nnUNetTrainer_5epochs": "nnunetv2.training.nnUNetTrainer.variants.training_length."
+                             "nnUNetTrainer_Xepochs",
+    "nnUNetTrainerBN": "nnunetv2.training.nnUNetTrainer.variants.network_architecture."
+                       "nnUNetTrainerBN",
+}
 SHAPE = (40, 48, 40)
 AFFINE = np.array([[2.0, 0, 0, -40], [0, 2.0, 0, -48], [0, 0, 2.0, -40], [0, 0, 0, 1]])
 
@@ -85,6 +98,29 @@ def write_isles_bids(root: Path, n: int = 2, *,
     return root
 
 
+def variant_folder(default: Path, trainer: str) -> Path:
+    """The folder of ``trainer``'s model beside the default trainer's ``default``."""
+    return default.with_name(default.name.replace("nnUNetTrainer__", f"{trainer}__", 1))
+
+
+def _save(trainer, root: Path) -> Path:
+    """Save an initialised (untrained) trainer as a trained-model folder with fold 0."""
+    trainer.initialize()
+    for key, value in (("mean_fg_dice", 0.25), ("ema_fg_dice", 0.25), ("train_losses", 0.7),
+                       ("val_losses", 0.6), ("dice_per_class_or_region", [0.25])):
+        val = [np.float64(v) for v in value] if isinstance(value, list) else np.float64(value)
+        trainer.logger.log(key, val, 0)
+    trainer._best_ema = np.float64(0.25)
+    out = Path(trainer.output_folder_base)
+    (out / "fold_0").mkdir(parents=True, exist_ok=True)
+    trainer.save_checkpoint(str(out / "fold_0" / "checkpoint_final.pth"))
+    pre = root / "nnUNet_preprocessed" / DATASET
+    shutil.copy(pre / "nnUNetPlans.json", out / "plans.json")
+    shutil.copy(pre / "dataset.json", out / "dataset.json")
+    shutil.copy(pre / "dataset_fingerprint.json", out / "dataset_fingerprint.json")
+    return out
+
+
 def build(root: Path) -> Path:
     for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         os.environ[k] = str(root / k)
@@ -105,19 +141,22 @@ def build(root: Path) -> Path:
     torch.manual_seed(0)
     trainer = get_trainer_from_args(str(DATASET_ID), "3d_fullres", 0, "nnUNetTrainer",
                                     "nnUNetPlans", False, device=torch.device("cpu"))
-    trainer.initialize()
-    for key, value in (("mean_fg_dice", 0.25), ("ema_fg_dice", 0.25), ("train_losses", 0.7),
-                       ("val_losses", 0.6), ("dice_per_class_or_region", [0.25])):
-        val = [np.float64(v) for v in value] if isinstance(value, list) else np.float64(value)
-        trainer.logger.log(key, val, 0)
-    trainer._best_ema = np.float64(0.25)
-    out = Path(trainer.output_folder_base)
-    (out / "fold_0").mkdir(parents=True, exist_ok=True)
-    trainer.save_checkpoint(str(out / "fold_0" / "checkpoint_final.pth"))
+    out = _save(trainer, root)
+    # the variants, as run_training makes them but with the class imported from its module
+    # (nnU-Net's own lookup would import every trainer module before it)
+    import importlib
+
+    from batchgenerators.utilities.file_and_folder_operations import load_json
+
     pre = root / "nnUNet_preprocessed" / DATASET
-    shutil.copy(pre / "nnUNetPlans.json", out / "plans.json")
-    shutil.copy(pre / "dataset.json", out / "dataset.json")
-    shutil.copy(pre / "dataset_fingerprint.json", out / "dataset_fingerprint.json")
+    for name, module in VARIANTS.items():
+        cls = getattr(importlib.import_module(module), name)
+        torch.manual_seed(0)
+        plans = {**load_json(str(pre / "nnUNetPlans.json")), "continue_training": False}
+        variant = cls(plans=plans, configuration="3d_fullres",
+                      fold=0, dataset_json=load_json(str(pre / "dataset.json")),
+                      device=torch.device("cpu"))
+        assert _save(variant, root) == variant_folder(out, name)
     return out
 
 

@@ -14,8 +14,12 @@ fails on setrlimit here) under ``unshare -n`` (no network at all) as its non-roo
 demo dataset mounted read-only, an output folder mounted read-write, ``participant`` then
 ``group``; the group report must exist. Users' models then run in the image, offline: the
 bundled model exported to ONNX by the image's own exporter gives the checkpoint's masks exactly
-(fp32), and a tiny nnU-Net v2 folder (``nnunet_folder``, DWI + ADC) segments an ISLES'22-like
-dataset in native space through nnunetv2.
+(fp32), and a tiny nnU-Net v2 folder saved by the trainer variant ``nnUNetTrainer_5epochs`` (in
+nnunetv2's ``variants/training_length`` subpackage; ``nnunet_variant_folders``, DWI + ADC)
+segments an ISLES'22-like dataset in native space through nnunetv2, with exactly the mask of
+``nnUNetPredictor.predict_from_files`` in the image (``tests/nnunet_reference.py``). torchvision in
+the image is either absent (the CPU locks leave it out) or imports and runs ``ops.nms``
+(``tests/torchvision_check.py``).
 Labels, the template record, the refusal of the stand-in without ALLOW_TEMPLATE_STANDIN and
 the image size are checked and recorded with the timings.
 
@@ -43,7 +47,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from tests.nnunet_tiny import AFFINE, SHAPE, write_isles_bids
+from tests.nnunet_tiny import AFFINE, SHAPE, VARIANTS, write_isles_bids
+from tests.test_lock import parse_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -52,6 +57,8 @@ LOCK = ROOT / "requirements" / "lock-nnunet-onnx.txt"
 BASE_PACKAGES = ("python3.11", "python3.11-venv", "python3-venv", "python-is-python3")
 APT_PACKAGES = ("buildah", "mmdebstrap", "uidmap")
 IMAGE = "localhost/bids_stroke:image-test"
+#: the trainer variant whose model runs in the image
+VARIANT = "nnUNetTrainer_5epochs"
 BASE = "localhost/bids_stroke-test-base:bookworm"
 
 pytestmark = [pytest.mark.slow, pytest.mark.image]
@@ -182,7 +189,8 @@ def buildah(tmp_path: Path) -> Iterator[Buildah]:
 
 
 def test_dockerfile_builds_and_runs_the_demo(buildah: Buildah, served_wheels: str,
-                                             nnunet_folder: Path, tmp_path: Path):
+                                             nnunet_variant_folders: dict[str, Path],
+                                             tmp_path: Path):
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     buildah.import_rootfs(base_rootfs(), BASE)
@@ -221,9 +229,12 @@ def test_dockerfile_builds_and_runs_the_demo(buildah: Buildah, served_wheels: st
     demo = _run([str(BIN / "bids_stroke"), "demo", str(bids), "--n-subjects", "2",
                  "--resolution", "2", "--seed", "0"], timeout=600)
     assert demo.returncode == 0, demo.stderr[-2000:]
-    # a user's nnU-Net v2 folder (DWI + ADC, native space) and a dataset in ISLES'22's layout
-    shutil.copytree(nnunet_folder, models / "nnunet")
+    # a user's nnU-Net v2 folder (DWI + ADC, native space, a trainer variant in a subpackage),
+    # a dataset in ISLES'22's layout, and the two check scripts that run inside the image
+    shutil.copytree(nnunet_variant_folders[VARIANT], models / "nnunet")
     write_isles_bids(isles)
+    for script in ("torchvision_check.py", "nnunet_reference.py"):
+        shutil.copy(ROOT / "tests" / script, models / script)
     out.mkdir()
     work.mkdir()
     for folder in (out, work):  # the image's user (1000) writes there; the input stays root's
@@ -247,6 +258,11 @@ def test_dockerfile_builds_and_runs_the_demo(buildah: Buildah, served_wheels: st
     assert who.returncode == 0 and who.stdout.strip() == "1000", who.stdout + who.stderr
     refused = run("touch", "/data/written-by-the-container")
     assert refused.returncode != 0, "the dataset mount must be read-only"
+    # torchvision: absent (the lock leaves it out) or working, never installed but broken
+    vision = run("python", "/models/torchvision_check.py")
+    assert vision.returncode == 0, vision.stdout + vision.stderr
+    expected = "ok " if "torchvision" in parse_lock(LOCK) else "absent"
+    assert vision.stdout.strip().startswith(expected), vision.stdout
     info = run("python", "-m", "bids_stroke.templates", "info")
     assert json.loads(info.stdout)["source"] == "templateflow-standin", info.stdout[-2000:]
     # what the build runs with ALLOW_TEMPLATE_STANDIN=0 fails loudly without TemplateFlow
@@ -302,7 +318,18 @@ def test_dockerfile_builds_and_runs_the_demo(buildah: Buildah, served_wheels: st
     side = json.loads(probs[0].with_name(probs[0].name.replace(".nii.gz", ".json"))
                       .read_text())
     assert side["SegmentationModel"]["kind"] == "nnunet"
+    assert side["SegmentationModel"]["trainer"] == VARIANT
+    assert side["SegmentationModel"]["network_builder"] == "nnUNetTrainer"
     assert (work / "out-nnunet" / "group_report.html").is_file()
+    # ... with nnUNetPredictor's own mask, in the image
+    sub = "sub-strokecase0001/ses-0001/dwi/sub-strokecase0001_ses-0001"
+    parity = run("python", "/models/nnunet_reference.py", "/models/nnunet", "/work/nnunet-ref",
+                 f"/isles/{sub}_dwi.nii.gz", f"/isles/{sub}_adc.nii.gz",
+                 "--trainer-module", VARIANTS[VARIANT])
+    assert parity.returncode == 0, parity.stdout[-3000:] + parity.stderr[-3000:]
+    result = json.loads(parity.stdout.strip().splitlines()[-1])
+    assert result["trainer"] == VARIANT and result["masks_equal"], result
+    assert 0 < result["lesion_voxels"] < result["voxels"], result
 
     after = sorted((p.relative_to(bids), p.stat().st_mtime_ns) for p in bids.rglob("*"))
     assert after == before, "the input dataset was modified"

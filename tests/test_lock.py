@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import stat
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -112,37 +113,121 @@ def test_torch_build_of_each_lock(name: str):
     else:
         assert torch.local == "cpu" and not nvidia, f"{name}: CPU torch only, no CUDA wheels"
         assert len(entries["torch"][1]) == 1, "one file: the CPU wheel for Linux x86_64 py3.11"
-    if "torchvision" in entries:  # nnunetv2 pulls it: the release built for this torch
-        pinned = re.search(r"^torchvision==(\S+)$", (REQ_DIR / override).read_text(), re.M)
-        assert pinned and entries["torchvision"][0] == Version(pinned.group(1)), (
-            f"{name}: torchvision {entries['torchvision'][0]} is not the {override} pin")
+    text = lock_files()[name].read_text()
+    if name != "lock-cuda.txt":
+        # PyPI's torchvision does not import beside torch+cpu: the CPU locks leave it out, and
+        # say so where it would be (make lock: --no-emit-package torchvision + the note)
+        assert "torchvision" not in entries, f"{name}: no torchvision beside CPU torch"
+        if "timm" in entries:
+            assert "# The following packages were excluded from the output:\n# torchvision" in text
+            assert "# torchvision is left out on purpose: see requirements/torch-cpu.txt" in text
+        return
+    # the CUDA lock: PyPI's pair, torchvision 0.N+15 built for torch 2.N, the override's pin
+    vision = entries["torchvision"][0]
+    assert (vision.major, vision.minor) == (0, torch.minor + 15), (
+        f"{name}: torchvision {vision} is not the release built for torch {torch}")
+    assert vision.local is None, f"{name}: PyPI's torchvision beside PyPI's torch"
+    pinned = re.search(r"^torchvision==(\S+)$", (REQ_DIR / override).read_text(), re.M)
+    assert pinned and vision == Version(pinned.group(1)), (
+        f"{name}: torchvision {vision} is not the {override} pin")
+
+
+def test_torchvision_imports_or_is_absent():
+    """The environment the tests run in (made from lock-test.txt by make venv): torchvision is
+    either absent or imports and runs ``torchvision.ops.nms``; never installed but broken."""
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "torchvision_check.py")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    state = proc.stdout.strip()
+    assert state == "absent" or state.startswith("ok "), state
 
 
 # --------------------------------------------------------------------------------------
 # scripts/install.sh picks the lock of the extras and never resolves anything else
 # --------------------------------------------------------------------------------------
+FAKE_PYTHON = r"""#!/bin/bash
+line="$*"
+echo "${line//$'\n'/ }" >> CALLS
+case "$*" in
+    *find_spec*) echo "${FAKE_TORCHVISION:-absent}" ;;
+    "-m pip check") printf '%b' "${FAKE_PIP_CHECK:-No broken requirements found.\n}"
+                    exit "${FAKE_PIP_CHECK_RC:-0}" ;;
+esac
+"""
+TIMM_GAP = "timm 1.0.22 requires torchvision, which is not installed."
+
+
 @pytest.fixture
 def fake_python(tmp_path: Path) -> tuple[Path, Path]:
+    """A stand-in interpreter that records each call on one line (the torchvision probe answers
+    $FAKE_TORCHVISION, ``pip check`` prints $FAKE_PIP_CHECK and exits $FAKE_PIP_CHECK_RC)."""
     calls = tmp_path / "calls.txt"
     py = tmp_path / "python"
-    py.write_text(f'#!/bin/bash\necho "$*" >> {calls}\n')
+    py.write_text(FAKE_PYTHON.replace("CALLS", str(calls)))
     py.chmod(py.stat().st_mode | stat.S_IXUSR)
     return py, calls
+
+
+def _install(py: Path, extras: str = "[test]", **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(ROOT / "scripts" / "install.sh"), str(py), extras],
+                          env={"PATH": "/usr/bin:/bin", "BIDS_STROKE_EDITABLE": "0", **env},
+                          capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize(("extras", "lock"), [("", "lock.txt"), ("[test]", "lock-test.txt")])
 def test_install_sh_uses_the_lock(fake_python, extras: str, lock: str):
     py, calls = fake_python
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "install.sh"), str(py), extras],
-                          env={"PATH": "/usr/bin:/bin", "BIDS_STROKE_EDITABLE": "0"},
-                          capture_output=True, text=True, timeout=60)
+    proc = _install(py, extras)
     assert proc.returncode == 0, proc.stderr
-    deps, package, check, _ = calls.read_text().splitlines()
+    deps, probe, package, check, _ = calls.read_text().splitlines()
     assert deps == (f"-m pip install --progress-bar on --require-hashes --no-deps -r "
                     f"{REQ_DIR / lock}")
+    assert probe.startswith("-c import importlib.util") and "find_spec" in probe
     assert package == ("-m pip install --progress-bar on --no-deps --no-build-isolation "
                        f"{ROOT}{extras}")
     assert check == "-m pip check"
+    assert "torchvision" not in proc.stderr
+
+
+@pytest.mark.parametrize(("state", "removed"), [("broken", True), ("ok", False),
+                                                ("absent", False)])
+def test_install_sh_removes_a_broken_torchvision_left_by_an_old_lock(fake_python, state: str,
+                                                                     removed: bool):
+    py, calls = fake_python
+    proc = _install(py, FAKE_TORCHVISION=state)
+    assert proc.returncode == 0, proc.stderr
+    uninstall = "-m pip uninstall --yes --quiet torchvision"
+    assert (uninstall in calls.read_text().splitlines()) is removed
+    said = [ln for ln in proc.stderr.splitlines() if "removed torchvision" in ln]
+    assert len(said) == int(removed)
+    if removed:
+        assert "not in lock-test.txt and did not import beside this torch" in said[0]
+
+
+def test_install_sh_keeps_torchvision_that_the_lock_holds(fake_python):
+    py, calls = fake_python
+    proc = _install(py, "", BIDS_STROKE_LOCK=str(REQ_DIR / "lock-cuda.txt"),
+                    FAKE_TORCHVISION="broken")
+    assert proc.returncode == 0, proc.stderr
+    assert not [c for c in calls.read_text().splitlines() if "find_spec" in c or "uninstall" in c]
+
+
+@pytest.mark.parametrize(("lock", "report", "code"), [
+    ("lock-test.txt", TIMM_GAP, 0),
+    ("lock-test.txt", f"{TIMM_GAP}\\nfoo 1.0 requires bar, which is not installed.", 1),
+    ("lock-test.txt", "foo 1.0 has requirement bar<2, but you have bar 2.0.", 1),
+    ("lock-cuda.txt", TIMM_GAP, 1),
+])
+def test_install_sh_pip_check_allows_only_timms_torchvision(fake_python, lock: str, report: str,
+                                                           code: int):
+    py, _ = fake_python
+    proc = _install(py, "", BIDS_STROKE_LOCK=str(REQ_DIR / lock), FAKE_PIP_CHECK=report,
+                    FAKE_PIP_CHECK_RC="1")
+    assert proc.returncode == code, proc.stderr
+    if code:
+        assert report.split("\\n")[-1] in proc.stderr
+    else:
+        assert "torchvision (required by timm) left out on purpose" in proc.stderr
 
 
 def test_install_sh_steps_and_sources(fake_python):
@@ -152,8 +237,9 @@ def test_install_sh_steps_and_sources(fake_python):
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "install.sh"), str(py), ""], env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    (deps,) = calls.read_text().splitlines()
+    deps, probe = calls.read_text().splitlines()  # the lock, then the torchvision probe
     assert "--no-index --find-links http://127.0.0.1:9/ -r" in deps, "wheelhouse only"
+    assert "find_spec" in probe
     calls.unlink()
     env |= {"BIDS_STROKE_INSTALL": "package", "BIDS_STROKE_WHEELHOUSE": ""}
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "install.sh"), str(py), ""], env=env,
@@ -162,6 +248,7 @@ def test_install_sh_steps_and_sources(fake_python):
     lines = calls.read_text().splitlines()
     assert lines[0] == (f"-m pip install --progress-bar on --no-deps --no-build-isolation "
                         f"--extra-index-url https://x/cpu -e {ROOT}")
+    assert not [ln for ln in lines if "find_spec" in ln], "the package step probes nothing"
     assert "--require-hashes" not in " ".join(lines), "package step installs no dependency"
 
 

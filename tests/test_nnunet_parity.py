@@ -1,8 +1,10 @@
-"""nnU-Net v2 adapter against nnU-Net itself (``nnUNetPredictor.predict_from_files``).
+"""nnU-Net v2 adapter against nnU-Net itself (``nnUNetPredictor.predict_from_files``,
+``tests/nnunet_reference.py``).
 
 The model folder is made by nnunetv2's own tools (``tests/nnunet_tiny.py``: fingerprint, plans,
 preprocessing, ``nnUNetTrainer.save_checkpoint``) once per session, in a subprocess
-(``nnunet_folder`` in ``tests/conftest.py``).
+(``nnunet_folder`` in ``tests/conftest.py``); the same model is saved by trainer variants
+(``nnunet_variant_folders``).
 """
 
 from __future__ import annotations
@@ -14,27 +16,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import SHARED
+from tests.nnunet_reference import compare
+from tests.nnunet_reference import reference as _reference
+from tests.nnunet_tiny import VARIANTS
 
 pytest.importorskip("nnunetv2")
 pytestmark = pytest.mark.slow
 ISLES = SHARED / "data" / "real" / "isles22_case0001"
-
-
-def _reference(folder: Path, files: list[str], out: Path) -> tuple[np.ndarray, np.ndarray]:
-    """nnU-Net's own prediction: (lesion probability, segmentation) on the input grid."""
-    import torch
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-
-    pred = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
-                           device=torch.device("cpu"), allow_tqdm=False)
-    pred.initialize_from_trained_model_folder(str(folder), use_folds=(0,),
-                                              checkpoint_name="checkpoint_final.pth")
-    pred.predict_from_files([files], [str(out / "ref")], save_probabilities=True,
-                            num_processes_preprocessing=1, num_processes_segmentation_export=1)
-    seg = np.asarray(nib.load(out / "ref.nii.gz").dataobj)
-    # SimpleITK array order (z, y, x) -> NIfTI voxel order (x, y, z)
-    prob = np.load(out / "ref.npz")["probabilities"][1].transpose(2, 1, 0)
-    return prob, seg
 
 
 def test_parity_with_predict_from_files(nnunet_folder: Path, tmp_path: Path) -> None:
@@ -64,6 +52,28 @@ def test_parity_with_predict_from_files(nnunet_folder: Path, tmp_path: Path) -> 
     np.testing.assert_array_equal(from_files >= spec.threshold, ref_seg == 1)
     np.testing.assert_array_equal(in_memory >= spec.threshold, ref_seg == 1)
     assert 0 < (ref_seg == 1).sum() < ref_seg.size  # a non-trivial mask
+
+
+@pytest.mark.parametrize("trainer", sorted(VARIANTS))
+def test_trainer_variants_match_predict_from_files(nnunet_variant_folders: dict[str, Path],
+                                                   tmp_path: Path, trainer: str) -> None:
+    """A model saved by a trainer variant in a subpackage of nnunetv2 runs, in this environment
+    (whose lock has no torchvision, so nnU-Net's own lookup cannot reach the variants), with
+    the masks of nnUNetPredictor: the standard network for a variant that only changes the
+    training, the trainer's own ``build_network_architecture`` for one that overrides it."""
+    from tests.nnunet_tiny import AFFINE, phantom
+
+    dwi, adc, _ = phantom(43)
+    files = []
+    for ch, arr in enumerate((dwi, adc)):
+        files.append(str(tmp_path / f"case_{ch:04d}.nii.gz"))
+        nib.Nifti1Image(arr, AFFINE).to_filename(files[-1])
+    result = compare(nnunet_variant_folders[trainer], files, tmp_path, VARIANTS[trainer])
+    assert result["trainer"] == trainer
+    overrides = trainer == "nnUNetTrainerBN"
+    assert result["network_builder"] == (trainer if overrides else "nnUNetTrainer")
+    assert result["max_abs_diff"] <= 1e-5 and result["masks_equal"], result
+    assert 0 < result["lesion_voxels"] < result["voxels"]
 
 
 def test_missing_checkpoint_and_fold_are_one_line_errors(nnunet_folder: Path) -> None:

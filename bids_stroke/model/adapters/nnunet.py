@@ -38,6 +38,14 @@ import torch
 
 from bids_stroke.digest import file_sha256
 from bids_stroke.model.adapters.base import ChannelStack, Segmenter
+from bids_stroke.model.adapters.nnunet_files import (
+    NnUNetFileError,
+    check_checkpoint,
+    check_configuration,
+    check_dataset_json,
+    check_plans,
+)
+from bids_stroke.model.adapters.nnunet_trainers import TrainerLookupError, find_trainer
 from bids_stroke.model.checkpoint import ModelLoadError
 from bids_stroke.model.inference import select_device
 from bids_stroke.model.memory import nnunet_memory_gb
@@ -129,6 +137,10 @@ def read_nnunet_checkpoint(path: Path, *, trust_model_code: bool = False) -> dic
     missing = [k for k in ("network_weights", "trainer_name", "init_args") if k not in ckpt]
     if not isinstance(ckpt, dict) or missing:
         raise ModelLoadError(f"{path} is not an nnU-Net v2 checkpoint (missing {missing})")
+    try:
+        check_checkpoint(ckpt, path)
+    except NnUNetFileError as exc:
+        raise ModelLoadError(str(exc)) from exc
     return ckpt
 
 
@@ -193,7 +205,16 @@ class NnUNetSegmenter(Segmenter):
                 have = ", ".join(str(x) for x in find_folds(folder, ckpt_name)) or "none"
                 raise ModelLoadError(f"{folder}: fold {f} has no {ckpt_name} (folds with it: "
                                      f"{have}); pick --folds among them")
+        # an unsafe checkpoint is refused first, whatever else is wrong with the folder
         ckpts = [read_nnunet_checkpoint(p, trust_model_code=trust_model_code) for p in files]
+        try:
+            n_channels = check_dataset_json(self.dataset_json, folder / "dataset.json")
+            check_plans(self.plans, folder / "plans.json", n_channels)
+            for ckpt in ckpts:
+                check_configuration(self.plans, str(ckpt["init_args"]["configuration"]),
+                                    folder / "plans.json", n_channels)
+        except NnUNetFileError as exc:
+            raise ModelLoadError(str(exc)) from exc
         self.folds = use
         self._setup(ckpts, select_device(device), tta)
         self.spec = self._spec(files, channels)
@@ -205,6 +226,9 @@ class NnUNetSegmenter(Segmenter):
             "folds": [str(f) for f in use],
             "checkpoint": ckpt_name,
             "trainer": self.trainer_name,
+            "trainer_module": self.trainer_module,
+            "network_builder": self.network_builder,
+            "trainer_note": self.trainer_note,
             "configuration": self.configuration,
             "plans": self.plans.get("plans_name"),
             "reader": self.plans_manager.image_reader_writer_class.__name__,
@@ -220,7 +244,6 @@ class NnUNetSegmenter(Segmenter):
 
     def _setup(self, ckpts: list[dict[str, Any]], device: torch.device, tta: bool | None) -> None:
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-        from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
         from nnunetv2.utilities.label_handling.label_handling import (
             determine_num_input_channels,
         )
@@ -233,32 +256,19 @@ class NnUNetSegmenter(Segmenter):
         pm = PlansManager(self.plans)
         cm = pm.get_configuration(self.configuration)
         n_in = determine_num_input_channels(pm, cm, self.dataset_json)
-        try:
-            trainer = recursive_find_trainer_class_by_name(self.trainer_name)
-        except Exception:
-            trainer = None
-        if trainer is None:
-            raise ModelLoadError(
-                f"{self.folder}: trainer {self.trainer_name!r} is not part of nnunetv2; install "
-                "the package that defines it, or export the model to ONNX"
-            )
         lm = pm.get_label_manager(self.dataset_json)
-        if "plans_manager" in inspect.signature(trainer.build_network_architecture).parameters:
-            network = trainer.build_network_architecture(
-                pm, cm, n_in, lm.num_segmentation_heads, enable_deep_supervision=False
-            )
-        else:  # nnunetv2 < 2.6 signature
-            network = trainer.build_network_architecture(
-                cm.network_arch_class_name, cm.network_arch_init_kwargs,
-                cm.network_arch_init_kwargs_req_import, n_in, lm.num_segmentation_heads,
-                enable_deep_supervision=False,
-            )
+        self._check_plan_names(pm, cm)
+        network = self._network(pm, cm, n_in, lm.num_segmentation_heads)
         params = [c["network_weights"] for c in ckpts]
-        try:
-            network.load_state_dict(params[0])
-        except RuntimeError as exc:
-            raise ModelLoadError(f"{self.folder}: weights do not match plans.json "
-                                 f"({str(exc).splitlines()[0]})") from exc
+        for fold, weights in zip(self.folds, params, strict=True):
+            try:
+                network.load_state_dict(weights, strict=True)
+            except RuntimeError as exc:
+                raise ModelLoadError(
+                    f"{self.folder}: the weights of fold {fold} do not match the network of "
+                    f"trainer {self.trainer_name} and plans.json ({str(exc).splitlines()[0]})"
+                ) from exc
+        network.load_state_dict(params[0], strict=True)
         with contextlib.redirect_stdout(io.StringIO()):
             predictor = nnUNetPredictor(
                 tile_step_size=0.5,
@@ -275,6 +285,88 @@ class NnUNetSegmenter(Segmenter):
         )
         self.predictor, self.plans_manager, self.configuration_manager = predictor, pm, cm
         self.label_manager, self.n_inputs = lm, int(n_in)
+
+    def _check_plan_names(self, pm: Any, cm: Any) -> None:
+        """Every class and function that plans.json names exists in this nnunetv2 (else the
+        first prediction would fail, after the work before it)."""
+        import nnunetv2
+        from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
+
+        where = f"configurations.{self.configuration}"
+        norm = Path(nnunetv2.__path__[0]) / "preprocessing" / "normalization"
+        lookups: list[tuple[str, Any]] = [
+            ("image_reader_writer", lambda: pm.image_reader_writer_class),
+            (f"{where}.preprocessor_name", lambda: cm.preprocessor_class),
+            (f"{where}.resampling_fn_data", lambda: cm.resampling_fn_data),
+            (f"{where}.resampling_fn_seg", lambda: cm.resampling_fn_seg),
+            (f"{where}.resampling_fn_probabilities", lambda: cm.resampling_fn_probabilities),
+            *((f"{where}.normalization_schemes", lambda s=scheme: recursive_find_python_class(
+                str(norm), s, "nnunetv2.preprocessing.normalization"))
+              for scheme in cm.normalization_schemes),
+        ]
+        if "label_manager" in self.plans:
+            lookups.append(("label_manager", lambda: pm.label_manager_class))
+        for key, lookup in lookups:
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    found = lookup()
+            except Exception as exc:  # nnU-Net raises RuntimeError, or an import error
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ModelLoadError(f"{self.folder / 'plans.json'}: {key!r} names something "
+                                     f"nnunetv2 {_version('nnunetv2')} cannot find ({first})"
+                                     ) from exc
+            if found is None:
+                raise ModelLoadError(f"{self.folder / 'plans.json'}: {key!r} names a class "
+                                     f"nnunetv2 {_version('nnunetv2')} does not have")
+
+    def _check_network_class(self, name: str) -> None:
+        """The standard network's class, named by its full path in plans.json, imports."""
+        import pydoc
+
+        key = f"configurations.{self.configuration}.architecture.network_class_name"
+        try:
+            found = pydoc.locate(name)
+        except pydoc.ErrorDuringImport as exc:
+            cause = exc.value if isinstance(exc.value, BaseException) else exc
+            raise ModelLoadError(
+                f"{self.folder / 'plans.json'}: {key!r} is {name!r}, which cannot be imported "
+                f"({type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''})"
+            ) from exc
+        if found is None:
+            raise ModelLoadError(f"{self.folder / 'plans.json'}: {key!r} is {name!r}, which is "
+                                 f"not an importable class; restore the file nnU-Net wrote with "
+                                 f"the model")
+
+    def _network(self, pm: Any, cm: Any, n_in: int, n_out: int) -> torch.nn.Module:
+        """The trainer's network (see :mod:`.nnunet_trainers`): its own
+        ``build_network_architecture`` when it overrides it, else nnU-Net's standard one."""
+        from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+        try:
+            found = find_trainer(self.trainer_name)
+        except TrainerLookupError as exc:
+            raise ModelLoadError(f"{self.folder}: {exc}") from exc
+        if found.note:
+            LOGGER.warning("%s: %s", self.folder, found.note)
+        self.trainer_module, self.trainer_note = found.module, found.note
+        self.network_builder = "nnUNetTrainer" if found.standard_network else found.name
+        builder = nnUNetTrainer if found.standard_network else found.cls
+        if found.standard_network:
+            self._check_network_class(cm.network_arch_class_name)
+        build = builder.build_network_architecture  # type: ignore[union-attr]
+        try:
+            if "plans_manager" in inspect.signature(build).parameters:
+                return build(pm, cm, n_in, n_out, enable_deep_supervision=False)
+            # nnunetv2 < 2.6 signature
+            return build(cm.network_arch_class_name, cm.network_arch_init_kwargs,
+                         cm.network_arch_init_kwargs_req_import, n_in, n_out,
+                         enable_deep_supervision=False)
+        except Exception as exc:  # a network class or argument the plans name wrongly
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise ModelLoadError(
+                f"{self.folder / 'plans.json'}: cannot build the network of configuration "
+                f"{self.configuration!r} with {self.network_builder} ({type(exc).__name__}: "
+                f"{first}); restore the file nnU-Net wrote with the model") from exc
 
     def _spec(self, files: list[Path], channels: Sequence[str] | None) -> ModelSpec:
         h = hashlib.sha256()
