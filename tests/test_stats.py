@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from bids_stroke.group import stats as S
+from bids_stroke.group.hodges_lehmann import signed_rank_shift
 
 # Hollander & Wolfe (1999), Nonparametric Statistical Methods, 2nd ed., Example 3.1 / Table 3.1
 # (Hamilton depression scale factor IV before (x) and after (y) tranquilizer, n = 9).
@@ -50,7 +51,7 @@ def test_wilcoxon_published_hollander_wolfe() -> None:
     (80, None, "asymptotic"),   # large n
     (30, 1, "asymptotic"),      # ties and zeros, n > 13
     (30, None, "exact"),        # continuous, n <= 50
-    (10, 0, "permutation"),     # ties/zeros, n <= 13
+    (10, 0, "asymptotic"),      # ties/zeros, small n: R's rule (normal approximation)
 ])
 def test_wilcoxon_agrees_with_scipy(zero_method, n, rounding, expected_method) -> None:
     rng = np.random.default_rng(n)
@@ -59,9 +60,11 @@ def test_wilcoxon_agrees_with_scipy(zero_method, n, rounding, expected_method) -
     if rounding is not None:
         a, b = np.round(a, rounding), np.round(b, rounding)
         b[:2] = a[:2]  # guarantee zeros
-    res = S.wilcoxon_signed_rank(a, b, zero_method=zero_method, n_boot=0)
+    # exact float ties here (SciPy's); rounded ties are checked against R in
+    # tests/test_hodges_lehmann.py
+    res = S.wilcoxon_signed_rank(a, b, zero_method=zero_method, n_boot=0, digits_rank=None)
     # the normal approximation carries the continuity correction (R's default)
-    ref = stats.wilcoxon(a, b, zero_method=zero_method,
+    ref = stats.wilcoxon(a, b, zero_method=zero_method, method=expected_method,
                          correction=expected_method == "asymptotic")
     assert res["method"] == expected_method
     assert res["p"] == pytest.approx(ref.pvalue, rel=1e-10)
@@ -301,10 +304,19 @@ def test_pairwise_ci_equals_single_test_ci_on_complete_data() -> None:
     got = res.loc[("native", "crude3")]
     assert (got["rb_ci_low"], got["rb_ci_high"]) == pytest.approx(
         (one["rb_ci_low"], one["rb_ci_high"]), abs=1e-12)
-    d = (w["native"] - w["crude3"]).to_numpy()
-    assert got["median_diff_ci_low"] <= np.median(d) <= got["median_diff_ci_high"]
-    assert np.isnan(res.loc[("crude2", "crude3"), "median_diff_ci_low"])  # not the reference
-    assert np.isnan(res.loc[("crude2", "crude3"), "rb_ci_low"])
+    change = (w["crude3"] - w["native"]).to_numpy()  # B - A, as wilcox.test(b, a, paired)
+    hl = signed_rank_shift(change, conf_level=0.95)
+    assert (got["hl_change"], got["hl_ci_low_unadjusted"], got["hl_ci_high_unadjusted"]) == (
+        hl.estimate, hl.ci_low, hl.ci_high)
+    adj = signed_rank_shift(change, conf_level=1 - 0.05 / 3)  # Bonferroni over 3 pairs
+    assert (got["hl_ci_low_bonferroni"], got["hl_ci_high_bonferroni"]) == (adj.ci_low,
+                                                                           adj.ci_high)
+    assert got["hl_ci_low_bonferroni"] <= got["hl_ci_low_unadjusted"] <= got["hl_change"]
+    # the unadjusted interval excludes 0 exactly when the raw p < alpha
+    excludes = (res["hl_ci_low_unadjusted"] > 0) | (res["hl_ci_high_unadjusted"] < 0)
+    assert (excludes == (res["p"] < 0.05)).all()
+    assert np.isfinite(res.loc[("crude2", "crude3"), "hl_change"])  # every pair
+    assert np.isnan(res.loc[("crude2", "crude3"), "rb_ci_low"])  # bootstrap: reference only
     both = S.pairwise_wilcoxon(t, ["dice"], n_boot=300, seed=4, ci_pairs="all").set_index(
         ["condition_a", "condition_b"])
     other = S.wilcoxon_signed_rank(w["crude2"].to_numpy(), w["crude3"].to_numpy(), n_boot=300,

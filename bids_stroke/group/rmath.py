@@ -77,6 +77,20 @@ def _signif_one(x: float, dig: int) -> float:
     return sgn * x / big
 
 
+def _pow10_di(e: np.ndarray) -> np.ndarray:
+    """``10.0 ** e`` for integer arrays ``e >= 0``, squared in :func:`_pow_di`'s order."""
+    out = np.ones(e.shape)
+    base = np.full(e.shape, 10.0)
+    e = e.copy()
+    while np.any(e > 0):
+        odd = (e & 1).astype(bool)
+        out[odd] *= base[odd]
+        e >>= 1
+        more = e > 0
+        base[more] *= base[more]
+    return out
+
+
 def signif(x: np.ndarray | float, digits: int | None) -> np.ndarray:
     """R's ``signif(x, digits)``: ``x`` rounded to ``digits`` significant decimal digits.
 
@@ -90,7 +104,23 @@ def signif(x: np.ndarray | float, digits: int | None) -> np.ndarray:
     if dig > _MAX_DIGITS:
         return arr
     flat = arr.reshape(-1)
-    for i in np.flatnonzero(np.isfinite(flat) & (flat != 0)):
+    todo = np.flatnonzero(np.isfinite(flat) & (flat != 0))
+    if todo.size == 0:
+        return arr
+    v = np.abs(flat[todo])
+    with np.errstate(divide="ignore"):
+        l10 = np.log10(v)
+    usual = np.abs(l10) < _MAX10E - 2
+    e10 = (dig - 1 - np.floor(l10)).astype(np.int64)
+    up = usual & (e10 > 0) & (e10 <= _MAX10E)
+    down = usual & (e10 <= 0)
+    out = v.copy()
+    scale = _pow10_di(e10[up])
+    out[up] = np.rint(v[up] * scale) / scale
+    scale = _pow10_di(-e10[down])
+    out[down] = np.rint(v[down] / scale) * scale
+    flat[todo] = np.copysign(out, flat[todo])
+    for i in todo[~(up | down)]:  # subnormal or huge magnitudes: R's scalar path
         flat[i] = _signif_one(float(flat[i]), dig)
     return arr
 

@@ -1,9 +1,11 @@
 """Public statistics API of the group level, gathered from the modules that implement it.
 
 * :mod:`bids_stroke.group.corrections` - Holm and Benjamini-Hochberg adjustments;
-* :mod:`bids_stroke.group.paired` - Wilcoxon signed-rank tests and rank-biserial effect sizes;
+* :mod:`bids_stroke.group.paired` - Wilcoxon signed-rank tests, Hodges-Lehmann changes and
+  rank-biserial effect sizes;
 * :mod:`bids_stroke.group.omnibus` - Friedman test and Kendall's W;
-* :mod:`bids_stroke.group.unpaired` - Mann-Whitney U, Brunner-Munzel, Cliff's delta;
+* :mod:`bids_stroke.group.unpaired` - Brunner-Munzel (t and studentised permutation),
+  Mann-Whitney U, Hodges-Lehmann shifts, Cliff's delta;
 * :mod:`bids_stroke.group.bootstrap` - the percentile bootstrap of units behind every CI;
 * :mod:`bids_stroke.group.describe` - units, summaries, lesion-size strata, detection rates.
 """
@@ -39,6 +41,7 @@ from bids_stroke.group.paired import (
 )
 from bids_stroke.group.unpaired import (
     brunner_munzel,
+    brunner_munzel_permutation,
     choose_mann_whitney_method,
     cliffs_delta,
     compare_datasets,
@@ -55,6 +58,7 @@ __all__ = [
     "bootstrap_rank_biserial_ci",
     "bootstrap_units",
     "brunner_munzel",
+    "brunner_munzel_permutation",
     "choose_mann_whitney_method",
     "choose_wilcoxon_method",
     "cliffs_delta",
