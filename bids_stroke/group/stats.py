@@ -26,7 +26,6 @@ from bids_stroke.group.describe import (
     size_bin_summary,
     summarize,
     to_wide,
-    wilson_interval,
 )
 from bids_stroke.group.omnibus import friedman_chi2, friedman_table, friedman_test
 from bids_stroke.group.paired import (
@@ -81,5 +80,4 @@ __all__ = [
     "to_wide",
     "unit_matrix",
     "wilcoxon_signed_rank",
-    "wilson_interval",
 ]
