@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import combinations
 from typing import Any
 
@@ -56,6 +56,8 @@ __all__ = [
     "choose_mann_whitney_method",
     "cliffs_delta",
     "compare_datasets",
+    "comparison_pairs",
+    "default_pairs",
     "mann_whitney",
 ]
 
@@ -252,6 +254,55 @@ def default_pairs(datasets: Sequence[str], conditions: Sequence[str],
     """Every pair of datasets under every condition both have (condition-major order)."""
     return [((da, c), (db, c)) for c in conditions for da, db in combinations(datasets, 2)
             if c in present[da] and c in present[db]]
+
+
+def comparison_pairs(
+    datasets: Sequence[str], conditions: Sequence[str], present: Mapping[str, set[str]], *,
+    selection: Mapping[str, Sequence[str]] | None = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
+) -> list[Pair]:
+    """The (dataset, condition) pairs to compare.
+
+    ``pairs`` (``[("ISLES:native", "ATLAS:crude2"), ...]``) are taken as given (unknown
+    datasets or conditions raise ``ValueError``). Otherwise, when some datasets list their
+    conditions (``selection``, from ``LABEL=DIR:cond,...``): for every pair of datasets,
+    each listed condition of one against each condition of the other (a dataset without a list
+    takes part with all its conditions). Otherwise every pair of datasets under every
+    condition both have. Conditions are in ``conditions`` order.
+    """
+    if pairs:
+        out = []
+        for left, right in pairs:
+            sides = []
+            for side in (left, right):
+                ds, _, cond = side.partition(":")
+                if ds not in present:
+                    raise ValueError(f"group.pairs: {side}: no dataset {ds!r} (compared: "
+                                     f"{', '.join(datasets)})")
+                if cond not in present[ds]:
+                    raise ValueError(f"group.pairs: {side}: dataset {ds} has no condition "
+                                     f"{cond!r} (it has {', '.join(sorted(present[ds]))})")
+                sides.append((ds, cond))
+            out.append((sides[0], sides[1]))
+        return out
+    selection = {k: tuple(v) for k, v in (selection or {}).items()}
+    for ds, conds in selection.items():
+        missing = [c for c in conds if c not in present.get(ds, set())]
+        if missing:
+            raise ValueError(f"--compare {ds}: no condition {missing[0]!r} in that dataset "
+                             f"(it has {', '.join(sorted(present.get(ds, set())))})")
+    if not selection:
+        return default_pairs(datasets, conditions, present)
+
+    def conds_of(ds: str) -> list[str]:
+        return [c for c in conditions if c in present[ds]
+                and (ds not in selection or c in selection[ds])]
+
+    return [((da, ca), (db, cb)) for da, db in combinations(datasets, 2)
+            if da in selection or db in selection
+            for ca in conds_of(da) for cb in conds_of(db)] + [
+        pair for da, db in combinations(datasets, 2) if da not in selection
+        and db not in selection for pair in default_pairs([da, db], conditions, present)]
 
 
 def compare_datasets(
