@@ -375,7 +375,17 @@ def plot_equivalence(equivalence: pd.DataFrame, phrases: Mapping[str, str] | Non
     phrases = phrases or {}
     metrics = list(dict.fromkeys(equivalence["metric"]))
     rows = max((int((equivalence["metric"] == m).sum()) for m in metrics), default=1)
-    fig, axes = _grid(len(metrics), ncols=2, size=(6.0, 1.2 + 0.45 * rows), bottom_in=0.6)
+    ncols = max(1, min(2, len(metrics)))
+    nrows = int(np.ceil(len(metrics) / ncols))
+    panel, gap, top, bottom = 0.35 + 0.4 * rows, 1.0, 0.9, 0.5  # inches
+    w, h = 6.4 * ncols, nrows * panel + (nrows - 1) * gap + top + bottom
+    fig = new_figure((w, h), layout=None)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel().tolist()
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
+    axes = axes[:len(metrics)]
+    fig.subplots_adjust(left=1.5 / w, right=1 - 1.1 / w, bottom=bottom / h, top=1 - top / h,
+                        wspace=0.55, hspace=gap / panel)
     for ax, metric in zip(axes, metrics, strict=True):
         t = equivalence[equivalence["metric"] == metric].reset_index(drop=True)
         margin = float(t["margin"].iloc[0])
@@ -405,7 +415,6 @@ def plot_equivalence(equivalence: pd.DataFrame, phrases: Mapping[str, str] | Non
         ax.set_title(f"{metric_label(metric)} ({family}): change from {ref}\n{level} CI "
                      f"({adjust}); shaded: margin \u00b1{margin:g}", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
-    fig.subplots_adjust(top=1 - 0.95 / fig.get_figheight(), right=0.86, left=0.2)
     fig.suptitle("Equivalence verdicts: Hodges-Lehmann change with its signed-rank interval",
                  fontsize=10)
     return fig

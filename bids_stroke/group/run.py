@@ -323,8 +323,8 @@ def run_group(
     return root / report.relative_to(stage)
 
 
-def _findings(*, within, ds_stats, conds, phrases, alpha, unit, primary, tested, frames,
-              ) -> list[str]:
+def _findings(*, within, ds_stats, conds, phrases, alpha, unit, primary, tested, seg,
+              ds_rows, own_label) -> list[str]:
     """Primary verdicts first, then one exploratory line per other metric, the datasets, and
     the statistical unit with each dataset's own counts."""
     unit_word = "participants" if unit == "participant" else "images"
@@ -341,8 +341,10 @@ def _findings(*, within, ds_stats, conds, phrases, alpha, unit, primary, tested,
         out += [f for f in dataset_findings(ds_stats, phrases, alpha, primary=primary)
                 if f.startswith("Exploratory")]
     sizes: dict[str, dict[str, int]] = {}
-    for t in frames:
-        sizes.update(study.sample_sizes_by_dataset(t))
+    if seg is not None and (ds_rows is None or own_label is None):
+        sizes[own_label or ("" if ds_rows is None else "this folder")] = study.sample_sizes(seg)
+    if ds_rows is not None:
+        sizes.update(study.sample_sizes_by_dataset(ds_rows))
     out.append(unit_sentence(unit, sizes))
     return out
 
@@ -367,8 +369,11 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
 
     source = seg if seg is not None else ds_rows
     sizes = study.sample_sizes(source)
+    own_label = next((label for label, folder in datasets.items()
+                      if Path(folder).resolve() == Path(out_dir).resolve()), None)
     findings = _findings(within=within, ds_stats=ds_stats, conds=conds, phrases=phrases,
-                         alpha=alpha, unit=unit, primary=primary, tested=tested, frames=frames)
+                         alpha=alpha, unit=unit, primary=primary, tested=tested, seg=seg,
+                         ds_rows=ds_rows, own_label=own_label)
     versions = study.versions()
     models = (segmentation_models(out_dir, participant_label, states=states)
               if seg is not None else [])

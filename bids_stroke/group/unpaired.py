@@ -11,7 +11,8 @@ conditions.
   (all splits when there are at most ``n_perm``, otherwise ``n_perm`` seeded random ones; p
   = (1 + splits at least as extreme) / (1 + splits)). A split without within-group rank
   variance has ``|T| = inf`` when its estimate differs from 1/2 and ``T = 0`` otherwise, so
-  complete separation is a valid, most extreme outcome instead of an undefined one.
+  complete separation is a valid, most extreme outcome instead of an undefined one; larger
+  groups whose t approximation is undefined for that reason use the permutation test too.
 * **Its interval.** Cliff's delta ``P(A > B) - P(A < B) = 1 - 2 p`` with the interval that
   inverts the Brunner-Munzel test: ``p +- t_{df} se`` (permutation: the permutation quantiles
   of the statistic), at ``1 - alpha`` (unadjusted: excludes 0 exactly when the raw
@@ -374,9 +375,10 @@ def _brunner_munzel(a: np.ndarray, b: np.ndarray, alpha: float, family: int,
     ``1 - alpha`` and ``1 - alpha / family``."""
     levels = (1 - alpha, 1 - alpha / max(family, 1))
     small = min(_finite(a).size, _finite(b).size) < BM_PERMUTATION_BELOW
-    res = (brunner_munzel_permutation(a, b, n_perm=n_perm, seed=seed, digits_rank=digits_rank,
-                                      levels=levels) if small else
-           brunner_munzel(a, b, digits_rank=digits_rank, levels=levels))
+    res = None if small else brunner_munzel(a, b, digits_rank=digits_rank, levels=levels)
+    if res is None or res["bm_method"] == "no rank variance":  # e.g. complete separation
+        res = brunner_munzel_permutation(a, b, n_perm=n_perm, seed=seed,
+                                         digits_rank=digits_rank, levels=levels)
     intervals = res.pop("intervals")
     (ulo, uhi), (blo, bhi) = intervals[levels[0]], intervals[levels[1]]
     res.update(delta_bm_ci_low_unadjusted=ulo, delta_bm_ci_high_unadjusted=uhi,
