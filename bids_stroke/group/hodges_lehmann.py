@@ -27,11 +27,10 @@ The conventions are R's: the paired estimate is of ``d`` as given (``wilcox.test
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from bids_stroke.group.rmath import (
     psignrank,
@@ -43,7 +42,8 @@ from bids_stroke.group.rmath import (
     zeroin,
 )
 
-__all__ = ["DEFAULT_DIGITS_RANK", "ShiftEstimate", "rank_sum_shift", "signed_rank_shift"]
+__all__ = ["DEFAULT_DIGITS_RANK", "ShiftEstimate", "rank_sum_shift", "signed_rank_shift",
+           "signed_rank_shifts"]
 
 #: significant digits kept before ranking: decimal-equal values tie (R's ``digits.rank``)
 DEFAULT_DIGITS_RANK = 7
@@ -84,11 +84,17 @@ def _sign(x: float) -> float:
     return 0.0 if x == 0 else math.copysign(1.0, x)
 
 
-def _tie_term(ranks: np.ndarray) -> float:
-    """``sum(t^3 - t)`` over the tie groups of ``ranks`` (R: ``sum(NTIES^3 - NTIES)``)."""
-    _, t = np.unique(ranks, return_counts=True)
-    t = t.astype(float)
-    return float(np.sum(t**3 - t))
+def _average_ranks(values: np.ndarray) -> tuple[np.ndarray, float]:
+    """Average ranks of ``values`` (R's ``rank``) and ``sum(t^3 - t)`` over their tie groups
+    (R: ``sum(NTIES^3 - NTIES)``), from one sort."""
+    order = np.argsort(values, kind="stable")
+    v = values[order]
+    starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
+    sizes = np.diff(np.r_[starts, v.size])
+    ranks = np.empty(v.size)
+    ranks[order] = np.repeat(starts + (sizes + 1) / 2.0, sizes)  # mean of start+1..start+t
+    t = sizes.astype(float)
+    return ranks, float(np.sum(t**3 - t))
 
 
 def _median(values: np.ndarray) -> float:
@@ -111,42 +117,57 @@ def signed_rank_shift(
 
     Non-finite differences are ignored.
     """
-    _check_level(conf_level)
+    return signed_rank_shifts(d, (conf_level,), digits_rank=digits_rank, correct=correct,
+                              tol_root=tol_root)[0]
+
+
+def signed_rank_shifts(
+    d: np.ndarray, conf_levels: Sequence[float], *,
+    digits_rank: int | None = DEFAULT_DIGITS_RANK, correct: bool = True,
+    tol_root: float = TOL_ROOT,
+) -> list[ShiftEstimate]:
+    """:func:`signed_rank_shift` at several levels, sharing the work (same numbers)."""
+    for level in conf_levels:
+        _check_level(level)
     d = np.asarray(d, dtype=float)
     x = d[np.isfinite(d)]
     zeroes = bool(np.any(x == 0))
     x = x[x != 0]
     n = int(x.size)
     if n == 0:
-        return ShiftEstimate.missing("all differences zero" if zeroes else "no pairs", n,
-                                     conf_level)
-    ranks = stats.rankdata(np.abs(signif(x, digits_rank)))
+        why = "all differences zero" if zeroes else "no pairs"
+        return [ShiftEstimate.missing(why, n, level) for level in conf_levels]
+    ranks = signif(np.abs(x), digits_rank)
     ties = np.unique(ranks).size != ranks.size
-    alpha = 1 - conf_level
     if n < 50 and not ties and not zeroes:
         walsh = np.add.outer(x, x)[np.triu_indices(n)]
         walsh = np.sort(walsh) / 2
-        qu = qsignrank(alpha / 2, n) or 1
-        ql = n * (n + 1) // 2 - qu
-        achieved = 2 * psignrank(qu - 1, n)
-        level = conf_level
-        if achieved - alpha > alpha / 2:  # out of reach with so few pairs: R's achieved level
-            level = 1 - float(signif(achieved, 2)[0])
-        return ShiftEstimate(_median(walsh), float(walsh[qu - 1]), float(walsh[ql]), level,
-                             "exact", n)
+        estimate = _median(walsh)
+        out = []
+        for conf_level in conf_levels:
+            alpha = 1 - conf_level
+            qu = qsignrank(alpha / 2, n) or 1
+            ql = n * (n + 1) // 2 - qu
+            achieved = 2 * psignrank(qu - 1, n)
+            level = conf_level
+            if achieved - alpha > alpha / 2:  # out of reach with so few pairs: R's level
+                level = 1 - float(signif(achieved, 2)[0])
+            out.append(ShiftEstimate(estimate, float(walsh[qu - 1]), float(walsh[ql]), level,
+                                     "exact", n))
+        return out
 
     def w_stat(shift: float, corrected: bool) -> float:
         xd = x - shift
         xd = xd[xd != 0]
         nx = xd.size
-        dr = stats.rankdata(np.abs(signif(xd, digits_rank)))
+        dr, tie_term = _average_ranks(np.abs(signif(xd, digits_rank)))
         zd = float(np.sum(dr[xd > 0])) - nx * (nx + 1) / 4
-        sigma = math.sqrt(nx * (nx + 1) * (2 * nx + 1) / 24 - _tie_term(dr) / 48)
+        sigma = math.sqrt(nx * (nx + 1) * (2 * nx + 1) / 24 - tie_term / 48)
         corr = _sign(zd) * 0.5 if corrected else 0.0
         return _ratio(zd - corr, sigma)
 
-    return _asymptotic(lambda s: w_stat(s, correct), lambda s: w_stat(s, False),
-                       float(x.min()), float(x.max()), conf_level, tol_root, n, x,
+    return _asymptotic(_cached(lambda s: w_stat(s, correct)), _cached(lambda s: w_stat(s, False)),
+                       float(x.min()), float(x.max()), conf_levels, tol_root, n, x,
                        paired=True)
 
 
@@ -167,8 +188,8 @@ def rank_sum_shift(
     nx, ny = int(x.size), int(y.size)
     if nx == 0 or ny == 0:
         return ShiftEstimate.missing("not enough values", nx + ny, conf_level)
-    ranks = stats.rankdata(signif(np.concatenate([x, y]), digits_rank))
-    ties = np.unique(ranks).size != ranks.size
+    pooled = signif(np.concatenate([x, y]), digits_rank)
+    ties = np.unique(pooled).size != pooled.size
     alpha = 1 - conf_level
     if nx < 50 and ny < 50 and not ties:
         diffs = np.sort(np.subtract.outer(x, y).ravel())
@@ -181,17 +202,30 @@ def rank_sum_shift(
     fx, fy = float(nx), float(ny)
 
     def w_stat(shift: float, corrected: bool) -> float:
-        dr = stats.rankdata(signif(np.concatenate([x - shift, y]), digits_rank))
+        dr, tie_term = _average_ranks(signif(np.concatenate([x - shift, y]), digits_rank))
         dz = float(np.sum(dr[:nx])) - fx * (fx + 1) / 2 - fx * fy / 2
         corr = _sign(dz) * 0.5 if corrected else 0.0
         sigma = math.sqrt((fx * fy / 12) * ((fx + fy + 1)
-                                           - _tie_term(dr) / ((fx + fy) * (fx + fy - 1))))
+                                           - tie_term / ((fx + fy) * (fx + fy - 1))))
         return _ratio(dz - corr, sigma)
 
     lo_end = float(x.min() - y.max())
     hi_end = float(x.max() - y.min())
-    return _asymptotic(lambda s: w_stat(s, correct), lambda s: w_stat(s, False), lo_end,
-                       hi_end, conf_level, tol_root, nx + ny, None, paired=False)
+    return _asymptotic(_cached(lambda s: w_stat(s, correct)), _cached(lambda s: w_stat(s, False)),
+                       lo_end, hi_end, (conf_level,), tol_root, nx + ny, None,
+                       paired=False)[0]
+
+
+def _cached(f: Callable[[float], float]) -> Callable[[float], float]:
+    """``f`` remembering its values (the roots of several levels revisit shifts)."""
+    memo: dict[float, float] = {}
+
+    def g(shift: float) -> float:
+        if shift not in memo:
+            memo[shift] = f(shift)
+        return memo[shift]
+
+    return g
 
 
 def _uniroot(f: Callable[[float], float], lower: float, upper: float, f_lower: float,
@@ -205,24 +239,16 @@ def _uniroot(f: Callable[[float], float], lower: float, upper: float, f_lower: f
 
 
 def _asymptotic(w_corr: Callable[[float], float], w_plain: Callable[[float], float],
-                mumin: float, mumax: float, conf_level: float, tol: float, n: int,
-                x: np.ndarray | None, *, paired: bool) -> ShiftEstimate:
-    """The normal-approximation interval and estimate (R's asymptotic branches)."""
-    alpha = 1 - conf_level
+                mumin: float, mumax: float, conf_levels: Sequence[float], tol: float, n: int,
+                x: np.ndarray | None, *, paired: bool) -> list[ShiftEstimate]:
+    """The normal-approximation intervals and the estimate (R's asymptotic branches)."""
     w_min = w_corr(mumin)
     w_max = w_corr(mumax) if (not paired or math.isfinite(w_min)) else math.nan
     if paired and not math.isfinite(w_max):  # every difference tied or zero
         nan = math.nan
-        return ShiftEstimate((mumin + mumax) / 2, nan, nan, 0.0, "all differences tied", n)
-    level = conf_level
-    if paired:
-        while True:  # widen until the sample limits bracket both quantiles
-            if (w_min - qnorm(alpha / 2, False) < 0) or (w_max - qnorm(alpha / 2) > 0):
-                alpha *= 2
-            else:
-                break
-        if alpha >= 1 or 1 - conf_level < alpha * 0.75:
-            level = 1 - min(1.0, alpha)
+        return [ShiftEstimate((mumin + mumax) / 2, nan, nan, 0.0, "all differences tied", n)
+                for _ in conf_levels]
+    est = _uniroot(w_plain, mumin, mumax, w_plain(mumin), w_plain(mumax), tol)
 
     def root(zq: float) -> float:
         f_lower, f_upper = w_min - zq, w_max - zq
@@ -233,10 +259,21 @@ def _asymptotic(w_corr: Callable[[float], float], w_plain: Callable[[float], flo
                 return mumax
         return _uniroot(lambda s: w_corr(s) - zq, mumin, mumax, f_lower, f_upper, tol)
 
-    if paired and alpha >= 1:
-        assert x is not None
-        lo = hi = _median(x)
-    else:
-        lo, hi = root(qnorm(alpha / 2, False)), root(qnorm(alpha / 2))
-    est = _uniroot(w_plain, mumin, mumax, w_plain(mumin), w_plain(mumax), tol)
-    return ShiftEstimate(est, lo, hi, level, "asymptotic", n)
+    out = []
+    for conf_level in conf_levels:
+        alpha, level = 1 - conf_level, conf_level
+        if paired:
+            while True:  # widen until the sample limits bracket both quantiles
+                if (w_min - qnorm(alpha / 2, False) < 0) or (w_max - qnorm(alpha / 2) > 0):
+                    alpha *= 2
+                else:
+                    break
+            if alpha >= 1 or 1 - conf_level < alpha * 0.75:
+                level = 1 - min(1.0, alpha)
+        if paired and alpha >= 1:
+            assert x is not None
+            lo = hi = _median(x)
+        else:
+            lo, hi = root(qnorm(alpha / 2, False)), root(qnorm(alpha / 2))
+        out.append(ShiftEstimate(est, lo, hi, level, "asymptotic", n))
+    return out

@@ -37,7 +37,7 @@ from scipy import stats
 from bids_stroke.group.bootstrap import SignedRankBiserial, bootstrap_units, evaluate
 from bids_stroke.group.corrections import benjamini_hochberg, holm, significance_flags
 from bids_stroke.group.describe import id_columns
-from bids_stroke.group.hodges_lehmann import DEFAULT_DIGITS_RANK, signed_rank_shift
+from bids_stroke.group.hodges_lehmann import DEFAULT_DIGITS_RANK, signed_rank_shifts
 from bids_stroke.group.rmath import signif
 
 __all__ = [
@@ -292,13 +292,13 @@ def _hl_columns(d: np.ndarray, alpha: float, family: int,
                 "hl_conf_level_unadjusted": nan, "hl_method": "not enough pairs",
                 "hl_ci_low_bonferroni": nan, "hl_ci_high_bonferroni": nan,
                 "hl_conf_level_bonferroni": nan}
-    unadj = signed_rank_shift(d, conf_level=1 - alpha, digits_rank=digits_rank)
+    levels = (1 - alpha, 1 - alpha / family) if family > 1 else (1 - alpha,)
+    unadj, *rest = signed_rank_shifts(d, levels, digits_rank=digits_rank)
+    adj = rest[0] if rest else unadj
     out: dict[str, float | str] = {
         "hl_change": unadj.estimate, "hl_ci_low_unadjusted": unadj.ci_low,
         "hl_ci_high_unadjusted": unadj.ci_high, "hl_conf_level_unadjusted": unadj.conf_level,
         "hl_method": unadj.method}
-    adj = (signed_rank_shift(d, conf_level=1 - alpha / family, digits_rank=digits_rank)
-           if family > 1 else unadj)
     out.update(hl_ci_low_bonferroni=adj.ci_low, hl_ci_high_bonferroni=adj.ci_high,
                hl_conf_level_bonferroni=adj.conf_level)
     return out

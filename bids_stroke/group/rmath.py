@@ -77,18 +77,13 @@ def _signif_one(x: float, dig: int) -> float:
     return sgn * x / big
 
 
+#: ``_pow_di(10, k)`` for k = 0 .. 400 (every power :func:`signif` can need)
+_POW10 = np.array([_pow_di(10.0, k) for k in range(401)])
+
+
 def _pow10_di(e: np.ndarray) -> np.ndarray:
-    """``10.0 ** e`` for integer arrays ``e >= 0``, squared in :func:`_pow_di`'s order."""
-    out = np.ones(e.shape)
-    base = np.full(e.shape, 10.0)
-    e = e.copy()
-    while np.any(e > 0):
-        odd = (e & 1).astype(bool)
-        out[odd] *= base[odd]
-        e >>= 1
-        more = e > 0
-        base[more] *= base[more]
-    return out
+    """``10.0 ** e`` for integer arrays ``0 <= e <= 400``, as :func:`_pow_di` computes it."""
+    return _POW10[e]
 
 
 def signif(x: np.ndarray | float, digits: int | None) -> np.ndarray:
