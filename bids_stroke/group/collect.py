@@ -471,8 +471,8 @@ def model_details(
     participant_label: str | Iterable[str] | None = None,
 ) -> dict[str, dict]:
     """sha256 -> the ``SegmentationModel`` block of one committed mask sidecar made with that
-    model (kind, spec...), read once per model; models without a readable sidecar map to an
-    empty dict."""
+    model (kind, spec...) and its ``threshold``, read once per model; models without a readable
+    sidecar map to an empty dict."""
     import json
 
     out: dict[str, dict] = {}
@@ -486,10 +486,10 @@ def model_details(
             if side is None:
                 continue
             try:
-                block = json.loads((Path(output_dir) / side).read_text()).get(
-                    "SegmentationModel")
-            except (OSError, ValueError, AttributeError):
+                content = json.loads((Path(output_dir) / side).read_text())
+            except (OSError, ValueError):
                 continue
+            block = content.get("SegmentationModel") if isinstance(content, dict) else None
             if isinstance(block, dict):
-                out[record.model_sha256] = block
+                out[record.model_sha256] = {**block, "threshold": content.get("Threshold")}
     return out

@@ -138,6 +138,8 @@ class MethodsInput:
     #: what made the predictions: one line each, and each model's kind (when known)
     models: Sequence[str] = ()
     model_kinds: Sequence[str] = ()
+    #: the thresholds the masks record (their sidecars' Threshold)
+    thresholds: Sequence[float] = ()
     #: True when every model works on the acquisition grid (no template registration)
     native_space: bool = False
     paired: bool = True
@@ -172,6 +174,10 @@ class _Cite:
                 self.order.append(key)
             nums.append(str(self.order.index(key) + 1))
         return "[" + ", ".join(nums) + "]"
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def _plural(n: int, word: str) -> str:
@@ -209,8 +215,9 @@ def _data_paragraph(m: MethodsInput, cite: _Cite) -> str:
         if not m.native_space:
             text += (f" Images not already in {reg.get('template', 'MNI152NLin2009aSym')} space "
                      f"{cite('mni2009')} (template from TemplateFlow {cite('templateflow')}, "
-                     f"{reg.get('template_resolution', 1)} mm) were registered to it with a "
-                     f"{reg.get('kind', 'affine')} transform in ANTs (antspyx) "
+                     f"{reg.get('template_resolution', 1)} mm) were registered to it with "
+                     f"{_article(str(reg.get('kind', 'affine')))} {reg.get('kind', 'affine')} "
+                     f"transform in ANTs (antspyx) "
                      f"{cite('ants', 'antsx')}; images already in that space were only brought "
                      f"to RAS+ voxel order. Degradation and segmentation took place on the "
                      f"template grid and predictions of registered images were mapped back to "
@@ -219,10 +226,13 @@ def _data_paragraph(m: MethodsInput, cite: _Cite) -> str:
             text += (" The model works on the acquisition grid: the images were degraded, "
                      "segmented and scored on their own grid.")
         threshold = seg.get("threshold")
+        own = " and ".join(f"{t:g}" for t in m.thresholds)
         text += (f" Lesions were segmented by {_list(m.models) or 'the model'}"
                  + (f" ({_model_cites(kinds, cite)})" if kinds else "")
                  + (f", with a probability threshold of {threshold:g}" if isinstance(
-                     threshold, int | float) else ", with the model's own threshold")
+                     threshold, int | float) else
+                     f", with the model's own probability threshold ({own})" if own else
+                     ", with the model's own threshold")
                  + (", with mirror test-time augmentation" if seg.get("tta") else "")
                  + f" and inference mode {seg.get('mode', 'auto')}.")
         grid = met.get("grid", "native")
@@ -298,7 +308,9 @@ def _primary_paragraph(m: MethodsInput, cite: _Cite) -> str:
         f"{cite('wilcoxon', 'hodgeslehmann', 'bauer')}, at level 1 - 2 alpha / m = "
         f"{_level(level)} (alpha = {m.alpha:g}; two one-sided tests {cite('schuirmann')}, "
         f"Bonferroni-adjusted over the m = {k} primary comparisons so that the verdicts hold "
-        f"simultaneously). Equivalence margins (in each metric's units): {margins}. A condition "
+        f"simultaneously; with very few pairs the exact interval has the level it can reach, "
+        f"stated in the verdict table). Equivalence margins (in each metric's units): "
+        f"{margins}. A condition "
         f"was called equivalent when the interval lay inside the margins, non-inferior when it "
         f"excluded a loss as large as the margin, inferior when it lay entirely beyond that "
         f"loss, and inconclusive otherwise; margins other than the primary's gave exploratory, "

@@ -438,8 +438,10 @@ def _methods_input(*, out_dir, states, participant_label, sizes, conds, specs, d
     details = (model_details(out_dir, states, participant_label)
                if seg is not None and states is not None else {})
     kinds = sorted({str(d.get("kind")) for d in details.values() if d.get("kind")})
-    spaces = {str((d.get("spec") or {}).get("space", "")) for d in details.values()
-              if isinstance(d.get("spec"), dict)}
+    specs_ = [d.get("spec") or d.get("model_spec") for d in details.values()]
+    spaces = {str(sp.get("space", "")) for sp in specs_ if isinstance(sp, dict)}
+    thresholds = sorted({float(d["threshold"]) for d in details.values()
+                         if isinstance(d.get("threshold"), int | float)})
     wil = within["wilcoxon"] if within is not None else None
     eq = within["equivalence"] if within is not None else None
     return MethodsInput(
@@ -451,7 +453,7 @@ def _methods_input(*, out_dir, states, participant_label, sizes, conds, specs, d
         digits_rank=digits_rank, size_bins_ml=size_bins_ml,
         versions=versions, pipeline_versions=study.pipeline_versions(),
         bland_altman=bland_altman,
-        participant=configs, models=models, model_kinds=kinds,
+        participant=configs, models=models, model_kinds=kinds, thresholds=thresholds,
         native_space=spaces == {"native"}, paired=within is not None,
         wilcoxon_methods=(wil["method"].value_counts(sort=False).to_dict()
                           if wil is not None else {}),
