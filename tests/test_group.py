@@ -24,7 +24,8 @@ CONDS = DEFAULT_SYNTHETIC_CONDITIONS[:3]
 TSVS = ["group_segmetrics.tsv", "group_desc-summary_segmetrics.tsv",
         "group_desc-means_segmetrics.tsv", "group_desc-sizebins_segmetrics.tsv",
         "group_desc-equivalence_stats.tsv", "group_desc-wilcoxon_stats.tsv",
-        "group_desc-friedman_stats.tsv", "group_desc-lesiondetection_segmetrics.tsv"]
+        "group_desc-friedman_stats.tsv", "group_desc-lesiondetection_segmetrics.tsv",
+        "group_desc-lesionsize_stats.tsv"]
 FIGS = ["equivalence", "distributions", "paired", "dice-vs-resolution", "bland-altman"]
 
 
@@ -245,7 +246,9 @@ def test_findings_open_with_the_primary_verdicts(tmp_path) -> None:
     assert "95% simultaneous CI" in items[0] and "Bonferroni over 2 comparisons" in items[0]
     assert "n = 12 participants" in items[0]
     assert items[2].startswith("Exploratory \u2013 HD95, change from native")
-    assert items[3].startswith("Statistics use one value per participant")
+    assert items[3].startswith("Exploratory \u2013 lesion size: the change in Dice from native "
+                               "per tenfold larger lesion (Theil\u2013Sen slope, 95% CI")
+    assert items[4].startswith("Statistics use one value per participant")
     eq = pd.read_csv(out / "group_desc-equivalence_stats.tsv", sep="\t").set_index(
         "condition_b")
     lo, hi = (f"{eq.loc['crude2', k]:.3g}".replace("-", "\u2212") for k in ("ci_low", "ci_high"))

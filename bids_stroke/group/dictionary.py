@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["COLUMN_DICTIONARY", "DETECTION_DICTIONARY", "EQUIVALENCE_DICTIONARY",
-           "metric_descriptions"]
+           "LESION_SIZE_DICTIONARY", "metric_descriptions"]
 
 COLUMN_DICTIONARY: dict[str, dict[str, str]] = {
     "participant_id": {"LongName": "Participant", "Description": "BIDS participant label."},
@@ -225,6 +225,30 @@ DETECTION_DICTIONARY: dict[str, dict[str, str]] = {
     "ci_high": {"LongName": "Detection rate 95% CI high",
                 "Description": "Participant-level cluster bootstrap (participants resampled "
                                "with all their lesions; percentile interval, seeded)."},
+}
+
+#: the lesion-size regression's own entries
+LESION_SIZE_DICTIONARY: dict[str, dict[str, str]] = {
+    "condition_a": {"LongName": "Reference condition",
+                    "Description": "The change is condition_b - condition_a."},
+    "condition_b": {"LongName": "Condition", "Description": "The condition judged."},
+    "n": {"LongName": "Units", "Description": "Units with a change and a lesion (volume > 0)."},
+    "n_dropped": {"LongName": "Units without a lesion",
+                  "Description": "Units with a change but reference volume 0 (no log10)."},
+    "slope_per_log10_ml": {
+        "LongName": "Theil-Sen slope",
+        "Description": "Median of the pairwise slopes of the change on log10 of the unit's "
+                       "reference lesion volume (ml): the change per tenfold larger lesion."},
+    "ci_low": {"LongName": "Slope CI low",
+               "Description": "Kendall tau inversion interval (Sen 1968) at conf_level, "
+                              "unadjusted."},
+    "ci_high": {"LongName": "Slope CI high",
+                "Description": "Kendall tau inversion interval (Sen 1968) at conf_level, "
+                               "unadjusted."},
+    "conf_level": {"LongName": "Confidence level", "Description": "1 - alpha."},
+    "intercept": {"LongName": "Intercept",
+                  "Description": "median(change - slope * log10 volume): the change at 1 ml."},
+    "method": {"LongName": "Method", "Description": "Theil-Sen, Kendall tau interval."},
 }
 
 #: the equivalence table's own entries

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from bids_stroke.group.labels import metric_direction, metric_short
@@ -27,6 +28,7 @@ __all__ = [
     "fmt_level",
     "fmt_num",
     "fmt_p",
+    "lesion_size_finding",
     "primary_findings",
     "secondary_findings",
     "unit_sentence",
@@ -194,6 +196,23 @@ def secondary_findings(
         out.append(f"Exploratory {DASH} {name(metric)}, change from {reference} "
                    f"(Hodges{DASH}Lehmann, {level} CI unadjusted): " + "; ".join(parts) + ".")
     return out
+
+
+def lesion_size_finding(table: pd.DataFrame, phrases: Mapping[str, str],
+                        name: Namer = metric_short) -> list[str]:
+    """One exploratory line: how the change from the reference depends on lesion size
+    (Theil-Sen slope per tenfold larger lesion, its interval)."""
+    rows = table[np.isfinite(table["slope_per_log10_ml"].astype(float))]
+    if not len(rows):
+        return []
+    metric, ref = rows["metric"].iloc[0], rows["condition_a"].iloc[0]
+    level = fmt_level(float(rows["conf_level"].iloc[0]))
+    parts = [f"{phrases.get(r.condition_b, r.condition_b)} "
+             f"{fmt_num(r.slope_per_log10_ml, signed=True)} "
+             f"({_interval(r.ci_low, r.ci_high)}, n = {r.n})" for r in rows.itertuples()]
+    return [f"Exploratory {DASH} lesion size: the change in {name(metric)} from {ref} per "
+            f"tenfold larger lesion (Theil{DASH}Sen slope, {level} CI unadjusted): "
+            + "; ".join(parts) + "."]
 
 
 def _side(dataset: str, desc: str, same: bool, phrases: Mapping[str, str]) -> str:

@@ -94,6 +94,8 @@ REFERENCES: dict[str, str] = {
                "Behrens-Fisher problem. Comput Stat Data Anal. 2007;51(10):5192-5204.",
     "cliff": "Cliff N. Dominance statistics: ordinal analyses to answer ordinal questions. "
              "Psychol Bull. 1993;114(3):494-509.",
+    "sen": "Sen PK. Estimates of the regression coefficient based on Kendall's tau. J Am Stat "
+           "Assoc. 1968;63(324):1379-1389.",
     "blandaltman": "Bland JM, Altman DG. Measuring agreement in method comparison studies. "
                    "Stat Methods Med Res. 1999;8(2):135-160.",
     "r": "R Core Team. R: a language and environment for statistical computing. Vienna, "
@@ -363,8 +365,11 @@ def _datasets_paragraph(m: MethodsInput, cite: _Cite) -> str:
 
 def _other_paragraph(m: MethodsInput, cite: _Cite) -> str:
     bins = ", ".join(size_bin_labels(m.size_bins_ml))
-    text = (f"Results were also stratified by the unit's total reference lesion volume (bins "
-            f"{bins}).")
+    text = (f"The dependence of the primary metric's change on lesion size was estimated by "
+            f"Theil-Sen regression of the paired change on log10 reference lesion volume, with "
+            f"the interval inverting Kendall's tau test of the slope {cite('sen')} "
+            f"(exploratory); results were also stratified by the unit's total reference lesion "
+            f"volume (bins {bins}).")
     if m.lesion_detection:
         text += (f" Per-lesion detection rates by individual lesion volume carry "
                  f"participant-level cluster-bootstrap intervals {cite('fieldwelsh')}: "

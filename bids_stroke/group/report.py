@@ -91,6 +91,8 @@ class ReportParts:
     warnings: Sequence[str] = ()
     #: equivalence verdicts (group_desc-equivalence_stats.tsv)
     equivalence: pd.DataFrame | None = None
+    #: the primary metric's change against log lesion volume (Theil-Sen)
+    lesionsize: pd.DataFrame | None = None
     primary: str | None = None
     phrases: Mapping[str, str] = field(default_factory=dict)
 
@@ -221,6 +223,11 @@ def render_report(p: ReportParts) -> str:
                    for name, title, png in p.figures)
     parts.append(H.section("Figures", figs, anchor="figures"))
     size = ""
+    if p.lesionsize is not None and len(p.lesionsize):
+        size += H.table_html(p.lesionsize, table_id="lesionsize",
+                             caption="Change from the reference against log10 lesion volume: "
+                                     "Theil-Sen slope per tenfold larger lesion with its Kendall "
+                                     "interval (exploratory, unadjusted)")
     if p.sizebins is not None:
         size += H.table_html(p.sizebins, caption="Summaries by total reference lesion volume",
                              table_id="sizebins")

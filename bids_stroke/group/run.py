@@ -11,7 +11,9 @@ Outputs (root of OUT; each TSV has a JSON data dictionary sidecar):
   ``group_desc-lesiondetection_segmetrics.tsv`` - per-lesion detection (when lesion TSVs exist).
 * ``group_desc-equivalence_stats.tsv`` - equivalence / non-inferiority verdicts of every
   condition against the reference for the metrics with a margin (the primary first).
-* ``group_desc-wilcoxon_stats.tsv`` and ``group_desc-friedman_stats.tsv`` - paired tests.
+* ``group_desc-wilcoxon_stats.tsv`` and ``group_desc-friedman_stats.tsv`` - paired tests;
+  ``group_desc-lesionsize_stats.tsv`` - the primary metric's change against log lesion volume
+  (Theil-Sen slope with its Kendall interval).
 * With datasets to compare: ``group_desc-datasets_segmetrics.tsv`` (their rows, with a
   ``dataset`` column) and ``group_desc-datasets_stats.tsv`` (unpaired tests).
 * ``figures/group_*.png``, the self-contained ``group_report.html`` and the methods
@@ -62,11 +64,13 @@ from bids_stroke.group.describe import (
 from bids_stroke.group.equivalence import DEFAULT_MARGINS, DEFAULT_PRIMARY, equivalence_table
 from bids_stroke.group.findings import (
     dataset_findings,
+    lesion_size_finding,
     primary_findings,
     secondary_findings,
     unit_sentence,
 )
 from bids_stroke.group.hodges_lehmann import DEFAULT_DIGITS_RANK
+from bids_stroke.group.lesion_size import size_regression
 from bids_stroke.group.methods import MethodsInput, methods_document, to_html, to_markdown
 from bids_stroke.group.omnibus import friedman_table
 from bids_stroke.group.paired import DEFAULT_METRICS, pairwise_wilcoxon, unit_matrix
@@ -161,6 +165,7 @@ def _within_dataset(
                                       reference=conditions[0], primary=primary,
                                       digits_rank=digits_rank),
         "friedman": friedman_table(units, metrics, conditions),
+        "lesionsize": size_regression(units, primary, conditions, alpha=alpha),
     }
 
 
@@ -337,6 +342,8 @@ def _findings(*, within, ds_stats, conds, phrases, alpha, unit, primary, tested,
     if within is not None:
         out += secondary_findings(within["wilcoxon"], within["equivalence"], conds[0], phrases,
                                   alpha, primary=primary, order=tested)
+    if within is not None and within.get("lesionsize") is not None:
+        out += lesion_size_finding(within["lesionsize"], phrases)
     if ds_stats is not None:
         out += [f for f in dataset_findings(ds_stats, phrases, alpha, primary=primary)
                 if f.startswith("Exploratory")]
@@ -421,6 +428,7 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
         methods=methods, metrics=tested, summary=shown("summary"), wilcoxon=shown("wilcoxon"),
         friedman=shown("friedman"), sizebins=shown("sizebins"), detection=shown("detection"),
         datasets=ds_stats, figures=figures, versions=versions,
+        lesionsize=within.get("lesionsize") if within is not None else None,
         outputs=[*(p.relative_to(root).as_posix() for p in outputs), report.name],
         settings=settings, warnings=cautions, equivalence=shown("equivalence"),
         primary=primary, phrases=phrases)

@@ -16,6 +16,7 @@ from bids_stroke.group.dictionary import (
     COLUMN_DICTIONARY,
     DETECTION_DICTIONARY,
     EQUIVALENCE_DICTIONARY,
+    LESION_SIZE_DICTIONARY,
     metric_descriptions,
 )
 from bids_stroke.group.resolution import ConditionGeometry
@@ -61,6 +62,7 @@ def write_tables(
                           ("desc-equivalence_stats", "equivalence"),
                           ("desc-wilcoxon_stats", "wilcoxon"),
                           ("desc-friedman_stats", "friedman"),
+                          ("desc-lesionsize_stats", "lesionsize"),
                           ("desc-lesiondetection_segmetrics", "detection")):
             table = within.get(key)
             if table is not None:
@@ -71,6 +73,8 @@ def write_tables(
                     side = DETECTION_DICTIONARY
                 elif key == "equivalence":
                     side = {**metric_side, **EQUIVALENCE_DICTIONARY}
+                elif key == "lesionsize":
+                    side = {**metric_side, **LESION_SIZE_DICTIONARY}
                 out.append(write_table(table, root / f"group_{name}.tsv", side))
     if ds_rows is not None:
         out.append(write_table(_rows(ds_rows, metric_cols),
