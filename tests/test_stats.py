@@ -43,7 +43,7 @@ def test_wilcoxon_published_hollander_wolfe() -> None:
     assert res["n"] == 9 and res["n_zero"] == 0 and res["n_dropped"] == 0
     assert res["mean_diff"] == pytest.approx(np.mean(HW_X - HW_Y))
     assert res["median_diff"] == pytest.approx(0.49)
-    assert res["rb_ci_low"] <= res["rank_biserial"] <= res["rb_ci_high"]
+    assert res["rb_ci_low_unadjusted"] <= res["rank_biserial"] <= res["rb_ci_high_unadjusted"]
 
 
 @pytest.mark.parametrize("zero_method", ["wilcox", "pratt"])
@@ -69,7 +69,7 @@ def test_wilcoxon_agrees_with_scipy(zero_method, n, rounding, expected_method) -
     assert res["method"] == expected_method
     assert res["p"] == pytest.approx(ref.pvalue, rel=1e-10)
     assert res["W"] == pytest.approx(ref.statistic)
-    assert np.isnan(res["rb_ci_low"])  # n_boot = 0 disables the CI
+    assert np.isnan(res["rb_ci_low_unadjusted"])  # n_boot = 0 disables the CI
 
 
 def test_rank_biserial_by_hand() -> None:
@@ -319,8 +319,8 @@ def test_pairwise_ci_equals_single_test_ci_on_complete_data() -> None:
     one = S.wilcoxon_signed_rank(w["native"].to_numpy(), w["crude3"].to_numpy(), n_boot=300,
                                  seed=4)
     got = res.loc[("native", "crude3")]
-    assert (got["rb_ci_low"], got["rb_ci_high"]) == pytest.approx(
-        (one["rb_ci_low"], one["rb_ci_high"]), abs=1e-12)
+    assert (got["rb_ci_low_unadjusted"], got["rb_ci_high_unadjusted"]) == pytest.approx(
+        (one["rb_ci_low_unadjusted"], one["rb_ci_high_unadjusted"]), abs=1e-12)
     change = (w["crude3"] - w["native"]).to_numpy()  # B - A, as wilcox.test(b, a, paired)
     hl = signed_rank_shift(change, conf_level=0.95)
     assert (got["hl_change"], got["hl_ci_low_unadjusted"], got["hl_ci_high_unadjusted"]) == (
@@ -333,14 +333,15 @@ def test_pairwise_ci_equals_single_test_ci_on_complete_data() -> None:
     excludes = (res["hl_ci_low_unadjusted"] > 0) | (res["hl_ci_high_unadjusted"] < 0)
     assert (excludes == (res["p"] < 0.05)).all()
     assert np.isfinite(res.loc[("crude2", "crude3"), "hl_change"])  # every pair
-    assert np.isnan(res.loc[("crude2", "crude3"), "rb_ci_low"])  # bootstrap: reference only
+    # the bootstrap: reference pairs only
+    assert np.isnan(res.loc[("crude2", "crude3"), "rb_ci_low_unadjusted"])
     both = S.pairwise_wilcoxon(t, ["dice"], n_boot=300, seed=4, ci_pairs="all").set_index(
         ["condition_a", "condition_b"])
     other = S.wilcoxon_signed_rank(w["crude2"].to_numpy(), w["crude3"].to_numpy(), n_boot=300,
                                    seed=4)
-    assert (both.loc[("crude2", "crude3"), "rb_ci_low"],
-            both.loc[("crude2", "crude3"), "rb_ci_high"]) == pytest.approx(
-        (other["rb_ci_low"], other["rb_ci_high"]), abs=1e-12)
+    assert (both.loc[("crude2", "crude3"), "rb_ci_low_unadjusted"],
+            both.loc[("crude2", "crude3"), "rb_ci_high_unadjusted"]) == pytest.approx(
+        (other["rb_ci_low_unadjusted"], other["rb_ci_high_unadjusted"]), abs=1e-12)
     pd.testing.assert_series_equal(both.loc[("native", "crude3")], got)  # same draws
     with pytest.raises(ValueError, match="ci_pairs"):
         S.pairwise_wilcoxon(t, ["dice"], ci_pairs="some")

@@ -116,12 +116,14 @@ COLUMN_DICTIONARY: dict[str, dict[str, str]] = {
                                 "pairs of one metric."},
     "rank_biserial": {"LongName": "Matched-pairs rank-biserial correlation",
                       "Description": "(T+ - T-) / (T+ + T-); positive: A tends to be larger."},
-    "rb_ci_low": {"LongName": "Rank-biserial 95% CI low",
-                  "Description": "Seeded percentile bootstrap of the units; computed for the "
-                                 "pairs that involve the reference (first) condition."},
-    "rb_ci_high": {"LongName": "Rank-biserial 95% CI high",
-                   "Description": "Seeded percentile bootstrap of the units; computed for the "
-                                  "pairs that involve the reference (first) condition."},
+    "rb_ci_low_unadjusted": {
+        "LongName": "Rank-biserial 95% CI low, unadjusted",
+        "Description": "Seeded percentile bootstrap of the units; computed for the pairs that "
+                       "involve the reference (first) condition."},
+    "rb_ci_high_unadjusted": {
+        "LongName": "Rank-biserial 95% CI high, unadjusted",
+        "Description": "Seeded percentile bootstrap of the units; computed for the pairs that "
+                       "involve the reference (first) condition."},
     "alpha": {"LongName": "Significance level",
               "Description": "Applied to the raw and to the Holm-adjusted p."},
     "significant": {"LongName": "Significant (Holm)",
@@ -202,10 +204,12 @@ COLUMN_DICTIONARY: dict[str, dict[str, str]] = {
     "cliffs_delta": {"LongName": "Cliff's delta",
                      "Description": "P(A > B) - P(A < B), ties count half (= 2U/(n_A n_B) - 1, "
                                     "the rank-biserial correlation)."},
-    "delta_ci_low": {"LongName": "Cliff's delta 95% CI low",
-                     "Description": "Percentile bootstrap, each dataset resampled on its own."},
-    "delta_ci_high": {"LongName": "Cliff's delta 95% CI high",
-                      "Description": "Percentile bootstrap, each dataset resampled on its own."},
+    "delta_ci_low_unadjusted": {
+        "LongName": "Cliff's delta 95% CI low (bootstrap), unadjusted",
+        "Description": "Percentile bootstrap, each dataset resampled on its own."},
+    "delta_ci_high_unadjusted": {
+        "LongName": "Cliff's delta 95% CI high (bootstrap), unadjusted",
+        "Description": "Percentile bootstrap, each dataset resampled on its own."},
     "p_mwu_holm": {"LongName": "Holm-adjusted Mann-Whitney p",
                    "Description": "Family: all compared pairs of one metric."},
     "p_mwu_fdr_bh": {"LongName": "BH-adjusted Mann-Whitney p",

@@ -62,8 +62,8 @@ WILCOXON_COLUMNS = [
     "hl_ci_low_unadjusted", "hl_ci_high_unadjusted", "hl_conf_level_unadjusted",
     "hl_ci_low_bonferroni", "hl_ci_high_bonferroni", "hl_conf_level_bonferroni", "hl_method",
     "t_plus", "t_minus", "W", "p", "method", "zero_method", "digits_rank", "p_holm", "p_fdr_bh",
-    "rank_biserial", "rb_ci_low", "rb_ci_high", "alpha", "significant_uncorrected",
-    "significant",
+    "rank_biserial", "rb_ci_low_unadjusted", "rb_ci_high_unadjusted", "alpha",
+    "significant_uncorrected", "significant",
 ]
 #: the family of the primary metric's tests, and of every other metric's
 FAMILIES = ("confirmatory", "exploratory")
@@ -165,12 +165,12 @@ def wilcoxon_signed_rank(
     tp, tm = signed_rank_sums(ranked, zero_method)
     out.update(t_plus=tp, t_minus=tm, W=min(tp, tm) if n else nan)
     if n < 2:
-        out.update(p=nan, method="not enough pairs", rank_biserial=nan, rb_ci_low=nan,
-                   rb_ci_high=nan)
+        out.update(p=nan, method="not enough pairs", rank_biserial=nan, rb_ci_low_unadjusted=nan,
+                   rb_ci_high_unadjusted=nan)
         return out
     if not np.any(d != 0):
-        out.update(p=1.0, method="all differences zero", rank_biserial=nan, rb_ci_low=nan,
-                   rb_ci_high=nan)
+        out.update(p=1.0, method="all differences zero", rank_biserial=nan,
+                   rb_ci_low_unadjusted=nan, rb_ci_high_unadjusted=nan)
         return out
     method = choose_wilcoxon_method(d, zero_method, digits_rank)
     res = stats.wilcoxon(ranked, zero_method=zero_method, alternative="two-sided",
@@ -178,7 +178,8 @@ def wilcoxon_signed_rank(
     lo, hi = bootstrap_rank_biserial_ci(ranked, n_boot=n_boot, seed=seed,
                                         zero_method=zero_method)
     out.update(p=float(res.pvalue), method=method,
-               rank_biserial=rank_biserial(ranked, zero_method), rb_ci_low=lo, rb_ci_high=hi)
+               rank_biserial=rank_biserial(ranked, zero_method), rb_ci_low_unadjusted=lo,
+               rb_ci_high_unadjusted=hi)
     return out
 
 
@@ -264,7 +265,7 @@ def pairwise_wilcoxon(
                 continue
             if res["method"] not in ("not enough pairs", "all differences zero"):
                 boot_stats.append(SignedRankBiserial(signif(d, digits_rank), zero_method))
-                slots.append((len(rows) - 1, "rb_ci_low", "rb_ci_high"))
+                slots.append((len(rows) - 1, "rb_ci_low_unadjusted", "rb_ci_high_unadjusted"))
     if not rows:
         return pd.DataFrame(columns=WILCOXON_COLUMNS)
     n_units = next(iter(mats.values())).shape[0]

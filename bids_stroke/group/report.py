@@ -50,7 +50,7 @@ _MAIN_COLUMNS = {
 _DETAIL_COLUMNS = ["metric", "condition_a", "condition_b", "n_dropped", "n_zero", "mean_a",
                    "mean_b", "mean_diff", "median_diff", "t_plus", "t_minus", "W", "method",
                    "hl_method", "hl_conf_level_unadjusted", "hl_conf_level_bonferroni",
-                   "rank_biserial", "rb_ci_low", "rb_ci_high"]
+                   "rank_biserial", "rb_ci_low_unadjusted", "rb_ci_high_unadjusted"]
 _DATASET_MAIN = {
     "metric": "metric", "family": "family", "dataset_a": "A", "desc_a": "condition A",
     "dataset_b": "B", "desc_b": "condition B", "n_a": "n A", "n_b": "n B",
@@ -119,7 +119,7 @@ def main_tests_table(wilcoxon: pd.DataFrame) -> pd.DataFrame:
 def dataset_table(datasets: pd.DataFrame) -> pd.DataFrame:
     """The on-screen dataset comparison table."""
     t = datasets.copy()
-    t["delta_ci"] = _cis(t, "delta_ci_low", "delta_ci_high")
+    t["delta_ci"] = _cis(t, "delta_ci_low_unadjusted", "delta_ci_high_unadjusted")
     t["delta_bm_ci"] = _cis(t, "delta_bm_ci_low_unadjusted", "delta_bm_ci_high_unadjusted")
     t["delta_bm_ci_bonferroni"] = _cis(t, "delta_bm_ci_low_bonferroni",
                                        "delta_bm_ci_high_bonferroni")

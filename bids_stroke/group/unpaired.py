@@ -71,9 +71,9 @@ DATASET_COLUMNS = [
     "metric", "dataset_a", "desc_a", "dataset_b", "desc_b", "family", "n_a", "n_b",
     "median_a", "median_b", "bm_statistic", "bm_df", "p_bm", "bm_method", "p_bm_holm",
     "p_bm_fdr_bh", "cliffs_delta", "delta_bm_ci_low_unadjusted", "delta_bm_ci_high_unadjusted",
-    "delta_bm_ci_low_bonferroni", "delta_bm_ci_high_bonferroni", "delta_ci_low",
-    "delta_ci_high", "U", "p_mwu", "mwu_method", "p_mwu_holm", "p_mwu_fdr_bh", "hl_shift",
-    "hl_ci_low_unadjusted", "hl_ci_high_unadjusted", "hl_method", "digits_rank", "alpha",
+    "delta_bm_ci_low_bonferroni", "delta_bm_ci_high_bonferroni", "delta_ci_low_unadjusted",
+    "delta_ci_high_unadjusted", "U", "p_mwu", "mwu_method", "p_mwu_holm", "p_mwu_fdr_bh",
+    "hl_shift", "hl_ci_low_unadjusted", "hl_ci_high_unadjusted", "hl_method", "digits_rank", "alpha",
     "significant_uncorrected", "significant",
 ]
 
@@ -362,7 +362,7 @@ def compare_datasets(
     stats_ = [lambda *c, ia=ia, ib=ib, s=s: s(c[ia], c[ib]) for ia, ib, s in deltas]
     ci = bootstrap_units(sizes, lambda *c: evaluate(stats_, *c), len(deltas), n_boot=n_boot,
                          seed=seed)
-    out["delta_ci_low"], out["delta_ci_high"] = ci[:, 0], ci[:, 1]
+    out["delta_ci_low_unadjusted"], out["delta_ci_high_unadjusted"] = ci[:, 0], ci[:, 1]
     out["family"] = np.where(out["metric"] == primary, FAMILIES[0], FAMILIES[1])
     out["digits_rank"] = "exact" if digits_rank is None else str(digits_rank)
     return _adjust(out, alpha)[DATASET_COLUMNS]
