@@ -73,8 +73,8 @@ DATASET_COLUMNS = [
     "p_bm_fdr_bh", "cliffs_delta", "delta_bm_ci_low_unadjusted", "delta_bm_ci_high_unadjusted",
     "delta_bm_ci_low_bonferroni", "delta_bm_ci_high_bonferroni", "delta_ci_low_unadjusted",
     "delta_ci_high_unadjusted", "U", "p_mwu", "mwu_method", "p_mwu_holm", "p_mwu_fdr_bh",
-    "hl_shift", "hl_ci_low_unadjusted", "hl_ci_high_unadjusted", "hl_method", "digits_rank", "alpha",
-    "significant_uncorrected", "significant",
+    "hl_shift", "hl_ci_low_unadjusted", "hl_ci_high_unadjusted", "hl_method", "digits_rank",
+    "alpha", "significant_uncorrected", "significant",
 ]
 
 
