@@ -26,7 +26,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -250,6 +250,74 @@ def dataset_labels(value: Any) -> Any:
     return frozen_json(out)
 
 
+class FrozenMapping(Mapping):
+    """A read-only, hashable mapping of plain values (a settings default may be one)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, Any]) -> None:
+        self._items = dict(items)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._items.items()))
+
+    def __repr__(self) -> str:
+        return f"FrozenMapping({self._items!r})"
+
+
+_METRIC_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_DATASET_CONDITION_RE = re.compile(r"^[A-Za-z0-9_-]+:[A-Za-z0-9]+$")
+
+
+def metric_name(value: Any) -> str:
+    """A metric column name (``dice``, ``hd95``); whether the outputs have it is checked by
+    the group level."""
+    v = text(value).strip()
+    if not _METRIC_RE.match(v):
+        raise ValueError(f"must be a metric column name such as dice or hd95, got {value!r}")
+    return v
+
+
+def margin_map(value: Any) -> Any:
+    """``{metric: margin}``: equivalence margins, positive, in the metric's own units."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"must be a mapping of metric: margin (e.g. {{dice: 0.05}}), got "
+                         f"{value!r}")
+    out = {}
+    for key, raw in value.items():
+        name = metric_name(key)
+        try:
+            out[name] = number(0, None, lo_open=True)(raw)
+        except ValueError as exc:
+            raise ValueError(f"{name} {exc}") from None
+    return FrozenMapping(out)
+
+
+def dataset_pairs(value: Any) -> tuple[tuple[str, str], ...]:
+    """Dataset comparisons across conditions: ``[[ISLES:native, ATLAS:crude2], ...]`` (each
+    side ``LABEL:desc``, a dataset label of group.compare and a condition label)."""
+    items = strings(lambda v: v, min_len=1, max_len=1000)(value)
+    out = []
+    for i, item in enumerate(items):
+        sides = item.split() if isinstance(item, str) else item
+        if (not isinstance(sides, list | tuple) or len(sides) != 2
+                or not all(isinstance(v, str) and _DATASET_CONDITION_RE.match(v.strip())
+                           for v in sides)):
+            raise ValueError(f"entry {i + 1} must be two LABEL:condition items (e.g. "
+                             f"[ISLES:native, ATLAS:crude2]), got {item!r}")
+        out.append((sides[0].strip(), sides[1].strip()))
+    return tuple(out)
+
+
 def mapping(value: Any) -> Any:
     if not isinstance(value, Mapping):
         raise ValueError(f"must be a mapping, got {value!r}")
@@ -368,7 +436,24 @@ class GroupSettings:
                         "statistical unit: participant (sessions/runs averaged) or image")
     compare: Mapping[str, str] | None = setting(
         None, optional(dataset_labels),
-        "datasets compared (unpaired): label -> participant-level output folder")
+        "datasets compared (unpaired): label -> participant-level output folder, optionally "
+        "with ':cond1,cond2' (the conditions of that dataset to compare)")
+    pairs: tuple[tuple[str, str], ...] | None = setting(
+        None, optional(dataset_pairs),
+        "dataset comparisons across conditions, e.g. [[ISLES:native, ATLAS:crude2]] (default: "
+        "every pair of datasets under each condition they share)")
+    primary: str = setting("dice", metric_name,
+                           "primary metric: its comparisons are the confirmatory family")
+    margins: Mapping[str, float] = setting(
+        FrozenMapping({"dice": 0.05}), margin_map,
+        "equivalence margins per metric in its units (default dice 0.05: a starting point to "
+        "change, not a clinical truth)")
+    digits_rank: int | None = setting(
+        7, optional(integer(1, 22)),
+        "significant digits kept before ranking, so decimal-equal values tie (R's "
+        "digits.rank; null: exact binary comparison)")
+    bland_altman: str = setting("log", choice("log", "raw"),
+                                "Bland-Altman scale: log (ratio of volumes) or raw (ml)")
 
 
 @dataclass(frozen=True)
@@ -476,7 +561,7 @@ class Settings:
             if not isinstance(values, Mapping):
                 raise SettingsError(f"{where}: section {name!r} must be a mapping")
             parts[name] = build_section(section_cls, values, where, prefix=f"{name}.")
-        return cls(**parts)
+        return check_consistency(cls(**parts), where)
 
     def replace(self, **sections: Mapping[str, Any]) -> Settings:
         """A copy with some values of some sections changed (each value checked)."""
@@ -503,6 +588,15 @@ class Settings:
         path = Path(folder) / f"config-{self.execution.run_uuid or 'norun'}.json"
         return atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True)
                                  + "\n")
+
+
+def check_consistency(settings: Settings, where: str) -> Settings:
+    """Checks across fields (one line naming the keys and the fix)."""
+    group = settings.group
+    if group.primary not in group.margins:
+        raise SettingsError(f"{where}: group.primary {group.primary} has no margin: add it to "
+                            f"group.margins (command line: --margin {group.primary}=VALUE)")
+    return settings
 
 
 def settings_from_layers(
@@ -534,7 +628,7 @@ def settings_from_layers(
         section = build_section(SECTIONS[name], values, "command line",
                                 getattr(settings, name), prefix=f"{name}.")
         settings = dataclasses.replace(settings, **{name: section})
-    return settings
+    return check_consistency(settings, "command line" if overrides else study_where)
 
 
 def help_default(section: str, key: str) -> str:

@@ -23,9 +23,10 @@ from bids_stroke.group.synthetic import (
 CONDS = DEFAULT_SYNTHETIC_CONDITIONS[:3]
 TSVS = ["group_segmetrics.tsv", "group_desc-summary_segmetrics.tsv",
         "group_desc-means_segmetrics.tsv", "group_desc-sizebins_segmetrics.tsv",
-        "group_desc-wilcoxon_stats.tsv", "group_desc-friedman_stats.tsv",
-        "group_desc-lesiondetection_segmetrics.tsv"]
-FIGS = ["distributions", "paired", "dice-vs-resolution", "bland-altman"]
+        "group_desc-equivalence_stats.tsv", "group_desc-wilcoxon_stats.tsv",
+        "group_desc-friedman_stats.tsv", "group_desc-lesiondetection_segmetrics.tsv",
+        "group_desc-lesionsize_stats.tsv"]
+FIGS = ["equivalence", "distributions", "paired", "dice-vs-resolution", "bland-altman"]
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +64,23 @@ def test_run_group_writes_every_output(group_out) -> None:
     wil = pd.read_csv(out / "group_desc-wilcoxon_stats.tsv", sep="\t")
     assert len(wil) == 4 * 3  # 4 default metrics x 3 pairs
     assert set(wil["metric"]) == {"dice", "hd95", "lesion_f1", "abs_volume_diff_ml"}
-    assert {"p", "p_holm", "p_fdr_bh", "significant", "significant_uncorrected",
-            "median_diff_ci_low", "median_diff_ci_high"} <= set(wil.columns)
+    assert {"p", "p_holm", "p_fdr_bh", "significant", "significant_uncorrected", "hl_change",
+            "hl_ci_low_unadjusted", "hl_ci_high_unadjusted", "hl_ci_low_bonferroni",
+            "hl_ci_high_bonferroni", "family"} <= set(wil.columns)
+    assert set(wil.loc[wil.metric == "dice", "family"]) == {"confirmatory"}
+    assert set(wil.loc[wil.metric != "dice", "family"]) == {"exploratory"}
+    eq = pd.read_csv(out / "group_desc-equivalence_stats.tsv", sep="\t", na_values="n/a",
+                     keep_default_na=False)
+    assert {"metric", "condition_a", "condition_b", "n", "margin", "hl_estimate", "ci_low",
+            "ci_high", "conf_level", "verdict", "method"} <= set(eq.columns)
+    assert list(eq["condition_b"]) == ["crude2", "linear2"] and (eq["metric"] == "dice").all()
+    assert (eq["margin"] == 0.05).all() and (eq["conf_level"] == 0.95).all()  # 2 comparisons
+    assert set(eq["verdict"]) <= {"equivalent", "non-inferior", "inferior", "inconclusive"}
+    side = json.loads((out / "group_desc-equivalence_stats.json").read_text())
+    assert set(side["verdict"]["Levels"]) >= {"equivalent", "non-inferior", "inferior",
+                                              "inconclusive"}
+    det = json.loads((out / "group_desc-lesiondetection_segmetrics.json").read_text())
+    assert "cluster bootstrap" in det["ci_low"]["Description"]
     means = pd.read_csv(out / "group_desc-means_segmetrics.tsv", sep="\t")
     dice = means[(means.metric == "dice")]
     assert ((dice.ci_low >= 0) & (dice.ci_high <= 1) & (dice.ci_low <= dice["mean"])).all()
@@ -82,18 +98,16 @@ def test_report_contains_every_table_and_figure(group_out) -> None:
                 "findings", "summary-dice",
                 "summary-hd95", "summary-lesion_f1", "summary-abs_volume_diff_ml"]:
         assert f"id='{tid}'" in text or f'id="{tid}"' in text, tid
-    assert re.search(r"Segmentation metrics of 12 participant\(s\)", text)
+    assert "The analysis included 12 participants" in text
     assert "alpha = 0.05" in text and "200 resamples" in text and "seed 7" in text
-    assert "Holm" in text and "Benjamini-Hochberg" in text and "without correction" in text
-    assert text.index('id="findings"') < text.index('id="methods"')  # findings come first
+    assert "Holm" in text and "Benjamini-Hochberg" in text
+    assert text.index('id="findings"') < text.index('id="verdicts"') < text.index(
+        'id="methods"')  # findings come first
     assert "Statistics use one value per participant" in text
     wil = pd.read_csv(out / "group_desc-wilcoxon_stats.tsv", sep="\t")
     counts = wil["method"].value_counts(sort=False)
-    assert "p-value methods used in this run: " + ", ".join(
-        f"{m} ({n} tests)" for m, n in counts.items()) in text
-    assert set(counts.index) <= {"exact", "permutation", "asymptotic"}
-    for m, n in counts.items():
-        assert f"{m} ({n} tests)" in text
+    assert "(this run: " + ", ".join(f"{m} ({n} tests)" for m, n in counts.items()) in text
+    assert set(counts.index) <= {"exact", "asymptotic"}
     assert "numpy" in text and "scipy" in text
     for desc, spec, _, description in CONDS:  # conditions with their descriptions
         assert desc in text and spec in text
@@ -147,7 +161,7 @@ def test_participant_filter_and_sessions(tmp_path) -> None:
     assert set(seg.participant_id) == {"sub-0001", "sub-0003"}
     assert set(seg.session_id) == {"ses-1", "ses-2"} and len(seg) == 2 * 2 * 3
     report = run_group(out, n_boot=20, participant_label="0002", metrics=["dice"])
-    assert "1 participant(s) (2 participant-session(s))" in report.read_text()
+    assert "1 participant (2 participant-sessions, 2 images)" in report.read_text()
     with pytest.raises(GroupInputError, match="participant"):
         run_group(out, participant_label="9999")
     with pytest.raises(ValueError, match="unknown metric"):
@@ -215,24 +229,46 @@ def _set_metric(out: Path, metric: str, values: dict[str, float], noise: float =
     record_commits(out)
 
 
-def test_findings_state_a_known_effect(tmp_path) -> None:
+def test_findings_open_with_the_primary_verdicts(tmp_path) -> None:
+    """Dice barely changes under crude2 and falls by 0.17 under linear2: the findings open
+    with one verdict sentence per condition (equivalent, inferior), with the numbers of the
+    equivalence table, then one exploratory line per other metric."""
     out = make_synthetic_output(tmp_path, 12, conditions=CONDS, seed=2)
-    _set_metric(out, "dice", {"native": 0.92, "crude2": 0.91, "linear2": 0.75})
-    run_group(out, metrics=["dice"], n_boot=300, seed=1, conditions=["native", "crude:2",
-                                                                      "linear:2"])
+    _set_metric(out, "dice", {"native": 0.92, "crude2": 0.915, "linear2": 0.75})
+    run_group(out, metrics=["dice", "hd95"], n_boot=300, seed=1,
+              conditions=["native", "crude:2", "linear:2"])
     text = html.unescape((out / "group_report.html").read_text())
-    found = re.search(r"Dice fell from (\S+) at native to (\S+) with linear 2 mm \(linear2\): "
-                      r"median paired change (\S+), 95% CI (\S+) to (\S+); p (?:=|<) (\S+), "
-                      r"Holm p (?:=|<) (\S+), n = 12 participants\.", text)
-    assert found, text[text.index('id="findings"'):][:1500]
-    ref, deg, change, lo, hi = (float(x.replace("\u2212", "-").replace("+", ""))
-                                for x in found.groups()[:5])
-    assert ref == pytest.approx(0.92, abs=0.02) and deg == pytest.approx(0.75, abs=0.02)
-    assert change == pytest.approx(-0.17, abs=0.02) and lo <= change <= hi < 0
+    items = re.findall(r"<li[^>]*>(.*?)</li>", text[text.index('id="findings"'):])
+    assert items[0].startswith("At crude 2 mm (crude2), Dice was equivalent to native within "
+                               "\u00b10.05 (Hodges\u2013Lehmann change ")
+    assert re.match(r"At linear 2 mm \(linear2\), Dice was inferior to native: lower by more "
+                    r"than 0.05 \(Hodges\u2013Lehmann change \u22120\.1[67]\d*, ", items[1])
+    assert "95% simultaneous CI" in items[0] and "Bonferroni over 2 comparisons" in items[0]
+    assert "n = 12 participants" in items[0]
+    assert items[2].startswith("Exploratory \u2013 HD95, change from native")
+    assert items[3].startswith("Exploratory \u2013 lesion size: the change in Dice from native "
+                               "per tenfold larger lesion (Theil\u2013Sen slope, 95% CI")
+    assert items[4].startswith("Statistics use one value per participant")
+    eq = pd.read_csv(out / "group_desc-equivalence_stats.tsv", sep="\t").set_index(
+        "condition_b")
+    lo, hi = (f"{eq.loc['crude2', k]:.3g}".replace("-", "\u2212") for k in ("ci_low", "ci_high"))
+    assert f"CI {lo} to {hi}" in items[0]
     wil = pd.read_csv(out / "group_desc-wilcoxon_stats.tsv", sep="\t").set_index(
-        ["condition_a", "condition_b"])
-    assert wil.loc[("native", "linear2"), "p_holm"] < 0.05
-    assert wil.loc[("native", "linear2"), "p"] == pytest.approx(2 / 2**12)  # exact, all n < 0
+        ["metric", "condition_a", "condition_b"])
+    assert wil.loc[("dice", "native", "linear2"), "p"] == pytest.approx(2 / 2**12)  # exact
+
+
+def test_inconclusive_verdict_states_participants_needed(tmp_path) -> None:
+    out = make_synthetic_output(tmp_path, 6, conditions=CONDS[:2], seed=4)
+    _set_metric(out, "dice", {"native": 0.80, "crude2": 0.78}, noise=0.04, seed=2)
+    run_group(out, metrics=["dice"], n_boot=50)
+    eq = pd.read_csv(out / "group_desc-equivalence_stats.tsv", sep="\t").iloc[0]
+    assert eq["verdict"] == "inconclusive" and eq["conf_level"] == 0.9  # one comparison
+    text = html.unescape((out / "group_report.html").read_text())
+    first = re.findall(r"<li[^>]*>(.*?)</li>", text[text.index('id="findings"'):])[0]
+    assert first.startswith("At crude 2 mm (crude2), Dice was inconclusive against native")
+    assert (f"about {int(eq['n_needed'])} participants would be needed to show equivalence "
+            "with 80% power") in first
 
 
 def test_sessions_are_averaged_per_participant_by_default(tmp_path) -> None:
@@ -267,7 +303,11 @@ def test_older_outputs_without_optional_metric(tmp_path) -> None:
     assert set(wil["metric"]) == {"dice"}
     assert "Metric pred_fraction_pct is not in these outputs" in report.read_text()
     with pytest.raises(ValueError, match="none of the metrics"):
-        run_group(out, metrics=["pred_fraction_pct"], n_boot=20)
+        run_group(out, metrics=["pred_fraction_pct"], n_boot=20, primary="pred_fraction_pct",
+                  margins={"pred_fraction_pct": 0.1})
+    with pytest.raises(ValueError, match="primary metric pred_fraction_pct has no value"):
+        run_group(out, metrics=["dice"], n_boot=20, primary="pred_fraction_pct",
+                  margins={"pred_fraction_pct": 0.1})
 
 
 def test_conditions_in_study_order_native_first(tmp_path) -> None:
@@ -294,9 +334,9 @@ def test_compare_datasets(tmp_path) -> None:
                        metrics=["dice", "hd95"])
     stats_ = pd.read_csv(res / "group_desc-datasets_stats.tsv", sep="\t")
     assert len(stats_) == 2 * 2  # 2 metrics x the 2 shared conditions
-    row = stats_[(stats_.metric == "dice") & (stats_.desc == "native")].iloc[0]
+    row = stats_[(stats_.metric == "dice") & (stats_.desc_a == "native")].iloc[0]
     assert (row.dataset_a, row.dataset_b, row.n_a, row.n_b) == ("ATLAS", "ISLES", 15, 10)
-    assert row.cliffs_delta > 0.5 and row.significant == "yes"
+    assert row.cliffs_delta > 0.5 and row.significant == "yes" and row.p_bm_holm < 0.05
     rows = pd.read_csv(res / "group_desc-datasets_segmetrics.tsv", sep="\t")
     assert set(rows["dataset"]) == {"ATLAS", "ISLES"} and len(rows) == 15 * 3 + 10 * 2
     assert json.loads((res / "group_desc-datasets_stats.json").read_text())["cliffs_delta"]
@@ -381,7 +421,7 @@ def test_cli_group_options(tmp_path) -> None:
                      "  compare: {A: atlas, B: isles}\n")  # relative to the study file
     assert main([str(bids), str(tmp_path / "res2"), "group", "--pipeline", str(study)]) == 0
     st = pd.read_csv(tmp_path / "res2" / "group_desc-datasets_stats.tsv", sep="\t")
-    assert st["n_a"].max() == 6 and set(st["desc"]) == {"native", "crude2"}
+    assert st["n_a"].max() == 6 and set(st["desc_a"]) == {"native", "crude2"}
 
 
 def test_readme_names_every_group_output(group_out) -> None:
@@ -397,6 +437,8 @@ def test_readme_names_every_group_output(group_out) -> None:
     assert set(figures.group(1).split(",")) == {p.stem.removeprefix("group_")
                                                 for p in (out / "figures").glob("*.png")}
     assert "group_report.html" in tree
+    for name in ("group_methods.md", "group_methods.html"):
+        assert (out / name).is_file() and name in tree
 
 
 def test_bundled_demo_model_is_named_and_cautioned(tmp_path) -> None:
@@ -433,3 +475,136 @@ def test_participant_warnings_reach_the_group_report(tmp_path) -> None:
             "model whose input is T1w.") in box
     assert f"Participant level (4 image(s)): {DEMO_MODEL_WARNING}." in box
     assert page.count("trained on synthetic phantoms") == 1
+
+
+def _ties_reference() -> dict[tuple[str, str], tuple[float, float, float, float]]:
+    """(case, digits) -> (p, estimate, ci_low, ci_high) from tests/data/ties_reference.out."""
+    out = {}
+    for line in (Path(__file__).parent / "data" / "ties_reference.out").read_text().splitlines():
+        name, digits, *values = line.split()
+        out[(name, digits)] = tuple(float(v) for v in values)
+    return out
+
+
+def test_decimal_ties_give_rs_p_values(tmp_path) -> None:
+    """Differences equal in decimal but not in binary (participant means of 3 sessions) tie
+    after rounding to 7 significant digits, as in R with digits.rank = 7: the group table's p
+    is R's p with the ties (0.0318, 0.00207), not the 'exact' p without them (0.0296, 0.00102)."""
+    out = make_synthetic_output(tmp_path, 20, seed=5, sessions=["1", "2", "3"])
+    run_group(out, metrics=["dice", "specificity", "accuracy"], n_boot=0)
+    wil = pd.read_csv(out / "group_desc-wilcoxon_stats.tsv", sep="\t").set_index(
+        ["metric", "condition_a", "condition_b"])
+    ref = _ties_reference()
+    for metric, a, b in (("specificity", "crude3", "thick5mm"),
+                         ("accuracy", "linear2", "kspace4")):
+        row = wil.loc[(metric, a, b)]
+        p7, *_ = ref[(f"{metric}_{a}_{b}", "7")]
+        p_exact, *_ = ref[(f"{metric}_{a}_{b}", "Inf")]
+        assert row["method"] == "asymptotic" and row["digits_rank"] == 7
+        assert row["p"] == pytest.approx(p7, rel=1e-10) and row["p"] > p_exact
+        units = S.aggregate_units(collect.read_segmetrics(out), list(collect.METRIC_COLUMNS))
+        w = units.pivot(index="participant_id", columns="desc", values=metric)
+        for digits, key in ((None, "Inf"), (7, "7")):
+            p, est, lo, hi = ref[(f"{metric}_{a}_{b}", key)]
+            res = S.wilcoxon_signed_rank(w[a].to_numpy(), w[b].to_numpy(), n_boot=0,
+                                         digits_rank=digits)
+            assert res["p"] == pytest.approx(p, rel=1e-10)
+            from bids_stroke.group.hodges_lehmann import signed_rank_shift
+
+            hl = signed_rank_shift((w[a] - w[b]).to_numpy(), digits_rank=digits)
+            assert (hl.estimate, hl.ci_low, hl.ci_high) == pytest.approx((est, lo, hi),
+                                                                         abs=1e-10)
+
+
+def test_methods_boilerplate_is_generated_from_the_run(tmp_path) -> None:
+    out = make_synthetic_output(tmp_path, 8, conditions=CONDS, seed=1)
+    run_group(out, metrics=["dice", "hd95"], n_boot=100, seed=3, alpha=0.05)
+    md = (out / "group_methods.md").read_text()
+    page = html.unescape((out / "group_methods.html").read_text())
+    report = html.unescape((out / "group_report.html").read_text())
+    paragraphs = [p for p in md.split("\n\n") if p and not p.startswith(("#", "*", "1."))]
+    for p in paragraphs[:-1]:  # the same text in the page and in the report
+        assert p.strip() in page and p.strip() in report
+    assert "8 participants" in md and "native (native" in md and "crude2 (crude:2" in md
+    assert "Dice \u00b10.05 (higher is better)" in md and "95%" in md  # 1 - 2 alpha / 2
+    assert "seed 3" in md and "100 resamples" in md and "Holm" in md
+    refs = md[md.index("## References"):]
+    for name in ("Hodges JL, Lehmann EL", "Holm S", "Bauer DF", "Schuirmann DJ",
+                 "Gorgolewski KJ", "Virtanen P", "Field CA, Welsh AH", "Bland JM"):
+        assert name in refs, name
+    assert "Brunner E" not in refs  # no dataset comparison in this run
+    cited = {int(n) for group in re.findall(r"\[([\d, ]+)\]", md[:md.index("## References")])
+             for n in group.split(", ")}
+    assert cited == set(range(1, len(re.findall(r"^\d+\. ", refs, re.M)) + 1))  # all, only
+    # other settings, other text
+    run_group(out, metrics=["dice", "hd95"], n_boot=100, seed=3, alpha=0.1,
+              margins={"dice": 0.03, "hd95": 2.0}, digits_rank=None, bland_altman="raw")
+    md2 = (out / "group_methods.md").read_text()
+    assert "Dice \u00b10.03 (higher is better)" in md2 and "HD95 \u00b12 (lower is better)" in md2
+    assert "80%" in md2 and "exactly (binary values)" in md2 and "in ml" in md2
+    assert md2 != md
+
+
+def test_cli_primary_and_margins(tmp_path, capsys) -> None:
+    from bids_stroke.cli.run import main
+
+    out = make_synthetic_output(tmp_path / "out", 6, conditions=CONDS, seed=1)
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    assert main([str(bids), str(out), "group", "--margin", "hd95=2", "--margin",
+                 "dice=0.03"]) == 0
+    eq = pd.read_csv(out / "group_desc-equivalence_stats.tsv", sep="\t")
+    margins = eq.groupby("metric")["margin"].first().to_dict()
+    assert margins == {"dice": 0.03, "hd95": 2.0}  # added to the study file's dice margin
+    assert list(eq["metric"])[:2] == ["dice", "dice"]  # primary first
+    assert main([str(bids), str(out), "group", "--primary", "hd95", "--margin",
+                 "hd95=2"]) == 0
+    eq = pd.read_csv(out / "group_desc-equivalence_stats.tsv", sep="\t")
+    assert eq.set_index("metric")["family"].to_dict() == {"hd95": "confirmatory",
+                                                          "dice": "exploratory"}
+    capsys.readouterr()
+    assert main([str(bids), str(out), "group", "--primary", "hd95"]) == 64
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "hd95 has no margin" in err[0] and "--margin hd95=" in err[0]
+    assert main([str(bids), str(out), "group", "--margin", "dice"]) == 64
+    assert "METRIC=VALUE" in capsys.readouterr().err
+    assert main([str(bids), str(out), "group", "--margin", "dice=-1"]) == 64
+    study = tmp_path / "study.yml"
+    study.write_text("conditions: [native, crude:2]\ngroup:\n  metrics: [dice]\n"
+                     "  primary: hd95\n")
+    assert main([str(bids), str(out), "group", "--pipeline", str(study)]) == 64
+    assert "group.primary hd95 has no margin" in capsys.readouterr().err
+
+
+def test_cross_condition_dataset_comparison(tmp_path) -> None:
+    """--compare ISLES=DIR:native compares ISLES native with every ATLAS condition (the
+    original study's 'ISLES vs crude-ATLAS' and 'vs linear-ATLAS'); the unit sentence names
+    each dataset's own counts."""
+    from bids_stroke.cli.run import main
+
+    atlas = make_synthetic_output(tmp_path / "atlas", 12, conditions=CONDS, seed=1,
+                                  sessions=["1", "2"])
+    isles = make_synthetic_output(tmp_path / "isles", 7, conditions=CONDS[:1], seed=2)
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    assert main([str(bids), str(atlas), "group", "--compare", f"ISLES={isles}:native",
+                 f"ATLAS={atlas}"]) == 0
+    st = pd.read_csv(atlas / "group_desc-datasets_stats.tsv", sep="\t")
+    dice = st[st.metric == "dice"]
+    assert list(zip(dice.dataset_a, dice.desc_a, dice.dataset_b, dice.desc_b,
+                    strict=True)) == [("ISLES", "native", "ATLAS", c[0]) for c in CONDS]
+    assert dice["bm_method"].str.startswith("permutation").all()  # 7 ISLES participants
+    text = html.unescape((atlas / "group_report.html").read_text())
+    assert ("Statistics use one value per participant: ISLES: 7 participants, one image each; "
+            "ATLAS: 12 participants (24 images;") in text
+    assert re.search(r"Dice (was (higher|lower) in|did not differ significantly between) "
+                     r"ISLES at native \(median \S+, n = 7\)", text)
+    study = tmp_path / "study.yml"
+    study.write_text("conditions: [native, crude:2, linear:2]\ngroup:\n  metrics: [dice]\n"
+                     f"  compare: {{ISLES: {isles}, ATLAS: {atlas}}}\n"
+                     "  pairs: [[ISLES:native, ATLAS:linear2]]\n")
+    assert main([str(bids), str(tmp_path / "res"), "group", "--pipeline", str(study)]) == 0
+    st = pd.read_csv(tmp_path / "res" / "group_desc-datasets_stats.tsv", sep="\t")
+    assert list(zip(st.desc_a, st.desc_b, strict=True)) == [("native", "linear2")]
+    study.write_text(study.read_text().replace("linear2", "thick5mm"))
+    assert main([str(bids), str(tmp_path / "res"), "group", "--pipeline", str(study)]) == 65

@@ -2,7 +2,8 @@
 
 Checks that the significance columns (raw p < alpha and Holm) of the test tables are inside
 the visible area - the viewport and every scrolling box around them - at common screen widths,
-and inside the printed page (the PDF's words, read with poppler's ``pdftotext -bbox``).
+and inside the printed page (the PDF's words, read with poppler's ``pdftotext -bbox``); and that
+the findings (primary verdict first), the verdict table and the generated methods text render.
 Skipped when Chromium is not installed (``scripts/ci-apt.sh`` installs it on Debian/Ubuntu).
 """
 
@@ -128,3 +129,49 @@ def test_significance_columns_are_printed(report: Path, tmp_path: Path) -> None:
     n_rows = sum(1 for line in report.read_text().split("<tr>")
                  if '<td class="t">yes</td>' in line or '<td class="t">no</td>' in line)
     assert text.count("yes") + text.count("no") >= 2 * n_rows > 0
+
+
+# Runs in a copy of the report: the text a reader sees (innerText: rendered, not hidden) of the
+# findings, the verdict table and the methods section, with their on-screen sizes.
+READ = """
+(function () {
+  const out = {};
+  for (const id of ["findings", "verdicts", "methods"]) {
+    const h = document.getElementById(id);
+    const sec = h ? h.closest("section") || h : null;
+    if (!sec) continue;
+    const box = sec.getBoundingClientRect();
+    out[id] = {text: sec.innerText, width: box.width, height: box.height,
+               items: Array.from(sec.querySelectorAll("li")).map(li => li.innerText)};
+  }
+  const pre = document.createElement("pre");
+  pre.id = "read";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+})();
+"""
+
+
+def test_findings_and_methods_render(report: Path, tmp_path: Path) -> None:
+    """The findings open with the primary metric's verdict and the methods text with its
+    references is rendered (visible, with content) in the browser."""
+    probe = tmp_path / "read.html"
+    probe.write_text(report.read_text().replace("</body>", f"<script>{READ}</script></body>"))
+    res = _chromium(tmp_path, "--window-size=1280,900", "--virtual-time-budget=5000",
+                    "--dump-dom", probe.as_uri())
+    found = re.search(r'<pre id="read">(.*?)</pre>', res.stdout, re.S)
+    assert found, f"Chromium did not run the probe: {res.stderr[-2000:]}"
+    seen = json.loads(html.unescape(found.group(1)))
+    assert set(seen) == {"findings", "verdicts", "methods"}
+    assert all(v["width"] > 300 and v["height"] > 50 for v in seen.values())
+    first = seen["findings"]["items"][0]
+    assert first.startswith("At crude 2 mm (crude2), Dice was ") and "native" in first
+    assert re.search(r"Hodges.Lehmann change", first) and "CI" in first
+    assert any(i.startswith("Exploratory") for i in seen["findings"]["items"])
+    assert "equivalent" in seen["verdicts"]["text"] or "inconclusive" in seen["verdicts"]["text"]
+    methods = seen["methods"]["text"]
+    assert "The primary endpoint was Dice" in methods and "References" in methods
+    assert "Hodges JL, Lehmann EL" in methods and "Brunner E, Munzel U" in methods
+    md = (report.parent / "group_methods.md").read_text().split("\n\n")
+    paragraphs = [p for p in md if p and not p.startswith(("#", "*", "1. "))]
+    assert len(paragraphs) >= 4 and all(p.strip() in methods for p in paragraphs)

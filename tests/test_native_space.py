@@ -62,6 +62,9 @@ def native_run(isles_like: Path, tmp_path_factory) -> dict:
 
 def test_native_run_succeeds(native_run):
     assert native_run["code"] == 0
+    methods = (native_run["out"] / "group_methods.md").read_text()
+    assert "The model works on the acquisition grid" in methods  # no template registration
+    assert "ANTs" not in methods and "thick4mm (thick:4" in methods
 
 
 def test_every_channel_degraded_and_named_in_the_input_space(native_run):

@@ -165,6 +165,15 @@ def test_group_level(run):
         assert (out / name).is_file(), name
     html = (out / "group_report.html").read_text()
     assert "Wilcoxon" in html and "data:image/png;base64" in html
+    # the methods text describes this run's participant level (its logs/config-<run>.json)
+    methods = (out / "group_methods.md").read_text()
+    assert "registered to it with an affine transform in ANTs (antspyx)" in methods
+    assert "bids_stroke bundled demo model (sha256" in methods
+    assert "3 resolution conditions" in methods and "thick5mm (thick:5" in methods
+    assert "26-connected components" in methods
+    assert "with the model's own probability threshold (0.5)" in methods
+    assert "Installed versions: Nipype" in methods and "PyTorch" in methods
+    assert (out / "group_desc-equivalence_stats.tsv").is_file()
 
 
 def test_plain_layout_subject_without_mask(tmp_path, capsys):

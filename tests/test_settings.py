@@ -36,6 +36,12 @@ def test_settings_are_immutable():
         ("metrics", "connectivity", 8, "one of 6, 18, 26"),
         ("segmentation", "min_size", 2.5, "integer"),
         ("registration", "kind", "elastic", "one of affine"),
+        ("group", "margins", {"dice": -0.05}, "dice must be in (0"),
+        ("group", "margins", [0.05], "mapping of metric: margin"),
+        ("group", "primary", "Dice score", "metric column name"),
+        ("group", "digits_rank", 0, "must be in [1, 22]"),
+        ("group", "bland_altman", "sqrt", "one of log, raw"),
+        ("group", "pairs", [["ISLES:native"]], "two LABEL:condition items"),
     ],
 )
 def test_study_file_and_cli_share_each_check(section, key, value, needle, tmp_path, capsys):
@@ -53,6 +59,20 @@ def test_cli_threshold_refused_like_study_file(plain_layout, tmp_path, capsys):
                  "--threshold", "1.5"]) == 64
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--threshold must be in (0, 1)" in err[0]
+
+
+def test_primary_metric_needs_a_margin_in_every_layer():
+    with pytest.raises(PipelineError, match=r"study.yml: group.primary hd95 has no margin"):
+        validate_pipeline({"conditions": ["native"], "group": {"primary": "hd95"}}, "study.yml")
+    with pytest.raises(SettingsError, match="--margin hd95=VALUE"):
+        settings_from_layers(overrides={"group": {"primary": "hd95"}})
+    data = Settings().to_dict()
+    data["group"]["primary"] = "hd95"
+    with pytest.raises(SettingsError, match=r"cfg\.json: group\.primary hd95 has no margin"):
+        Settings.from_dict(data, where="cfg.json")
+    ok = settings_from_layers(overrides={"group": {"primary": "hd95",
+                                                   "margins": {"hd95": 2, "dice": 0.05}}})
+    assert dict(ok.group.margins) == {"hd95": 2.0, "dice": 0.05}
 
 
 def test_impossible_condition_refused_by_the_parser():

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from bids_stroke.group import stats as S
+from bids_stroke.group.hodges_lehmann import signed_rank_shift
 
 # Hollander & Wolfe (1999), Nonparametric Statistical Methods, 2nd ed., Example 3.1 / Table 3.1
 # (Hamilton depression scale factor IV before (x) and after (y) tranquilizer, n = 9).
@@ -42,7 +43,7 @@ def test_wilcoxon_published_hollander_wolfe() -> None:
     assert res["n"] == 9 and res["n_zero"] == 0 and res["n_dropped"] == 0
     assert res["mean_diff"] == pytest.approx(np.mean(HW_X - HW_Y))
     assert res["median_diff"] == pytest.approx(0.49)
-    assert res["rb_ci_low"] <= res["rank_biserial"] <= res["rb_ci_high"]
+    assert res["rb_ci_low_unadjusted"] <= res["rank_biserial"] <= res["rb_ci_high_unadjusted"]
 
 
 @pytest.mark.parametrize("zero_method", ["wilcox", "pratt"])
@@ -50,7 +51,7 @@ def test_wilcoxon_published_hollander_wolfe() -> None:
     (80, None, "asymptotic"),   # large n
     (30, 1, "asymptotic"),      # ties and zeros, n > 13
     (30, None, "exact"),        # continuous, n <= 50
-    (10, 0, "permutation"),     # ties/zeros, n <= 13
+    (10, 0, "asymptotic"),      # ties/zeros, small n: R's rule (normal approximation)
 ])
 def test_wilcoxon_agrees_with_scipy(zero_method, n, rounding, expected_method) -> None:
     rng = np.random.default_rng(n)
@@ -59,14 +60,16 @@ def test_wilcoxon_agrees_with_scipy(zero_method, n, rounding, expected_method) -
     if rounding is not None:
         a, b = np.round(a, rounding), np.round(b, rounding)
         b[:2] = a[:2]  # guarantee zeros
-    res = S.wilcoxon_signed_rank(a, b, zero_method=zero_method, n_boot=0)
+    # exact float ties here (SciPy's); rounded ties are checked against R in
+    # tests/test_hodges_lehmann.py
+    res = S.wilcoxon_signed_rank(a, b, zero_method=zero_method, n_boot=0, digits_rank=None)
     # the normal approximation carries the continuity correction (R's default)
-    ref = stats.wilcoxon(a, b, zero_method=zero_method,
+    ref = stats.wilcoxon(a, b, zero_method=zero_method, method=expected_method,
                          correction=expected_method == "asymptotic")
     assert res["method"] == expected_method
     assert res["p"] == pytest.approx(ref.pvalue, rel=1e-10)
     assert res["W"] == pytest.approx(ref.statistic)
-    assert np.isnan(res["rb_ci_low"])  # n_boot = 0 disables the CI
+    assert np.isnan(res["rb_ci_low_unadjusted"])  # n_boot = 0 disables the CI
 
 
 def test_rank_biserial_by_hand() -> None:
@@ -104,20 +107,21 @@ def test_bootstrap_matches_naive_statistic(zero_method, ties) -> None:
         assert (lo, hi) == pytest.approx(tuple(ref.confidence_interval), abs=1e-12)
 
 
-def test_median_and_mean_statistics_equal_naive() -> None:
-    from bids_stroke.group.bootstrap import Means, Median
+def test_mean_and_ratio_statistics_equal_naive() -> None:
+    from bids_stroke.group.bootstrap import Means, Ratio
 
     rng = np.random.default_rng(5)
     v = np.round(rng.normal(0, 1, 40), 1)
     v[[2, 9]] = np.nan  # units without a value are left out of each resample
-    med, means = Median(v), Means(np.column_stack([v, 2 * v]))
+    means = Means(np.column_stack([v, 2 * v]))
+    hits, items = rng.integers(0, 3, (40, 2)).astype(float), rng.integers(3, 6, (40, 2)) * 1.0
     draws = rng.integers(0, v.size, (60, v.size))
     counts = np.stack([np.bincount(r, minlength=v.size) for r in draws]).astype(float)
-    naive_med = [np.nanmedian(v[r]) for r in draws]
     naive_mean = [np.nanmean(v[r]) for r in draws]
-    np.testing.assert_allclose(med(counts), naive_med, atol=1e-12)
     np.testing.assert_allclose(means(counts)[0], naive_mean, atol=1e-12)
     np.testing.assert_allclose(means(counts)[1], 2 * np.array(naive_mean), atol=1e-12)
+    naive_ratio = [hits[r, 1].sum() / items[r, 1].sum() for r in draws]
+    np.testing.assert_allclose(Ratio(hits, items)(counts)[1], naive_ratio, atol=1e-12)
 
 
 def test_percentile_ci_respects_the_range() -> None:
@@ -263,30 +267,46 @@ def test_summaries_and_size_bins() -> None:
 
 def test_lesion_detection_by_size() -> None:
     les = pd.DataFrame({
+        "participant_id": ["p1", "p1", "p2", "p3", "p3"] * 2,
         "desc": ["a"] * 5 + ["b"] * 5,
         "volume_ml": [0.5, 0.7, 5.0, 20.0, 80.0] * 2,
         "detected": [0, 1, 1, 1, 1, 0, 0, 0, 1, 1],
         "overlap_fraction": [0, 0.5, 0.6, 0.9, 0.95, 0, 0, 0, 0.4, 0.8],
     })
-    out = S.lesion_detection_by_size(les, [1, 10, 50]).set_index(["desc", "size_bin"])
+    out = S.lesion_detection_by_size(les, [1, 10, 50], n_boot=200).set_index(
+        ["desc", "size_bin"])
     assert out.loc[("a", "<1 ml"), "n_lesions"] == 2
+    assert out.loc[("a", "<1 ml"), "n_participants"] == 1
     assert out.loc[("a", "<1 ml"), "detection_rate"] == 0.5
     assert out.loc[("b", "1-10 ml"), "detection_rate"] == 0.0
-    assert out.loc[("a", "<1 ml"), "ci_low"] < 0.5 < out.loc[("a", "<1 ml"), "ci_high"]
     assert list(out.index.get_level_values(0)) == ["a"] * 4 + ["b"] * 4
+    # one participant in the bin: resampling participants cannot move the rate
+    assert out.loc[("a", "<1 ml"), "ci_low"] == out.loc[("a", "<1 ml"), "ci_high"] == 0.5
 
 
-def test_wilson_interval_equals_formula_and_statsmodels() -> None:
-    proportion_confint = pytest.importorskip("statsmodels.stats.proportion").proportion_confint
-    z = stats.norm.ppf(0.975)
-    for k, n in [(0, 5), (1, 2), (5, 5), (7, 19), (120, 300)]:
-        phat = k / n
-        centre = (phat + z**2 / (2 * n)) / (1 + z**2 / n)
-        half = z * np.sqrt(phat * (1 - phat) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
-        lo, hi = S.wilson_interval(k, n)
-        assert (lo, hi) == pytest.approx((max(centre - half, 0), min(centre + half, 1)),
-                                         abs=1e-12)
-        assert (lo, hi) == pytest.approx(proportion_confint(k, n, method="wilson"), abs=1e-12)
+def test_lesion_detection_resamples_participants_with_their_lesions() -> None:
+    """The interval is the percentile interval of detected / lesions over participants drawn
+    with replacement (all their lesions with them): same draws, naive loop."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for p in range(12):
+        skill = rng.uniform(0.2, 0.95)  # lesions of one participant share their fate
+        for lesion in range(int(rng.integers(1, 6))):
+            rows.append({"participant_id": f"p{p:02d}", "desc": "native",
+                         "volume_ml": float(rng.uniform(1, 9)), "lesion_id": lesion,
+                         "detected": int(rng.random() < skill), "overlap_fraction": 0.5})
+    les = pd.DataFrame(rows)
+    got = S.lesion_detection_by_size(les, [1, 10], n_boot=300, seed=5).iloc[0]
+    per = les.groupby("participant_id")["detected"].agg(["sum", "count"]).to_numpy(float)
+
+    def ratio(idx, axis=-1):
+        return per[idx, 0].sum() / per[idx, 1].sum()
+
+    ref = stats.bootstrap((np.arange(12),), ratio, n_resamples=300, vectorized=False,
+                          method="percentile", rng=np.random.default_rng(5))
+    exp = np.percentile(ref.bootstrap_distribution, [2.5, 97.5])
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx(tuple(exp), abs=1e-12)
+    assert got["n_participants"] == 12 and got["n_lesions"] == len(les)
 
 
 def test_pairwise_ci_equals_single_test_ci_on_complete_data() -> None:
@@ -299,19 +319,29 @@ def test_pairwise_ci_equals_single_test_ci_on_complete_data() -> None:
     one = S.wilcoxon_signed_rank(w["native"].to_numpy(), w["crude3"].to_numpy(), n_boot=300,
                                  seed=4)
     got = res.loc[("native", "crude3")]
-    assert (got["rb_ci_low"], got["rb_ci_high"]) == pytest.approx(
-        (one["rb_ci_low"], one["rb_ci_high"]), abs=1e-12)
-    d = (w["native"] - w["crude3"]).to_numpy()
-    assert got["median_diff_ci_low"] <= np.median(d) <= got["median_diff_ci_high"]
-    assert np.isnan(res.loc[("crude2", "crude3"), "median_diff_ci_low"])  # not the reference
-    assert np.isnan(res.loc[("crude2", "crude3"), "rb_ci_low"])
+    assert (got["rb_ci_low_unadjusted"], got["rb_ci_high_unadjusted"]) == pytest.approx(
+        (one["rb_ci_low_unadjusted"], one["rb_ci_high_unadjusted"]), abs=1e-12)
+    change = (w["crude3"] - w["native"]).to_numpy()  # B - A, as wilcox.test(b, a, paired)
+    hl = signed_rank_shift(change, conf_level=0.95)
+    assert (got["hl_change"], got["hl_ci_low_unadjusted"], got["hl_ci_high_unadjusted"]) == (
+        hl.estimate, hl.ci_low, hl.ci_high)
+    adj = signed_rank_shift(change, conf_level=1 - 0.05 / 3)  # Bonferroni over 3 pairs
+    assert (got["hl_ci_low_bonferroni"], got["hl_ci_high_bonferroni"]) == (adj.ci_low,
+                                                                           adj.ci_high)
+    assert got["hl_ci_low_bonferroni"] <= got["hl_ci_low_unadjusted"] <= got["hl_change"]
+    # the unadjusted interval excludes 0 exactly when the raw p < alpha
+    excludes = (res["hl_ci_low_unadjusted"] > 0) | (res["hl_ci_high_unadjusted"] < 0)
+    assert (excludes == (res["p"] < 0.05)).all()
+    assert np.isfinite(res.loc[("crude2", "crude3"), "hl_change"])  # every pair
+    # the bootstrap: reference pairs only
+    assert np.isnan(res.loc[("crude2", "crude3"), "rb_ci_low_unadjusted"])
     both = S.pairwise_wilcoxon(t, ["dice"], n_boot=300, seed=4, ci_pairs="all").set_index(
         ["condition_a", "condition_b"])
     other = S.wilcoxon_signed_rank(w["crude2"].to_numpy(), w["crude3"].to_numpy(), n_boot=300,
                                    seed=4)
-    assert (both.loc[("crude2", "crude3"), "rb_ci_low"],
-            both.loc[("crude2", "crude3"), "rb_ci_high"]) == pytest.approx(
-        (other["rb_ci_low"], other["rb_ci_high"]), abs=1e-12)
+    assert (both.loc[("crude2", "crude3"), "rb_ci_low_unadjusted"],
+            both.loc[("crude2", "crude3"), "rb_ci_high_unadjusted"]) == pytest.approx(
+        (other["rb_ci_low_unadjusted"], other["rb_ci_high_unadjusted"]), abs=1e-12)
     pd.testing.assert_series_equal(both.loc[("native", "crude3")], got)  # same draws
     with pytest.raises(ValueError, match="ci_pairs"):
         S.pairwise_wilcoxon(t, ["dice"], ci_pairs="some")

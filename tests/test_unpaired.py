@@ -2,7 +2,8 @@
 
 Reference values were computed with R 4.2.2 by ``tests/data/unpaired_reference.R`` (its output
 is ``tests/data/unpaired_reference.out``): ``wilcox.test(x, y, paired = FALSE)`` (base R),
-Brunner-Munzel written out as in ``lawstat::brunner.munzel.test`` and Cliff's delta as
+Brunner-Munzel written out as in ``lawstat::brunner.munzel.test``, its studentised permutation
+version over every split (Neubert & Brunner 2007) and Cliff's delta as
 ``mean(sign(outer(x, y, "-")))``. When ``Rscript`` is installed the script is re-run and its
 output must be unchanged.
 """
@@ -135,15 +136,94 @@ def _datasets_table() -> pd.DataFrame:
 def test_compare_datasets_table() -> None:
     t = _datasets_table()
     out = S.compare_datasets(t, ["dice", "hd95"], ["native", "crude2"], ["ATLAS", "ISLES"],
-                             n_boot=200, seed=0)
+                             n_boot=200, seed=0, primary="dice")
     assert len(out) == 4 and set(out["dataset_a"]) == {"ATLAS"}
-    row = out[(out.metric == "dice") & (out.desc == "native")].iloc[0]
+    assert (out["desc_a"] == out["desc_b"]).all()  # same condition by default
+    assert dict(zip(out["metric"], out["family"], strict=False)) == {
+        "dice": "confirmatory", "hd95": "exploratory"}
+    row = out[(out.metric == "dice") & (out.desc_a == "native")].iloc[0]
     a = t[(t.dataset == "ATLAS") & (t.desc == "native")]["dice"].to_numpy()
     b = t[(t.dataset == "ISLES") & (t.desc == "native")]["dice"].to_numpy()
     assert (row.n_a, row.n_b) == (30, 20) and row.mwu_method == "exact"
     assert row.p_mwu == pytest.approx(stats.mannwhitneyu(a, b, method="exact").pvalue)
-    assert row.cliffs_delta > 0.8 and row.delta_ci_low <= row.cliffs_delta <= row.delta_ci_high
+    assert row.p_bm == pytest.approx(stats.brunnermunzel(a, b).pvalue) and row.bm_method == "t"
+    assert row.cliffs_delta > 0.8
+    assert row.delta_ci_low_unadjusted <= row.cliffs_delta <= row.delta_ci_high_unadjusted
     assert row.significant == "yes" and row.significant_uncorrected == "yes"
-    for _, g in out.groupby("metric"):  # one family per metric
+    assert row.hl_shift == pytest.approx(np.median(np.subtract.outer(a, b)))
+    for _, g in out.groupby("metric"):  # one family per metric; Brunner-Munzel decides
         np.testing.assert_allclose(g["p_mwu_holm"], S.holm(g["p_mwu"]))
         np.testing.assert_allclose(g["p_bm_holm"], S.holm(g["p_bm"]))
+        assert ((g["p_bm_holm"] < 0.05) == (g["significant"] == "yes")).all()
+        assert ((g["p_bm"] < 0.05) == (g["significant_uncorrected"] == "yes")).all()
+    # the Brunner-Munzel interval of Cliff's delta excludes 0 exactly when p_bm < alpha
+    excludes = (out["delta_bm_ci_low_unadjusted"] > 0) | (out["delta_bm_ci_high_unadjusted"] < 0)
+    assert (excludes == (out["p_bm"] < 0.05)).all()
+    assert (out["delta_bm_ci_low_bonferroni"] <= out["delta_bm_ci_low_unadjusted"]).all()
+
+
+def test_significance_follows_brunner_munzel_not_mann_whitney() -> None:
+    """Equal medians, unequal spread: Mann-Whitney and Brunner-Munzel disagree at 0.05 and
+    the Brunner-Munzel p decides."""
+    a = np.linspace(0.70, 0.90, 40)
+    b = np.r_[np.linspace(0.40, 0.79, 20), np.linspace(0.95, 0.99, 20)]
+    rows = [{"dataset": ds, "participant_id": f"sub-{i}", "session_id": "n/a", "desc": "native",
+             "dice": v} for ds, vals in (("A", a), ("B", b)) for i, v in enumerate(vals)]
+    out = S.compare_datasets(pd.DataFrame(rows), ["dice"], ["native"], ["A", "B"], n_boot=50)
+    row = out.iloc[0]
+    assert row.significant == ("yes" if row.p_bm_holm < 0.05 else "no")
+    assert row.p_bm != row.p_mwu
+
+
+@pytest.mark.parametrize(("name", "x", "y"), [
+    ("small", [0.61, 0.72, 0.55, 0.80, 0.47], [0.41, 0.52, 0.38, 0.66, 0.35, 0.49, 0.30]),
+    ("separated", [0.9, 0.8, 0.85, 0.95], [0.3, 0.4, 0.2, 0.5, 0.1]),
+    ("ties", [1, 2, 2, 3, 3, 3], [2, 3, 4, 4, 5, 5, 5]),
+])
+def test_permutation_brunner_munzel_equals_r_over_every_split(name, x, y) -> None:
+    t_obs, p, splits = _perm_reference(name)
+    res = S.brunner_munzel_permutation(np.array(x, float), np.array(y, float))
+    assert res["bm_method"] == f"permutation (all {splits} splits)"
+    assert res["bm_statistic"] == pytest.approx(t_obs, rel=1e-12)
+    assert res["p_bm"] == pytest.approx(p, abs=1e-12)
+    if np.isfinite(t_obs):  # the t version's statistic is the same number
+        assert S.brunner_munzel(x, y)["bm_statistic"] == pytest.approx(t_obs, rel=1e-12)
+
+
+def test_permutation_brunner_munzel_monte_carlo_within_its_error() -> None:
+    """7 vs 12 values have 50388 splits: 10000 seeded random ones estimate R's exact p
+    within Monte Carlo error, and the seed fixes the result."""
+    x, y = np.array(SETS["dice"][0]), np.array(SETS["dice"][1])
+    a = x[:7]
+    b = np.r_[y + 0.1, x[8:11] - 0.05]
+    _, p, splits = _perm_reference("mc")
+    assert splits == 50388
+    res = S.brunner_munzel_permutation(a, b, n_perm=10_000, seed=3)
+    assert res["bm_method"] == "permutation (10000 splits)"
+    se = np.sqrt(p * (1 - p) / 10_000)
+    assert abs(res["p_bm"] - p) < 4 * se
+    assert S.brunner_munzel_permutation(a, b, n_perm=10_000, seed=3) == res
+    assert S.brunner_munzel_permutation(a, b, n_perm=10_000, seed=4)["p_bm"] != res["p_bm"]
+
+
+def _perm_reference(name: str) -> tuple[float, float, int]:
+    line = next(ln for ln in (DATA / "unpaired_reference.out").read_text().splitlines()
+                if ln.startswith(f"{name} : perm"))
+    parts = line.split()
+    return float(parts[5]), float(parts[8]), int(parts[11])
+
+
+def test_small_groups_use_the_permutation_test_and_cross_condition_pairs() -> None:
+    t = _datasets_table()
+    small = t[(t.dataset == "ATLAS") | (t.participant_id < "sub-06")]  # ISLES: 6 participants
+    pairs = [(("ISLES", "native"), ("ATLAS", "native")), (("ISLES", "native"), ("ATLAS", "crude2"))]
+    out = S.compare_datasets(small, ["dice"], ["native", "crude2"], ["ATLAS", "ISLES"],
+                             n_boot=50, pairs=pairs)
+    assert list(zip(out["desc_a"], out["desc_b"], strict=True)) == [("native", "native"),
+                                                                    ("native", "crude2")]
+    assert (out["dataset_a"] == "ISLES").all() and (out["n_a"] == 6).all()
+    assert out["bm_method"].str.startswith("permutation").all()
+    a = small[(small.dataset == "ISLES") & (small.desc == "native")]["dice"].to_numpy()
+    b = small[(small.dataset == "ATLAS") & (small.desc == "crude2")]["dice"].to_numpy()
+    exp = S.brunner_munzel_permutation(a, b, seed=[0, 1])
+    assert out.iloc[1]["p_bm"] == exp["p_bm"]

@@ -59,6 +59,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "lock_wait": ("execution", "lock_wait_s"),
     "group_unit": ("group", "unit"),
     "compare": ("group", "compare"),
+    "primary": ("group", "primary"),
+    "margin": ("group", "margins"),
 }
 #: options whose value is a path made absolute before it is recorded
 PATH_OPTIONS = {"derivatives", "bids_database_dir", "model", "work_dir"}
@@ -171,6 +173,19 @@ def _option_value(dest: str, value: Any) -> Any:
             raise CLIError(f"--compare: a dataset label is given twice ({', '.join(labels)})",
                            P.EXIT_USAGE)
         return {k: str(Path(d).absolute()) if d else "" for k, d in pairs}
+    if dest == "margin" and value is not None:  # METRIC=VALUE items -> {metric: value}
+        out = {}
+        for item in value:
+            name, sep, number = str(item).partition("=")
+            if not sep or not name.strip() or not number.strip():
+                raise CLIError(f"--margin must be METRIC=VALUE (e.g. dice=0.05), got {item!r}",
+                               P.EXIT_USAGE)
+            try:
+                out[name.strip()] = float(number)
+            except ValueError:
+                raise CLIError(f"--margin {name.strip()} must be a number, got {number!r}",
+                               P.EXIT_USAGE) from None
+        return out
     return value
 
 
@@ -283,6 +298,9 @@ def settings_from_cli(opts: Any, argv: list[str] | None = None) -> Settings:
                        "after the array", P.EXIT_USAGE)
     overrides = cli_overrides(opts)
     base = _base_settings(opts)
+    group = overrides.get("group", {})
+    if "margins" in group:  # --margin adds to (or changes) the study file's margins
+        group["margins"] = {**base.group.margins, **group["margins"]}
     execution = overrides.setdefault("execution", {})
     replay = getattr(opts, "config_file", None) is not None
     cpus = usable_cpus()

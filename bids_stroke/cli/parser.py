@@ -195,7 +195,24 @@ def build_parser() -> ArgumentParser:
         metavar="LABEL=DIR",
         help="compare datasets: participant-level output folders with a label each, e.g. "
         "ATLAS=/out_atlas ISLES=/out_isles (unpaired tests per condition; default: the study "
-        "file's group.compare)",
+        "file's group.compare); LABEL=DIR:native,crude2 compares only those conditions of that "
+        "dataset, with every condition of the others (ISLES=/out_isles:native ATLAS=/out_atlas: "
+        "ISLES native against each ATLAS condition)",
+    )
+    g_group.add_argument(
+        "--primary",
+        metavar="METRIC",
+        help="primary metric: its comparisons with the reference condition are the "
+        "confirmatory family and head the findings (default: the study file's group.primary, "
+        "dice)",
+    )
+    g_group.add_argument(
+        "--margin",
+        action="append",
+        metavar="METRIC=VALUE",
+        help="equivalence margin of a metric in its own units, e.g. dice=0.05 or hd95=2; "
+        "repeat for several metrics; added to the study file's group.margins (default: "
+        "dice=0.05, a starting point to change, not a clinical truth)",
     )
     g_group.add_argument(
         "--group-unit",

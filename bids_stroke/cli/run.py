@@ -62,6 +62,11 @@ def run_group_level(settings) -> int:
             unit=group.unit,
             compare=dict(group.compare) if group.compare else None,
             conditions=list(settings.study.conditions),
+            primary=group.primary,
+            margins=dict(group.margins),
+            digits_rank=group.digits_rank,
+            bland_altman=group.bland_altman,
+            pairs=list(group.pairs) if group.pairs else None,
         )
     except GroupDataError as exc:  # malformed tables or impossible values: bad input data
         raise CLIError(f"group level: {exc}", P.EXIT_BAD_DATA) from exc

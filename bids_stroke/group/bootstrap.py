@@ -5,9 +5,8 @@ SciPy draws the resamples: the data handed to it are the *positions* of the unit
 into per-unit resample counts once (``bincount``), and every statistic of the run is computed
 from those counts without copying or sorting the resampled values:
 
-* means are ``counts @ values / counts @ has_value`` (one matrix product for all of them);
-* an order statistic (median) is a binary search of the cumulative counts of the pre-sorted
-  values;
+* means are ``counts @ values / counts @ has_value`` (one matrix product for all of them),
+  rates over clustered items ``counts @ hits / counts @ items`` (:class:`Ratio`);
 * signed ranks of pre-sorted ``|d|`` are ``cumulative count - (count - 1) / 2`` (average ranks of
   the copies of one observation, and of a tie group), so the matched-pairs rank-biserial
   correlation of a resample is a few vectorised passes;
@@ -35,7 +34,7 @@ from scipy import stats
 __all__ = [
     "CliffsDelta",
     "Means",
-    "Median",
+    "Ratio",
     "SignedRankBiserial",
     "bootstrap_units",
     "evaluate",
@@ -168,29 +167,20 @@ class Means:
             return ((counts @ self.values) / (counts @ self.weights)).T
 
 
-class Median:
-    """Median of ``values`` (NaN = unit without a value) over the resampled units."""
+class Ratio:
+    """Ratios of sums ``sum(counts * numerator) / sum(counts * denominator)`` per column of
+    ``(units x k)`` arrays: a rate over clustered items (e.g. detected / all lesions, each
+    unit - a participant - resampled with all its items)."""
 
-    def __init__(self, values: np.ndarray) -> None:
-        values = np.asarray(values, dtype=float)
-        ok = np.flatnonzero(np.isfinite(values))
-        self.idx = ok[np.argsort(values[ok], kind="stable")]
-        self.sorted = values[self.idx]
+    def __init__(self, numerator: np.ndarray, denominator: np.ndarray) -> None:
+        self.num = np.asarray(numerator, dtype=float)
+        self.den = np.asarray(denominator, dtype=float)
 
     def __call__(self, counts: np.ndarray) -> np.ndarray:
-        b = counts.shape[0]
-        if self.idx.size == 0:
-            return np.full(b, np.nan)
-        cum = np.cumsum(counts[:, self.idx], axis=1)
-        m = cum[:, -1].astype(np.float64)
-        # 1-based order statistics, in the dtype of the counts (no cast of the searched rows)
-        targets = np.stack([np.floor((m + 1) / 2), np.floor(m / 2) + 1], axis=1).astype(cum.dtype)
-        k = np.empty((b, 2), dtype=np.int64)
-        for r in range(b):  # O(log n) per resample: a binary search of its cumulative counts
-            k[r] = cum[r].searchsorted(targets[r])
-        k = np.minimum(k, self.idx.size - 1)
-        med = (self.sorted[k[:, 0]] + self.sorted[k[:, 1]]) / 2.0
-        return np.where(m > 0, med, np.nan)
+        """``(k, batch)`` resampled ratios (NaN where a resample has no item)."""
+        counts = counts.astype(np.float64, copy=False)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return ((counts @ self.num) / (counts @ self.den)).T
 
 
 class SignedRankBiserial:

@@ -30,15 +30,19 @@ __all__ = [
     "OPTIONAL_METRIC_COLUMNS",
     "SEGMETRICS_ID_COLUMNS",
     "GroupInputError",
+    "compare_selection",
     "find_files",
+    "model_details",
     "normalise_labels",
     "parse_compare",
+    "participant_settings",
     "read_datasets",
     "read_lesions",
     "read_segmetrics",
     "read_tsvs",
     "run_warnings",
     "segmentation_models",
+    "split_conditions",
 ]
 
 #: Metric columns every ``*_label-L_segmetrics.tsv`` has (docs/CONTRACTS.md).
@@ -291,20 +295,54 @@ def read_segmetrics(
     return df
 
 
+_CONDITION_LIST = re.compile(r"[A-Za-z0-9]+(?:,[A-Za-z0-9]+)*")
+
+
+def split_conditions(folder: str) -> tuple[str, tuple[str, ...]]:
+    """``"/out_isles:native,crude2"`` -> ``("/out_isles", ("native", "crude2"))``.
+
+    The part after the last ``:`` is a list of condition labels when it is one (letters and
+    digits, comma-separated, no ``/``); a folder whose name ends in such a part is given with a
+    trailing ``/``.
+    """
+    head, sep, tail = str(folder).rpartition(":")
+    if sep and head and _CONDITION_LIST.fullmatch(tail):
+        return head, tuple(tail.split(","))
+    return str(folder), ()
+
+
+def compare_selection(items: Iterable[str] | Mapping[str, str] | None) -> dict[str, tuple[str,
+                                                                                        ...]]:
+    """The conditions given per dataset (``LABEL=DIR:cond,...``); datasets without are absent."""
+    out = {}
+    for label, path in _compare_items(items):
+        conds = split_conditions(path)[1]
+        if conds:
+            out[label] = conds
+    return out
+
+
+def _compare_items(items: Iterable[str] | Mapping[str, str] | None) -> list[tuple[str, str]]:
+    if not items:
+        return []
+    pairs = (list(items.items()) if isinstance(items, Mapping)
+             else [tuple(str(i).split("=", 1)) if "=" in str(i) else (str(i), "")
+                   for i in items])
+    return [(str(label).strip(), str(path).strip()) for label, path in pairs]
+
+
 def parse_compare(items: Iterable[str] | Mapping[str, str] | None) -> dict[str, Path]:
-    """``["ATLAS=/out_a", "ISLES=/out_b"]`` (or a mapping) -> ``{"ATLAS": Path(...), ...}``.
+    """``["ATLAS=/out_a", "ISLES=/out_b:native"]`` (or a mapping) -> ``{"ATLAS": Path(...),
+    ...}`` (condition lists stripped: :func:`compare_selection` returns them).
 
     Labels are letters, digits, ``-`` and ``_``; they must be unique. Raises ``ValueError``
     with a one-line message naming the bad item.
     """
     if not items:
         return {}
-    pairs = (list(items.items()) if isinstance(items, Mapping)
-             else [tuple(str(i).split("=", 1)) if "=" in str(i) else (str(i), "")
-                   for i in items])
     out: dict[str, Path] = {}
-    for label, path in pairs:
-        label, path = str(label).strip(), str(path).strip()
+    for label, path in _compare_items(items):
+        path = split_conditions(path)[0]
         if not re.fullmatch(r"[A-Za-z0-9_-]+", label) or not path:
             raise ValueError(f"dataset comparison item {label}={path!r} must be LABEL=DIR "
                              "(label: letters, digits, - or _)")
@@ -403,3 +441,55 @@ def segmentation_models(
             else:
                 found.add(f"model sha256 {record.model_sha256[:12]}")
     return sorted(found)
+
+
+def participant_settings(
+    output_dir: str | os.PathLike[str], states: Sequence[SubjectState],
+    participant_label: str | Iterable[str] | None = None,
+) -> list[dict]:
+    """The settings the participant-level runs recorded (``logs/config-<run>.json``) for the
+    runs that made the committed conditions, oldest first (unreadable or absent files are
+    skipped)."""
+    import json
+
+    runs = sorted({record.run_uuid for manifest in _manifests(states, participant_label)
+                   for record in manifest.conditions.values()})
+    out = []
+    for run in runs:
+        path = Path(output_dir) / "logs" / f"config-{run}.json"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            out.append(data)
+    return out
+
+
+def model_details(
+    output_dir: str | os.PathLike[str], states: Sequence[SubjectState],
+    participant_label: str | Iterable[str] | None = None,
+) -> dict[str, dict]:
+    """sha256 -> the ``SegmentationModel`` block of one committed mask sidecar made with that
+    model (kind, spec...) and its ``threshold``, read once per model; models without a readable
+    sidecar map to an empty dict."""
+    import json
+
+    out: dict[str, dict] = {}
+    for manifest in _manifests(states, participant_label):
+        for record in manifest.conditions.values():
+            if record.model_sha256 in out:
+                continue
+            out[record.model_sha256] = {}
+            tail = f"desc-{record.label}_mask.json"
+            side = next((f for f in manifest.files if f.endswith(tail)), None)
+            if side is None:
+                continue
+            try:
+                content = json.loads((Path(output_dir) / side).read_text())
+            except (OSError, ValueError):
+                continue
+            block = content.get("SegmentationModel") if isinstance(content, dict) else None
+            if isinstance(block, dict):
+                out[record.model_sha256] = {**block, "threshold": content.get("Threshold")}
+    return out

@@ -11,9 +11,8 @@ from itertools import pairwise
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from bids_stroke.group.bootstrap import Means, bootstrap_units
+from bids_stroke.group.bootstrap import Means, Ratio, bootstrap_units
 
 __all__ = [
     "DEFAULT_SIZE_BINS_ML",
@@ -152,37 +151,51 @@ def size_bin_summary(
     return out.sort_values("_o", kind="stable").drop(columns="_o").reset_index(drop=True)
 
 
-def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion (:meth:`scipy.stats.binomtest.proportion_ci`)."""
-    if n <= 0:
-        return float("nan"), float("nan")
-    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
-    return float(ci.low), float(ci.high)
-
-
 def lesion_detection_by_size(
     lesions: pd.DataFrame, edges_ml: Sequence[float] = DEFAULT_SIZE_BINS_ML,
-    conditions: Sequence[str] | None = None,
+    conditions: Sequence[str] | None = None, *, n_boot: int = 2000, seed: int = 0,
+    level: float = 0.95,
 ) -> pd.DataFrame:
-    """Per-lesion detection rate by individual lesion-volume bin and condition (Wilson CI)."""
-    cols = ["desc", "size_bin", "n_lesions", "n_detected", "detection_rate", "ci_low",
-            "ci_high", "mean_overlap_fraction"]
+    """Per-lesion detection rate by individual lesion-volume bin and condition.
+
+    The rate is detected / all lesions of the bin. Its interval is a participant-level cluster
+    bootstrap (Field & Welsh 2007): participants are resampled with all their lesions (every
+    session and image), since lesions of one participant are not independent; the percentile
+    interval of the resampled ratios, one resample of the participants shared by every bin and
+    condition (seeded).
+    """
+    cols = ["desc", "size_bin", "n_participants", "n_lesions", "n_detected", "detection_rate",
+            "ci_low", "ci_high", "mean_overlap_fraction"]
     if lesions is None or lesions.empty:
         return pd.DataFrame(columns=cols)
     t = lesions.copy()
     t["size_bin"] = bin_volumes(t["volume_ml"], edges_ml)
     t["detected"] = pd.to_numeric(t["detected"], errors="coerce")
     t = t[t["size_bin"].notna() & t["detected"].notna()]
-    g = t.groupby(["desc", "size_bin"], sort=False, observed=True)
+    keys = ["desc", "size_bin"]
+    g = t.groupby(keys, sort=False, observed=True)
     out = pd.DataFrame({"n_lesions": g["detected"].count(), "n_detected": g["detected"].sum(),
+                        "n_participants": g["participant_id"].nunique(),
                         "mean_overlap_fraction": g["overlap_fraction"].mean()}).reset_index()
     out["n_lesions"] = out["n_lesions"].astype(int)
     out["n_detected"] = out["n_detected"].astype(int)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["detection_rate"] = out["n_detected"] / out["n_lesions"]
-    ci = [wilson_interval(k, n) for k, n in zip(out["n_detected"], out["n_lesions"], strict=True)]
-    out["ci_low"] = [lo for lo, _ in ci]
-    out["ci_high"] = [hi for _, hi in ci]
+    # per participant and stratum: lesions and detections (participants x strata)
+    who = [c for c in ("dataset", "participant_id") if c in t.columns]
+    people = pd.MultiIndex.from_frame(t[who]).factorize(sort=True)[0]
+    lookup = {k: i for i, k in enumerate(zip(out["desc"].astype(str),
+                                             out["size_bin"].astype(str), strict=True))}
+    col = np.array([lookup[k] for k in zip(t["desc"].astype(str), t["size_bin"].astype(str),
+                                           strict=True)])
+    n_people = int(people.max()) + 1 if people.size else 0
+    total = np.zeros((n_people, len(out)))
+    hits = np.zeros((n_people, len(out)))
+    np.add.at(total, (people, col), 1.0)
+    np.add.at(hits, (people, col), t["detected"].to_numpy(float))
+    ci = bootstrap_units([n_people], Ratio(hits, total), len(out), n_boot=n_boot, seed=seed,
+                         level=level)
+    out["ci_low"], out["ci_high"] = ci[:, 0], ci[:, 1]
     out["size_bin"] = out["size_bin"].astype(str)
     conds = list(pd.unique(t["desc"])) if conditions is None else list(conditions)
     corder = {c: i for i, c in enumerate(conds)}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["METRIC_BOUNDS", "METRIC_LABELS", "METRIC_SHORT", "metric_label", "metric_short"]
+__all__ = ["METRIC_BOUNDS", "METRIC_DIRECTIONS", "METRIC_LABELS", "METRIC_SHORT",
+           "metric_direction", "metric_label", "metric_short"]
 
 METRIC_LABELS: dict[str, str] = {
     "dice": "Dice coefficient",
@@ -46,6 +47,27 @@ METRIC_BOUNDS: dict[str, tuple[float, float]] = {
                                          "ref_volume_ml", "pred_volume_ml")},
     "rel_volume_diff": (-1.0, float("inf")),
 }
+
+
+#: which way a metric improves: +1 higher is better, -1 lower is better, 0 neither (signed
+#: differences, volumes, counts that describe rather than score). Every column of the
+#: participant-level metric tables has an entry (tests/test_equivalence.py checks it).
+METRIC_DIRECTIONS: dict[str, int] = {
+    **{m: 1 for m in ("dice", "jaccard", "precision", "recall", "specificity", "accuracy",
+                      "balanced_accuracy", "mcc", "surface_dice", "lesion_f1",
+                      "detection_rate", "tp", "tn", "lesion_tp")},
+    **{m: -1 for m in ("fp", "fn", "abs_volume_diff_ml", "abs_volume_diff_voxels", "hd",
+                       "hd95", "assd", "abs_lesion_count_diff", "lesion_fp", "lesion_fn",
+                       "distances_undefined")},
+    **{m: 0 for m in ("ref_volume_ml", "pred_volume_ml", "volume_diff_ml", "rel_volume_diff",
+                      "volume_ratio", "ref_lesion_count", "pred_lesion_count", "grid_voxels",
+                      "pred_fraction_pct")},
+}
+
+
+def metric_direction(metric: str) -> int:
+    """+1 (higher is better), -1 (lower is better) or 0 (no direction; unknown metrics)."""
+    return METRIC_DIRECTIONS.get(metric, 0)
 
 
 def metric_label(metric: str) -> str:

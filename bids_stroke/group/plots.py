@@ -16,7 +16,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
 from bids_stroke.group.describe import id_columns, to_wide
 from bids_stroke.group.labels import METRIC_BOUNDS, METRIC_LABELS, metric_label
@@ -28,9 +28,11 @@ __all__ = [
     "METRIC_LABELS",
     "condition_colours",
     "dodge",
+    "family_title",
     "metric_label",
     "plot_bland_altman",
     "plot_dataset_comparison",
+    "plot_equivalence",
     "plot_metric_distributions",
     "plot_metric_vs_resolution",
     "plot_paired_lines",
@@ -83,7 +85,7 @@ def _mean_interval(means: pd.DataFrame | None, metric: str, conditions: Sequence
 
 def plot_metric_distributions(
     table: pd.DataFrame, metrics: Sequence[str], conditions: Sequence[str], *, seed: int = 0,
-    means: pd.DataFrame | None = None, error: str = "ci95",
+    means: pd.DataFrame | None = None, error: str = "ci95", primary: str | None = None,
 ) -> Figure:
     """Box plot per condition with the units' values as jittered points, and the mean with its
     interval beside each box (``means``: ``metric, desc, mean`` and ``ci_low, ci_high`` for
@@ -121,6 +123,7 @@ def plot_metric_distributions(
                         color="black", markersize=4, capsize=2, linewidth=1, zorder=4)
         ax.set_xticks(pos, conditions, rotation=30, ha="right")
         ax.set_ylabel(metric_label(metric), fontsize=8)
+        family_title(ax, metric, primary)
         ax.grid(axis="y", alpha=0.3)
     what = ("percentile-bootstrap 95% CI" if error == "ci95"
             else "+-1 SD clipped to the metric's range")
@@ -131,6 +134,7 @@ def plot_metric_distributions(
 
 def plot_paired_lines(
     table: pd.DataFrame, metrics: Sequence[str], conditions: Sequence[str], *, seed: int = 0,
+    primary: str | None = None,
 ) -> Figure:
     """One grey line per unit across conditions, and the mean of all units in black."""
     colours = condition_colours(conditions)
@@ -154,6 +158,7 @@ def plot_paired_lines(
         ax.set_xlim(-0.3, len(conditions) - 0.7)
         ax.autoscale_view(scalex=False)
         ax.set_ylabel(metric_label(metric), fontsize=8)
+        family_title(ax, metric, primary)
         ax.grid(axis="y", alpha=0.3)
     shown_txt = f"; {MAX_SHOWN} shown" if n_units > MAX_SHOWN else ""
     fig.suptitle(f"Paired values per unit (grey lines, n = {n_units}{shown_txt}; black: mean)",
@@ -244,53 +249,187 @@ def plot_metric_vs_resolution(
     return fig
 
 
-def plot_bland_altman(table: pd.DataFrame, conditions: Sequence[str], *, seed: int = 0) -> Figure:
-    """Bland-Altman plots of predicted vs reference lesion volume, one common scale."""
+def _volumes(table: pd.DataFrame, cond: str, scale: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Bland-Altman coordinates of one condition and the units left out of a log scale."""
+    rows = table[table["desc"] == cond]
+    ref = rows["ref_volume_ml"].to_numpy(float)
+    pred = rows["pred_volume_ml"].to_numpy(float)
+    ok = np.isfinite(ref) & np.isfinite(pred)
+    if scale == "raw":
+        return (ref[ok] + pred[ok]) / 2.0, pred[ok] - ref[ok], 0
+    pos = ok & (ref > 0) & (pred > 0)
+    return np.sqrt(ref[pos] * pred[pos]), pred[pos] / ref[pos], int(ok.sum() - pos.sum())
+
+
+def _agreement(y: np.ndarray, scale: str) -> tuple[float, float, float] | None:
+    """Bias and 95% limits of agreement (log: of the log ratio, back-transformed)."""
+    if y.size < 2:
+        return None
+    v = np.log(y) if scale == "log" else y
+    bias, sd = float(v.mean()), float(v.std(ddof=1))
+    lims = (bias - 1.96 * sd, bias, bias + 1.96 * sd)
+    return tuple(float(np.exp(x)) for x in lims) if scale == "log" else lims  # type: ignore[return-value]
+
+
+_RATIO_STEPS = [m * 10.0**e for e in range(-4, 5) for m in (1, 2, 5)]
+
+
+def _ratio_limits(lo: float, hi: float) -> tuple[float, float]:
+    """Log-axis limits widened to the readable ratios just outside ``[lo, hi]``."""
+    below = [t for t in _RATIO_STEPS if t <= lo / 1.05]
+    above = [t for t in _RATIO_STEPS if t >= hi * 1.05]
+    return (below[-1] if below else lo / 1.2) / 1.05, (above[0] if above else hi * 1.2) * 1.05
+
+
+def _ratio_ticks(lo: float, hi: float) -> list[float]:
+    """Readable ratio ticks (0.5, 1, 2 ...) inside ``[lo, hi]``, 1 always among them."""
+    steps = _RATIO_STEPS
+    ticks = [t for t in steps if lo <= t <= hi]
+    while len(ticks) > 7:
+        ticks = ticks[::2] if 1.0 in ticks[::2] else ticks[1::2]
+    return sorted({*ticks, 1.0})
+
+
+def plot_bland_altman(table: pd.DataFrame, conditions: Sequence[str], *, seed: int = 0,
+                      scale: str = "log") -> Figure:
+    """Bland-Altman plots of predicted against reference lesion volume, one common scale.
+
+    ``scale="log"`` (default): the ratio predicted / reference against the geometric mean of
+    the two volumes, both on log axes; bias and 95% limits of agreement are computed on the log
+    ratio and shown back-transformed (a geometric mean ratio and its limits), so one large
+    lesion does not set the limits of a cohort of small ones (Bland & Altman 1999). Units with
+    an empty prediction or reference cannot be shown on it and are counted in the panel's
+    title. ``scale="raw"``: differences in ml against the mean volume.
+    """
+    if scale not in ("log", "raw"):
+        raise ValueError(f"scale must be 'log' or 'raw', got {scale!r}")
     colours = condition_colours(conditions)
-    fig, axes = _grid(len(conditions), ncols=3, size=(4.2, 3.4))
-    data = []
-    for c in conditions:
-        rows = table[table["desc"] == c]
-        ref = rows["ref_volume_ml"].to_numpy(float)
-        pred = rows["pred_volume_ml"].to_numpy(float)
-        ok = np.isfinite(ref) & np.isfinite(pred)
-        data.append(((ref[ok] + pred[ok]) / 2.0, pred[ok] - ref[ok]))
-    allx = np.concatenate([m for m, _ in data] + [np.zeros(1)])
-    ally = np.concatenate([d for _, d in data] + [np.zeros(1)])
-    xlim = (float(np.min(allx)), float(np.max(allx)))
-    ylim = (float(np.min(ally)), float(np.max(ally)))
-    for _, diff in data:
-        if diff.size >= 2:
-            ylim = (min(ylim[0], diff.mean() - 1.96 * diff.std(ddof=1)),
-                    max(ylim[1], diff.mean() + 1.96 * diff.std(ddof=1)))
-    xpad, ypad = 0.04 * (xlim[1] - xlim[0] or 1.0), 0.06 * (ylim[1] - ylim[0] or 1.0)
-    for ax, c, (mean, diff) in zip(axes, conditions, data, strict=True):
-        keep = _subset(diff.size, seed)
-        ax.plot(mean[keep], diff[keep], "o", markersize=2.8, color=colours[c],
+    fig, axes = _grid(len(conditions), ncols=3, size=(4.2, 3.8), bottom_in=0.7)
+    fig.subplots_adjust(top=1 - 1.0 / fig.get_figheight(), hspace=0.75)  # two-line titles
+    data = [_volumes(table, c, scale) for c in conditions]
+    limits = [_agreement(y, scale) for _, y, _ in data]
+    xs = np.concatenate([x for x, _, _ in data] + [np.zeros(0)])
+    ys = np.concatenate([y for _, y, _ in data] + [np.array([1.0 if scale == "log" else 0.0])]
+                        + [np.array(lim) for lim in limits if lim is not None])
+    if scale == "log":
+        xlim = (float(xs.min()) / 1.3, float(xs.max()) * 1.3) if xs.size else (0.1, 100.0)
+        ylim = _ratio_limits(float(ys.min()), float(ys.max()))
+    else:
+        lo, hi = (float(xs.min()), float(xs.max())) if xs.size else (0.0, 1.0)
+        xpad = 0.04 * (hi - lo or 1.0)
+        xlim = (lo - xpad, hi + xpad)
+        ypad = 0.06 * (float(ys.max() - ys.min()) or 1.0)
+        ylim = (float(ys.min()) - ypad, float(ys.max()) + ypad)
+    unit = "" if scale == "log" else " ml"
+    for ax, c, (x, y, left_out), lim in zip(axes, conditions, data, limits, strict=True):
+        keep = _subset(y.size, seed)
+        ax.plot(x[keep], y[keep], "o", markersize=2.8, color=colours[c],
                 markeredgecolor="black", markeredgewidth=0.2,
                 alpha=float(np.clip(40.0 / max(keep.size, 1), 0.15, 0.9)))
-        if diff.size >= 2:
-            bias, sd = float(diff.mean()), float(diff.std(ddof=1))
-            ax.axhline(bias, color="black", linewidth=1.2, label=f"bias {bias:.2f} ml")
-            for sgn in (-1, 1):
-                ax.axhline(bias + sgn * 1.96 * sd, color="black", linestyle="--", linewidth=0.9)
-            ax.plot([], [], color="black", linestyle="--", label=f"95% limits ±{1.96 * sd:.2f} ml")
-            ax.legend(fontsize=7, loc="upper left")
-        ax.axhline(0, color="0.6", linewidth=0.6)
-        ax.set_xlim(xlim[0] - xpad, xlim[1] + xpad)
-        ax.set_ylim(ylim[0] - ypad, ylim[1] + ypad)
-        ax.set_title(f"{c} (n = {diff.size})", fontsize=9)
-        ax.set_xlabel("Mean of predicted and reference volume (ml)", fontsize=8)
-        ax.set_ylabel("Predicted - reference (ml)", fontsize=8)
+        ax.axhline(1.0 if scale == "log" else 0.0, color="0.6", linewidth=0.6)
+        title = f"{c} (n = {y.size}"
+        title += f"; {left_out} with an empty volume not shown)" if left_out else ")"
+        if lim is not None:
+            low, bias, high = lim
+            ax.axhline(bias, color="black", linewidth=1.2)
+            for v in (low, high):
+                ax.axhline(v, color="black", linestyle="--", linewidth=0.9)
+            fmt = (lambda v: f"{v:.2f}") if scale == "log" else (lambda v: f"{v:+.1f}")
+            what = "ratio" if scale == "log" else "bias"
+            title += f"\n{what} {fmt(bias)}{unit}, 95% limits {fmt(low)} to {fmt(high)}{unit}"
+        ax.set_title(title, fontsize=8)
+        if scale == "log":
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ticks = _ratio_ticks(*ylim)
+            ax.yaxis.set_major_locator(FixedLocator(ticks))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_locator(NullLocator())
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.set_xlabel("Geometric mean of predicted and reference volume (ml, log)",
+                          fontsize=8)
+            ax.set_ylabel("Predicted / reference volume (log)", fontsize=8)
+        else:
+            ax.set_xlabel("Mean of predicted and reference volume (ml)", fontsize=8)
+            ax.set_ylabel("Predicted - reference (ml)", fontsize=8)
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
         ax.grid(alpha=0.3)
-    fig.suptitle("Bland-Altman agreement of lesion volumes (same scale in every panel)",
+    what = ("ratio of volumes, log scale: line = geometric mean ratio, dashed = 95% limits of "
+            "agreement" if scale == "log" else "difference in ml: line = bias, dashed = 95% "
+            "limits of agreement")
+    fig.suptitle(f"Bland-Altman agreement of lesion volumes ({what}; same scale in every "
+                 "panel; exploratory)", fontsize=9)
+    return fig
+
+
+#: colour of each verdict in the equivalence figure (Okabe-Ito: colour-blind safe)
+VERDICT_COLOURS = {"equivalent": "#009E73", "non-inferior": "#56B4E9", "inferior": "#D55E00",
+                   "different": "#D55E00", "inconclusive": "#E69F00", "n/a": "#999999"}
+
+
+def plot_equivalence(equivalence: pd.DataFrame, phrases: Mapping[str, str] | None = None
+                     ) -> Figure:
+    """One panel per metric with a margin: each condition's Hodges-Lehmann change from the
+    reference with its interval, the +-margin band shaded, the verdict beside it."""
+    phrases = phrases or {}
+    metrics = list(dict.fromkeys(equivalence["metric"]))
+    rows = max((int((equivalence["metric"] == m).sum()) for m in metrics), default=1)
+    ncols = max(1, min(2, len(metrics)))
+    nrows = int(np.ceil(len(metrics) / ncols))
+    panel, gap, top, bottom = 0.35 + 0.4 * rows, 1.0, 0.9, 0.5  # inches
+    w, h = 6.4 * ncols, nrows * panel + (nrows - 1) * gap + top + bottom
+    fig = new_figure((w, h), layout=None)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel().tolist()
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
+    axes = axes[:len(metrics)]
+    fig.subplots_adjust(left=1.5 / w, right=1 - 1.1 / w, bottom=bottom / h, top=1 - top / h,
+                        wspace=0.55, hspace=gap / panel)
+    for ax, metric in zip(axes, metrics, strict=True):
+        t = equivalence[equivalence["metric"] == metric].reset_index(drop=True)
+        margin = float(t["margin"].iloc[0])
+        y = np.arange(len(t))[::-1].astype(float)
+        ax.axvspan(-margin, margin, color="0.9", zorder=0)
+        ax.axvline(0, color="0.5", linewidth=0.8)
+        for yi, r in zip(y, t.itertuples(), strict=True):
+            colour = VERDICT_COLOURS.get(r.verdict, "#999999")
+            if np.isfinite(r.ci_low) and np.isfinite(r.ci_high):
+                ax.plot([r.ci_low, r.ci_high], [yi, yi], color=colour, linewidth=2.2)
+            ax.plot([r.hl_estimate], [yi], "o", color=colour, markeredgecolor="black",
+                    markeredgewidth=0.5, markersize=6)
+            ax.annotate(r.verdict, (1.01, yi), xycoords=("axes fraction", "data"),
+                        va="center", fontsize=8, color=colour)
+        spread = [v for v in (*t["ci_low"], *t["ci_high"], margin, -margin) if np.isfinite(v)]
+        lo, hi = min(spread), max(spread)
+        pad = 0.08 * (hi - lo or 1.0)
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(-0.7, len(t) - 0.3)
+        ax.set_yticks(y, [phrases.get(c, c) for c in t["condition_b"]], fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
+        ref = t["condition_a"].iloc[0]
+        family = "primary" if t["family"].iloc[0] == "confirmatory" else "exploratory"
+        adjust = ("Bonferroni over " f"{int(t['family_size'].iloc[0])}"
+                  if t["ci_adjustment"].iloc[0] == "bonferroni" else "unadjusted")
+        level = f"{100 * float(t['conf_level'].min()):.3g}%"
+        ax.set_title(f"{metric_label(metric)} ({family}): change from {ref}\n{level} CI "
+                     f"({adjust}); shaded: margin \u00b1{margin:g}", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("Equivalence verdicts: Hodges-Lehmann change with its signed-rank interval",
                  fontsize=10)
     return fig
 
 
+def family_title(ax, metric: str, primary: str | None) -> None:
+    """Mark a metric's panel as the primary endpoint or exploratory."""
+    if primary is not None:
+        ax.set_title(f"{metric_label(metric)}: "
+                     f"{'primary' if metric == primary else 'exploratory'}", fontsize=8)
+
+
 def plot_dataset_comparison(
     table: pd.DataFrame, metrics: Sequence[str], conditions: Sequence[str],
-    datasets: Sequence[str],
+    datasets: Sequence[str], *, primary: str | None = None,
 ) -> Figure:
     """Box plots of each metric per condition, one box per dataset side by side."""
     fig, axes = _grid(len(metrics))
@@ -315,6 +454,7 @@ def plot_dataset_comparison(
                 med.set_color("black")
         ax.set_xticks(np.arange(len(conditions)), conditions, rotation=30, ha="right")
         ax.set_ylabel(metric_label(metric))
+        family_title(ax, metric, primary)
         ax.grid(axis="y", alpha=0.3)
     handles = [Patch(facecolor=colours[d], alpha=0.6, edgecolor="black") for d in datasets]
     fig.legend(handles, list(datasets), loc="upper right", fontsize=8)

@@ -9,10 +9,15 @@ Outputs (root of OUT; each TSV has a JSON data dictionary sidecar):
   percentile-bootstrap CIs of the tested metrics (and by lesion volume for the resolution
   figure); ``group_desc-sizebins_segmetrics.tsv`` - summaries per lesion-volume bin;
   ``group_desc-lesiondetection_segmetrics.tsv`` - per-lesion detection (when lesion TSVs exist).
-* ``group_desc-wilcoxon_stats.tsv`` and ``group_desc-friedman_stats.tsv`` - paired tests.
+* ``group_desc-equivalence_stats.tsv`` - equivalence / non-inferiority verdicts of every
+  condition against the reference for the metrics with a margin (the primary first).
+* ``group_desc-wilcoxon_stats.tsv`` and ``group_desc-friedman_stats.tsv`` - paired tests;
+  ``group_desc-lesionsize_stats.tsv`` - the primary metric's change against log lesion volume
+  (Theil-Sen slope with its Kendall interval).
 * With datasets to compare: ``group_desc-datasets_segmetrics.tsv`` (their rows, with a
   ``dataset`` column) and ``group_desc-datasets_stats.tsv`` (unpaired tests).
-* ``figures/group_*.png`` and the self-contained ``group_report.html``.
+* ``figures/group_*.png``, the self-contained ``group_report.html`` and the methods
+  boilerplate ``group_methods.md`` / ``group_methods.html``.
 """
 
 from __future__ import annotations
@@ -34,8 +39,11 @@ from bids_stroke.group.collect import (
     METRIC_COLUMNS,
     SEGMETRICS_GLOB,
     GroupInputError,
+    compare_selection,
     find_files,
+    model_details,
     parse_compare,
+    participant_settings,
     read_datasets,
     read_lesions,
     read_segmetrics,
@@ -53,12 +61,21 @@ from bids_stroke.group.describe import (
     size_bin_summary,
     summarize,
 )
-from bids_stroke.group.findings import dataset_findings, paired_findings, unit_sentence
-from bids_stroke.group.methods import methods_text
+from bids_stroke.group.equivalence import DEFAULT_MARGINS, DEFAULT_PRIMARY, equivalence_table
+from bids_stroke.group.findings import (
+    dataset_findings,
+    lesion_size_finding,
+    primary_findings,
+    secondary_findings,
+    unit_sentence,
+)
+from bids_stroke.group.hodges_lehmann import DEFAULT_DIGITS_RANK
+from bids_stroke.group.lesion_size import size_regression
+from bids_stroke.group.methods import MethodsInput, methods_document, to_html, to_markdown
 from bids_stroke.group.omnibus import friedman_table
 from bids_stroke.group.paired import DEFAULT_METRICS, pairwise_wilcoxon, unit_matrix
 from bids_stroke.group.report import ReportParts, render_report
-from bids_stroke.group.unpaired import compare_datasets
+from bids_stroke.group.unpaired import compare_datasets, comparison_pairs
 
 __all__ = ["GroupInputError", "run_group"]
 
@@ -67,10 +84,24 @@ RESOLUTION_METRIC = "dice"
 
 
 def _check_options(metrics: Sequence[str], alpha: float, unit: str, zero_method: str,
-                   error_bars: str, size_bins_ml: Sequence[float]) -> None:
-    unknown = [m for m in metrics if m not in METRIC_COLUMNS]
+                   error_bars: str, size_bins_ml: Sequence[float], primary: str,
+                   margins: Mapping[str, float], digits_rank: int | None,
+                   bland_altman: str) -> None:
+    unknown = [m for m in [*metrics, primary, *margins] if m not in METRIC_COLUMNS]
     if unknown or not metrics:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRIC_COLUMNS)}")
+    if primary not in margins:
+        raise ValueError(f"the primary metric {primary} has no margin: add one (--margin "
+                         f"{primary}=VALUE or group.margins in the study file)")
+    bad = [m for m, v in margins.items() if not (isinstance(v, int | float) and v > 0
+                                                 and np.isfinite(v))]
+    if bad:
+        raise ValueError(f"the margin of {bad[0]} must be a positive number, got "
+                         f"{margins[bad[0]]!r}")
+    if digits_rank is not None and not 1 <= int(digits_rank) <= 22:
+        raise ValueError(f"digits_rank must be in [1, 22] or None, got {digits_rank!r}")
+    if bland_altman not in ("log", "raw"):
+        raise ValueError(f"bland_altman must be 'log' or 'raw', got {bland_altman!r}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if unit not in GROUP_UNITS:
@@ -102,7 +133,8 @@ def _usable_metrics(metrics: Sequence[str], tables: Iterable[pd.DataFrame]) -> t
 def _within_dataset(
     seg: pd.DataFrame, lesions: pd.DataFrame | None, *, metrics: Sequence[str],
     metric_cols: Sequence[str], conditions: Sequence[str], unit: str, alpha: float,
-    n_boot: int, seed: int, zero_method: str, size_bins_ml: Sequence[float],
+    n_boot: int, seed: int, zero_method: str, size_bins_ml: Sequence[float], primary: str,
+    margins: Mapping[str, float], digits_rank: int | None,
 ) -> dict[str, pd.DataFrame | None]:
     units = aggregate_units(seg, metric_cols, unit)
     mats = unit_matrix(units, [*dict.fromkeys([*metrics, RESOLUTION_METRIC,
@@ -122,12 +154,18 @@ def _within_dataset(
         "summary": summarize(units, metric_cols, by=("desc",)),
         "means": means,
         "sizebins": size_bin_summary(units, metric_cols, size_bins_ml),
-        "detection": (lesion_detection_by_size(lesions, size_bins_ml, conditions)
+        "detection": (lesion_detection_by_size(lesions, size_bins_ml, conditions,
+                                               n_boot=n_boot, seed=seed)
                       if lesions is not None else None),
+        "equivalence": equivalence_table(units, {m: margins[m] for m in metrics
+                                                 if m in margins}, conditions, alpha=alpha,
+                                         primary=primary, digits_rank=digits_rank),
         "wilcoxon": pairwise_wilcoxon(units, metrics, conditions, alpha=alpha, n_boot=n_boot,
                                       seed=seed, zero_method=zero_method,
-                                      reference=conditions[0]),
+                                      reference=conditions[0], primary=primary,
+                                      digits_rank=digits_rank),
         "friedman": friedman_table(units, metrics, conditions),
+        "lesionsize": size_regression(units, primary, conditions, alpha=alpha),
     }
 
 
@@ -145,6 +183,11 @@ def run_group(
     unit: str = "participant",
     compare: Mapping[str, str | os.PathLike[str]] | Sequence[str] | None = None,
     conditions: Sequence[str] | None = None,
+    primary: str = DEFAULT_PRIMARY,
+    margins: Mapping[str, float] | None = None,
+    digits_rank: int | None = DEFAULT_DIGITS_RANK,
+    bland_altman: str = "log",
+    pairs: Sequence[tuple[str, str]] | None = None,
 ) -> Path:
     """Run the group-level analysis of a bids_stroke output directory.
 
@@ -154,13 +197,16 @@ def run_group(
         The BIDS-App output directory: its participant-level metrics are analysed (paired
         tests between conditions) and every group output is written there.
     metrics : sequence of str, optional
-        Metrics to test and plot (default ``dice, hd95, lesion_f1, abs_volume_diff_ml``).
-        Summaries cover every metric column. Metrics without any value (e.g. a column that
-        older outputs lack) are left out with a note.
+        Metrics to test and plot (default ``dice, hd95, lesion_f1, abs_volume_diff_ml``); the
+        primary metric and every metric with a margin are added when missing. Summaries cover
+        every metric column. Metrics without any value (e.g. a column that older outputs lack)
+        are left out with a note.
     alpha : float
-        Significance level (applied to the raw and to the Holm-adjusted p).
+        Significance level (raw and Holm-adjusted p); the equivalence intervals have level
+        ``1 - 2 alpha`` (Bonferroni-adjusted for the primary metric).
     n_boot, seed : int
-        Bootstrap resamples and seed of every confidence interval.
+        Bootstrap resamples and seed of every bootstrap interval (and of the permutation
+        Brunner-Munzel test).
     participant_label : str or iterable of str, optional
         Restrict to these participants (with or without ``sub-``).
     zero_method : {"wilcox", "pratt"}
@@ -173,10 +219,24 @@ def run_group(
         Statistical unit: participants (images of one participant averaged per condition) or
         images (sessions/runs as independent units).
     compare : mapping LABEL -> directory, or ``["LABEL=DIR", ...]``, optional
-        Output directories of several datasets, compared per condition with unpaired tests.
+        Output directories of several datasets, compared with unpaired tests. ``DIR:c1,c2``
+        compares only those conditions of that dataset, with every condition of the others.
         ``output_dir`` may hold no participant outputs of its own in that case.
     conditions : sequence of str, optional
         The study's condition specs, giving the display order (native always first).
+    primary : str
+        The primary metric: its comparisons with the reference condition are the
+        confirmatory family and head the findings.
+    margins : mapping metric -> float, optional
+        Equivalence margins in each metric's units (default ``{"dice": 0.05}``); the primary
+        metric needs one.
+    digits_rank : int or None
+        Significant digits kept before ranking (R's ``digits.rank``; None: exact binary
+        comparison).
+    bland_altman : {"log", "raw"}
+        Scale of the Bland-Altman plots (ratio of volumes on a log scale, or ml).
+    pairs : sequence of ("LABEL:desc", "LABEL:desc"), optional
+        Dataset comparisons across conditions (default: from ``compare``).
 
     Returns
     -------
@@ -192,9 +252,13 @@ def run_group(
     """
     t0 = time.perf_counter()
     root = Path(output_dir)
+    margins = dict(DEFAULT_MARGINS if margins is None else margins)
     metrics = list(DEFAULT_METRICS if metrics is None else metrics)
-    _check_options(metrics, alpha, unit, zero_method, error_bars, size_bins_ml)
+    _check_options(metrics, alpha, unit, zero_method, error_bars, size_bins_ml, primary,
+                   margins, digits_rank, bland_altman)
+    metrics = list(dict.fromkeys([*metrics, primary, *margins]))
     datasets = parse_compare(compare)
+    selection = compare_selection(compare)
     # every manifest read and every table checksum verified once for the whole group run
     from bids_stroke.commit import committed_subjects
 
@@ -208,6 +272,9 @@ def run_group(
     tested, notes = _usable_metrics(metrics, frames)
     if not tested:
         raise ValueError(f"none of the metrics {metrics} has a value in the outputs")
+    if primary not in tested:
+        raise ValueError(f"the primary metric {primary} has no value in the outputs: choose "
+                         f"another with --primary (and its --margin)")
     descriptions = study.read_descriptions([root, *datasets.values()])
     conds = study.order_conditions(frames, conditions)
     specs = dict(zip(pd.concat([t["desc"] for t in frames]),
@@ -219,13 +286,18 @@ def run_group(
     if seg is not None:
         within = _within_dataset(seg, lesions, metrics=tested, metric_cols=metric_cols,
                                  conditions=conds, unit=unit, alpha=alpha, n_boot=n_boot,
-                                 seed=seed, zero_method=zero_method, size_bins_ml=size_bins_ml)
+                                 seed=seed, zero_method=zero_method, size_bins_ml=size_bins_ml,
+                                 primary=primary, margins=margins, digits_rank=digits_rank)
     ds_units = ds_stats = None
     if ds_rows is not None:
         ds_units = aggregate_units(ds_rows, metric_cols, unit)
         ds_conds = [c for c in conds if c in set(ds_units["desc"])]
+        present = {ds: set(ds_units.loc[ds_units["dataset"] == ds, "desc"]) for ds in datasets}
+        chosen = comparison_pairs(list(datasets), ds_conds, present, selection=selection,
+                                  pairs=pairs)
         ds_stats = compare_datasets(ds_units, tested, ds_conds, list(datasets), alpha=alpha,
-                                    n_boot=n_boot, seed=seed)
+                                    n_boot=n_boot, seed=seed, pairs=chosen, primary=primary,
+                                    digits_rank=digits_rank)
 
     # everything is written into a staging folder, then committed at once (bids_stroke.commit)
     from bids_stroke.commit import GROUP_KEY, commit_group, group_staging, lock_path, recover
@@ -245,7 +317,8 @@ def run_group(
                 error_bars=error_bars, size_bins_ml=size_bins_ml, specs=specs, unit=unit,
                 alpha=alpha, descriptions=descriptions, n_boot=n_boot,
                 zero_method=zero_method, notes=notes, frames=frames, metrics=metrics,
-                participant_label=participant_label, t0=t0, states=states)
+                participant_label=participant_label, t0=t0, states=states, primary=primary,
+                margins=margins, digits_rank=digits_rank, bland_altman=bland_altman)
             commit_group(root, stage, run_uuid)
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
@@ -255,29 +328,59 @@ def run_group(
     return root / report.relative_to(stage)
 
 
+def _findings(*, within, ds_stats, conds, phrases, alpha, unit, primary, tested, seg,
+              ds_rows, own_label) -> list[str]:
+    """Primary verdicts first, then one exploratory line per other metric, the datasets, and
+    the statistical unit with each dataset's own counts."""
+    unit_word = "participants" if unit == "participant" else "images"
+    out: list[str] = []
+    if within is not None:
+        out += primary_findings(within["equivalence"], primary, phrases, unit_word)
+    if ds_stats is not None:
+        out += [f for f in dataset_findings(ds_stats, phrases, alpha, primary=primary)
+                if not f.startswith("Exploratory")]
+    if within is not None:
+        out += secondary_findings(within["wilcoxon"], within["equivalence"], conds[0], phrases,
+                                  alpha, primary=primary, order=tested)
+    if within is not None and within.get("lesionsize") is not None:
+        out += lesion_size_finding(within["lesionsize"], phrases)
+    if ds_stats is not None:
+        out += [f for f in dataset_findings(ds_stats, phrases, alpha, primary=primary)
+                if f.startswith("Exploratory")]
+    sizes: dict[str, dict[str, int]] = {}
+    if seg is not None and (ds_rows is None or own_label is None):
+        sizes[own_label or ("" if ds_rows is None else "this folder")] = study.sample_sizes(seg)
+    if ds_rows is not None:
+        sizes.update(study.sample_sizes_by_dataset(ds_rows))
+    out.append(unit_sentence(unit, sizes))
+    return out
+
+
 def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats, metric_cols,
                    ds_units, tested, conds, geometry, datasets, seed, error_bars,
                    size_bins_ml, specs, unit,
                    alpha, descriptions, n_boot, zero_method, notes, frames, metrics,
-                   participant_label, t0, states) -> Path:
-    """Tables, figures and the report of the group level, written under ``root``."""
+                   participant_label, t0, states, primary, margins, digits_rank,
+                   bland_altman) -> Path:
+    """Tables, figures, the methods text and the report of the group level, written under
+    ``root``."""
+    phrases = {c: study.phrase(specs.get(c, c), geometry.get(c)) for c in conds}
     outputs = writers.write_tables(root, seg=seg, within=within, ds_rows=ds_rows,
                                  ds_stats=ds_stats, metric_cols=metric_cols)
     figures, fig_paths = writers.make_figures(
         root, within=within, ds_units=ds_units, metrics=tested, conditions=conds,
         geometry=geometry, datasets=list(datasets), seed=seed, error_bars=error_bars,
-        size_bins_ml=size_bins_ml, resolution_metric=RESOLUTION_METRIC)
+        size_bins_ml=size_bins_ml, resolution_metric=RESOLUTION_METRIC, primary=primary,
+        bland_altman=bland_altman, phrases=phrases)
     outputs += fig_paths
 
     source = seg if seg is not None else ds_rows
     sizes = study.sample_sizes(source)
-    phrases = {c: study.phrase(specs.get(c, c), geometry.get(c)) for c in conds}
-    findings = [unit_sentence(unit, sizes["participants"], sizes["images"], sizes["multi"])]
-    if within is not None:
-        findings += paired_findings(within["wilcoxon"], conds[0], phrases, alpha,
-                                    unit="participants" if unit == "participant" else "images")
-    if ds_stats is not None:
-        findings += dataset_findings(ds_stats, phrases, alpha)
+    own_label = next((label for label, folder in datasets.items()
+                      if Path(folder).resolve() == Path(out_dir).resolve()), None)
+    findings = _findings(within=within, ds_stats=ds_stats, conds=conds, phrases=phrases,
+                         alpha=alpha, unit=unit, primary=primary, tested=tested, seg=seg,
+                         ds_rows=ds_rows, own_label=own_label)
     versions = study.versions()
     models = (segmentation_models(out_dir, participant_label, states=states)
               if seg is not None else [])
@@ -289,20 +392,24 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
         cautions.append("Predictions of the bundled demo model, trained on synthetic phantoms: "
                         "its numbers describe bids_stroke's demo data only, never real lesions "
                         "(run the participant level with --model for a real study).")
-    methods = methods_text(
-        n_participants=sizes["participants"], n_sessions=sizes["sessions"], conditions=conds,
-        descriptions=descriptions, specs=specs, metrics=tested, alpha=alpha, n_boot=n_boot,
-        seed=seed, zero_method=zero_method, edges_ml=size_bins_ml, versions=versions,
-        unit=unit, datasets=list(datasets), paired=within is not None,
-        methods_used=(within["wilcoxon"]["method"].value_counts(sort=False).to_dict()
-                      if within is not None else None),
-        models=models)
+    methods = methods_document(_methods_input(
+        out_dir=out_dir, states=states, participant_label=participant_label, sizes=sizes,
+        conds=conds, specs=specs, descriptions=descriptions, tested=tested, primary=primary,
+        margins=margins, alpha=alpha, n_boot=n_boot, seed=seed, unit=unit,
+        zero_method=zero_method, digits_rank=digits_rank, size_bins_ml=size_bins_ml,
+        versions=versions, bland_altman=bland_altman, models=models, within=within,
+        datasets=datasets, ds_stats=ds_stats, seg=seg))
+    outputs.append(writers.atomic_write_text(root / "group_methods.md", to_markdown(methods)))
+    outputs.append(writers.atomic_write_text(root / "group_methods.html", to_html(methods)))
     report = root / "group_report.html"
     settings = {
-        "output_dir": str(out_dir), "metrics": ", ".join(metrics), "alpha": alpha,
-        "n_boot": n_boot, "seed": seed, "zero_method": zero_method, "unit": unit,
+        "output_dir": str(out_dir), "metrics": ", ".join(metrics), "primary": primary,
+        "margins": ", ".join(f"{k}={v:g}" for k, v in margins.items()), "alpha": alpha,
+        "n_boot": n_boot, "seed": seed, "zero_method": zero_method,
+        "digits_rank": "exact" if digits_rank is None else digits_rank, "unit": unit,
         "compare": ", ".join(f"{k}={v}" for k, v in datasets.items()) or "none",
         "size_bins_ml": ", ".join(f"{e:g}" for e in size_bins_ml), "error_bars": error_bars,
+        "bland_altman": bland_altman,
         "participant_label": ("all" if participant_label is None else " ".join(
             [participant_label] if isinstance(participant_label, str)
             else list(participant_label))),
@@ -321,7 +428,50 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
         methods=methods, metrics=tested, summary=shown("summary"), wilcoxon=shown("wilcoxon"),
         friedman=shown("friedman"), sizebins=shown("sizebins"), detection=shown("detection"),
         datasets=ds_stats, figures=figures, versions=versions,
+        lesionsize=within.get("lesionsize") if within is not None else None,
         outputs=[*(p.relative_to(root).as_posix() for p in outputs), report.name],
-        settings=settings, warnings=cautions)
+        settings=settings, warnings=cautions, equivalence=shown("equivalence"),
+        primary=primary, phrases=phrases)
     writers.atomic_write_text(report, render_report(parts))
     return report
+
+
+def _methods_input(*, out_dir, states, participant_label, sizes, conds, specs, descriptions,
+                   tested, primary, margins, alpha, n_boot, seed, unit, zero_method,
+                   digits_rank, size_bins_ml, versions, bland_altman, models, within,
+                   datasets, ds_stats, seg) -> MethodsInput:
+    """Everything the methods text describes, from this run."""
+    configs = (participant_settings(out_dir, states, participant_label)
+               if seg is not None and states is not None else [])
+    details = (model_details(out_dir, states, participant_label)
+               if seg is not None and states is not None else {})
+    kinds = sorted({str(d.get("kind")) for d in details.values() if d.get("kind")})
+    specs_ = [d.get("spec") or d.get("model_spec") for d in details.values()]
+    spaces = {str(sp.get("space", "")) for sp in specs_ if isinstance(sp, dict)}
+    thresholds = sorted({float(d["threshold"]) for d in details.values()
+                         if isinstance(d.get("threshold"), int | float)})
+    wil = within["wilcoxon"] if within is not None else None
+    eq = within["equivalence"] if within is not None else None
+    return MethodsInput(
+        n_participants=sizes["participants"], n_sessions=sizes["sessions"],
+        n_images=sizes["images"], conditions=conds, specs=specs, descriptions=descriptions,
+        metrics=tested, primary=primary, margins={m: margins[m] for m in tested
+                                                  if m in margins},
+        alpha=alpha, n_boot=n_boot, seed=seed, unit=unit, zero_method=zero_method,
+        digits_rank=digits_rank, size_bins_ml=size_bins_ml,
+        versions=versions, pipeline_versions=study.pipeline_versions(),
+        bland_altman=bland_altman,
+        participant=configs, models=models, model_kinds=kinds, thresholds=thresholds,
+        native_space=spaces == {"native"}, paired=within is not None,
+        wilcoxon_methods=(wil["method"].value_counts(sort=False).to_dict()
+                          if wil is not None else {}),
+        n_primary_comparisons=(int(eq.loc[eq["metric"] == primary, "family_size"].max())
+                               if eq is not None and (eq["metric"] == primary).any() else 0),
+        datasets=list(datasets),
+        dataset_pairs=([f"{r.dataset_a} {r.desc_a} vs {r.dataset_b} {r.desc_b}"
+                        for r in ds_stats[ds_stats["metric"] == primary].itertuples()]
+                       if ds_stats is not None else []),
+        bm_methods=(ds_stats["bm_method"].str.replace(r" \(.*", "", regex=True)
+                    .value_counts(sort=False).to_dict() if ds_stats is not None else {}),
+        lesion_detection=within is not None and within.get("detection") is not None,
+        date=time.strftime("%Y-%m-%d"))

@@ -1,9 +1,11 @@
 """Public statistics API of the group level, gathered from the modules that implement it.
 
 * :mod:`bids_stroke.group.corrections` - Holm and Benjamini-Hochberg adjustments;
-* :mod:`bids_stroke.group.paired` - Wilcoxon signed-rank tests and rank-biserial effect sizes;
+* :mod:`bids_stroke.group.paired` - Wilcoxon signed-rank tests, Hodges-Lehmann changes and
+  rank-biserial effect sizes;
 * :mod:`bids_stroke.group.omnibus` - Friedman test and Kendall's W;
-* :mod:`bids_stroke.group.unpaired` - Mann-Whitney U, Brunner-Munzel, Cliff's delta;
+* :mod:`bids_stroke.group.unpaired` - Brunner-Munzel (t and studentised permutation),
+  Mann-Whitney U, Hodges-Lehmann shifts, Cliff's delta;
 * :mod:`bids_stroke.group.bootstrap` - the percentile bootstrap of units behind every CI;
 * :mod:`bids_stroke.group.describe` - units, summaries, lesion-size strata, detection rates.
 """
@@ -24,7 +26,6 @@ from bids_stroke.group.describe import (
     size_bin_summary,
     summarize,
     to_wide,
-    wilson_interval,
 )
 from bids_stroke.group.omnibus import friedman_chi2, friedman_table, friedman_test
 from bids_stroke.group.paired import (
@@ -39,6 +40,7 @@ from bids_stroke.group.paired import (
 )
 from bids_stroke.group.unpaired import (
     brunner_munzel,
+    brunner_munzel_permutation,
     choose_mann_whitney_method,
     cliffs_delta,
     compare_datasets,
@@ -55,6 +57,7 @@ __all__ = [
     "bootstrap_rank_biserial_ci",
     "bootstrap_units",
     "brunner_munzel",
+    "brunner_munzel_permutation",
     "choose_mann_whitney_method",
     "choose_wilcoxon_method",
     "cliffs_delta",
@@ -77,5 +80,4 @@ __all__ = [
     "to_wide",
     "unit_matrix",
     "wilcoxon_signed_rank",
-    "wilson_interval",
 ]

@@ -20,8 +20,10 @@ __all__ = [
     "geometries",
     "order_conditions",
     "phrase",
+    "pipeline_versions",
     "read_descriptions",
     "sample_sizes",
+    "sample_sizes_by_dataset",
     "versions",
 ]
 
@@ -122,6 +124,25 @@ def sample_sizes(rows: pd.DataFrame) -> dict[str, int]:
     sessions = images.drop_duplicates([c for c in (*who, "session_id") if c in rows.columns])
     return {"participants": int(per_participant.size), "sessions": len(sessions),
             "images": len(images), "multi": int((per_participant > 1).sum())}
+
+
+def pipeline_versions() -> dict[str, str]:
+    """Versions of the participant level's main libraries where this process runs (metadata
+    only: nothing is imported)."""
+    out = {}
+    for pkg in ("nipype", "pybids", "antspyx", "torch", "nnunetv2", "onnxruntime", "nibabel"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def sample_sizes_by_dataset(rows: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """:func:`sample_sizes` of each dataset (label ``""`` for a table without datasets)."""
+    if "dataset" not in rows.columns:
+        return {"": sample_sizes(rows)}
+    return {str(ds): sample_sizes(g) for ds, g in rows.groupby("dataset", sort=False)}
 
 
 def versions() -> dict[str, str]:

@@ -12,7 +12,13 @@ from typing import Any
 
 import pandas as pd
 
-from bids_stroke.group.dictionary import COLUMN_DICTIONARY, metric_descriptions
+from bids_stroke.group.dictionary import (
+    COLUMN_DICTIONARY,
+    DETECTION_DICTIONARY,
+    EQUIVALENCE_DICTIONARY,
+    LESION_SIZE_DICTIONARY,
+    metric_descriptions,
+)
 from bids_stroke.group.resolution import ConditionGeometry
 from bids_stroke.outputs import atomic_write_bytes, atomic_write_text
 
@@ -53,8 +59,10 @@ def write_tables(
         for name, key in (("desc-summary_segmetrics", "summary"),
                           ("desc-means_segmetrics", "means"),
                           ("desc-sizebins_segmetrics", "sizebins"),
+                          ("desc-equivalence_stats", "equivalence"),
                           ("desc-wilcoxon_stats", "wilcoxon"),
                           ("desc-friedman_stats", "friedman"),
+                          ("desc-lesionsize_stats", "lesionsize"),
                           ("desc-lesiondetection_segmetrics", "detection")):
             table = within.get(key)
             if table is not None:
@@ -62,7 +70,11 @@ def write_tables(
                     **metric_side, "ci_low": COLUMN_DICTIONARY["mean_ci_low"],
                     "ci_high": COLUMN_DICTIONARY["mean_ci_high"]}
                 if key == "detection":
-                    side = {}
+                    side = DETECTION_DICTIONARY
+                elif key == "equivalence":
+                    side = {**metric_side, **EQUIVALENCE_DICTIONARY}
+                elif key == "lesionsize":
+                    side = {**metric_side, **LESION_SIZE_DICTIONARY}
                 out.append(write_table(table, root / f"group_{name}.tsv", side))
     if ds_rows is not None:
         out.append(write_table(_rows(ds_rows, metric_cols),
@@ -77,6 +89,8 @@ def make_figures(
     ds_units: pd.DataFrame | None, metrics: Sequence[str], conditions: Sequence[str],
     geometry: Mapping[str, ConditionGeometry], datasets: Sequence[str], seed: int,
     error_bars: str, size_bins_ml: Sequence[float], resolution_metric: str,
+    primary: str | None = None, bland_altman: str = "log",
+    phrases: Mapping[str, str] | None = None,
 ) -> tuple[list[tuple[str, str, bytes]], list[Path]]:
     """Render the figures that apply (matplotlib is imported only here); write the PNGs."""
     from bids_stroke.group import plots
@@ -87,18 +101,26 @@ def make_figures(
     if within is not None:
         units, means = within["units"], within["means"]
         shown = (means[means["stratum"] == "all"] if error_bars == "ci95" else within["summary"])
+        equivalence = within.get("equivalence")
+        if equivalence is not None and len(equivalence):
+            specs.append(("equivalence", "Equivalence verdicts against the reference condition",
+                          lambda: plots.plot_equivalence(equivalence, phrases)))
         specs += [
             ("distributions", "Distribution and mean per condition",
              lambda: plots.plot_metric_distributions(units, metrics, conditions, seed=seed,
-                                                     means=shown, error=error_bars)),
+                                                     means=shown, error=error_bars,
+                                                     primary=primary)),
             ("paired", "Paired values per unit",
-             lambda: plots.plot_paired_lines(units, metrics, conditions, seed=seed)),
-            ("bland-altman", "Bland-Altman of predicted vs reference lesion volume",
-             lambda: plots.plot_bland_altman(units, conditions, seed=seed)),
+             lambda: plots.plot_paired_lines(units, metrics, conditions, seed=seed,
+                                             primary=primary)),
+            ("bland-altman", "Bland-Altman of predicted vs reference lesion volume "
+                             f"({'ratio, log scale' if bland_altman == 'log' else 'ml'})",
+             lambda: plots.plot_bland_altman(units, conditions, seed=seed,
+                                             scale=bland_altman)),
         ]
         if geometry and resolution_metric in set(means["metric"]):
             strata = ["all", *size_bin_labels(size_bins_ml)]
-            specs.insert(2, (
+            specs.insert(len(specs) - 1, (
                 f"{resolution_metric}-vs-resolution",
                 f"{resolution_metric} against the real slice and in-plane spacing",
                 lambda: plots.plot_metric_vs_resolution(
@@ -108,7 +130,7 @@ def make_figures(
         ds_conds = [c for c in conditions if c in set(ds_units["desc"])]
         specs.append(("datasets", "Datasets compared per condition",
                       lambda: plots.plot_dataset_comparison(ds_units, metrics, ds_conds,
-                                                            datasets)))
+                                                            datasets, primary=primary)))
     figures, paths = [], []
     for name, title, make in specs:
         png = fig_to_png(make())
