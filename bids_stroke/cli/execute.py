@@ -44,7 +44,7 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
 
     Raises :class:`CLIError` (exit 130/143) when a signal stops the run.
     """
-    from bids_stroke import runner
+    from bids_stroke import interrupt, runner
     from bids_stroke.commit import read_manifest
     from bids_stroke.locks import FileLock, LockBusyError
     from bids_stroke.progress import ParticipantProgress, quiet_nipype
@@ -54,6 +54,8 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
     run = settings.execution.run_uuid
     work, explicit = work_dir_of(settings)
     try:
+        if not explicit:
+            _private_parent(work.parent)
         work.mkdir(parents=True, exist_ok=True)
         work_lock = FileLock(work / ".bids_stroke-work.lock", run=run).acquire(timeout=0)
     except LockBusyError as exc:
@@ -81,17 +83,13 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
         LOGGER.info("Running %d input(s) x %d condition(s) with nipype %s (work folder %s)",
                     len(subjects), len(settings.study.conditions),
                     plugin.get("plugin", "Linear"), work)
-        try:
-            with progress:
-                error = runner.run_graph(wf, _thaw(plugin), progress)
-        except runner.Interrupted as exc:
-            code = P.EXIT_SIGTERM if exc.signum == 15 else P.EXIT_SIGINT
-            resume = f" -w {work}" if not explicit else ""
-            raise CLIError(
-                f"interrupted by {exc}: committed subjects are complete, the others untouched; "
-                f"re-run the same command{resume} to resume", code) from None
+        resume = f" (with -w {work} to reuse the finished steps)" if not explicit else ""
+        interrupt.set_hint(resume)
+        with progress:  # a signal raises Interrupted: the entry point prints the one line
+            error = runner.run_graph(wf, _thaw(plugin), progress)
         if error:
-            LOGGER.error("some steps failed: %s", error)
+            LOGGER.error("some steps failed: %s", error.splitlines()[0])
+        failure = _environment_failure(error, crash_dir)
         destinations = {n: out / f"sub-{s.subject}" / "log" / run
                         for n, s in zip(names, subjects, strict=True)}
         runner.distribute_crash_files(crash_dir, destinations, out / "logs" / "crash" / run)
@@ -110,9 +108,47 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
             import shutil
 
             shutil.rmtree(work, ignore_errors=True)
+        roots = [out / ".bids_stroke" / "staging", out, work]
+        if failed and failure is not None and failure.is_write_in(roots):
+            # a full disk (quota, read-only folder...), not a bug: one line, exit 73
+            raise CLIError(failure.message(roots, f"the output folder {out} or the work "
+                                                  f"folder {work}"), P.EXIT_CANT_CREATE)
         return failed
     finally:
         work_lock.release()
+
+
+def _private_parent(folder) -> None:
+    """The per-user parent of default work folders (``$TMPDIR/bids_stroke-<user>``): made
+    private (0700) by this user; one another user made first (``/tmp`` is shared), or a link,
+    is refused (exit 73) rather than used."""
+    import os
+    import stat
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(folder)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise CLIError(f"default work folder parent {folder} is not a folder of this user's (a "
+                       "link, or made by another user in a shared temporary folder): give -w "
+                       "a folder of yours", P.EXIT_CANT_CREATE)
+
+
+def _environment_failure(error: str | None, crash_dir):
+    """The environment failure (full disk, quota, read-only, permission, file-size limit)
+    behind the failed nodes of this run: in nipype's error or in a crash file."""
+    from bids_stroke.write_errors import environment_error_in_text
+
+    found = environment_error_in_text(error or "")
+    if found is None and crash_dir.is_dir():
+        for crash in sorted(crash_dir.glob("crash-*")):
+            found = environment_error_in_text(crash.read_text(errors="replace"))
+            if found is not None:
+                break
+    return found
 
 
 def _thaw(plugin):

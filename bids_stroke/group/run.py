@@ -33,12 +33,15 @@ from bids_stroke.group.collect import (
     BUNDLED_MODEL_LABEL,
     METRIC_COLUMNS,
     SEGMETRICS_GLOB,
+    GroupDataError,
     GroupInputError,
     find_files,
     parse_compare,
+    quarantined_journals,
     read_datasets,
     read_lesions,
     read_segmetrics,
+    report_incomplete,
     run_warnings,
     segmentation_models,
 )
@@ -145,6 +148,7 @@ def run_group(
     unit: str = "participant",
     compare: Mapping[str, str | os.PathLike[str]] | Sequence[str] | None = None,
     conditions: Sequence[str] | None = None,
+    strict: bool = False,
 ) -> Path:
     """Run the group-level analysis of a bids_stroke output directory.
 
@@ -177,6 +181,9 @@ def run_group(
         ``output_dir`` may hold no participant outputs of its own in that case.
     conditions : sequence of str, optional
         The study's condition specs, giving the display order (native always first).
+    strict : bool
+        Refuse (:class:`GroupIncomplete`, nothing written) when an image of OUT is
+        incomplete; by default it is left out and named in one log line and in the report.
 
     Returns
     -------
@@ -199,6 +206,7 @@ def run_group(
     from bids_stroke.commit import committed_subjects
 
     states = committed_subjects(root) if root.is_dir() else None
+    left_out = report_incomplete(states, participant_label, strict=strict)
     own = (not datasets) or (states is not None and bool(
         find_files(root, SEGMETRICS_GLOB, participant_label, states=states)))
     seg = read_segmetrics(root, participant_label, states=states) if own else None
@@ -245,13 +253,16 @@ def run_group(
                 error_bars=error_bars, size_bins_ml=size_bins_ml, specs=specs, unit=unit,
                 alpha=alpha, descriptions=descriptions, n_boot=n_boot,
                 zero_method=zero_method, notes=notes, frames=frames, metrics=metrics,
-                participant_label=participant_label, t0=t0, states=states)
+                participant_label=participant_label, t0=t0, states=states, left_out=left_out)
             commit_group(root, stage, run_uuid)
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
             raise
     finally:
         lock.release()
+    quarantined = quarantined_journals(states)
+    if quarantined:  # bad data in OUT: the others were analysed, the run still fails
+        raise GroupDataError(quarantined)
     return root / report.relative_to(stage)
 
 
@@ -259,7 +270,7 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
                    ds_units, tested, conds, geometry, datasets, seed, error_bars,
                    size_bins_ml, specs, unit,
                    alpha, descriptions, n_boot, zero_method, notes, frames, metrics,
-                   participant_label, t0, states) -> Path:
+                   participant_label, t0, states, left_out=None) -> Path:
     """Tables, figures and the report of the group level, written under ``root``."""
     outputs = writers.write_tables(root, seg=seg, within=within, ds_rows=ds_rows,
                                  ds_stats=ds_stats, metric_cols=metric_cols)
@@ -284,6 +295,8 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
     warned = (run_warnings(states, participant_label)
               if seg is not None and states is not None else {})
     cautions = [f"Participant level ({n} image(s)): {w}." for w, n in warned.items()]
+    if left_out:
+        cautions.append(f"{left_out}.")
     if (any(m.startswith(BUNDLED_MODEL_LABEL) for m in models)
             and DEMO_MODEL_WARNING not in warned):
         cautions.append("Predictions of the bundled demo model, trained on synthetic phantoms: "
