@@ -116,12 +116,12 @@ def _kill_children() -> None:
             child.kill()
 
 
-def _watchdog(signum: int) -> None:
-    if _STATE.stop.wait(GRACE_S):
+def _watchdog(signum: int, stop: threading.Event) -> None:
+    if stop.wait(GRACE_S):
         return
     deadline = time.monotonic() + COMMIT_GRACE_S
     while _STATE.depth > 0 and time.monotonic() < deadline:
-        if _STATE.stop.wait(0.1):
+        if stop.wait(0.1):
             return
     announce(signum)
     _kill_children()
@@ -132,8 +132,8 @@ def _handler(signum: int, _frame: Any) -> None:
     first = _STATE.signum is None
     if first:
         _STATE.signum = signum
-        threading.Thread(target=_watchdog, args=(signum,), name="bids_stroke-interrupt",
-                         daemon=True).start()
+        threading.Thread(target=_watchdog, args=(signum, _STATE.stop),
+                         name="bids_stroke-interrupt", daemon=True).start()
     if _STATE.depth > 0:
         _STATE.pending = _STATE.pending or signum
         return

@@ -162,3 +162,42 @@ def test_two_real_runs_on_one_output_folder(reference_run: dict, models, tmp_pat
     got, want = output_digests(out), output_digests(ref["out"])
     assert sorted(got) == sorted(want)
     assert [k for k in want if got[k] != want[k]] == []
+
+
+WATCHDOG_CHILD = """
+import multiprocessing, sys, time
+from bids_stroke import interrupt
+interrupt.GRACE_S = 0.5
+with interrupt.handled():
+    worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(120,))
+    worker.start()
+    print("ready", flush=True)
+    while True:  # what nipype does with an exception raised inside a node: goes on
+        try:
+            time.sleep(0.05)
+        except BaseException:
+            pass
+"""
+
+
+def test_watchdog_ends_a_run_that_swallows_the_signal(tmp_path):
+    """A main thread that never gets back to the run's loop (an exception swallowed, a long C
+    call): the watchdog prints the one line, kills the worker processes and exits 143."""
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", WATCHDOG_CHILD], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=cli_env(),
+                            start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    stderr = proc.stderr.read()
+    assert code == 143, stderr
+    assert stderr.strip() == f"{ERROR_PREFIX} interrupted (SIGTERM); {RESUME}"
+    assert wait_for(lambda: not session_processes(proc.pid), timeout=10), \
+        f"processes left running: {session_processes(proc.pid)}"
