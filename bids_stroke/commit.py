@@ -40,7 +40,7 @@ state folders must not be links (:func:`check_state`), locks refuse links
 
 Tests arm a fault-injection hook with ``BIDS_STROKE_FAULT=<step>`` (see :data:`STEPS`): the
 process kills itself (SIGKILL) right after that step, or sends itself SIGTERM with
-``BIDS_STROKE_FAULT=<step>:TERM``. Pure module (no nipype).
+``BIDS_STROKE_FAULT=<step>:TERM`` (:func:`fault`). Pure module (no nipype).
 """
 
 from __future__ import annotations
@@ -227,9 +227,11 @@ def read_manifest(out: Path, key: str) -> Manifest | None:
 
 
 # ----------------------------------------------------------------------------- fault hook
-def _fault(step: str) -> None:
+def fault(step: str) -> None:
     """Kill this process right after ``step`` when the tests armed ``BIDS_STROKE_FAULT``
-    (``<step>``: SIGKILL; ``<step>:TERM``: SIGTERM, which waits for the end of the commit)."""
+    (``<step>``: SIGKILL; ``<step>:TERM``: SIGTERM, which waits for the end of the commit).
+    Besides the commit steps, every checksummed interface calls it as ``node-<class>`` when
+    its computation has ended, inside nipype's handling of the node."""
     armed = os.environ.get("BIDS_STROKE_FAULT")
     if not armed:
         return
@@ -380,7 +382,7 @@ def commit_subject(
     previous = read_manifest(out, key)
     with deferred():
         staging, entries = _stage(out, key, run_uuid, files, tables, previous, plan.remove)
-        _fault("staged")
+        fault("staged")
         files_now: dict[str, dict[str, Any]] = {}
         deletes: list[str] = []
         if previous is not None:
@@ -411,7 +413,7 @@ def commit_subject(
             shutil.rmtree(staging, ignore_errors=True)
             raise CommitError(f"{key}: refusing to commit: {exc}") from None
         atomic_write_json(journal_path(out, key), journal)
-        _fault("journal")
+        fault("journal")
         _apply(out, key, journal)
     return manifest, sorted(deletes)
 
@@ -520,20 +522,20 @@ def _apply(out: Path, key: str, journal: Mapping[str, Any]) -> None:
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
             folders.add(dst.parent)
-            _fault("move")
+            fault("move")
     for rel in journal["deletes"]:
         with contextlib.suppress(FileNotFoundError):
             (out / rel).unlink()
-    _fault("deleted")
+    fault("deleted")
     for folder in folders:
         fsync_dir(folder)
     target = (out / journal["manifest_rel"]) if journal.get("manifest_rel") else \
         manifest_path(out, key)
     atomic_write_json(target, journal["manifest"])
-    _fault("manifest")
+    fault("manifest")
     journal_path(out, key).unlink()
     shutil.rmtree(staging, ignore_errors=True)
-    _fault("done")
+    fault("done")
 
 
 def recover(out: Path, key: str) -> bool:
@@ -732,6 +734,6 @@ def commit_group(out: Path, staged: Path, run_uuid: str) -> list[str]:
                    "manifest_rel": f"{STATE_DIR}/group.json"}
         check_journal(out, GROUP_KEY, journal)
         atomic_write_json(journal_path(out, GROUP_KEY), journal)
-        _fault("journal")
+        fault("journal")
         _apply(out, GROUP_KEY, journal)
     return rels

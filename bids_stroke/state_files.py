@@ -23,7 +23,8 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
-__all__ = ["UnsafeStateError", "confined", "is_plain_relative", "open_fixed", "real_dir"]
+__all__ = ["UnsafeStateError", "confined", "first_link", "is_plain_relative", "open_fixed",
+           "real_dir"]
 
 
 class UnsafeStateError(RuntimeError):
@@ -97,3 +98,18 @@ def confined(root: Path, rel: str, inside: str = "") -> Path:
     if not path.parent.resolve().is_relative_to(fence):
         raise UnsafeStateError(f"{path} leads out of {fence} (through a link?)")
     return path
+
+
+def first_link(root: Path | str) -> Path | None:
+    """The first symbolic link below ``root`` (``root`` itself may be one), or ``None``.
+
+    For a folder whose every file bids_stroke (or nipype, which writes its files by fixed
+    names without ``O_NOFOLLOW``) made itself and which holds no link of its own: the work
+    folder. A link found there was planted, and writing through it would overwrite its target.
+    """
+    for here, dirs, files in os.walk(root):
+        for name in sorted(dirs + files):
+            path = Path(here) / name
+            if path.is_symlink():
+                return path
+    return None

@@ -48,6 +48,7 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
     from bids_stroke.commit import read_manifest
     from bids_stroke.locks import FileLock, LockBusyError
     from bids_stroke.progress import ParticipantProgress, quiet_nipype
+    from bids_stroke.state_files import first_link
     from bids_stroke.workflows.base import init_bids_stroke_wf, subject_wf_name
 
     out = settings.data.output_dir
@@ -67,6 +68,10 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
     try:
         settings.write(out / "logs")
         _write_preflight_logs(settings, preflight_failures)
+        planted = first_link(work)
+        if planted is not None:  # nipype would write through it (its files have fixed names)
+            raise CLIError(f"the work folder holds a symbolic link bids_stroke did not make: "
+                           f"{planted}; remove it or give another -w", P.EXIT_CANT_CREATE)
         runner.scan_work_dir(work / "bids_stroke_wf")
         crash_dir = work / "crash" / run
         runner.configure_nipype(crash_dir, stop_on_first_crash=settings.execution.

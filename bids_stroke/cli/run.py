@@ -110,15 +110,14 @@ ENV_ITK_THREADS = "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"
 
 def _write_roots(opts) -> list[Path]:
     """The folders a run writes into (to name the one a failed write was in)."""
+    from bids_stroke.cli.config import default_work_dir
     from bids_stroke.commit import staging_root
 
     out = Path(opts.output_dir).absolute()
-    roots = [out, staging_root(out)]
+    roots = [out, staging_root(out), default_work_dir("run").parent]
     if getattr(opts, "work_dir", None):
         roots.append(Path(opts.work_dir).absolute())
-    import tempfile
-
-    return [*roots, Path(tempfile.gettempdir())]
+    return roots
 
 
 def _environment_failure(exc: OSError, roots: Sequence[Path]) -> str | None:

@@ -64,6 +64,9 @@ class ChecksummedInterface(SimpleInterface):
     """A :class:`SimpleInterface` that records its output files' checksums."""
 
     def aggregate_outputs(self, runtime=None, needed_outputs=None):  # type: ignore[override]
+        from bids_stroke.commit import fault
+
+        fault(f"node-{type(self).__name__}")  # tests: a signal inside a running node
         outputs = super().aggregate_outputs(runtime, needed_outputs)
         if runtime is not None and getattr(runtime, "cwd", None):
             record_outputs(Path(runtime.cwd), dict(self._results))

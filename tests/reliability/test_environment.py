@@ -20,7 +20,6 @@ import subprocess
 import pytest
 
 from bids_stroke.group.synthetic import make_synthetic_output, record_commits
-from bids_stroke.write_errors import environment_error, environment_error_in_text
 
 from .conftest import (
     ERROR_PREFIX,
@@ -155,6 +154,8 @@ def test_every_environment_errno_is_one_line_with_its_fix(code: int, tmp_path):
     """The errors a full disk, a quota, a read-only mount, a permission or ``ulimit -f``
     give: recognised on the exception (with its cause) and in a nipype crash file, named with
     the folder and the fix; other errors are not."""
+    from bids_stroke.write_errors import environment_error, environment_error_in_text
+
     path = tmp_path / "out" / "sub-01" / "x.nii.gz"
     try:
         raise RuntimeError("wrapped") from OSError(code, os.strerror(code), str(path))

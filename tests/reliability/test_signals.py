@@ -46,27 +46,32 @@ def _staging(out: Path) -> bool:
     return folder.is_dir() and any(folder.iterdir())
 
 
-def _unet_running(work: Path) -> bool:
-    return any(p.name == "unet" for p in work.glob("bids_stroke_wf/*/segment_wf/*/*"))
-
-
-def _run_until(argv: list[str], trigger: Callable[[Path], bool], log: Path, delay: float,
-               signum: int) -> tuple[int, str, set[str], float]:
+def _run_until(argv: list[str], trigger: Callable[[Path], bool] | str, log: Path,
+               delay: float, signum: int) -> tuple[int, str, set[str], float]:
     """Start a run, wait for ``trigger(log)``, wait ``delay`` s, send ``signum`` to its process
-    group; returns (exit code, stderr, manifests at the signal, seconds until it ended)."""
+    group; returns (exit code, stderr, manifests at the signal, seconds until it ended). A
+    ``trigger`` string arms the fault hook instead (``node-<Interface>:TERM``: the process
+    signals itself inside that running node, where nipype catches every exception)."""
+    env = {**cli_env(), **({"BIDS_STROKE_FAULT": trigger} if isinstance(trigger, str) else {})}
     with log.open("w") as err:
         proc = subprocess.Popen(cli_command(argv), stdout=subprocess.DEVNULL, stderr=err,
-                                env=cli_env(), start_new_session=True)
+                                env=env, start_new_session=True)
     try:
-        hit = wait_for(lambda: trigger(log) or proc.poll() is not None, timeout=240,
-                       interval=0.01)
-        time.sleep(delay)
-        assert hit and proc.poll() is None, f"the run ended first:\n{log.read_text()[-3000:]}"
-        at_signal = _manifests(Path(argv[1]))
-        os.killpg(proc.pid, signum)
-        t0 = time.monotonic()
-        code = proc.wait(timeout=60)
-        took = time.monotonic() - t0
+        if isinstance(trigger, str):
+            at_signal, t0 = _manifests(Path(argv[1])), time.monotonic()
+            code = proc.wait(timeout=240)
+            took = 0.0
+        else:
+            hit = wait_for(lambda: trigger(log) or proc.poll() is not None, timeout=240,
+                           interval=0.01)
+            time.sleep(delay)
+            assert hit and proc.poll() is None, \
+                f"the run ended first:\n{log.read_text()[-3000:]}"
+            at_signal = _manifests(Path(argv[1]))
+            os.killpg(proc.pid, signum)
+            t0 = time.monotonic()
+            code = proc.wait(timeout=60)
+            took = time.monotonic() - t0
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -90,7 +95,8 @@ def test_signals_at_a_spread_of_moments_then_resume(reference_run: dict, models,
 
     kills = [  # (signal, moment, delay after it)
         (signal.SIGINT, said("[bids_stroke] INFO: Model:"), 0.0),  # discovery / input check
-        (signal.SIGTERM, lambda _: _unet_running(work), 0.0),  # a node (the segmentation)
+        (signal.SIGTERM, "node-SegmentImage:TERM", 0.0),  # inside a node (segmentation)
+        (signal.SIGTERM, said("INFO: Progress: 0/"), 0.3),  # the process group, a node
         (signal.SIGKILL, lambda _: _staging(out), 0.0),  # a commit starts
         (signal.SIGTERM, lambda _: _staging(out), 0.05),  # in the middle of a commit
         (signal.SIGKILL, lambda _: len(_manifests(out)) >= 1, 0.2),  # between subjects

@@ -193,14 +193,19 @@ def test_linked_state_folder_is_refused_and_what_it_points_to_kept(make_bids, tm
     assert (theirs / "sub-r001s001_ses-1.run.1" / "data.txt").read_text() == "theirs"
 
 
-def test_linked_work_lock_is_refused(make_bids, tmp_path, models, capsys):
+@pytest.mark.parametrize("name", [".bids_stroke-work.lock", "bids_stroke_wf/d3.js"])
+def test_link_planted_in_the_work_folder_is_refused(name, make_bids, tmp_path, models,
+                                                     capsys):
+    """The work folder's lock, or a file nipype writes by a fixed name (and without
+    O_NOFOLLOW), replaced by a link to someone's file: refused, the file intact."""
     bids, work = make_bids(1), tmp_path / "work"
-    work.mkdir()
     precious = tmp_path / "precious.txt"
     precious.write_text("keep")
-    (work / ".bids_stroke-work.lock").symlink_to(precious)
+    (work / name).parent.mkdir(parents=True, exist_ok=True)
+    (work / name).symlink_to(precious)
     res = run_inprocess(participant_args(bids, tmp_path / "out", work, models["random"]),
                         capsys)
     assert precious.read_text() == "keep"
     assert res.code == 73, res.stderr[-3000:]
-    assert_error_line(res.stderr, ".bids_stroke-work.lock is a symbolic link")
+    assert_error_line(res.stderr, f"{work / name}")
+    assert_error_line(res.stderr, "symbolic link")
