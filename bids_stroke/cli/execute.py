@@ -42,7 +42,9 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
             preflight_failures: Sequence = (), warnings: Sequence[str] = ()) -> list[str]:
     """Run the graph; returns the keys of the inputs that were not committed by this run.
 
-    Raises :class:`CLIError` (exit 130/143) when a signal stops the run.
+    Raises :class:`bids_stroke.interrupt.Interrupted` when a signal stops the run (the entry
+    point prints its one line, exit 130/143), :class:`CLIError` with exit 73 when nodes failed
+    because a write failed (full disk, quota, read-only or forbidden folder, ``ulimit -f``).
     """
     from bids_stroke import interrupt, runner
     from bids_stroke.commit import read_manifest
