@@ -38,6 +38,14 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _named(exc: OSError, path: Path) -> OSError:
+    """``exc`` naming ``path`` when it names no file (``write()`` on a full disk names none,
+    and the one-line error must say which folder to free)."""
+    if exc.filename is not None or exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror, str(path))
+
+
 def _commit_tmp(tmp: str, path: Path, mode: int) -> None:
     os.chmod(tmp, mode)
     os.replace(tmp, path)
@@ -54,6 +62,13 @@ def atomic_write_bytes(path: Path | str, data: bytes, *, mode: int = 0o644) -> P
             fh.flush()
             os.fsync(fh.fileno())
         _commit_tmp(tmp, path, mode)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        named = _named(exc, path)
+        if named is exc:
+            raise
+        raise named from exc
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -98,6 +113,13 @@ def atomic_copy(src: Path | str, dst: Path | str) -> Path:
             out.flush()
             os.fsync(out.fileno())
         _commit_tmp(tmp, dst, 0o644)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        named = _named(exc, dst)
+        if named is exc:
+            raise
+        raise named from exc
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -29,8 +29,18 @@ same condition (then exactly that condition's files and rows are replaced) or ``
 removes it (listed in the log). Conditions made with another model or other result-changing
 settings are never silently mixed with new ones (:func:`plan_conditions`).
 
+Everything under ``OUT/.bids_stroke`` is untrusted input (OUT is often writable by colleagues
+and other tools): a journal is checked against its schema and every path in it must stay in its
+folder (staging under ``staging/``, targets in the subject's own folder or its report) before
+anything is moved or deleted; a journal that fails is moved aside to ``quarantine/``
+(:class:`JournalRejected`) and nothing is touched. Manifests are checked the same way, the
+state folders must not be links (:func:`check_state`), locks refuse links
+(:mod:`bids_stroke.state_files`). SIGTERM/SIGINT wait for the end of a commit
+(:func:`bids_stroke.interrupt.deferred`).
+
 Tests arm a fault-injection hook with ``BIDS_STROKE_FAULT=<step>`` (see :data:`STEPS`): the
-process kills itself (SIGKILL) right after that step. Pure module (no nipype).
+process kills itself (SIGKILL) right after that step, or sends itself SIGTERM with
+``BIDS_STROKE_FAULT=<step>:TERM`` (:func:`fault`). Pure module (no nipype).
 """
 
 from __future__ import annotations
@@ -41,17 +51,21 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import signal
+import stat
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bids_stroke.atomic import atomic_write_json, fsync_dir
 from bids_stroke.digest import file_sha256
+from bids_stroke.interrupt import deferred
+from bids_stroke.state_files import UnsafeStateError, confined, is_plain_relative, real_dir
 
 FORMAT = "bids_stroke-subject-manifest"
 FORMAT_VERSION = 1
@@ -62,6 +76,16 @@ STEPS = ("staged", "journal", "move", "deleted", "manifest", "done")
 
 class CommitError(RuntimeError):
     """A commit cannot be made or recovered (one-line message naming the subject)."""
+
+
+class JournalRejected(CommitError):
+    """A commit journal failed its checks: it was moved to ``quarantine`` and nothing it
+    lists was moved or deleted (bad data in OUT: exit 65 for that subject)."""
+
+
+#: a subject key (``sub-X[_ses-Y][_acq-..][_rec-..][_run-..]``) as file names carry it
+KEY_RE = re.compile(r"sub-[A-Za-z0-9]+(?:_[a-z]+-[A-Za-z0-9]+)*")
+STATE_FOLDERS = ("subjects", "journal", "staging", "locks", "quarantine")
 
 
 # ----------------------------------------------------------------------------- paths
@@ -83,6 +107,20 @@ def lock_path(out: Path, key: str) -> Path:
 
 def staging_root(out: Path) -> Path:
     return state_dir(out) / "staging"
+
+
+def quarantine_dir(out: Path) -> Path:
+    return state_dir(out) / "quarantine"
+
+
+def check_state(out: Path) -> None:
+    """Refuse (:class:`UnsafeStateError`) a state folder that is a link to elsewhere."""
+    for folder in (state_dir(out), *(state_dir(out) / n for n in STATE_FOLDERS)):
+        if folder.is_symlink():
+            raise UnsafeStateError(
+                f"{folder} is a symbolic link: bids_stroke never writes through a link in its "
+                "state folder; remove the link (someone or another tool put it there) and "
+                "re-run")
 
 
 # ----------------------------------------------------------------------------- data
@@ -155,8 +193,13 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
-        if data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
+        if not isinstance(data, Mapping) or data.get("format") != FORMAT \
+                or data.get("format_version") != FORMAT_VERSION:
             raise ValueError("not a bids_stroke subject manifest of a known version")
+        rels = [*data["files"], *data.get("tables", {}).values()]
+        bad = [r for r in rels if not is_plain_relative(r)]
+        if bad:
+            raise ValueError(f"file name {bad[0]!r} is not a plain path inside OUT")
         return cls(
             key=str(data["key"]),
             files={str(k): dict(v) for k, v in data["files"].items()},
@@ -174,33 +217,27 @@ def read_manifest(out: Path, key: str) -> Manifest | None:
     if not path.is_file():
         return None
     try:
-        return Manifest.from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        manifest = Manifest.from_dict(json.loads(path.read_text()))
+        if manifest.key != key:
+            raise ValueError(f"it describes {manifest.key!r}")
+        return manifest
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CommitError(f"{path}: unreadable manifest ({exc}); remove the subject's "
                           "outputs and re-run it") from exc
 
 
 # ----------------------------------------------------------------------------- fault hook
-def _fault(step: str) -> None:
-    """Kill this process right after ``step`` when the tests armed ``BIDS_STROKE_FAULT``."""
+def fault(step: str) -> None:
+    """Kill this process right after ``step`` when the tests armed ``BIDS_STROKE_FAULT``
+    (``<step>``: SIGKILL; ``<step>:TERM``: SIGTERM, which waits for the end of the commit).
+    Besides the commit steps, every checksummed interface calls it as ``node-<class>`` when
+    its computation has ended, inside nipype's handling of the node."""
     armed = os.environ.get("BIDS_STROKE_FAULT")
-    if armed and armed == step:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM until the block ends (a commit is never cut by a signal)."""
-    sigs = {signal.SIGINT, signal.SIGTERM}
-    try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    except (ValueError, OSError):  # not the main thread of the interpreter
-        yield
+    if not armed:
         return
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    name, _, how = armed.partition(":")
+    if name == step:
+        os.kill(os.getpid(), signal.SIGTERM if how == "TERM" else signal.SIGKILL)
 
 
 # ----------------------------------------------------------------------------- tables
@@ -272,12 +309,17 @@ def plan_conditions(previous: Manifest | None, new: Sequence[ConditionRecord], *
 def _stage(out: Path, key: str, run_uuid: str, files: Sequence[PlannedFile],
            tables: Sequence[PlannedTable], previous: Manifest | None,
            drop: Sequence[str]) -> tuple[Path, dict[str, dict[str, Any]]]:
-    staging = staging_root(out) / f"{key}.{run_uuid}.{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
+    staging = real_dir(staging_root(out)) / f"{key}.{run_uuid}.{uuid.uuid4().hex[:8]}"
+    staging.mkdir(mode=0o700)  # nobody else writes into it
     try:
         return staging, _fill(staging, out, files, tables, previous, drop)
-    except BaseException:
+    except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)  # e.g. a full disk: leave nothing behind
+        if exc.filename is None:  # a write() that failed names no file: name the folder
+            raise type(exc)(exc.errno, exc.strerror, str(staging)) from exc
+        raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
@@ -335,11 +377,12 @@ def commit_subject(
     Returns the new manifest and the files the commit removed (listed by the caller).
     """
     out = Path(out)
+    check_state(out)
     recover(out, key)
     previous = read_manifest(out, key)
-    with _signals_deferred():
+    with deferred():
         staging, entries = _stage(out, key, run_uuid, files, tables, previous, plan.remove)
-        _fault("staged")
+        fault("staged")
         files_now: dict[str, dict[str, Any]] = {}
         deletes: list[str] = []
         if previous is not None:
@@ -364,14 +407,113 @@ def commit_subject(
         )
         journal = {"staging": staging.name, "moves": sorted(entries), "deletes": sorted(deletes),
                    "manifest": manifest.to_dict()}
+        try:
+            check_journal(out, key, journal)
+        except (UnsafeStateError, ValueError) as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise CommitError(f"{key}: refusing to commit: {exc}") from None
         atomic_write_json(journal_path(out, key), journal)
-        _fault("journal")
+        fault("journal")
         _apply(out, key, journal)
     return manifest, sorted(deletes)
 
 
+# ----------------------------------------------------------------------------- journal checks
+def _subject_folder(key: str) -> str:
+    return key.split("_", 1)[0]
+
+
+def _strings(journal: Mapping[str, Any], name: str) -> list[str]:
+    value = journal.get(name)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"'{name}' is not a list of file names")
+    return value
+
+
+def _target(out: Path, key: str, rel: str) -> Path:
+    """``OUT/rel`` when ``rel`` may be written by ``key``'s commit: a file of the subject's
+    own folder (``sub-X/...``, or ``<label>/sub-X/...`` in an export's condition datasets) or
+    its report (a subject), a group file (the group level)."""
+    if not is_plain_relative(rel):
+        raise ValueError(f"{rel!r} is not a plain relative path")
+    parts = rel.split("/")
+    if key == GROUP_KEY:
+        if parts[0].startswith("sub-") or parts[0] == STATE_DIR:
+            raise ValueError(f"{rel!r} is not a group-level file")
+        return confined(out, rel)
+    folder = _subject_folder(key)
+    if len(parts) > 1 and parts[0] == folder:
+        return confined(out, rel, folder)
+    if len(parts) > 2 and parts[1] == folder and not parts[0].startswith(("sub-", ".")):
+        return confined(out, rel, f"{parts[0]}/{folder}")
+    if len(parts) == 1 and rel.endswith(".html") and rel.startswith((f"{folder}_",
+                                                                     f"{folder}.")):
+        return confined(out, rel)
+    raise ValueError(f"{rel!r} is not inside {folder}/ (nor its report)")
+
+
+def check_journal(out: Path, key: str, journal: Any) -> None:
+    """Refuse (``ValueError``/:class:`UnsafeStateError`) a journal that is not exactly what
+    :func:`commit_subject` or :func:`commit_group` writes for ``key``: unknown keys, a staging
+    folder of another subject or outside ``staging/``, a move or deletion outside the
+    subject's folder, a staged file that is not a regular file, a manifest of another key."""
+    if key != GROUP_KEY and not KEY_RE.fullmatch(key):
+        raise ValueError(f"{key!r} is not a subject key")
+    if not isinstance(journal, Mapping):
+        raise ValueError("not a JSON object")
+    allowed = {"staging", "moves", "deletes", "manifest", "manifest_rel"}
+    unknown = sorted(set(journal) - allowed)
+    if unknown or not {"staging", "moves", "deletes", "manifest"} <= set(journal):
+        raise ValueError(f"unexpected or missing entries ({', '.join(unknown) or 'missing'})")
+    name = journal["staging"]
+    if not (isinstance(name, str) and name.startswith(f"{key}.") and "/" not in name
+            and is_plain_relative(name)):
+        raise ValueError(f"staging folder {name!r} is not one of {key}")
+    staging = confined(staging_root(out), name)
+    if staging.is_symlink():
+        raise UnsafeStateError(f"{staging} is a symbolic link")
+    moves, deletes = _strings(journal, "moves"), _strings(journal, "deletes")
+    for rel in moves:
+        _target(out, key, rel)
+        src = confined(staging, rel)
+        try:
+            mode = os.lstat(src).st_mode
+        except FileNotFoundError:
+            continue  # already moved
+        if not stat.S_ISREG(mode):
+            raise UnsafeStateError(f"staged {src} is not a regular file")
+    for rel in deletes:
+        _target(out, key, rel)
+    manifest = journal["manifest"]
+    if key == GROUP_KEY:
+        if journal.get("manifest_rel") != f"{STATE_DIR}/group.json" or not (
+                isinstance(manifest, Mapping) and manifest.get("key") == GROUP_KEY
+                and isinstance(manifest.get("files"), Mapping)):
+            raise ValueError("not a group-level journal")
+        files = set(manifest["files"])
+    else:
+        if "manifest_rel" in journal:
+            raise ValueError("'manifest_rel' belongs to the group level")
+        parsed = Manifest.from_dict(manifest)
+        if parsed.key != key:
+            raise ValueError(f"its manifest describes {parsed.key!r}")
+        files = set(parsed.files)
+    if not set(moves) <= files or set(deletes) & files:
+        raise ValueError("its moves and deletions disagree with its manifest")
+
+
+def _quarantine(out: Path, key: str, path: Path, reason: str) -> JournalRejected:
+    folder = real_dir(quarantine_dir(out))
+    dest = folder / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.{uuid.uuid4().hex[:6]}"
+    os.replace(path, dest)  # moves a link itself, never what it points to
+    return JournalRejected(
+        f"{key}: the commit journal {path} failed its checks ({reason}); nothing it lists was "
+        f"moved or deleted; it was moved to {dest}: check who writes into "
+        f"{state_dir(out)}, then re-run")
+
+
 def _apply(out: Path, key: str, journal: Mapping[str, Any]) -> None:
-    """Roll a journal forward (idempotent: a move already done is skipped)."""
+    """Roll a checked journal forward (idempotent: a move already done is skipped)."""
     staging = staging_root(out) / str(journal["staging"])
     folders: set[Path] = set()
     for rel in journal["moves"]:
@@ -380,49 +522,72 @@ def _apply(out: Path, key: str, journal: Mapping[str, Any]) -> None:
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
             folders.add(dst.parent)
-            _fault("move")
+            fault("move")
     for rel in journal["deletes"]:
         with contextlib.suppress(FileNotFoundError):
             (out / rel).unlink()
-    _fault("deleted")
+    fault("deleted")
     for folder in folders:
         fsync_dir(folder)
     target = (out / journal["manifest_rel"]) if journal.get("manifest_rel") else \
         manifest_path(out, key)
     atomic_write_json(target, journal["manifest"])
-    _fault("manifest")
+    fault("manifest")
     journal_path(out, key).unlink()
     shutil.rmtree(staging, ignore_errors=True)
-    _fault("done")
+    fault("done")
 
 
 def recover(out: Path, key: str) -> bool:
-    """Finish an interrupted commit of ``key`` (caller holds the lock); True if one was."""
+    """Finish an interrupted commit of ``key`` (caller holds the lock); True if one was.
+
+    A journal that fails :func:`check_journal` (or is unreadable, or a link) is moved to
+    ``quarantine/`` and :class:`JournalRejected` raised: nothing it lists is touched.
+    """
+    out = Path(out)
     path = journal_path(out, key)
-    if not path.is_file():
+    if not (path.is_file() or path.is_symlink()):
         return False
+    check_state(out)
     try:
+        if path.is_symlink():
+            raise UnsafeStateError("it is a symbolic link")
         journal = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise CommitError(f"{path}: unreadable commit journal ({exc}); remove it and the "
-                          f"subject {key}'s outputs, then re-run it") from exc
-    with _signals_deferred():
-        _apply(Path(out), key, journal)
+        check_journal(out, key, journal)
+    except (UnicodeDecodeError, ValueError, UnsafeStateError, KeyError, TypeError) as exc:
+        raise _quarantine(out, key, path, str(exc)) from None
+    except OSError as exc:
+        raise CommitError(f"{path}: unreadable commit journal ({exc.strerror}); fix the "
+                          "permissions of the state folder, then re-run") from exc
+    with deferred():
+        _apply(out, key, journal)
     return True
+
+
+def staging_key(name: str) -> str | None:
+    """The key a staging folder name ``<key>.<run>.<n>`` belongs to (``None``: not one)."""
+    key = name.split(".", 1)[0]
+    return key if (key == GROUP_KEY or KEY_RE.fullmatch(key)) and "." in name else None
 
 
 def remove_stale_staging(out: Path, is_free: Any) -> list[Path]:
     """Remove staging folders whose subject lock is free (``is_free(key) -> bool``)."""
-    removed = []
+    removed: list[Path] = []
+    check_state(out)
     root = staging_root(out)
     if not root.is_dir():
         return removed
     for folder in sorted(root.iterdir()):
-        key = folder.name.split(".", 1)[0]
+        key = staging_key(folder.name)
+        if key is None:
+            continue  # not ours: left alone
         if journal_path(out, key).exists():
             continue  # belongs to a commit that recovery will finish
         if is_free(key):
-            shutil.rmtree(folder, ignore_errors=True)
+            if folder.is_symlink() or not folder.is_dir():
+                folder.unlink()  # the link itself, never what it points to
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
 
@@ -430,11 +595,17 @@ def remove_stale_staging(out: Path, is_free: Any) -> list[Path]:
 # ----------------------------------------------------------------------------- readers
 @dataclass(frozen=True)
 class SubjectState:
-    """A subject as ``group`` sees it: committed (with its manifest) or skipped (why)."""
+    """A subject as ``group`` sees it: committed (with its manifest) or skipped (why).
+
+    ``reason`` is a few words for the one-line list of incomplete images; ``problem`` the
+    full sentence. ``quarantined``: its journal failed the checks (bad data in OUT).
+    """
 
     key: str
     manifest: Manifest | None
     problem: str | None = None
+    reason: str = ""
+    quarantined: bool = False
 
 
 def verify_file(out: Path, manifest: Manifest, rel: str) -> str | None:
@@ -450,49 +621,89 @@ def verify_file(out: Path, manifest: Manifest, rel: str) -> str | None:
     return None
 
 
-def committed_subjects(out: Path, *, recover_free: bool = True) -> list[SubjectState]:
-    """Every subject of OUT with a manifest or a journal, committed or skipped with a reason.
+def _keys(out: Path) -> tuple[set[str], set[str], set[str]]:
+    """Keys with a manifest, with a journal, with a staging folder."""
+    state = state_dir(out)
+    manifests = {p.stem for p in (state / "subjects").glob("*.json") if KEY_RE.fullmatch(p.stem)}
+    journals = {p.stem for p in (state / "journal").glob("*.json") if p.stem != GROUP_KEY}
+    root = staging_root(out)
+    staged = {k for p in (root.iterdir() if root.is_dir() else ())
+              if (k := staging_key(p.name)) is not None and k != GROUP_KEY}
+    return manifests, journals, staged
 
-    Interrupted commits whose lock is free are finished first (``recover_free``); a subject a
-    live run is committing right now is skipped ("being written"). The tables a manifest lists
-    are checked against their checksums.
+
+def _failed_folders(out: Path, keys: set[str]) -> list[str]:
+    """Subject folders with crash files and no committed image at all (a failed run)."""
+    seen = {_subject_folder(k) for k in keys}
+    failed = []
+    with os.scandir(out) as entries:
+        for e in entries:
+            if (e.name.startswith("sub-") and KEY_RE.fullmatch(e.name) and e.name not in seen
+                    and e.is_dir(follow_symlinks=False) and (Path(e.path) / "log").is_dir()):
+                failed.append(e.name)
+    return sorted(failed)
+
+
+def committed_subjects(out: Path, *, recover_free: bool = True) -> list[SubjectState]:
+    """Every image of OUT with a manifest, a journal or a staging folder, committed or skipped
+    with a reason, and subject folders holding only crash files (a failed run).
+
+    Interrupted commits whose lock is free are finished first (``recover_free``); a journal
+    that fails its checks is quarantined; a subject a live run is committing right now is
+    skipped ("being written"). The tables a manifest lists are checked against their
+    checksums.
     """
-    from bids_stroke.locks import FileLock, LockBusyError
+    from bids_stroke.locks import FileLock, LockBusyError, is_locked
 
     out = Path(out)
-    keys = {p.stem for p in (state_dir(out) / "subjects").glob("*.json")}
-    keys |= {p.stem for p in (state_dir(out) / "journal").glob("*.json")
-             if not p.stem.startswith("_")}  # "_group": the group level's own commit
+    check_state(out)
+    manifests, journals, staged = _keys(out)
     states = []
-    for key in sorted(keys):
-        if journal_path(out, key).exists():
+    for key in sorted(manifests | journals | staged):
+        if key in journals:
             if not recover_free:
-                states.append(SubjectState(key, None, "a commit is unfinished"))
+                states.append(SubjectState(key, None, "a commit is unfinished", "unfinished"))
                 continue
-            lock = FileLock(lock_path(out, key), run="group-recovery")
             try:
-                lock.acquire(timeout=0)
+                lock = FileLock(lock_path(out, key), run="group-recovery").acquire(timeout=0)
             except LockBusyError:
-                states.append(SubjectState(key, None, "being written by a live run"))
+                states.append(SubjectState(key, None, "being written by a live run",
+                                           "being written"))
+                continue
+            except UnsafeStateError as exc:
+                states.append(SubjectState(key, None, str(exc), "unsafe lock file"))
                 continue
             try:
                 recover(out, key)
+            except JournalRejected as exc:
+                states.append(SubjectState(key, None, str(exc), "journal quarantined", True))
+                continue
             except (CommitError, OSError) as exc:
-                states.append(SubjectState(key, None, str(exc)))
+                states.append(SubjectState(key, None, str(exc), "unfinished commit"))
                 continue
             finally:
                 lock.release()
         try:
             manifest = read_manifest(out, key)
         except CommitError as exc:
-            states.append(SubjectState(key, None, str(exc)))
+            states.append(SubjectState(key, None, str(exc), "unreadable manifest"))
             continue
         if manifest is None:
+            if key in staged and KEY_RE.fullmatch(key):
+                live = is_locked(lock_path(out, key))
+                states.append(SubjectState(
+                    key, None, "being written by a live run" if live else
+                    "left uncommitted by an interrupted run (its staging folder remains)",
+                    "being written" if live else "interrupted"))
             continue
         problems = [p for rel in manifest.tables.values()
                     if (p := verify_file(out, manifest, rel)) is not None]
         states.append(SubjectState(key, manifest if not problems else None,
-                                   problems[0] if problems else None))
+                                   problems[0] if problems else None,
+                                   problems[0] if problems else ""))
+    for folder in _failed_folders(out, manifests | journals | staged):
+        states.append(SubjectState(folder, None, f"its participant level failed (crash files "
+                                   f"under {folder}/log/)", "failed"))
     return states
 
 
@@ -502,8 +713,9 @@ GROUP_KEY = "_group"
 
 def group_staging(out: Path, run_uuid: str) -> Path:
     """A fresh staging folder for the group level's files (same filesystem as OUT)."""
-    folder = staging_root(out) / f"{GROUP_KEY}.{run_uuid}.{uuid.uuid4().hex[:8]}"
-    folder.mkdir(parents=True)
+    check_state(out)
+    folder = real_dir(staging_root(out)) / f"{GROUP_KEY}.{run_uuid}.{uuid.uuid4().hex[:8]}"
+    folder.mkdir(mode=0o700)
     return folder
 
 
@@ -517,10 +729,11 @@ def commit_group(out: Path, staged: Path, run_uuid: str) -> list[str]:
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "key": GROUP_KEY,
                 "run_uuid": run_uuid, "committed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "files": files}
-    with _signals_deferred():
+    with deferred():
         journal = {"staging": staged.name, "moves": rels, "deletes": [], "manifest": manifest,
                    "manifest_rel": f"{STATE_DIR}/group.json"}
+        check_journal(out, GROUP_KEY, journal)
         atomic_write_json(journal_path(out, GROUP_KEY), journal)
-        _fault("journal")
+        fault("journal")
         _apply(out, GROUP_KEY, journal)
     return rels

@@ -6,7 +6,10 @@ across PID namespaces (containers) on one machine. On network filesystems ``floc
 the NFS client maps it to NLM/NFSv4 locks (Linux >= 2.6.12); see the README.
 
 The lock file holds one JSON line describing the holder (host, pid, run, since) so that a
-refused run can say who holds it. Pure module (no nipype).
+refused run can say who holds it. It is opened with ``O_NOFOLLOW`` and must be a regular file
+with one link (:func:`bids_stroke.state_files.open_fixed`): a link planted in its place is
+refused (:class:`~bids_stroke.state_files.UnsafeStateError`), never followed nor truncated.
+Pure module (no nipype).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from bids_stroke.state_files import UnsafeStateError, open_fixed
 
 __all__ = ["FileLock", "LockBusyError", "holder_of", "is_locked"]
 
@@ -36,10 +41,12 @@ class LockBusyError(RuntimeError):
 def holder_of(path: Path) -> str:
     """Human description of the process recorded in a lock file (best effort)."""
     try:
-        info = json.loads(Path(path).read_text() or "{}")
+        fd = open_fixed(path, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as fh:
+            info = json.loads(fh.read(4096).decode() or "{}")
         return (f"run {info.get('run', '?')} (pid {info.get('pid', '?')} on "
                 f"{info.get('host', '?')}, since {info.get('since', '?')})")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, UnsafeStateError):
         return "another bids_stroke run"
 
 
@@ -60,7 +67,7 @@ class FileLock:
         if self._fd is not None:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_fixed(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             try:
@@ -102,13 +109,14 @@ class FileLock:
 
 
 def is_locked(path: Path) -> bool:
-    """True when a live process holds ``path`` (the check takes and drops the lock)."""
-    if not Path(path).exists():
+    """True when a live process holds ``path`` (the check takes and drops the lock); a lock
+    file that is not a plain file (a planted link) counts as held: nothing of it is touched."""
+    if not Path(path).exists() and not Path(path).is_symlink():
         return False
     probe = FileLock(path)
     try:
         probe.acquire(timeout=0)
-    except LockBusyError:
+    except (LockBusyError, UnsafeStateError):
         return True
     probe.release()
     return False

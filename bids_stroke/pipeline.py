@@ -159,15 +159,19 @@ def validate_pipeline(data: Any, source: str = "<study>") -> Pipeline:
     if not isinstance(conditions, list) or not conditions:
         raise PipelineError(f"{source}: 'conditions' must be a non-empty list of condition specs")
     study = dict(data)
-    study["name"] = str(data.get("name") or Path(source).stem)
-    study["description"] = str(data.get("description", "") or "").strip()
+    # values reach the settings' checks as written (a list as name is refused, not str()-ed)
+    name, description = data.get("name"), data.get("description")
+    study["name"] = Path(source).stem if name is None or name == "" else name
+    study["description"] = (description.strip() if isinstance(description, str)
+                            else "" if description is None else description)
     study["source"] = source
     compare = (data.get("group") or {}).get("compare") if isinstance(data.get("group"),
                                                                      Mapping) else None
     if isinstance(compare, Mapping):  # relative folders are relative to the study file
         base = Path(source).parent
         study["group"] = {**data["group"], "compare": {
-            k: str(v if Path(str(v)).is_absolute() else (base / str(v)).absolute())
+            k: (v if not isinstance(v, str) or Path(v).is_absolute()
+                else str((base / v).absolute()))
             for k, v in compare.items()}}
     try:
         settings = settings_from_layers(study, study_where=source)

@@ -98,6 +98,30 @@ class _Handler(logging.StreamHandler):
             self.handleError(record)
 
 
+class _NodeTracebacks(logging.Filter):
+    """nipype logs a failed node's traceback with its error: the terminal gets the first line
+    (the crash file, named there, has the rest; ``-vv`` shows it all). After SIGTERM/SIGINT
+    nipype's records about the node it was running are dropped: the run prints one line."""
+
+    def __init__(self, full: bool) -> None:
+        super().__init__()
+        self.full = full
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("nipype"):
+            return True
+        from bids_stroke.interrupt import received
+
+        if received() is not None:
+            return False
+        if not self.full:
+            text = record.getMessage()
+            if "\n" in text or record.exc_info:
+                record.msg, record.args = text.split("\n", 1)[0], None
+                record.exc_info = record.exc_text = None
+        return True
+
+
 def _showwarning(message, category, filename, lineno, file=None, line=None) -> None:
     """Python warnings as one log line: ``WARNING: UserWarning: text (file.py:12)``."""
     where = f"{os.path.basename(str(filename))}:{lineno}"
@@ -137,6 +161,7 @@ def setup_logging(
     """
     handler = _Handler(stream if stream is not None else sys.stderr)
     handler.setFormatter(_Formatter())
+    handler.addFilter(_NodeTracebacks(full=verbose >= 2))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -330,6 +355,10 @@ class ParticipantProgress:
                 self._started_nodes.add(key)
                 return
             if status == "exception":
+                from bids_stroke.interrupt import received
+
+                if received() is not None:
+                    return  # the node was cut by SIGTERM/SIGINT: not a failure
                 if sub is not None and sub not in self.failed:
                     self.failed.add(sub)
                     self._log.error("%s: node %s failed", sub,
@@ -456,8 +485,10 @@ class ParticipantProgress:
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
-        if self._t0 is None or self._resolved_mode() == "off":
-            return
+        from bids_stroke.interrupt import received
+
+        if self._t0 is None or self._resolved_mode() == "off" or received() is not None:
+            return  # interrupted: the run's one line says so
         ok = len(self.names) - len(self.failed)
         self._log.info(
             "Progress summary: %d/%d segmentations in %s (%d cached); %d/%d subject(s) ok%s",

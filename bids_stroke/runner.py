@@ -11,40 +11,27 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import shutil
-import signal
-import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from bids_stroke import interrupt
+from bids_stroke.interrupt import Interrupted
+
+__all__ = ["Interrupted", "configure_nipype", "distribute_crash_files", "make_plugin",
+           "run_graph", "scan_work_dir", "signals_raise"]
+
 LOGGER = logging.getLogger("bids_stroke.runner")
-
-
-class Interrupted(BaseException):
-    """SIGTERM/SIGINT arrived while the graph was running (``signum`` says which)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 @contextlib.contextmanager
 def signals_raise() -> Iterator[None]:
-    """Turn SIGTERM and SIGINT into :class:`Interrupted` in the main thread for the block."""
-    if threading.current_thread() is not threading.main_thread():
+    """SIGTERM and SIGINT become :class:`Interrupted` for the block (unless an enclosing
+    block, the command line's, already handles them: :func:`bids_stroke.interrupt.handled`)."""
+    with interrupt.handled():
         yield
-        return
-
-    def handler(signum: int, _frame: Any) -> None:
-        raise Interrupted(signum)
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def configure_nipype(crash_dir: Path, *, stop_on_first_crash: bool) -> None:
@@ -96,21 +83,38 @@ def make_plugin(plugin: Mapping[str, Any] | None, callback: Any) -> Any:
     return cls(plugin_args=args)
 
 
+class _Checking:
+    """A status callback that stops the run at the next node boundary once a signal arrived
+    (nipype turns an exception raised inside a node, :class:`Interrupted` included, into a
+    failed node and goes on with the next one). Picklable: nipype pickles nodes with it."""
+
+    def __init__(self, callback: Any) -> None:
+        self.callback = callback
+
+    def __call__(self, node: Any, status: str, *args: Any, **kwargs: Any) -> None:
+        if self.callback is not None:
+            self.callback(node, status, *args, **kwargs)
+        interrupt.check()
+
+
 def run_graph(wf: Any, plugin: Mapping[str, Any] | None, callback: Any) -> str | None:
-    """Run ``wf``; returns ``None`` or the first line of the error that stopped nipype.
+    """Run ``wf``; returns ``None`` or the error that stopped nipype (its full text).
 
     Raises :class:`Interrupted` after stopping every worker when a signal arrives.
     """
-    runner = make_plugin(plugin, callback)
+    runner = make_plugin(plugin, _Checking(callback))
     try:
         with signals_raise():
-            wf.run(plugin=runner)
+            try:
+                wf.run(plugin=runner)
+            finally:
+                interrupt.check()  # a signal swallowed by nipype still stops the run
     except Interrupted:
         _kill_workers(runner)
         raise
     except Exception as exc:  # Linear re-raises the node's own exception type
         text = str(exc).strip()
-        return text.splitlines()[0] if text else type(exc).__name__
+        return text or type(exc).__name__
     return None
 
 
@@ -138,11 +142,16 @@ CHECKSUMS = "_outputs.sha256.json"
 
 
 def scan_work_dir(root: Path) -> list[Path]:
-    """Remove cached node folders that cannot be trusted; returns them.
+    """Remove cached node folders that cannot be trusted, and every node downstream of them;
+    returns them.
 
     A node folder is dropped (so nipype recomputes it) when its ``result_*.pklz`` cannot be
-    loaded or when a file our interfaces recorded in :data:`CHECKSUMS` changed since it was
-    written (e.g. a mask zeroed on disk). Nothing cached is ever copied into OUT unchecked.
+    loaded, when a file our interfaces recorded in :data:`CHECKSUMS` changed since it was
+    written (e.g. a mask zeroed on disk), when one of our interfaces left no record (deleted:
+    a partial cache) or when an output file its result names is missing. Then the chain is
+    invalidated as a whole: a MapNode whose sub-node was dropped, and every node whose inputs
+    (its hash file) name a file of a dropped folder, are dropped too, so no cached node is
+    ever given a recomputed or missing input. Nothing cached is copied into OUT unchecked.
     """
     from nipype.utils.filemanip import loadpkl
 
@@ -151,18 +160,84 @@ def scan_work_dir(root: Path) -> list[Path]:
     dropped: list[Path] = []
     if not root.is_dir():
         return dropped
+
+    def drop(node_dir: Path, reason: str) -> None:
+        LOGGER.warning("work folder: recomputing %s: %s", node_dir.relative_to(root), reason)
+        shutil.rmtree(node_dir, ignore_errors=True)
+        dropped.append(node_dir)
+
     for result in sorted(root.rglob("result_*.pklz")):
         node_dir = result.parent
-        reason = None
+        if any(node_dir.is_relative_to(d) for d in dropped) or not result.exists():
+            continue
         try:
-            loadpkl(result)
+            reason = verify_outputs(node_dir) or _incomplete(loadpkl(result), node_dir)
         except Exception as exc:  # corrupt gzip, truncated pickle, missing class...
             reason = f"cached result unreadable ({type(exc).__name__})"
-        if reason is None:
-            reason = verify_outputs(node_dir)
         if reason is not None:
-            LOGGER.warning("work folder: recomputing %s: %s", node_dir.relative_to(root),
-                           reason)
-            shutil.rmtree(node_dir, ignore_errors=True)
-            dropped.append(node_dir)
+            drop(node_dir, reason)
+    changed = bool(dropped)
+    while changed:  # downstream of what was dropped, until nothing more is
+        changed = False
+        for node_dir in _node_dirs(root):
+            if any(node_dir.is_relative_to(d) for d in dropped):
+                continue
+            why = _depends_on(node_dir, dropped)
+            if why is not None:
+                drop(node_dir, why)
+                changed = True
     return dropped
+
+
+def _node_dirs(root: Path) -> list[Path]:
+    """Node folders of the work folder (they hold a ``_0x<hash>.json`` hash file)."""
+    return sorted({p.parent for p in root.rglob("_0x*.json")})
+
+
+def _depends_on(node_dir: Path, dropped: list[Path]) -> str | None:
+    """Why ``node_dir`` must be recomputed with the ``dropped`` folders, or ``None``."""
+    for d in dropped:
+        if d.parent.name == "mapflow" and d.parent.parent == node_dir:
+            return f"its sub-node {d.name} is recomputed"
+    for hashfile in node_dir.glob("_0x*.json"):
+        try:
+            text = hashfile.read_text(errors="replace")
+        except OSError:
+            return "its hash file is unreadable"
+        for d in dropped:
+            if f"{d}{os.sep}" in text:
+                return f"an input comes from {d.name}, which is recomputed"
+    return None
+
+
+def _incomplete(result: Any, node_dir: Path) -> str | None:
+    """What is missing from a cached node (our checksum record, an output file)."""
+    from bids_stroke.interfaces.checksums import CHECKSUMS as RECORD
+    from bids_stroke.interfaces.checksums import ChecksummedInterface
+
+    iface = getattr(result, "interface", None)
+    if (isinstance(iface, type) and issubclass(iface, ChecksummedInterface)
+            and getattr(getattr(result, "runtime", None), "traceback", None) is None
+            and not (node_dir / RECORD).is_file()):
+        return f"its checksum record {RECORD} is missing"
+    outputs = getattr(result, "outputs", None)
+    try:  # a TraitedSpec, or a Bunch for a MapNode
+        values = ({} if outputs is None else outputs.dictcopy() if hasattr(outputs, "dictcopy")
+                  else outputs.get())
+    except Exception:  # an outputs object nipype cannot read back
+        return "its outputs cannot be read"
+    for name in _paths(values):
+        path = Path(name)
+        if path.is_absolute() and path.is_relative_to(node_dir) and not path.exists():
+            return f"{path.name} is missing"
+    return None
+
+
+def _paths(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [p for v in value for p in _paths(v)]
+    if isinstance(value, dict):
+        return [p for v in value.values() for p in _paths(v)]
+    return []

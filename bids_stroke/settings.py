@@ -241,10 +241,11 @@ def dataset_labels(value: Any) -> Any:
         raise ValueError(f"must be a mapping of LABEL: folder, got {value!r}")
     out = {}
     for label, folder in value.items():
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", str(label)) or not str(folder or "").strip():
+        if (not isinstance(label, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", label)
+                or not isinstance(folder, str) or not folder.strip()):
             raise ValueError(f"item {label}={folder!r} must be LABEL: folder (label: letters, "
-                             "digits, - or _)")
-        out[str(label)] = str(folder).strip()
+                             "digits, - or _; folder: a path)")
+        out[label] = text(folder).strip()
     if len(out) < 2:
         raise ValueError("needs at least two datasets")
     return frozen_json(out)
@@ -454,6 +455,8 @@ class GroupSettings:
         "digits.rank; null: exact binary comparison)")
     bland_altman: str = setting("log", choice("log", "raw"),
                                 "Bland-Altman scale: log (ratio of volumes) or raw (ml)")
+    strict: bool = setting(False, boolean, "refuse (exit 66, nothing written) when an image "
+                           "of OUT is incomplete instead of leaving it out")
 
 
 @dataclass(frozen=True)
@@ -467,6 +470,10 @@ class ExecutionSettings:
     omp_nthreads: int = setting(1, integer(1, 4096), "threads per process")
     mem_gb: float | None = setting(None, optional(number(0, 1e6, lo_open=True)),
                                    "memory limit (GB)")
+    max_image_gb: float | None = setting(
+        None, optional(number(0, 1e6, lo_open=True)),
+        "largest image data accepted (GB the header declares; default: 1 GiB or a quarter of "
+        "the memory, whichever is smaller)")
     plugin: Mapping[str, Any] | None = setting(None, optional(mapping), "nipype plugin")
     stop_on_first_crash: bool = setting(False, boolean, "stop at the first failing node")
     seed: int = setting(0, integer(0, 2**31 - 1), "seed for everything random")

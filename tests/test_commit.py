@@ -137,10 +137,13 @@ _CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.parametrize("how", ["KILL", "TERM"])
 @pytest.mark.parametrize("step", STEPS)
-def test_kill_at_every_commit_step_leaves_old_or_new(tmp_path, step):
+def test_kill_at_every_commit_step_leaves_old_or_new(tmp_path, step, how):
     """SIGKILL right after each step of a commit over an existing subject: a reader (group)
-    then sees exactly the old subject or exactly the new one, never a mix."""
+    then sees exactly the old subject or exactly the new one, never a mix. SIGTERM at the
+    same points waits for the end of the commit: the new subject, nothing left over, then
+    the signal takes effect (the child process dies of it)."""
     out = tmp_path / "out"
     _commit(out, tmp_path, ["native", "crude2"], "old")
     old = _tree(out)
@@ -155,9 +158,14 @@ def test_kill_at_every_commit_step_leaves_old_or_new(tmp_path, step):
     assert old != new
 
     code = _CHILD.format(tests=str(Path(__file__).parent), out=str(out), tmp=str(tmp_path))
-    env = {**os.environ, "BIDS_STROKE_FAULT": step}
+    env = {**os.environ, "BIDS_STROKE_FAULT": step if how == "KILL" else f"{step}:TERM"}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True)
-    assert proc.returncode == -9, proc.stderr.decode()[-500:]
+    if how == "TERM":
+        assert proc.returncode == -15, proc.stderr.decode()[-500:]
+        assert _tree(out) == new and not journal_path(out, KEY).exists()
+        assert not list(staging_root(out).iterdir())  # the commit ran to its end
+    else:
+        assert proc.returncode == -9, proc.stderr.decode()[-500:]
     states = committed_subjects(out)  # finishes an interrupted commit, as group does
     assert [s.key for s in states] == [KEY] and states[0].manifest is not None
     after = _tree(out)

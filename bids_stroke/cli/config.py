@@ -53,6 +53,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "nprocs": ("execution", "nprocs"),
     "omp_nthreads": ("execution", "omp_nthreads"),
     "mem_gb": ("execution", "mem_gb"),
+    "max_image_gb": ("execution", "max_image_gb"),
     "stop_on_first_crash": ("execution", "stop_on_first_crash"),
     "clean": ("execution", "clean"),
     "prepare": ("execution", "prepare"),
@@ -61,6 +62,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "compare": ("group", "compare"),
     "primary": ("group", "primary"),
     "margin": ("group", "margins"),
+    "strict": ("group", "strict"),
 }
 #: options whose value is a path made absolute before it is recorded
 PATH_OPTIONS = {"derivatives", "bids_database_dir", "model", "work_dir"}
@@ -75,10 +77,13 @@ class CLIError(RuntimeError):
 
 
 def cannot_write(folder: Path | str, exc: OSError, *, what: str = "") -> CLIError:
-    """The one-line error (exit 73) for a write that failed in ``folder`` (full disk, no
-    permission), with the fix; ``what`` prefixes it (e.g. ``"group level: "``)."""
-    return CLIError(f"{what}cannot write into {folder} ({exc.strerror or exc}): free space or "
-                    "fix permissions, then re-run", P.EXIT_CANT_CREATE)
+    """The one-line error (exit 73) for a write that failed in ``folder`` (full disk, quota,
+    read-only, no permission, file-size limit), with the fix for that failure; ``what``
+    prefixes it (e.g. ``"group level: "``)."""
+    from bids_stroke.write_errors import fix_for
+
+    return CLIError(f"{what}cannot write into {folder} ({exc.strerror or exc}): "
+                    f"{fix_for(exc.errno)}", P.EXIT_CANT_CREATE)
 
 
 def new_run_uuid() -> str:

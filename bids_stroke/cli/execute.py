@@ -42,18 +42,23 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
             preflight_failures: Sequence = (), warnings: Sequence[str] = ()) -> list[str]:
     """Run the graph; returns the keys of the inputs that were not committed by this run.
 
-    Raises :class:`CLIError` (exit 130/143) when a signal stops the run.
+    Raises :class:`bids_stroke.interrupt.Interrupted` when a signal stops the run (the entry
+    point prints its one line, exit 130/143), :class:`CLIError` with exit 73 when nodes failed
+    because a write failed (full disk, quota, read-only or forbidden folder, ``ulimit -f``).
     """
-    from bids_stroke import runner
+    from bids_stroke import interrupt, runner
     from bids_stroke.commit import read_manifest
     from bids_stroke.locks import FileLock, LockBusyError
     from bids_stroke.progress import ParticipantProgress, quiet_nipype
+    from bids_stroke.state_files import first_link
     from bids_stroke.workflows.base import init_bids_stroke_wf, subject_wf_name
 
     out = settings.data.output_dir
     run = settings.execution.run_uuid
     work, explicit = work_dir_of(settings)
     try:
+        if not explicit:
+            _private_parent(work.parent)
         work.mkdir(parents=True, exist_ok=True)
         work_lock = FileLock(work / ".bids_stroke-work.lock", run=run).acquire(timeout=0)
     except LockBusyError as exc:
@@ -65,6 +70,10 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
     try:
         settings.write(out / "logs")
         _write_preflight_logs(settings, preflight_failures)
+        planted = first_link(work)
+        if planted is not None:  # nipype would write through it (its files have fixed names)
+            raise CLIError(f"the work folder holds a symbolic link bids_stroke did not make: "
+                           f"{planted}; remove it or give another -w", P.EXIT_CANT_CREATE)
         runner.scan_work_dir(work / "bids_stroke_wf")
         crash_dir = work / "crash" / run
         runner.configure_nipype(crash_dir, stop_on_first_crash=settings.execution.
@@ -81,17 +90,13 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
         LOGGER.info("Running %d input(s) x %d condition(s) with nipype %s (work folder %s)",
                     len(subjects), len(settings.study.conditions),
                     plugin.get("plugin", "Linear"), work)
-        try:
-            with progress:
-                error = runner.run_graph(wf, _thaw(plugin), progress)
-        except runner.Interrupted as exc:
-            code = P.EXIT_SIGTERM if exc.signum == 15 else P.EXIT_SIGINT
-            resume = f" -w {work}" if not explicit else ""
-            raise CLIError(
-                f"interrupted by {exc}: committed subjects are complete, the others untouched; "
-                f"re-run the same command{resume} to resume", code) from None
+        resume = f" (with -w {work} to reuse the finished steps)" if not explicit else ""
+        interrupt.set_hint(resume)
+        with progress:  # a signal raises Interrupted: the entry point prints the one line
+            error = runner.run_graph(wf, _thaw(plugin), progress)
         if error:
-            LOGGER.error("some steps failed: %s", error)
+            LOGGER.error("some steps failed: %s", error.splitlines()[0])
+        failure = _environment_failure(error, crash_dir)
         destinations = {n: out / f"sub-{s.subject}" / "log" / run
                         for n, s in zip(names, subjects, strict=True)}
         runner.distribute_crash_files(crash_dir, destinations, out / "logs" / "crash" / run)
@@ -110,9 +115,47 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
             import shutil
 
             shutil.rmtree(work, ignore_errors=True)
+        roots = [out / ".bids_stroke" / "staging", out, work]
+        if failed and failure is not None and failure.is_write_in(roots):
+            # a full disk (quota, read-only folder...), not a bug: one line, exit 73
+            raise CLIError(failure.message(roots, f"the output folder {out} or the work "
+                                                  f"folder {work}"), P.EXIT_CANT_CREATE)
         return failed
     finally:
         work_lock.release()
+
+
+def _private_parent(folder) -> None:
+    """The per-user parent of default work folders (``$TMPDIR/bids_stroke-<user>``): made
+    private (0700) by this user; one another user made first (``/tmp`` is shared), or a link,
+    is refused (exit 73) rather than used."""
+    import os
+    import stat
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(folder)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise CLIError(f"default work folder parent {folder} is not a folder of this user's (a "
+                       "link, or made by another user in a shared temporary folder): give -w "
+                       "a folder of yours", P.EXIT_CANT_CREATE)
+
+
+def _environment_failure(error: str | None, crash_dir):
+    """The environment failure (full disk, quota, read-only, permission, file-size limit)
+    behind the failed nodes of this run: in nipype's error or in a crash file."""
+    from bids_stroke.write_errors import environment_error_in_text
+
+    found = environment_error_in_text(error or "")
+    if found is None and crash_dir.is_dir():
+        for crash in sorted(crash_dir.glob("crash-*")):
+            found = environment_error_in_text(crash.read_text(errors="replace"))
+            if found is not None:
+                break
+    return found
 
 
 def _thaw(plugin):

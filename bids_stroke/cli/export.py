@@ -85,42 +85,43 @@ def settings_for(opts: argparse.Namespace, argv: Sequence[str], word: str):
     return settings_from_cli(opts, [word, *argv])
 
 
-def install_sigterm():
-    """SIGTERM raises :class:`bids_stroke.runner.Interrupted` (as for the participant level)."""
-    from bids_stroke.runner import Interrupted
-
-    def _on_signal(signum: int, _frame) -> None:
-        raise Interrupted(signum)
-
-    return signal.signal(signal.SIGTERM, _on_signal)
-
-
 def interrupted_code(exc: BaseException) -> int:
+    from bids_stroke import interrupt
+
     signum = getattr(exc, "signum", signal.SIGINT)
-    print(f"bids_stroke: error: interrupted by {signal.Signals(signum).name}; committed "
-          "subjects are complete, the others untouched: re-run the same command to resume",
-          file=sys.stderr)
+    interrupt.announce(signum)
     return P.EXIT_SIGTERM if signum == signal.SIGTERM else P.EXIT_SIGINT
 
 
 def run_guarded(verbose: int, work: Callable[[], int]) -> int:
     """Run a subcommand's ``work`` as the participant level runs: logging set up, SIGTERM
-    and Ctrl-C turned into a one-line message and exit 143/130, :class:`CLIError` into its
-    one line and exit code."""
+    and Ctrl-C turned into a one-line message and exit 143/130 (commits finish first),
+    :class:`CLIError` into its one line and exit code, a link planted in the state folder or a
+    full disk (quota, read-only folder...) into one line and exit 73."""
+    from bids_stroke import interrupt
     from bids_stroke.progress import setup_logging
-    from bids_stroke.runner import Interrupted
+    from bids_stroke.state_files import UnsafeStateError
+    from bids_stroke.write_errors import environment_error
 
     setup_logging(verbose)
-    old = install_sigterm()
-    try:
-        return work()
-    except CLIError as exc:
-        print(f"bids_stroke: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except (KeyboardInterrupt, Interrupted) as exc:
-        return interrupted_code(exc)
-    finally:
-        signal.signal(signal.SIGTERM, old)
+    with interrupt.handled():
+        try:
+            return work()
+        except CLIError as exc:
+            print(f"bids_stroke: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except UnsafeStateError as exc:
+            print(f"bids_stroke: error: {exc}", file=sys.stderr)
+            return P.EXIT_CANT_CREATE
+        except (KeyboardInterrupt, interrupt.Interrupted) as exc:
+            return interrupted_code(exc)
+        except OSError as exc:
+            failure = environment_error(exc)
+            if failure is None:
+                raise
+            print(f"bids_stroke: error: {failure.message([], 'the output folder')}",
+                  file=sys.stderr)
+            return P.EXIT_CANT_CREATE
 
 
 def lock_subjects(root: Path, keys: Sequence[str], run: str, wait: float, stack: ExitStack
@@ -211,7 +212,7 @@ def run_export(settings) -> int:
     from bids_stroke.degradation import parse_conditions
     from bids_stroke.discovery import attach_channels, find_dataset_roots
     from bids_stroke.export import export_root
-    from bids_stroke.preflight import native_grid, preflight_check
+    from bids_stroke.preflight import max_image_bytes, native_grid, preflight_check
 
     reference = settings.data.modality or "T1w"
     subjects = discover(settings, reference)
@@ -221,7 +222,9 @@ def run_export(settings) -> int:
         subjects, bad = attach_channels(subjects, channels)
     good, failed_checks = preflight_check(subjects, nprocs=settings.execution.nprocs,
                                           conditions=settings.study.conditions,
-                                          grid=native_grid)
+                                          grid=native_grid, max_bytes=max_image_bytes(
+                                              settings.execution.max_image_gb,
+                                              settings.execution.mem_gb))
     bad += failed_checks
     for subject, message in bad:
         print(f"bids_stroke: error: {subject.key}: {message}", file=sys.stderr)

@@ -222,6 +222,14 @@ def build_parser() -> ArgumentParser:
         "the tests, 'image' keeps every image (default: the study file's group.unit, "
         "participant)",
     )
+    g_group.add_argument(
+        "--strict",
+        action="store_true",
+        default=None,
+        help="exit 66 and write nothing when an image of output_dir is incomplete (a run "
+        "killed before its commit, a quarantined journal, files changed after their commit); "
+        "default: leave it out and name it in one line and in the report",
+    )
 
     g_model = parser.add_argument_group("Segmentation model")
     g_model.add_argument(
@@ -322,6 +330,14 @@ def build_parser() -> ArgumentParser:
         type=_positive_float,
         metavar="GB",
         help="memory nipype may schedule (default: no limit)",
+    )
+    g_perf.add_argument(
+        "--max-image-gb",
+        type=_positive_float,
+        metavar="GB",
+        help="largest image accepted, as the data size its header declares (voxels x bytes "
+        "per voxel), checked before anything is decompressed (default: 1 GiB or a quarter of "
+        "--mem-gb or of the available memory, whichever is smaller)",
     )
     g_perf.add_argument(
         "--use-plugin",

@@ -177,9 +177,10 @@ def write_dataset_level(settings: Settings, reference: str) -> None:
              "degradation", "condition": "n/a"}]
     rows += [{"desc_id": c.label, "description": c.description, "condition": c.spec}
              for c in parse_conditions(list(settings.study.conditions))]
-    from bids_stroke.commit import state_dir
+    from bids_stroke.commit import check_state, state_dir
 
     try:
+        check_state(out)
         with locked(state_dir(out) / "locks" / "dataset.lock", timeout=600,
                     run=settings.execution.run_uuid):
             check_output_modality(out, reference)
@@ -195,14 +196,17 @@ def write_dataset_level(settings: Settings, reference: str) -> None:
 
 
 def _lock_subjects(settings: Settings, subjects: Sequence[SubjectInputs], stack: ExitStack
-                   ) -> tuple[list[SubjectInputs], list[SubjectInputs]]:
+                   ) -> tuple[list[SubjectInputs], list[SubjectInputs], dict[str, int]]:
     """Lock each subject (or leave it out); finish its interrupted commit; check that the new
-    conditions can join the committed ones."""
-    from bids_stroke.commit import CommitError, lock_path, recover
+    conditions can join the committed ones. Returns (locked, busy, {key: exit code} of the
+    subjects refused because their state in OUT failed its checks)."""
+    from bids_stroke.commit import CommitError, JournalRejected, check_state, lock_path, recover
     from bids_stroke.locks import FileLock, LockBusyError
+    from bids_stroke.state_files import UnsafeStateError
 
     out = settings.data.output_dir
-    ok, busy = [], []
+    check_state(out)  # a state folder that is a link: the whole run is refused (exit 73)
+    ok, busy, refused = [], [], {}
     for subject in subjects:
         lock = FileLock(lock_path(out, subject.key), run=settings.execution.run_uuid)
         try:
@@ -213,10 +217,18 @@ def _lock_subjects(settings: Settings, subjects: Sequence[SubjectInputs], stack:
                   file=sys.stderr)
             busy.append(subject)
             continue
+        except UnsafeStateError as exc:  # e.g. a link planted in place of the lock file
+            print(f"bids_stroke: error: {subject.key}: {exc}", file=sys.stderr)
+            refused[subject.key] = P.EXIT_CANT_CREATE
+            continue
         stack.callback(lock.release)
         try:
             if recover(out, subject.key):
                 LOGGER.warning("%s: finished a commit interrupted earlier", subject.key)
+        except JournalRejected as exc:  # quarantined: nothing moved or deleted
+            print(f"bids_stroke: error: {exc}", file=sys.stderr)
+            refused[subject.key] = P.EXIT_BAD_DATA
+            continue
         except CommitError as exc:
             print(f"bids_stroke: error: {exc}", file=sys.stderr)
             busy.append(subject)
@@ -227,7 +239,7 @@ def _lock_subjects(settings: Settings, subjects: Sequence[SubjectInputs], stack:
 
     mine = {s.key for s in ok}  # locked by this run: their staging folders are stale too
     remove_stale_staging(out, lambda key: key in mine or not is_locked(lock_path(out, key)))
-    return ok, busy
+    return ok, busy, refused
 
 
 def _check_mixing(settings: Settings, model_sha: str, subjects: Sequence[SubjectInputs]
@@ -254,7 +266,7 @@ def _check_mixing(settings: Settings, model_sha: str, subjects: Sequence[Subject
 
 def run_participant(settings: Settings) -> int:
     """Validate, discover, check, lock and run; returns the exit code."""
-    from bids_stroke.preflight import preflight_check
+    from bids_stroke.preflight import max_image_bytes, preflight_check
 
     model, warnings = plan_model(settings)
     reference = model.reference
@@ -267,7 +279,8 @@ def run_participant(settings: Settings) -> int:
         subjects, bad = attach_channels(subjects, model.channels)
     good, failed_checks = preflight_check(
         subjects, nprocs=settings.execution.nprocs,
-        conditions=settings.study.conditions, grid=_condition_grid(model))
+        conditions=settings.study.conditions, grid=_condition_grid(model),
+        max_bytes=max_image_bytes(settings.execution.max_image_gb, settings.execution.mem_gb))
     bad += failed_checks
     if good:
         model = replace(model, predict_gb=check_model_memory(settings, model, good,
@@ -290,13 +303,15 @@ def run_participant(settings: Settings) -> int:
     from bids_stroke.cli.execute import execute
 
     with ExitStack() as stack:
-        locked, busy = _lock_subjects(settings, good, stack)
+        locked, busy, refused = _lock_subjects(settings, good, stack)
         failed = (execute(settings, model, locked, preflight_failures=bad, warnings=warnings)
                   if locked else [])
     if failed:
         return P.EXIT_FAILURE
     if bad:
         return P.EXIT_USAGE if len(mixed) == len(bad) else P.EXIT_BAD_DATA
+    if refused:
+        return min(refused.values())  # 65 (a journal quarantined) before 73 (a planted link)
     if busy:
         return P.EXIT_TEMPFAIL
     return P.EXIT_OK

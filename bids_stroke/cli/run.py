@@ -67,6 +67,7 @@ def run_group_level(settings) -> int:
             digits_rank=group.digits_rank,
             bland_altman=group.bland_altman,
             pairs=list(group.pairs) if group.pairs else None,
+            strict=bool(group.strict),
         )
     except GroupDataError as exc:  # malformed tables or impossible values: bad input data
         raise CLIError(f"group level: {exc}", P.EXIT_BAD_DATA) from exc
@@ -112,10 +113,27 @@ def _run_subcommand(name: str, argv: list[str]) -> int:
 ENV_ITK_THREADS = "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"
 
 
-def _on_signal(signum: int, _frame) -> None:
-    from bids_stroke.runner import Interrupted
+def _write_roots(opts) -> list[Path]:
+    """The folders a run writes into (to name the one a failed write was in)."""
+    from bids_stroke.cli.config import default_work_dir
+    from bids_stroke.commit import staging_root
 
-    raise Interrupted(signum)
+    out = Path(opts.output_dir).absolute()
+    roots = [out, staging_root(out), default_work_dir("run").parent]
+    if getattr(opts, "work_dir", None):
+        roots.append(Path(opts.work_dir).absolute())
+    return roots
+
+
+def _environment_failure(exc: OSError, roots: Sequence[Path]) -> str | None:
+    """The one line for a failed write in one of ``roots`` (full disk, quota, read-only,
+    permission, file-size limit), else ``None`` (e.g. an unreadable input: not ours)."""
+    from bids_stroke.write_errors import environment_error
+
+    failure = environment_error(exc)
+    if failure is None or not failure.is_write_in(roots):
+        return None
+    return failure.message(roots, "the output or work folder")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,15 +148,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["--"]:
         argv = argv[1:]
 
-    opts = P.build_parser().parse_args(argv)
-    from bids_stroke.progress import ENV_VERBOSITY
+    from bids_stroke import interrupt
+    from bids_stroke.state_files import UnsafeStateError
 
-    os.environ[ENV_VERBOSITY] = str(int(opts.verbose))  # read by nipype's worker processes
-    setup_logging(opts.verbose)
-    from bids_stroke.runner import Interrupted
-
-    old = signal.signal(signal.SIGTERM, _on_signal)
+    handling = interrupt.handled()  # SIGTERM/SIGINT from here on: one line, exit 143/130
+    handling.__enter__()
+    opts = None
     try:
+        opts = P.build_parser().parse_args(argv)
+        from bids_stroke.progress import ENV_VERBOSITY
+
+        os.environ[ENV_VERBOSITY] = str(int(opts.verbose))  # read by nipype's worker processes
+        setup_logging(opts.verbose)
         from bids_stroke.cli.config import settings_from_cli
 
         settings = settings_from_cli(opts, argv)
@@ -163,13 +184,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         print(f"bids_stroke: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except (KeyboardInterrupt, Interrupted) as exc:
+    except UnsafeStateError as exc:
+        print(f"bids_stroke: error: {exc}", file=sys.stderr)
+        return P.EXIT_CANT_CREATE
+    except (KeyboardInterrupt, interrupt.Interrupted) as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
-        print(f"bids_stroke: error: interrupted by {signal.Signals(signum).name}; nothing was "
-              "left half-written: re-run the same command to resume", file=sys.stderr)
+        interrupt.announce(signum)
         return P.EXIT_SIGTERM if signum == signal.SIGTERM else P.EXIT_SIGINT
+    except OSError as exc:
+        line = _environment_failure(exc, _write_roots(opts)) if opts is not None else None
+        if line is None:
+            raise
+        print(f"bids_stroke: error: {line}", file=sys.stderr)
+        return P.EXIT_CANT_CREATE
     finally:
-        signal.signal(signal.SIGTERM, old)
+        handling.__exit__(None, None, None)
 
 
 def console_main() -> NoReturn:

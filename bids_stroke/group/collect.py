@@ -29,17 +29,22 @@ __all__ = [
     "METRIC_COLUMNS",
     "OPTIONAL_METRIC_COLUMNS",
     "SEGMETRICS_ID_COLUMNS",
+    "GroupIncomplete",
     "GroupInputError",
     "compare_selection",
     "find_files",
+    "incomplete_images",
+    "incomplete_sentence",
     "model_details",
     "normalise_labels",
     "parse_compare",
     "participant_settings",
+    "quarantined_journals",
     "read_datasets",
     "read_lesions",
     "read_segmetrics",
     "read_tsvs",
+    "report_incomplete",
     "run_warnings",
     "segmentation_models",
     "split_conditions",
@@ -120,23 +125,79 @@ def find_files(
     wanted = normalise_labels(participant_label)
     table = pattern.rsplit("_", 1)[-1].split(".")[0]  # segmetrics / lesions
     committed: set[Path] = set()
-    for state in committed_subjects(root) if states is None else states:
-        subject = state.key.split("_", 1)[0].removeprefix("sub-")
-        if wanted is not None and subject not in wanted:
-            continue
-        if state.manifest is None:
-            if table == "segmetrics":
-                LOGGER.warning("group: skipping %s: %s", state.key, state.problem)
-            continue
-        rel = state.manifest.tables.get(table)
+    standalone = states is None
+    states = committed_subjects(root) if states is None else states
+    incomplete = incomplete_images(states, participant_label)
+    if standalone and incomplete and table == "segmetrics":  # else the caller says it
+        LOGGER.warning("group: %s", incomplete_sentence(incomplete, states, participant_label))
+    for state in _selected(states, wanted):
+        rel = state.manifest.tables.get(table) if state.manifest is not None else None
         if rel is not None:
             committed.add(root / rel)
+    named = {s.key for s in incomplete}
     for found in scan(root, f"sub-*/**/*_{table}.tsv", wanted):
-        if found not in committed and table == "segmetrics":
+        if found not in committed and table == "segmetrics" and image_id(found) not in named:
             LOGGER.warning("group: skipping %s: not part of a committed subject (written by an "
                            "interrupted or older run); re-run its participant level",
                            found.relative_to(root))
     return sorted(committed)
+
+
+def _selected(states: Iterable[SubjectState], wanted: set[str] | None
+              ) -> Iterator[SubjectState]:
+    for state in states:
+        if wanted is None or state.key.split("_", 1)[0].removeprefix("sub-") in wanted:
+            yield state
+
+
+def incomplete_images(states: Sequence[SubjectState],
+                      participant_label: str | Iterable[str] | None = None
+                      ) -> list[SubjectState]:
+    """The images of OUT the group level leaves out: a run killed before their commit
+    (staging left), a journal quarantined or being written, a manifest unreadable or whose
+    tables changed, a participant level that failed (crash files only)."""
+    return [s for s in _selected(states, normalise_labels(participant_label))
+            if s.manifest is None]
+
+
+def incomplete_sentence(incomplete: Sequence[SubjectState], states: Sequence[SubjectState],
+                        participant_label: str | Iterable[str] | None = None,
+                        shown: int = 10) -> str:
+    """``2 of 40 images are incomplete and were not used: sub-01_ses-1 (interrupted), ...``"""
+    total = len(list(_selected(states, normalise_labels(participant_label))))
+    names = ", ".join(f"{s.key} ({s.reason or 'incomplete'})" for s in incomplete[:shown])
+    more = f" and {len(incomplete) - shown} more" if len(incomplete) > shown else ""
+    verb = "is incomplete and was" if len(incomplete) == 1 else "are incomplete and were"
+    return f"{len(incomplete)} of {total} images {verb} not used: {names}{more}"
+
+
+class GroupIncomplete(GroupInputError):
+    """``--strict`` and some images of OUT are incomplete (exit 66, nothing written)."""
+
+
+def report_incomplete(states: Sequence[SubjectState] | None,
+                      participant_label: str | Iterable[str] | None = None, *,
+                      strict: bool = False) -> str | None:
+    """Name the images the group level leaves out in one log line and return the sentence
+    for the report (``None``: none); :class:`GroupIncomplete` instead under ``strict``."""
+    incomplete = incomplete_images(states or [], participant_label)
+    if not incomplete:
+        return None
+    sentence = incomplete_sentence(incomplete, states or [], participant_label)
+    if strict:
+        raise GroupIncomplete(f"--strict: {sentence}; re-run their participant level (or "
+                              "leave out --strict to analyse the others)")
+    LOGGER.warning("group: %s", sentence)
+    return sentence
+
+
+def quarantined_journals(states: Sequence[SubjectState] | None) -> str | None:
+    """The one-line error for commit journals that failed their checks in this run."""
+    bad = [s for s in states or [] if s.quarantined]
+    if not bad:
+        return None
+    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+    return f"{bad[0].problem}{more}; the group outputs were written without them"
 
 
 def scan(root: Path, pattern: str, subjects: set[str] | None = None) -> list[Path]:

@@ -38,15 +38,18 @@ from bids_stroke.group.collect import (
     BUNDLED_MODEL_LABEL,
     METRIC_COLUMNS,
     SEGMETRICS_GLOB,
+    GroupDataError,
     GroupInputError,
     compare_selection,
     find_files,
     model_details,
     parse_compare,
     participant_settings,
+    quarantined_journals,
     read_datasets,
     read_lesions,
     read_segmetrics,
+    report_incomplete,
     run_warnings,
     segmentation_models,
 )
@@ -188,6 +191,7 @@ def run_group(
     digits_rank: int | None = DEFAULT_DIGITS_RANK,
     bland_altman: str = "log",
     pairs: Sequence[tuple[str, str]] | None = None,
+    strict: bool = False,
 ) -> Path:
     """Run the group-level analysis of a bids_stroke output directory.
 
@@ -237,6 +241,9 @@ def run_group(
         Scale of the Bland-Altman plots (ratio of volumes on a log scale, or ml).
     pairs : sequence of ("LABEL:desc", "LABEL:desc"), optional
         Dataset comparisons across conditions (default: from ``compare``).
+    strict : bool
+        Refuse (:class:`GroupIncomplete`, nothing written) when an image of OUT is
+        incomplete; by default it is left out and named in one log line and in the report.
 
     Returns
     -------
@@ -263,6 +270,7 @@ def run_group(
     from bids_stroke.commit import committed_subjects
 
     states = committed_subjects(root) if root.is_dir() else None
+    left_out = report_incomplete(states, participant_label, strict=strict)
     own = (not datasets) or (states is not None and bool(
         find_files(root, SEGMETRICS_GLOB, participant_label, states=states)))
     seg = read_segmetrics(root, participant_label, states=states) if own else None
@@ -318,13 +326,17 @@ def run_group(
                 alpha=alpha, descriptions=descriptions, n_boot=n_boot,
                 zero_method=zero_method, notes=notes, frames=frames, metrics=metrics,
                 participant_label=participant_label, t0=t0, states=states, primary=primary,
-                margins=margins, digits_rank=digits_rank, bland_altman=bland_altman)
+                margins=margins, digits_rank=digits_rank, bland_altman=bland_altman,
+                left_out=left_out)
             commit_group(root, stage, run_uuid)
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
             raise
     finally:
         lock.release()
+    quarantined = quarantined_journals(states)
+    if quarantined:  # bad data in OUT: the others were analysed, the run still fails
+        raise GroupDataError(quarantined)
     return root / report.relative_to(stage)
 
 
@@ -361,7 +373,7 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
                    size_bins_ml, specs, unit,
                    alpha, descriptions, n_boot, zero_method, notes, frames, metrics,
                    participant_label, t0, states, primary, margins, digits_rank,
-                   bland_altman) -> Path:
+                   bland_altman, left_out=None) -> Path:
     """Tables, figures, the methods text and the report of the group level, written under
     ``root``."""
     phrases = {c: study.phrase(specs.get(c, c), geometry.get(c)) for c in conds}
@@ -387,6 +399,8 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
     warned = (run_warnings(states, participant_label)
               if seg is not None and states is not None else {})
     cautions = [f"Participant level ({n} image(s)): {w}." for w, n in warned.items()]
+    if left_out:
+        cautions.append(f"{left_out}.")
     if (any(m.startswith(BUNDLED_MODEL_LABEL) for m in models)
             and DEMO_MODEL_WARNING not in warned):
         cautions.append("Predictions of the bundled demo model, trained on synthetic phantoms: "

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from nipype.interfaces.base import SimpleInterface
 
+from bids_stroke.atomic import atomic_write_text
 from bids_stroke.digest import file_sha256
 
 CHECKSUMS = "_outputs.sha256.json"
@@ -37,7 +38,8 @@ def record_outputs(cwd: Path, results: dict) -> None:
         path = Path(name)
         if path.is_file() and path.resolve().is_relative_to(cwd):
             sums[path.resolve().relative_to(cwd).as_posix()] = file_sha256(path)
-    (cwd / CHECKSUMS).write_text(json.dumps(sums, indent=1, sort_keys=True) + "\n")
+    # atomic (a new file renamed into place): never written through a planted link
+    atomic_write_text(cwd / CHECKSUMS, json.dumps(sums, indent=1, sort_keys=True) + "\n")
 
 
 def verify_outputs(node_dir: Path) -> str | None:
@@ -62,6 +64,9 @@ class ChecksummedInterface(SimpleInterface):
     """A :class:`SimpleInterface` that records its output files' checksums."""
 
     def aggregate_outputs(self, runtime=None, needed_outputs=None):  # type: ignore[override]
+        from bids_stroke.commit import fault
+
+        fault(f"node-{type(self).__name__}")  # tests: a signal inside a running node
         outputs = super().aggregate_outputs(runtime, needed_outputs)
         if runtime is not None and getattr(runtime, "cwd", None):
             record_outputs(Path(runtime.cwd), dict(self._results))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -192,18 +193,40 @@ def assert_no_partial(out: Path) -> None:
         assert not p.name.endswith(".tmp"), f"temp file: {p}"
 
 
+def assert_committed_by_sha256(out: Path) -> set[str]:
+    """Every file a subject manifest lists is there with its sha256 and size, and every file
+    of a subject folder (crash logs aside) and every subject report is listed by one."""
+    listed: set[str] = set()
+    for path in sorted((out / ".bids_stroke" / "subjects").glob("*.json")):
+        manifest = json.loads(path.read_text())
+        for rel, info in manifest["files"].items():
+            data = (out / rel).read_bytes()
+            assert len(data) == info["size"], f"{rel}: size differs from {path.name}"
+            assert hashlib.sha256(data).hexdigest() == info["sha256"], \
+                f"{rel}: sha256 differs from {path.name}"
+            listed.add(rel)
+    found = {p.relative_to(out).as_posix() for p in out.glob("sub-*/**/*")
+             if p.is_file() and "log" not in p.relative_to(out).parts[1:]}
+    found |= {p.name for p in out.glob("sub-*.html")}
+    assert found <= listed, f"outputs no manifest lists: {sorted(found - listed)[:5]}"
+    return listed
+
+
 def assert_out_complete(out: Path, labels: Iterable[str] = LABELS,
                         expect_subjects: Iterable[str] | None = None) -> list[str]:
     """``out`` is absent or holds only complete, readable subject outputs.
 
-    Every NIfTI decompresses fully, every JSON/TSV parses, and each subject folder with outputs
-    has a probseg + mask (+ sidecars) for every condition label and, when there is a metrics
-    table, one row per label. Returns the subjects with outputs.
+    Every committed file matches the sha256 and size its manifest records and nothing else
+    lies in a subject folder (:func:`assert_committed_by_sha256`), every NIfTI decompresses
+    fully, every JSON/TSV parses, and each subject folder with outputs has a probseg + mask
+    (+ sidecars) for every condition label and, when there is a metrics table, one row per
+    label. Returns the subjects with outputs.
     """
     assert_no_partial(out)
     if not out.exists():
         assert not list(expect_subjects or []), f"{out} missing"
         return []
+    assert_committed_by_sha256(out)
     labels = list(labels)
     for p in out.rglob("*"):
         if not p.is_file():
@@ -257,6 +280,20 @@ def output_digests(out: Path) -> dict[str, bytes]:
             data = COMMAND_RE.sub(b"COMMAND", RUN_UUID_RE.sub(b"RUN", data))
         digests[rel.as_posix()] = data
     return digests
+
+
+def session_processes(sid: int) -> list[int]:
+    """Processes of the session ``sid`` still alive (a run started with
+    ``start_new_session=True`` and its workers)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == sid:
+                    pids.append(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                continue
+    return pids
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from bids_stroke.group.synthetic import make_synthetic_output, record_commits
 
-from .conftest import assert_error_line, run_inprocess
+from .conftest import assert_error_line, read_tsv, run_inprocess
 
 CONDS = [("native", "native", 1.0, "native"), ("crude2", "crude:2", 2.0, "crude")]
 
@@ -73,34 +71,34 @@ def test_group_files_are_committed_at_once(synthetic: Path, tmp_path: Path, caps
     assert (synthetic / "group_report.html").is_file()
 
 
-def _mount_tmpfs(mnt: Path, kib: int) -> None:
-    mnt.mkdir()
-    try:
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(mnt)],
-                              capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"cannot mount a tmpfs to simulate a full disk: {exc}")
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs to simulate a full disk: {proc.stderr.strip()}")
+def _interrupted_before_commit(out: Path, key: str) -> None:
+    """What a run killed in a subject's commit leaves: its staging folder, no manifest (and
+    its tables, written by an older layout, not committed)."""
+    from bids_stroke.commit import manifest_path, staging_root
+
+    manifest_path(out, key).unlink()
+    folder = staging_root(out) / f"{key}.20260101-000000_deadbeef.1234abcd"
+    folder.mkdir(parents=True)
+    (folder / "partial.nii.gz").write_bytes(b"half")
 
 
-def test_group_on_a_full_disk(synthetic: Path, tmp_path: Path, capsys):
-    """Room for the inputs and a little more: the group level fails (exit 73, one line) and
-    leaves neither a group file nor a staging folder behind."""
-    used = sum(p.stat().st_size + 4096 for p in synthetic.rglob("*"))
-    mnt = tmp_path / "tmpfs"
-    _mount_tmpfs(mnt, used // 1024 + 64)
-    try:
-        out = mnt / "out"
-        shutil.copytree(synthetic, out)
-        before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
-        res = run_inprocess([_bids(tmp_path), out, "group"], capsys)
-        assert res.code == 73, res.stderr[-2000:]
-        assert_error_line(res.stderr, "No space left on device")
-        after = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
-        assert [p for p in after if p.startswith("group") or "figures" in p] == []
-        assert not list((out / ".bids_stroke" / "staging").glob("*"))
-        assert set(after) <= set(before) | {".bids_stroke/staging", ".bids_stroke/locks",
-                                            ".bids_stroke/locks/_group.lock"}
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=20)
+def test_group_names_the_images_it_left_out(synthetic: Path, tmp_path: Path, capsys):
+    """A kill left one subject uncommitted: the group level analyses the others, says in one
+    line and in the report which images it left out and why, exits 0; ``--strict`` refuses
+    (exit 66) and writes nothing."""
+    _interrupted_before_commit(synthetic, "sub-0003")
+    strict = run_inprocess([_bids(tmp_path), synthetic, "group", "--strict"], capsys)
+    assert strict.code == 66, strict.stderr[-2000:]
+    line = assert_error_line(strict.stderr, "--strict: 1 of 6 images is incomplete")
+    assert "sub-0003 (interrupted)" in line
+    assert not list(synthetic.glob("group_*"))
+    res = run_inprocess([_bids(tmp_path), synthetic, "group"], capsys)
+    assert res.code == 0, res.stderr[-2000:]
+    listed = [ln for ln in res.stderr.splitlines() if "incomplete" in ln]
+    assert len(listed) == 1 and "1 of 6 images is incomplete and was not used: sub-0003 " \
+        "(interrupted)" in listed[0], res.stderr
+    assert "sub-0003" not in res.stderr.replace(listed[0], "")  # named once, not per table
+    assert "1 of 6 images is incomplete and was not used" in (
+        synthetic / "group_report.html").read_text()
+    used = {r["participant_id"] for r in read_tsv(synthetic / "group_segmetrics.tsv")}
+    assert "sub-0003" not in used and len(used) == 5

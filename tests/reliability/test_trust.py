@@ -156,23 +156,38 @@ def test_shared_work_folder_refused(make_bids, tmp_path, models, capsys):
 
 
 def test_corrupted_work_folder_is_recomputed(make_bids, tmp_path, models, capsys):
+    """The issue's tampering (a probability map truncated, a degraded image zeroed, a result
+    file corrupted) and a partial cache (a checksum record deleted with the mask it vouched
+    for zeroed): each damaged node and everything downstream of it is recomputed, the run
+    succeeds and gives the outputs of an untouched run."""
+    import nibabel as nb
+
     bids, work = make_bids(1), tmp_path / "work"
     ref = tmp_path / "ref"
     assert run_inprocess(participant_args(bids, ref, work, models["random"]), capsys).code == 0
-    # a cached mask zeroed on disk and a result file made unreadable
-    cached_mask = next(p for p in work.rglob("unet/*_mask.nii*"))
-    import nibabel as nb
-
-    img = nb.load(str(cached_mask))
+    wf = next(work.glob("bids_stroke_wf/single_subject_*"))
+    prob = next(wf.glob("segment_wf/_condition_native/unet/*_probseg.nii"))
+    prob.write_bytes(prob.read_bytes()[:1000])
+    degraded = next(wf.glob("degrade_wf/_condition_crude2/degrade/mapflow/_degrade0/*.nii"))
+    img = nb.load(str(degraded))
+    nb.Nifti1Image(np.zeros(img.shape, np.float32), img.affine).to_filename(str(degraded))
+    (wf / "metrics_wf/measure/result_measure.pklz").write_bytes(b"not a gzip file")
+    unet = wf / "segment_wf/_condition_crude2/unet"
+    (unet / "_outputs.sha256.json").unlink()
+    mask = next(unet.glob("*_mask.nii"))
+    img = nb.load(str(mask))
     nb.Nifti1Image(np.zeros(img.shape, np.uint8), img.affine, img.header).to_filename(
-        str(cached_mask))
-    pklz = next(work.rglob("measure/result_measure.pklz"))
-    pklz.write_bytes(b"not a gzip file")
+        str(mask))
+    kept = {p: p.stat().st_mtime_ns for p in wf.rglob("result_*.pklz")}
     out = tmp_path / "out"
     res = run_inprocess(participant_args(bids, out, work, models["random"]), capsys)
     assert res.code == 0, res.stderr[-3000:]
-    assert "recomputing" in res.stderr
+    assert "recomputing" in res.stderr and "Traceback" not in res.stderr
     assert output_digests(out) == output_digests(ref)
+    # the whole chain below the damage ran again: the writer and the report too
+    for node in ("outputs_wf/write_derivatives", "outputs_wf/report", "join_conditions"):
+        (result,) = (wf / node).glob("result_*.pklz")
+        assert result.stat().st_mtime_ns != kept.get(result), node
 
 
 def test_commit_killed_half_way_is_finished_by_group(make_bids, tmp_path, models, capsys):
