@@ -8,6 +8,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "bids_stroke"
 #: modules that hold science or plain data handling: no nipype, no CLI
 PURE = ["settings", "pipeline", "conditions", "degrade", "plan", "commit", "locks", "atomic",
+        "reference",
         "outputs", "preflight", "discovery", "nifti", "metric_tables", "export", "score"]
 
 

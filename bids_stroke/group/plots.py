@@ -175,6 +175,7 @@ def dodge(xs: Sequence[float], width: float) -> np.ndarray:
 def plot_metric_vs_resolution(
     means: pd.DataFrame, conditions: Sequence[str], geometry: Mapping[str, ConditionGeometry],
     *, metric: str = "dice", strata: Sequence[str] = ("all",),
+    reference_name: str = "reference",
 ) -> Figure:
     """Mean metric (95% CI) against the conditions' real slice and in-plane spacing.
 
@@ -226,7 +227,7 @@ def plot_metric_vs_resolution(
         strata_handles.append((Line2D([], [], color=colour, marker=markers[i % 8]),
                                f"lesions {name} (n <= {n})"))
     ax.set_xticks(x, conditions, rotation=30, ha="right", fontsize=8)
-    ax.set_title("by total reference lesion volume", fontsize=9)
+    ax.set_title(f"by total {reference_name} lesion volume", fontsize=9)
     for a in axes:
         a.set_ylim(lims[0] - pad, lims[1] + pad)  # one scale for the three panels
         a.set_ylabel(f"mean {metric_label(metric)}", fontsize=8)
@@ -244,8 +245,10 @@ def plot_metric_vs_resolution(
     return fig
 
 
-def plot_bland_altman(table: pd.DataFrame, conditions: Sequence[str], *, seed: int = 0) -> Figure:
-    """Bland-Altman plots of predicted vs reference lesion volume, one common scale."""
+def plot_bland_altman(table: pd.DataFrame, conditions: Sequence[str], *, seed: int = 0,
+                      reference_name: str = "reference") -> Figure:
+    """Bland-Altman plots of predicted vs reference lesion volume, one common scale
+    (``reference_name``: what the reference is called on the axes)."""
     colours = condition_colours(conditions)
     fig, axes = _grid(len(conditions), ncols=3, size=(4.2, 3.4))
     data = []
@@ -280,8 +283,8 @@ def plot_bland_altman(table: pd.DataFrame, conditions: Sequence[str], *, seed: i
         ax.set_xlim(xlim[0] - xpad, xlim[1] + xpad)
         ax.set_ylim(ylim[0] - ypad, ylim[1] + ypad)
         ax.set_title(f"{c} (n = {diff.size})", fontsize=9)
-        ax.set_xlabel("Mean of predicted and reference volume (ml)", fontsize=8)
-        ax.set_ylabel("Predicted - reference (ml)", fontsize=8)
+        ax.set_xlabel(f"Mean of predicted and {reference_name} volume (ml)", fontsize=8)
+        ax.set_ylabel(f"Predicted - {reference_name} (ml)", fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle("Bland-Altman agreement of lesion volumes (same scale in every panel)",
                  fontsize=10)

@@ -57,13 +57,22 @@ from bids_stroke.group.findings import dataset_findings, paired_findings, unit_s
 from bids_stroke.group.methods import methods_text
 from bids_stroke.group.omnibus import friedman_table
 from bids_stroke.group.paired import DEFAULT_METRICS, pairwise_wilcoxon, unit_matrix
+from bids_stroke.group.references import (
+    agreement_findings,
+    prefix,
+    reference_of,
+    reference_sets,
+    wording,
+)
 from bids_stroke.group.report import ReportParts, render_report
 from bids_stroke.group.unpaired import compare_datasets
+from bids_stroke.reference import Reference
 
 __all__ = ["GroupInputError", "run_group"]
 
 LOGGER = logging.getLogger("bids_stroke.group")
 RESOLUTION_METRIC = "dice"
+MASK = Reference()
 
 
 def _check_options(metrics: Sequence[str], alpha: float, unit: str, zero_method: str,
@@ -199,13 +208,80 @@ def run_group(
     from bids_stroke.commit import committed_subjects
 
     states = committed_subjects(root) if root.is_dir() else None
+    ds_states = {label: committed_subjects(Path(path)) if Path(path).is_dir() else None
+                 for label, path in datasets.items()}
+    # results scored against different references are analysed apart, never pooled
+    sets = reference_sets(states, *ds_states.values()) or [Reference()]
+    analyses = [_analyse(root, reference, states=states, ds_states=ds_states,
+                         datasets=datasets, metrics=metrics, alpha=alpha, n_boot=n_boot,
+                         seed=seed, participant_label=participant_label,
+                         zero_method=zero_method, size_bins_ml=size_bins_ml, unit=unit,
+                         conditions=conditions, filtered=len(sets) > 1)
+                for reference in sets]
+
+    # everything is written into a staging folder, then committed at once (bids_stroke.commit)
+    from bids_stroke.commit import GROUP_KEY, commit_group, group_staging, lock_path, recover
+    from bids_stroke.locks import FileLock
+
+    run_uuid = time.strftime("%Y%m%d-%H%M%S")
+    root.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_path(root, GROUP_KEY), run=f"group {run_uuid}").acquire(timeout=600)
+    try:
+        recover(root, GROUP_KEY)
+        stage = group_staging(root, run_uuid)
+        try:
+            names = [f"{prefix(a['reference'])}_report.html" for a in analyses]
+            reports = [_write_outputs(
+                stage, out_dir=root, seed=seed, error_bars=error_bars,
+                size_bins_ml=size_bins_ml, unit=unit, alpha=alpha, n_boot=n_boot,
+                zero_method=zero_method, metrics=metrics, participant_label=participant_label,
+                t0=t0, states=a.pop("set_states"),
+                others=[(b["reference"], name) for b, name in zip(analyses, names, strict=True)
+                        if b is not a], **a)
+                for a in analyses]
+            commit_group(root, stage, run_uuid)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+    finally:
+        lock.release()
+    return root / reports[0].relative_to(stage)
+
+
+def _analyse(root: Path, reference: Reference, *, states, ds_states, datasets, metrics, alpha,
+             n_boot, seed, participant_label, zero_method, size_bins_ml, unit, conditions,
+             filtered: bool) -> dict:
+    """Read and test the results scored against ``reference`` (``filtered``: the output
+    folders hold other references too, left out here)."""
+    only = reference if filtered else None
+    set_states = ([st for st in states if reference_of(st) in (None, reference)]
+                  if states is not None and filtered else states)
     own = (not datasets) or (states is not None and bool(
-        find_files(root, SEGMETRICS_GLOB, participant_label, states=states)))
-    seg = read_segmetrics(root, participant_label, states=states) if own else None
-    lesions = read_lesions(root, participant_label, states=states) if own else None
-    ds_rows = read_datasets(datasets, participant_label) if datasets else None
+        find_files(root, SEGMETRICS_GLOB, participant_label, states=states, reference=only)))
+    seg = (read_segmetrics(root, participant_label, states=states, reference=only)
+           if own else None)
+    lesions = (read_lesions(root, participant_label, states=states, reference=only)
+               if own else None)
+    compared, apart = dict(datasets), []
+    if datasets and filtered:  # a dataset without results of this reference is left out
+        compared = {label: path for label, path in datasets.items() if ds_states[label]
+                    and find_files(Path(path), SEGMETRICS_GLOB, participant_label,
+                                   states=ds_states[label], reference=reference)}
+        apart = sorted(set(datasets) - set(compared))
+        if len(compared) < 2:
+            compared = {}
+    ds_rows = (read_datasets(compared, participant_label, reference=only, states=ds_states)
+               if compared else None)
     frames = [t for t in (seg, ds_rows) if t is not None]
+    if not frames:
+        raise GroupInputError(f"no results scored against {reference.reference_words} to "
+                              "analyse")
     tested, notes = _usable_metrics(metrics, frames)
+    if apart:
+        notes.append(f"Dataset(s) {', '.join(apart)} hold no results scored against "
+                     f"{reference.reference_words}: left out of this dataset comparison"
+                     + (" (fewer than two datasets remain: none is made)." if not compared
+                        else "."))
     if not tested:
         raise ValueError(f"none of the metrics {metrics} has a value in the outputs")
     descriptions = study.read_descriptions([root, *datasets.values()])
@@ -224,55 +300,40 @@ def run_group(
     if ds_rows is not None:
         ds_units = aggregate_units(ds_rows, metric_cols, unit)
         ds_conds = [c for c in conds if c in set(ds_units["desc"])]
-        ds_stats = compare_datasets(ds_units, tested, ds_conds, list(datasets), alpha=alpha,
+        ds_stats = compare_datasets(ds_units, tested, ds_conds, list(compared), alpha=alpha,
                                     n_boot=n_boot, seed=seed)
-
-    # everything is written into a staging folder, then committed at once (bids_stroke.commit)
-    from bids_stroke.commit import GROUP_KEY, commit_group, group_staging, lock_path, recover
-    from bids_stroke.locks import FileLock
-
-    run_uuid = time.strftime("%Y%m%d-%H%M%S")
-    root.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(lock_path(root, GROUP_KEY), run=f"group {run_uuid}").acquire(timeout=600)
-    try:
-        recover(root, GROUP_KEY)
-        stage = group_staging(root, run_uuid)
-        try:
-            report = _write_outputs(
-                stage, out_dir=root, seg=seg, within=within, ds_rows=ds_rows,
-                ds_stats=ds_stats, metric_cols=metric_cols, ds_units=ds_units, tested=tested,
-                conds=conds, geometry=geometry, datasets=datasets, seed=seed,
-                error_bars=error_bars, size_bins_ml=size_bins_ml, specs=specs, unit=unit,
-                alpha=alpha, descriptions=descriptions, n_boot=n_boot,
-                zero_method=zero_method, notes=notes, frames=frames, metrics=metrics,
-                participant_label=participant_label, t0=t0, states=states)
-            commit_group(root, stage, run_uuid)
-        except BaseException:
-            shutil.rmtree(stage, ignore_errors=True)
-            raise
-    finally:
-        lock.release()
-    return root / report.relative_to(stage)
+    return {"reference": reference, "set_states": set_states, "seg": seg, "within": within,
+            "ds_rows": ds_rows, "ds_stats": ds_stats, "metric_cols": metric_cols,
+            "ds_units": ds_units, "tested": tested, "conds": conds, "geometry": geometry,
+            "specs": specs, "descriptions": descriptions, "notes": notes, "frames": frames,
+            "datasets": compared}
 
 
 def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats, metric_cols,
                    ds_units, tested, conds, geometry, datasets, seed, error_bars,
                    size_bins_ml, specs, unit,
                    alpha, descriptions, n_boot, zero_method, notes, frames, metrics,
-                   participant_label, t0, states) -> Path:
-    """Tables, figures and the report of the group level, written under ``root``."""
+                   participant_label, t0, states, reference: Reference = MASK,
+                   others: Sequence[tuple[Reference, str]] = ()) -> Path:
+    """Tables, figures and the report of one reference set, written under ``root`` with the
+    set's prefix (``group`` for the lesion-mask set)."""
+    name = prefix(reference)
+    words = wording(reference, others)
     outputs = writers.write_tables(root, seg=seg, within=within, ds_rows=ds_rows,
-                                 ds_stats=ds_stats, metric_cols=metric_cols)
+                                   ds_stats=ds_stats, metric_cols=metric_cols, prefix=name)
     figures, fig_paths = writers.make_figures(
         root, within=within, ds_units=ds_units, metrics=tested, conditions=conds,
         geometry=geometry, datasets=list(datasets), seed=seed, error_bars=error_bars,
-        size_bins_ml=size_bins_ml, resolution_metric=RESOLUTION_METRIC)
+        size_bins_ml=size_bins_ml, resolution_metric=RESOLUTION_METRIC, prefix=name,
+        reference_name=words.reference_name)
     outputs += fig_paths
 
     source = seg if seg is not None else ds_rows
     sizes = study.sample_sizes(source)
     phrases = {c: study.phrase(specs.get(c, c), geometry.get(c)) for c in conds}
     findings = [unit_sentence(unit, sizes["participants"], sizes["images"], sizes["multi"])]
+    if reference.is_prediction and within is not None:
+        findings += agreement_findings(within["summary"], conds, phrases, tested, reference)
     if within is not None:
         findings += paired_findings(within["wilcoxon"], conds[0], phrases, alpha,
                                     unit="participants" if unit == "participant" else "images")
@@ -297,8 +358,10 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
         methods_used=(within["wilcoxon"]["method"].value_counts(sort=False).to_dict()
                       if within is not None else None),
         models=models)
-    report = root / "group_report.html"
+    report = root / f"{name}_report.html"
     settings = {
+        "reference": (reference.reference_words if not reference.is_prediction else
+                      f"{reference.reference_words} (condition {reference.condition})"),
         "output_dir": str(out_dir), "metrics": ", ".join(metrics), "alpha": alpha,
         "n_boot": n_boot, "seed": seed, "zero_method": zero_method, "unit": unit,
         "compare": ", ".join(f"{k}={v}" for k, v in datasets.items()) or "none",
@@ -322,6 +385,7 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
         friedman=shown("friedman"), sizebins=shown("sizebins"), detection=shown("detection"),
         datasets=ds_stats, figures=figures, versions=versions,
         outputs=[*(p.relative_to(root).as_posix() for p in outputs), report.name],
-        settings=settings, warnings=cautions)
+        settings=settings, warnings=cautions, title=words.title,
+        reference=words.paragraphs)
     writers.atomic_write_text(report, render_report(parts))
     return report

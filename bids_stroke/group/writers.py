@@ -38,8 +38,10 @@ def _rows(table: pd.DataFrame, metric_cols: Sequence[str]) -> pd.DataFrame:
 def write_tables(
     root: Path, *, seg: pd.DataFrame | None, within: Mapping[str, pd.DataFrame | None] | None,
     ds_rows: pd.DataFrame | None, ds_stats: pd.DataFrame | None, metric_cols: Sequence[str],
+    prefix: str = "group",
 ) -> list[Path]:
-    """Write every group TSV that has content; return their paths."""
+    """Write every group TSV that has content; return their paths (``prefix``: ``group``, or
+    the prefix of a set scored against another reference)."""
     source = seg if seg is not None else ds_rows
     side_file = source.attrs.get("sidecar") if source is not None else None
     mdesc = metric_descriptions(metric_cols, Path(side_file) if side_file else None)
@@ -48,7 +50,7 @@ def write_tables(
                                                   for m in metric_cols}}}
     out: list[Path] = []
     if seg is not None and within is not None:
-        out.append(write_table(_rows(seg, metric_cols), root / "group_segmetrics.tsv",
+        out.append(write_table(_rows(seg, metric_cols), root / f"{prefix}_segmetrics.tsv",
                                metric_side))
         for name, key in (("desc-summary_segmetrics", "summary"),
                           ("desc-means_segmetrics", "means"),
@@ -63,12 +65,13 @@ def write_tables(
                     "ci_high": COLUMN_DICTIONARY["mean_ci_high"]}
                 if key == "detection":
                     side = {}
-                out.append(write_table(table, root / f"group_{name}.tsv", side))
+                out.append(write_table(table, root / f"{prefix}_{name}.tsv", side))
     if ds_rows is not None:
         out.append(write_table(_rows(ds_rows, metric_cols),
-                               root / "group_desc-datasets_segmetrics.tsv", metric_side))
+                               root / f"{prefix}_desc-datasets_segmetrics.tsv", metric_side))
     if ds_stats is not None:
-        out.append(write_table(ds_stats, root / "group_desc-datasets_stats.tsv", metric_side))
+        out.append(write_table(ds_stats, root / f"{prefix}_desc-datasets_stats.tsv",
+                               metric_side))
     return out
 
 
@@ -77,8 +80,10 @@ def make_figures(
     ds_units: pd.DataFrame | None, metrics: Sequence[str], conditions: Sequence[str],
     geometry: Mapping[str, ConditionGeometry], datasets: Sequence[str], seed: int,
     error_bars: str, size_bins_ml: Sequence[float], resolution_metric: str,
+    prefix: str = "group", reference_name: str = "reference",
 ) -> tuple[list[tuple[str, str, bytes]], list[Path]]:
-    """Render the figures that apply (matplotlib is imported only here); write the PNGs."""
+    """Render the figures that apply (matplotlib is imported only here); write the PNGs
+    (``figures/<prefix>_<name>.png``; ``reference_name``: what the axes call the reference)."""
     from bids_stroke.group import plots
     from bids_stroke.group.describe import size_bin_labels
     from bids_stroke.reports.html import fig_to_png
@@ -93,8 +98,9 @@ def make_figures(
                                                      means=shown, error=error_bars)),
             ("paired", "Paired values per unit",
              lambda: plots.plot_paired_lines(units, metrics, conditions, seed=seed)),
-            ("bland-altman", "Bland-Altman of predicted vs reference lesion volume",
-             lambda: plots.plot_bland_altman(units, conditions, seed=seed)),
+            ("bland-altman", f"Bland-Altman of predicted vs {reference_name} lesion volume",
+             lambda: plots.plot_bland_altman(units, conditions, seed=seed,
+                                             reference_name=reference_name)),
         ]
         if geometry and resolution_metric in set(means["metric"]):
             strata = ["all", *size_bin_labels(size_bins_ml)]
@@ -103,7 +109,8 @@ def make_figures(
                 f"{resolution_metric} against the real slice and in-plane spacing",
                 lambda: plots.plot_metric_vs_resolution(
                     means, conditions, geometry, metric=resolution_metric,
-                    strata=[s for s in strata if s in set(means["stratum"])])))
+                    strata=[s for s in strata if s in set(means["stratum"])],
+                    reference_name=reference_name)))
     if ds_units is not None:
         ds_conds = [c for c in conditions if c in set(ds_units["desc"])]
         specs.append(("datasets", "Datasets compared per condition",
@@ -112,7 +119,7 @@ def make_figures(
     figures, paths = [], []
     for name, title, make in specs:
         png = fig_to_png(make())
-        path = atomic_write_bytes(root / "figures" / f"group_{name}.png", png)
+        path = atomic_write_bytes(root / "figures" / f"{prefix}_{name}.png", png)
         paths.append(path)
         figures.append((path.name, title, png))
     return figures, paths
