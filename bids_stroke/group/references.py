@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from bids_stroke.commit import SubjectState
 
 __all__ = ["ReferenceWording", "agreement_findings", "prefix", "reference_of", "reference_sets",
-           "wording"]
+           "sidecar_reference", "wording"]
 
 
 def reference_of(state: SubjectState) -> Reference | None:
@@ -52,6 +52,17 @@ def reference_sets(*state_lists: Iterable[SubjectState] | None) -> list[Referenc
 def prefix(reference: Reference) -> str:
     """File prefix of a set's group outputs: ``group`` or ``group_refnativeprediction``."""
     return "group" if not reference.is_prediction else f"group_{reference.desc}"
+
+
+def sidecar_reference(reference: Reference) -> dict | None:
+    """The ``Reference`` entry of a prediction-referenced set's group sidecars (``None`` for
+    the lesion-mask set, whose files keep their content)."""
+    if not reference.is_prediction:
+        return None
+    return {"Description": f"Every metric of this table is {reference.words} (each "
+                           f"condition's prediction scored against the prediction at "
+                           f"{reference.condition}), not accuracy against a lesion mask.",
+            **reference.record()}
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ from bids_stroke.group.references import (
     prefix,
     reference_of,
     reference_sets,
+    sidecar_reference,
     wording,
 )
 from bids_stroke.group.report import ReportParts, render_report
@@ -320,7 +321,8 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
     name = prefix(reference)
     words = wording(reference, others)
     outputs = writers.write_tables(root, seg=seg, within=within, ds_rows=ds_rows,
-                                   ds_stats=ds_stats, metric_cols=metric_cols, prefix=name)
+                                   ds_stats=ds_stats, metric_cols=metric_cols, prefix=name,
+                                   reference=sidecar_reference(reference))
     figures, fig_paths = writers.make_figures(
         root, within=within, ds_units=ds_units, metrics=tested, conditions=conds,
         geometry=geometry, datasets=list(datasets), seed=seed, error_bars=error_bars,

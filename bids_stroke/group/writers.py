@@ -22,11 +22,15 @@ _ROW_COLUMNS = ["dataset", "participant_id", "session_id", "image_id", "desc", "
                 "effective_resolution_mm"]
 
 
-def write_table(df: pd.DataFrame, path: Path, sidecar: Mapping[str, Any]) -> Path:
-    """``df`` as a BIDS TSV (``n/a`` for missing) and its JSON data dictionary."""
+def write_table(df: pd.DataFrame, path: Path, sidecar: Mapping[str, Any],
+                reference: Mapping[str, Any] | None = None) -> Path:
+    """``df`` as a BIDS TSV (``n/a`` for missing) and its JSON data dictionary (with a
+    ``Reference`` entry when the values are not scored against lesion masks)."""
     atomic_write_text(path, df.to_csv(sep="\t", index=False, na_rep="n/a",
                                       lineterminator="\n"))
     side = {c: sidecar.get(c, COLUMN_DICTIONARY.get(c, {"Description": c})) for c in df.columns}
+    if reference:
+        side["Reference"] = dict(reference)
     atomic_write_text(path.with_suffix(".json"), json.dumps(side, indent=2) + "\n")
     return path
 
@@ -38,10 +42,11 @@ def _rows(table: pd.DataFrame, metric_cols: Sequence[str]) -> pd.DataFrame:
 def write_tables(
     root: Path, *, seg: pd.DataFrame | None, within: Mapping[str, pd.DataFrame | None] | None,
     ds_rows: pd.DataFrame | None, ds_stats: pd.DataFrame | None, metric_cols: Sequence[str],
-    prefix: str = "group",
+    prefix: str = "group", reference: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Write every group TSV that has content; return their paths (``prefix``: ``group``, or
-    the prefix of a set scored against another reference)."""
+    the prefix of a set scored against another reference, whose sidecars then carry
+    ``reference``)."""
     source = seg if seg is not None else ds_rows
     side_file = source.attrs.get("sidecar") if source is not None else None
     mdesc = metric_descriptions(metric_cols, Path(side_file) if side_file else None)
@@ -51,7 +56,7 @@ def write_tables(
     out: list[Path] = []
     if seg is not None and within is not None:
         out.append(write_table(_rows(seg, metric_cols), root / f"{prefix}_segmetrics.tsv",
-                               metric_side))
+                               metric_side, reference))
         for name, key in (("desc-summary_segmetrics", "summary"),
                           ("desc-means_segmetrics", "means"),
                           ("desc-sizebins_segmetrics", "sizebins"),
@@ -65,13 +70,14 @@ def write_tables(
                     "ci_high": COLUMN_DICTIONARY["mean_ci_high"]}
                 if key == "detection":
                     side = {}
-                out.append(write_table(table, root / f"{prefix}_{name}.tsv", side))
+                out.append(write_table(table, root / f"{prefix}_{name}.tsv", side, reference))
     if ds_rows is not None:
         out.append(write_table(_rows(ds_rows, metric_cols),
-                               root / f"{prefix}_desc-datasets_segmetrics.tsv", metric_side))
+                               root / f"{prefix}_desc-datasets_segmetrics.tsv", metric_side,
+                               reference))
     if ds_stats is not None:
         out.append(write_table(ds_stats, root / f"{prefix}_desc-datasets_stats.tsv",
-                               metric_side))
+                               metric_side, reference))
     return out
 
 
