@@ -28,6 +28,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from bids_stroke.discovery import SubjectInputs
+from bids_stroke.reference import Reference
 from bids_stroke.settings import TEMPLATE, Settings
 
 LOGGER = logging.getLogger("bids_stroke.workflow")
@@ -239,19 +240,18 @@ def init_single_subject_wf(
                                 ("outputnode.lesions_tsv", "inputnode.lesions_tsv"),
                                 ("outputnode.lesions_json", "inputnode.lesions_json")]),
         ])
-        if reference.is_prediction:
-            pass  # the reference is the prediction of the reference condition (in the list)
-        elif register or model.native:
+        # a prediction reference is the reference condition's mask among ``masks``
+        if has_mask and (register or model.native):
             # scored against the untouched native reference
             metrics.inputs.inputnode.reference_mask = str(subject.mask)
-        else:
+        elif has_mask:
             wf.connect(reference_mask[0], reference_mask[1], metrics,
                        "inputnode.reference_mask")
     return wf
 
 
 def reference_record(subject: SubjectInputs, settings: Settings, model: ModelPlan,
-                     registered: bool, reference) -> dict[str, Any]:
+                     registered: bool, reference: Reference) -> dict[str, Any]:
     """The sidecars' ``Reference`` object of a subject's metric tables (the metric code adds
     a prediction's ``SHA256``): the lesion mask's file and sha256, or the reference
     condition and the committed mask that is the reference."""
