@@ -5,10 +5,10 @@ Usage::
     python -m bench.run_all [--smoke] [--only NAME ...]
 
 Each module ``bench/bench_<name>.py`` exposes ``run(smoke: bool) -> dict`` and writes its own
-``bench/results/<name>.{md,json}``. This runner calls them in order (``degrade``, ``metrics``,
-``inference``, ``group``, ``participant``), skips missing modules with a note, records failures
-without stopping, and writes ``bench/results/summary.{md,json}`` with the machine description
-(CPU model, cores, torch threads, library versions). Exit code 1 when a benchmark failed.
+``bench/results/<name>.{md,json}``. This runner calls them in order (:data:`BENCHMARKS`),
+skips missing modules with a note, records failures without stopping, and writes
+``bench/results/summary.{md,json}`` with the machine description (CPU model, cores, torch
+threads, library versions). Exit code 1 when a benchmark failed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 BENCHMARKS = ("degrade", "metrics", "inference", "registration", "group", "participant",
-              "realism")
+              "realism", "reference")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -80,6 +80,8 @@ def _headline(name: str, result: dict[str, Any]) -> str:
             one, sc = result["one_subject_four_conditions"], result["scaling"]
             return (f"1 x 4 conditions: {one['seconds']:.1f} s, {one['peak_tree_rss_mb']:.0f} MB "
                     f"tree peak; --nprocs 2 speed-up {sc['speedup']:.2f}x")
+        if name == "reference":
+            return str(result["headline"])
         if name == "degrade":
             worst = max(result["conditions"], key=lambda r: r["seconds"])
             return f"slowest condition {worst['condition']}: {worst['seconds'] * 1e3:.0f} ms"

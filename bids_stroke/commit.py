@@ -361,6 +361,23 @@ def _fill(staging: Path, out: Path, files: Sequence[PlannedFile],
     return entries
 
 
+def table_kind(rel: str) -> str:
+    """``segmetrics`` / ``lesions``: the suffix of a table's name (the manifest's key)."""
+    return Path(rel).name.rsplit("_", 1)[-1].split(".")[0]
+
+
+def _renamed_tables(previous: Manifest, tables: Sequence[PlannedTable]) -> list[str]:
+    """Committed tables (and their JSON sidecars) that a new table of the same kind replaces
+    under another name (results scored against another reference, after ``--clean``)."""
+    new = {table_kind(t.rel): t.rel for t in tables}
+    out = []
+    for kind, rel in previous.tables.items():
+        if kind in new and new[kind] != rel:
+            side = rel[: -len(".tsv")] + ".json" if rel.endswith(".tsv") else None
+            out += [r for r in (rel, side) if r is not None and r in previous.files]
+    return out
+
+
 def commit_subject(
     out: Path,
     key: str,
@@ -396,12 +413,15 @@ def commit_subject(
                     deletes.append(rel)  # a replaced condition's file the new run no longer writes
                 else:
                     files_now[rel] = dict(info)
+            for rel in _renamed_tables(previous, tables):  # e.g. another reference
+                files_now.pop(rel, None)
+                deletes.append(rel)
         files_now.update(entries)
         records = {lab: previous.conditions[lab] for lab in plan.keep} if previous else {}
         records.update({c.label: c for c in conditions})
         manifest = Manifest(
             key=key, files=files_now, conditions=records,
-            tables={Path(t.rel).name.rsplit("_", 1)[-1].split(".")[0]: t.rel for t in tables},
+            tables={table_kind(t.rel): t.rel for t in tables},
             run_uuid=run_uuid, committed=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             extra=dict(extra or {}),
         )

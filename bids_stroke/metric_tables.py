@@ -9,7 +9,9 @@ every condition and writes
 * ``<prefix>_label-L_lesions.tsv`` (+ ``.json``): one row per (condition, reference
   lesion), columns :data:`LESIONS_COLUMNS`.
 
-It is the one implementation behind the participant level's
+The reference is a lesion mask, or the prediction of one condition (``reference_label``:
+agreement with the model's own prediction, :mod:`bids_stroke.reference`); the sidecars record
+it as ``Reference``. It is the one implementation behind the participant level's
 :class:`~bids_stroke.interfaces.metrics.SegmentationMetrics` node and ``bids_stroke score``
 (predictions of other tools), so both write identical tables from identical masks. Cells are
 formatted by :func:`bids_stroke.tables.format_tsv_cell` and every file is written through the
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from bids_stroke.digest import file_sha256
 from bids_stroke.metrics import (
     GRID_COLUMNS,
     METRIC_COLUMNS,
@@ -38,6 +42,7 @@ from bids_stroke.metrics import (
     spacing_from_affine,
 )
 from bids_stroke.outputs import atomic_write_text
+from bids_stroke.reference import Reference, nifti_sha256
 from bids_stroke.tables import tsv_text
 
 __all__ = [
@@ -158,8 +163,25 @@ class MetricTables:
     lesions_json: Path
 
 
+def _reference_record(reference: Mapping[str, Any] | None, ref_path: str,
+                      prediction: Reference | None) -> dict[str, Any] | None:
+    """The sidecars' ``Reference`` object: what was given, with the reference's ``SHA256``
+    (a mask: of its file; a prediction: of its NIfTI bytes, decompressed when gzipped)."""
+    if reference is None and prediction is None:
+        return None
+    record = dict(reference or {})
+    if prediction is not None:
+        record = {**prediction.record(), **{k: v for k, v in record.items()
+                                            if k not in ("kind", "condition")}}
+        record.setdefault("SHA256", nifti_sha256(ref_path))
+    else:
+        record.setdefault("kind", "mask")
+        record.setdefault("SHA256", file_sha256(ref_path))
+    return record
+
+
 def score_conditions(
-    reference_mask: str | os.PathLike[str],
+    reference_mask: str | os.PathLike[str] | None,
     prediction_masks: Sequence[str | os.PathLike[str]],
     labels: Sequence[str],
     specs: Sequence[str],
@@ -173,8 +195,19 @@ def score_conditions(
     tolerance_mm: float = 2.0,
     threshold: float | None = None,
     grid: str = "native",
+    reference_label: str | None = None,
+    reference: Mapping[str, Any] | None = None,
 ) -> MetricTables:
     """Score each condition's prediction against the reference and write the tables.
+
+    The reference is ``reference_mask`` (a lesion mask), or with ``reference_label`` the
+    prediction of that condition (``reference_mask`` must then be ``None``): every *other*
+    condition is scored against it with the same code on the same grid (agreement), the
+    reference condition itself gets no row, and the tables are named
+    ``<prefix>_label-L_desc-ref<label>prediction_...``. ``reference`` (e.g. ``{"kind":
+    "mask", "File": ...}``) is recorded as the sidecars' ``Reference`` object, completed with
+    the reference's ``SHA256`` (see :func:`_reference_record`); without it and without
+    ``reference_label`` the sidecars carry no ``Reference``.
 
     Every prediction must lie on the reference grid (same shape, affine within 1e-3);
     otherwise :class:`~bids_stroke.metrics.MetricsInputError` names both files and the fix.
@@ -200,9 +233,26 @@ def score_conditions(
     session = session_id or "n/a"
     if not prefix:
         prefix = participant_id + ("" if session == "n/a" else f"_{session}")
+    prediction = None
+    if reference_label is not None:
+        if reference_mask is not None:
+            raise ValueError("give reference_mask or reference_label, not both")
+        if reference_label not in labels or n < 2:
+            raise ValueError(f"reference condition {reference_label!r} must be one of at least "
+                             f"two conditions, got {labels}")
+        k = labels.index(reference_label)
+        prediction = Reference.prediction(specs[k])
+        reference_mask = preds[k]
+        keep = [i for i in range(n) if i != k]
+        preds, labels = [preds[i] for i in keep], [labels[i] for i in keep]
+        specs, resolutions = [specs[i] for i in keep], [resolutions[i] for i in keep]
+    elif reference_mask is None:
+        raise ValueError("give the reference_mask (or the reference_label of a prediction)")
+    record = _reference_record(reference, str(reference_mask), prediction)
 
     ref_img, ref_data = load_mask_image(reference_mask)
-    ref = as_binary_mask(ref_data, threshold, name=f"reference {Path(reference_mask).name}")
+    what = f"reference prediction ({reference_label})" if prediction else "reference"
+    ref = as_binary_mask(ref_data, threshold, name=f"{what} {Path(reference_mask).name}")
     spacing = spacing_from_affine(ref_img.affine)
 
     metric_rows: list[dict] = []
@@ -221,13 +271,15 @@ def score_conditions(
             lesion_rows.append({**ids, **lesion})
 
     out = Path(out_dir)
-    base = f"{prefix}_label-L"
+    base = f"{prefix}_label-L" + (f"_desc-{prediction.desc}" if prediction else "")
+    extra = {"Reference": record} if record is not None else {}
     return MetricTables(
         tsv=atomic_write_text(out / f"{base}_segmetrics.tsv",
                               tsv_text(metric_rows, SEGMETRICS_COLUMNS)),
-        json=_write_json(segmetrics_sidecar(connectivity, tolerance_mm, grid),
+        json=_write_json({**segmetrics_sidecar(connectivity, tolerance_mm, grid), **extra},
                          out / f"{base}_segmetrics.json"),
         lesions_tsv=atomic_write_text(out / f"{base}_lesions.tsv",
                                       tsv_text(lesion_rows, LESIONS_COLUMNS)),
-        lesions_json=_write_json(lesions_sidecar(connectivity), out / f"{base}_lesions.json"),
+        lesions_json=_write_json({**lesions_sidecar(connectivity), **extra},
+                                 out / f"{base}_lesions.json"),
     )

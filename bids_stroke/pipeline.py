@@ -5,6 +5,7 @@ A study file names the resolution conditions of a study and the settings of each
     name: atlas_resolution
     description: ...
     conditions: [native, crude:2, linear:2]
+    reference: mask              # or prediction / auto (reference_condition: native)
     segmentation: {threshold: 0.5, min_size: 0, tta: false, mode: auto}
     metrics: {connectivity: 26, tolerance_mm: 2.0}
     registration: {kind: affine}
@@ -12,11 +13,12 @@ A study file names the resolution conditions of a study and the settings of each
     group: {metrics: [dice, precision, recall], alpha: 0.05, unit: participant,
             compare: {ATLAS: /out_atlas, ISLES: /out_isles}}
 
-Every section is optional except ``conditions``. The keys and their checks are those of
-:mod:`bids_stroke.settings` — the very code that checks the command line — so a value refused
-on the command line is refused in a study file with the same reason. Files are read with
-limits (size, YAML events, aliases, nesting) before anything is built, so a hostile file
-("billion laughs") is refused in milliseconds.
+Every section is optional except ``conditions``; ``reference`` and ``reference_condition``
+say what each prediction is scored against (:mod:`bids_stroke.reference`). The keys and their
+checks are those of :mod:`bids_stroke.settings` — the very code that checks the command
+line — so a value refused on the command line is refused in a study file with the same
+reason. Files are read with limits (size, YAML events, aliases, nesting) before anything is
+built, so a hostile file ("billion laughs") is refused in milliseconds.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ import yaml
 from bids_stroke.settings import (
     DEFAULT_STUDY,
     STUDY_FILE_SECTIONS,
+    STUDY_TOP_LEVEL,
     Settings,
     SettingsError,
     settings_from_layers,
     thaw,
 )
 
-TOP_LEVEL = {"name", "description", "conditions", *STUDY_FILE_SECTIONS}
+TOP_LEVEL = {*STUDY_TOP_LEVEL, *STUDY_FILE_SECTIONS} - {"source"}
 DEFAULT_PIPELINE = DEFAULT_STUDY
 #: limits of a study file (a real one is < 2 KiB with no alias at all)
 MAX_BYTES = 256 * 1024

@@ -15,7 +15,8 @@ Naming (BIDS-Derivatives, entities in the specification's order):
   ``_mask`` the model's outputs; registered runs add ``label-L_desc-<condition>_mask`` on the
   native grid (no ``space-``), the grid metrics are computed on;
 * ``label-L_segmetrics.tsv`` / ``_lesions.tsv`` carry the ``space-`` of the grid they were
-  computed on (none for the native grid);
+  computed on (none for the native grid), and ``desc-ref<condition>prediction`` when they were
+  scored against the model's own prediction of that condition (agreement, not accuracy);
 * transforms: ``from-<suffix>_to-<template>_mode-image_xfm`` (forward, one file per step) and
   only where the inverse is a separate file (SyN's inverse warp) ``from-<template>_to-<suffix>``;
   each has a sidecar stating its direction and how to apply it.
@@ -84,6 +85,9 @@ class SubjectOutputs:
     skull_stripped: bool | str = False
     warnings: Sequence[str] = ()
     mask_rule: str | None = None  # how the masks were made (default: probability >= threshold)
+    #: ``desc`` of the metric tables: ``None`` for mask-referenced tables, e.g.
+    #: ``refnativeprediction`` for tables scored against the native prediction
+    reference_desc: str | None = None
 
 
 def bids_uri(path: str, root: str, dataset: str = "raw") -> str:
@@ -197,20 +201,35 @@ def plan_subject(o: SubjectOutputs) -> tuple[list[PlannedFile], list[PlannedTabl
 
 def metrics_entities(o: SubjectOutputs, base: Mapping[str, Any],
                      grid: Mapping[str, Any]) -> dict[str, Any]:
-    """Entities of the metric tables: those of the grid the metrics were computed on."""
+    """Entities of the metric tables: those of the grid the metrics were computed on, and the
+    reference's ``desc`` when it is a prediction."""
     scored_on_native = o.registered or o.space is None
-    return {**(base if scored_on_native else grid), "label": "L"}
+    return {**(base if scored_on_native else grid), "label": "L", "desc": o.reference_desc}
 
 
 def metrics_table_name(subject: str, session: str | None, entities: Mapping[str, str],
                        space: str | None, resolution: int | None, registered: bool,
-                       table: str = "segmetrics") -> str:
+                       table: str = "segmetrics", reference_desc: str | None = None) -> str:
     """File name of a subject's metric table (what the subject report must call it)."""
     base = {"sub": subject, "ses": session, **entities}
     on_native = registered or space is None
     ents = {**base, **({} if on_native else {"space": space,
                                               "res": str(resolution) if resolution else None})}
-    return build_name({**ents, "label": "L"}, table, ".tsv")
+    return build_name({**ents, "label": "L", "desc": reference_desc}, table, ".tsv")
+
+
+def scored_mask_rel(subject: str, session: str | None, entities: Mapping[str, str],
+                    suffix: str, space: str | None, resolution: int | None, registered: bool,
+                    label: str) -> str:
+    """Path (relative to OUT) of the committed mask of condition ``label`` on the grid the
+    metrics are computed on: what a prediction reference of that condition is."""
+    base = {"sub": subject, "ses": session, **entities}
+    on_native = registered or space is None
+    ents = {**base, **({} if on_native else {"space": space,
+                                              "res": str(resolution) if resolution else None})}
+    folder = subject_dir(subject, session, datatype_of(suffix))
+    return (folder / build_name({**ents, "label": "L", "desc": label}, "mask",
+                                ".nii.gz")).as_posix()
 
 
 def _plan_tables(o: SubjectOutputs, folder: Path, base: Mapping[str, Any],

@@ -11,6 +11,10 @@ same derivatives as a native-space model run — masks, metric tables
 :func:`bids_stroke.plan.plan_subject` and :func:`bids_stroke.commit.commit_subject`, so
 ``bids_stroke BIDS OUT group`` reads them unchanged.
 
+With ``--reference prediction`` (or ``auto`` for images without a mask) the reference is the
+tool's own prediction at the reference condition (default ``native``): the other conditions'
+predictions are scored against it (agreement, no mask needed), with the same metric code.
+
 The tool is identified in every sidecar (``SegmentationModel``: kind ``external tool``, its
 name and version) by :func:`tool_digest` as ``SHA256``: the sha256 of the tool's name and
 version, *not* of its prediction files. Like a model's checksum it keys the committed
@@ -36,6 +40,7 @@ import numpy as np
 
 from bids_stroke.degradation import Condition
 from bids_stroke.discovery import SubjectInputs
+from bids_stroke.reference import Reference
 
 PLACEHOLDERS = ("condition", "subject", "session", "acq", "run")
 AFFINE_ATOL = 1e-3
@@ -261,6 +266,8 @@ class SubjectToScore:
     subject: SubjectInputs
     conditions: Sequence[ConditionToScore]
     gaps: Sequence[str] = field(default_factory=tuple)  # condition labels without prediction
+    reference: Reference = field(default_factory=Reference)  # what the conditions are scored
+    # against (the lesion mask, or the tool's prediction at the reference condition)
 
 
 def _write(img: nb.Nifti1Image, data: np.ndarray, dtype: type, path: Path) -> str:
@@ -285,20 +292,28 @@ def _reference_metadata(subject: SubjectInputs, bids_dir: Path) -> dict[str, Any
 def score_subject(out: Path, item: SubjectToScore, tool: Tool, work: Path, *, bids_dir: Path,
                   connectivity: int, tolerance_mm: float, grid: str, save_degraded: bool,
                   results_key: str, run_uuid: str, clean: bool,
-                  provenance: Mapping[str, Any], command: str = ""):
+                  provenance: Mapping[str, Any], command: str = "",
+                  reference: Reference | None = None):
     """Masks, metric tables, report, then the all-or-nothing commit of one subject (the
-    caller holds its lock in ``out``). Returns the new manifest."""
+    caller holds its lock in ``out``). Returns the new manifest.
+
+    ``reference``: the lesion mask (default), or the tool's own prediction at a reference
+    condition (:meth:`bids_stroke.reference.Reference.prediction`): every other condition is
+    then scored against it (agreement) and that condition gets no row."""
     from bids_stroke.commit import ConditionRecord, commit_subject, plan_conditions, read_manifest
     from bids_stroke.metric_tables import score_conditions
     from bids_stroke.plan import (
         ConditionOutputs,
         SubjectOutputs,
+        bids_uri,
         metrics_table_name,
         plan_subject,
+        scored_mask_rel,
     )
     from bids_stroke.reports.subject import build_subject_report
 
     s = item.subject
+    reference = reference or Reference()
     outputs, report_rows, masks, eff = [], [], [], []
     for c in item.conditions:
         cond = c.condition
@@ -322,11 +337,20 @@ def score_subject(out: Path, item: SubjectToScore, tool: Tool, work: Path, *, bi
                             "description": cond.description, "image": str(c.reference),
                             "mask": mask_file, "probseg": prob_file})
     session = f"ses-{s.session}" if s.session else "n/a"
+    if reference.is_prediction:
+        record = reference.record(File="bids::" + scored_mask_rel(
+            s.subject, s.session, dict(s.entities), s.suffix, None, None, False,
+            str(reference.label)))
+    else:
+        record = reference.record(File=bids_uri(str(s.mask), str(bids_dir)))
     tables = score_conditions(
-        s.mask, masks, [c.condition.label for c in item.conditions],
+        None if reference.is_prediction else s.mask, masks,
+        [c.condition.label for c in item.conditions],
         [c.condition.spec for c in item.conditions], eff, participant_id=f"sub-{s.subject}",
         session_id=session, prefix=s.key, connectivity=connectivity,
-        tolerance_mm=tolerance_mm, grid=grid, out_dir=work)
+        tolerance_mm=tolerance_mm, grid=grid, out_dir=work,
+        reference_label=reference.label if reference.is_prediction else None,
+        reference=record)
     prov = {"segmentation tool": tool.name, "tool version": tool.version or "n/a",
             "tool digest (SHA256)": tool.digest, "predictions": tool.pattern,
             "masks": (f"probability >= {tool.threshold:g}" if tool.threshold is not None
@@ -334,11 +358,12 @@ def score_subject(out: Path, item: SubjectToScore, tool: Tool, work: Path, *, bi
             "not scored (no prediction)": ", ".join(item.gaps) or "none", **provenance}
     report = build_subject_report(
         work / "report.html", subject=s.subject, session=s.session, image=str(s.image),
-        suffix=s.suffix, reference_mask=str(s.mask), conditions=report_rows,
-        metrics_tsv=tables.tsv, provenance=prov, command_line=command or None,
-        threshold=tool.threshold,
+        suffix=s.suffix, reference_mask=None if reference.is_prediction else str(s.mask),
+        conditions=report_rows, metrics_tsv=tables.tsv, provenance=prov,
+        command_line=command or None, threshold=tool.threshold,
         metrics_name=metrics_table_name(s.subject, s.session, dict(s.entities), None, None,
-                                        False))
+                                        False, reference_desc=reference.desc),
+        reference_label=reference.label, reference_condition=reference.condition)
     meta = _reference_metadata(s, bids_dir)
     warnings = [f"no prediction for condition(s) {', '.join(item.gaps)}"] if item.gaps else []
     so = SubjectOutputs(
@@ -346,17 +371,20 @@ def score_subject(out: Path, item: SubjectToScore, tool: Tool, work: Path, *, bi
         bids_dir=str(bids_dir), source_image=str(s.image), conditions=outputs,
         model_sha256=tool.digest, model_info=tool.info(), threshold=tool.threshold,
         channel_sources={s.suffix: str(s.image), **{k: str(p) for k, p, _ in s.channels}},
-        source_mask=str(s.mask), metrics_tsv=str(tables.tsv), metrics_json=str(tables.json),
+        source_mask=None if reference.is_prediction else str(s.mask),
+        metrics_tsv=str(tables.tsv), metrics_json=str(tables.json),
         lesions_tsv=str(tables.lesions_tsv), lesions_json=str(tables.lesions_json),
         report=str(report), skull_stripped=meta.get("SkullStripped", False),
         warnings=warnings,
         mask_rule=(None if tool.threshold is not None else
-                   f"the binary mask written by {tool.name}, on the native grid"))
+                   f"the binary mask written by {tool.name}, on the native grid"),
+        reference_desc=reference.desc)
     files, planned_tables = plan_subject(so)
     records = [ConditionRecord(c.condition.label, c.condition.spec, tool.digest, results_key,
                                run_uuid) for c in item.conditions]
     plan = plan_conditions(read_manifest(out, s.key), records, clean=clean)
     manifest, _ = commit_subject(
         out, s.key, files=files, tables=planned_tables, conditions=records, plan=plan,
-        run_uuid=run_uuid, extra={"segmentation": {"sha256": tool.digest, **tool.info()}})
+        run_uuid=run_uuid, extra={"segmentation": {"sha256": tool.digest, **tool.info()},
+                                  "reference": reference.record()})
     return manifest

@@ -224,6 +224,16 @@ def conditions(value: Any) -> tuple[str, ...]:
         raise ValueError(str(exc)) from None
 
 
+def condition_spec(value: Any) -> str:
+    """One condition spec, canonicalised (e.g. the reference condition)."""
+    from bids_stroke.degradation import ConditionError, parse_condition
+
+    try:
+        return parse_condition(text(value)).spec
+    except ConditionError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def frozen_json(value: Any) -> Any:
     """A JSON-like mapping made read-only (dicts -> mappingproxy, lists -> tuples)."""
     if isinstance(value, Mapping):
@@ -369,6 +379,13 @@ class StudySettings:
     description: str = setting("", text, "one paragraph")
     conditions: tuple[str, ...] = setting(("native", "crude:2", "linear:2"), conditions,
                                           "resolution conditions, in order")
+    reference: str = setting("mask", choice("mask", "prediction", "auto"),
+                             "what each prediction is scored against: the lesion mask, the "
+                             "model's own prediction at the reference condition, or auto (the "
+                             "mask where there is one)")
+    reference_condition: str = setting("native", condition_spec,
+                                       "the condition whose prediction is the reference of "
+                                       "--reference prediction/auto")
     source: str | None = setting(None, optional(text), "study file it came from")
 
 
@@ -495,6 +512,9 @@ SECTIONS: dict[str, type] = {
     "group": GroupSettings,
     "execution": ExecutionSettings,
 }
+#: top-level keys of a study file that set the ``study`` section
+STUDY_TOP_LEVEL = ("name", "description", "conditions", "reference", "reference_condition",
+                   "source")
 #: sections a study file may set (``study`` keys are top-level there: name, conditions, ...)
 STUDY_FILE_SECTIONS = ("registration", "segmentation", "metrics", "outputs", "group")
 #: sections whose values can change a result (keyed into each committed result)
@@ -578,13 +598,25 @@ class Settings:
                                         prefix=f"{name}.")
         return dataclasses.replace(self, **parts)
 
-    def results_key(self) -> str:
-        """Digest of every setting that can change a result (16 hex characters)."""
-        content = {
+    def results_key(self, reference: str = "mask") -> str:
+        """Digest of every setting that can change a result (16 hex characters).
+
+        ``reference``: what the image was actually scored against (``mask`` or
+        ``prediction``, see :func:`bids_stroke.reference.resolve`); a prediction reference and
+        its condition enter the digest, so results scored against a prediction are never mixed
+        with results scored against a mask (mask-scored results keep the digest they always
+        had).
+        """
+        content: dict[str, Any] = {
             name: {k: v for k, v in self.to_dict()[name].items() if (name, k) not in _NOT_RESULT}
             for name in RESULT_SECTIONS
         }
         content["seed"] = self.execution.seed
+        if reference == "prediction":
+            content["reference"] = {"kind": "prediction",
+                                    "condition": self.study.reference_condition}
+        elif reference != "mask":
+            raise ValueError(f"reference must be mask or prediction, got {reference!r}")
         blob = json.dumps(content, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -621,8 +653,7 @@ def settings_from_layers(
     """
     settings = base or Settings()
     if study is not None:
-        top = {k: study[k] for k in ("name", "description", "conditions", "source")
-               if k in study}
+        top = {k: study[k] for k in STUDY_TOP_LEVEL if k in study}
         parts = {"study": build_section(StudySettings, top, study_where, settings.study)}
         for name in STUDY_FILE_SECTIONS:
             values = study.get(name) or {}

@@ -9,7 +9,7 @@ PKG = Path(__file__).resolve().parents[1] / "bids_stroke"
 #: modules that hold science or plain data handling: no nipype, no CLI
 PURE = ["settings", "pipeline", "conditions", "degrade", "degradation", "plan", "commit",
         "locks", "atomic", "outputs", "preflight", "discovery", "nifti", "metric_tables",
-        "export", "score", "state_files", "interrupt", "write_errors"]
+        "export", "score", "state_files", "interrupt", "write_errors", "reference"]
 
 
 def _imports(path: Path) -> set[str]:

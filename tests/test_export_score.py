@@ -201,6 +201,45 @@ def test_sidecars_reports_and_manifests_name_the_tool(study):
     assert len(_rows(out / "group_segmetrics.tsv")) > 0
 
 
+def test_score_against_the_tools_own_native_prediction(study, tmp_path):
+    """--reference prediction: each degraded prediction of the tool against its own native
+    one (compute_metrics on the tool's files), without using the lesion masks."""
+    from bids_stroke.metrics import spacing_from_affine
+    from bids_stroke.reference import nifti_sha256
+
+    bids = tmp_path / "bids"
+    shutil.copytree(study["bids"], bids)
+    for mask in bids.rglob("*_mask.*"):
+        mask.unlink()  # no mask needed
+    out = tmp_path / "out"
+    assert main(["score", str(bids), str(out), "--predictions", _pattern(study["preds"]),
+                 "--tool-name", "threshold_tool", "--tool-version", "1.0", "--exported",
+                 str(study["out"] / "conditions"), "--reference", "prediction"]) == 0
+    for sub in SUBJECTS:
+        anat = out / f"sub-{sub}" / "ses-1" / "anat"
+        name = f"sub-{sub}_ses-1_label-L_desc-refnativeprediction"
+        rows = _rows(anat / f"{name}_segmetrics.tsv")
+        assert [r["desc"] for r in rows] == LABELS[1:]  # native is the reference
+        native_path = next((study["preds"] / "native").glob(f"sub-{sub}/ses-1/anat/*_mask.nii.gz"))
+        native_img = nb.load(str(native_path))
+        native = np.asanyarray(native_img.dataobj) == 1
+        spacing = spacing_from_affine(native_img.affine)
+        for row in rows:
+            pred_path = next((study["preds"] / row["desc"]).glob(
+                f"sub-{sub}/ses-1/anat/*_mask.nii.gz"))
+            pred = np.asanyarray(nb.load(str(pred_path)).dataobj) == 1
+            expected = compute_metrics(native, pred, spacing, grid="padded:16")
+            for col in METRIC_COLUMNS:
+                assert row[col] == format_value(expected[col]), (sub, row["desc"], col)
+        ref = json.loads((anat / f"{name}_segmetrics.json").read_text())["Reference"]
+        committed = anat / f"sub-{sub}_ses-1_label-L_desc-native_mask.nii.gz"
+        assert ref["File"] == f"bids::{committed.relative_to(out).as_posix()}"
+        assert ref["kind"] == "prediction" and ref["SHA256"] == nifti_sha256(committed)
+        assert "native-resolution prediction" in (out / f"sub-{sub}_ses-1.html").read_text()
+    assert main([str(bids), str(out), "group"]) == 0
+    assert (out / "group_refnativeprediction_report.html").is_file()
+
+
 @pytest.mark.parametrize("case", ["grid", "binary", "unknown", "ambiguous", "affine"])
 def test_bad_predictions_are_refused_and_nothing_is_written(study, tmp_path, capsys, case):
     preds = tmp_path / "preds"

@@ -150,7 +150,8 @@ def test_missing_channel_leaves_the_subject_out(isles_like, tmp_path, capsys):
 @pytest.mark.skipif(not ISLES.is_dir(), reason="real ISLES'22 case not available")
 def test_real_isles_case_two_channels_native(tmp_path):
     """The real ISLES'22 DWI + ADC case (2 mm, no mask here) through a two-channel native
-    model: every output stays on the 112x112x73 acquisition grid."""
+    model, scored against its own native prediction: every output stays on the 112x112x73
+    acquisition grid."""
     bids = tmp_path / "bids"
     dataset_description(bids)
     folder = bids / "sub-strokecase0001" / "ses-0001" / "dwi"
@@ -160,9 +161,12 @@ def test_real_isles_case_two_channels_native(tmp_path):
     out = tmp_path / "out"
     code = main([str(bids), str(out), "participant", "-w", str(tmp_path / "w"), "--nprocs", "1",
                  "--model", str(_model(tmp_path / "two.pt")), "--modality", "dwi",
-                 "--conditions", "native", "crude:2"])
+                 "--conditions", "native", "crude:2", "--reference", "prediction"])
     assert code == 0
     images = list(out.rglob("*.nii.gz"))
     assert len(images) >= 5  # 2 masks, 2 probability maps, crude2 dwi + adc
     for path in images:
         assert nib.load(path).shape == (112, 112, 73), path.name
+    tables = [p.name for p in out.rglob("*_segmetrics.tsv")]
+    assert tables == ["sub-strokecase0001_ses-0001_label-L_desc-refnativeprediction_"
+                      "segmetrics.tsv"]

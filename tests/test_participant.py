@@ -177,21 +177,30 @@ def test_group_level(run):
 
 
 def test_plain_layout_subject_without_mask(tmp_path, capsys):
+    """--reference mask (the default) runs the image with a mask and lists the other; auto
+    then scores the other against the model's native prediction (its own table name)."""
     bids = make_demo_dataset(tmp_path / "bids", n_subjects=2, seed=3, resolution_mm=3.0,
                              layout="plain", progress=False)
     for mask in (bids / "derivatives").rglob("sub-02_*_mask.nii.gz"):
         mask.unlink()
     out = tmp_path / "out"
-    code = main([str(bids), str(out), "participant", "-w", str(tmp_path / "work"),
-                 "--nprocs", "1", "--conditions", "native", "linear:2", "--no-degraded-images"])
+    args = [str(bids), str(out), "participant", "-w", str(tmp_path / "work"), "--nprocs", "1",
+            "--conditions", "native", "linear:2", "--no-degraded-images"]
+    code = main(args)
     assert code == 0
     anat1, anat2 = out / "sub-01" / "anat", out / "sub-02" / "anat"
     assert len(list(anat1.glob("*_segmetrics.tsv"))) == 1
-    assert not list(anat2.glob("*_segmetrics.tsv"))
-    assert len(list(anat2.glob("*_label-L_desc-*_mask.nii.gz"))) == 2
+    assert not anat2.exists() and not (out / "sub-02.html").exists()
     assert not list(anat1.glob("*_desc-linear2_T1w.nii.gz"))  # --no-degraded-images
-    assert "no lesion mask" in capsys.readouterr().err
-    assert (out / "sub-02.html").is_file()
+    err = capsys.readouterr().err
+    assert "1 image(s) without a lesion mask are not run (--reference mask): sub-02" in err
+    assert main([*args, "--reference", "auto"]) == 0
+    assert [p.name for p in anat2.glob("*_segmetrics.tsv")] == [
+        "sub-02_space-MNI152NLin2009aSym_label-L_desc-refnativeprediction_segmetrics.tsv"]
+    assert len(list(anat2.glob("*_label-L_desc-*_mask.nii.gz"))) == 2
+    assert [p.name for p in anat1.glob("*_segmetrics.tsv")] == [
+        "sub-01_space-MNI152NLin2009aSym_label-L_segmetrics.tsv"]
+    assert "native-resolution prediction" in (out / "sub-02.html").read_text()
 
 
 def test_voxel_order_does_not_change_results(tmp_path):

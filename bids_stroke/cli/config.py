@@ -36,6 +36,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "bids_database_dir": ("data", "database_dir"),
     "skip_bids_validation": ("data", "skip_bids_validation"),
     "conditions": ("study", "conditions"),
+    "reference": ("study", "reference"),
+    "reference_condition": ("study", "reference_condition"),
     "registration": ("registration", "kind"),
     "template_resolution": ("registration", "template_resolution"),
     "save_degraded": ("outputs", "save_degraded"),

@@ -56,6 +56,27 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def add_reference_options(group, *, what: str = "the model") -> None:
+    """``--reference`` and ``--reference-condition`` (the participant level and ``score``)."""
+    group.add_argument(
+        "--reference",
+        choices=("mask", "prediction", "auto"),
+        default=None,
+        help="what each prediction is scored against: 'mask', the image's lesion mask "
+        "(accuracy; images without one are not run); 'prediction', " + what + "'s own "
+        "prediction at --reference-condition (agreement, no mask needed; that condition is not "
+        "scored against itself); 'auto', the mask where there is one, else the prediction "
+        "(default: the study file's reference, mask)",
+    )
+    group.add_argument(
+        "--reference-condition",
+        default=None,
+        metavar="SPEC",
+        help="the condition whose prediction is the reference of --reference prediction/auto; "
+        "it must be one of the conditions (default: native)",
+    )
+
+
 def build_parser() -> ArgumentParser:
     """The ``bids_stroke BIDS_DIR OUTPUT_DIR {participant,group}`` parser."""
     parser = ArgumentParser(
@@ -64,7 +85,8 @@ def build_parser() -> ArgumentParser:
             "bids_stroke: how much does MRI spatial resolution change what a stroke lesion "
             "segmentation model sees? Degrades each T1w (crude decimation, linear resampling, "
             "thick slices, k-space truncation), segments every condition with a 3D U-Net and "
-            "scores it against the native lesion mask.\n\n"
+            "scores it against the native lesion mask (or, with --reference prediction, "
+            "against the model's own native-resolution prediction).\n\n"
             "Other commands (see their --help): 'bids_stroke demo OUT' (demo dataset), "
             "'bids_stroke train BIDS_DIR OUT' (train a model), 'bids_stroke model info|export' "
             "(describe or export a model), 'bids_stroke export BIDS_DIR OUT' and "
@@ -166,6 +188,7 @@ def build_parser() -> ArgumentParser:
         help="resolution conditions, overriding the pipeline's, e.g. native crude:2 linear:2 "
         "thick:5 thick:5:gap=1 kspace:2",
     )
+    add_reference_options(g_study)
     g_study.add_argument(
         "--registration",
         choices=("affine", "rigid", "syn"),

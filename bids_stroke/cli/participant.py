@@ -247,11 +247,14 @@ def _check_mixing(settings: Settings, model_sha: str, subjects: Sequence[Subject
     """Refuse, before any work, subjects whose committed conditions would be mixed."""
     from bids_stroke.commit import CommitError, ConditionRecord, plan_conditions, read_manifest
     from bids_stroke.degradation import parse_condition
+    from bids_stroke.reference import resolve
 
     out = settings.data.output_dir
-    key = settings.results_key()
+    study = settings.study
     good, bad = [], []
     for subject in subjects:
+        reference = resolve(study.reference, subject.mask is not None, study.reference_condition)
+        key = settings.results_key(reference.kind if reference else "mask")
         try:
             records = [ConditionRecord(parse_condition(c).label, c, model_sha, key, "")
                        for c in settings.study.conditions]
@@ -266,12 +269,12 @@ def _check_mixing(settings: Settings, model_sha: str, subjects: Sequence[Subject
 
 def run_participant(settings: Settings) -> int:
     """Validate, discover, check, lock and run; returns the exit code."""
+    from bids_stroke.cli.references import split_by_mask
     from bids_stroke.preflight import max_image_bytes, preflight_check
 
     model, warnings = plan_model(settings)
     reference = model.reference
-    subjects = discover(settings, reference)
-    LOGGER.info("Found %d input image(s); checking them", len(subjects))
+    subjects, _ = split_by_mask(settings, discover(settings, reference))
     bad: list[tuple[SubjectInputs, str]] = []
     if len(model.channels) > 1:
         from bids_stroke.discovery import attach_channels

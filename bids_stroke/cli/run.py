@@ -166,6 +166,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # ITK (ANTs registration) reads its thread count once per process from the
         # environment; worker processes inherit it. A value the user exported wins.
         os.environ.setdefault(ENV_ITK_THREADS, str(settings.execution.omp_nthreads))
+        if "participant" in settings.execution.levels:
+            from bids_stroke.cli.references import (
+                check_reference_settings,
+                refuse_without_any_mask,
+            )
+
+            check_reference_settings(settings)
+            refuse_without_any_mask(settings)  # before the model and pybids: milliseconds
         code = P.EXIT_OK
         for level in settings.execution.levels:
             if level == "participant":

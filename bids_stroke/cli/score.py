@@ -9,6 +9,9 @@ binary (without ``--threshold``), ambiguous, or made for a condition that was no
 stops the run: one line per file, nothing written (exit 65). A *missing* prediction is a gap:
 the subject's other conditions are scored, the gap is printed and recorded
 (``OUT/logs/score-<run>.tsv``, the subject's report and sidecars) and the exit code is 66.
+
+``--reference prediction`` scores each degraded condition against the tool's own prediction at
+``--reference-condition`` (default native): agreement, for data without lesion masks.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "score several tools into separate OUT folders from one export")
     parser.add_argument("--no-degraded-images", dest="save_degraded", action="store_false",
                         default=None, help="do not copy the exported images into OUT")
+    P.add_reference_options(parser, what="the tool")
     return parser
 
 
@@ -126,8 +130,11 @@ def _row(subject, label: str, spec: str, status: str, prediction: str = "n/a",
             "prediction": prediction, "sha256": sha, "detail": detail or "n/a"}
 
 
-def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found) -> None:
-    """Find and check every prediction of one subject (appends to ``found``)."""
+def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found,
+                   reference) -> None:
+    """Find and check every prediction of one subject (appends to ``found``); ``reference``:
+    what its predictions are scored against (the mask, or the tool's prediction at the
+    reference condition, which must then be there)."""
     import nibabel as nb
     import numpy as np
 
@@ -147,7 +154,9 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found)
         found.problems.append(f"{subject.image}: changed since it was exported to {root}; "
                               "re-run 'bids_stroke export' for it, re-run the tool, then score")
         return
-    mask = nb.load(str(subject.mask))
+    # the grid every prediction is scored on: the mask's (the native grid of the image)
+    native = subject.image if reference.is_prediction else subject.mask
+    mask = nb.load(str(native))
     todo, gaps = [], []
     for label in labels:
         if label not in manifest.conditions:
@@ -166,7 +175,7 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found)
             continue
         grid = nb.load(str(ref_image))
         if grid.shape != mask.shape or not np.allclose(grid.affine, mask.affine, atol=1e-3):
-            found.problems.append(f"{ref_image}: not on the native grid of {subject.mask.name}; "
+            found.problems.append(f"{ref_image}: not on the native grid of {native.name}; "
                                   "re-export with this version of bids_stroke")
             continue
         try:
@@ -191,8 +200,21 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found)
         todo.append(ConditionToScore(parse_condition(specs[label]), hits[0], sha, images,
                                      ref_image))
         found.rows.append(_row(subject, label, specs[label], "scored", str(hits[0]), sha))
+    if reference.is_prediction and todo:
+        has_ref = any(c.condition.label == reference.label for c in todo)
+        why = (f"no prediction for the reference condition {reference.label}" if not has_ref
+               else f"only the reference condition {reference.label} has a prediction")
+        if not has_ref or len(todo) < 2:  # nothing can be scored: every condition is a gap
+            done = {c.condition.label for c in todo}
+            for c in todo:
+                gaps.append(c.condition.label)
+                found.gaps.append((subject, c.condition.label, c.condition.spec, why))
+            found.rows[:] = [{**r, "status": "not_scored", "detail": why}
+                             if r["input"] == subject.key and r["desc"] in done else r
+                             for r in found.rows]
+            todo = []
     if todo:
-        found.items.append(SubjectToScore(subject, todo, tuple(gaps)))
+        found.items.append(SubjectToScore(subject, todo, tuple(gaps), reference))
 
 
 def check_all(settings, opts, root: Path, manifests, specs, labels, pattern, tool,
@@ -205,21 +227,28 @@ def check_all(settings, opts, root: Path, manifests, specs, labels, pattern, too
                 f"{path}: a prediction for condition '{values['condition']}', which was not "
                 f"exported to {root} (exported: {', '.join(specs)}); remove it or export that "
                 "condition")
+    from bids_stroke.reference import resolve
+
+    study = settings.study
     for subject in subjects:
         manifest = manifests.get(subject.key)
+        reference = resolve(study.reference, subject.mask is not None,
+                            study.reference_condition)
         reason = ("was not exported" if manifest is None else
-                  "has no reference lesion mask" if subject.mask is None else "")
+                  "has no reference lesion mask (--reference prediction or auto scores it "
+                  "against the tool's own native prediction)" if reference is None else "")
         if reason:
             for label in labels:
                 found.gaps.append((subject, label, specs[label], reason))
                 found.rows.append(_row(subject, label, specs[label], "not_scored",
                                        detail=reason))
             continue
-        _check_subject(subject, manifest, labels, specs, pattern, tool, root, found)
+        _check_subject(subject, manifest, labels, specs, pattern, tool, root, found,
+                       reference)
     return found
 
 
-def _check_mixing(out: Path, items, tool, clean: bool, results_key: str) -> list[str]:
+def _check_mixing(out: Path, items, tool, clean: bool, settings) -> list[str]:
     """Refuse, before any write, subjects of OUT holding results of another model or tool
     (even for the conditions scored now), or made with other result-changing settings."""
     from bids_stroke.commit import CommitError, ConditionRecord, plan_conditions, read_manifest
@@ -228,8 +257,9 @@ def _check_mixing(out: Path, items, tool, clean: bool, results_key: str) -> list
     for item in items:
         try:
             previous = read_manifest(out, item.subject.key)
+            key = settings.results_key(item.reference.kind)
             records = [ConditionRecord(c.condition.label, c.condition.spec, tool.digest,
-                                       results_key, "") for c in item.conditions]
+                                       key, "") for c in item.conditions]
             plan_conditions(previous, records, clean=clean)
         except CommitError as exc:
             problems.append(str(exc))
@@ -254,7 +284,7 @@ def _write_log(out: Path, run: str, rows: list[dict]) -> Path:
     return atomic_write_text(out / "logs" / f"score-{run}.tsv", tsv_text(rows, columns))
 
 
-def _score_all(settings, found: Found, tool, results_key: str) -> list[str]:
+def _score_all(settings, found: Found, tool) -> list[str]:
     """Lock, score and commit each subject; returns the keys that failed."""
     from bids_stroke.commit import CommitError
     from bids_stroke.config import environment_info
@@ -278,8 +308,10 @@ def _score_all(settings, found: Found, tool, results_key: str) -> list[str]:
                               grid=settings.metrics.grid,
                               command=settings.execution.command,
                               save_degraded=settings.outputs.save_degraded,
-                              results_key=results_key, run_uuid=run,
-                              clean=settings.execution.clean, provenance=provenance)
+                              results_key=settings.results_key(
+                                  by_key[key].reference.kind), run_uuid=run,
+                              clean=settings.execution.clean, provenance=provenance,
+                              reference=by_key[key].reference)
                 LOGGER.info("%s: scored %d condition(s) of %s", key,
                             len(by_key[key].conditions), tool.name)
             except (ScoreError, MetricsInputError, CommitError) as exc:  # changed meanwhile
@@ -313,6 +345,14 @@ def run_score(settings, opts: argparse.Namespace) -> int:
     settings = settings.replace(segmentation={"threshold": threshold})
     manifests, specs = _exported(root)
     labels = _labels(settings, opts, specs)
+    from bids_stroke.reference import ReferenceError, check_reference_condition
+
+    try:
+        check_reference_condition(settings.study.reference, settings.study.reference_condition,
+                                  [specs[lab] for lab in labels])
+    except ReferenceError as exc:
+        raise CLIError(f"{exc} (scored conditions: those exported, or --conditions)",
+                       P.EXIT_USAGE) from None
     reference = _reference(settings, manifests)
     subjects = discover(settings, reference)
     found = check_all(settings, opts, root, manifests, specs, labels, pattern, tool, subjects)
@@ -324,8 +364,7 @@ def run_score(settings, opts: argparse.Namespace) -> int:
     scored = [specs[lab] for lab in labels
               if any(c.condition.label == lab for i in found.items for c in i.conditions)]
     settings = settings.replace(study={"conditions": scored or list(specs.values())})
-    mixing = _check_mixing(out, found.items, tool, bool(settings.execution.clean),
-                           settings.results_key())
+    mixing = _check_mixing(out, found.items, tool, bool(settings.execution.clean), settings)
     if mixing:
         for line in mixing:
             print(f"bids_stroke: error: {line}", file=sys.stderr)
@@ -338,7 +377,7 @@ def run_score(settings, opts: argparse.Namespace) -> int:
                        f"{pattern.text})", P.EXIT_NO_INPUT)
     write_dataset_level(settings, reference)
     settings.write(out / "logs")
-    failed = _score_all(settings, found, tool, settings.results_key())
+    failed = _score_all(settings, found, tool)
     log = _write_log(out, settings.execution.run_uuid, found.rows)
     LOGGER.info("Scored %s: %d input(s) committed, %d gap(s), %d failed; log %s", tool.name,
                 len(found.items) - len(failed), len(found.gaps), len(failed), log)

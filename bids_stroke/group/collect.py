@@ -21,6 +21,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from bids_stroke.commit import Manifest, SubjectState
+    from bids_stroke.reference import Reference
 
 __all__ = [
     "BUNDLED_MODEL_LABEL",
@@ -71,8 +72,8 @@ LESION_COLUMNS: tuple[str, ...] = (
     "volume_voxels", "detected", "overlap_fraction",
 )
 _TEXT_COLUMNS = ("participant_id", "session_id", "desc", "condition")
-SEGMETRICS_GLOB = "sub-*/**/*_label-L_segmetrics.tsv"
-LESIONS_GLOB = "sub-*/**/*_label-L_lesions.tsv"
+SEGMETRICS_GLOB = "sub-*/**/*_label-L*_segmetrics.tsv"
+LESIONS_GLOB = "sub-*/**/*_label-L*_lesions.tsv"
 LOGGER = logging.getLogger("bids_stroke.group")
 
 
@@ -112,19 +113,24 @@ def find_files(
     participant_label: str | Iterable[str] | None = None,
     *,
     states: Sequence[SubjectState] | None = None,
+    reference: Reference | None = None,
 ) -> list[Path]:
     """The committed tables matching ``pattern`` under ``output_dir`` (sorted), optionally for
-    some subjects. Only subjects with a complete commit are read (their table checksums are
-    verified, interrupted commits finished first); every other table found is named in a
-    warning and left out (:func:`bids_stroke.commit.committed_subjects`; ``states``: its
-    result when the caller already has it, so that one group run reads every manifest and
-    checks every table once)."""
+    some subjects and only those scored against ``reference`` (default: every table). Only
+    subjects with a complete commit are read (their table checksums are verified, interrupted
+    commits finished first); every other table found is named in a warning and left out
+    (:func:`bids_stroke.commit.committed_subjects`; ``states``: its result when the caller
+    already has it, so that one group run reads every manifest and checks every table
+    once)."""
     from bids_stroke.commit import committed_subjects
 
     root = Path(output_dir)
     wanted = normalise_labels(participant_label)
     table = pattern.rsplit("_", 1)[-1].split(".")[0]  # segmetrics / lesions
+    from bids_stroke.group.references import reference_of
+
     committed: set[Path] = set()
+    selected: set[Path] = set()
     standalone = states is None
     states = committed_subjects(root) if states is None else states
     incomplete = incomplete_images(states, participant_label)
@@ -134,13 +140,15 @@ def find_files(
         rel = state.manifest.tables.get(table) if state.manifest is not None else None
         if rel is not None:
             committed.add(root / rel)
+            if reference is None or reference_of(state) == reference:
+                selected.add(root / rel)
     named = {s.key for s in incomplete}
     for found in scan(root, f"sub-*/**/*_{table}.tsv", wanted):
         if found not in committed and table == "segmetrics" and image_id(found) not in named:
             LOGGER.warning("group: skipping %s: not part of a committed subject (written by an "
                            "interrupted or older run); re-run its participant level",
                            found.relative_to(root))
-    return sorted(committed)
+    return sorted(selected)
 
 
 def _selected(states: Iterable[SubjectState], wanted: set[str] | None
@@ -324,8 +332,10 @@ def read_segmetrics(
     participant_label: str | Iterable[str] | None = None,
     *,
     states: Sequence[SubjectState] | None = None,
+    reference: Reference | None = None,
 ) -> pd.DataFrame:
-    """All ``*_label-L_segmetrics.tsv`` rows of ``output_dir`` in one frame.
+    """All ``*_label-L_segmetrics.tsv`` rows of ``output_dir`` in one frame (only those
+    scored against ``reference`` when it is given).
 
     Raises
     ------
@@ -335,9 +345,22 @@ def read_segmetrics(
     root = Path(output_dir)
     if not root.is_dir():
         raise GroupInputError(f"output directory {root} does not exist")
-    files = find_files(root, SEGMETRICS_GLOB, participant_label, states=states)
+    if states is None:
+        from bids_stroke.commit import committed_subjects
+
+        states = committed_subjects(root)
+    files = find_files(root, SEGMETRICS_GLOB, participant_label, states=states,
+                       reference=reference)
     if not files:
         who = "" if participant_label is None else f" for participant(s) {participant_label}"
+        unscored = [s for s in states if s.manifest is not None
+                    and "segmetrics" not in s.manifest.tables]
+        if unscored and reference is None:
+            raise GroupInputError(
+                f"no *_label-L_segmetrics.tsv found under {root}{who}: the participant level "
+                f"segmented {len(unscored)} image(s) without scoring them (no lesion mask); "
+                "re-run it with --reference prediction to score them against the model's own "
+                "native-resolution prediction")
         raise GroupInputError(
             f"no *_label-L_segmetrics.tsv found under {root}{who}; "
             "run the participant level first")
@@ -418,12 +441,18 @@ def parse_compare(items: Iterable[str] | Mapping[str, str] | None) -> dict[str, 
 def read_datasets(
     datasets: Mapping[str, str | os.PathLike[str]],
     participant_label: str | Iterable[str] | None = None,
+    *,
+    reference: Reference | None = None,
+    states: Mapping[str, Sequence[SubjectState]] | None = None,
 ) -> pd.DataFrame:
-    """Metric rows of several output directories, with a ``dataset`` column (their label)."""
+    """Metric rows of several output directories, with a ``dataset`` column (their label);
+    only rows scored against ``reference`` when it is given (``states``: each directory's
+    committed subjects when the caller has them)."""
     frames = []
     for label, path in datasets.items():
         try:
-            df = read_segmetrics(path, participant_label)
+            df = read_segmetrics(path, participant_label, reference=reference,
+                                 states=(states or {}).get(label))
         except GroupInputError as exc:
             raise GroupInputError(f"dataset {label}: {exc}") from exc
         frames.append(df.assign(dataset=label))
@@ -438,9 +467,12 @@ def read_lesions(
     participant_label: str | Iterable[str] | None = None,
     *,
     states: Sequence[SubjectState] | None = None,
+    reference: Reference | None = None,
 ) -> pd.DataFrame | None:
-    """All ``*_label-L_lesions.tsv`` rows, or None when there is no such file."""
-    files = find_files(output_dir, LESIONS_GLOB, participant_label, states=states)
+    """All ``*_label-L_lesions.tsv`` rows (of tables scored against ``reference`` when it is
+    given), or None when there is no such file."""
+    files = find_files(output_dir, LESIONS_GLOB, participant_label, states=states,
+                       reference=reference)
     if not files:
         return None
     return read_tsvs(files, LESION_COLUMNS,

@@ -151,6 +151,8 @@ class MethodsInput:
     dataset_pairs: Sequence[str] = ()
     bm_methods: Mapping[str, int] = field(default_factory=dict)
     lesion_detection: bool = False
+    #: what every prediction was scored against (None: the lesion mask)
+    reference: Any = None
     date: str = ""
 
 
@@ -238,7 +240,7 @@ def _data_paragraph(m: MethodsInput, cite: _Cite) -> str:
                  + (", with mirror test-time augmentation" if seg.get("tta") else "")
                  + f" and inference mode {seg.get('mode', 'auto')}.")
         grid = met.get("grid", "native")
-        text += (f" Every prediction was scored against the untouched native lesion mask: "
+        text += (f" {_scored_against(m)}: "
                  f"{_metric_words(m.metrics, cite)}; lesions were "
                  f"{met.get('connectivity', 26)}-connected components, the surface Dice "
                  f"tolerance {met.get('tolerance_mm', 2.0):g} mm, and true negatives were "
@@ -257,11 +259,23 @@ def _data_paragraph(m: MethodsInput, cite: _Cite) -> str:
             text += (f" (Settings of the most recent of {len(m.participant)} participant-level "
                      f"runs; the others are in logs/.)")
     else:
-        text += (f" Lesions were segmented by {_list(m.models) or 'the model'} and every "
-                 f"prediction was scored against the native lesion mask: "
+        text += (f" Lesions were segmented by {_list(m.models) or 'the model'}. "
+                 f"{_scored_against(m)}: "
                  f"{_metric_words(m.metrics, cite)}. (The participant level's settings were not "
                  f"found in logs/; see its outputs' sidecars.)")
     return text
+
+
+def _scored_against(m: MethodsInput) -> str:
+    """What the metrics compare each prediction with, as the start of a sentence."""
+    ref = m.reference
+    if ref is None or not getattr(ref, "is_prediction", False):
+        return "Every prediction was scored against the untouched native lesion mask"
+    return (f"No manual lesion masks were used: every condition's prediction was scored "
+            f"against the model's own prediction at {ref.condition} with the same metric code "
+            f"on the same grid, so every value is {ref.words}, not accuracy (the reference "
+            f"condition's agreement with itself is perfect by definition and was used as the "
+            f"comparison value of the paired tests)")
 
 
 def _model_cites(kinds: set[str], cite: _Cite) -> str:

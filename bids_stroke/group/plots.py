@@ -180,6 +180,7 @@ def dodge(xs: Sequence[float], width: float) -> np.ndarray:
 def plot_metric_vs_resolution(
     means: pd.DataFrame, conditions: Sequence[str], geometry: Mapping[str, ConditionGeometry],
     *, metric: str = "dice", strata: Sequence[str] = ("all",),
+    reference_name: str = "reference",
 ) -> Figure:
     """Mean metric (95% CI) against the conditions' real slice and in-plane spacing.
 
@@ -231,7 +232,7 @@ def plot_metric_vs_resolution(
         strata_handles.append((Line2D([], [], color=colour, marker=markers[i % 8]),
                                f"lesions {name} (n <= {n})"))
     ax.set_xticks(x, conditions, rotation=30, ha="right", fontsize=8)
-    ax.set_title("by total reference lesion volume", fontsize=9)
+    ax.set_title(f"by total {reference_name} lesion volume", fontsize=9)
     for a in axes:
         a.set_ylim(lims[0] - pad, lims[1] + pad)  # one scale for the three panels
         a.set_ylabel(f"mean {metric_label(metric)}", fontsize=8)
@@ -291,7 +292,7 @@ def _ratio_ticks(lo: float, hi: float) -> list[float]:
 
 
 def plot_bland_altman(table: pd.DataFrame, conditions: Sequence[str], *, seed: int = 0,
-                      scale: str = "log") -> Figure:
+                      scale: str = "log", reference_name: str = "reference") -> Figure:
     """Bland-Altman plots of predicted against reference lesion volume, one common scale.
 
     ``scale="log"`` (default): the ratio predicted / reference against the geometric mean of
@@ -299,7 +300,8 @@ def plot_bland_altman(table: pd.DataFrame, conditions: Sequence[str], *, seed: i
     ratio and shown back-transformed (a geometric mean ratio and its limits), so one large
     lesion does not set the limits of a cohort of small ones (Bland & Altman 1999). Units with
     an empty prediction or reference cannot be shown on it and are counted in the panel's
-    title. ``scale="raw"``: differences in ml against the mean volume.
+    title. ``scale="raw"``: differences in ml against the mean volume. ``reference_name``: what
+    the reference is called on the axes.
     """
     if scale not in ("log", "raw"):
         raise ValueError(f"scale must be 'log' or 'raw', got {scale!r}")
@@ -346,12 +348,12 @@ def plot_bland_altman(table: pd.DataFrame, conditions: Sequence[str], *, seed: i
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.yaxis.set_minor_locator(NullLocator())
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.set_xlabel("Geometric mean of predicted and reference volume (ml, log)",
+            ax.set_xlabel(f"Geometric mean of predicted and {reference_name} volume (ml, log)",
                           fontsize=8)
-            ax.set_ylabel("Predicted / reference volume (log)", fontsize=8)
+            ax.set_ylabel(f"Predicted / {reference_name} volume (log)", fontsize=8)
         else:
-            ax.set_xlabel("Mean of predicted and reference volume (ml)", fontsize=8)
-            ax.set_ylabel("Predicted - reference (ml)", fontsize=8)
+            ax.set_xlabel(f"Mean of predicted and {reference_name} volume (ml)", fontsize=8)
+            ax.set_ylabel(f"Predicted - {reference_name} (ml)", fontsize=8)
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
         ax.grid(alpha=0.3)

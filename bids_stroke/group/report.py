@@ -95,6 +95,9 @@ class ReportParts:
     lesionsize: pd.DataFrame | None = None
     primary: str | None = None
     phrases: Mapping[str, str] = field(default_factory=dict)
+    title: str = "bids_stroke group report"
+    #: what the numbers were scored against, when it is not only the lesion mask (shown first)
+    reference: Sequence[str] = ()
 
 
 def _ci_text(lo: float, hi: float) -> str:
@@ -172,13 +175,17 @@ def _tests_section(p: ReportParts) -> str:
 
 def render_report(p: ReportParts) -> str:
     """The complete HTML document."""
-    nav = [("findings", "Findings"), ("verdicts", "Verdicts"), ("overview", "Conditions"),
-           ("methods", "Methods"), ("summary", "Summary"), ("tests", "Tests")]
+    nav = [("reference", "Reference")] if p.reference else []
+    nav += [("findings", "Findings"), ("verdicts", "Verdicts"), ("overview", "Conditions"),
+            ("methods", "Methods"), ("summary", "Summary"), ("tests", "Tests")]
     if p.datasets is not None:
         nav.append(("datasets", "Datasets"))
     nav += [("figures", "Figures"), ("sizebins", "Lesion size"), ("provenance", "Provenance")]
     parts = [H.nav(nav)]
     notes = "".join(H.paragraph(n, cls="note") for n in p.notes)
+    if p.reference:
+        parts.append(H.section("Reference", "".join(H.paragraph(t) for t in p.reference),
+                               anchor="reference"))
     n_primary = (int((p.equivalence["metric"] == p.primary).sum())
                  if p.equivalence is not None else 0)
     parts.append(H.section("Findings", H.warnings_box(p.warnings)
@@ -243,4 +250,4 @@ def render_report(p: ReportParts) -> str:
                                                                     caption="Software")
             + H.paragraph("Files written:") + H.bullet_list(p.outputs))
     parts.append(H.section("Provenance", prov, anchor="provenance"))
-    return H.page("bids_stroke group report", "".join(parts), extra_css=GROUP_CSS)
+    return H.page(p.title, "".join(parts), extra_css=GROUP_CSS)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from bids_stroke.degradation import Condition, ConditionError, parse_condition
 
-__all__ = ["ConditionGeometry", "condition_geometry", "condition_phrase"]
+__all__ = ["ConditionGeometry", "condition_geometry", "condition_phrase", "grid_spacing"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,18 @@ def _grid_spacing(cond: Condition, effective_mm: float) -> float:
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if eff(mid) < effective_mm else (lo, mid)
     return (lo + hi) / 2
+
+
+def grid_spacing(spec: str, effective_resolution_mm: float) -> float | None:
+    """Spacing (mm) of the isotropic grid condition ``spec`` was simulated on, from its stored
+    effective resolution (None when the spec or the value is unusable)."""
+    try:
+        cond = parse_condition(spec)
+    except ConditionError:
+        return None
+    if not (math.isfinite(effective_resolution_mm) and effective_resolution_mm > 0):
+        return None
+    return _grid_spacing(cond, float(effective_resolution_mm))
 
 
 def condition_geometry(spec: str, effective_resolution_mm: float) -> ConditionGeometry | None:

@@ -77,12 +77,24 @@ from bids_stroke.group.lesion_size import size_regression
 from bids_stroke.group.methods import MethodsInput, methods_document, to_html, to_markdown
 from bids_stroke.group.omnibus import friedman_table
 from bids_stroke.group.paired import DEFAULT_METRICS, pairwise_wilcoxon, unit_matrix
+from bids_stroke.group.references import (
+    agreement_findings,
+    metric_namer,
+    prefix,
+    reference_of,
+    reference_sets,
+    sidecar_reference,
+    with_self_agreement,
+    wording,
+)
 from bids_stroke.group.report import ReportParts, render_report
 from bids_stroke.group.unpaired import compare_datasets, comparison_pairs
+from bids_stroke.reference import Reference
 
 __all__ = ["GroupInputError", "run_group"]
 
 LOGGER = logging.getLogger("bids_stroke.group")
+MASK = Reference()
 RESOLUTION_METRIC = "dice"
 
 
@@ -271,13 +283,94 @@ def run_group(
 
     states = committed_subjects(root) if root.is_dir() else None
     left_out = report_incomplete(states, participant_label, strict=strict)
+    ds_states = {label: committed_subjects(Path(path)) if Path(path).is_dir() else None
+                 for label, path in datasets.items()}
+    # results scored against different references are analysed apart, never pooled
+    sets = reference_sets(states, *ds_states.values()) or [Reference()]
+    options = {"metrics": metrics, "alpha": alpha, "n_boot": n_boot, "seed": seed,
+               "participant_label": participant_label, "zero_method": zero_method,
+               "size_bins_ml": size_bins_ml, "unit": unit, "conditions": conditions,
+               "primary": primary, "margins": margins, "digits_rank": digits_rank}
+    analyses = [_analyse(root, reference, states=states, ds_states=ds_states,
+                         datasets=datasets, selection=selection, pairs=pairs,
+                         filtered=len(sets) > 1, **options)
+                for reference in sets]
+
+    # everything is written into a staging folder, then committed at once (bids_stroke.commit)
+    from bids_stroke.commit import GROUP_KEY, commit_group, group_staging, lock_path, recover
+    from bids_stroke.locks import FileLock
+
+    run_uuid = time.strftime("%Y%m%d-%H%M%S")
+    root.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_path(root, GROUP_KEY), run=f"group {run_uuid}").acquire(timeout=600)
+    try:
+        recover(root, GROUP_KEY)
+        stage = group_staging(root, run_uuid)
+        try:
+            names = [f"{prefix(a['reference'])}_report.html" for a in analyses]
+            reports = [_write_outputs(
+                stage, out_dir=root, seed=seed, error_bars=error_bars,
+                size_bins_ml=size_bins_ml, unit=unit, alpha=alpha, n_boot=n_boot,
+                zero_method=zero_method, metrics=metrics, participant_label=participant_label,
+                t0=t0, states=a.pop("set_states"), primary=primary, margins=margins,
+                digits_rank=digits_rank, bland_altman=bland_altman, left_out=left_out,
+                others=[(b["reference"], name) for b, name in zip(analyses, names, strict=True)
+                        if b is not a], **a)
+                for a in analyses]
+            commit_group(root, stage, run_uuid)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+    finally:
+        lock.release()
+    quarantined = quarantined_journals(states)
+    if quarantined:  # bad data in OUT: the others were analysed, the run still fails
+        raise GroupDataError(quarantined)
+    return root / reports[0].relative_to(stage)
+
+
+def _analyse(root: Path, reference: Reference, *, states, ds_states, datasets, selection,
+             pairs, metrics, alpha, n_boot, seed, participant_label, zero_method,
+             size_bins_ml, unit, conditions, primary, margins, digits_rank,
+             filtered: bool) -> dict:
+    """Read and test the results scored against ``reference`` (``filtered``: the output
+    folders hold other references too, left out here)."""
+    only = reference if filtered else None
+    set_states = ([st for st in states if reference_of(st) in (None, reference)]
+                  if states is not None and filtered else states)
     own = (not datasets) or (states is not None and bool(
-        find_files(root, SEGMETRICS_GLOB, participant_label, states=states)))
-    seg = read_segmetrics(root, participant_label, states=states) if own else None
-    lesions = read_lesions(root, participant_label, states=states) if own else None
-    ds_rows = read_datasets(datasets, participant_label) if datasets else None
+        find_files(root, SEGMETRICS_GLOB, participant_label, states=states, reference=only)))
+    seg = (read_segmetrics(root, participant_label, states=states, reference=only)
+           if own else None)
+    lesions = (read_lesions(root, participant_label, states=states, reference=only)
+               if own else None)
+    compared, apart = dict(datasets), []
+    if datasets and filtered:  # a dataset without results of this reference is left out
+        compared = {label: path for label, path in datasets.items() if ds_states[label]
+                    and find_files(Path(path), SEGMETRICS_GLOB, participant_label,
+                                   states=ds_states[label], reference=reference)}
+        apart = sorted(set(datasets) - set(compared))
+        if len(compared) < 2:
+            compared = {}
+    ds_rows = (read_datasets(compared, participant_label, reference=only, states=ds_states)
+               if compared else None)
+    notes: list[str] = []
+    measured, ds_measured = seg, ds_rows  # the written row tables hold measured rows only
+    if reference.is_prediction:  # each condition against the reference's perfect self-agreement
+        seg, note = with_self_agreement(seg, reference)
+        ds_rows, _ = with_self_agreement(ds_rows, reference)
+        notes += [note] if note else []
     frames = [t for t in (seg, ds_rows) if t is not None]
-    tested, notes = _usable_metrics(metrics, frames)
+    if not frames:
+        raise GroupInputError(f"no results scored against {reference.reference_words} to "
+                              "analyse")
+    tested, usable_notes = _usable_metrics(metrics, frames)
+    notes += usable_notes
+    if apart:
+        notes.append(f"Dataset(s) {', '.join(apart)} hold no results scored against "
+                     f"{reference.reference_words}: left out of this dataset comparison"
+                     + (" (fewer than two datasets remain: none is made)." if not compared
+                        else "."))
     if not tested:
         raise ValueError(f"none of the metrics {metrics} has a value in the outputs")
     if primary not in tested:
@@ -300,64 +393,40 @@ def run_group(
     if ds_rows is not None:
         ds_units = aggregate_units(ds_rows, metric_cols, unit)
         ds_conds = [c for c in conds if c in set(ds_units["desc"])]
-        present = {ds: set(ds_units.loc[ds_units["dataset"] == ds, "desc"]) for ds in datasets}
-        chosen = comparison_pairs(list(datasets), ds_conds, present, selection=selection,
+        present = {ds: set(ds_units.loc[ds_units["dataset"] == ds, "desc"]) for ds in compared}
+        chosen = comparison_pairs(list(compared), ds_conds, present, selection=selection,
                                   pairs=pairs)
-        ds_stats = compare_datasets(ds_units, tested, ds_conds, list(datasets), alpha=alpha,
+        ds_stats = compare_datasets(ds_units, tested, ds_conds, list(compared), alpha=alpha,
                                     n_boot=n_boot, seed=seed, pairs=chosen, primary=primary,
                                     digits_rank=digits_rank)
-
-    # everything is written into a staging folder, then committed at once (bids_stroke.commit)
-    from bids_stroke.commit import GROUP_KEY, commit_group, group_staging, lock_path, recover
-    from bids_stroke.locks import FileLock
-
-    run_uuid = time.strftime("%Y%m%d-%H%M%S")
-    root.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(lock_path(root, GROUP_KEY), run=f"group {run_uuid}").acquire(timeout=600)
-    try:
-        recover(root, GROUP_KEY)
-        stage = group_staging(root, run_uuid)
-        try:
-            report = _write_outputs(
-                stage, out_dir=root, seg=seg, within=within, ds_rows=ds_rows,
-                ds_stats=ds_stats, metric_cols=metric_cols, ds_units=ds_units, tested=tested,
-                conds=conds, geometry=geometry, datasets=datasets, seed=seed,
-                error_bars=error_bars, size_bins_ml=size_bins_ml, specs=specs, unit=unit,
-                alpha=alpha, descriptions=descriptions, n_boot=n_boot,
-                zero_method=zero_method, notes=notes, frames=frames, metrics=metrics,
-                participant_label=participant_label, t0=t0, states=states, primary=primary,
-                margins=margins, digits_rank=digits_rank, bland_altman=bland_altman,
-                left_out=left_out)
-            commit_group(root, stage, run_uuid)
-        except BaseException:
-            shutil.rmtree(stage, ignore_errors=True)
-            raise
-    finally:
-        lock.release()
-    quarantined = quarantined_journals(states)
-    if quarantined:  # bad data in OUT: the others were analysed, the run still fails
-        raise GroupDataError(quarantined)
-    return root / report.relative_to(stage)
-
+    return {"reference": reference, "set_states": set_states, "seg": measured,
+            "within": within, "ds_rows": ds_measured, "ds_stats": ds_stats, "metric_cols": metric_cols,
+            "ds_units": ds_units, "tested": tested, "conds": conds, "geometry": geometry,
+            "specs": specs, "descriptions": descriptions, "notes": notes, "frames": frames,
+            "datasets": compared}
 
 def _findings(*, within, ds_stats, conds, phrases, alpha, unit, primary, tested, seg,
-              ds_rows, own_label) -> list[str]:
+              ds_rows, own_label, reference: Reference = MASK) -> list[str]:
     """Primary verdicts first, then one exploratory line per other metric, the datasets, and
-    the statistical unit with each dataset's own counts."""
+    the statistical unit with each dataset's own counts. A prediction-referenced set names
+    every metric as agreement with the model's own prediction, never as accuracy."""
     unit_word = "participants" if unit == "participant" else "images"
+    name = metric_namer(reference)
     out: list[str] = []
     if within is not None:
-        out += primary_findings(within["equivalence"], primary, phrases, unit_word)
+        out += primary_findings(within["equivalence"], primary, phrases, unit_word, name=name)
     if ds_stats is not None:
-        out += [f for f in dataset_findings(ds_stats, phrases, alpha, primary=primary)
+        out += [f for f in dataset_findings(ds_stats, phrases, alpha, primary=primary, name=name)
                 if not f.startswith("Exploratory")]
     if within is not None:
         out += secondary_findings(within["wilcoxon"], within["equivalence"], conds[0], phrases,
-                                  alpha, primary=primary, order=tested)
+                                  alpha, primary=primary, order=tested, name=name)
     if within is not None and within.get("lesionsize") is not None:
-        out += lesion_size_finding(within["lesionsize"], phrases)
+        out += lesion_size_finding(within["lesionsize"], phrases, name=name)
+    if reference.is_prediction and within is not None:
+        out += agreement_findings(within["summary"], conds[1:], phrases, [primary], reference)
     if ds_stats is not None:
-        out += [f for f in dataset_findings(ds_stats, phrases, alpha, primary=primary)
+        out += [f for f in dataset_findings(ds_stats, phrases, alpha, primary=primary, name=name)
                 if f.startswith("Exploratory")]
     sizes: dict[str, dict[str, int]] = {}
     if seg is not None and (ds_rows is None or own_label is None):
@@ -373,17 +442,22 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
                    size_bins_ml, specs, unit,
                    alpha, descriptions, n_boot, zero_method, notes, frames, metrics,
                    participant_label, t0, states, primary, margins, digits_rank,
-                   bland_altman, left_out=None) -> Path:
-    """Tables, figures, the methods text and the report of the group level, written under
-    ``root``."""
+                   bland_altman, left_out=None, reference: Reference = MASK,
+                   others: Sequence[tuple[Reference, str]] = ()) -> Path:
+    """Tables, figures, the methods text and the report of one reference set, written under
+    ``root`` with the set's prefix (``group`` for the lesion-mask set)."""
+    name = prefix(reference)
+    words = wording(reference, others)
     phrases = {c: study.phrase(specs.get(c, c), geometry.get(c)) for c in conds}
     outputs = writers.write_tables(root, seg=seg, within=within, ds_rows=ds_rows,
-                                 ds_stats=ds_stats, metric_cols=metric_cols)
+                                   ds_stats=ds_stats, metric_cols=metric_cols, prefix=name,
+                                   reference=sidecar_reference(reference))
     figures, fig_paths = writers.make_figures(
         root, within=within, ds_units=ds_units, metrics=tested, conditions=conds,
         geometry=geometry, datasets=list(datasets), seed=seed, error_bars=error_bars,
         size_bins_ml=size_bins_ml, resolution_metric=RESOLUTION_METRIC, primary=primary,
-        bland_altman=bland_altman, phrases=phrases)
+        bland_altman=bland_altman, phrases=phrases, prefix=name,
+        reference_name=words.reference_name)
     outputs += fig_paths
 
     source = seg if seg is not None else ds_rows
@@ -392,7 +466,7 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
                       if Path(folder).resolve() == Path(out_dir).resolve()), None)
     findings = _findings(within=within, ds_stats=ds_stats, conds=conds, phrases=phrases,
                          alpha=alpha, unit=unit, primary=primary, tested=tested, seg=seg,
-                         ds_rows=ds_rows, own_label=own_label)
+                         ds_rows=ds_rows, own_label=own_label, reference=reference)
     versions = study.versions()
     models = (segmentation_models(out_dir, participant_label, states=states)
               if seg is not None else [])
@@ -412,11 +486,13 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
         margins=margins, alpha=alpha, n_boot=n_boot, seed=seed, unit=unit,
         zero_method=zero_method, digits_rank=digits_rank, size_bins_ml=size_bins_ml,
         versions=versions, bland_altman=bland_altman, models=models, within=within,
-        datasets=datasets, ds_stats=ds_stats, seg=seg))
-    outputs.append(writers.atomic_write_text(root / "group_methods.md", to_markdown(methods)))
-    outputs.append(writers.atomic_write_text(root / "group_methods.html", to_html(methods)))
-    report = root / "group_report.html"
+        datasets=datasets, ds_stats=ds_stats, seg=seg, reference=reference))
+    outputs.append(writers.atomic_write_text(root / f"{name}_methods.md", to_markdown(methods)))
+    outputs.append(writers.atomic_write_text(root / f"{name}_methods.html", to_html(methods)))
+    report = root / f"{name}_report.html"
     settings = {
+        "reference": (reference.reference_words if not reference.is_prediction else
+                      f"{reference.reference_words} (condition {reference.condition})"),
         "output_dir": str(out_dir), "metrics": ", ".join(metrics), "primary": primary,
         "margins": ", ".join(f"{k}={v:g}" for k, v in margins.items()), "alpha": alpha,
         "n_boot": n_boot, "seed": seed, "zero_method": zero_method,
@@ -445,7 +521,7 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
         lesionsize=within.get("lesionsize") if within is not None else None,
         outputs=[*(p.relative_to(root).as_posix() for p in outputs), report.name],
         settings=settings, warnings=cautions, equivalence=shown("equivalence"),
-        primary=primary, phrases=phrases)
+        primary=primary, phrases=phrases, title=words.title, reference=words.paragraphs)
     writers.atomic_write_text(report, render_report(parts))
     return report
 
@@ -453,7 +529,7 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
 def _methods_input(*, out_dir, states, participant_label, sizes, conds, specs, descriptions,
                    tested, primary, margins, alpha, n_boot, seed, unit, zero_method,
                    digits_rank, size_bins_ml, versions, bland_altman, models, within,
-                   datasets, ds_stats, seg) -> MethodsInput:
+                   datasets, ds_stats, seg, reference: Reference = MASK) -> MethodsInput:
     """Everything the methods text describes, from this run."""
     configs = (participant_settings(out_dir, states, participant_label)
                if seg is not None and states is not None else [])
@@ -488,4 +564,4 @@ def _methods_input(*, out_dir, states, participant_label, sizes, conds, specs, d
         bm_methods=(ds_stats["bm_method"].str.replace(r" \(.*", "", regex=True)
                     .value_counts(sort=False).to_dict() if ds_stats is not None else {}),
         lesion_detection=within is not None and within.get("detection") is not None,
-        date=time.strftime("%Y-%m-%d"))
+        reference=reference, date=time.strftime("%Y-%m-%d"))

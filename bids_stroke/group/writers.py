@@ -28,11 +28,15 @@ _ROW_COLUMNS = ["dataset", "participant_id", "session_id", "image_id", "desc", "
                 "effective_resolution_mm"]
 
 
-def write_table(df: pd.DataFrame, path: Path, sidecar: Mapping[str, Any]) -> Path:
-    """``df`` as a BIDS TSV (``n/a`` for missing) and its JSON data dictionary."""
+def write_table(df: pd.DataFrame, path: Path, sidecar: Mapping[str, Any],
+                reference: Mapping[str, Any] | None = None) -> Path:
+    """``df`` as a BIDS TSV (``n/a`` for missing) and its JSON data dictionary (with a
+    ``Reference`` entry when the values are not scored against lesion masks)."""
     atomic_write_text(path, df.to_csv(sep="\t", index=False, na_rep="n/a",
                                       lineterminator="\n"))
     side = {c: sidecar.get(c, COLUMN_DICTIONARY.get(c, {"Description": c})) for c in df.columns}
+    if reference:
+        side["Reference"] = dict(reference)
     atomic_write_text(path.with_suffix(".json"), json.dumps(side, indent=2) + "\n")
     return path
 
@@ -44,8 +48,11 @@ def _rows(table: pd.DataFrame, metric_cols: Sequence[str]) -> pd.DataFrame:
 def write_tables(
     root: Path, *, seg: pd.DataFrame | None, within: Mapping[str, pd.DataFrame | None] | None,
     ds_rows: pd.DataFrame | None, ds_stats: pd.DataFrame | None, metric_cols: Sequence[str],
+    prefix: str = "group", reference: Mapping[str, Any] | None = None,
 ) -> list[Path]:
-    """Write every group TSV that has content; return their paths."""
+    """Write every group TSV that has content; return their paths (``prefix``: ``group``, or
+    the prefix of a set scored against another reference, whose sidecars then carry
+    ``reference``)."""
     source = seg if seg is not None else ds_rows
     side_file = source.attrs.get("sidecar") if source is not None else None
     mdesc = metric_descriptions(metric_cols, Path(side_file) if side_file else None)
@@ -54,8 +61,8 @@ def write_tables(
                                                   for m in metric_cols}}}
     out: list[Path] = []
     if seg is not None and within is not None:
-        out.append(write_table(_rows(seg, metric_cols), root / "group_segmetrics.tsv",
-                               metric_side))
+        out.append(write_table(_rows(seg, metric_cols), root / f"{prefix}_segmetrics.tsv",
+                               metric_side, reference))
         for name, key in (("desc-summary_segmetrics", "summary"),
                           ("desc-means_segmetrics", "means"),
                           ("desc-sizebins_segmetrics", "sizebins"),
@@ -75,12 +82,14 @@ def write_tables(
                     side = {**metric_side, **EQUIVALENCE_DICTIONARY}
                 elif key == "lesionsize":
                     side = {**metric_side, **LESION_SIZE_DICTIONARY}
-                out.append(write_table(table, root / f"group_{name}.tsv", side))
+                out.append(write_table(table, root / f"{prefix}_{name}.tsv", side, reference))
     if ds_rows is not None:
         out.append(write_table(_rows(ds_rows, metric_cols),
-                               root / "group_desc-datasets_segmetrics.tsv", metric_side))
+                               root / f"{prefix}_desc-datasets_segmetrics.tsv", metric_side,
+                               reference))
     if ds_stats is not None:
-        out.append(write_table(ds_stats, root / "group_desc-datasets_stats.tsv", metric_side))
+        out.append(write_table(ds_stats, root / f"{prefix}_desc-datasets_stats.tsv",
+                               metric_side, reference))
     return out
 
 
@@ -91,8 +100,10 @@ def make_figures(
     error_bars: str, size_bins_ml: Sequence[float], resolution_metric: str,
     primary: str | None = None, bland_altman: str = "log",
     phrases: Mapping[str, str] | None = None,
+    prefix: str = "group", reference_name: str = "reference",
 ) -> tuple[list[tuple[str, str, bytes]], list[Path]]:
-    """Render the figures that apply (matplotlib is imported only here); write the PNGs."""
+    """Render the figures that apply (matplotlib is imported only here); write the PNGs
+    (``figures/<prefix>_<name>.png``; ``reference_name``: what the axes call the reference)."""
     from bids_stroke.group import plots
     from bids_stroke.group.describe import size_bin_labels
     from bids_stroke.reports.html import fig_to_png
@@ -113,10 +124,11 @@ def make_figures(
             ("paired", "Paired values per unit",
              lambda: plots.plot_paired_lines(units, metrics, conditions, seed=seed,
                                              primary=primary)),
-            ("bland-altman", "Bland-Altman of predicted vs reference lesion volume "
+            ("bland-altman", f"Bland-Altman of predicted vs {reference_name} lesion volume "
                              f"({'ratio, log scale' if bland_altman == 'log' else 'ml'})",
              lambda: plots.plot_bland_altman(units, conditions, seed=seed,
-                                             scale=bland_altman)),
+                                             scale=bland_altman,
+                                             reference_name=reference_name)),
         ]
         if geometry and resolution_metric in set(means["metric"]):
             strata = ["all", *size_bin_labels(size_bins_ml)]
@@ -125,7 +137,8 @@ def make_figures(
                 f"{resolution_metric} against the real slice and in-plane spacing",
                 lambda: plots.plot_metric_vs_resolution(
                     means, conditions, geometry, metric=resolution_metric,
-                    strata=[s for s in strata if s in set(means["stratum"])])))
+                    strata=[s for s in strata if s in set(means["stratum"])],
+                    reference_name=reference_name)))
     if ds_units is not None:
         ds_conds = [c for c in conditions if c in set(ds_units["desc"])]
         specs.append(("datasets", "Datasets compared per condition",
@@ -134,7 +147,7 @@ def make_figures(
     figures, paths = [], []
     for name, title, make in specs:
         png = fig_to_png(make())
-        path = atomic_write_bytes(root / "figures" / f"group_{name}.png", png)
+        path = atomic_write_bytes(root / "figures" / f"{prefix}_{name}.png", png)
         paths.append(path)
         figures.append((path.name, title, png))
     return figures, paths

@@ -69,6 +69,11 @@ class _WriteSubjectDerivativesInputSpec(BaseInterfaceInputSpec):
     run_uuid = traits.Str(mandatory=True)
     clean = traits.Bool(False, usedefault=True, desc="remove conditions not in this run")
     warnings = traits.List(traits.Str, value=[], usedefault=True)
+    reference = traits.Dict(value={}, usedefault=True,
+                            desc="what the metrics are scored against (kind, condition): "
+                                 "recorded in the manifest; {} = not scored")
+    reference_desc = traits.Str("", usedefault=True,
+                                desc="desc of the metric tables ('' = mask reference)")
 
 
 class _WriteSubjectDerivativesOutputSpec(TraitedSpec):
@@ -93,6 +98,16 @@ def source_sidecar(image: str) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return content if isinstance(content, dict) else {}
+
+
+def manifest_extra(warnings: list[str], reference: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest's ``extra``: the run's warnings and what the subject was scored against."""
+    extra: dict[str, Any] = {}
+    if warnings:
+        extra["warnings"] = warnings
+    if reference:
+        extra["reference"] = reference
+    return extra or None
 
 
 class WriteSubjectDerivatives(SimpleInterface):
@@ -133,7 +148,7 @@ class WriteSubjectDerivatives(SimpleInterface):
             lesions_tsv=_opt(i.lesions_tsv), lesions_json=_opt(i.lesions_json),
             report=_opt(i.report),
             skull_stripped=source_sidecar(i.source_image).get("SkullStripped", False),
-            warnings=list(i.warnings),
+            warnings=list(i.warnings), reference_desc=i.reference_desc or None,
         )
 
     def _run_interface(self, runtime):
@@ -153,7 +168,7 @@ class WriteSubjectDerivatives(SimpleInterface):
         plan = plan_conditions(read_manifest(out, i.key), records, clean=bool(i.clean))
         manifest, removed = commit_subject(
             out, i.key, files=files, tables=tables, conditions=records, plan=plan,
-            run_uuid=i.run_uuid, extra={"warnings": list(i.warnings)} if i.warnings else None)
+            run_uuid=i.run_uuid, extra=manifest_extra(list(i.warnings), dict(i.reference)))
         for label in plan.remove:
             LOGGER.warning("%s: removed condition %s (--clean: not in this study)", i.key, label)
         for rel in removed:

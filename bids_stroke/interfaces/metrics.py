@@ -39,8 +39,12 @@ __all__ = [
 
 
 class _SegmentationMetricsInputSpec(BaseInterfaceInputSpec):
-    reference_mask = File(exists=True, mandatory=True,
+    reference_mask = File(exists=True, xor=["reference_label"],
                           desc="reference (manual) lesion mask on the native grid")
+    reference_label = traits.Str(xor=["reference_mask"],
+                                 desc="the condition whose prediction is the reference "
+                                      "(agreement; that condition gets no row)")
+    reference = traits.Dict(desc="the sidecars' Reference object (kind, condition, File...)")
     prediction_masks = InputMultiObject(File(exists=True), mandatory=True,
                                         desc="binary predicted masks, one per condition, on "
                                              "the reference grid")
@@ -72,12 +76,13 @@ class _SegmentationMetricsOutputSpec(TraitedSpec):
 
 
 class SegmentationMetrics(ChecksummedInterface):
-    """Compute segmentation metrics of each condition's prediction against the reference.
+    """Compute segmentation metrics of each condition's prediction against the reference (the
+    lesion mask, or with ``reference_label`` that condition's prediction).
 
     Every prediction must lie on the reference grid (same shape, affine within 1e-3);
     otherwise :class:`~bids_stroke.metrics.MetricsInputError` names both files and the
     fix. Outputs are written to the node's working directory as
-    ``<prefix>_label-L_segmetrics.{tsv,json}`` and ``<prefix>_label-L_lesions.{tsv,json}``.
+    ``<prefix>_label-L[_desc-ref<label>prediction]_segmetrics.{tsv,json}`` and ``..._lesions``.
     """
 
     input_spec = _SegmentationMetricsInputSpec
@@ -85,14 +90,17 @@ class SegmentationMetrics(ChecksummedInterface):
 
     def _run_interface(self, runtime):  # type: ignore[no-untyped-def]
         inp = self.inputs
+        label = inp.reference_label if isdefined(inp.reference_label) else None
         tables = score_conditions(
-            inp.reference_mask, list(inp.prediction_masks), list(inp.condition_labels),
-            list(inp.condition_specs), [float(r) for r in inp.effective_resolutions],
+            None if label else inp.reference_mask, list(inp.prediction_masks),
+            list(inp.condition_labels), list(inp.condition_specs),
+            [float(r) for r in inp.effective_resolutions],
             participant_id=inp.participant_id, session_id=inp.session_id or "n/a",
             prefix=inp.prefix if isdefined(inp.prefix) and inp.prefix else None,
             connectivity=int(inp.connectivity), tolerance_mm=float(inp.tolerance_mm),
             threshold=float(inp.threshold) if isdefined(inp.threshold) else None,
-            grid=str(inp.grid), out_dir=Path(runtime.cwd))
+            grid=str(inp.grid), out_dir=Path(runtime.cwd), reference_label=label,
+            reference=dict(inp.reference) if isdefined(inp.reference) else None)
         self._results.update(out_tsv=str(tables.tsv), out_json=str(tables.json),
                              out_lesions_tsv=str(tables.lesions_tsv),
                              out_lesions_json=str(tables.lesions_json))

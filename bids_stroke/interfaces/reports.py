@@ -43,6 +43,13 @@ class _SubjectReportInputSpec(BaseInterfaceInputSpec):
                                            "(registered inputs): adds the registration check")
     template_file = File(exists=True, desc="template image shown under the same outline")
     warnings = traits.List(traits.Str, desc="the run's warnings, shown at the top")
+    reference_label = traits.Str("", usedefault=True,
+                                 desc="label of the condition whose prediction is the "
+                                      "reference ('' = the lesion mask, if any)")
+    reference_condition = traits.Str("", usedefault=True,
+                                     desc="spec of that condition (e.g. native)")
+    scored = traits.Bool(True, usedefault=True,
+                         desc="whether the image was scored (False: no reference at all)")
 
 
 class _SubjectReportOutputSpec(TraitedSpec):
@@ -94,6 +101,9 @@ class SubjectReport(ChecksummedInterface):
             template_mask=_opt(inp.template_mask),
             template_file=_opt(inp.template_file),
             warnings=list(inp.warnings) if isdefined(inp.warnings) else [],
+            reference_label=inp.reference_label or None,
+            reference_condition=inp.reference_condition or None,
+            scored=bool(inp.scored),
         )
         self._results["out_report"] = out
         return runtime

@@ -132,9 +132,11 @@ def overlay_figure(
     reference: np.ndarray | None = None,
     prediction: np.ndarray | None = None,
     title: str = "",
+    reference_label: str = "reference",
 ) -> Any:
     """Sagittal, coronal and axial slices through ``focus`` (RAS voxel order) with the
-    reference (sky blue, solid) and predicted (orange, dashed) lesion outlines."""
+    reference (sky blue, solid; named ``reference_label`` in the legend) and predicted (orange,
+    dashed) lesion outlines."""
     fig = H.new_figure((10.5, 3.9), layout=None)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.08, top=0.86, wspace=0.03)
     axes = fig.subplots(1, 3)
@@ -145,7 +147,7 @@ def overlay_figure(
         _draw_view(ax, image, sl, aspect, window, outlines, v, titles[v])
     handles = []
     if reference is not None:
-        handles.append(Line2D([], [], color=REF_COLOUR, lw=1.8, label="reference"))
+        handles.append(Line2D([], [], color=REF_COLOUR, lw=1.8, label=reference_label))
     if prediction is not None:
         handles.append(Line2D([], [], color=PRED_COLOUR, lw=1.8, ls="--", label="prediction"))
     if handles:

@@ -1,5 +1,9 @@
 """Per-subject HTML report: overlays of reference vs predicted lesion for every condition.
 
+The reference is the lesion mask, or (``reference_label``) the model's own prediction at the
+reference condition, when the metrics are agreement with it rather than accuracy: the report
+says which, and an image without any reference says so instead of describing an outline.
+
 For each condition the (degraded) image is shown at three orthogonal slices through the
 centroid of the largest reference lesion (or of the largest predicted lesion when there is no
 reference), with the reference outline in sky blue (solid) and the prediction in orange
@@ -56,16 +60,27 @@ def _load_ras(path: str | os.PathLike[str]
     return data, zooms, np.asarray(img.affine)  # type: ignore[return-value]
 
 
+NOT_SCORED = ("Not scored: this image has no lesion mask and the run scored against lesion "
+              "masks (--reference mask), so it was segmented without metrics; --reference "
+              "prediction (or auto) scores it against the model's own native-resolution "
+              "prediction.")
+
+
 def metrics_table(metrics_tsv: str | os.PathLike[str] | None, name: str | None = None,
-                  earlier: Sequence[Mapping[str, str]] = ()) -> str:
+                  earlier: Sequence[Mapping[str, str]] = (), *, scored: bool = True,
+                  reference_words: str | None = None) -> str:
     """Every column of the metrics TSV: one row per column, one column per condition.
 
     ``name`` is the file name shown in the caption (the derivative's name; default the
     given file's name). ``earlier``: rows of conditions kept from earlier runs (same
-    columns), shown after this run's, headed ``<desc> (earlier run)``.
+    columns), shown after this run's, headed ``<desc> (earlier run)``. ``scored=False``: the
+    image had no reference, said as such. ``reference_words``: what the values are when
+    they are not accuracy against a lesion mask (e.g. agreement with the model's
+    native-resolution prediction).
     """
     if metrics_tsv is None:
-        return H.paragraph("No metrics table was given.", cls="note")
+        return H.paragraph(NOT_SCORED if not scored else "No metrics table was given.",
+                           cls="note")
     path = Path(metrics_tsv)
     shown = name or path.name
     if not path.is_file():
@@ -87,8 +102,10 @@ def metrics_table(metrics_tsv: str | os.PathLike[str] | None, name: str | None =
         rows.append({"column": col, "meaning": f"{entry.get('LongName', '')}{unit}",
                      **{h: v for h, v in zip(heads, df[col].tolist(), strict=True)}})
     table = pd.DataFrame(rows, columns=["column", "meaning", *heads])
-    return H.table_html(table, caption=f"All metrics per condition ({shown}); definitions in "
-                                       "its JSON data dictionary", table_id="metrics")
+    what = (f"{reference_words[0].upper()}{reference_words[1:]}, per condition"
+            if reference_words else "All metrics per condition")
+    return H.table_html(table, caption=f"{what} ({shown}); definitions in its JSON data "
+                                       "dictionary", table_id="metrics")
 
 
 def _registration_section(image: np.ndarray, zooms: tuple[float, float, float],
@@ -113,21 +130,40 @@ def _registration_section(image: np.ndarray, zooms: tuple[float, float, float],
     return H.img_tag(H.fig_to_png(fig, dpi=90), alt="registration check", caption=caption)
 
 
+def _predicted(cond: Mapping[str, Any], threshold: float | None) -> np.ndarray | None:
+    """A condition's predicted lesion (its mask, else probability >= threshold)."""
+    if cond.get("mask"):
+        return _load_ras(cond["mask"])[0] > 0
+    if cond.get("probseg"):
+        if threshold is None:
+            raise ValueError(f"condition {cond.get('label', 'condition')}: a probability map "
+                             "without a mask needs the run's threshold (threshold=...)")
+        return _load_ras(cond["probseg"])[0] >= threshold  # probability >= threshold: lesion
+    return None
+
+
+def _legend_caption(ref: np.ndarray | None, ref_name: str | None, is_reference: bool) -> str:
+    if is_reference:
+        return ("This condition's prediction (orange dashed) is the reference the other "
+                "conditions are scored against; it is not scored itself.")
+    if ref is None:
+        return "Prediction: orange dashed (no reference: the image has no lesion mask)."
+    if ref_name:
+        return f"Reference, {ref_name}: sky blue solid; prediction: orange dashed."
+    return "Reference: sky blue solid; prediction: orange dashed."
+
+
 def _condition_block(cond: Mapping[str, Any], base: np.ndarray, zooms: tuple, affine: np.ndarray,
                      ref: np.ndarray | None, name: str, modality: str,
-                     threshold: float | None) -> str:
+                     threshold: float | None, ref_name: str | None = None,
+                     is_reference: bool = False) -> str:
     label = str(cond.get("label", "condition"))
     img = base
     if cond.get("image"):
         img = _load_ras(cond["image"])[0]
-    pred = None
-    if cond.get("mask"):
-        pred = _load_ras(cond["mask"])[0] > 0
-    elif cond.get("probseg"):
-        if threshold is None:
-            raise ValueError(f"condition {label}: a probability map without a mask needs the "
-                             "run's threshold (threshold=...)")
-        pred = _load_ras(cond["probseg"])[0] >= threshold  # probability >= threshold: lesion
+    pred = _predicted(cond, threshold)
+    if is_reference:
+        ref = None  # the reference itself: one outline
     for arr, what in ((img, "image"), (pred, "mask")):
         if arr is not None and arr.shape != base.shape:
             raise ValueError(f"condition {label}: {what} shape {arr.shape} differs from the "
@@ -138,14 +174,17 @@ def _condition_block(cond: Mapping[str, Any], base: np.ndarray, zooms: tuple, af
              "largest predicted lesion" if pred is not None and pred.any() else
              "image centre")
     fig = overlay_figure(img, zooms, focus, affine=affine, reference=ref, prediction=pred,
-                         title=f"{label} ({cond.get('spec', '')})")
+                         title=f"{label} ({cond.get('spec', '')})"
+                         + (" - the reference" if is_reference else ""),
+                         reference_label=("reference (" + ref_name + ")") if ref_name
+                         else "reference")
     desc = str(cond.get("description", "") or "")
     return (f"<h3>{H.escape(label)} <small><code>{H.escape(cond.get('spec', ''))}</code>"
             f"</small></h3>" + (H.paragraph(desc) if desc else "")
             + H.img_tag(H.fig_to_png(fig, dpi=90), alt=f"{name} {label} overlay",
                         caption=f"Slices through the {where}; positions in mm (world "
-                                "coordinates), L/R = subject's left/right. Reference: sky "
-                                "blue solid; prediction: orange dashed."))
+                                "coordinates), L/R = subject's left/right. "
+                                + _legend_caption(ref, ref_name, is_reference)))
 
 
 def _provenance_section(provenance: Mapping[str, Any] | None, command_line: str | None) -> str:
@@ -158,6 +197,19 @@ def _provenance_section(provenance: Mapping[str, Any] | None, command_line: str 
     if not parts:
         return H.paragraph("No provenance recorded.", cls="note")
     return "".join(parts)
+
+
+def _reference_sentence(reference_label: str | None, ref_name: str | None,
+                        reference_mask: Any, scored: bool) -> str:
+    """What the metrics of this report were scored against, in one sentence."""
+    if reference_label:
+        return (f" Reference: {ref_name} (condition {reference_label}), not a lesion mask: "
+                "the metrics are agreement with it, which says how much the prediction changes "
+                "with resolution, not whether it is right (a model can be consistently "
+                f"wrong); {reference_label} itself is not scored.")
+    if reference_mask is not None:
+        return " Reference: the lesion mask."
+    return "" if scored else " Reference: none (no lesion mask)."
 
 
 def _earlier_note(earlier: Sequence[Mapping[str, str]]) -> str:
@@ -189,6 +241,9 @@ def build_subject_report(
     template_file: str | os.PathLike[str] | None = None,
     threshold: float | None = None,
     warnings: Sequence[str] = (),
+    reference_label: str | None = None,
+    reference_condition: str | None = None,
+    scored: bool = True,
 ) -> Path:
     """Write the self-contained HTML report of one subject (or subject-session).
 
@@ -226,6 +281,12 @@ def build_subject_report(
     warnings : sequence of str, optional
         The run's warnings (e.g. a modality the model does not declare, the bundled demo model
         on other data): shown highlighted at the top.
+    reference_label, reference_condition : str, optional
+        The condition whose prediction is the reference (agreement, no lesion mask): its
+        prediction is outlined as the reference in the other conditions' overlays, and the
+        report says the values are agreement with it, not accuracy.
+    scored : bool
+        False when the image had no reference at all (no metrics, said as such).
 
     Returns
     -------
@@ -244,15 +305,33 @@ def build_subject_report(
             raise ValueError(f"{reference_mask}: shape {ref.shape} differs from the "
                              f"{modality} image {base.shape}")
         ref = ref > 0
-    blocks = [_condition_block(c, base, zooms, affine, ref, name, modality, threshold)
+    ref_name = words = None
+    if reference_label:
+        from bids_stroke.reference import Reference
+
+        reference = Reference.prediction(reference_condition or reference_label)
+        ref_name, words = reference.reference_words, reference.words
+        ref_cond = next((c for c in conditions if c.get("label") == reference_label), None)
+        if ref_cond is None:
+            raise ValueError(f"reference condition {reference_label} is not among the "
+                             "conditions shown")
+        ref = _predicted(ref_cond, threshold)
+        if ref is not None and ref.shape != base.shape:
+            raise ValueError(f"reference condition {reference_label}: mask shape {ref.shape} "
+                             f"differs from the {modality} image {base.shape}")
+    blocks = [_condition_block(c, base, zooms, affine, ref, name, modality, threshold,
+                               ref_name, is_reference=bool(reference_label)
+                               and c.get("label") == reference_label)
               for c in conditions]
     body = [
         H.paragraph(f"Participant {sub}" + (f", session {ses}" if ses else "")
                     + f"; {len(conditions)} condition(s); {suffix or 'image'} grid "
                     + " x ".join(str(s) for s in base.shape) + " voxels at "
-                    + " x ".join(f"{z:g}" for z in zooms) + " mm."),
+                    + " x ".join(f"{z:g}" for z in zooms) + " mm."
+                    + _reference_sentence(reference_label, ref_name, reference_mask, scored)),
         H.warnings_box(warnings),
-        H.section("Metrics", metrics_table(metrics_tsv, metrics_name, earlier_metrics)
+        H.section("Metrics", metrics_table(metrics_tsv, metrics_name, earlier_metrics,
+                                           scored=scored, reference_words=words)
                   + _earlier_note(earlier_metrics), anchor="metrics"),
     ]
     if template_mask is not None:

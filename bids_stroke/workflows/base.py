@@ -28,6 +28,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from bids_stroke.discovery import SubjectInputs
+from bids_stroke.reference import Reference
 from bids_stroke.settings import TEMPLATE, Settings
 
 LOGGER = logging.getLogger("bids_stroke.workflow")
@@ -97,6 +98,7 @@ def init_single_subject_wf(
     warnings: Sequence[str] = (),
 ) -> pe.Workflow:
     """The whole participant-level pipeline for one image (see the module docstring)."""
+    from bids_stroke.reference import resolve
     from bids_stroke.resources import degrade_mem_gb, metrics_mem_gb, segment_mem_gb
     from bids_stroke.workflows.channels import init_channels_wf
     from bids_stroke.workflows.degrade import init_degrade_wf
@@ -107,7 +109,11 @@ def init_single_subject_wf(
 
     in_template = subject.space == TEMPLATE
     register = not model.native and not in_template
-    has_mask = subject.mask is not None
+    study = settings.study
+    # what the predictions are scored against (None: not scored); the mask is used only when
+    # it is the reference
+    reference = resolve(study.reference, subject.mask is not None, study.reference_condition)
+    has_mask = reference is not None and not reference.is_prediction
     outs = settings.outputs
     keep_ref_masks = outs.save_degraded_masks and has_mask
     wf = pe.Workflow(name=subject_wf_name(subject))
@@ -139,7 +145,7 @@ def init_single_subject_wf(
                        joinsource="condition_source", joinfield=join_fields,
                        name="join_conditions")
     outputs = init_outputs_wf(subject=subject, settings=settings, model=model,
-                              registered=register, has_mask=has_mask,
+                              registered=register, has_mask=has_mask, reference=reference,
                               provenance=provenance, warnings=warnings)
     wf.connect([
         (inputnode, channels, [("t1w", "inputnode.reference")]),
@@ -214,13 +220,17 @@ def init_single_subject_wf(
             (to_native, outputs, [("out_file", "inputnode.native_masks")]),
         ])
         scored = (to_native, "out_file")
-    if has_mask:
+    if reference is not None:
         metrics = init_metrics_wf(
             participant_id=f"sub-{subject.subject}",
             session_id=f"ses-{subject.session}" if subject.session else "n/a",
-            prefix=subject.key, metrics=settings.metrics, mem_gb=metrics_mem_gb(native_voxels))
+            prefix=subject.key, metrics=settings.metrics, mem_gb=metrics_mem_gb(native_voxels),
+            reference_label=reference.label if reference.is_prediction else None,
+            reference=reference_record(subject, settings, model, register, reference))
         wf.connect(scored[0], scored[1], metrics, "inputnode.masks")
-        wf.connect(reference_mask[0], reference_mask[1], outputs, "inputnode.reference_mask")
+        if has_mask:
+            wf.connect(reference_mask[0], reference_mask[1], outputs,
+                       "inputnode.reference_mask")
         wf.connect([
             (join, metrics, [("labels", "inputnode.labels"),
                              ("specs", "inputnode.specs"),
@@ -230,13 +240,32 @@ def init_single_subject_wf(
                                 ("outputnode.lesions_tsv", "inputnode.lesions_tsv"),
                                 ("outputnode.lesions_json", "inputnode.lesions_json")]),
         ])
-        if register or model.native:
+        # a prediction reference is the reference condition's mask among ``masks``
+        if has_mask and (register or model.native):
             # scored against the untouched native reference
             metrics.inputs.inputnode.reference_mask = str(subject.mask)
-        else:
+        elif has_mask:
             wf.connect(reference_mask[0], reference_mask[1], metrics,
                        "inputnode.reference_mask")
     return wf
+
+
+def reference_record(subject: SubjectInputs, settings: Settings, model: ModelPlan,
+                     registered: bool, reference: Reference) -> dict[str, Any]:
+    """The sidecars' ``Reference`` object of a subject's metric tables (the metric code adds
+    a prediction's ``SHA256``): the lesion mask's file and sha256, or the reference
+    condition and the committed mask that is the reference."""
+    from bids_stroke.plan import bids_uri, scored_mask_rel
+
+    if not reference.is_prediction:
+        from bids_stroke.digest import file_sha256
+
+        return reference.record(File=bids_uri(str(subject.mask), str(settings.data.bids_dir)),
+                                SHA256=file_sha256(subject.mask))
+    rel = scored_mask_rel(subject.subject, subject.session, dict(subject.entities),
+                          subject.suffix, None if model.native else TEMPLATE, None, registered,
+                          str(reference.label))
+    return reference.record(File=f"bids::{rel}")
 
 
 def init_bids_stroke_wf(

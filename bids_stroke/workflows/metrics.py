@@ -1,4 +1,4 @@
-"""Score every condition's prediction against the native-grid reference mask."""
+"""Score every condition's prediction against the native-grid reference (mask or prediction)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,16 @@ def init_metrics_wf(
     prefix: str,
     metrics: MetricsSettings,
     mem_gb: float = 2.0,
+    reference_label: str | None = None,
+    reference: dict | None = None,
     name: str = "metrics_wf",
 ) -> pe.Workflow:
     """One long-format TSV per subject (one row per condition) and a per-lesion TSV.
 
     Inputs: ``reference_mask``, ``masks``, ``labels``, ``specs``, ``effective_resolutions``
     (lists in condition order). Outputs: ``tsv``, ``json``, ``lesions_tsv``, ``lesions_json``.
+    With ``reference_label`` the prediction of that condition is the reference (no
+    ``reference_mask``); ``reference`` is recorded in the sidecars.
     """
     from bids_stroke.interfaces.metrics import SegmentationMetrics
 
@@ -47,9 +51,14 @@ def init_metrics_wf(
         name="measure",
         mem_gb=mem_gb,
     )
+    if reference is not None:
+        measure.inputs.reference = dict(reference)
+    if reference_label is not None:
+        measure.inputs.reference_label = reference_label
+    else:
+        wf.connect(inputnode, "reference_mask", measure, "reference_mask")
     wf.connect([
-        (inputnode, measure, [("reference_mask", "reference_mask"),
-                              ("masks", "prediction_masks"),
+        (inputnode, measure, [("masks", "prediction_masks"),
                               ("labels", "condition_labels"),
                               ("specs", "condition_specs"),
                               ("effective_resolutions", "effective_resolutions")]),

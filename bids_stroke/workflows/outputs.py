@@ -12,6 +12,7 @@ from bids_stroke.settings import TEMPLATE, Settings
 
 if TYPE_CHECKING:
     from bids_stroke.discovery import SubjectInputs
+    from bids_stroke.reference import Reference
     from bids_stroke.workflows.base import ModelPlan
 
 INPUT_FIELDS = [
@@ -64,9 +65,14 @@ def init_outputs_wf(
     has_mask: bool,
     provenance: Mapping[str, Any],
     warnings: Sequence[str] = (),
+    reference: Reference | None = None,
     name: str = "outputs_wf",
 ) -> pe.Workflow:
     """Build the subject's HTML report, then commit every derivative in one step.
+
+    ``has_mask``: the lesion mask is the reference (shown in the report; its degraded copies
+    may be written); ``reference``: what the metrics were scored against (``None``: not
+    scored, e.g. a caller that only segments).
 
     The writer runs in the process holding the subject's lock (``run_without_submitting``)
     and always runs (``overwrite``), so a resumed run whose computations are cached commits.
@@ -75,6 +81,11 @@ def init_outputs_wf(
     from bids_stroke.interfaces.reports import SubjectReport
     from bids_stroke.plan import metrics_table_name
 
+    if reference is None and has_mask:
+        from bids_stroke.reference import Reference
+
+        reference = Reference()
+    ref_desc = reference.desc if reference is not None else None
     suffixes = [subject.suffix, *[c[0] for c in subject.channels]]
     resolution = model.resolution if registered and model.resolution not in (None, 1) else 0
     wf = pe.Workflow(name=name)
@@ -87,7 +98,13 @@ def init_outputs_wf(
                       warnings=list(warnings),
                       metrics_name=metrics_table_name(
                           subject.subject, subject.session, dict(subject.entities),
-                          None if model.native else TEMPLATE, resolution or None, registered)),
+                          None if model.native else TEMPLATE, resolution or None, registered,
+                          reference_desc=ref_desc),
+                      reference_label=(reference.label if reference is not None
+                                       and reference.is_prediction else ""),
+                      reference_condition=(reference.condition if reference is not None
+                                           and reference.is_prediction else ""),
+                      scored=reference is not None),
         name="report", mem_gb=1.5,
     )
     if registered:  # registration check: the template's brain outline over the image
@@ -111,8 +128,11 @@ def init_outputs_wf(
             channel_sources={subject.suffix: str(subject.image),
                              **{s: str(p) for s, p, _ in subject.channels}},
             image_suffixes=suffixes, threshold=model.threshold,
-            results_key=settings.results_key(), run_uuid=settings.execution.run_uuid,
+            results_key=settings.results_key(reference.kind if reference else "mask"),
+            run_uuid=settings.execution.run_uuid,
             clean=settings.execution.clean, warnings=list(warnings),
+            reference=reference.record() if reference is not None else {},
+            reference_desc=ref_desc or "",
         ),
         name="write_derivatives", overwrite=True, run_without_submitting=True,
     )
@@ -133,14 +153,15 @@ def init_outputs_wf(
                                          ("template_info", "template_info")])])
     if settings.outputs.save_degraded:
         wf.connect(inputnode, "images", writer, "images")
-    if has_mask:
+    if reference is not None:
         wf.connect([
-            (inputnode, report, [("reference_mask", "reference_mask"),
-                                 ("metrics_tsv", "metrics_tsv")]),
+            (inputnode, report, [("metrics_tsv", "metrics_tsv")]),
             (inputnode, writer, [("metrics_tsv", "metrics_tsv"), ("metrics_json", "metrics_json"),
                                  ("lesions_tsv", "lesions_tsv"),
                                  ("lesions_json", "lesions_json")]),
         ])
+    if has_mask:
+        wf.connect(inputnode, "reference_mask", report, "reference_mask")
         if settings.outputs.save_degraded_masks:
             wf.connect(inputnode, "degraded_masks", writer, "degraded_masks")
     if registered:
