@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bids_stroke.__about__ import __version__
 from bids_stroke.cli.formatter import HelpFormatter
+from bids_stroke.cli.parser import ArgumentParser
 
 __all__ = ["build_parser", "main"]
 
@@ -32,7 +33,7 @@ def _patch(value: str) -> tuple[int, int, int]:
 
 def build_parser(prog: str = "bids_stroke-train") -> argparse.ArgumentParser:
     """Argument parser of the training command."""
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(  # usage errors exit 64
         prog=prog,
         description="Train the bids_stroke 3D U-Net on the subjects of a BIDS dataset that have "
         "a lesion mask. Writes OUT_DIR/split.tsv, OUT_DIR/training_log.tsv and "
