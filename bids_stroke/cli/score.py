@@ -82,8 +82,9 @@ def export_folder(given: Path | None, out: Path) -> Path:
     if given is None:
         return export_root(out)
     root = Path(given).absolute()
-    if not (state_dir(root) / "subjects").is_dir() and (
-            state_dir(export_root(root)) / "subjects").is_dir():
+    # no condition label is "conditions": a conditions/ folder with committed subjects is
+    # the export's (the export folder may also be this OUT, holding scored subjects)
+    if (state_dir(export_root(root)) / "subjects").is_dir():
         return export_root(root)
     return root
 
