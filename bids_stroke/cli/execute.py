@@ -15,16 +15,23 @@ from bids_stroke.workflows.base import ModelPlan
 LOGGER = logging.getLogger("bids_stroke")
 
 
-def _provenance(settings: Settings) -> dict:
+def _provenance(settings: Settings, model: ModelPlan) -> dict:
     from bids_stroke.config import environment_info
 
     # no run id or time here: a resumed run must hash (and write) the same; the command line
     # reaches the report separately
+    template = {}
+    if not model.native:  # the line the run logged: TemplateFlow's file or the stand-in
+        from bids_stroke.templates import template_statement
+
+        template = {"template": template_statement(settings.registration.template,
+                                                   model.resolution or 1)[1]}
     return {
         "pipeline": settings.study.name,
         "conditions": list(settings.study.conditions),
         "seed": settings.execution.seed,
         "device": settings.segmentation.device,
+        **template,
         "versions": environment_info(),
     }
 
@@ -73,7 +80,7 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
         for line in warnings:
             LOGGER.warning(line)
         wf = init_bids_stroke_wf(subjects, settings=settings, model=model, work_dir=str(work),
-                                 provenance=_provenance(settings),
+                                 provenance=_provenance(settings, model),
                                  warnings={s.key: list(warnings) for s in subjects})
         names = [subject_wf_name(s) for s in subjects]
         progress = ParticipantProgress(names, len(settings.study.conditions))
