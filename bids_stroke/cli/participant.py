@@ -21,8 +21,6 @@ from contextlib import ExitStack
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError, cannot_write
 from bids_stroke.discovery import SubjectInputs
@@ -101,6 +99,7 @@ def check_model_memory(settings: Settings, model: ModelPlan,
     for that image (GB; ``None`` when the model cannot say), the segmentation node's
     memory for the scheduler."""
     import nibabel as nb
+    import numpy as np
 
     from bids_stroke.model.adapters import open_model
     from bids_stroke.model.check import ModelCheckError, check_model
@@ -272,9 +271,9 @@ def _check_mixing(settings: Settings, model_sha: str, subjects: Sequence[Subject
 
 def run_participant(settings: Settings) -> int:
     """Validate, discover, check, lock and run; returns the exit code."""
+    check_dataset(settings)  # before torch, nipype, pybids and the model are loaded
     from bids_stroke.preflight import preflight_check
 
-    check_dataset(settings)  # before torch, nipype, pybids and the model are loaded
     model, warnings = plan_model(settings)
     if not model.native:
         from bids_stroke.templates import template_statement
