@@ -27,8 +27,7 @@ td.t,th.t{white-space:normal}
 @page{size:A4 landscape;margin:10mm}
 body{max-width:none;padding:0;font-size:9pt}
 nav{display:none}
-.scroll{overflow:visible;max-height:none}
-th{position:static}
+.scroll{overflow:visible}
 table{font-size:7pt}
 tr,figure{break-inside:avoid}
 figure img{max-width:100%}

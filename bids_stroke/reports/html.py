@@ -48,7 +48,7 @@ h1{border-bottom:2px solid #0072B2;padding-bottom:.2em}
 h2{margin-top:1.6em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.85em}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
-th{background:#eef3f8;position:sticky;top:0}
+th{background:#eef3f8}
 td.t,th.t{text-align:left}
 caption{caption-side:top;text-align:left;font-weight:bold;padding:.3em 0}
 figure{margin:1em 0}
@@ -57,11 +57,11 @@ figcaption{font-size:.85em;color:#555}
 .note{color:#555;font-size:.9em}
 .warnings{border-left:4px solid #D55E00;background:#fdf0e8;padding:.4em .8em;margin:1em 0}
 .warnings li{margin:.2em 0}
-.scroll{overflow-x:auto;max-height:36em;overflow-y:auto}
+.scroll{overflow-x:auto}
 nav a{margin-right:1em}
 code{background:#f4f4f4;padding:0 .2em}
-@media print{body{max-width:none;padding:0;font-size:10pt}.scroll{overflow:visible;
-max-height:none}th{position:static}table{font-size:.75em}td,th{overflow-wrap:anywhere}
+@media print{body{max-width:none;padding:0;font-size:10pt}.scroll{overflow:visible}
+table{font-size:.75em}td,th{overflow-wrap:anywhere}
 figure,tr{break-inside:avoid}nav{display:none}}
 """
 
@@ -97,6 +97,9 @@ def table_html(
     table_id: str | None = None,
 ) -> str:
     """Render a data frame as an escaped HTML table (index not shown).
+
+    Tables flow with the page (every row is on the page, its screenshot and its print); one
+    wider than the page scrolls sideways in its own box, never up and down.
 
     Text columns are left-aligned (class ``t``), numbers right-aligned. When ``max_rows`` is
     given and exceeded, the table is truncated and a note says how many rows were omitted.
