@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bids_stroke.bundled_model import DEMO_MODEL_WARNING
+from bids_stroke.citation import citation_lines
 from bids_stroke.group import study, writers
 from bids_stroke.group.collect import (
     BUNDLED_MODEL_LABEL,
@@ -41,6 +42,7 @@ from bids_stroke.group.collect import (
     read_segmetrics,
     run_warnings,
     segmentation_models,
+    template_sources,
 )
 from bids_stroke.group.describe import (
     DEFAULT_SIZE_BINS_ML,
@@ -255,6 +257,28 @@ def run_group(
     return root / report.relative_to(stage)
 
 
+def _participants(out_dir: Path, within, tested: Sequence[str], conds: Sequence[str],
+                  states, participant_label) -> dict:
+    """The report's participants section: every unit with its subject reports (from the
+    manifests) and the outlying paired changes of the tested metrics."""
+    if within is None:
+        return {}
+    from bids_stroke.group.participants import (
+        paired_outliers,
+        participant_table,
+        subject_reports,
+    )
+
+    units = within["units"]
+    reports = subject_reports(m for m in (s.manifest for s in states or ())
+                              if m is not None)
+    outliers = paired_outliers(units, tested, conds)
+    metric = RESOLUTION_METRIC if RESOLUTION_METRIC in units.columns else tested[0]
+    table, keys, links = participant_table(units, conds, metric, reports, outliers)
+    return {"participants": table, "participant_units": keys, "participant_links": links,
+            "outliers": outliers}
+
+
 def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats, metric_cols,
                    ds_units, tested, conds, geometry, datasets, seed, error_bars,
                    size_bins_ml, specs, unit,
@@ -298,6 +322,15 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
                       if within is not None else None),
         models=models)
     report = root / "group_report.html"
+    people = _participants(out_dir, within, tested, conds, states, participant_label)
+    template = ""
+    if seg is not None and states is not None:
+        from bids_stroke.templates.standin import describe_source
+
+        sources = template_sources(out_dir, states, participant_label)
+        template = "; ".join(describe_source("MNI152NLin2009aSym", src)
+                             + (f" ({n} of {sum(sources.values())} images)"
+                                if len(sources) > 1 else "") for src, n in sources.items())
     settings = {
         "output_dir": str(out_dir), "metrics": ", ".join(metrics), "alpha": alpha,
         "n_boot": n_boot, "seed": seed, "zero_method": zero_method, "unit": unit,
@@ -322,6 +355,7 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
         friedman=shown("friedman"), sizebins=shown("sizebins"), detection=shown("detection"),
         datasets=ds_stats, figures=figures, versions=versions,
         outputs=[*(p.relative_to(root).as_posix() for p in outputs), report.name],
-        settings=settings, warnings=cautions)
+        settings=settings, warnings=cautions, **people, template=template,
+        citation=citation_lines())
     writers.atomic_write_text(report, render_report(parts))
     return report

@@ -30,6 +30,8 @@ __all__ = [
     "format_cell",
     "img_tag",
     "kv_table",
+    "link",
+    "links",
     "new_figure",
     "page",
     "section",
@@ -95,6 +97,7 @@ def table_html(
     float_fmt: str = "{:.4g}",
     max_rows: int | None = None,
     table_id: str | None = None,
+    html_columns: Sequence[str] = (),
 ) -> str:
     """Render a data frame as an escaped HTML table (index not shown).
 
@@ -103,10 +106,12 @@ def table_html(
 
     Text columns are left-aligned (class ``t``), numbers right-aligned. When ``max_rows`` is
     given and exceeded, the table is truncated and a note says how many rows were omitted.
+    Cells of ``html_columns`` are trusted HTML (e.g. links built with :func:`escape`).
     """
     n_total = len(df)
     shown = df if max_rows is None or n_total <= max_rows else df.iloc[:max_rows]
     text_cols = {c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])}
+    raw = set(html_columns)
     parts = [f'<div class="scroll"><table{f" id={escape(table_id)!r}" if table_id else ""}>']
     if caption:
         parts.append(f"<caption>{escape(caption)}</caption>")
@@ -117,14 +122,26 @@ def table_html(
     cols = list(df.columns)
     for row in shown.itertuples(index=False, name=None):
         cells = [f'<td class="{"t" if c in text_cols else "n"}">'
-                 f"{escape(format_cell(v, float_fmt))}</td>" for c, v in zip(cols, row,
-                                                                             strict=True)]
+                 f"{v if c in raw else escape(format_cell(v, float_fmt))}</td>"
+                 for c, v in zip(cols, row, strict=True)]
         parts.append("<tr>" + "".join(cells) + "</tr>")
     parts.append("</tbody></table></div>")
     if len(shown) < n_total:
         parts.append(f'<p class="note">Showing {len(shown)} of {n_total} rows; the complete '
                      "table is in the TSV file.</p>")
     return "".join(parts)
+
+
+def link(text: str, path: str) -> str:
+    """A link to a file relative to the page (``href`` URL-quoted, text escaped)."""
+    from urllib.parse import quote
+
+    return f'<a href="{escape(quote(path))}">{escape(text)}</a>'
+
+
+def links(paths: Sequence[str]) -> str:
+    """Links to files relative to the page, each named by its path, or ``n/a``."""
+    return " ".join(link(p, p) for p in paths) if paths else "n/a"
 
 
 def kv_table(mapping: Mapping[str, Any], *, caption: str | None = None) -> str:
