@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from collections.abc import Sequence
 
@@ -79,11 +80,16 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
         quiet_nipype(settings.execution.verbose)
         for line in warnings:
             LOGGER.warning(line)
+        # running segmentations report their forward passes here (this run holds the work
+        # folder's lock: whatever is left in it is stale)
+        steps = work / "progress"
+        shutil.rmtree(steps, ignore_errors=True)
         wf = init_bids_stroke_wf(subjects, settings=settings, model=model, work_dir=str(work),
                                  provenance=_provenance(settings, model),
-                                 warnings={s.key: list(warnings) for s in subjects})
+                                 warnings={s.key: list(warnings) for s in subjects},
+                                 progress_dir=str(steps))
         names = [subject_wf_name(s) for s in subjects]
-        progress = ParticipantProgress(names, len(settings.study.conditions))
+        progress = ParticipantProgress(names, len(settings.study.conditions), steps_dir=steps)
         plugin = dict(settings.execution.plugin or {})
         LOGGER.info("Running %d input(s) x %d condition(s) with nipype %s (work folder %s)",
                     len(subjects), len(settings.study.conditions),
@@ -114,8 +120,6 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
         if failed or preflight_failures:
             print(f"bids_stroke: work folder kept for resuming: {work}", file=sys.stderr)
         elif not explicit:
-            import shutil
-
             shutil.rmtree(work, ignore_errors=True)
         return failed
     finally:
