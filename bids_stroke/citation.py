@@ -12,7 +12,7 @@ __all__ = ["DATASETS", "SOFTWARE", "citation_lines"]
 
 TITLE = ("bids_stroke: how much does MRI spatial resolution change what a stroke lesion "
          "segmentation model sees?")
-SOFTWARE = f"bids_stroke developers. {TITLE} Version {__version__}. Software (Apache-2.0)."
+SOFTWARE = f"bids_stroke developers. {TITLE} Version {__version__}. Software (Apache-2.0)"
 #: (short name, reference) of the datasets of the original study, with verified DOIs
 DATASETS: tuple[tuple[str, str], ...] = (
     ("ATLAS v2.0", "Liew S-L, Lo BP, Donnelly MR, Zavaliangos-Petropulu A, Jeong JN, "
@@ -28,5 +28,6 @@ DATASETS: tuple[tuple[str, str], ...] = (
 
 def citation_lines() -> list[str]:
     """The sentences a report ends with: bids_stroke, then the datasets to cite with it."""
-    return [f"Cite bids_stroke as: {SOFTWARE} (CITATION.cff in its repository).",
+    return [f"Cite bids_stroke as: {SOFTWARE}; the same record is CITATION.cff in its "
+            "repository.",
             *(f"If you analyse {name}, cite it: {ref}." for name, ref in DATASETS)]
