@@ -50,3 +50,12 @@ def test_cuda_constraints_pin_the_cuda_locks_torch() -> None:
     assert lock_pin(REQ_DIR / "lock-cuda.txt", "torch") == pins["torch"]
     cpu = constraints(REQ_DIR / "constraints-cpu.txt")
     assert pins["torch"] == cpu["torch"].split("+")[0]  # the same release, another build
+
+
+def test_uv_pin_is_the_makefiles_and_hashed() -> None:
+    makefile = (REQ_DIR.parent / "Makefile").read_text()
+    version = re.search(r"^UV_VERSION \?= (\S+)", makefile, re.M).group(1)
+    text = (REQ_DIR / "uv.txt").read_text()
+    assert re.search(rf"^uv=={re.escape(version)} \\\n\s+--hash=sha256:[0-9a-f]{{64}}$", text,
+                     re.M), "requirements/uv.txt must pin UV_VERSION with its sha256"
+    assert "-r requirements/uv.txt" in makefile and "--require-hashes" in makefile
