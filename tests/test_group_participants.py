@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import numpy as np
@@ -78,3 +79,8 @@ def test_group_report_names_every_participant_and_the_outliers(tmp_path) -> None
                      r'</td><td class="n">0</td>', outliers), outliers
     assert "below Q1 - 1.5 IQR" in outliers
     assert subject_reports([]) == {}
+    table = pd.read_csv(out / "group_desc-outliers_segmetrics.tsv", sep="\t")
+    first = table.iloc[0]  # most extreme first
+    assert (first["image_id"], first["metric"], first["value_b"]) == ("sub-0005", "dice", 0.0)
+    assert set(json.loads((out / "group_desc-outliers_segmetrics.json").read_text())) == set(
+        table.columns)

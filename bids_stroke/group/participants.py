@@ -19,7 +19,8 @@ import pandas as pd
 
 from bids_stroke.group.describe import to_wide
 
-__all__ = ["FENCE_K", "MIN_UNITS", "paired_outliers", "participant_table", "subject_reports"]
+__all__ = ["FENCE_K", "MIN_UNITS", "OUTLIER_DICTIONARY", "paired_outliers", "participant_table",
+           "subject_reports"]
 
 #: Tukey's fence multiplier
 FENCE_K = 1.5
@@ -42,11 +43,11 @@ def subject_reports(manifests: Iterable) -> dict[str, list[str]]:
     return out
 
 
-def _unit_reports(unit: pd.Series, reports: Mapping[str, Sequence[str]]) -> list[str]:
-    image = str(unit.get("image_id", ""))
+def _unit_reports(participant: str, image: str,
+                  reports: Mapping[str, Sequence[str]]) -> list[str]:
     if image in reports:
         return list(reports[image])
-    participant = str(unit.get("participant_id", ""))  # a participant's images averaged
+    # a participant's images averaged into one unit: every one of its reports
     return [page for key, pages in sorted(reports.items())
             if key == participant or key.startswith(f"{participant}_") for page in pages]
 
@@ -59,7 +60,8 @@ def paired_outliers(units: pd.DataFrame, metrics: Sequence[str], conditions: Seq
     Columns: ``participant_id, image_id, metric, condition_a, condition_b, value_a,
     value_b, change`` (``value_b - value_a``), ``q1, q3`` (of the change across the units
     with both values), ``fence`` (the fence crossed) and ``side`` (``below`` or ``above``).
-    Metric/condition pairs with fewer than :data:`MIN_UNITS` changes are not screened.
+    Metric/condition pairs with fewer than :data:`MIN_UNITS` changes are not screened. Rows
+    come most extreme first: by how many IQRs (of that pair) the change lies beyond its fence.
     """
     columns = ["participant_id", "image_id", "metric", "condition_a", "condition_b",
                "value_a", "value_b", "change", "q1", "q3", "fence", "side"]
@@ -72,6 +74,9 @@ def paired_outliers(units: pd.DataFrame, metrics: Sequence[str], conditions: Seq
             continue
         wide = to_wide(units, metric, conditions)
         ids = wide.index.to_frame(index=False)
+        people = ids["participant_id"].astype(str).to_numpy()
+        images = (ids["image_id"] if "image_id" in ids else ids["participant_id"]).astype(
+            str).to_numpy()
         for cond in conditions[1:]:
             a, b = wide[ref].to_numpy(float), wide[cond].to_numpy(float)
             change = b - a
@@ -82,14 +87,38 @@ def paired_outliers(units: pd.DataFrame, metrics: Sequence[str], conditions: Seq
             low, high = q1 - k * (q3 - q1), q3 + k * (q3 - q1)
             for i in np.flatnonzero(ok & ((change < low) | (change > high))):
                 rows.append({
-                    "participant_id": ids["participant_id"].iloc[i],
-                    "image_id": ids["image_id"].iloc[i] if "image_id" in ids else
-                    ids["participant_id"].iloc[i],
-                    "metric": metric, "condition_a": ref, "condition_b": cond,
+                    "participant_id": people[i], "image_id": images[i], "metric": metric,
+                    "condition_a": ref, "condition_b": cond,
                     "value_a": a[i], "value_b": b[i], "change": change[i], "q1": q1, "q3": q3,
                     "fence": low if change[i] < low else high,
                     "side": "below" if change[i] < low else "above"})
-    return pd.DataFrame(rows, columns=columns)
+    out = pd.DataFrame(rows, columns=columns)
+    if len(out):
+        iqr = (out["q3"] - out["q1"]).where(lambda v: v > 0)
+        beyond = (out["change"] - out["fence"]).abs() / iqr
+        out = out.iloc[np.argsort(-beyond.fillna(np.inf).to_numpy(), kind="stable")]
+    return out.reset_index(drop=True)
+
+
+#: the outlier table's data dictionary (group_desc-outliers_segmetrics.json)
+OUTLIER_DICTIONARY = {
+    "participant_id": {"Description": "participant of the unit"},
+    "image_id": {"Description": "the statistical unit: an image (sub-X_ses-Y...) or, when a "
+                                "participant's images are averaged, the participant"},
+    "metric": {"Description": "metric whose paired change is an outlier"},
+    "condition_a": {"Description": "reference condition (desc- label)"},
+    "condition_b": {"Description": "compared condition (desc- label)"},
+    "value_a": {"Description": "the unit's value under condition_a"},
+    "value_b": {"Description": "the unit's value under condition_b"},
+    "change": {"Description": "value_b - value_a"},
+    "q1": {"Description": "first quartile of the change across the units with both values "
+                          "(linear interpolation)"},
+    "q3": {"Description": "third quartile of the change across the units"},
+    "fence": {"Description": "the Tukey fence crossed: q1 - 1.5 (q3 - q1) or q3 + 1.5 (q3 - "
+                             "q1)"},
+    "side": {"Description": "below the lower fence or above the upper one",
+             "Levels": {"below": "change < q1 - 1.5 IQR", "above": "change > q3 + 1.5 IQR"}},
+}
 
 
 def participant_table(units: pd.DataFrame, conditions: Sequence[str], metric: str,
@@ -117,6 +146,6 @@ def participant_table(units: pd.DataFrame, conditions: Sequence[str], metric: st
     for cond in conditions:
         table[f"{metric} {cond}"] = wide[cond].to_numpy(float)
     table["outlier changes"] = [int(flags.get(i, 0)) for i in image_ids]
-    links = {i: _unit_reports(row, reports) for i, (_, row) in zip(image_ids, ids.iterrows(),
-                                                                    strict=True)}
+    links = {i: _unit_reports(p, i, reports)
+             for p, i in zip(table["participant_id"], image_ids, strict=True)}
     return table, list(image_ids), links

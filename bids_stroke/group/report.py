@@ -128,6 +128,8 @@ def _tests_section(p: ReportParts) -> str:
                                cls="note")
 
 
+#: outlying paired changes listed in the report (all of them are in the TSV)
+MAX_OUTLIERS_SHOWN = 100
 _OUTLIER_COLUMNS = {"image_id": "unit", "metric": "metric", "condition_a": "A",
                     "condition_b": "B", "value_a": "value A", "value_b": "value B",
                     "change": "change B - A", "fence": "fence crossed", "side": "side"}
@@ -161,8 +163,10 @@ def _participants_section(p: ReportParts) -> str:
         shown["side"] = [f"below Q1 - {FENCE_K:g} IQR" if s == "below" else
                          f"above Q3 + {FENCE_K:g} IQR" for s in shown["side"]]
         body += H.table_html(shown, table_id="outliers", html_columns=["unit"],
-                             caption=f"Outlying paired changes ({len(shown)}): the unit and its "
-                                     "values under both conditions")
+                             max_rows=MAX_OUTLIERS_SHOWN,
+                             caption=f"Outlying paired changes ({len(shown)}, most extreme "
+                                     "first; all in group_desc-outliers_segmetrics.tsv): the "
+                                     "unit and its values under both conditions")
     elif out is not None:
         body += H.paragraph("No paired change is an outlier.", cls="note")
     body += H.table_html(table, table_id="participants", html_columns=["unit"],

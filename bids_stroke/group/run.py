@@ -323,6 +323,12 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
         models=models)
     report = root / "group_report.html"
     people = _participants(out_dir, within, tested, conds, states, participant_label)
+    if people:
+        from bids_stroke.group.participants import OUTLIER_DICTIONARY
+
+        outputs.append(writers.write_table(people["outliers"],
+                                           root / "group_desc-outliers_segmetrics.tsv",
+                                           OUTLIER_DICTIONARY))
     template = ""
     if seg is not None and states is not None:
         from bids_stroke.templates.standin import describe_source
