@@ -75,9 +75,15 @@ case "$step" in
             say "installing the locked dependencies from ${BIDS_STROKE_LOCK##*/} with uv"
             links=()
             for d in ${PIP_FIND_LINKS:-}; do links+=(--find-links "$d"); done
-            with_heartbeat "$uv" pip install --python "$py" --require-hashes --no-deps \
-                "${sources[@]}" "${links[@]}" -r "$BIDS_STROKE_LOCK"
-        else
+            if ! with_heartbeat "$uv" pip install --python "$py" --require-hashes --no-deps \
+                    "${sources[@]}" "${links[@]}" -r "$BIDS_STROKE_LOCK"; then
+                # uv reads none of pip's configuration (indexes, mirrors): pip may still reach
+                # what uv could not
+                say "uv could not install the lock; installing it with pip"
+                uv=""
+            fi
+        fi
+        if [ -z "$uv" ]; then
             say "installing the locked dependencies from ${BIDS_STROKE_LOCK##*/}"
             with_heartbeat "$py" -m pip install "${pip_flags[@]}" --require-hashes --no-deps \
                 "${sources[@]}" -r "$BIDS_STROKE_LOCK"

@@ -1,0 +1,78 @@
+"""scripts/install.sh installs the lock with uv when uv is there (same hashes), falls back to
+pip when uv fails, and says it keeps working while an installer runs."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(path: Path, body: str) -> Path:
+    path.write_text(f"#!/bin/bash\n{body}\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+@pytest.fixture
+def tools(tmp_path: Path):
+    calls = tmp_path / "calls.txt"
+    bindir = tmp_path / "venv" / "bin"
+    bindir.mkdir(parents=True)
+    py = _script(bindir / "python", f'echo "python $*" >> {calls}')
+    return py, bindir, calls
+
+
+def _install(py: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(ROOT / "scripts" / "install.sh"), str(py), ""],
+                          env={"PATH": "/usr/bin:/bin", "BIDS_STROKE_INSTALL": "deps", **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_uv_beside_python_installs_the_lock_with_its_hashes(tools) -> None:
+    py, bindir, calls = tools
+    _script(bindir / "uv", f'echo "uv $*" >> {calls}')
+    proc = _install(py, {"PIP_FIND_LINKS": "/wheels"})
+    assert proc.returncode == 0, proc.stderr
+    (line,) = calls.read_text().splitlines()
+    assert line == (f"uv pip install --python {py} --require-hashes --no-deps --find-links "
+                    f"/wheels -r {ROOT / 'requirements' / 'lock.txt'}")
+    assert "with uv" in proc.stderr
+    calls.unlink()
+    proc = _install(py, {"BIDS_STROKE_INSTALLER": "pip"})  # pip on request
+    assert proc.returncode == 0 and calls.read_text().startswith("python -m pip install")
+
+
+def test_a_failing_uv_falls_back_to_pip(tools) -> None:
+    py, bindir, calls = tools
+    _script(bindir / "uv", f'echo "uv $*" >> {calls}; exit 2')
+    proc = _install(py, {})
+    assert proc.returncode == 0, proc.stderr
+    uv, pip = calls.read_text().splitlines()
+    assert uv.startswith("uv pip install") and pip.startswith("python -m pip install")
+    assert "--require-hashes" in pip and "uv could not install the lock" in proc.stderr
+
+
+def test_installer_choice_is_checked(tools) -> None:
+    py, _, calls = tools
+    proc = _install(py, {"BIDS_STROKE_INSTALLER": "uv"})  # asked for, not there
+    assert proc.returncode == 64 and "no uv" in proc.stderr and not calls.exists()
+    assert _install(py, {"BIDS_STROKE_INSTALLER": "conda"}).returncode == 64
+
+
+@pytest.mark.slow
+def test_a_long_install_says_it_is_still_working(tools) -> None:
+    py, bindir, _ = tools
+    _script(bindir / "python", "sleep 31")  # an installer silent for more than 30 s
+    start = time.monotonic()
+    proc = _install(py, {"BIDS_STROKE_INSTALLER": "pip"})
+    assert proc.returncode == 0
+    assert "install.sh: still installing (30 s so far)" in proc.stderr
+    # the heartbeat ends with the installer: no sleeping child keeps the output open (that
+    # would hold the caller until ~60 s)
+    assert time.monotonic() - start < 50
