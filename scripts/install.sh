@@ -19,8 +19,8 @@
 #   BIDS_STROKE_INSTALLER auto (default) | uv | pip: the lock is installed by `uv pip install`
 #                         (same hashes, --require-hashes) when uv is on PATH or beside PYTHON,
 #                         else by pip; bench/bench_install.py measures both
-# While an installer works, a line every 30 s says it still does (pip is silent for minutes
-# while it unpacks torch).
+# While an installer works, a line every 30 s (BIDS_STROKE_HEARTBEAT_S) says it still does
+# (pip is silent for minutes while it unpacks torch).
 set -euo pipefail
 py=${1:?usage: install.sh PYTHON [EXTRAS]}
 extras=${2:-}
@@ -34,7 +34,8 @@ say() { echo "install.sh: $* ($((SECONDS - started)) s so far)" >&2; }
 # run "$@" with a line every 30 s while it runs
 with_heartbeat() {
     ( trap 'kill "$nap" 2>/dev/null; exit 0' TERM
-      while :; do sleep 30 & nap=$!; wait "$nap"; say "still installing"; done ) &
+      while :; do sleep "${BIDS_STROKE_HEARTBEAT_S:-30}" & nap=$!; wait "$nap"
+                  say "still installing"; done ) &
     local beat=$! rc=0
     "$@" || rc=$?
     kill "$beat" 2>/dev/null; wait "$beat" 2>/dev/null || true
