@@ -28,6 +28,12 @@ def tools(tmp_path: Path):
     return py, bindir, calls
 
 
+def _installs(calls: Path) -> list[str]:
+    """The install commands recorded (other calls of python, e.g. checks, left out)."""
+    return [line for line in calls.read_text().splitlines()
+            if line.startswith(("uv pip install", "python -m pip install"))]
+
+
 def _install(py: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", str(ROOT / "scripts" / "install.sh"), str(py), ""],
                           env={"PATH": "/usr/bin:/bin", "BIDS_STROKE_INSTALL": "deps", **env},
@@ -39,13 +45,13 @@ def test_uv_beside_python_installs_the_lock_with_its_hashes(tools) -> None:
     _script(bindir / "uv", f'echo "uv $*" >> {calls}')
     proc = _install(py, {"PIP_FIND_LINKS": "/wheels"})
     assert proc.returncode == 0, proc.stderr
-    (line,) = calls.read_text().splitlines()
+    (line,) = _installs(calls)
     assert line == (f"uv pip install --python {py} --require-hashes --no-deps --find-links "
                     f"/wheels -r {ROOT / 'requirements' / 'lock.txt'}")
     assert "with uv" in proc.stderr
     calls.unlink()
     proc = _install(py, {"BIDS_STROKE_INSTALLER": "pip"})  # pip on request
-    assert proc.returncode == 0 and calls.read_text().startswith("python -m pip install")
+    assert proc.returncode == 0 and _installs(calls)[0].startswith("python -m pip install")
 
 
 def test_a_failing_uv_falls_back_to_pip(tools) -> None:
@@ -53,7 +59,7 @@ def test_a_failing_uv_falls_back_to_pip(tools) -> None:
     _script(bindir / "uv", f'echo "uv $*" >> {calls}; exit 2')
     proc = _install(py, {})
     assert proc.returncode == 0, proc.stderr
-    uv, pip = calls.read_text().splitlines()
+    uv, pip = _installs(calls)
     assert uv.startswith("uv pip install") and pip.startswith("python -m pip install")
     assert "--require-hashes" in pip and "uv could not install the lock" in proc.stderr
 
