@@ -38,16 +38,19 @@ help:
 	@echo "make bench  - benchmarks (bench/), results in bench/results/"
 	@echo "make clean  - remove $(DEMO_DIR)/ (dataset, outputs, work folder) and build/cache folders"
 
-$(BIN)/bids_stroke: pyproject.toml requirements/lock-test.txt
+$(BIN)/bids_stroke: pyproject.toml requirements/lock-test.txt | $(BIN)/uv
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	bash scripts/install.sh $(BIN)/python "[test]"
 	@touch $@
 
 venv: $(BIN)/bids_stroke
 
+# uv (hash-pinned, requirements/uv.txt) installs the locks ~4x faster than pip
+# (bench/results/install.md); where its wheel does not fit this platform, install.sh uses pip
 $(BIN)/uv:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/uv.txt \
+		|| echo "make: the uv wheel of requirements/uv.txt does not fit here: pip installs the lock"
 
 lock: $(BIN)/uv
 	$(BIN)/uv pip compile pyproject.toml requirements/build.in $(LOCK_TARGET) $(CPU_LOCK) \

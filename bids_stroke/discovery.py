@@ -177,6 +177,28 @@ def validate_dataset(bids_dir: Path) -> list[str]:
     return problems
 
 
+def check_participant_labels(bids_dir: Path, participant_label: Sequence[str] | None) -> None:
+    """Refuse labels without a ``sub-<label>`` folder, from the file system alone (no pybids):
+    a mistyped label is reported in milliseconds, before any heavy import or model loading.
+
+    Raises the same :class:`DiscoveryError` (exit 18) as :func:`collect_subjects`, which
+    still checks what pybids indexes.
+    """
+    if not participant_label:
+        return
+    wanted = {normalize_label(lab, "sub") for lab in participant_label}
+    found = {p.name[4:] for root in find_dataset_roots(Path(bids_dir))
+             for p in root.glob("sub-*") if p.is_dir()}
+    missing = sorted(wanted - found)
+    if missing:
+        raise DiscoveryError(
+            f"participant label(s) not found in {bids_dir}: "
+            + ", ".join(f"sub-{m}" for m in missing)
+            + f" (available: {', '.join(sorted(found)[:10]) or 'none'})",
+            exit_code=18,
+        )
+
+
 def _layout(root: Path, database_dir: Path | None):
     import bids
 

@@ -17,7 +17,6 @@ Each array task records its exit code in ``OUT_DIR/logs/status/sub-<label>.txt``
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -154,17 +153,30 @@ def write_table(path: Path, statuses: Sequence[SubjectStatus]) -> Path:
     return path
 
 
+def build_parser():
+    """The ``bids_stroke status`` parser (usage errors exit 64, as everywhere in bids_stroke)."""
+    from bids_stroke.cli.formatter import HelpFormatter
+    from bids_stroke.cli.parser import ArgumentParser
+
+    parser = ArgumentParser(
+        prog="bids_stroke status",
+        description="Which participants of a batch submission completed, failed or are "
+        "missing (exit 1 if any is not complete, 66 if an input is missing). Writes "
+        f"OUTPUT_DIR/{STATUS_TABLE.as_posix()}.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("output_dir", type=Path, metavar="OUTPUT_DIR",
+                        help="the output folder the array tasks wrote into (the participant "
+                        "level's output_dir)")
+    parser.add_argument("--participants-file", type=Path, required=True, metavar="FILE",
+                        help="one label per line (with or without sub-), as given to submit.sh")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``bids_stroke status OUT_DIR --participants-file FILE``: 0 when everyone is complete,
     1 when anyone failed or is missing, 66 when an input is missing."""
-    parser = argparse.ArgumentParser(
-        prog="bids_stroke status",
-        description="Which participants of a batch submission completed, failed or are "
-        "missing (exit 1 if any is not complete).",
-    )
-    parser.add_argument("output_dir", type=Path)
-    parser.add_argument("--participants-file", type=Path, required=True,
-                        help="one label per line (with or without sub-), as given to submit.sh")
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not args.participants_file.is_file():
         print(f"bids_stroke status: error: participants file {args.participants_file} does not "

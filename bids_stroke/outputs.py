@@ -81,20 +81,43 @@ def subject_dir(subject: str, session: str | None, datatype: str = "anat") -> Pa
     return rel / datatype
 
 
-def dataset_description(bids_dir: Path, pipeline_name: str) -> dict[str, Any]:
-    """``dataset_description.json`` of the derivatives (DatasetType derivative)."""
-    source: dict[str, Any] = {"URL": Path(bids_dir).absolute().as_uri()}
-    src_desc = Path(bids_dir) / "dataset_description.json"
-    if src_desc.is_file():
+#: who made the software, last among the derivatives' Authors
+SOFTWARE_AUTHORS = "bids_stroke developers"
+
+
+def _source_descriptions(bids_dir: Path) -> list[dict[str, Any]]:
+    """The input's ``dataset_description.json`` contents: the root's, else those of its
+    cohort folders (ATLAS v2.0)."""
+    root = Path(bids_dir)
+    files = [root / "dataset_description.json"]
+    if not files[0].is_file() and root.is_dir():
+        files = sorted(p / "dataset_description.json" for p in root.iterdir() if p.is_dir())
+    out = []
+    for path in files:
         try:
-            content = json.loads(src_desc.read_text())
-            if isinstance(content, dict):
-                if content.get("DatasetDOI"):
-                    source["DOI"] = content["DatasetDOI"]
-                if content.get("Name"):
-                    source["Name"] = content["Name"]
+            content = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
-            pass
+            continue
+        if isinstance(content, dict):
+            out.append(content)
+    return out
+
+
+def dataset_description(bids_dir: Path, pipeline_name: str) -> dict[str, Any]:
+    """``dataset_description.json`` of the derivatives (DatasetType derivative).
+
+    ``Authors``: those of the input dataset (whose data the derivatives are made from), then
+    bids_stroke's developers (who made the software that made them).
+    """
+    source: dict[str, Any] = {"URL": Path(bids_dir).absolute().as_uri()}
+    sources = _source_descriptions(bids_dir)
+    content = sources[0] if sources else {}
+    if content.get("DatasetDOI"):
+        source["DOI"] = content["DatasetDOI"]
+    if content.get("Name"):
+        source["Name"] = content["Name"]
+    authors = [str(a) for c in sources for a in (c.get("Authors") or [])
+               if isinstance(c.get("Authors"), list) and str(a).strip()]
     generated: dict[str, Any] = {
         "Name": "bids_stroke",
         "Version": __version__,
@@ -111,7 +134,9 @@ def dataset_description(bids_dir: Path, pipeline_name: str) -> dict[str, Any]:
         "GeneratedBy": [generated],
         "SourceDatasets": [source],
         "DatasetLinks": {"raw": Path(bids_dir).absolute().as_uri()},
-        "HowToAcknowledge": "Cite bids_stroke and the source dataset.",
+        "Authors": list(dict.fromkeys([*authors, SOFTWARE_AUTHORS])),
+        "HowToAcknowledge": "Cite bids_stroke (CITATION.cff in its repository; the group "
+                            "report says how) and the source dataset.",
     }
 
 
@@ -195,6 +220,9 @@ def write_dataset_files(
     atomic_write_json(
         output_dir / "descriptions.json",
         {
+            "Description": "The desc- labels of this dataset's files: the preprocessed input "
+                           "(preproc) and each resolution condition, with the condition spec "
+                           "that produced it.",
             "desc_id": {"Description": "desc- entity of the files it describes"},
             "description": {"Description": "what the label means"},
             "condition": {

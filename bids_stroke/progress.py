@@ -13,7 +13,11 @@ Two parts, both free of nipype imports at module level (the runner imports nipyp
 * :class:`ParticipantProgress` is a nipype ``status_callback`` counting finished
   segmentations over subjects x conditions, with elapsed time and ETA: a tqdm bar on a
   terminal, one log line every ``interval_s`` seconds or 10 % otherwise (SLURM logs), and a
-  summary line at the end. It also records which subjects failed.
+  summary line at the end. It also records which subjects failed. Inside a long
+  segmentation (an nnU-Net ensemble on the CPU takes minutes) the node reports its forward
+  passes through a :class:`StepFile` in the work folder; the line then shows how far the
+  running segmentation is, and the ETA comes from the measured time per forward pass until
+  whole segmentations have been timed.
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ __all__ = [
     "PREFIX",
     "UNIT_NODE",
     "ParticipantProgress",
+    "StepFile",
     "configure_from_environment",
     "format_duration",
+    "running_steps",
     "setup_logging",
 ]
 
@@ -227,6 +233,73 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
+class StepFile:
+    """``callback(done, total)`` of a running prediction, written for the command's progress
+    line: a small JSON file (``pid``, ``done``, ``total``, ``started``, ``updated``; wall
+    seconds), replaced atomically at most once per ``min_interval_s`` (and at the first and
+    last step). :meth:`remove` when the prediction ends."""
+
+    def __init__(self, path: str | os.PathLike[str], *, min_interval_s: float = 1.0) -> None:
+        self.path = os.fspath(path)
+        self.min_interval_s = float(min_interval_s)
+        self._started: float | None = None
+        self._last = -math.inf
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.time()
+        if self._started is None or done == 0:
+            self._started = now
+        if done not in (0, total) and now - self._last < self.min_interval_s:
+            return
+        self._last = now
+        import json
+
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as fh:
+            json.dump({"pid": os.getpid(), "done": int(done), "total": total,
+                       "started": self._started, "updated": now}, fh)
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def _alive(pid: object) -> bool:
+    try:
+        os.kill(int(pid), 0)  # type: ignore[call-overload]
+    except ProcessLookupError:
+        return False
+    except (PermissionError, TypeError, ValueError, OverflowError):
+        return isinstance(pid, int)
+    return True
+
+
+def running_steps(folder: str | os.PathLike[str] | None) -> list[dict[str, Any]]:
+    """The :class:`StepFile` records in ``folder`` of predictions still running (their
+    process alive), with a known ``total``."""
+    if folder is None or not os.path.isdir(folder):
+        return []
+    import json
+
+    out = []
+    for entry in os.scandir(folder):
+        if not entry.name.endswith(".json"):
+            continue
+        try:
+            with open(entry.path) as fh:
+                rec = json.load(fh)
+        except (OSError, ValueError):
+            continue  # being replaced, or removed
+        if (isinstance(rec, dict) and isinstance(rec.get("total"), int) and rec["total"] > 0
+                and _alive(rec.get("pid"))):
+            out.append(rec)
+    return out
+
+
 Mode = Literal["auto", "bar", "lines", "off"]
 
 
@@ -257,6 +330,9 @@ class ParticipantProgress:
         ``auto``: a bar on a terminal, lines otherwise; ``off`` counts without printing.
     unit_node : str
         Node name that counts (default :data:`UNIT_NODE`).
+    steps_dir : path, optional
+        Folder where running segmentations write their :class:`StepFile`: their forward
+        passes are shown and time the ETA before a whole segmentation has.
 
     The first callback starts the clock, the bar or the keep-alive thread (or call
     :meth:`start`); use it as a context manager around ``wf.run`` so that :meth:`close` stops
@@ -275,6 +351,7 @@ class ParticipantProgress:
         interval_s: float = 30.0,
         mode: Mode = "auto",
         unit_node: str = UNIT_NODE,
+        steps_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if n_conditions < 1:
             raise ValueError(f"n_conditions must be >= 1, got {n_conditions}")
@@ -285,6 +362,7 @@ class ParticipantProgress:
         self.total = len(self.names) * self.n_conditions
         self.interval_s = float(interval_s)
         self.unit_node = unit_node
+        self.steps_dir = None if steps_dir is None else os.fspath(steps_dir)
         self.failed: set[str] = set()
         self.done_units: dict[str, set[str]] = {name: set() for name in self.names}
         self.cached = 0
@@ -391,26 +469,55 @@ class ParticipantProgress:
     def elapsed(self) -> float:
         return 0.0 if self._t0 is None else time.monotonic() - self._t0
 
-    def eta(self) -> float:
-        """Seconds left, from the rate of computed (not cached) units; NaN before one ended."""
+    def running(self) -> list[dict[str, Any]]:
+        """The forward-pass records of the segmentations running now (see :class:`StepFile`)."""
+        return running_steps(self.steps_dir)
+
+    def eta(self, running: Sequence[dict[str, Any]] | None = None) -> float:
+        """Seconds left, from the rate of computed (not cached) units, each running one
+        counted by its share of forward passes done; before any unit ended, from the measured
+        time per forward pass of the running ones. NaN when nothing was measured yet."""
+        running = self.running() if running is None else running
+        partial = sum(min(r["done"] / r["total"], 1.0) for r in running)
         computed = self.segmented - self.cached
-        remaining = self.total - self.completed
+        remaining = self.total - self.completed - partial
         if remaining <= 0:
             return 0.0
-        if computed <= 0:
+        if computed > 0:
+            return remaining * self.elapsed() / (computed + partial)
+        timed = [r for r in running if r["done"] > 0 and r["updated"] > r["started"]]
+        if not timed:
             return math.nan
-        return remaining * self.elapsed() / computed
+        per_pass = [(r["updated"] - r["started"]) / r["done"] for r in timed]
+        # the running ones end together at the latest; the others follow, as many at a time
+        left_now = max((r["total"] - min(r["done"], r["total"])) * t
+                       for r, t in zip(timed, per_pass, strict=True))
+        per_unit = sum(r["total"] * t for r, t in zip(timed, per_pass, strict=True)) / len(timed)
+        untouched = remaining - sum(1 - min(r["done"] / r["total"], 1.0) for r in timed)
+        return left_now + max(untouched, 0.0) * per_unit / len(timed)
 
-    def _eta_text(self) -> str:
+    def _eta_text(self, running: Sequence[dict[str, Any]] = ()) -> str:
         if self.completed >= self.total:
             return "writing outputs"  # metrics, reports and derivatives follow the last unit
-        return f"ETA {format_duration(self.eta())}"
+        return f"ETA {format_duration(self.eta(running))}"
+
+    @staticmethod
+    def _running_text(running: Sequence[dict[str, Any]]) -> str:
+        if not running:
+            return ""
+        done = sum(min(r["done"], r["total"]) for r in running)
+        total = sum(r["total"] for r in running)
+        return (f" (running: {done}/{total} forward passes"
+                + (f" of {len(running)} segmentations" if len(running) > 1 else "") + ")")
 
     def status_text(self) -> str:
-        """``3/8 segmentations (38%), elapsed 2m05s, ETA 3m20s, 1 subject failed``."""
+        """``3/8 segmentations (38%) (running: 45/120 forward passes), elapsed 2m05s,
+        ETA 3m20s, 1 subject failed``."""
+        running = self.running() if self.completed < self.total else []
         pct = 100.0 * self.completed / self.total if self.total else 100.0
-        text = (f"{self.completed}/{self.total} segmentations ({pct:.0f}%), "
-                f"elapsed {format_duration(self.elapsed())}, {self._eta_text()}")
+        text = (f"{self.completed}/{self.total} segmentations ({pct:.0f}%)"
+                f"{self._running_text(running)}, elapsed {format_duration(self.elapsed())}, "
+                f"{self._eta_text(running)}")
         if self.failed:
             text += f", {len(self.failed)} subject(s) failed"
         return text
@@ -457,8 +564,10 @@ class ParticipantProgress:
     def _update(self, tick: bool = False) -> None:
         if self._bar is not None:
             self._bar.n = self.completed
+            running = self.running() if self.completed < self.total else []
             extra = f", {len(self.failed)} failed" if self.failed else ""
-            self._bar.set_postfix_str(f"{self._eta_text()}{extra}", refresh=True)
+            self._bar.set_postfix_str(f"{self._eta_text(running)}{extra}"
+                                      f"{self._running_text(running)}", refresh=True)
             return
         if self._resolved_mode() != "lines" or self._t0 is None:
             return

@@ -16,6 +16,11 @@
 #   BIDS_STROKE_WHEELHOUSE  install offline from this folder/URL of wheels (--no-index)
 #   BIDS_STROKE_PIP_QUIET   1 = quiet pip; default: a line per step (with the time so far) and
 #                         pip's own progress (a fresh install downloads ~1 GB and takes minutes)
+#   BIDS_STROKE_INSTALLER auto (default) | uv | pip: the lock is installed by `uv pip install`
+#                         (same hashes, --require-hashes) when uv is on PATH or beside PYTHON,
+#                         else by pip; bench/bench_install.py measures both
+# While an installer works, a line every 30 s (BIDS_STROKE_HEARTBEAT_S) says it still does
+# (pip is silent for minutes while it unpacks torch).
 set -euo pipefail
 py=${1:?usage: install.sh PYTHON [EXTRAS]}
 extras=${2:-}
@@ -26,6 +31,27 @@ pip_flags=(--progress-bar on)
 if [ "${BIDS_STROKE_PIP_QUIET:-0}" = "1" ]; then pip_flags=(--quiet); fi
 started=$SECONDS
 say() { echo "install.sh: $* ($((SECONDS - started)) s so far)" >&2; }
+# run "$@" with a line every 30 s while it runs
+with_heartbeat() {
+    ( trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+      while :; do sleep "${BIDS_STROKE_HEARTBEAT_S:-30}" & nap=$!; wait "$nap"
+                  say "still installing"; done ) &
+    local beat=$! rc=0
+    "$@" || rc=$?
+    kill "$beat" 2>/dev/null; wait "$beat" 2>/dev/null || true
+    return "$rc"
+}
+uv=""
+case "${BIDS_STROKE_INSTALLER:-auto}" in
+    pip) ;;
+    auto|uv) uv=$(command -v uv || true)
+             if [ -z "$uv" ] && [ -x "$(dirname "$py")/uv" ]; then uv="$(dirname "$py")/uv"; fi
+             if [ -z "$uv" ] && [ "${BIDS_STROKE_INSTALLER:-auto}" = uv ]; then
+                 echo "install.sh: BIDS_STROKE_INSTALLER=uv but no uv on PATH or beside $py" >&2
+                 exit 64
+             fi ;;
+    *) echo "install.sh: BIDS_STROKE_INSTALLER must be auto, uv or pip" >&2; exit 64 ;;
+esac
 
 if [ -z "${BIDS_STROKE_LOCK:-}" ]; then
     names=$(printf '%s' "$extras" | tr -d '[] ' | tr ',' '\n' | sed '/^$/d' | sort | paste -sd- -)
@@ -46,9 +72,23 @@ fi
 
 case "$step" in
     deps|all)
-        say "installing the locked dependencies from ${BIDS_STROKE_LOCK##*/}"
-        "$py" -m pip install "${pip_flags[@]}" --require-hashes --no-deps "${sources[@]}" \
-            -r "$BIDS_STROKE_LOCK" ;;
+        if [ -n "$uv" ]; then  # pip's find-links (a local wheel folder) are uv's too
+            say "installing the locked dependencies from ${BIDS_STROKE_LOCK##*/} with uv"
+            links=()
+            for d in ${PIP_FIND_LINKS:-}; do links+=(--find-links "$d"); done
+            if ! with_heartbeat "$uv" pip install --python "$py" --require-hashes --no-deps \
+                    "${sources[@]}" "${links[@]}" -r "$BIDS_STROKE_LOCK"; then
+                # uv reads none of pip's configuration (indexes, mirrors): pip may still reach
+                # what uv could not
+                say "uv could not install the lock; installing it with pip"
+                uv=""
+            fi
+        fi
+        if [ -z "$uv" ]; then
+            say "installing the locked dependencies from ${BIDS_STROKE_LOCK##*/}"
+            with_heartbeat "$py" -m pip install "${pip_flags[@]}" --require-hashes --no-deps \
+                "${sources[@]}" -r "$BIDS_STROKE_LOCK"
+        fi ;;
     package) ;;
     *) echo "install.sh: BIDS_STROKE_INSTALL must be deps, package or all" >&2; exit 64 ;;
 esac

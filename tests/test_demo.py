@@ -302,7 +302,7 @@ def test_cli_force_keeps_foreign_files(tmp_path: Path, capsys: pytest.CaptureFix
     assert demo_main([str(tmp_path / "afile"), "--quiet"]) == 73
     with pytest.raises(SystemExit) as exc:
         demo_main([str(tmp_path / "new"), "--n-subjects", "0"])
-    assert exc.value.code == 2
+    assert exc.value.code == 64  # usage error (README "Exit codes")
     assert not (tmp_path / "new").exists()
 
 

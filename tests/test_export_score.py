@@ -80,10 +80,12 @@ def study(tmp_path_factory):
             "codes": (export, score, group)}
 
 
-def _score(study, out: Path, preds: Path, *extra: str, kind: str = "mask") -> int:
+def _score(study, out: Path, preds: Path, *extra: str, kind: str = "mask",
+           exported: Path | None = None) -> int:
+    exported = study["out"] / "conditions" if exported is None else exported
     return main(["score", str(study["bids"]), str(out), "--predictions", _pattern(preds, kind),
                  "--tool-name", "threshold_tool", "--tool-version", "1.0",
-                 "--exported", str(study["out"] / "conditions"), *extra])
+                 "--exported", str(exported), *extra])
 
 
 def test_export_score_group_succeed_and_input_untouched(study):
@@ -319,8 +321,9 @@ def test_probability_maps_with_threshold(study, tmp_path, capsys):
     assert _score(study, out, preds, "--conditions", "crude:2",
                   kind="probseg") == 65  # probabilities without --threshold
     assert "give --threshold T" in capsys.readouterr().err
+    # --exported may name the export's own output folder (it holds conditions/)
     assert _score(study, out, preds, "--conditions", "crude:2", "--threshold", "0.5",
-                  kind="probseg") == 0
+                  kind="probseg", exported=study["out"]) == 0
     anat = out / f"sub-{SUBJECTS[0]}" / "ses-1" / "anat"
     prob = nb.load(str(anat / f"sub-{SUBJECTS[0]}_ses-1_label-L_desc-crude2_probseg.nii.gz"))
     mask = nb.load(str(anat / f"sub-{SUBJECTS[0]}_ses-1_label-L_desc-crude2_mask.nii.gz"))

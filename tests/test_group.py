@@ -390,6 +390,62 @@ def test_resolution_figure_dodges_and_never_overlaps(group_out) -> None:
     assert len({a.get_ylim() for a in fig.axes if a.get_visible()}) == 1  # common scale
 
 
+def test_resolution_figure_panels_each_say_something(group_out) -> None:
+    """Isotropic conditions have equal slice and in-plane spacing: one panel against the
+    voxel size instead of two identical ones; with a thick-slice condition the two spacing
+    panels differ."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from bids_stroke.group import plots, study
+    from bids_stroke.group.describe import condition_means
+
+    specs = {c[0]: c for c in DEFAULT_SYNTHETIC_CONDITIONS}
+    rng = np.random.default_rng(0)
+
+    def figure(conds):
+        geo = {c: study.condition_geometry(specs[c][1], specs[c][2]) for c in conds}
+        means = condition_means({"dice": rng.uniform(0.5, 0.9, (8, len(conds)))}, conds,
+                                n_boot=20, seed=0)
+        fig = plots.plot_metric_vs_resolution(means, conds, geo)
+        FigureCanvasAgg(fig).draw()
+        return [a for a in fig.axes if a.get_visible()]
+
+    def points(ax):
+        return sorted((round(float(ln.get_xdata()[0]), 3), ln.get_gid()) for ln in ax.lines
+                      if (ln.get_gid() or "").startswith("condition:"))
+
+    iso = figure(["native", "crude2", "linear2"])
+    assert len(iso) == 2 and "voxel size" in iso[0].get_xlabel()
+    mixed = figure(["native", "linear2", "thick5mm"])
+    assert len(mixed) == 3
+    assert [a.get_xlabel() for a in mixed[:2]] == ["slice spacing (mm)", "in-plane spacing (mm)"]
+    assert points(mixed[0]) != points(mixed[1])
+
+
+def test_axes_near_one_have_no_offset_ticks() -> None:
+    """Specificity and accuracy near 1 are labelled with their values, not "+1" or
+    "-0.00006" and ticks relative to it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from bids_stroke.group import plots
+
+    rng = np.random.default_rng(0)
+    rows = [{"participant_id": f"sub-{i:02d}", "session_id": "n/a", "image_id": f"sub-{i:02d}",
+             "desc": c, "specificity": 1 - rng.uniform(0, 6e-5), "accuracy": 1 - rng.uniform(0,
+                                                                                        2e-4)}
+            for i in range(8) for c in ("native", "crude2")]
+    table = pd.DataFrame(rows)
+    for fig in (plots.plot_metric_distributions(table, ["specificity", "accuracy"],
+                                                ["native", "crude2"]),
+                plots.plot_paired_lines(table, ["specificity", "accuracy"],
+                                        ["native", "crude2"])):
+        FigureCanvasAgg(fig).draw()
+        for ax in (a for a in fig.axes if a.get_visible()):
+            assert ax.yaxis.get_offset_text().get_text() == ""
+            labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+            assert labels and all(float(t.replace("\u2212", "-")) > 0.99 for t in labels), labels
+
+
 def test_bland_altman_panels_share_one_scale(group_out) -> None:
     from bids_stroke.group import plots
 

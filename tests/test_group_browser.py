@@ -70,11 +70,90 @@ def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
-    """A report with both test tables: 6 conditions and a dataset comparison."""
+    """A report with both test tables (6 conditions and a dataset comparison) and a subject
+    page per image for the participants' links."""
     root = tmp_path_factory.mktemp("browser")
-    a = make_synthetic_output(root / "a", 10, seed=1)
+    a = make_synthetic_output(root / "a", 10, seed=1, reports=True, sessions=["1", "2"])
     b = make_synthetic_output(root / "b", 8, seed=2)
     return run_group(a, compare={"ATLAS": a, "ISLES": b}, n_boot=100)
+
+
+# Runs once the page (and its images) loaded: every table row that the full page does not
+# show (clipped by a box that scrolls up and down, or past the page's end), every link out of
+# the page, and per figure the share of blank (white) tiles of a 10 x 10 grid.
+PAGE_PROBE = """
+window.addEventListener("load", function () {
+  const height = document.documentElement.scrollHeight;
+  const hidden = [];
+  let rows = 0;
+  for (const tr of document.querySelectorAll("table tr")) {
+    rows += 1;
+    const box = tr.getBoundingClientRect();
+    let clipped = box.top < 0 || box.bottom > height + 0.5 || box.height === 0;
+    for (let e = tr.parentElement; e && !clipped; e = e.parentElement) {
+      if (getComputedStyle(e).overflowY !== "visible" && e.scrollHeight > e.clientHeight + 1) {
+        const b = e.getBoundingClientRect();
+        clipped = box.top < b.top - 0.5 || box.bottom > b.bottom + 0.5;
+      }
+    }
+    if (clipped) hidden.push((tr.closest("table").id || "?") + ": " + tr.textContent.slice(0, 60));
+  }
+  const links = Array.from(document.querySelectorAll("a[href]"))
+    .filter(a => !a.getAttribute("href").startsWith("#")).map(a => a.href);
+  const figures = [];
+  for (const img of document.querySelectorAll("figure img")) {
+    const c = document.createElement("canvas");
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const ctx = c.getContext("2d");
+    ctx.drawImage(img, 0, 0);
+    const px = ctx.getImageData(0, 0, c.width, c.height).data;
+    let blank = 0;
+    for (let ty = 0; ty < 10; ty++) for (let tx = 0; tx < 10; tx++) {
+      let white = true;
+      const y0 = Math.floor(ty * c.height / 10), y1 = Math.floor((ty + 1) * c.height / 10);
+      const x0 = Math.floor(tx * c.width / 10), x1 = Math.floor((tx + 1) * c.width / 10);
+      for (let y = y0; y < y1 && white; y++) for (let x = x0; x < x1; x++) {
+        const i = 4 * (y * c.width + x);
+        if (px[i] < 245 || px[i + 1] < 245 || px[i + 2] < 245) { white = false; break; }
+      }
+      if (white) blank += 1;
+    }
+    figures.push({alt: img.alt, blank: blank / 100});
+  }
+  const pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify({rows: rows, hidden: hidden, links: links, figures: figures});
+  document.body.appendChild(pre);
+});
+"""
+
+
+def test_full_page_shows_every_row_links_resolve_and_figures_are_drawn(report: Path,
+                                                                       tmp_path: Path) -> None:
+    """What a reader and a screenshot of the whole page see: every row of every table (no
+    box scrolling up and down), participants linked to subject reports that exist inside
+    OUT, and figures that are not mostly empty."""
+    from urllib.parse import unquote, urlparse
+
+    probe = report.with_name("probe.html")  # beside the report: relative links resolve
+    probe.write_text(report.read_text().replace("</body>",
+                                                f"<script>{PAGE_PROBE}</script></body>"))
+    try:
+        res = _chromium(tmp_path, "--window-size=1280,900", "--virtual-time-budget=10000",
+                        "--dump-dom", probe.as_uri())
+    finally:
+        probe.unlink()
+    found = re.search(r'<pre id="probe">(.*?)</pre>', res.stdout, re.S)
+    assert found, f"Chromium did not run the probe: {res.stderr[-2000:]}"
+    page = json.loads(html.unescape(found.group(1)))
+    n_rows = report.read_text().count("<tr>")
+    assert page["rows"] == n_rows > 100 and page["hidden"] == [], page["hidden"][:5]
+    out = report.parent.resolve()
+    targets = [Path(unquote(urlparse(u).path)) for u in page["links"]]
+    pages = sorted(out.glob("sub-*.html"))
+    assert len(pages) == 20 and set(targets) == set(pages)  # every subject page, each linked
+    assert all(t.is_file() and t.resolve().is_relative_to(out) for t in targets)
+    assert page["figures"] and all(f["blank"] < 0.5 for f in page["figures"]), page["figures"]
 
 
 @pytest.mark.parametrize("width", [1280, 1024])

@@ -21,8 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from bids_stroke import hpc
 from bids_stroke.cli import demo as demo_cli
+from bids_stroke.cli import export as export_cli
 from bids_stroke.cli import parser as main_parser
+from bids_stroke.cli import score as score_cli
 from bids_stroke.cli import train as train_cli
 from bids_stroke.cli.run import main, subcommand
 
@@ -45,6 +48,11 @@ if importlib.util.find_spec("bids_stroke.cli.model") is not None:  # the model s
     COMMANDS["bids_stroke_model"] = (["model"], model_cli.build_parser)
     COMMANDS["bids_stroke_model_info"] = (["model", "info"], lambda: _model_sub("info"))
     COMMANDS["bids_stroke_model_export"] = (["model", "export"], lambda: _model_sub("export"))
+
+
+COMMANDS["bids_stroke_export"] = (["export"], export_cli.build_parser)
+COMMANDS["bids_stroke_score"] = (["score"], score_cli.build_parser)
+COMMANDS["bids_stroke_status"] = (["status"], hpc.build_parser)
 
 
 def render_help(args: list[str], capsys: pytest.CaptureFixture, monkeypatch) -> str:
@@ -78,12 +86,14 @@ def test_help_says_each_default_once(name: str, capsys, monkeypatch) -> None:
     assert text.startswith(f"usage: bids_stroke{' ' + sub if sub else ''} [-h]")
     flat = re.sub(r"\s+", " ", text)
     parser = build()
-    if not any(isinstance(a, argparse._SubParsersAction) for a in parser._actions):
-        assert flat.count("(default: ") >= 1  # a command, not a group of subcommands
+    if any(a.option_strings and a.nargs != 0 and a.default not in (None, argparse.SUPPRESS)
+           for a in parser._actions):  # an option with a default says it
+        assert flat.count("(default: ") >= 1
     # "(default: all) (default: None)"
     assert not re.search(r"\(default:[^)]*\)\s*\(default:", flat)
     assert "default: None" not in flat and "default: []" not in flat
     assert not re.search(r"\d\.\d{5,}", text)  # 0.3333333333333333
+    assert "``" not in text  # reStructuredText markup of a docstring
     formatter = parser._get_formatter()
     for action in parser._actions:
         if action.help is argparse.SUPPRESS:
@@ -139,3 +149,17 @@ def test_dataset_folder_named_demo_is_bids_dir(plain_layout: Path, tmp_path: Pat
     assert main([*prefix, "demo", "out", "participant", "--participant-label", "77"]) == 18
     assert "sub-77" in capsys.readouterr().err
     assert not (work / "out").exists()
+
+
+@pytest.mark.parametrize("argv", [["demo"], ["train"], ["status", "out"], ["model"],
+                                  ["model", "info"], ["export", "bids"], ["score", "bids", "out"],
+                                  ["bids", "out"], ["demo", "out", "--n-subjects", "x"]])
+def test_usage_errors_exit_64(argv: list[str], tmp_path: Path, monkeypatch, capsys) -> None:
+    """Every command refuses a wrong command line with the documented usage code, 64."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 64, argv
+    err = capsys.readouterr().err
+    assert err.startswith("usage: bids_stroke") and "error:" in err
+    assert not any(tmp_path.iterdir())

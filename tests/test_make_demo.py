@@ -72,6 +72,10 @@ def test_participant_log_is_short_with_a_progress_summary(first_run) -> None:
                if re.search(r"Progress summary: (\d+)/\1 segmentations", line)]
     assert summary and "2/2 subject(s) ok" in summary[0]
     assert "Group report:" in log
+    # the template's source: once, short, true (everything runs offline)
+    template = [line for line in lines if "Template MNI152NLin2009aSym" in line]
+    assert len(template) == 1 and len(template[0]) < 250, template
+    assert "network" not in log and "STAND-IN" not in log
 
 
 def test_second_make_demo_reuses_everything_and_is_quick(first_run) -> None:

@@ -134,15 +134,22 @@ def test_metrics_table(run):
     assert eff[0] == pytest.approx(2.0) and eff[1] == pytest.approx(4.0)
 
 
-def test_bids_validator_has_no_errors(run):
+def _validator_issues(root: Path) -> list[tuple[str, str, str]]:
+    """(severity, code, location) of every error and warning of bids-validator-deno."""
     exe = shutil.which("bids-validator-deno") or str(
         Path(__import__("sys").executable).parent / "bids-validator-deno"
     )
-    proc = subprocess.run([exe, str(run["out"]), "--format", "json"], capture_output=True,
+    proc = subprocess.run([exe, str(root), "--format", "json"], capture_output=True,
                           text=True, timeout=300)
     report = json.loads(proc.stdout)
-    errors = [i for i in report["issues"]["issues"] if i["severity"] == "error"]
-    assert errors == []
+    return [(i["severity"], i["code"], i.get("location", "")) for i in
+            report["issues"]["issues"] if i["severity"] in ("error", "warning")]
+
+
+def test_bids_validator_has_no_errors_and_no_warnings(run):
+    assert _validator_issues(run["out"]) == []
+    desc = json.loads((run["out"] / "dataset_description.json").read_text())
+    assert len(desc["Authors"]) >= 2 and "bids_stroke developers" in desc["Authors"]
 
 
 def test_resume_reuses_cache_and_gives_identical_outputs(run):
@@ -174,6 +181,10 @@ def test_group_level(run):
     assert "with the model's own probability threshold (0.5)" in methods
     assert "Installed versions: Nipype" in methods and "PyTorch" in methods
     assert (out / "group_desc-equivalence_stats.tsv").is_file()
+    for sub in SUBJECTS:  # every participant, linked to its subject report
+        assert f'<a href="sub-{sub}_ses-1.html">sub-{sub}_ses-1</a>' in html
+    assert "Template MNI152NLin2009aSym: " in html and "Cite bids_stroke as" in html
+    assert _validator_issues(out) == []  # the group outputs add no error nor warning
 
 
 def test_plain_layout_subject_without_mask(tmp_path, capsys):

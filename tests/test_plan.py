@@ -119,3 +119,18 @@ def test_warnings_reach_every_model_output_sidecar():
                                      warnings=["modality mismatch: T2w into a T1w model"]))
     mask = _sidecar(files, "desc-native_mask.json")
     assert mask["Warnings"] == ["modality mismatch: T2w into a T1w model"]
+
+
+def test_derivatives_credit_the_source_authors_then_the_software(atlas_layout) -> None:
+    """``Authors`` of the derivatives: the input's (here from ATLAS-like cohort folders, with
+    no description at the root), then bids_stroke's developers, each once."""
+    from bids_stroke.outputs import SOFTWARE_AUTHORS, dataset_description
+
+    for cohort in ("R001", "R002"):
+        path = atlas_layout / cohort / "dataset_description.json"
+        if path.is_file():
+            desc = json.loads(path.read_text())
+            path.write_text(json.dumps({**desc, "Authors": ["A. Author", "B. Author"]}))
+    got = dataset_description(atlas_layout, "atlas_resolution")
+    assert got["Authors"] == ["A. Author", "B. Author", SOFTWARE_AUTHORS]
+    assert "CITATION.cff" in got["HowToAcknowledge"]

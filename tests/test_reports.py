@@ -154,6 +154,7 @@ def test_subject_report_without_reference(tiny_subject, tmp_path) -> None:
     text = out.read_text()
     assert "largest predicted lesion" in text and "sub-02 ses-1" in text
     assert "No metrics table" in text and "No provenance" in text
+    assert "Cite bids_stroke as: bids_stroke developers." in text  # every report ends so
     assert "; image grid 24 x 28 x 20 voxels" in text and "T1w" not in text
 
 

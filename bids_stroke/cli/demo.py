@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bids_stroke.__about__ import __version__
 from bids_stroke.cli.formatter import HelpFormatter
+from bids_stroke.cli.parser import ArgumentParser
 
 EXIT_CANTCREAT = 73  # sysexits.h EX_CANTCREAT: output exists / cannot be created
 EXIT_USAGE = 64  # sysexits.h EX_USAGE
@@ -34,7 +35,7 @@ _GENERATOR_NAME = "bids_stroke demo"
 
 def build_parser(prog: str = "bids_stroke-demo") -> argparse.ArgumentParser:
     """Argument parser of the demo command."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(  # usage errors exit 64
         prog=prog,
         description=(
             "Write a small synthetic stroke-lesion BIDS dataset (ATLAS v2.0 naming, "

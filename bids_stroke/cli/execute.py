@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from collections.abc import Sequence
 
@@ -15,16 +16,23 @@ from bids_stroke.workflows.base import ModelPlan
 LOGGER = logging.getLogger("bids_stroke")
 
 
-def _provenance(settings: Settings) -> dict:
+def _provenance(settings: Settings, model: ModelPlan) -> dict:
     from bids_stroke.config import environment_info
 
     # no run id or time here: a resumed run must hash (and write) the same; the command line
     # reaches the report separately
+    template = {}
+    if not model.native:  # the line the run logged: TemplateFlow's file or the stand-in
+        from bids_stroke.templates import template_statement
+
+        template = {"template": template_statement(settings.registration.template,
+                                                   model.resolution or 1)[1]}
     return {
         "pipeline": settings.study.name,
         "conditions": list(settings.study.conditions),
         "seed": settings.execution.seed,
         "device": settings.segmentation.device,
+        **template,
         "versions": environment_info(),
     }
 
@@ -81,11 +89,16 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
         quiet_nipype(settings.execution.verbose)
         for line in warnings:
             LOGGER.warning(line)
+        # running segmentations report their forward passes here (this run holds the work
+        # folder's lock: whatever is left in it is stale)
+        steps = work / "progress"
+        shutil.rmtree(steps, ignore_errors=True)
         wf = init_bids_stroke_wf(subjects, settings=settings, model=model, work_dir=str(work),
-                                 provenance=_provenance(settings),
-                                 warnings={s.key: list(warnings) for s in subjects})
+                                 provenance=_provenance(settings, model),
+                                 warnings={s.key: list(warnings) for s in subjects},
+                                 progress_dir=str(steps))
         names = [subject_wf_name(s) for s in subjects]
-        progress = ParticipantProgress(names, len(settings.study.conditions))
+        progress = ParticipantProgress(names, len(settings.study.conditions), steps_dir=steps)
         plugin = dict(settings.execution.plugin or {})
         LOGGER.info("Running %d input(s) x %d condition(s) with nipype %s (work folder %s)",
                     len(subjects), len(settings.study.conditions),
@@ -112,8 +125,6 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
         if failed or preflight_failures:
             print(f"bids_stroke: work folder kept for resuming: {work}", file=sys.stderr)
         elif not explicit:
-            import shutil
-
             shutil.rmtree(work, ignore_errors=True)
         roots = [out / ".bids_stroke" / "staging", out, work]
         if failed and failure is not None and failure.is_write_in(roots):

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError, cannot_write
+from bids_stroke.cli.formatter import HelpFormatter
 
 LOGGER = logging.getLogger("bids_stroke")
 
@@ -42,21 +43,27 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
                         help="BIDS suffix of the reference image, the grid of the lesion mask "
                         "(default: T1w)")
     parser.add_argument("--bids-filter-file", type=Path, metavar="FILE",
-                        help="JSON file of extra pybids filters")
+                        help='JSON file of extra pybids filters, e.g. {"t1w": {"acquisition": '
+                        '"mprage"}}')
     parser.add_argument("--derivatives", nargs="+", type=Path, default=None, metavar="PATH",
-                        help="extra folders searched for lesion masks")
+                        help="extra folders searched for lesion masks (bids_dir/derivatives "
+                        "is always searched)")
     parser.add_argument("--skip-bids-validation", "--skip_bids_validation",
                         dest="skip_bids_validation", action="store_true", default=None,
                         help="skip the structural check of the input dataset")
     parser.add_argument("--pipeline", default=None, metavar="NAME_OR_FILE",
-                        help="study file or bundled study name (its conditions)")
+                        help="study file or bundled study name: its conditions (default: "
+                        "atlas_resolution)")
     parser.add_argument("--conditions", nargs="+", metavar="SPEC",
-                        help="resolution conditions, e.g. native crude:2 thick:5")
+                        help="resolution conditions, overriding the study's, e.g. native "
+                        "crude:2 thick:5")
     parser.add_argument("--lock-wait", type=P._positive_float, default=None, metavar="SECONDS",
-                        help="wait up to this long for a subject locked by another run")
+                        help="wait up to this long for a subject locked by another run "
+                        "(default: do not wait; the subject is skipped with exit code 75)")
     parser.add_argument("--clean", action="store_true", default=None,
                         help="remove committed conditions this run does not produce")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more logging (-v debug messages, -vv everything)")
     parser.set_defaults(analysis_level=["participant"], work_dir=None, bids_database_dir=None,
                         config_file=None, use_plugin=None, nprocs=1)
 
@@ -69,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         "can read unchanged: the input's names, folders and voxel grids, each image degraded "
         "on its own grid exactly as the participant level does for native-space models. "
         "Score the tool's predictions with 'bids_stroke score'.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_common_options(parser)
     parser.add_argument("--channels", nargs="+", metavar="SUFFIX",

@@ -1,10 +1,10 @@
-"""``bids_stroke model``: describe, check and export segmentation models.
+"""Describe, check and export segmentation models.
 
     bids_stroke model info MODEL [--channels dwi adc] [--json] [--check]
     bids_stroke model export --onnx MODEL OUT [--opset 17]
 
-``MODEL`` is a bids_stroke checkpoint, a TorchScript or ONNX file, an nnU-Net v2 trained-model
-folder, or ``bundled``.
+MODEL is a bids_stroke checkpoint (.pt), a TorchScript (.ts) or ONNX file, an nnU-Net v2
+trained-model folder, or 'bundled' (the model shipped with bids_stroke).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bids_stroke.cli import parser as P
+from bids_stroke.cli.formatter import HelpFormatter
 
 __all__ = ["build_parser", "main"]
 
@@ -26,10 +27,11 @@ def _model_arg(value: str) -> str | None:
 
 def _add_loading(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=_model_arg, help="model file or nnU-Net folder ('bundled')")
-    p.add_argument("--channels", nargs="+", default=None,
+    p.add_argument("--channels", nargs="+", default=None, metavar="SUFFIX",
                    help="input channels as BIDS suffixes in order (e.g. dwi adc); overrides "
                         "the model's own description")
-    p.add_argument("--folds", nargs="+", default=None, help="nnU-Net folds (default: all)")
+    p.add_argument("--folds", nargs="+", default=None, metavar="FOLD",
+                   help="nnU-Net folds to ensemble (default: every fold_N folder present)")
     p.add_argument("--checkpoint", default="final",
                    help="nnU-Net checkpoint: final, best or a file name (default: final)")
     p.add_argument("--trust-model-code", action="store_true",
@@ -38,16 +40,22 @@ def _add_loading(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bids_stroke model", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = P.ArgumentParser(prog="bids_stroke model", description=__doc__,
+                              formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="{info,export}",
                                 help="what to do with the model")
-    info = sub.add_parser("info", help="print what the model needs (channels, space, ...)")
+    info = sub.add_parser("info", help="print what the model needs (channels, space, ...)",
+                          description="Print what the model needs: its input channels, "
+                          "space, resolution and threshold, and which of them are assumed.",
+                          formatter_class=HelpFormatter)
     _add_loading(info)
     info.add_argument("--json", action="store_true", help="print JSON")
     info.add_argument("--check", action="store_true",
                       help="also run the pre-run checks (dry forward pass)")
-    exp = sub.add_parser("export", help="export a bids_stroke checkpoint")
+    exp = sub.add_parser("export", help="export a bids_stroke checkpoint",
+                         description="Export a bids_stroke checkpoint to ONNX, with the "
+                         "metadata that makes it predict like the checkpoint.",
+                         formatter_class=HelpFormatter)
     exp.add_argument("--onnx", action="store_true", required=True, help="export to ONNX")
     exp.add_argument("model", type=_model_arg, help="bids_stroke checkpoint ('bundled')")
     exp.add_argument("out", type=Path, help="output .onnx file")
@@ -82,11 +90,15 @@ def _export(opts: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``bids_stroke model ...``; returns the exit code."""
+    opts = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    # cheap checks before torch and the model back-ends are imported
+    if opts.model is not None and not Path(opts.model).exists():
+        print(f"bids_stroke model: error: model file not found: {opts.model}", file=sys.stderr)
+        return P.EXIT_NO_INPUT
     from bids_stroke.model.check import ModelCheckError
     from bids_stroke.model.checkpoint import ModelLoadError
     from bids_stroke.model.spec import ModelSpecError
 
-    opts = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         return _info(opts) if opts.command == "info" else _export(opts)
     except (ModelLoadError, ModelSpecError, ModelCheckError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from bids_stroke.__about__ import __version__
@@ -29,7 +30,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse with the BIDS-App exit codes: 64 for usage, 17 for an unknown level."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage()
+        self.print_usage(sys.stderr)  # as argparse does: stdout stays for results
         code = EXIT_USAGE
         if "analysis_level" in message and "invalid choice" in message:
             code = EXIT_UNKNOWN_LEVEL
@@ -282,7 +283,9 @@ def build_parser() -> ArgumentParser:
         default=None,
         metavar="P",
         help="probability threshold: voxels with probability >= P are lesion (default: the "
-        "study's, 0.5); checked exactly like a study file's segmentation.threshold",
+        "study file's segmentation.threshold if it sets one, else the model's own: 0.5 for "
+        "the bundled model, what 'bids_stroke model info MODEL' prints for yours); checked "
+        "exactly like a study file's segmentation.threshold",
     )
     g_model.add_argument(
         "--channels",

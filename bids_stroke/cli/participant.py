@@ -19,14 +19,15 @@ import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import replace
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError, cannot_write
 from bids_stroke.discovery import SubjectInputs
 from bids_stroke.settings import TEMPLATE, Settings
-from bids_stroke.workflows.base import ModelPlan
+
+if TYPE_CHECKING:  # nipype is imported only once the cheap checks have passed
+    from bids_stroke.workflows.base import ModelPlan
 
 LOGGER = logging.getLogger("bids_stroke")
 
@@ -43,6 +44,7 @@ def plan_model(settings: Settings) -> tuple[ModelPlan, list[str]]:
     from bids_stroke.model.check import ModelCheckError, check_model, modality_mismatch
     from bids_stroke.model.checkpoint import ModelLoadError
     from bids_stroke.model.spec import ModelSpecError
+    from bids_stroke.workflows.base import ModelPlan
 
     seg = settings.segmentation
     try:
@@ -97,6 +99,7 @@ def check_model_memory(settings: Settings, model: ModelPlan,
     for that image (GB; ``None`` when the model cannot say), the segmentation node's
     memory for the scheduler."""
     import nibabel as nb
+    import numpy as np
 
     from bids_stroke.model.adapters import open_model
     from bids_stroke.model.check import ModelCheckError, check_model
@@ -137,8 +140,11 @@ def _condition_grid(model: ModelPlan):
     return grid
 
 
-def discover(settings: Settings, reference: str) -> list[SubjectInputs]:
-    from bids_stroke.discovery import DiscoveryError, collect_subjects, validate_dataset
+def check_dataset(settings: Settings) -> None:
+    """The checks that need only the file system (milliseconds), run before any heavy import
+    or the model: the dataset's structure (unless ``--skip-bids-validation``) and that every
+    ``--participant-label`` has a ``sub-`` folder."""
+    from bids_stroke.discovery import DiscoveryError, check_participant_labels, validate_dataset
 
     data = settings.data
     try:
@@ -151,6 +157,17 @@ def discover(settings: Settings, reference: str) -> list[SubjectInputs]:
                     + "; fix the dataset or pass --skip-bids-validation",
                     P.EXIT_VALIDATION,
                 )
+        check_participant_labels(data.bids_dir, data.participant_label)
+    except DiscoveryError as exc:
+        raise CLIError(str(exc), exc.exit_code) from exc
+
+
+def discover(settings: Settings, reference: str) -> list[SubjectInputs]:
+    from bids_stroke.discovery import DiscoveryError, collect_subjects
+
+    data = settings.data
+    check_dataset(settings)
+    try:
         return collect_subjects(
             data.bids_dir,
             participant_label=data.participant_label,
@@ -269,10 +286,17 @@ def _check_mixing(settings: Settings, model_sha: str, subjects: Sequence[Subject
 
 def run_participant(settings: Settings) -> int:
     """Validate, discover, check, lock and run; returns the exit code."""
+    check_dataset(settings)  # before torch, nipype, pybids and the model are loaded
     from bids_stroke.cli.references import split_by_mask
     from bids_stroke.preflight import max_image_bytes, preflight_check
 
     model, warnings = plan_model(settings)
+    if not model.native:
+        from bids_stroke.templates import template_statement
+
+        standin, text = template_statement(settings.registration.template,
+                                           model.resolution or 1)
+        (LOGGER.warning if standin else LOGGER.info)("Template %s", text)
     reference = model.reference
     subjects, _ = split_by_mask(settings, discover(settings, reference))
     bad: list[tuple[SubjectInputs, str]] = []

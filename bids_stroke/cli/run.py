@@ -35,9 +35,6 @@ SUBCOMMANDS = {
 
 def run_group_level(settings) -> int:
     """Paired statistics over the committed participant-level derivatives."""
-    from bids_stroke.group.collect import GroupDataError
-    from bids_stroke.group.run import GroupInputError, run_group
-
     out = settings.data.output_dir
     group = settings.group
     if group.compare:  # the compared datasets are elsewhere: OUT only receives results
@@ -51,6 +48,9 @@ def run_group_level(settings) -> int:
                        P.EXIT_NO_INPUT)
     if not os.access(out, os.W_OK):
         raise CLIError(f"output_dir {out} is not writable", P.EXIT_CANT_CREATE)
+    from bids_stroke.group.collect import GroupDataError  # pandas, scipy, matplotlib
+    from bids_stroke.group.run import GroupInputError, run_group
+
     try:
         report = run_group(
             out,

@@ -29,6 +29,7 @@ from pathlib import Path
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError, cannot_write
 from bids_stroke.cli.export import add_common_options, lock_subjects, run_guarded, settings_for
+from bids_stroke.cli.formatter import HelpFormatter
 
 LOGGER = logging.getLogger("bids_stroke")
 
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score lesion masks made by another segmentation tool on the datasets of "
         "'bids_stroke export': the same metric tables, masks, reports and provenance as a "
         "model run, so 'bids_stroke BIDS_DIR OUT group' works unchanged.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_common_options(parser)
     parser.add_argument(
@@ -52,13 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="name of the tool that made the predictions (in every sidecar "
                         "and report)")
     parser.add_argument("--tool-version", default="", metavar="VERSION",
-                        help="its version (or container tag/digest)")
+                        help="its version (or container tag/digest); default: none recorded")
     parser.add_argument("--threshold", default=None, metavar="P",
                         help="the predictions are probability maps: probability >= P is "
                         "lesion (default: they must be binary 0/1 masks)")
     parser.add_argument("--exported", type=Path, default=None, metavar="DIR",
-                        help="the folder of exported conditions (default: OUT/conditions); "
-                        "score several tools into separate OUT folders from one export")
+                        help="the output folder of 'bids_stroke export' (or its conditions/ "
+                        "folder) (default: OUT, i.e. OUT/conditions); score several tools into "
+                        "separate OUT folders from one export")
     parser.add_argument("--no-degraded-images", dest="save_degraded", action="store_false",
                         default=None, help="do not copy the exported images into OUT")
     P.add_reference_options(parser, what="the tool")
@@ -75,6 +77,22 @@ class Found:
     rows: list[dict]
 
 
+def export_folder(given: Path | None, out: Path) -> Path:
+    """The folder of exported conditions: ``OUT/conditions`` by default; ``--exported`` may
+    name that folder or the output folder of ``bids_stroke export`` (which holds it)."""
+    from bids_stroke.commit import state_dir
+    from bids_stroke.export import export_root
+
+    if given is None:
+        return export_root(out)
+    root = Path(given).absolute()
+    # no condition label is "conditions": a conditions/ folder with committed subjects is
+    # the export's (the export folder may also be this OUT, holding scored subjects)
+    if (state_dir(export_root(root)) / "subjects").is_dir():
+        return export_root(root)
+    return root
+
+
 def _exported(root: Path):
     from bids_stroke.commit import CommitError
     from bids_stroke.export import exported_manifests
@@ -85,7 +103,8 @@ def _exported(root: Path):
         raise CLIError(str(exc), P.EXIT_BAD_DATA) from exc
     if not manifests:
         raise CLIError(f"no exported conditions in {root}: run 'bids_stroke export BIDS_DIR "
-                       "OUT' first (or give --exported)", P.EXIT_NO_INPUT)
+                       "EXPORT_OUT' first, then give --exported EXPORT_OUT (or leave it out "
+                       "when the export went into this OUT)", P.EXIT_NO_INPUT)
     specs: dict[str, str] = {}  # label -> spec, in the study's order
     for m in manifests.values():
         for label in m.extra.get("order", sorted(m.conditions)):
@@ -326,11 +345,10 @@ def _score_all(settings, found: Found, tool) -> list[str]:
 
 def run_score(settings, opts: argparse.Namespace) -> int:
     from bids_stroke.cli.participant import discover, write_dataset_level
-    from bids_stroke.export import export_root
     from bids_stroke.score import PredictionPattern, ScoreError, Tool, check_tool_name
 
     out = settings.data.output_dir
-    root = Path(opts.exported).absolute() if opts.exported else export_root(out)
+    root = export_folder(opts.exported, out)
     try:
         pattern = PredictionPattern(str(Path(opts.predictions).absolute())
                                     if not opts.predictions.startswith("/")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bids_stroke.__about__ import __version__
 from bids_stroke.cli.formatter import HelpFormatter
+from bids_stroke.cli.parser import ArgumentParser
 
 __all__ = ["build_parser", "main"]
 
@@ -32,7 +33,7 @@ def _patch(value: str) -> tuple[int, int, int]:
 
 def build_parser(prog: str = "bids_stroke-train") -> argparse.ArgumentParser:
     """Argument parser of the training command."""
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(  # usage errors exit 64
         prog=prog,
         description="Train the bids_stroke 3D U-Net on the subjects of a BIDS dataset that have "
         "a lesion mask. Writes OUT_DIR/split.tsv, OUT_DIR/training_log.tsv and "
@@ -140,6 +141,19 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "bids_stroke-train") 
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    # cheap checks (file system only) before torch is imported: a wrong folder or label
+    # is refused in milliseconds
+    from bids_stroke.discovery import DiscoveryError, check_participant_labels
+
+    try:
+        check_participant_labels(args.bids_dir, args.participant_label or ())
+        if not args.participant_label:
+            from bids_stroke.discovery import find_dataset_roots
+
+            find_dataset_roots(args.bids_dir)
+    except DiscoveryError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     from bids_stroke.model.checkpoint import ModelLoadError
     from bids_stroke.model.train import TrainConfig, train
 

@@ -330,7 +330,11 @@ def _write_metadata(
             # declaring it a derivative makes the bids-validator accept the ATLAS naming.
             "DatasetType": "derivative",
             "License": "CC0",
-            "Authors": ["bids_stroke developers"],
+            # the anatomy is the MNI ICBM 2009a template's (nilearn's copy); the lesions,
+            # contrast and noise are bids_stroke's
+            "Authors": ["bids_stroke developers",
+                        "McConnell Brain Imaging Centre, Montreal Neurological Institute "
+                        "(MNI ICBM 2009a template: the demo's anatomy)"],
             "GeneratedBy": generated_by,
         },
     )

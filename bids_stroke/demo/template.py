@@ -38,9 +38,9 @@ def demo_template_paths() -> dict[str, Path]:
     FileNotFoundError
         If the installed nilearn does not ship the files (they are never downloaded).
     """
-    import nilearn.datasets
+    from bids_stroke.templates.standin import nilearn_data_dir  # without importing nilearn
 
-    data_dir = Path(nilearn.datasets.__file__).resolve().parent / "data"
+    data_dir = nilearn_data_dir().resolve()
     paths = {key: data_dir / name for key, name in _NILEARN_FILES.items()}
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:

@@ -49,6 +49,7 @@ __all__ = [
     "run_warnings",
     "segmentation_models",
     "split_conditions",
+    "template_sources",
 ]
 
 #: Metric columns every ``*_label-L_segmetrics.tsv`` has (docs/CONTRACTS.md).
@@ -586,3 +587,25 @@ def model_details(
             if isinstance(block, dict):
                 out[record.model_sha256] = {**block, "threshold": content.get("Threshold")}
     return out
+
+
+def template_sources(output_dir: str | os.PathLike[str], states: Sequence[SubjectState],
+                     participant_label: str | Iterable[str] | None = None) -> dict[str, int]:
+    """The ``TemplateSource`` (``templateflow``, ``templateflow-standin``, ``nilearn-standin``)
+    of the committed subjects' template-space images, each with the number of images, from
+    their ``desc-preproc`` sidecars (native-space runs have none: ``{}``)."""
+    import json
+
+    counts: dict[str, int] = {}
+    for manifest in _manifests(states, participant_label):
+        for rel in manifest.files:
+            if "_desc-preproc_" in rel and rel.endswith(".json"):
+                try:
+                    source = json.loads((Path(output_dir) / rel).read_text()).get(
+                        "TemplateSource")
+                except (OSError, ValueError, AttributeError):
+                    continue
+                if source and source != "n/a":
+                    counts[str(source)] = counts.get(str(source), 0) + 1
+                break
+    return counts

@@ -8,6 +8,7 @@ boxes, means and intervals always use every unit.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -16,7 +17,13 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
+from matplotlib.ticker import (
+    FixedLocator,
+    FuncFormatter,
+    MaxNLocator,
+    NullLocator,
+    ScalarFormatter,
+)
 
 from bids_stroke.group.describe import id_columns, to_wide
 from bids_stroke.group.labels import METRIC_BOUNDS, METRIC_LABELS, metric_label
@@ -61,6 +68,9 @@ def _grid(n: int, ncols: int = 2, size: tuple[float, float] = (5.0, 3.6),
         ax.set_visible(False)
     for ax in axes[:n]:  # fewer ticks: tick objects are most of matplotlib's drawing time
         ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+        # plain tick values: specificity and accuracy sit near 1, where matplotlib would
+        # otherwise label the axis "+1" or "-0.00006" and the ticks relative to that offset
+        ax.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))
     return fig, axes[:n]
 
 
@@ -184,22 +194,29 @@ def plot_metric_vs_resolution(
 ) -> Figure:
     """Mean metric (95% CI) against the conditions' real slice and in-plane spacing.
 
-    Panels: all units against the slice spacing; against the in-plane spacing (conditions at
-    the same spacing are dodged sideways, told apart by colour, named in the legend: no labels
-    on points); the lesion-volume strata across the conditions in study order. One y scale.
+    Panels: all units against the slice spacing and against the in-plane spacing - or, when
+    every condition is isotropic (the two spacings equal, so those panels would be the same),
+    one panel against the voxel size - (conditions at the same spacing are dodged sideways,
+    told apart by colour, named in the legend: no labels on points); then the lesion-volume
+    strata across the conditions in study order. One y scale.
     """
     conds = [c for c in conditions if c in geometry]
     colours = condition_colours(conditions)
     sub = means[means["metric"] == metric]
-    fig, axes = _grid(3, ncols=3, size=(4.4, 3.6),
+    isotropic = all(math.isclose(geometry[c].through_plane_mm, geometry[c].in_plane_mm,
+                                 rel_tol=1e-6) for c in conds)
+    spacings = ("voxel",) if isotropic else ("through", "in")
+    fig, axes = _grid(len(spacings) + 1, ncols=len(spacings) + 1, size=(4.4, 3.6),
                       bottom_in=1.2 + 0.2 * int(np.ceil(max(len(conds), 1) / 2)))
     vals = sub[["ci_low", "mean", "ci_high"]].to_numpy(float)
     lims = (np.nanmin(vals), np.nanmax(vals)) if np.isfinite(vals).any() else (0.0, 1.0)
     pad = 0.05 * max(lims[1] - lims[0], 1e-9)
     allu = sub[sub["stratum"] == "all"].set_index("desc")
-    for ax, axis in zip(axes[:2], ("through", "in"), strict=True):
-        xs = np.array([geometry[c].through_plane_mm if axis == "through"
-                       else geometry[c].in_plane_mm for c in conds])
+    xlabels = {"through": "slice spacing (mm)", "in": "in-plane spacing (mm)",
+               "voxel": "voxel size (mm; every condition isotropic)"}
+    for ax, axis in zip(axes[:-1], spacings, strict=True):
+        xs = np.array([geometry[c].in_plane_mm if axis == "in"
+                       else geometry[c].through_plane_mm for c in conds])
         span = float(np.ptp(xs)) if xs.size and np.ptp(xs) > 0 else 1.0
         for c, x in zip(conds, xs + dodge(xs, 0.05 * span), strict=True):
             if c not in allu.index:
@@ -212,11 +229,10 @@ def plot_metric_vs_resolution(
         if xs.size:
             ax.set_xticks(np.unique(np.round(xs, 3)))
             ax.set_xlim(float(xs.min()) - 0.15 * span, float(xs.max()) + 0.15 * span)
-        ax.set_xlabel("slice spacing (mm)" if axis == "through" else "in-plane spacing (mm)",
-                      fontsize=8)
+        ax.set_xlabel(xlabels[axis], fontsize=8)
         n = int(allu["n"].max()) if len(allu) else 0
         ax.set_title(f"all units (n <= {n})", fontsize=9)
-    ax = axes[2]
+    ax = axes[-1]
     x = np.arange(len(conditions))
     markers = "sD^vP*Xo"
     strata_handles = []
@@ -234,7 +250,7 @@ def plot_metric_vs_resolution(
     ax.set_xticks(x, conditions, rotation=30, ha="right", fontsize=8)
     ax.set_title(f"by total {reference_name} lesion volume", fontsize=9)
     for a in axes:
-        a.set_ylim(lims[0] - pad, lims[1] + pad)  # one scale for the three panels
+        a.set_ylim(lims[0] - pad, lims[1] + pad)  # one scale for every panel
         a.set_ylabel(f"mean {metric_label(metric)}", fontsize=8)
         a.grid(alpha=0.3)
     handles = [Line2D([], [], marker="o", linestyle="", color=colours[c],

@@ -31,8 +31,7 @@ td.t,th.t{white-space:normal}
 @page{size:A4 landscape;margin:10mm}
 body{max-width:none;padding:0;font-size:9pt}
 nav{display:none}
-.scroll{overflow:visible;max-height:none}
-th{position:static}
+.scroll{overflow:visible}
 table{font-size:7pt}
 tr,figure{break-inside:avoid}
 figure img{max-width:100%}
@@ -98,6 +97,16 @@ class ReportParts:
     title: str = "bids_stroke group report"
     #: what the numbers were scored against, when it is not only the lesion mask (shown first)
     reference: Sequence[str] = ()
+    #: one row per unit (:func:`bids_stroke.group.participants.participant_table`), the
+    #: unit of each row, each unit's subject reports (paths relative to OUT) and the
+    #: flagged paired changes
+    participants: pd.DataFrame | None = None
+    participant_units: Sequence[str] = ()
+    participant_links: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    outliers: pd.DataFrame | None = None
+    #: where the template came from (the participant level's line), and how to cite
+    template: str = ""
+    citation: Sequence[str] = ()
 
 
 def _ci_text(lo: float, hi: float) -> str:
@@ -173,11 +182,59 @@ def _tests_section(p: ReportParts) -> str:
                                cls="note")
 
 
+#: outlying paired changes listed in the report (all of them are in the TSV)
+MAX_OUTLIERS_SHOWN = 100
+_OUTLIER_COLUMNS = {"image_id": "unit", "metric": "metric", "condition_a": "A",
+                    "condition_b": "B", "value_a": "value A", "value_b": "value B",
+                    "change": "change B - A", "fence": "fence crossed", "side": "side"}
+
+
+def _unit_cell(unit: str, reports: Sequence[str]) -> str:
+    """The unit's name, linked to its subject report (to each, when it has several)."""
+    if len(reports) == 1:
+        return H.link(unit, reports[0])
+    return H.escape(unit) + (" (" + H.links(reports) + ")" if reports else "")
+
+
+def _participants_section(p: ReportParts) -> str:
+    """Every unit with links to its subject reports, then the outlying paired changes."""
+    from bids_stroke.group.participants import FENCE_K, MIN_UNITS
+
+    units = list(p.participant_units)
+    table = p.participants.copy()
+    table.insert(0, "unit", [_unit_cell(u, p.participant_links.get(u, ())) for u in units])
+    body = H.paragraph(
+        f"{len(table)} unit(s), each linked to its subject report(s): overlays per condition "
+        "and every metric. A paired change (a condition's value minus the reference "
+        f"condition's) is an outlier when it lies below Q1 - {FENCE_K:g} IQR or above Q3 + "
+        f"{FENCE_K:g} IQR of that change across the units (per metric and condition, with at "
+        f"least {MIN_UNITS} units).", cls="note")
+    out = p.outliers
+    if out is not None and len(out):
+        shown = out[list(_OUTLIER_COLUMNS)].rename(columns=_OUTLIER_COLUMNS)
+        shown["unit"] = [_unit_cell(u, p.participant_links.get(u, ())) for u in shown["unit"]]
+        shown["metric"] = [metric_label(m) for m in shown["metric"]]
+        shown["side"] = [f"below Q1 - {FENCE_K:g} IQR" if s == "below" else
+                         f"above Q3 + {FENCE_K:g} IQR" for s in shown["side"]]
+        body += H.table_html(shown, table_id="outliers", html_columns=["unit"],
+                             max_rows=MAX_OUTLIERS_SHOWN,
+                             caption=f"Outlying paired changes ({len(shown)}, most extreme "
+                                     "first; all in group_desc-outliers_segmetrics.tsv): the "
+                                     "unit and its values under both conditions")
+    elif out is not None:
+        body += H.paragraph("No paired change is an outlier.", cls="note")
+    body += H.table_html(table, table_id="participants", html_columns=["unit"],
+                         caption="Every unit: its subject report(s) and values")
+    return body
+
+
 def render_report(p: ReportParts) -> str:
     """The complete HTML document."""
     nav = [("reference", "Reference")] if p.reference else []
     nav += [("findings", "Findings"), ("verdicts", "Verdicts"), ("overview", "Conditions"),
             ("methods", "Methods"), ("summary", "Summary"), ("tests", "Tests")]
+    if p.participants is not None:
+        nav.append(("participants", "Participants"))
     if p.datasets is not None:
         nav.append(("datasets", "Datasets"))
     nav += [("figures", "Figures"), ("sizebins", "Lesion size"), ("provenance", "Provenance")]
@@ -202,7 +259,8 @@ def render_report(p: ReportParts) -> str:
     parts.append(H.section("Verdicts", verdicts, anchor="verdicts"))
     parts.append(H.section("Conditions", H.table_html(
         p.conditions, caption="Conditions in study order; voxel size and spacings are the "
-                              "effective resolution of the simulated acquisition"),
+                              "effective resolution of the simulated acquisition")
+        + (H.paragraph(f"Template {p.template}.", cls="note") if p.template else ""),
         anchor="overview"))
     parts.append(H.section("Methods", H.paragraph(
         "Generated from this run's settings; the same text is in group_methods.md and "
@@ -216,6 +274,9 @@ def render_report(p: ReportParts) -> str:
                                  table_id=f"summary-{m}")
     parts.append(H.section("Summary per condition", tabs, anchor="summary"))
     parts.append(H.section("Statistical tests", _tests_section(p), anchor="tests"))
+    if p.participants is not None:
+        parts.append(H.section("Participants", _participants_section(p),
+                               anchor="participants"))
     if p.datasets is not None:
         body = (H.table_html(dataset_table(p.datasets), table_id="datasets",
                              caption="Datasets compared: Brunner-Munzel test (decides; "
@@ -248,6 +309,7 @@ def render_report(p: ReportParts) -> str:
     parts.append(H.section("Lesion-size stratification", size, anchor="sizebins"))
     prov = (H.kv_table(p.settings, caption="Settings") + H.kv_table(p.versions,
                                                                     caption="Software")
-            + H.paragraph("Files written:") + H.bullet_list(p.outputs))
+            + H.paragraph("Files written:") + H.bullet_list(p.outputs)
+            + "".join(H.paragraph(line) for line in p.citation))
     parts.append(H.section("Provenance", prov, anchor="provenance"))
     return H.page(p.title, "".join(parts), extra_css=GROUP_CSS)

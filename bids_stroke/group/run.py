@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from bids_stroke.bundled_model import DEMO_MODEL_WARNING
+from bids_stroke.citation import citation_lines
 from bids_stroke.group import study, writers
 from bids_stroke.group.collect import (
     BUNDLED_MODEL_LABEL,
@@ -52,6 +53,7 @@ from bids_stroke.group.collect import (
     report_incomplete,
     run_warnings,
     segmentation_models,
+    template_sources,
 )
 from bids_stroke.group.describe import (
     DEFAULT_SIZE_BINS_ML,
@@ -400,7 +402,8 @@ def _analyse(root: Path, reference: Reference, *, states, ds_states, datasets, s
                                     n_boot=n_boot, seed=seed, pairs=chosen, primary=primary,
                                     digits_rank=digits_rank)
     return {"reference": reference, "set_states": set_states, "seg": measured,
-            "within": within, "ds_rows": ds_measured, "ds_stats": ds_stats, "metric_cols": metric_cols,
+            "within": within, "ds_rows": ds_measured, "ds_stats": ds_stats,
+            "metric_cols": metric_cols,
             "ds_units": ds_units, "tested": tested, "conds": conds, "geometry": geometry,
             "specs": specs, "descriptions": descriptions, "notes": notes, "frames": frames,
             "datasets": compared}
@@ -435,6 +438,28 @@ def _findings(*, within, ds_stats, conds, phrases, alpha, unit, primary, tested,
         sizes.update(study.sample_sizes_by_dataset(ds_rows))
     out.append(unit_sentence(unit, sizes))
     return out
+
+
+def _participants(out_dir: Path, within, tested: Sequence[str], conds: Sequence[str],
+                  states, participant_label) -> dict:
+    """The report's participants section: every unit with its subject reports (from the
+    manifests) and the outlying paired changes of the tested metrics."""
+    if within is None:
+        return {}
+    from bids_stroke.group.participants import (
+        paired_outliers,
+        participant_table,
+        subject_reports,
+    )
+
+    units = within["units"]
+    reports = subject_reports(m for m in (s.manifest for s in states or ())
+                              if m is not None)
+    outliers = paired_outliers(units, tested, conds)
+    metric = RESOLUTION_METRIC if RESOLUTION_METRIC in units.columns else tested[0]
+    table, keys, links = participant_table(units, conds, metric, reports, outliers)
+    return {"participants": table, "participant_units": keys, "participant_links": links,
+            "outliers": outliers}
 
 
 def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats, metric_cols,
@@ -490,6 +515,21 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
     outputs.append(writers.atomic_write_text(root / f"{name}_methods.md", to_markdown(methods)))
     outputs.append(writers.atomic_write_text(root / f"{name}_methods.html", to_html(methods)))
     report = root / f"{name}_report.html"
+    people = _participants(out_dir, within, tested, conds, states, participant_label)
+    if people:
+        from bids_stroke.group.participants import OUTLIER_DICTIONARY
+
+        outputs.append(writers.write_table(people["outliers"],
+                                           root / f"{name}_desc-outliers_segmetrics.tsv",
+                                           OUTLIER_DICTIONARY))
+    template = ""
+    if seg is not None and states is not None:
+        from bids_stroke.templates.standin import describe_source
+
+        sources = template_sources(out_dir, states, participant_label)
+        template = "; ".join(describe_source("MNI152NLin2009aSym", src)
+                             + (f" ({n} of {sum(sources.values())} images)"
+                                if len(sources) > 1 else "") for src, n in sources.items())
     settings = {
         "reference": (reference.reference_words if not reference.is_prediction else
                       f"{reference.reference_words} (condition {reference.condition})"),
@@ -521,7 +561,8 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
         lesionsize=within.get("lesionsize") if within is not None else None,
         outputs=[*(p.relative_to(root).as_posix() for p in outputs), report.name],
         settings=settings, warnings=cautions, equivalence=shown("equivalence"),
-        primary=primary, phrases=phrases, title=words.title, reference=words.paragraphs)
+        primary=primary, phrases=phrases, title=words.title, reference=words.paragraphs,
+        **people, template=template, citation=citation_lines())
     writers.atomic_write_text(report, render_report(parts))
     return report
 

@@ -54,6 +54,9 @@ def record_commits(output_dir: str | os.PathLike[str], *, model_sha256: str = "s
         subjects.setdefault(image_id(f), []).append(f)
     for key, paths in subjects.items():
         rels = [p.relative_to(root).as_posix() for p in paths]
+        tables = {Path(rel).name.rsplit("_", 1)[-1].split(".")[0]: rel for rel in rels}
+        if (root / f"{key}.html").is_file():  # its subject page (make_synthetic_output)
+            rels.append(f"{key}.html")
         files = {rel: {"sha256": file_sha256(root / rel),
                        "size": (root / rel).stat().st_size, "conditions": []} for rel in rels}
         seg = next(p for p in paths if p.name.endswith("_segmetrics.tsv"))
@@ -62,11 +65,23 @@ def record_commits(output_dir: str | os.PathLike[str], *, model_sha256: str = "s
         records = {r[col["desc"]]: commit.ConditionRecord(
             label=r[col["desc"]], spec=r[col["condition"]], model_sha256=model_sha256,
             results_key="synthetic", run_uuid="synthetic") for r in rows[1:]}
-        tables = {Path(rel).name.rsplit("_", 1)[-1].split(".")[0]: rel for rel in rels}
         manifest = commit.Manifest(key=key, files=files, conditions=records, tables=tables,
                                    run_uuid="synthetic",
                                    extra={"warnings": list(warnings)} if warnings else {})
         atomic_write_json(commit.manifest_path(root, key), manifest.to_dict())
+
+
+def _subject_page(root: Path, key: str, table: Path) -> None:
+    """The synthetic subject page of one image: its metric table (no images to overlay)."""
+    import pandas as pd
+
+    from bids_stroke.reports import html as H
+
+    df = pd.read_csv(table, sep="\t", na_values=["n/a"], keep_default_na=False)
+    (root / f"{key}.html").write_text(H.page(
+        f"bids_stroke report: {key} (synthetic)",
+        H.paragraph("Synthetic participant-level output: metrics only.", cls="note")
+        + H.table_html(df, caption=table.name, table_id="metrics")))
 
 
 def _fmt(v: np.ndarray) -> np.ndarray:
@@ -84,6 +99,7 @@ def make_synthetic_output(
     lesions: bool = True,
     voxel_ml: float = 0.001,
     columns: Sequence[str] = METRIC_COLUMNS,
+    reports: bool = False,
 ) -> Path:
     """Write synthetic per-subject metric TSVs under ``output_dir`` and return it.
 
@@ -105,6 +121,10 @@ def make_synthetic_output(
         Voxel volume used to convert volumes to voxel counts.
     columns : sequence of str
         Metric columns to write (default: all; leave out optional ones to mimic older outputs).
+    reports : bool
+        Also write a subject page per image at the top of ``output_dir`` (``<image>.html``,
+        listed in its manifest like a participant-level report): its metric table, so that
+        the group report's links have somewhere to go.
     """
     root = Path(output_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -167,6 +187,9 @@ def make_synthetic_output(
             adir.mkdir(parents=True, exist_ok=True)
             prefix = f"{sub}{f'_ses-{ses}' if ses else ''}_space-MNI152NLin2009aSym"
             (adir / f"{prefix}_label-L_segmetrics.tsv").write_text(header_seg + body)
+            if reports:
+                _subject_page(root, f"{sub}{f'_ses-{ses}' if ses else ''}",
+                              adir / f"{prefix}_label-L_segmetrics.tsv")
             if lesions:
                 ov = np.clip(det * rng.uniform(0.2, 1.0, det.shape), 0, 1)
                 lines = [

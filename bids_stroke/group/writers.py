@@ -134,7 +134,7 @@ def make_figures(
             strata = ["all", *size_bin_labels(size_bins_ml)]
             specs.insert(len(specs) - 1, (
                 f"{resolution_metric}-vs-resolution",
-                f"{resolution_metric} against the real slice and in-plane spacing",
+                f"{resolution_metric} against the real resolution (slice and in-plane spacing)",
                 lambda: plots.plot_metric_vs_resolution(
                     means, conditions, geometry, metric=resolution_metric,
                     strata=[s for s in strata if s in set(means["stratum"])],

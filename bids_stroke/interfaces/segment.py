@@ -52,6 +52,9 @@ class _SegmentImageInputSpec(BaseInterfaceInputSpec):
     mode = traits.Enum("auto", "full", "sliding", mandatory=True, desc="inference mode")
     num_threads = traits.Int(mandatory=True, desc="torch CPU threads (0: torch's default)")
     out_prefix = traits.Str(desc="output file prefix (default: the input's name)")
+    progress_dir = traits.Str(nohash=True, desc="folder where the prediction reports its "
+                                               "forward passes for the progress line "
+                                               "(bids_stroke.progress.StepFile); not hashed")
 
 
 class _SegmentImageOutputSpec(TraitedSpec):
@@ -100,7 +103,18 @@ class SegmentImage(ChecksummedInterface):
             checkpoint=inp.checkpoint,
             trust_model_code=inp.trust_model_code,
         )
-        prob = model.predict(stack)
+        steps = None
+        if isdefined(inp.progress_dir) and inp.progress_dir:
+            from bids_stroke.progress import StepFile
+
+            steps = StepFile(os.path.join(inp.progress_dir, f"{os.getpid()}-{id(self)}.json"))
+            model.progress = steps
+        try:
+            prob = model.predict(stack)
+        finally:
+            if steps is not None:
+                steps.remove()
+                model.progress = None
         threshold = inp.threshold if isdefined(inp.threshold) else model.spec.threshold
         seg = binarize(prob, threshold, inp.min_size)
         img = nib.load(files[0])

@@ -398,12 +398,11 @@ def train(cfg: TrainConfig, subjects: Sequence[Any] | None = None) -> dict[str, 
         torch.backends.cudnn.benchmark = False
     device = select_device(cfg.device)
     out = cfg.out_dir
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-
     subs = list(subjects) if subjects is not None else _discover(cfg)
     subs = [s for s in subs if s.mask is not None]
     if not subs:
         raise RuntimeError(f"no subjects with a lesion mask found in {cfg.bids_dir}")
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)  # once the inputs are known
     test = _read_label_list(cfg.test_list) if cfg.test_list else set()
     split_path = out / "split.tsv"
     if cfg.resume and split_path.is_file():

@@ -30,6 +30,8 @@ __all__ = [
     "format_cell",
     "img_tag",
     "kv_table",
+    "link",
+    "links",
     "new_figure",
     "page",
     "section",
@@ -48,7 +50,7 @@ h1{border-bottom:2px solid #0072B2;padding-bottom:.2em}
 h2{margin-top:1.6em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.85em}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
-th{background:#eef3f8;position:sticky;top:0}
+th{background:#eef3f8}
 td.t,th.t{text-align:left}
 caption{caption-side:top;text-align:left;font-weight:bold;padding:.3em 0}
 figure{margin:1em 0}
@@ -57,11 +59,11 @@ figcaption{font-size:.85em;color:#555}
 .note{color:#555;font-size:.9em}
 .warnings{border-left:4px solid #D55E00;background:#fdf0e8;padding:.4em .8em;margin:1em 0}
 .warnings li{margin:.2em 0}
-.scroll{overflow-x:auto;max-height:36em;overflow-y:auto}
+.scroll{overflow-x:auto}
 nav a{margin-right:1em}
 code{background:#f4f4f4;padding:0 .2em}
-@media print{body{max-width:none;padding:0;font-size:10pt}.scroll{overflow:visible;
-max-height:none}th{position:static}table{font-size:.75em}td,th{overflow-wrap:anywhere}
+@media print{body{max-width:none;padding:0;font-size:10pt}.scroll{overflow:visible}
+table{font-size:.75em}td,th{overflow-wrap:anywhere}
 figure,tr{break-inside:avoid}nav{display:none}}
 """
 
@@ -95,15 +97,21 @@ def table_html(
     float_fmt: str = "{:.4g}",
     max_rows: int | None = None,
     table_id: str | None = None,
+    html_columns: Sequence[str] = (),
 ) -> str:
     """Render a data frame as an escaped HTML table (index not shown).
 
+    Tables flow with the page (every row is on the page, its screenshot and its print); one
+    wider than the page scrolls sideways in its own box, never up and down.
+
     Text columns are left-aligned (class ``t``), numbers right-aligned. When ``max_rows`` is
     given and exceeded, the table is truncated and a note says how many rows were omitted.
+    Cells of ``html_columns`` are trusted HTML (e.g. links built with :func:`escape`).
     """
     n_total = len(df)
     shown = df if max_rows is None or n_total <= max_rows else df.iloc[:max_rows]
     text_cols = {c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])}
+    raw = set(html_columns)
     parts = [f'<div class="scroll"><table{f" id={escape(table_id)!r}" if table_id else ""}>']
     if caption:
         parts.append(f"<caption>{escape(caption)}</caption>")
@@ -114,14 +122,26 @@ def table_html(
     cols = list(df.columns)
     for row in shown.itertuples(index=False, name=None):
         cells = [f'<td class="{"t" if c in text_cols else "n"}">'
-                 f"{escape(format_cell(v, float_fmt))}</td>" for c, v in zip(cols, row,
-                                                                             strict=True)]
+                 f"{v if c in raw else escape(format_cell(v, float_fmt))}</td>"
+                 for c, v in zip(cols, row, strict=True)]
         parts.append("<tr>" + "".join(cells) + "</tr>")
     parts.append("</tbody></table></div>")
     if len(shown) < n_total:
         parts.append(f'<p class="note">Showing {len(shown)} of {n_total} rows; the complete '
                      "table is in the TSV file.</p>")
     return "".join(parts)
+
+
+def link(text: str, path: str) -> str:
+    """A link to a file relative to the page (``href`` URL-quoted, text escaped)."""
+    from urllib.parse import quote
+
+    return f'<a href="{escape(quote(path))}">{escape(text)}</a>'
+
+
+def links(paths: Sequence[str]) -> str:
+    """Links to files relative to the page, each named by its path, or ``n/a``."""
+    return " ".join(link(p, p) for p in paths) if paths else "n/a"
 
 
 def kv_table(mapping: Mapping[str, Any], *, caption: str | None = None) -> str:

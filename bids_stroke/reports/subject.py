@@ -195,8 +195,10 @@ def _provenance_section(provenance: Mapping[str, Any] | None, command_line: str 
     if provenance:
         parts.append(H.kv_table(dict(provenance), caption="Provenance"))
     if not parts:
-        return H.paragraph("No provenance recorded.", cls="note")
-    return "".join(parts)
+        parts.append(H.paragraph("No provenance recorded.", cls="note"))
+    from bids_stroke.citation import citation_lines
+
+    return "".join(parts) + "".join(H.paragraph(line) for line in citation_lines())
 
 
 def _reference_sentence(reference_label: str | None, ref_name: str | None,

@@ -15,7 +15,8 @@ ATLAS v2.0). :func:`get_template` hands out the path of the template T1w or brai
    source) resampled onto an isotropic grid with the same corner voxel, cached
    deterministically under :func:`cache_dir`.
 3. Otherwise, for ``MNI152NLin2009aSym`` only, nilearn's bundled copy (see
-   :mod:`bids_stroke.templates.standin`), with a warning that it is a stand-in.
+   :mod:`bids_stroke.templates.standin`); :func:`template_statement` is the one line a run
+   logs about it (a warning) and its reports repeat.
 
 ``python -m bids_stroke.templates fetch [--dest DIR]`` populates ``TEMPLATEFLOW_HOME`` with
 ``templateflow.api``'s ``get`` (a download) and, when that fails (no network: TemplateFlow
@@ -45,6 +46,7 @@ from bids_stroke.templates.resolve import (
     resolve_template,
     template_provenance,
     template_source,
+    template_statement,
 )
 from bids_stroke.templates.standin import (
     NILEARN_FILES,
@@ -71,5 +73,6 @@ __all__ = [
     "resolve_template",
     "template_provenance",
     "template_source",
+    "template_statement",
     "templateflow_filename",
 ]

@@ -21,6 +21,7 @@ from bids_stroke.templates.resample import resample_isotropic
 from bids_stroke.templates.standin import (
     STANDIN_NOTE,
     STANDIN_TEMPLATES,
+    describe_source,
     save_nifti_deterministic,
     standin_file,
     templateflow_filename,
@@ -181,10 +182,11 @@ def _resolve(template: str, suffix: str, desc: str | None, resolution: int, home
             f"{', '.join(STANDIN_TEMPLATES)}: T1w and desc-brain mask); run "
             "`python -m bids_stroke.templates fetch --template "
             f"{template}` with network, or set TEMPLATEFLOW_HOME to a populated copy")
-    LOGGER.warning(
+    # said once per run, in one short line, by the command (template_statement): here only
+    # the details, since every worker process resolves the files again
+    LOGGER.debug(
         "TEMPLATEFLOW_HOME (%s) holds no real %s (TemplateFlow's pip package ships empty "
-        "placeholders): using a STAND-IN, %s -> %s. Run `python -m bids_stroke.templates "
-        "fetch` with network to get TemplateFlow's file.", home,
+        "placeholders): using the stand-in, %s -> %s", home,
         templateflow_filename(template, suffix, desc, resolution), STANDIN_NOTE, path)
     return TemplateFile(path, "nilearn-standin", STANDIN_NOTE)
 
@@ -232,6 +234,19 @@ def template_source(template: str = DEFAULT_TEMPLATE, *, suffix: str = "T1w",
     """Source of :func:`get_template`'s file: ``templateflow``, ``templateflow-standin``
     (stand-in installed by ``fetch``) or ``nilearn-standin``."""
     return resolve_template(template, suffix=suffix, desc=desc, resolution=resolution).source
+
+
+def template_statement(template: str = DEFAULT_TEMPLATE, resolution: int = 1
+                       ) -> tuple[bool, str]:
+    """``(stand-in?, one line)`` saying where the template T1w and brain mask come from: what
+    a run logs once (a warning for a stand-in) and its reports repeat."""
+    found = [resolve_template(template, suffix=s, desc=d, resolution=resolution)
+             for s, d in (("T1w", None), ("mask", "brain"))]
+    sources = list(dict.fromkeys(f.source for f in found))
+    text = "; ".join(describe_source(template, s) for s in sources)
+    if any(f.standin for f in found):
+        text += " (details: python -m bids_stroke.templates info)"
+    return any(f.standin for f in found), text
 
 
 def template_provenance(template: str = DEFAULT_TEMPLATE, resolution: int = 1

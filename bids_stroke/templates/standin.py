@@ -30,6 +30,23 @@ STANDIN_NOTE = (
     "197x233x189, 1 mm, skull-stripped) used as a stand-in for TemplateFlow's "
     "tpl-MNI152NLin2009aSym (193x229x193); same space, not byte-identical"
 )
+#: each template source in words, for the log and the reports (one short, true sentence)
+SOURCE_TEXT = {
+    "templateflow": "TemplateFlow's file",
+    "templateflow-standin": "the offline stand-in installed in TEMPLATEFLOW_HOME (nilearn's "
+                            "bundled copy: the same space, not byte-identical to TemplateFlow's "
+                            "file)",
+    "nilearn-standin": "the offline stand-in (nilearn's bundled copy: the same space, not "
+                       "byte-identical to TemplateFlow's file)",
+}
+
+
+def describe_source(template: str, source: str) -> str:
+    """``"MNI152NLin2009aSym: TemplateFlow's file"`` and the like (``source`` as recorded in
+    the ``TemplateSource`` of the sidecars)."""
+    return f"{template}: {SOURCE_TEXT.get(source, source)}"
+
+
 NILEARN_FILES = {
     "T1w": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
     "GM": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
@@ -38,10 +55,18 @@ NILEARN_FILES = {
 
 
 def nilearn_data_dir() -> Path:
-    """Folder of nilearn's bundled data files (holds the MNI152 2009a templates)."""
-    import nilearn.datasets
+    """Folder of nilearn's bundled data files (holds the MNI152 2009a templates).
 
-    return Path(nilearn.datasets.__file__).parent / "data"
+    Located with :func:`importlib.util.find_spec`: importing ``nilearn.datasets`` only to find
+    the folder costs ~5 s (it imports sklearn, joblib and more); this costs milliseconds.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("nilearn is not installed: its bundled MNI152NLin2009aSym "
+                                "template is the offline stand-in")
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
 
 
 def templateflow_filename(template: str, suffix: str, desc: str | None, resolution: int,

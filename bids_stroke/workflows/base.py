@@ -96,8 +96,10 @@ def init_single_subject_wf(
     model: ModelPlan,
     provenance: Mapping[str, Any],
     warnings: Sequence[str] = (),
+    progress_dir: str = "",
 ) -> pe.Workflow:
-    """The whole participant-level pipeline for one image (see the module docstring)."""
+    """The whole participant-level pipeline for one image (see the module docstring);
+    ``progress_dir``: where its segmentations report their forward passes (progress line)."""
     from bids_stroke.reference import resolve
     from bids_stroke.resources import degrade_mem_gb, metrics_mem_gb, segment_mem_gb
     from bids_stroke.workflows.channels import init_channels_wf
@@ -139,7 +141,8 @@ def init_single_subject_wf(
                               # doubled the memory
                               omp_nthreads=max(settings.execution.nprocs,
                                                settings.execution.omp_nthreads),
-                              mem_gb=segment_mem_gb(model.predict_gb))
+                              mem_gb=segment_mem_gb(model.predict_gb),
+                              progress_dir=progress_dir)
     join_fields = [f for f in JOIN_FIELDS if f != "degraded_masks" or keep_ref_masks]
     join = pe.JoinNode(niu.IdentityInterface(fields=join_fields),
                        joinsource="condition_source", joinfield=join_fields,
@@ -276,11 +279,12 @@ def init_bids_stroke_wf(
     work_dir: str,
     provenance: Mapping[str, Any],
     warnings: Mapping[str, Sequence[str]] | None = None,
+    progress_dir: str = "",
 ) -> pe.Workflow:
     """One workflow holding a single-subject workflow per input image."""
     wf = pe.Workflow(name="bids_stroke_wf", base_dir=work_dir)
     for subject in subjects:
         wf.add_nodes([init_single_subject_wf(
             subject, settings=settings, model=model, provenance=provenance,
-            warnings=(warnings or {}).get(subject.key, ()))])
+            warnings=(warnings or {}).get(subject.key, ()), progress_dir=progress_dir)])
     return wf

@@ -38,6 +38,7 @@ def init_segment_wf(
     channel_order: Sequence[int] = (0,),
     omp_nthreads: int = 1,
     mem_gb: float = 4.0,
+    progress_dir: str = "",
     name: str = "segment_wf",
 ) -> pe.Workflow:
     """Segment ``in_files`` (the channels, reference first) on their own grid.
@@ -45,7 +46,8 @@ def init_segment_wf(
     ``channel_order[i]`` is the index in ``in_files`` of the model's i-th input channel.
     Outputs: ``probseg`` (float32 probability on the input grid), ``mask`` (probability >=
     ``threshold``, components smaller than ``min_size`` voxels removed), ``model_checksum``,
-    ``model_info``.
+    ``model_info``. ``progress_dir``: where the prediction reports its forward passes for the
+    progress line (not part of the node's hash).
     """
     from bids_stroke.interfaces.segment import SegmentImage
 
@@ -59,7 +61,8 @@ def init_segment_wf(
     seg = pe.Node(
         SegmentImage(channel_order=list(channel_order),
                      **segment_inputs(segmentation, model=model, threshold=threshold,
-                                      num_threads=omp_nthreads)),
+                                      num_threads=omp_nthreads),
+                     **({"progress_dir": progress_dir} if progress_dir else {})),
         name="unet",
         n_procs=omp_nthreads,
         mem_gb=mem_gb,

@@ -7,7 +7,7 @@ lesion probability of a :class:`ChannelStack` on the stack's own grid.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,9 @@ class Segmenter(abc.ABC):
 
     spec: ModelSpec
     info: dict[str, Any]
+    #: ``progress(done, total)`` during :meth:`predict`: forward passes of the network (set by
+    #: the caller; models whose prediction is one or a few passes never call it)
+    progress: Callable[[int, int | None], None] | None = None
 
     @abc.abstractmethod
     def predict(self, image: ChannelStack) -> np.ndarray:

@@ -55,6 +55,7 @@ from bids_stroke.model.spec import (
     map_nnunet_channels,
     resolve_spec,
 )
+from bids_stroke.model.steps import count_forward_passes
 
 __all__ = [
     "ARGMAX_THRESHOLD",
@@ -435,6 +436,20 @@ class NnUNetSegmenter(Segmenter):
             self._grid_cache[key] = tuple(index)
         return self._grid_cache[key]
 
+    def _forward_passes(self, shape: Sequence[int]) -> int | None:
+        """Forward passes of one prediction of a preprocessed array of spatial ``shape``:
+        sliding-window tiles x mirror flips x folds (``None`` if nnunetv2 cannot say)."""
+        predictor = self.predictor
+        patch = self.configuration_manager.patch_size
+        padded = [*shape[:len(shape) - len(patch)],
+                  *(max(int(s), int(p)) for s, p in zip(shape[-len(patch):], patch, strict=True))]
+        try:  # the slicers nnunetv2 itself uses on the padded array
+            tiles = len(predictor._internal_get_sliding_window_slicers(tuple(padded)))
+        except Exception:
+            return None
+        axes = predictor.allowed_mirroring_axes if predictor.use_mirroring else None
+        return tiles * 2 ** len(axes or ()) * len(predictor.list_of_parameters)
+
     def predict(self, image: ChannelStack) -> np.ndarray:
         from nnunetv2.inference.export_prediction import (
             convert_predicted_logits_to_segmentation_with_correct_shape,
@@ -448,7 +463,10 @@ class NnUNetSegmenter(Segmenter):
             data, _, props = preprocessor.run_case(files, None, pm, cm, self.dataset_json)
             x = torch.from_numpy(data).to(dtype=torch.float32,
                                           memory_format=torch.contiguous_format)
-            logits = self.predictor.predict_logits_from_preprocessed_data(x).cpu().detach().numpy()
+            with count_forward_passes(self.predictor.network, self._forward_passes(x.shape[1:]),
+                                      self.progress):
+                logits = self.predictor.predict_logits_from_preprocessed_data(x)
+            logits = logits.cpu().detach().numpy()
             _, probs = convert_predicted_logits_to_segmentation_with_correct_shape(
                 logits, pm, cm, lm, props, return_probabilities=True
             )
