@@ -31,6 +31,7 @@ from typing import Any
 from bids_stroke.atomic import json_text
 from bids_stroke.commit import PlannedFile, PlannedTable
 from bids_stroke.outputs import build_name, datatype_of, subject_dir
+from bids_stroke.probseg import encoding_sidecar
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class SubjectOutputs:
     skull_stripped: bool | str = False
     warnings: Sequence[str] = ()
     mask_rule: str | None = None  # how the masks were made (default: probability >= threshold)
+    #: how the probability maps are stored (:mod:`bids_stroke.probseg`; None: as given, e.g.
+    #: an external tool's map kept by ``bids_stroke score``)
+    probseg_encoding: str | None = None
 
 
 def bids_uri(path: str, root: str, dataset: str = "raw") -> str:
@@ -134,6 +138,7 @@ def plan_subject(o: SubjectOutputs) -> tuple[list[PlannedFile], list[PlannedTabl
     warn = {"Warnings": list(o.warnings)} if o.warnings else {}
     model = {"SegmentationModel": {"SHA256": o.model_sha256, **dict(o.model_info)},
              "Threshold": o.threshold, **warn}
+    encoding = encoding_sidecar(o.probseg_encoding) if o.probseg_encoding else {}
     rule = o.mask_rule or (f"probability >= {o.threshold:g}" if o.threshold is not None
                            else "as given (binary)")
 
@@ -167,7 +172,7 @@ def plan_subject(o: SubjectOutputs) -> tuple[list[PlannedFile], list[PlannedTabl
         made = {**cond, **model, **dict(c.provenance)}
         if c.probseg is not None:
             p.image(c.probseg, folder / build_name(lesion, "probseg", ".nii.gz"), {
-                "Sources": image_uris, **made, **spatial,
+                "Sources": image_uris, **made, **spatial, **encoding,
                 "Description": "lesion probability from the segmentation model"}, tag)
         p.image(c.mask, folder / build_name(lesion, "mask", ".nii.gz"), {
             "Sources": image_uris, **made, **spatial, "Type": "Lesion",

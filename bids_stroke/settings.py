@@ -33,6 +33,8 @@ from types import MappingProxyType
 from typing import Any
 
 from bids_stroke.__about__ import __version__
+from bids_stroke.probseg import DEFAULT_MODE as DEFAULT_PROBSEG_MODE
+from bids_stroke.probseg import PROBSEG_MODES
 
 TEMPLATE = "MNI152NLin2009aSym"
 DEFAULT_STUDY = "atlas_resolution"
@@ -353,6 +355,11 @@ class OutputSettings:
 
     save_degraded: bool = setting(True, boolean, "write the degraded images")
     save_degraded_masks: bool = setting(False, boolean, "write reference masks degraded alike")
+    save_probseg: str = setting(
+        DEFAULT_PROBSEG_MODE, choice(*PROBSEG_MODES),
+        "how probability maps are written: compact (uint16, within 1e-4 of the model's "
+        "output, values below 1e-4 as 0), full (float32 as computed) or none; masks and "
+        "metrics are the same in every mode")
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "registration": ("registration", "kind"),
     "template_resolution": ("registration", "template_resolution"),
     "save_degraded": ("outputs", "save_degraded"),
+    "save_probseg": ("outputs", "save_probseg"),
     "model": ("segmentation", "model"),
     "device": ("segmentation", "device"),
     "precision": ("segmentation", "precision"),

@@ -185,7 +185,16 @@ def build_parser() -> ArgumentParser:
         dest="save_degraded",
         action="store_false",
         default=None,
-        help="do not write the degraded T1w images (masks and maps are always written)",
+        help="do not write the degraded T1w images (masks are always written)",
+    )
+    g_study.add_argument(
+        "--save-probseg",
+        choices=("none", "compact", "full"),
+        default=None,
+        help="how lesion probability maps are written: compact (16-bit, within 1e-4 of the "
+        "model's output, below 1e-4 stored as 0; ~40x smaller), full (float32 as computed) or "
+        "none; masks and metrics are identical in every mode (default: the study file's, "
+        "compact)",
     )
 
     g_group = parser.add_argument_group("Group level")

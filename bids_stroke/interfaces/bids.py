@@ -50,7 +50,9 @@ class _WriteSubjectDerivativesInputSpec(BaseInterfaceInputSpec):
                               desc="per condition: the degraded channels (image_suffixes order)")
     image_suffixes = traits.List(traits.Str, value=[], usedefault=True,
                                  desc="BIDS suffix of each channel of images")
-    probsegs = InputMultiObject(File(exists=True), mandatory=True)
+    probsegs = InputMultiObject(File(exists=True), desc="per condition (absent: none written)")
+    probseg_encoding = traits.Enum("none", "compact", "full", mandatory=True,
+                                   desc="how the probability maps were stored")
     masks = InputMultiObject(File(exists=True), mandatory=True)
     native_masks = InputMultiObject(File(exists=True))
     degraded_masks = InputMultiObject(File(exists=True))
@@ -109,10 +111,11 @@ class WriteSubjectDerivatives(SimpleInterface):
         images = [dict(zip(i.image_suffixes, files, strict=False)) for files in _list(i.images)]
         images = images or [{}] * n
         natives = _list(i.native_masks) or [None] * n
+        probsegs = _list(i.probsegs) or [None] * n
         refs = _list(i.degraded_masks) or [None] * n
         conditions = [
             ConditionOutputs(label=i.labels[k], spec=i.specs[k], description=i.descriptions[k],
-                             params=dict(i.params[k]), probseg=i.probsegs[k], mask=i.masks[k],
+                             params=dict(i.params[k]), probseg=probsegs[k], mask=i.masks[k],
                              images=dict(images[k]), native_mask=natives[k],
                              degraded_reference_mask=refs[k])
             for k in range(n)
@@ -133,7 +136,7 @@ class WriteSubjectDerivatives(SimpleInterface):
             lesions_tsv=_opt(i.lesions_tsv), lesions_json=_opt(i.lesions_json),
             report=_opt(i.report),
             skull_stripped=source_sidecar(i.source_image).get("SkullStripped", False),
-            warnings=list(i.warnings),
+            warnings=list(i.warnings), probseg_encoding=i.probseg_encoding,
         )
 
     def _run_interface(self, runtime):

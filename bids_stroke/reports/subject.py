@@ -114,8 +114,10 @@ def _registration_section(image: np.ndarray, zooms: tuple[float, float, float],
 
 
 def _condition_block(cond: Mapping[str, Any], base: np.ndarray, zooms: tuple, affine: np.ndarray,
-                     ref: np.ndarray | None, name: str, modality: str,
-                     threshold: float | None) -> str:
+                     ref: np.ndarray | None, ref_focus: tuple[int, int, int] | None,
+                     name: str, modality: str, threshold: float | None) -> str:
+    """One condition's overlay; ``ref_focus`` is :func:`lesion_focus` of ``ref`` (the same
+    for every condition, so computed once by the caller)."""
     label = str(cond.get("label", "condition"))
     img = base
     if cond.get("image"):
@@ -132,7 +134,6 @@ def _condition_block(cond: Mapping[str, Any], base: np.ndarray, zooms: tuple, af
         if arr is not None and arr.shape != base.shape:
             raise ValueError(f"condition {label}: {what} shape {arr.shape} differs from the "
                              f"{modality} image {base.shape}")
-    ref_focus = lesion_focus(ref)
     focus = ref_focus or lesion_focus(pred) or tuple(s // 2 for s in base.shape)
     where = ("largest reference lesion" if ref_focus else
              "largest predicted lesion" if pred is not None and pred.any() else
@@ -244,7 +245,8 @@ def build_subject_report(
             raise ValueError(f"{reference_mask}: shape {ref.shape} differs from the "
                              f"{modality} image {base.shape}")
         ref = ref > 0
-    blocks = [_condition_block(c, base, zooms, affine, ref, name, modality, threshold)
+    ref_focus = lesion_focus(ref)
+    blocks = [_condition_block(c, base, zooms, affine, ref, ref_focus, name, modality, threshold)
               for c in conditions]
     body = [
         H.paragraph(f"Participant {sub}" + (f", session {ses}" if ses else "")

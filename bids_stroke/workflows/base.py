@@ -133,8 +133,11 @@ def init_single_subject_wf(
                               # doubled the memory
                               omp_nthreads=max(settings.execution.nprocs,
                                                settings.execution.omp_nthreads),
-                              mem_gb=segment_mem_gb(model.predict_gb))
-    join_fields = [f for f in JOIN_FIELDS if f != "degraded_masks" or keep_ref_masks]
+                              mem_gb=segment_mem_gb(model.predict_gb),
+                              probseg=outs.save_probseg)
+    keep_probsegs = outs.save_probseg != "none"
+    join_fields = [f for f in JOIN_FIELDS if (f != "degraded_masks" or keep_ref_masks)
+                   and (f != "probsegs" or keep_probsegs)]
     join = pe.JoinNode(niu.IdentityInterface(fields=join_fields),
                        joinsource="condition_source", joinfield=join_fields,
                        name="join_conditions")
@@ -151,12 +154,10 @@ def init_single_subject_wf(
                          ("outputnode.description", "descriptions"),
                          ("outputnode.params", "params"),
                          ("outputnode.effective_resolution_mm", "effective_resolutions")]),
-        (segment, join, [("outputnode.probseg", "probsegs"),
-                         ("outputnode.mask", "masks"),
+        (segment, join, [("outputnode.mask", "masks"),
                          ("outputnode.model_checksum", "model_checksum"),
                          ("outputnode.model_info", "model_info")]),
         (join, outputs, [("images", "inputnode.images"),
-                         ("probsegs", "inputnode.probsegs"),
                          ("masks", "inputnode.masks"),
                          ("labels", "inputnode.labels"),
                          ("specs", "inputnode.specs"),
@@ -165,6 +166,9 @@ def init_single_subject_wf(
                          (("model_checksum", _first), "inputnode.model_checksum"),
                          (("model_info", _first), "inputnode.model_info")]),
     ])
+    if keep_probsegs:
+        wf.connect([(segment, join, [("outputnode.probseg", "probsegs")]),
+                    (join, outputs, [("probsegs", "inputnode.probsegs")])])
     if keep_ref_masks:
         wf.connect([(degrade, join, [("outputnode.out_mask", "degraded_masks")]),
                     (join, outputs, [("degraded_masks", "inputnode.degraded_masks")])])

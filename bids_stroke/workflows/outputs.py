@@ -113,6 +113,7 @@ def init_outputs_wf(
             image_suffixes=suffixes, threshold=model.threshold,
             results_key=settings.results_key(), run_uuid=settings.execution.run_uuid,
             clean=settings.execution.clean, warnings=list(warnings),
+            probseg_encoding=settings.outputs.save_probseg,
         ),
         name="write_derivatives", overwrite=True, run_without_submitting=True,
     )
@@ -121,10 +122,10 @@ def init_outputs_wf(
                              ("specs", "specs"),
                              ("descriptions", "descriptions"),
                              (("images", _references), "images"),
-                             ("masks", "masks"), ("probsegs", "probsegs")]),
+                             ("masks", "masks")]),
         (inputnode, writer, [("labels", "labels"), ("specs", "specs"),
                              ("descriptions", "descriptions"), ("params", "params"),
-                             ("probsegs", "probsegs"), ("masks", "masks"),
+                             ("masks", "masks"),
                              ("model_checksum", "model_checksum"), ("model_info", "model_info")]),
         (report, writer, [("out_report", "report")]),
     ])
@@ -133,6 +134,8 @@ def init_outputs_wf(
                                          ("template_info", "template_info")])])
     if settings.outputs.save_degraded:
         wf.connect(inputnode, "images", writer, "images")
+    if settings.outputs.save_probseg != "none":
+        wf.connect(inputnode, "probsegs", writer, "probsegs")
     if has_mask:
         wf.connect([
             (inputnode, report, [("reference_mask", "reference_mask"),
