@@ -44,6 +44,8 @@ ENV_VERBOSITY = "BIDS_STROKE_VERBOSITY"
 """Environment variable carrying ``-v`` to nipype's worker processes."""
 
 UNIT_NODE = "unet"
+#: node whose end means a subject's outputs are written (metrics, report and commit done)
+WRITE_NODE = "write_derivatives"
 """Name of the node whose end marks one subject x condition done (``segment_wf.unet``)."""
 
 WORKER_LOGGING_MODULE = "bids_stroke._worker_logging"
@@ -263,7 +265,10 @@ class ParticipantProgress:
         self.failed: set[str] = set()
         self.done_units: dict[str, set[str]] = {name: set() for name in self.names}
         self.cached = 0
-        self._started_nodes: set[str] = set()
+        #: subjects whose outputs were written in this run, and those cached before it
+        self.written: set[str] = set()
+        self.cached_subjects: set[str] = set()
+        self._started_nodes: dict[str, tuple[int, int] | None] = {}
         self._stream = stream
         self._mode: Mode = mode
         self._t0: float | None = None
@@ -298,9 +303,12 @@ class ParticipantProgress:
         parts = (getattr(node, "fullname", "") or "").split(".")
         return next((name for name in self.names if name in parts), None)
 
+    @staticmethod
+    def _node_name(node: Any) -> str:
+        return getattr(node, "name", None) or (getattr(node, "fullname", "") or "").split(".")[-1]
+
     def _is_unit(self, node: Any) -> bool:
-        name = getattr(node, "name", None) or (getattr(node, "fullname", "") or "").split(".")[-1]
-        return name == self.unit_node
+        return self._node_name(node) == self.unit_node
 
     @staticmethod
     def _key(node: Any) -> str:
@@ -320,6 +328,24 @@ class ParticipantProgress:
         """Segmentations that ended (cached or computed)."""
         return sum(min(len(u), self.n_conditions) for u in self.done_units.values())
 
+    def mark_cached(self, name: str) -> None:
+        """Count every unit of subject ``name`` as done from a cache (nothing to run)."""
+        with self._lock:
+            units = self.done_units.setdefault(name, set())
+            new = {f"{name}.cached{i}" for i in range(self.n_conditions)} - units
+            units |= new
+            self.cached += len(new)
+            self.cached_subjects.add(name)
+
+    @staticmethod
+    def _result_stamp(node: Any) -> tuple[int, int] | None:
+        """(mtime ns, inode) of a node's result file; ``None`` when it has none (yet)."""
+        try:
+            st = os.stat(os.path.join(node.output_dir(), f"result_{node.name}.pklz"))
+        except (AttributeError, OSError, TypeError):
+            return None
+        return st.st_mtime_ns, st.st_ino
+
     def __call__(self, node: Any, status: str) -> None:
         """The nipype callback: ``status`` is ``start``, ``end`` or ``exception``."""
         self.start()
@@ -327,7 +353,10 @@ class ParticipantProgress:
             key = self._key(node)
             sub = self.subject_of(node)
             if status == "start":
-                self._started_nodes.add(key)
+                # nipype's Linear plugin reports a cached node as started too: a node ran
+                # when its result file changed between its start and its end
+                self._started_nodes[key] = (self._result_stamp(node)
+                                            if self._is_unit(node) else None)
                 return
             if status == "exception":
                 if sub is not None and sub not in self.failed:
@@ -338,9 +367,15 @@ class ParticipantProgress:
                 return
             if status != "end":
                 return
-            computed = key in self._started_nodes
+            computed = key in self._started_nodes and (
+                not self._is_unit(node) or self._started_nodes[key] is None
+                or self._result_stamp(node) != self._started_nodes[key])
             self._log.debug("finished %s%s", getattr(node, "fullname", node),
                             "" if computed else " (cached)")
+            if sub is not None and self._node_name(node) == WRITE_NODE:
+                self.written.add(sub)
+                self._update()
+                return
             if sub is None or not self._is_unit(node):
                 return
             if key not in self.done_units[sub]:
@@ -362,10 +397,21 @@ class ParticipantProgress:
     def elapsed(self) -> float:
         return 0.0 if self._t0 is None else time.monotonic() - self._t0
 
+    def _steps(self) -> tuple[int, int]:
+        """``(computed, remaining)`` steps of this run: a step is one segmentation or the
+        writing of one subject's outputs (metrics, report, commit), which costs about as
+        much as one segmentation; cached steps and failed subjects are not work."""
+        computed = self.segmented - self.cached + len(self.written)
+        remaining = sum(
+            max(0, self.n_conditions - len(units)) + (name not in self.written)
+            for name, units in self.done_units.items()
+            if name not in self.failed and name not in self.cached_subjects)
+        return computed, remaining
+
     def eta(self) -> float:
-        """Seconds left, from the rate of computed (not cached) units; NaN before one ended."""
-        computed = self.segmented - self.cached
-        remaining = self.total - self.completed
+        """Seconds left, from the rate of the steps computed so far (see :meth:`_steps`,
+        writing outputs included); NaN before one ended."""
+        computed, remaining = self._steps()
         if remaining <= 0:
             return 0.0
         if computed <= 0:
@@ -373,9 +419,10 @@ class ParticipantProgress:
         return remaining * self.elapsed() / computed
 
     def _eta_text(self) -> str:
-        if self.completed >= self.total:
-            return "writing outputs"  # metrics, reports and derivatives follow the last unit
-        return f"ETA {format_duration(self.eta())}"
+        eta = f"ETA {format_duration(self.eta())}"
+        if self.completed >= self.total:  # metrics, reports and commits follow the last unit
+            return "writing outputs" + (f", {eta}" if self._steps()[1] else "")
+        return eta
 
     def status_text(self) -> str:
         """``3/8 segmentations (38%), elapsed 2m05s, ETA 3m20s, 1 subject failed``."""
@@ -407,8 +454,9 @@ class ParticipantProgress:
                 )
                 self._bar.set_postfix_str("ETA ?", refresh=True)
             elif mode == "lines":
-                self._log.info("Progress: 0/%d segmentations (%d subject(s) x %d condition(s))",
-                               self.total, len(self.names), self.n_conditions)
+                self._log.info("Progress: %d/%d segmentations (%d subject(s) x %d condition(s)%s)",
+                               self.completed, self.total, len(self.names), self.n_conditions,
+                               f", {self.cached} cached" if self.cached else "")
                 self._last_line = time.monotonic()
                 self._last_decile = 0
             if mode != "off":

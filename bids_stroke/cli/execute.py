@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError, work_dir_of
@@ -39,16 +40,20 @@ def _write_preflight_logs(settings: Settings, failures) -> None:
 
 
 def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInputs], *,
-            preflight_failures: Sequence = (), warnings: Sequence[str] = ()) -> list[str]:
-    """Run the graph; returns the keys of the inputs that were not committed by this run.
+            cached: Sequence[SubjectInputs] = (), preflight_failures: Sequence = (),
+            warnings: Sequence[str] = (), fingerprints: Mapping[str, str] | None = None,
+            digests: Mapping[str, Mapping] | None = None) -> list[str]:
+    """Run the graph for ``subjects``; returns the keys of those not committed by this run.
 
+    ``cached``: inputs whose committed outputs are already what this run would write (see
+    :func:`bids_stroke.cli.participant.split_cached`): not run, counted as cached.
+    ``fingerprints`` (by key) are recorded in the manifests this run commits; ``digests``
+    (by key: :func:`bids_stroke.fingerprint.input_digests`) in the work folder, where they
+    catch an input changed behind nipype's timestamp hashing.
     Raises :class:`CLIError` (exit 130/143) when a signal stops the run.
     """
-    from bids_stroke import runner
-    from bids_stroke.commit import read_manifest
     from bids_stroke.locks import FileLock, LockBusyError
-    from bids_stroke.progress import ParticipantProgress, quiet_nipype
-    from bids_stroke.workflows.base import init_bids_stroke_wf, subject_wf_name
+    from bids_stroke.progress import ParticipantProgress
 
     out = settings.data.output_dir
     run = settings.execution.run_uuid
@@ -65,45 +70,27 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
     try:
         settings.write(out / "logs")
         _write_preflight_logs(settings, preflight_failures)
-        runner.scan_work_dir(work / "bids_stroke_wf")
-        crash_dir = work / "crash" / run
-        runner.configure_nipype(crash_dir, stop_on_first_crash=settings.execution.
-                                stop_on_first_crash)
-        quiet_nipype(settings.execution.verbose)
         for line in warnings:
             LOGGER.warning(line)
-        wf = init_bids_stroke_wf(subjects, settings=settings, model=model, work_dir=str(work),
-                                 provenance=_provenance(settings),
-                                 warnings={s.key: list(warnings) for s in subjects})
-        names = [subject_wf_name(s) for s in subjects]
-        progress = ParticipantProgress(names, len(settings.study.conditions))
-        plugin = dict(settings.execution.plugin or {})
-        LOGGER.info("Running %d input(s) x %d condition(s) with nipype %s (work folder %s)",
-                    len(subjects), len(settings.study.conditions),
-                    plugin.get("plugin", "Linear"), work)
-        try:
+        names = []
+        if subjects:  # nipype is imported only when there is work
+            from bids_stroke.workflows.base import subject_wf_name
+
+            names = [subject_wf_name(s) for s in subjects]
+        progress = ParticipantProgress([*names, *(s.key for s in cached)],
+                                       len(settings.study.conditions))
+        for subject in cached:
+            progress.mark_cached(subject.key)
+        failed: list[str] = []
+        if subjects:
+            failed = _run(settings, model, subjects, names, progress, work, explicit,
+                          fingerprints or {}, warnings, digests or {})
+        else:
             with progress:
-                error = runner.run_graph(wf, _thaw(plugin), progress)
-        except runner.Interrupted as exc:
-            code = P.EXIT_SIGTERM if exc.signum == 15 else P.EXIT_SIGINT
-            resume = f" -w {work}" if not explicit else ""
-            raise CLIError(
-                f"interrupted by {exc}: committed subjects are complete, the others untouched; "
-                f"re-run the same command{resume} to resume", code) from None
-        if error:
-            LOGGER.error("some steps failed: %s", error)
-        destinations = {n: out / f"sub-{s.subject}" / "log" / run
-                        for n, s in zip(names, subjects, strict=True)}
-        runner.distribute_crash_files(crash_dir, destinations, out / "logs" / "crash" / run)
-        failed = []
-        for subject in subjects:
-            manifest = read_manifest(out, subject.key)
-            if manifest is None or manifest.run_uuid != run:
-                failed.append(subject.key)
-                LOGGER.error("%s FAILED: crash file(s) under %s", subject.key,
-                             out / f"sub-{subject.subject}" / "log" / run)
-        LOGGER.info("Participant level finished: %d ok, %d failed; outputs in %s",
-                    len(subjects) - len(failed), len(failed), out)
+                progress.start()
+        LOGGER.info("Participant level finished: %d ok (%d unchanged), %d failed; outputs "
+                    "in %s", len(subjects) + len(cached) - len(failed), len(cached),
+                    len(failed), out)
         if failed or preflight_failures:
             print(f"bids_stroke: work folder kept for resuming: {work}", file=sys.stderr)
         elif not explicit:
@@ -113,6 +100,61 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
         return failed
     finally:
         work_lock.release()
+
+
+def _run(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInputs],
+         names: Sequence[str], progress, work: Path, explicit: bool,
+         fingerprints: Mapping[str, str], warnings: Sequence[str],
+         digests: Mapping[str, Mapping]) -> list[str]:
+    """Build and run the graph of ``subjects``; returns the keys not committed by this run."""
+    from bids_stroke import runner
+    from bids_stroke.commit import read_manifest
+    from bids_stroke.progress import quiet_nipype
+    from bids_stroke.workflows.base import REUSABLE_WORKFLOWS, init_bids_stroke_wf
+
+    out = settings.data.output_dir
+    run = settings.execution.run_uuid
+    root = work / "bids_stroke_wf"
+    for subject, name in zip(subjects, names, strict=True):
+        # only the folders this run will use (cached inputs need none)
+        runner.check_inputs(root / name, digests.get(subject.key, {}))
+        runner.scan_work_dir(root / name)
+    crash_dir = work / "crash" / run
+    runner.configure_nipype(crash_dir, stop_on_first_crash=settings.execution.
+                            stop_on_first_crash)
+    quiet_nipype(settings.execution.verbose)
+    wf = init_bids_stroke_wf(subjects, settings=settings, model=model, work_dir=str(work),
+                             provenance=_provenance(settings),
+                             warnings={s.key: list(warnings) for s in subjects},
+                             fingerprints=fingerprints)
+    plugin = dict(settings.execution.plugin or {})
+    LOGGER.info("Running %d input(s) x %d condition(s) with nipype %s (work folder %s)",
+                len(subjects), len(settings.study.conditions),
+                plugin.get("plugin", "Linear"), work)
+    try:
+        with progress:
+            error = runner.run_graph(wf, _thaw(plugin), progress)
+    except runner.Interrupted as exc:
+        code = P.EXIT_SIGTERM if exc.signum == 15 else P.EXIT_SIGINT
+        resume = f" -w {work}" if not explicit else ""
+        raise CLIError(
+            f"interrupted by {exc}: committed subjects are complete, the others untouched; "
+            f"re-run the same command{resume} to resume", code) from None
+    if error:
+        LOGGER.error("some steps failed: %s", error)
+    destinations = {n: out / f"sub-{s.subject}" / "log" / run
+                    for n, s in zip(names, subjects, strict=True)}
+    runner.distribute_crash_files(crash_dir, destinations, out / "logs" / "crash" / run)
+    failed = []
+    for subject, name in zip(subjects, names, strict=True):
+        manifest = read_manifest(out, subject.key)
+        if manifest is None or manifest.run_uuid != run:
+            failed.append(subject.key)
+            LOGGER.error("%s FAILED: crash file(s) under %s", subject.key,
+                         out / f"sub-{subject.subject}" / "log" / run)
+        elif explicit:  # committed: only what a later run could reuse stays
+            runner.prune_work_dir(root / name, keep=(*REUSABLE_WORKFLOWS, runner.INPUTS))
+    return failed
 
 
 def _thaw(plugin):

@@ -298,7 +298,8 @@ def build_parser() -> ArgumentParser:
         type=_positive_int,
         default=None,
         help="processes for nipype's MultiProc plugin; the segmentation uses all of them, one "
-        "image at a time (default: half the CPUs this process may use, at least 1)",
+        "image at a time; one process below 4 CPUs, where a second was slower (default: half "
+        "the CPUs this process may use, at least 1)",
     )
     g_perf.add_argument(
         "--omp-nthreads",

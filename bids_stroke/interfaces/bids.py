@@ -71,6 +71,8 @@ class _WriteSubjectDerivativesInputSpec(BaseInterfaceInputSpec):
     run_uuid = traits.Str(mandatory=True)
     clean = traits.Bool(False, usedefault=True, desc="remove conditions not in this run")
     warnings = traits.List(traits.Str, value=[], usedefault=True)
+    fingerprint = traits.Str("", usedefault=True,
+                             desc="bids_stroke.fingerprint of the image (kept in the manifest)")
 
 
 class _WriteSubjectDerivativesOutputSpec(TraitedSpec):
@@ -139,6 +141,15 @@ class WriteSubjectDerivatives(SimpleInterface):
             warnings=list(i.warnings), probseg_encoding=i.probseg_encoding,
         )
 
+    def _extra(self) -> dict[str, Any] | None:
+        from bids_stroke.fingerprint import EXTRA_KEY
+
+        i = self.inputs
+        extra: dict[str, Any] = {"warnings": list(i.warnings)} if i.warnings else {}
+        if i.fingerprint:
+            extra[EXTRA_KEY] = i.fingerprint
+        return extra or None
+
     def _run_interface(self, runtime):
         from bids_stroke.commit import (
             ConditionRecord,
@@ -156,7 +167,7 @@ class WriteSubjectDerivatives(SimpleInterface):
         plan = plan_conditions(read_manifest(out, i.key), records, clean=bool(i.clean))
         manifest, removed = commit_subject(
             out, i.key, files=files, tables=tables, conditions=records, plan=plan,
-            run_uuid=i.run_uuid, extra={"warnings": list(i.warnings)} if i.warnings else None)
+            run_uuid=i.run_uuid, extra=self._extra())
         for label in plan.remove:
             LOGGER.warning("%s: removed condition %s (--clean: not in this study)", i.key, label)
         for rel in removed:

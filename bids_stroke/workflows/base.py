@@ -32,6 +32,9 @@ from bids_stroke.settings import TEMPLATE, Settings
 
 LOGGER = logging.getLogger("bids_stroke.workflow")
 SEGMENT_NODE = "unet"
+#: sub-workflows of an input kept in the work folder after its commit (the registration):
+#: what a later run with other conditions or metric settings reuses
+REUSABLE_WORKFLOWS = ("channels_wf", "normalize_wf")
 JOIN_FIELDS = [
     "images", "degraded_masks", "probsegs", "masks", "labels", "specs", "descriptions",
     "params", "effective_resolutions", "model_checksum", "model_info",
@@ -95,8 +98,10 @@ def init_single_subject_wf(
     model: ModelPlan,
     provenance: Mapping[str, Any],
     warnings: Sequence[str] = (),
+    fingerprint: str = "",
 ) -> pe.Workflow:
-    """The whole participant-level pipeline for one image (see the module docstring)."""
+    """The whole participant-level pipeline for one image (see the module docstring);
+    ``fingerprint`` (:mod:`bids_stroke.fingerprint`) is recorded in its manifest."""
     from bids_stroke.resources import degrade_mem_gb, metrics_mem_gb, segment_mem_gb
     from bids_stroke.workflows.channels import init_channels_wf
     from bids_stroke.workflows.degrade import init_degrade_wf
@@ -143,7 +148,8 @@ def init_single_subject_wf(
                        name="join_conditions")
     outputs = init_outputs_wf(subject=subject, settings=settings, model=model,
                               registered=register, has_mask=has_mask,
-                              provenance=provenance, warnings=warnings)
+                              provenance=provenance, warnings=warnings,
+                              fingerprint=fingerprint)
     wf.connect([
         (inputnode, channels, [("t1w", "inputnode.reference")]),
         (condition_source, degrade, [("condition", "inputnode.condition")]),
@@ -251,11 +257,13 @@ def init_bids_stroke_wf(
     work_dir: str,
     provenance: Mapping[str, Any],
     warnings: Mapping[str, Sequence[str]] | None = None,
+    fingerprints: Mapping[str, str] | None = None,
 ) -> pe.Workflow:
     """One workflow holding a single-subject workflow per input image."""
     wf = pe.Workflow(name="bids_stroke_wf", base_dir=work_dir)
     for subject in subjects:
         wf.add_nodes([init_single_subject_wf(
             subject, settings=settings, model=model, provenance=provenance,
-            warnings=(warnings or {}).get(subject.key, ()))])
+            warnings=(warnings or {}).get(subject.key, ()),
+            fingerprint=(fingerprints or {}).get(subject.key, ""))])
     return wf

@@ -64,6 +64,7 @@ def init_outputs_wf(
     has_mask: bool,
     provenance: Mapping[str, Any],
     warnings: Sequence[str] = (),
+    fingerprint: str = "",
     name: str = "outputs_wf",
 ) -> pe.Workflow:
     """Build the subject's HTML report, then commit every derivative in one step.
@@ -113,7 +114,7 @@ def init_outputs_wf(
             image_suffixes=suffixes, threshold=model.threshold,
             results_key=settings.results_key(), run_uuid=settings.execution.run_uuid,
             clean=settings.execution.clean, warnings=list(warnings),
-            probseg_encoding=settings.outputs.save_probseg,
+            probseg_encoding=settings.outputs.save_probseg, fingerprint=fingerprint,
         ),
         name="write_derivatives", overwrite=True, run_without_submitting=True,
     )

@@ -99,7 +99,11 @@ def _unet_done(work: Path) -> bool:
 
 def test_sigterm_stops_every_worker_and_resumes(make_bids, tmp_path, models):
     bids, out, work = make_bids(2), tmp_path / "out", tmp_path / "work"
-    argv = [*participant_args(bids, out, work, models["random"]), "--nprocs", "2"]
+    # two worker processes whatever the CPUs (--nprocs runs one process below 4 CPUs)
+    plugin = tmp_path / "multiproc.yml"
+    plugin.write_text("plugin: MultiProc\nplugin_args: {n_procs: 2, raise_insufficient: false, "
+                      "mp_context: forkserver}\n")
+    argv = [*participant_args(bids, out, work, models["random"]), "--use-plugin", str(plugin)]
     proc = subprocess.Popen(cli_command(argv), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env=cli_env(), start_new_session=True)
     try:
@@ -158,7 +162,15 @@ def test_shared_work_folder_refused(make_bids, tmp_path, models, capsys):
 def test_corrupted_work_folder_is_recomputed(make_bids, tmp_path, models, capsys):
     bids, work = make_bids(1), tmp_path / "work"
     ref = tmp_path / "ref"
-    assert run_inprocess(participant_args(bids, ref, work, models["random"]), capsys).code == 0
+    assert run_inprocess(participant_args(bids, ref, tmp_path / "ref_work", models["random"]),
+                         capsys).code == 0
+    # a run killed in its commit leaves every computed node in the work folder (a committed
+    # input's node folders are pruned: only an interrupted run is resumed from them)
+    out = tmp_path / "out"
+    argv = participant_args(bids, out, work, models["random"])
+    killed = subprocess.run(cli_command(argv), env={**cli_env(), "BIDS_STROKE_FAULT": "staged"},
+                            capture_output=True, timeout=300)
+    assert killed.returncode == -9
     # a cached mask zeroed on disk and a result file made unreadable
     cached_mask = next(p for p in work.rglob("unet/*_mask.nii*"))
     import nibabel as nb
@@ -168,8 +180,7 @@ def test_corrupted_work_folder_is_recomputed(make_bids, tmp_path, models, capsys
         str(cached_mask))
     pklz = next(work.rglob("measure/result_measure.pklz"))
     pklz.write_bytes(b"not a gzip file")
-    out = tmp_path / "out"
-    res = run_inprocess(participant_args(bids, out, work, models["random"]), capsys)
+    res = run_inprocess(argv, capsys)
     assert res.code == 0, res.stderr[-3000:]
     assert "recomputing" in res.stderr
     assert output_digests(out) == output_digests(ref)

@@ -6,8 +6,10 @@
 
 Kinds (detected from the path): an nnU-Net v2 trained-model folder (``dataset.json`` +
 ``plans.json``), an ``.onnx`` file, a TorchScript archive, or a bids_stroke checkpoint;
-``None`` is the bundled model. Loaded models are cached per process (load once, predict many);
-:func:`clear_model_cache` empties the cache.
+``None`` is the bundled model. Loaded models are cached per process (load once, predict many):
+a checkpoint or TorchScript network is read once per file and device, whatever precision,
+mode or thread count each caller asks for (the participant level's checks and its
+segmentation steps share it); :func:`clear_model_cache` empties the cache.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ __all__ = [
 ]
 
 _CACHE: dict[tuple[Any, ...], Segmenter] = {}
+#: loaded checkpoint/TorchScript networks by (path, stamp, device): shared by the segmenters
+_NETWORKS: dict[tuple[Any, ...], Any] = {}
 
 
 def detect_kind(path: Path) -> str:
@@ -118,7 +122,8 @@ def open_model(
     if key not in _CACHE:
         _CACHE[key] = _load(kind, p, bundled, device=device, precision=precision, mode=mode,
                             tta=tta, num_threads=num_threads, channels=chans, folds=folds,
-                            checkpoint=checkpoint, trust_model_code=trust_model_code)
+                            checkpoint=checkpoint, trust_model_code=trust_model_code,
+                            stamp=key[2])
     return _CACHE[key]
 
 
@@ -138,10 +143,18 @@ def _load(kind: str, p: Path, bundled: bool, **kw: Any) -> Segmenter:
         from bids_stroke.model.adapters.torchscript import TorchScriptSegmenter as cls
     else:
         from bids_stroke.model.adapters.bids_stroke import BidsStrokeSegmenter as cls
+    from bids_stroke.model.checkpoint import load_model
+    from bids_stroke.model.inference import select_device
+
+    net_key = (str(p), kw["stamp"], str(select_device(kw["device"])))
+    if net_key not in _NETWORKS:
+        _NETWORKS[net_key] = load_model(None if bundled else p, device=kw["device"])
     return cls(None if bundled else p, device=kw["device"], precision=kw["precision"],
-               mode=kw["mode"], tta=bool(kw["tta"]), channels=kw["channels"])
+               mode=kw["mode"], tta=bool(kw["tta"]), channels=kw["channels"],
+               loaded=_NETWORKS[net_key])
 
 
 def clear_model_cache() -> None:
     """Forget every loaded model (the next :func:`open_model` loads from disk)."""
     _CACHE.clear()
+    _NETWORKS.clear()

@@ -42,8 +42,11 @@ class BidsStrokeSegmenter(Segmenter):
         mode: str = "auto",
         tta: bool = False,
         channels: Sequence[str] | None = None,
+        loaded: SegmentationModel | None = None,
     ) -> None:
-        self.model: SegmentationModel = load_model(path, device=device)
+        # ``loaded``: the network already read from ``path`` (shared between segmenters)
+        self.model: SegmentationModel = loaded if loaded is not None else load_model(
+            path, device=device)
         self.precision, self.mode, self.tta = precision, mode, bool(tta)
         source = Path(self.model.info["path"])
         self.spec: ModelSpec = resolve_spec(
