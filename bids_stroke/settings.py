@@ -321,6 +321,9 @@ class SegmentationSettings:
     model: Path | None = setting(None, optional(path), "model file or folder (None: bundled)")
     device: str = setting("auto", device, "auto, cpu, cuda or cuda:N")
     precision: str = setting("auto", choice("auto", "fp32", "bf16", "fp16"), "inference precision")
+    engine: str = setting("auto", choice("auto", "torch", "openvino"),
+                          "engine of fp32 CPU inference: auto (OpenVINO when installed, "
+                          "checked to reproduce torch; else torch), torch or openvino")
     threshold: float | None = setting(
         None, optional(number(0, 1, lo_open=True, hi_open=True)),
         "probability >= threshold is lesion (default: the model's, 0.5)")
@@ -414,7 +417,10 @@ SECTIONS: dict[str, type] = {
 STUDY_FILE_SECTIONS = ("registration", "segmentation", "metrics", "outputs", "group")
 #: sections whose values can change a result (keyed into each committed result)
 RESULT_SECTIONS = ("registration", "segmentation", "metrics")
-_NOT_RESULT = {("segmentation", "device"), ("segmentation", "model")}
+#: the engine is left out like the device: engines are used only when they reproduce torch
+#: fp32 (probabilities within 1e-4, the same masks; bids_stroke.model.engines)
+_NOT_RESULT = {("segmentation", "device"), ("segmentation", "model"),
+               ("segmentation", "engine")}
 
 
 def check_value(cls: type, key: str, raw: Any) -> Any:

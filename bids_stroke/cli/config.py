@@ -44,6 +44,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "model": ("segmentation", "model"),
     "device": ("segmentation", "device"),
     "precision": ("segmentation", "precision"),
+    "engine": ("segmentation", "engine"),
     "threshold": ("segmentation", "threshold"),
     "channels": ("segmentation", "channels"),
     "trust_model_code": ("segmentation", "trust_model_code"),

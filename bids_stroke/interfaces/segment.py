@@ -46,6 +46,8 @@ class _SegmentImageInputSpec(BaseInterfaceInputSpec):
                                    desc="allow nnU-Net checkpoints that need full unpickling")
     device = traits.Str(mandatory=True, desc="auto, cpu, cuda or cuda:N")
     precision = traits.Enum("auto", "fp32", "bf16", "fp16", mandatory=True)
+    engine = traits.Enum("auto", "torch", "openvino", mandatory=True,
+                         desc="engine of fp32 CPU inference (bids_stroke.model.engines)")
     threshold = traits.Float(desc="probability threshold (default: the model's own, 0.5 for "
                                   "bids_stroke models)")
     min_size = traits.Int(mandatory=True, desc="drop components smaller than this (voxels)")
@@ -105,6 +107,7 @@ class SegmentImage(ChecksummedInterface):
             inp.model or None,
             device=inp.device,
             precision=inp.precision,
+            engine=inp.engine,
             mode=inp.mode,
             tta=True if inp.tta else None,
             num_threads=inp.num_threads,

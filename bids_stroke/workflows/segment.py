@@ -20,6 +20,7 @@ def segment_inputs(segmentation: SegmentationSettings, *, model: str = "",
     inputs = {
         "probseg": probseg,
         "model": model, "device": segmentation.device, "precision": segmentation.precision,
+        "engine": segmentation.engine,
         "min_size": segmentation.min_size, "tta": segmentation.tta, "mode": segmentation.mode,
         "checkpoint": segmentation.checkpoint,
         "trust_model_code": segmentation.trust_model_code, "num_threads": num_threads,
