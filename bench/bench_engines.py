@@ -202,6 +202,14 @@ def run(smoke: bool = False) -> dict[str, Any]:
                        mask_voxels_differing=masks, exact=diff <= EXACT_ATOL and masks == 0,
                        gflops=gflops, pct_peak=100 * gflops / peak[precision])
             rows.append(row)
+        # the peak again after the engines, the higher kept: on a shared machine a peak taken
+        # in a busy moment would make every engine look closer to it than it is
+        for dtype, key in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+            if key in peak:
+                peak[key] = max(peak[key], peak_matmul_gflops(dtype, 1.0 if smoke else 2.0))
+        for r in rows:
+            if "gflops" in r:
+                r["pct_peak"] = 100 * r["gflops"] / peak[r["precision"]]
     base = rows[0]["seconds"]
     for row in rows:
         if "seconds" in row:

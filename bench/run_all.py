@@ -24,8 +24,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-BENCHMARKS = ("degrade", "metrics", "inference", "registration", "group", "participant",
-              "realism")
+BENCHMARKS = ("degrade", "metrics", "inference", "engines", "registration", "group",
+              "participant", "floor", "realism")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -80,6 +80,13 @@ def _headline(name: str, result: dict[str, Any]) -> str:
             one, sc = result["one_subject_four_conditions"], result["scaling"]
             return (f"1 x 4 conditions: {one['seconds']:.1f} s, {one['peak_tree_rss_mb']:.0f} MB "
                     f"tree peak; --nprocs 2 speed-up {sc['speedup']:.2f}x")
+        if name == "floor":
+            c = result["cohort"]
+            return (f"1 x 3: whole/floor {result['ratio']:.2f}; 2 workers "
+                    f"{c['speedup_2_over_1']:.2f}x of 1 process; re-run "
+                    f"{c['rerun_ratio']:.2f} of the first")
+        if name == "engines":
+            return f"fastest exact engine: {result['fastest_exact']}"
         if name == "degrade":
             worst = max(result["conditions"], key=lambda r: r["seconds"])
             return f"slowest condition {worst['condition']}: {worst['seconds'] * 1e3:.0f} ms"

@@ -128,6 +128,14 @@ def _run(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInputs]
                              warnings={s.key: list(warnings) for s in subjects},
                              fingerprints=fingerprints)
     plugin = dict(settings.execution.plugin or {})
+    if plugin.get("plugin", "Linear") != "Linear":
+        # worker processes segment: this one drops the model it checked (Linear keeps it,
+        # as it segments here with the same network)
+        from bids_stroke.model.adapters import clear_model_cache
+        from bids_stroke.resources import release_memory
+
+        clear_model_cache()
+        release_memory()
     LOGGER.info("Running %d input(s) x %d condition(s) with nipype %s (work folder %s)",
                 len(subjects), len(settings.study.conditions),
                 plugin.get("plugin", "Linear"), work)
