@@ -24,8 +24,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-BENCHMARKS = ("degrade", "metrics", "inference", "registration", "group", "participant",
-              "realism", "reference")
+BENCHMARKS = ("degrade", "metrics", "inference", "engines", "registration", "group",
+              "participant", "floor", "realism", "reference")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -82,6 +82,13 @@ def _headline(name: str, result: dict[str, Any]) -> str:
                     f"tree peak; --nprocs 2 speed-up {sc['speedup']:.2f}x")
         if name == "reference":
             return str(result["headline"])
+        if name == "floor":
+            c = result["cohort"]
+            return (f"1 x 3: whole/floor {result['ratio']:.2f}; 2 workers "
+                    f"{c['speedup_2_over_1']:.2f}x of 1 process; re-run "
+                    f"{c['rerun_ratio']:.2f} of the first")
+        if name == "engines":
+            return f"fastest exact engine: {result['fastest_exact']}"
         if name == "degrade":
             worst = max(result["conditions"], key=lambda r: r["seconds"])
             return f"slowest condition {worst['condition']}: {worst['seconds'] * 1e3:.0f} ms"

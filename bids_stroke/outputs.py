@@ -20,6 +20,7 @@ from bids_stroke.atomic import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    json_text,
     write_text_if_changed,
 )
 from bids_stroke.provenance import container_info
@@ -158,7 +159,7 @@ def check_output_modality(output_dir: Path, suffix: str) -> None:
                 f"{output_dir} holds '{previous}' results; write '{suffix}' results to another "
                 "output folder (one modality per folder)"
             )
-    atomic_write_json(state, {"modality": suffix})
+    write_text_if_changed(state, json_text({"modality": suffix}))
 
 
 README_TEXT = """# bids_stroke derivatives
@@ -217,9 +218,9 @@ def write_dataset_files(
     write_text_if_changed(existing, buf.getvalue())
     write_text_if_changed(output_dir / "README.md", README_TEXT.format(
         version=__version__, study=pipeline_name))
-    atomic_write_json(
+    write_text_if_changed(
         output_dir / "descriptions.json",
-        {
+        json_text({
             "Description": "The desc- labels of this dataset's files: the preprocessed input "
                            "(preproc) and each resolution condition, with the condition spec "
                            "that produced it.",
@@ -229,6 +230,6 @@ def write_dataset_files(
                 "Description": "bids_stroke resolution condition spec that produced the files "
                 "(n/a for files that are not a condition)"
             },
-        },
+        }),
     )
     write_text_if_changed(output_dir / ".bidsignore", "\n".join(BIDSIGNORE) + "\n")

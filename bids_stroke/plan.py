@@ -32,6 +32,7 @@ from typing import Any
 from bids_stroke.atomic import json_text
 from bids_stroke.commit import PlannedFile, PlannedTable
 from bids_stroke.outputs import build_name, datatype_of, subject_dir
+from bids_stroke.probseg import encoding_sidecar
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,9 @@ class SubjectOutputs:
     #: ``desc`` of the metric tables: ``None`` for mask-referenced tables, e.g.
     #: ``refnativeprediction`` for tables scored against the native prediction
     reference_desc: str | None = None
+    #: how the probability maps are stored (:mod:`bids_stroke.probseg`; None: as given, e.g.
+    #: an external tool's map kept by ``bids_stroke score``)
+    probseg_encoding: str | None = None
 
 
 def bids_uri(path: str, root: str, dataset: str = "raw") -> str:
@@ -138,6 +142,7 @@ def plan_subject(o: SubjectOutputs) -> tuple[list[PlannedFile], list[PlannedTabl
     warn = {"Warnings": list(o.warnings)} if o.warnings else {}
     model = {"SegmentationModel": {"SHA256": o.model_sha256, **dict(o.model_info)},
              "Threshold": o.threshold, **warn}
+    encoding = encoding_sidecar(o.probseg_encoding) if o.probseg_encoding else {}
     rule = o.mask_rule or (f"probability >= {o.threshold:g}" if o.threshold is not None
                            else "as given (binary)")
 
@@ -171,7 +176,7 @@ def plan_subject(o: SubjectOutputs) -> tuple[list[PlannedFile], list[PlannedTabl
         made = {**cond, **model, **dict(c.provenance)}
         if c.probseg is not None:
             p.image(c.probseg, folder / build_name(lesion, "probseg", ".nii.gz"), {
-                "Sources": image_uris, **made, **spatial,
+                "Sources": image_uris, **made, **spatial, **encoding,
                 "Description": "lesion probability from the segmentation model"}, tag)
         p.image(c.mask, folder / build_name(lesion, "mask", ".nii.gz"), {
             "Sources": image_uris, **made, **spatial, "Type": "Lesion",

@@ -50,6 +50,8 @@ ENV_VERBOSITY = "BIDS_STROKE_VERBOSITY"
 """Environment variable carrying ``-v`` to nipype's worker processes."""
 
 UNIT_NODE = "unet"
+#: node whose end means a subject's outputs are written (metrics, report and commit done)
+WRITE_NODE = "write_derivatives"
 """Name of the node whose end marks one subject x condition done (``segment_wf.unet``)."""
 
 WORKER_LOGGING_MODULE = "bids_stroke._worker_logging"
@@ -366,7 +368,10 @@ class ParticipantProgress:
         self.failed: set[str] = set()
         self.done_units: dict[str, set[str]] = {name: set() for name in self.names}
         self.cached = 0
-        self._started_nodes: set[str] = set()
+        #: subjects whose outputs were written in this run, and those cached before it
+        self.written: set[str] = set()
+        self.cached_subjects: set[str] = set()
+        self._started_nodes: dict[str, tuple[int, int] | None] = {}
         self._stream = stream
         self._mode: Mode = mode
         self._t0: float | None = None
@@ -401,9 +406,12 @@ class ParticipantProgress:
         parts = (getattr(node, "fullname", "") or "").split(".")
         return next((name for name in self.names if name in parts), None)
 
+    @staticmethod
+    def _node_name(node: Any) -> str:
+        return getattr(node, "name", None) or (getattr(node, "fullname", "") or "").split(".")[-1]
+
     def _is_unit(self, node: Any) -> bool:
-        name = getattr(node, "name", None) or (getattr(node, "fullname", "") or "").split(".")[-1]
-        return name == self.unit_node
+        return self._node_name(node) == self.unit_node
 
     @staticmethod
     def _key(node: Any) -> str:
@@ -423,6 +431,24 @@ class ParticipantProgress:
         """Segmentations that ended (cached or computed)."""
         return sum(min(len(u), self.n_conditions) for u in self.done_units.values())
 
+    def mark_cached(self, name: str) -> None:
+        """Count every unit of subject ``name`` as done from a cache (nothing to run)."""
+        with self._lock:
+            units = self.done_units.setdefault(name, set())
+            new = {f"{name}.cached{i}" for i in range(self.n_conditions)} - units
+            units |= new
+            self.cached += len(new)
+            self.cached_subjects.add(name)
+
+    @staticmethod
+    def _result_stamp(node: Any) -> tuple[int, int] | None:
+        """(mtime ns, inode) of a node's result file; ``None`` when it has none (yet)."""
+        try:
+            st = os.stat(os.path.join(node.output_dir(), f"result_{node.name}.pklz"))
+        except (AttributeError, OSError, TypeError):
+            return None
+        return st.st_mtime_ns, st.st_ino
+
     def __call__(self, node: Any, status: str) -> None:
         """The nipype callback: ``status`` is ``start``, ``end`` or ``exception``."""
         self.start()
@@ -430,7 +456,10 @@ class ParticipantProgress:
             key = self._key(node)
             sub = self.subject_of(node)
             if status == "start":
-                self._started_nodes.add(key)
+                # nipype's Linear plugin reports a cached node as started too: a node ran
+                # when its result file changed between its start and its end
+                self._started_nodes[key] = (self._result_stamp(node)
+                                            if self._is_unit(node) else None)
                 return
             if status == "exception":
                 from bids_stroke.interrupt import received
@@ -445,9 +474,15 @@ class ParticipantProgress:
                 return
             if status != "end":
                 return
-            computed = key in self._started_nodes
+            computed = key in self._started_nodes and (
+                not self._is_unit(node) or self._started_nodes[key] is None
+                or self._result_stamp(node) != self._started_nodes[key])
             self._log.debug("finished %s%s", getattr(node, "fullname", node),
                             "" if computed else " (cached)")
+            if sub is not None and self._node_name(node) == WRITE_NODE:
+                self.written.add(sub)
+                self._update()
+                return
             if sub is None or not self._is_unit(node):
                 return
             if key not in self.done_units[sub]:
@@ -473,14 +508,26 @@ class ParticipantProgress:
         """The forward-pass records of the segmentations running now (see :class:`StepFile`)."""
         return running_steps(self.steps_dir)
 
+    def _steps(self) -> tuple[int, int]:
+        """``(computed, remaining)`` steps of this run: a step is one segmentation or the
+        writing of one subject's outputs (metrics, report, commit), which costs about as
+        much as one segmentation; cached steps and failed subjects are not work."""
+        computed = self.segmented - self.cached + len(self.written)
+        remaining = sum(
+            max(0, self.n_conditions - len(units)) + (name not in self.written)
+            for name, units in self.done_units.items()
+            if name not in self.failed and name not in self.cached_subjects)
+        return computed, remaining
+
     def eta(self, running: Sequence[dict[str, Any]] | None = None) -> float:
-        """Seconds left, from the rate of computed (not cached) units, each running one
-        counted by its share of forward passes done; before any unit ended, from the measured
-        time per forward pass of the running ones. NaN when nothing was measured yet."""
+        """Seconds left, from the rate of the steps computed so far (see :meth:`_steps`,
+        writing outputs included), each running segmentation counted by its share of forward
+        passes done; before any step ended, from the measured time per forward pass of the
+        running ones. NaN when nothing was measured yet."""
         running = self.running() if running is None else running
         partial = sum(min(r["done"] / r["total"], 1.0) for r in running)
-        computed = self.segmented - self.cached
-        remaining = self.total - self.completed - partial
+        computed, remaining = self._steps()
+        remaining -= partial
         if remaining <= 0:
             return 0.0
         if computed > 0:
@@ -497,9 +544,10 @@ class ParticipantProgress:
         return left_now + max(untouched, 0.0) * per_unit / len(timed)
 
     def _eta_text(self, running: Sequence[dict[str, Any]] = ()) -> str:
-        if self.completed >= self.total:
-            return "writing outputs"  # metrics, reports and derivatives follow the last unit
-        return f"ETA {format_duration(self.eta(running))}"
+        eta = f"ETA {format_duration(self.eta(running))}"
+        if self.completed >= self.total:  # metrics, reports and commits follow the last unit
+            return "writing outputs" + (f", {eta}" if self._steps()[1] else "")
+        return eta
 
     @staticmethod
     def _running_text(running: Sequence[dict[str, Any]]) -> str:
@@ -543,8 +591,9 @@ class ParticipantProgress:
                 )
                 self._bar.set_postfix_str("ETA ?", refresh=True)
             elif mode == "lines":
-                self._log.info("Progress: 0/%d segmentations (%d subject(s) x %d condition(s))",
-                               self.total, len(self.names), self.n_conditions)
+                self._log.info("Progress: %d/%d segmentations (%d subject(s) x %d condition(s)%s)",
+                               self.completed, self.total, len(self.names), self.n_conditions,
+                               f", {self.cached} cached" if self.cached else "")
                 self._last_line = time.monotonic()
                 self._last_decile = 0
             if mode != "off":

@@ -35,7 +35,14 @@ def signals_raise() -> Iterator[None]:
 
 
 def configure_nipype(crash_dir: Path, *, stop_on_first_crash: bool) -> None:
-    """nipype's global execution settings for one run (content hashing, text crash files)."""
+    """nipype's global execution settings for one run (text crash files, hashing).
+
+    Files are hashed by size and time stamp, not read again: every file of the work folder
+    was written by a step that recorded its sha256 (:data:`CHECKSUMS`), checked by
+    :func:`scan_work_dir` before each run, and the input files' sha256 are recorded and
+    checked by :func:`check_inputs`, so a changed file is still seen (reading each
+    intermediate again cost ~6 s per 1 mm subject).
+    """
     from nipype import config as ncfg
 
     ncfg.update_config({
@@ -43,7 +50,7 @@ def configure_nipype(crash_dir: Path, *, stop_on_first_crash: bool) -> None:
             "crashdump_dir": str(crash_dir),
             "stop_on_first_crash": stop_on_first_crash,
             "crashfile_format": "txt",
-            "hash_method": "content",
+            "hash_method": "timestamp",
             "remove_unnecessary_outputs": False,
             "get_linked_libs": False,
             "check_version": False,
@@ -55,6 +62,9 @@ def configure_nipype(crash_dir: Path, *, stop_on_first_crash: bool) -> None:
 
 def _kill_workers(runner: Any) -> None:
     """Stop every worker process of a MultiProc plugin (and any other child) now."""
+    # the pool's pending futures then fail with BrokenProcessPool, which concurrent.futures
+    # logs with a traceback from its callback thread: expected here, not an error to show
+    logging.getLogger("concurrent.futures").disabled = True
     pool = getattr(runner, "pool", None)
     if pool is not None:
         with contextlib.suppress(Exception):
@@ -139,6 +149,37 @@ def distribute_crash_files(crash_dir: Path, destinations: Mapping[str, Path],
 
 # ----------------------------------------------------------------------- work-folder integrity
 CHECKSUMS = "_outputs.sha256.json"
+#: an input's record of its input files (path -> sha256, size, mtime) in its work folder
+INPUTS = "_inputs.sha256.json"
+
+
+def check_inputs(folder: Path, digests: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """Drop ``folder`` (an input's node folders) when one of its input files changed while
+    keeping its size and time stamp (what timestamp hashing cannot see); record ``digests``
+    (role -> path, sha256, size, mtime_ns) for the next run. Returns the reason it was
+    dropped, else ``None``.
+    """
+    import json
+
+    record = folder / INPUTS
+    reason = None
+    try:
+        before = json.loads(record.read_text()) if record.is_file() else {}
+    except (OSError, ValueError):
+        before, reason = {}, "its record of the input files is unreadable"
+    for role, now in digests.items():
+        old = before.get(role)
+        if (reason is None and isinstance(old, Mapping) and old.get("path") == now["path"]
+                and (old.get("size"), old.get("mtime_ns")) == (now["size"], now["mtime_ns"])
+                and old.get("sha256") != now["sha256"]):
+            reason = f"{now['path']} changed without a new size or time stamp"
+    if reason is not None and folder.is_dir():
+        LOGGER.warning("work folder: recomputing %s: %s", folder.name, reason)
+        shutil.rmtree(folder, ignore_errors=True)
+    if digests:
+        folder.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(dict(digests), indent=1, sort_keys=True) + "\n")
+    return reason
 
 
 def scan_work_dir(root: Path) -> list[Path]:
@@ -241,3 +282,26 @@ def _paths(value: Any) -> list[str]:
     if isinstance(value, dict):
         return [p for v in value.values() for p in _paths(v)]
     return []
+
+
+def prune_work_dir(folder: Path, keep: tuple[str, ...] = ()) -> list[Path]:
+    """Remove a committed input's node folders from the work folder, except ``keep``.
+
+    A resume never needs them: a committed input whose inputs, settings and model are
+    unchanged is not run again (its manifest is verified instead), and a changed one
+    recomputes what changed. ``keep`` names sub-workflows worth reusing when only the
+    conditions or the scoring change (the registration). Returns what was removed.
+    """
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for child in sorted(folder.iterdir()):
+        if child.name in keep:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                child.unlink()
+        removed.append(child)
+    return removed

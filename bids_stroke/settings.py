@@ -33,6 +33,8 @@ from types import MappingProxyType
 from typing import Any
 
 from bids_stroke.__about__ import __version__
+from bids_stroke.probseg import DEFAULT_MODE as DEFAULT_PROBSEG_MODE
+from bids_stroke.probseg import PROBSEG_MODES
 
 TEMPLATE = "MNI152NLin2009aSym"
 DEFAULT_STUDY = "atlas_resolution"
@@ -405,6 +407,9 @@ class SegmentationSettings:
     model: Path | None = setting(None, optional(path), "model file or folder (None: bundled)")
     device: str = setting("auto", device, "auto, cpu, cuda or cuda:N")
     precision: str = setting("auto", choice("auto", "fp32", "bf16", "fp16"), "inference precision")
+    engine: str = setting("auto", choice("auto", "torch", "openvino"),
+                          "engine of fp32 CPU inference: auto (OpenVINO when installed, "
+                          "checked to reproduce torch; else torch), torch or openvino")
     threshold: float | None = setting(
         None, optional(number(0, 1, lo_open=True, hi_open=True)),
         "probability >= threshold is lesion (default: the model's, 0.5)")
@@ -439,6 +444,11 @@ class OutputSettings:
 
     save_degraded: bool = setting(True, boolean, "write the degraded images")
     save_degraded_masks: bool = setting(False, boolean, "write reference masks degraded alike")
+    save_probseg: str = setting(
+        DEFAULT_PROBSEG_MODE, choice(*PROBSEG_MODES),
+        "how probability maps are written: compact (uint16, within 1e-4 of the model's "
+        "output, values below 1e-4 as 0), full (float32 as computed) or none; masks and "
+        "metrics are the same in every mode")
 
 
 @dataclass(frozen=True)
@@ -519,7 +529,10 @@ STUDY_TOP_LEVEL = ("name", "description", "conditions", "reference", "reference_
 STUDY_FILE_SECTIONS = ("registration", "segmentation", "metrics", "outputs", "group")
 #: sections whose values can change a result (keyed into each committed result)
 RESULT_SECTIONS = ("registration", "segmentation", "metrics")
-_NOT_RESULT = {("segmentation", "device"), ("segmentation", "model")}
+#: the engine is left out like the device: engines are used only when they reproduce torch
+#: fp32 (probabilities within 1e-4, the same masks; bids_stroke.model.engines)
+_NOT_RESULT = {("segmentation", "device"), ("segmentation", "model"),
+               ("segmentation", "engine")}
 
 
 def check_value(cls: type, key: str, raw: Any) -> Any:

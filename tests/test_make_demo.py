@@ -1,6 +1,6 @@
 """``make demo`` as a new user runs it, twice, at 2 mm with 2 subjects (the Makefile's own
 commands, with ``DEMO_ARGS``): the first run's participant log is short and ends with the
-progress summary; the second run reuses the dataset and nipype's cache and is quick.
+progress summary; the second run reuses the dataset, keeps every unchanged image and is quick.
 
 Skipped when ``make`` is missing or the interpreter running the tests is not a venv with the
 ``bids_stroke`` console script (``make -o venv`` keeps make from reinstalling it).

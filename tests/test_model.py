@@ -276,18 +276,32 @@ def test_segment_interface_keeps_grid(tmp_path, monkeypatch):
     ckpt = save_checkpoint(tmp_path / "m.pt", tiny_net(), PreprocessConfig())
     monkeypatch.chdir(tmp_path)
     settings = SegmentationSettings(device="cpu", precision="fp32")
-    res = SegmentImage(in_file=str(in_file),
-                       **segment_inputs(settings, model=str(ckpt), threshold=0.5)).run()
-    prob = nib.load(res.outputs.out_probseg)
-    mask = nib.load(res.outputs.out_mask)
-    for out in (prob, mask):
-        assert out.shape == img.shape
-        np.testing.assert_allclose(out.affine, affine)
-    assert prob.get_data_dtype() == np.float32 and mask.get_data_dtype() == np.uint8
-    p = np.asarray(prob.dataobj)
-    np.testing.assert_array_equal(np.asarray(mask.dataobj), (p >= 0.5).astype(np.uint8))
-    assert res.outputs.model_checksum == load_model(ckpt, device="cpu").checksum
-    assert res.outputs.model_info["kind"] == "bids_stroke-unet"
+    stored = {}
+    for mode, dtype in (("full", np.float32), ("compact", np.uint16)):
+        (tmp_path / mode).mkdir()
+        monkeypatch.chdir(tmp_path / mode)
+        res = SegmentImage(in_file=str(in_file), **segment_inputs(
+            settings, model=str(ckpt), threshold=0.5, probseg=mode)).run()
+        prob = nib.load(res.outputs.out_probseg)
+        mask = nib.load(res.outputs.out_mask)
+        for out in (prob, mask):
+            assert out.shape == img.shape
+            np.testing.assert_allclose(out.affine, affine)
+        assert prob.get_data_dtype() == dtype and mask.get_data_dtype() == np.uint8
+        p = np.asarray(prob.dataobj)
+        # the stored map thresholded at 0.5 gives the mask in both encodings
+        np.testing.assert_array_equal(np.asarray(mask.dataobj), (p >= 0.5).astype(np.uint8))
+        stored[mode] = (p, np.asarray(mask.dataobj).tobytes())
+        assert res.outputs.model_checksum == load_model(ckpt, device="cpu").checksum
+        assert res.outputs.model_info["kind"] == "bids_stroke-unet"
+    assert stored["full"][1] == stored["compact"][1]  # the same mask, whatever is stored
+    assert np.abs(stored["full"][0] - stored["compact"][0]).max() <= 1e-4
+    (tmp_path / "none").mkdir()
+    monkeypatch.chdir(tmp_path / "none")
+    res = SegmentImage(in_file=str(in_file), **segment_inputs(
+        settings, model=str(ckpt), threshold=0.5, probseg="none")).run()
+    assert np.asarray(nib.load(res.outputs.out_mask).dataobj).tobytes() == stored["full"][1]
+    assert not list((tmp_path / "none").rglob("*probseg*"))
 
 
 # ------------------------------------------------------------------------------- bundled model

@@ -138,8 +138,9 @@ def test_segment_interface_two_channels(tmp_path: Path, monkeypatch) -> None:
         nib.Nifti1Image(stack.data[c], affine).to_filename(files[-1])
     ckpt = _two_channel_ckpt(tmp_path / "two.pt")
     monkeypatch.chdir(tmp_path)
-    settings = SegmentationSettings(device="cpu", precision="fp32")
-    res = SegmentImage(in_files=files, **segment_inputs(settings, model=str(ckpt))).run()
+    settings = SegmentationSettings(device="cpu", precision="fp32", engine="torch")
+    res = SegmentImage(in_files=files, **segment_inputs(settings, model=str(ckpt),
+                                                        probseg="full")).run()
     prob = nib.load(res.outputs.out_probseg)
     assert prob.shape == stack.shape and np.allclose(prob.affine, affine)
     assert res.outputs.model_spec["channels"] == ["dwi", "adc"]

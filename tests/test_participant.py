@@ -152,14 +152,15 @@ def test_bids_validator_has_no_errors_and_no_warnings(run):
     assert len(desc["Authors"]) >= 2 and "bids_stroke developers" in desc["Authors"]
 
 
-def test_resume_reuses_cache_and_gives_identical_outputs(run):
-    unet_results = sorted(run["work"].rglob("unet/result_unet.pklz"))
-    assert len(unet_results) == len(SUBJECTS) * len(CONDITIONS)
-    mtimes = [p.stat().st_mtime_ns for p in unet_results]
+def test_rerun_redoes_only_a_damaged_subject_with_identical_outputs(run):
+    # committed subjects leave only their registration in the work folder
+    assert not list(run["work"].rglob("unet/result_unet.pklz"))
+    kept = sorted((run["out"] / "sub-r001s001").rglob("*.nii.gz"))
+    mtimes = [p.stat().st_mtime_ns for p in kept]
     digest = _digest(run["out"])
-    shutil.rmtree(run["out"] / "sub-r001s002")  # the writer always re-runs
+    shutil.rmtree(run["out"] / "sub-r001s002")  # its manifest no longer matches its files
     assert main(run["args"]) == 0
-    assert [p.stat().st_mtime_ns for p in unet_results] == mtimes
+    assert [p.stat().st_mtime_ns for p in kept] == mtimes  # unchanged subject: not rewritten
     assert _digest(run["out"]) == digest
 
 

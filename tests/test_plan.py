@@ -134,3 +134,16 @@ def test_derivatives_credit_the_source_authors_then_the_software(atlas_layout) -
     got = dataset_description(atlas_layout, "atlas_resolution")
     assert got["Authors"] == ["A. Author", "B. Author", SOFTWARE_AUTHORS]
     assert "CITATION.cff" in got["HowToAcknowledge"]
+
+
+def test_probseg_sidecar_states_its_encoding():
+    files, _ = plan_subject(_subject(space=TPL, probseg_encoding="compact"))
+    enc = _sidecar(files, "desc-crude2_probseg.json")["ProbabilityEncoding"]
+    assert enc["Mode"] == "compact" and enc["DataType"] == "uint16" and enc["Floor"] == 1e-4
+    assert "ProbabilityEncoding" not in _sidecar(files, "desc-crude2_mask.json")
+    full, _ = plan_subject(_subject(space=TPL, probseg_encoding="full"))
+    assert _sidecar(full, "desc-crude2_probseg.json")["ProbabilityEncoding"]["Mode"] == "full"
+    # no probability map: only masks are planned
+    none = [ConditionOutputs("native", "native", "as acquired", {}, None, "/w/m0.nii")]
+    files, _ = plan_subject(_subject(conditions=none, probseg_encoding="none"))
+    assert not [f for f in files if "probseg" in f.rel]

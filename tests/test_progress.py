@@ -71,20 +71,69 @@ def test_counts_only_unet_nodes_per_subject_and_condition(clock: Clock) -> None:
     assert prog.failed == set()
 
 
-def test_eta_from_computed_units_only(clock: Clock) -> None:
+def writer(subject: str) -> FakeNode:
+    hier = f"bids_stroke_wf.{subject}.outputs_wf"
+    return FakeNode(f"{hier}.write_derivatives", f"{hier}.write_derivatives")
+
+
+def test_eta_from_computed_steps_only_writing_included(clock: Clock) -> None:
     prog = ParticipantProgress(SUBJECTS, 2, mode="off").start()
     assert prog.eta() != prog.eta()  # NaN before any unit ended
     prog(unet(SUBJECTS[0], 0), "end")  # cached: "end" without "start" (MultiProc)
     prog(unet(SUBJECTS[0], 1), "end")
     assert prog.cached == 2 and prog.completed == 2
     clock.t += 40.0
-    run_unit(prog, unet(SUBJECTS[1], 0))  # one computed unit in 40 s, one left
-    assert prog.eta() == pytest.approx(40.0)
+    run_unit(prog, writer(SUBJECTS[0]))  # subject 0 written: one computed step in 40 s
+    # left: subject 1's two segmentations and its writing, at 40 s a step
+    assert prog.eta() == pytest.approx(120.0)
+    clock.t += 40.0
+    run_unit(prog, unet(SUBJECTS[1], 0))
+    assert prog.eta() == pytest.approx(80.0)
     assert "3/4 segmentations (75%)" in prog.status_text()
-    assert "elapsed 40s, ETA 40s" in prog.status_text()
+    assert "elapsed 1m20s, ETA 1m20s" in prog.status_text()
+    clock.t += 40.0
     run_unit(prog, unet(SUBJECTS[1], 1))
+    # every segmentation done, the writing of subject 1 left: still an ETA
+    assert prog.eta() == pytest.approx(40.0)
+    assert prog.status_text().endswith("(100%), elapsed 2m00s, writing outputs, ETA 40s")
+    run_unit(prog, writer(SUBJECTS[1]))
     assert prog.eta() == 0.0
-    assert prog.status_text().endswith("(100%), elapsed 40s, writing outputs")
+    assert prog.status_text().endswith("(100%), elapsed 2m00s, writing outputs")
+
+
+def test_cached_subjects_count_as_cached_and_are_no_work(clock: Clock) -> None:
+    prog = ParticipantProgress(SUBJECTS, 3, mode="off").start()
+    prog.mark_cached(SUBJECTS[0])
+    assert prog.cached == 3 and prog.completed == 3 and prog.segmented == 3
+    clock.t += 10.0
+    run_unit(prog, unet(SUBJECTS[1], 0))
+    assert prog.eta() == pytest.approx(30.0)  # 2 segmentations + writing of subject 1 only
+
+
+def test_linear_plugin_cached_node_is_counted_as_cached(tmp_path, clock: Clock) -> None:
+    """nipype's Linear plugin reports "start" for cached nodes too: a unit whose result file
+    did not change between its start and its end came from the cache."""
+    import os
+
+    class DiskNode(FakeNode):
+        def output_dir(self) -> str:
+            return str(tmp_path / self.itername)
+
+    cached, computed = (DiskNode(n.fullname, n.itername) for n in
+                        (unet(SUBJECTS[0], 0), unet(SUBJECTS[0], 1)))
+    for node in (cached, computed):
+        os.makedirs(node.output_dir())
+        with open(os.path.join(node.output_dir(), "result_unet.pklz"), "wb") as fh:
+            fh.write(b"old")
+    prog = ParticipantProgress(SUBJECTS, 2, mode="off").start()
+    run_unit(prog, cached)
+    prog(computed, "start")
+    result = os.path.join(computed.output_dir(), "result_unet.pklz")
+    with open(tmp_path / "new", "wb") as fh:  # the node ran: its result file is replaced
+        fh.write(b"new")
+    os.replace(tmp_path / "new", result)
+    prog(computed, "end")
+    assert prog.cached == 1 and prog.segmented == 2
 
 
 def test_failed_subject_is_recorded_and_its_units_count_as_finished(clock: Clock) -> None:

@@ -181,3 +181,29 @@ def test_default_processes_and_threads_follow_the_usable_cpus(plain_layout, tmp_
     settings = config.settings_from_cli(build_parser().parse_args(argv), argv)
     assert (settings.execution.nprocs, settings.execution.omp_nthreads) == (nprocs, omp)
     assert settings.execution.plugin["plugin"] == ("Linear" if nprocs == 1 else "MultiProc")
+
+
+@pytest.mark.parametrize("cpus, asked, runs", [(2, 2, 1), (3, 3, 1), (2, 1, 1), (4, 2, 2),
+                                               (8, 4, 4)])
+def test_nprocs_runs_one_process_below_four_cpus(plain_layout, tmp_path, monkeypatch, caplog,
+                                                 cpus, asked, runs):
+    """A second process was slower than one on 2 CPUs (bench/RESULTS.md): --nprocs is
+    clamped there, with the reason in the log; a plugin file is left as written."""
+    from bids_stroke.cli import config
+    from bids_stroke.cli.parser import build_parser
+
+    monkeypatch.setattr(config.os, "sched_getaffinity", lambda _pid: set(range(cpus)))
+    argv = [str(plain_layout), str(tmp_path / "o"), "participant", "--nprocs", str(asked)]
+    with caplog.at_level("WARNING", logger="bids_stroke"):
+        settings = config.settings_from_cli(build_parser().parse_args(argv), argv)
+    assert settings.execution.nprocs == runs
+    assert settings.execution.plugin["plugin"] == ("Linear" if runs == 1 else "MultiProc")
+    warned = [r.getMessage() for r in caplog.records if "--nprocs" in r.getMessage()]
+    assert bool(warned) == (runs < asked)
+    if warned:
+        assert "one process" in warned[0] and "from 4 CPUs" in warned[0]
+    plugin = tmp_path / "p.yml"
+    plugin.write_text("plugin: MultiProc\nplugin_args: {n_procs: 2}\n")
+    argv = [*argv, "--use-plugin", str(plugin)]
+    settings = config.settings_from_cli(build_parser().parse_args(argv), argv)
+    assert settings.execution.plugin == {"plugin": "MultiProc", "plugin_args": {"n_procs": 2}}

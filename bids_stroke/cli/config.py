@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -41,9 +42,11 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "registration": ("registration", "kind"),
     "template_resolution": ("registration", "template_resolution"),
     "save_degraded": ("outputs", "save_degraded"),
+    "save_probseg": ("outputs", "save_probseg"),
     "model": ("segmentation", "model"),
     "device": ("segmentation", "device"),
     "precision": ("segmentation", "precision"),
+    "engine": ("segmentation", "engine"),
     "threshold": ("segmentation", "threshold"),
     "channels": ("segmentation", "channels"),
     "trust_model_code": ("segmentation", "trust_model_code"),
@@ -229,6 +232,30 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+LOGGER = logging.getLogger("bids_stroke")
+#: fewest usable CPUs from which --nprocs > 1 runs parallel nipype processes
+MIN_PARALLEL_CPUS = 4
+
+
+def clamp_nprocs(nprocs: int, cpus: int) -> int:
+    """``--nprocs`` as run on ``cpus`` usable CPUs: one process below
+    :data:`MIN_PARALLEL_CPUS`, said once in the log with the reason.
+
+    On 2 CPUs every design measured was slower than one process: the segmentation already
+    runs on every core, so a second process only competes with it, and it holds a second
+    copy of the libraries (``bench/bench_floor.py``: 0.8-0.95x the speed for 1.5x the
+    memory). A ``--use-plugin`` file is not changed.
+    """
+    if nprocs <= 1 or cpus >= MIN_PARALLEL_CPUS:
+        return nprocs
+    LOGGER.warning(
+        "--nprocs %d: running one process on %d CPU(s): the segmentation already uses every "
+        "CPU, and a second process was slower than one and held a second copy of the "
+        "libraries (bench/RESULTS.md); parallel processes start from %d CPUs",
+        nprocs, cpus, MIN_PARALLEL_CPUS)
+    return 1
+
+
 def default_nprocs(cpus: int) -> int:
     """Parallel nipype processes by default: one per two CPUs.
 
@@ -313,7 +340,9 @@ def settings_from_cli(opts: Any, argv: list[str] | None = None) -> Settings:
     cpus = usable_cpus()
     nprocs = int(execution.get("nprocs", base.execution.nprocs if replay
                                else default_nprocs(cpus)))
-    execution.setdefault("nprocs", nprocs)
+    if getattr(opts, "use_plugin", None) is None:
+        nprocs = clamp_nprocs(nprocs, cpus)
+    execution["nprocs"] = nprocs
     # threads per node: share the cores among the parallel nodes (no oversubscription)
     if not replay:
         execution.setdefault("omp_nthreads", max(1, min(8, cpus // nprocs)))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError, work_dir_of
@@ -47,19 +49,23 @@ def _write_preflight_logs(settings: Settings, failures) -> None:
 
 
 def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInputs], *,
-            preflight_failures: Sequence = (), warnings: Sequence[str] = ()) -> list[str]:
-    """Run the graph; returns the keys of the inputs that were not committed by this run.
+            cached: Sequence[SubjectInputs] = (), preflight_failures: Sequence = (),
+            warnings: Sequence[str] = (), fingerprints: Mapping[str, str] | None = None,
+            digests: Mapping[str, Mapping] | None = None) -> list[str]:
+    """Run the graph for ``subjects``; returns the keys of those not committed by this run.
 
+    ``cached``: inputs whose committed outputs are already what this run would write (see
+    :func:`bids_stroke.cli.participant.split_cached`): not run, counted as cached.
+    ``fingerprints`` (by key) are recorded in the manifests this run commits; ``digests``
+    (by key: :func:`bids_stroke.fingerprint.input_digests`) in the work folder, where they
+    catch an input changed behind nipype's timestamp hashing.
     Raises :class:`bids_stroke.interrupt.Interrupted` when a signal stops the run (the entry
     point prints its one line, exit 130/143), :class:`CLIError` with exit 73 when nodes failed
     because a write failed (full disk, quota, read-only or forbidden folder, ``ulimit -f``).
     """
-    from bids_stroke import interrupt, runner
-    from bids_stroke.commit import read_manifest
     from bids_stroke.locks import FileLock, LockBusyError
-    from bids_stroke.progress import ParticipantProgress, quiet_nipype
+    from bids_stroke.progress import ParticipantProgress
     from bids_stroke.state_files import first_link
-    from bids_stroke.workflows.base import init_bids_stroke_wf, subject_wf_name
 
     out = settings.data.output_dir
     run = settings.execution.run_uuid
@@ -82,46 +88,32 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
         if planted is not None:  # nipype would write through it (its files have fixed names)
             raise CLIError(f"the work folder holds a symbolic link bids_stroke did not make: "
                            f"{planted}; remove it or give another -w", P.EXIT_CANT_CREATE)
-        runner.scan_work_dir(work / "bids_stroke_wf")
-        crash_dir = work / "crash" / run
-        runner.configure_nipype(crash_dir, stop_on_first_crash=settings.execution.
-                                stop_on_first_crash)
-        quiet_nipype(settings.execution.verbose)
         for line in warnings:
             LOGGER.warning(line)
         # running segmentations report their forward passes here (this run holds the work
         # folder's lock: whatever is left in it is stale)
         steps = work / "progress"
         shutil.rmtree(steps, ignore_errors=True)
-        wf = init_bids_stroke_wf(subjects, settings=settings, model=model, work_dir=str(work),
-                                 provenance=_provenance(settings, model),
-                                 warnings={s.key: list(warnings) for s in subjects},
-                                 progress_dir=str(steps))
-        names = [subject_wf_name(s) for s in subjects]
-        progress = ParticipantProgress(names, len(settings.study.conditions), steps_dir=steps)
-        plugin = dict(settings.execution.plugin or {})
-        LOGGER.info("Running %d input(s) x %d condition(s) with nipype %s (work folder %s)",
-                    len(subjects), len(settings.study.conditions),
-                    plugin.get("plugin", "Linear"), work)
-        resume = f" (with -w {work} to reuse the finished steps)" if not explicit else ""
-        interrupt.set_hint(resume)
-        with progress:  # a signal raises Interrupted: the entry point prints the one line
-            error = runner.run_graph(wf, _thaw(plugin), progress)
-        if error:
-            LOGGER.error("some steps failed: %s", error.splitlines()[0])
-        failure = _environment_failure(error, crash_dir)
-        destinations = {n: out / f"sub-{s.subject}" / "log" / run
-                        for n, s in zip(names, subjects, strict=True)}
-        runner.distribute_crash_files(crash_dir, destinations, out / "logs" / "crash" / run)
-        failed = []
-        for subject in subjects:
-            manifest = read_manifest(out, subject.key)
-            if manifest is None or manifest.run_uuid != run:
-                failed.append(subject.key)
-                LOGGER.error("%s FAILED: crash file(s) under %s", subject.key,
-                             out / f"sub-{subject.subject}" / "log" / run)
-        LOGGER.info("Participant level finished: %d ok, %d failed; outputs in %s",
-                    len(subjects) - len(failed), len(failed), out)
+        names = []
+        if subjects:  # nipype is imported only when there is work
+            from bids_stroke.workflows.base import subject_wf_name
+
+            names = [subject_wf_name(s) for s in subjects]
+        progress = ParticipantProgress([*names, *(s.key for s in cached)],
+                                       len(settings.study.conditions), steps_dir=steps)
+        for subject in cached:
+            progress.mark_cached(subject.key)
+        failed: list[str] = []
+        failure = None
+        if subjects:
+            failed, failure = _run(settings, model, subjects, names, progress, work, explicit,
+                                 fingerprints or {}, warnings, digests or {}, steps)
+        else:
+            with progress:
+                progress.start()
+        LOGGER.info("Participant level finished: %d ok (%d unchanged), %d failed; outputs "
+                    "in %s", len(subjects) + len(cached) - len(failed), len(cached),
+                    len(failed), out)
         if failed or preflight_failures:
             print(f"bids_stroke: work folder kept for resuming: {work}", file=sys.stderr)
         elif not explicit:
@@ -134,6 +126,72 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
         return failed
     finally:
         work_lock.release()
+
+
+def _run(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInputs],
+         names: Sequence[str], progress, work: Path, explicit: bool,
+         fingerprints: Mapping[str, str], warnings: Sequence[str],
+         digests: Mapping[str, Mapping], steps: Path) -> tuple[list[str], Any]:
+    """Build and run the graph of ``subjects``; returns the keys not committed by this run and
+    the environment failure (full disk...) behind failed nodes, if any."""
+    from bids_stroke import interrupt, runner
+    from bids_stroke.commit import read_manifest
+    from bids_stroke.progress import quiet_nipype
+    from bids_stroke.workflows.base import REUSABLE_WORKFLOWS, init_bids_stroke_wf
+
+    out = settings.data.output_dir
+    run = settings.execution.run_uuid
+    root = work / "bids_stroke_wf"
+    for subject, name in zip(subjects, names, strict=True):
+        # only the folders this run will use (cached inputs need none)
+        runner.check_inputs(root / name, digests.get(subject.key, {}))
+        runner.scan_work_dir(root / name)
+    crash_dir = work / "crash" / run
+    runner.configure_nipype(crash_dir, stop_on_first_crash=settings.execution.
+                            stop_on_first_crash)
+    quiet_nipype(settings.execution.verbose)
+    wf = init_bids_stroke_wf(subjects, settings=settings, model=model, work_dir=str(work),
+                             provenance=_provenance(settings, model),
+                             warnings={s.key: list(warnings) for s in subjects},
+                             fingerprints=fingerprints, progress_dir=str(steps))
+    plugin = dict(settings.execution.plugin or {})
+    if plugin.get("plugin", "Linear") != "Linear":
+        # worker processes segment: this one drops the model it checked (Linear keeps it,
+        # as it segments here with the same network)
+        from bids_stroke.model.adapters import clear_model_cache
+        from bids_stroke.resources import release_memory
+
+        clear_model_cache()
+        release_memory()
+    LOGGER.info("Running %d input(s) x %d condition(s) with nipype %s (work folder %s)",
+                len(subjects), len(settings.study.conditions),
+                plugin.get("plugin", "Linear"), work)
+    resume = f" (with -w {work} to reuse the finished steps)" if not explicit else ""
+    interrupt.set_hint(resume)
+    with progress:  # a signal raises Interrupted: the entry point prints the one line
+        error = runner.run_graph(wf, _thaw(plugin), progress)
+    if error:
+        LOGGER.error("some steps failed: %s", error.splitlines()[0])
+    failure = _environment_failure(error, crash_dir)
+    destinations = {n: out / f"sub-{s.subject}" / "log" / run
+                    for n, s in zip(names, subjects, strict=True)}
+    runner.distribute_crash_files(crash_dir, destinations, out / "logs" / "crash" / run)
+    failed = []
+    for subject, name in zip(subjects, names, strict=True):
+        manifest = read_manifest(out, subject.key)
+        if manifest is None or manifest.run_uuid != run:
+            failed.append(subject.key)
+            LOGGER.error("%s FAILED: crash file(s) under %s", subject.key,
+                         out / f"sub-{subject.subject}" / "log" / run)
+        elif explicit:  # committed: only what a later run could reuse stays
+            runner.prune_work_dir(root / name, keep=(*REUSABLE_WORKFLOWS, runner.INPUTS))
+    return failed, failure
+
+
+def _thaw(plugin):
+    from bids_stroke.settings import thaw
+
+    return thaw(plugin) if plugin else None
 
 
 def _private_parent(folder) -> None:
@@ -167,10 +225,3 @@ def _environment_failure(error: str | None, crash_dir):
             if found is not None:
                 break
     return found
-
-
-def _thaw(plugin):
-    from bids_stroke.settings import thaw
-
-    return thaw(plugin) if plugin else None
-

@@ -209,7 +209,16 @@ def build_parser() -> ArgumentParser:
         dest="save_degraded",
         action="store_false",
         default=None,
-        help="do not write the degraded T1w images (masks and maps are always written)",
+        help="do not write the degraded T1w images (masks are always written)",
+    )
+    g_study.add_argument(
+        "--save-probseg",
+        choices=("none", "compact", "full"),
+        default=None,
+        help="how lesion probability maps are written: compact (16-bit, within 1e-4 of the "
+        "model's output, below 1e-4 stored as 0; ~40x smaller), full (float32 as computed) or "
+        "none; masks and metrics are identical in every mode (default: the study file's, "
+        "compact)",
     )
 
     g_group = parser.add_argument_group("Group level")
@@ -279,6 +288,14 @@ def build_parser() -> ArgumentParser:
         "(default: the pipeline's, auto)",
     )
     g_model.add_argument(
+        "--engine",
+        choices=("auto", "torch", "openvino"),
+        default=None,
+        help="engine of fp32 inference on the CPU (bids_stroke checkpoints): auto uses "
+        "OpenVINO when installed (1.4x faster here, checked to give torch's masks), else "
+        "torch (default: auto)",
+    )
+    g_model.add_argument(
         "--threshold",
         default=None,
         metavar="P",
@@ -340,7 +357,8 @@ def build_parser() -> ArgumentParser:
         type=_positive_int,
         default=None,
         help="processes for nipype's MultiProc plugin; the segmentation uses all of them, one "
-        "image at a time (default: half the CPUs this process may use, at least 1)",
+        "image at a time; one process below 4 CPUs, where a second was slower (default: half "
+        "the CPUs this process may use, at least 1)",
     )
     g_perf.add_argument(
         "--omp-nthreads",

@@ -54,7 +54,9 @@ def plan_model(settings: Settings) -> tuple[ModelPlan, list[str]]:
             folds=list(seg.folds) if seg.folds else None, checkpoint=seg.checkpoint,
             trust_model_code=seg.trust_model_code)
         spec = model.spec
-        check_model(model)
+        # channels now; the dry forward pass with the memory check, once there is work
+        # (a re-run whose images are all unchanged never runs the model)
+        check_model(model, dry_run=False)
     except (ModelLoadError, ModelSpecError, ModelCheckError) as exc:
         raise CLIError(f"--model: {exc}", P.EXIT_BAD_DATA) from exc
     reference = settings.data.modality or spec.channels[0]
@@ -94,10 +96,10 @@ def plan_model(settings: Settings) -> tuple[ModelPlan, list[str]]:
 
 def check_model_memory(settings: Settings, model: ModelPlan,
                        subjects: Sequence[SubjectInputs], grid) -> float | None:
-    """Refuse (exit 65) a model whose prediction of the largest image would not fit in
-    ``--mem-gb`` (or this machine's memory), before any work; returns the model's estimate
-    for that image (GB; ``None`` when the model cannot say), the segmentation node's
-    memory for the scheduler."""
+    """Refuse (exit 65) a model that fails its dry forward pass or whose prediction of the
+    largest image would not fit in ``--mem-gb`` (or this machine's memory), before any work;
+    returns the model's estimate for that image (GB; ``None`` when the model cannot say),
+    the segmentation node's memory for the scheduler."""
     import nibabel as nb
     import numpy as np
 
@@ -284,6 +286,76 @@ def _check_mixing(settings: Settings, model_sha: str, subjects: Sequence[Subject
     return good, bad
 
 
+def _template_digests(settings: Settings, model: ModelPlan) -> dict[str, str] | None:
+    """sha256 of the template files a template-space run uses (``None``: native space)."""
+    if model.native:
+        return None
+    from bids_stroke.digest import file_sha256
+    from bids_stroke.templates import get_template
+
+    res = model.resolution or 1
+    tpl = settings.registration.template
+    return {"T1w": file_sha256(get_template(tpl, suffix="T1w", resolution=res)),
+            "brain_mask": file_sha256(get_template(tpl, suffix="mask", desc="brain",
+                                                   resolution=res))}
+
+
+def fingerprint_images(settings: Settings, model: ModelPlan, warnings: Sequence[str],
+                       subjects: Sequence[SubjectInputs]
+                       ) -> tuple[dict[str, str], dict[str, dict]]:
+    """The :func:`~bids_stroke.fingerprint.image_fingerprint` and the
+    :func:`~bids_stroke.fingerprint.input_digests` of each input (by key); an input whose
+    files cannot be read gets neither (the input check reports it)."""
+    from bids_stroke.fingerprint import image_fingerprint, input_digests
+
+    template = _template_digests(settings, model)
+    use = {"space": model.space, "resolution": model.resolution, "threshold": model.threshold,
+           "channels": list(model.channels), "reference": model.reference}
+    prints, digests = {}, {}
+    for subject in subjects:
+        try:
+            digests[subject.key] = input_digests(subject)
+        except OSError:
+            continue
+        prints[subject.key] = image_fingerprint(
+            subject, settings, digests=digests[subject.key],
+            model_sha256=str(model.info["sha256"]), model_use=use, template=template,
+            warnings=warnings)
+    return prints, digests
+
+
+def _unchanged(settings: Settings, subject: SubjectInputs, fingerprint: str | None, *,
+               files: bool) -> str | None:
+    """``None`` when ``subject``'s commit is of this fingerprint (and, with ``files``, every
+    committed file is intact), else why it is redone."""
+    from bids_stroke.commit import CommitError, read_manifest
+    from bids_stroke.conditions import parse_condition
+    from bids_stroke.fingerprint import verify_committed
+
+    if fingerprint is None:
+        return "input unreadable"
+    out = settings.data.output_dir
+    labels = [parse_condition(c).label for c in settings.study.conditions]
+    try:
+        return verify_committed(out, read_manifest(out, subject.key), fingerprint, labels,
+                                files=files)
+    except (CommitError, OSError) as exc:
+        return str(exc)
+
+
+def split_cached(settings: Settings, subjects: Sequence[SubjectInputs],
+                 fingerprints: dict[str, str], *, files: bool
+                 ) -> tuple[list[SubjectInputs], list[SubjectInputs]]:
+    """``(cached, todo)``: inputs whose committed outputs are those this run would write."""
+    cached, todo = [], []
+    for subject in subjects:
+        why = _unchanged(settings, subject, fingerprints.get(subject.key), files=files)
+        (cached if why is None else todo).append(subject)
+        if why is not None and why != "not committed":
+            LOGGER.debug("%s: recomputed: %s", subject.key, why)
+    return cached, todo
+
+
 def run_participant(settings: Settings) -> int:
     """Validate, discover, check, lock and run; returns the exit code."""
     check_dataset(settings)  # before torch, nipype, pybids and the model are loaded
@@ -304,10 +376,19 @@ def run_participant(settings: Settings) -> int:
         from bids_stroke.discovery import attach_channels
 
         subjects, bad = attach_channels(subjects, model.channels)
-    good, failed_checks = preflight_check(
-        subjects, nprocs=settings.execution.nprocs,
-        conditions=settings.study.conditions, grid=_condition_grid(model),
-        max_bytes=max_image_bytes(settings.execution.max_image_gb, settings.execution.mem_gb))
+    # an image committed by an earlier run from the same inputs, settings and model needs
+    # neither its input checks nor any work (its committed files are verified once locked)
+    fingerprints, digests = fingerprint_images(settings, model, warnings, subjects)
+    candidates, subjects_todo = split_cached(settings, subjects, fingerprints, files=False)
+    grid = _condition_grid(model) if subjects_todo else None
+    max_bytes = max_image_bytes(settings.execution.max_image_gb, settings.execution.mem_gb)
+
+    def check_inputs(todo: Sequence[SubjectInputs]):
+        return preflight_check(todo, nprocs=settings.execution.nprocs,
+                               conditions=settings.study.conditions,
+                               grid=grid or _condition_grid(model), max_bytes=max_bytes)
+
+    good, failed_checks = check_inputs(subjects_todo) if subjects_todo else ([], [])
     bad += failed_checks
     if good:
         model = replace(model, predict_gb=check_model_memory(settings, model, good,
@@ -316,22 +397,40 @@ def run_participant(settings: Settings) -> int:
     bad += mixed
     for subject, message in bad:
         print(f"bids_stroke: error: {subject.key}: {message}", file=sys.stderr)
-    if not good:
+    if not good and not candidates:
         code = P.EXIT_USAGE if mixed and len(mixed) == len(bad) else P.EXIT_BAD_DATA
         raise CLIError(f"no usable input among {len(subjects) + len(bad) - len(failed_checks)}"
                        " image(s) (see the errors above)", code)
     write_dataset_level(settings, reference)
     if settings.execution.prepare:
         LOGGER.info("Prepared %s for %d input(s); run the participant level per subject now"
-                    "%s", settings.data.output_dir, len(good),
+                    "%s", settings.data.output_dir, len(good) + len(candidates),
                     f" ({len(bad)} input(s) refused above will fail their own task)"
                     if bad else "")
         return P.EXIT_OK  # the array goes on: each refused input fails its own task
     from bids_stroke.cli.execute import execute
 
     with ExitStack() as stack:
-        locked, busy, refused = _lock_subjects(settings, good, stack)
-        failed = (execute(settings, model, locked, preflight_failures=bad, warnings=warnings)
+        locked, busy, refused = _lock_subjects(settings, [*good, *candidates], stack)
+        keys = {s.key for s in candidates}
+        cached, changed = split_cached(settings, [s for s in locked if s.key in keys],
+                                       fingerprints, files=True)
+        todo = [s for s in locked if s.key not in keys]
+        if changed:  # committed files changed since: checked and redone like any input
+            late_good, late_bad = check_inputs(changed)
+            if late_good and model.predict_gb is None:
+                model = replace(model, predict_gb=check_model_memory(
+                    settings, model, late_good, _condition_grid(model)))
+            for subject, message in late_bad:
+                print(f"bids_stroke: error: {subject.key}: {message}", file=sys.stderr)
+            bad += late_bad
+            todo += late_good
+        if cached:
+            LOGGER.info("%d of %d input image(s) unchanged since their commit (inputs, "
+                        "settings and model; every committed file verified): kept as they "
+                        "are", len(cached), len(cached) + len(todo))
+        failed = (execute(settings, model, todo, cached=cached, preflight_failures=bad,
+                          warnings=warnings, fingerprints=fingerprints, digests=digests)
                   if locked else [])
     if failed:
         return P.EXIT_FAILURE

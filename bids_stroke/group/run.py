@@ -391,6 +391,10 @@ def _analyse(root: Path, reference: Reference, *, states, ds_states, datasets, s
                                  conditions=conds, unit=unit, alpha=alpha, n_boot=n_boot,
                                  seed=seed, zero_method=zero_method, size_bins_ml=size_bins_ml,
                                  primary=primary, margins=margins, digits_rank=digits_rank)
+        if reference.is_prediction:  # implied rows are a comparison value, not a result
+            for key in ("summary", "means", "sizebins"):
+                if within.get(key) is not None:
+                    within[key] = within[key][within[key]["desc"] != reference.label]
     ds_units = ds_stats = None
     if ds_rows is not None:
         ds_units = aggregate_units(ds_rows, metric_cols, unit)
@@ -521,7 +525,7 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
 
         outputs.append(writers.write_table(people["outliers"],
                                            root / f"{name}_desc-outliers_segmetrics.tsv",
-                                           OUTLIER_DICTIONARY))
+                                           OUTLIER_DICTIONARY, sidecar_reference(reference)))
     template = ""
     if seg is not None and states is not None:
         from bids_stroke.templates.standin import describe_source

@@ -50,7 +50,9 @@ class _WriteSubjectDerivativesInputSpec(BaseInterfaceInputSpec):
                               desc="per condition: the degraded channels (image_suffixes order)")
     image_suffixes = traits.List(traits.Str, value=[], usedefault=True,
                                  desc="BIDS suffix of each channel of images")
-    probsegs = InputMultiObject(File(exists=True), mandatory=True)
+    probsegs = InputMultiObject(File(exists=True), desc="per condition (absent: none written)")
+    probseg_encoding = traits.Enum("none", "compact", "full", mandatory=True,
+                                   desc="how the probability maps were stored")
     masks = InputMultiObject(File(exists=True), mandatory=True)
     native_masks = InputMultiObject(File(exists=True))
     degraded_masks = InputMultiObject(File(exists=True))
@@ -74,6 +76,8 @@ class _WriteSubjectDerivativesInputSpec(BaseInterfaceInputSpec):
                                  "recorded in the manifest; {} = not scored")
     reference_desc = traits.Str("", usedefault=True,
                                 desc="desc of the metric tables ('' = mask reference)")
+    fingerprint = traits.Str("", usedefault=True,
+                             desc="bids_stroke.fingerprint of the image (kept in the manifest)")
 
 
 class _WriteSubjectDerivativesOutputSpec(TraitedSpec):
@@ -124,10 +128,11 @@ class WriteSubjectDerivatives(SimpleInterface):
         images = [dict(zip(i.image_suffixes, files, strict=False)) for files in _list(i.images)]
         images = images or [{}] * n
         natives = _list(i.native_masks) or [None] * n
+        probsegs = _list(i.probsegs) or [None] * n
         refs = _list(i.degraded_masks) or [None] * n
         conditions = [
             ConditionOutputs(label=i.labels[k], spec=i.specs[k], description=i.descriptions[k],
-                             params=dict(i.params[k]), probseg=i.probsegs[k], mask=i.masks[k],
+                             params=dict(i.params[k]), probseg=probsegs[k], mask=i.masks[k],
                              images=dict(images[k]), native_mask=natives[k],
                              degraded_reference_mask=refs[k])
             for k in range(n)
@@ -149,7 +154,17 @@ class WriteSubjectDerivatives(SimpleInterface):
             report=_opt(i.report),
             skull_stripped=source_sidecar(i.source_image).get("SkullStripped", False),
             warnings=list(i.warnings), reference_desc=i.reference_desc or None,
+            probseg_encoding=i.probseg_encoding,
         )
+
+    def _extra(self) -> dict[str, Any] | None:
+        from bids_stroke.fingerprint import EXTRA_KEY
+
+        i = self.inputs
+        extra = manifest_extra(list(i.warnings), dict(i.reference)) or {}
+        if i.fingerprint:
+            extra[EXTRA_KEY] = i.fingerprint
+        return extra or None
 
     def _run_interface(self, runtime):
         from bids_stroke.commit import (
@@ -168,7 +183,7 @@ class WriteSubjectDerivatives(SimpleInterface):
         plan = plan_conditions(read_manifest(out, i.key), records, clean=bool(i.clean))
         manifest, removed = commit_subject(
             out, i.key, files=files, tables=tables, conditions=records, plan=plan,
-            run_uuid=i.run_uuid, extra=manifest_extra(list(i.warnings), dict(i.reference)))
+            run_uuid=i.run_uuid, extra=self._extra())
         for label in plan.remove:
             LOGGER.warning("%s: removed condition %s (--clean: not in this study)", i.key, label)
         for rel in removed:

@@ -31,7 +31,8 @@ class _SubjectReportInputSpec(BaseInterfaceInputSpec):
     descriptions = InputMultiObject(traits.Str, mandatory=True)
     images = InputMultiObject(File(exists=True), mandatory=True)
     masks = InputMultiObject(File(exists=True), mandatory=True)
-    probsegs = InputMultiObject(File(exists=True), mandatory=True)
+    probsegs = InputMultiObject(File(exists=True),
+                                desc="probability maps (only used for a condition without mask)")
     metrics_tsv = File(exists=True)
     metrics_name = traits.Str(desc="file name of the metrics TSV in the derivatives (shown "
                                    "in the report instead of the working-directory name)")
@@ -70,6 +71,7 @@ class SubjectReport(ChecksummedInterface):
         from bids_stroke.reports.subject import build_subject_report
 
         inp = self.inputs
+        probsegs = list(inp.probsegs) if isdefined(inp.probsegs) else [None] * len(inp.labels)
         conditions = [
             {
                 "label": label,
@@ -80,7 +82,7 @@ class SubjectReport(ChecksummedInterface):
                 "probseg": prob,
             }
             for label, spec, desc, image, mask, prob in zip(
-                inp.labels, inp.specs, inp.descriptions, inp.images, inp.masks, inp.probsegs,
+                inp.labels, inp.specs, inp.descriptions, inp.images, inp.masks, probsegs,
                 strict=True,
             )
         ]

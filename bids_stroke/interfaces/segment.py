@@ -17,6 +17,8 @@ from nipype.interfaces.base import (
 
 from bids_stroke.interfaces.checksums import ChecksummedInterface
 from bids_stroke.nifti import nifti_stem
+from bids_stroke.probseg import encode_probseg
+from bids_stroke.resources import release_memory
 
 __all__ = ["SegmentImage"]
 
@@ -44,6 +46,8 @@ class _SegmentImageInputSpec(BaseInterfaceInputSpec):
                                    desc="allow nnU-Net checkpoints that need full unpickling")
     device = traits.Str(mandatory=True, desc="auto, cpu, cuda or cuda:N")
     precision = traits.Enum("auto", "fp32", "bf16", "fp16", mandatory=True)
+    engine = traits.Enum("auto", "torch", "openvino", mandatory=True,
+                         desc="engine of fp32 CPU inference (bids_stroke.model.engines)")
     threshold = traits.Float(desc="probability threshold (default: the model's own, 0.5 for "
                                   "bids_stroke models)")
     min_size = traits.Int(mandatory=True, desc="drop components smaller than this (voxels)")
@@ -51,6 +55,8 @@ class _SegmentImageInputSpec(BaseInterfaceInputSpec):
                                            "model's own, e.g. nnU-Net's configured mirroring)")
     mode = traits.Enum("auto", "full", "sliding", mandatory=True, desc="inference mode")
     num_threads = traits.Int(mandatory=True, desc="torch CPU threads (0: torch's default)")
+    probseg = traits.Enum("none", "compact", "full", mandatory=True,
+                          desc="how the probability map is written (bids_stroke.probseg)")
     out_prefix = traits.Str(desc="output file prefix (default: the input's name)")
     progress_dir = traits.Str(nohash=True, desc="folder where the prediction reports its "
                                                "forward passes for the progress line "
@@ -58,13 +64,22 @@ class _SegmentImageInputSpec(BaseInterfaceInputSpec):
 
 
 class _SegmentImageOutputSpec(TraitedSpec):
-    out_probseg = File(exists=True, desc="lesion probability map (float32, input grid)")
+    out_probseg = File(exists=True, desc="lesion probability map (input grid; encoded as "
+                                         "the probseg input says; undefined for none)")
     out_mask = File(exists=True, desc="binary lesion mask (uint8, input grid)")
     model_checksum = traits.Str(desc="sha256 of the model file (nnU-Net: of its folder)")
     model_info = traits.Dict(desc="model description (kind, configs, provenance, spec)")
     model_spec = traits.Dict(desc="ModelSpec.to_dict(): channels, space, threshold, assumed")
     threshold = traits.Float(desc="threshold used for the mask")
 
+
+def _write_like(img: nib.Nifti1Image, data: np.ndarray, slope: float, path: str) -> None:
+    """``data`` on ``img``'s grid and header, with scaling ``slope`` (intercept 0)."""
+    hdr = img.header.copy()
+    hdr.set_data_dtype(data.dtype)
+    out = img.__class__(data, img.affine, hdr)
+    out.header.set_slope_inter(slope, 0.0)
+    out.to_filename(path)
 
 
 class SegmentImage(ChecksummedInterface):
@@ -95,6 +110,7 @@ class SegmentImage(ChecksummedInterface):
             inp.model or None,
             device=inp.device,
             precision=inp.precision,
+            engine=inp.engine,
             mode=inp.mode,
             tta=True if inp.tta else None,
             num_threads=inp.num_threads,
@@ -116,19 +132,21 @@ class SegmentImage(ChecksummedInterface):
                 steps.remove()
                 model.progress = None
         threshold = inp.threshold if isdefined(inp.threshold) else model.spec.threshold
+        # the mask (and every metric) comes from the full-precision probability
         seg = binarize(prob, threshold, inp.min_size)
+        encoded = encode_probseg(prob, inp.probseg)
+        del prob
         img = nib.load(files[0])
         prefix = (inp.out_prefix if isdefined(inp.out_prefix) and inp.out_prefix
                   else nifti_stem(files[0]))
-        out_prob = os.path.join(runtime.cwd, f"{prefix}_probseg.nii")
         out_mask = os.path.join(runtime.cwd, f"{prefix}_mask.nii")
-        for arr, dtype, path in ((prob, np.float32, out_prob), (seg, np.uint8, out_mask)):
-            hdr = img.header.copy()
-            hdr.set_data_dtype(dtype)
-            hdr.set_slope_inter(1.0, 0.0)
-            out = img.__class__(arr.astype(dtype), img.affine, hdr)
-            out.to_filename(path)
-        self._results["out_probseg"] = out_prob
+        _write_like(img, seg, 1.0, out_mask)
+        if encoded is not None:
+            out_prob = os.path.join(runtime.cwd, f"{prefix}_probseg.nii")
+            _write_like(img, encoded.data, encoded.slope, out_prob)
+            self._results["out_probseg"] = out_prob
+        del seg, encoded, stack
+        release_memory()
         self._results["out_mask"] = out_mask
         self._results["model_checksum"] = model.checksum or ""
         self._results["model_info"] = model.info

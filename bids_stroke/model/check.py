@@ -96,6 +96,7 @@ def check_model(
     image_shape: Sequence[int] | None = None,
     spacing_mm: Sequence[float] | None = None,
     mem_limit_gb: float | None = None,
+    dry_run: bool = True,
 ) -> float | None:
     """Refuse a model that cannot run as configured (see module docstring); returns the
     model's memory estimate (GB) for ``image_shape`` (``None``: not given or unknown).
@@ -106,12 +107,15 @@ def check_model(
         image_shape: spatial shape of the largest image to segment (memory check).
         spacing_mm: its voxel size (nnU-Net resamples to its own spacing).
         mem_limit_gb: memory budget (default: this machine's memory).
+        dry_run: run the dry forward pass (``False`` when this model passed it already in
+            this process, e.g. the memory check after the pre-flight check).
 
     Raises:
         ModelCheckError: one line naming the model and the fix.
     """
     _check_channels(segmenter, channels_available)
-    _check_output(segmenter)
+    if dry_run:
+        _check_output(segmenter)
     if image_shape is None:
         return None
     need = segmenter.estimate_memory_gb(image_shape, spacing_mm)

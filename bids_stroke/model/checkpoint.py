@@ -290,6 +290,7 @@ class SegmentationModel:
         memory_format: torch.memory_format | None = None,
     ):
         self.device = select_device(device)
+        self.engine_used = "torch"
         self.network = network.to(self.device).eval()
         self.memory_format = torch.contiguous_format
         config = getattr(network, "config", None)
@@ -349,9 +350,13 @@ class SegmentationModel:
         precision: str = "auto",
         patch_size: Sequence[int] | None = None,
         overlap: float | None = None,
+        engine: str = "torch",
     ) -> np.ndarray:
         """Like :meth:`predict` for a channel stack ``(C, X, Y, Z)``: every channel is
-        normalised on its own (same ROI), then the stack is padded and predicted."""
+        normalised on its own (same ROI), then the stack is padded and predicted.
+
+        ``engine`` (:mod:`bids_stroke.model.engines`) runs fp32 CPU inference of a
+        bids_stroke checkpoint; :attr:`engine_used` says which engine ran last."""
         data = np.asarray(data)
         if data.ndim != 4:
             raise ValueError(f"expected a (C, X, Y, Z) stack, got shape {data.shape}")
@@ -360,7 +365,9 @@ class SegmentationModel:
             padded, spec = preprocess_volume(data[c], brain_mask, self.preprocessing, self.divisor)
             chans.append(padded)
         assert spec is not None
-        net = binary_logits(self.network, str(self.info.get("path", "model")))
+        autocast = resolve_precision(precision, self.device)
+        network, self.engine_used = self._runner(engine if autocast is None else "torch")
+        net = binary_logits(network, str(self.info.get("path", "model")))
         prob = predict_logits(
             net,
             np.stack(chans),
@@ -369,7 +376,7 @@ class SegmentationModel:
             patch_size=tuple(patch_size or self.inference["patch_size"]),
             overlap=float(self.inference["overlap"] if overlap is None else overlap),
             tta=tta,
-            autocast_dtype=resolve_precision(precision, self.device),
+            autocast_dtype=autocast,
             divisor=self.divisor,
             memory_format=self.memory_format,
         )
@@ -379,6 +386,22 @@ class SegmentationModel:
         """Put the network's weights (and from then on its inputs) in ``memory_format``."""
         self.network = self.network.to(memory_format=memory_format)
         self.memory_format = memory_format
+        self._runners: dict[str, tuple[Any, str]] = {}
+
+    def _runner(self, engine: str) -> tuple[Any, str]:
+        """The network as ``engine`` runs it (fp32), set up once: ``(callable, name)``."""
+        if engine == "torch" or self.device.type != "cpu" or \
+                self.info.get("kind") != "bids_stroke-unet":
+            return self.network, "torch"
+        if engine not in self._runners:
+            from bids_stroke.model.engines import network_runner
+
+            cfg = self.info.get("model_config") or {}
+            self._runners[engine] = network_runner(
+                engine, self.network, checksum=self.checksum,
+                in_channels=int(cfg.get("in_channels", 1)), divisor=self.divisor,
+                memory_format=self.memory_format)
+        return self._runners[engine]
 
     def __repr__(self) -> str:
         return (

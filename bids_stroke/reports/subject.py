@@ -154,9 +154,11 @@ def _legend_caption(ref: np.ndarray | None, ref_name: str | None, is_reference: 
 
 
 def _condition_block(cond: Mapping[str, Any], base: np.ndarray, zooms: tuple, affine: np.ndarray,
-                     ref: np.ndarray | None, name: str, modality: str,
-                     threshold: float | None, ref_name: str | None = None,
-                     is_reference: bool = False) -> str:
+                     ref: np.ndarray | None, ref_focus: tuple[int, int, int] | None,
+                     name: str, modality: str, threshold: float | None,
+                     ref_name: str | None = None, is_reference: bool = False) -> str:
+    """One condition's overlay; ``ref_focus`` is :func:`lesion_focus` of ``ref`` (the same
+    for every condition, so computed once by the caller)."""
     label = str(cond.get("label", "condition"))
     img = base
     if cond.get("image"):
@@ -168,7 +170,6 @@ def _condition_block(cond: Mapping[str, Any], base: np.ndarray, zooms: tuple, af
         if arr is not None and arr.shape != base.shape:
             raise ValueError(f"condition {label}: {what} shape {arr.shape} differs from the "
                              f"{modality} image {base.shape}")
-    ref_focus = lesion_focus(ref)
     focus = ref_focus or lesion_focus(pred) or tuple(s // 2 for s in base.shape)
     where = ("largest reference lesion" if ref_focus else
              "largest predicted lesion" if pred is not None and pred.any() else
@@ -321,8 +322,9 @@ def build_subject_report(
         if ref is not None and ref.shape != base.shape:
             raise ValueError(f"reference condition {reference_label}: mask shape {ref.shape} "
                              f"differs from the {modality} image {base.shape}")
-    blocks = [_condition_block(c, base, zooms, affine, ref, name, modality, threshold,
-                               ref_name, is_reference=bool(reference_label)
+    ref_focus = lesion_focus(ref)
+    blocks = [_condition_block(c, base, zooms, affine, ref, ref_focus, name, modality,
+                               threshold, ref_name, is_reference=bool(reference_label)
                                and c.get("label") == reference_label)
               for c in conditions]
     body = [

@@ -33,6 +33,9 @@ from bids_stroke.settings import TEMPLATE, Settings
 
 LOGGER = logging.getLogger("bids_stroke.workflow")
 SEGMENT_NODE = "unet"
+#: sub-workflows of an input kept in the work folder after its commit (the registration):
+#: what a later run with other conditions or metric settings reuses
+REUSABLE_WORKFLOWS = ("channels_wf", "normalize_wf")
 JOIN_FIELDS = [
     "images", "degraded_masks", "probsegs", "masks", "labels", "specs", "descriptions",
     "params", "effective_resolutions", "model_checksum", "model_info",
@@ -97,9 +100,11 @@ def init_single_subject_wf(
     provenance: Mapping[str, Any],
     warnings: Sequence[str] = (),
     progress_dir: str = "",
+    fingerprint: str = "",
 ) -> pe.Workflow:
     """The whole participant-level pipeline for one image (see the module docstring);
-    ``progress_dir``: where its segmentations report their forward passes (progress line)."""
+    ``progress_dir``: where its segmentations report their forward passes (progress line);
+    ``fingerprint`` (:mod:`bids_stroke.fingerprint`) is recorded in its manifest."""
     from bids_stroke.reference import resolve
     from bids_stroke.resources import degrade_mem_gb, metrics_mem_gb, segment_mem_gb
     from bids_stroke.workflows.channels import init_channels_wf
@@ -142,14 +147,17 @@ def init_single_subject_wf(
                               omp_nthreads=max(settings.execution.nprocs,
                                                settings.execution.omp_nthreads),
                               mem_gb=segment_mem_gb(model.predict_gb),
-                              progress_dir=progress_dir)
-    join_fields = [f for f in JOIN_FIELDS if f != "degraded_masks" or keep_ref_masks]
+                              progress_dir=progress_dir, probseg=outs.save_probseg)
+    keep_probsegs = outs.save_probseg != "none"
+    join_fields = [f for f in JOIN_FIELDS if (f != "degraded_masks" or keep_ref_masks)
+                   and (f != "probsegs" or keep_probsegs)]
     join = pe.JoinNode(niu.IdentityInterface(fields=join_fields),
                        joinsource="condition_source", joinfield=join_fields,
                        name="join_conditions")
     outputs = init_outputs_wf(subject=subject, settings=settings, model=model,
                               registered=register, has_mask=has_mask, reference=reference,
-                              provenance=provenance, warnings=warnings)
+                              provenance=provenance, warnings=warnings,
+                              fingerprint=fingerprint)
     wf.connect([
         (inputnode, channels, [("t1w", "inputnode.reference")]),
         (condition_source, degrade, [("condition", "inputnode.condition")]),
@@ -160,12 +168,10 @@ def init_single_subject_wf(
                          ("outputnode.description", "descriptions"),
                          ("outputnode.params", "params"),
                          ("outputnode.effective_resolution_mm", "effective_resolutions")]),
-        (segment, join, [("outputnode.probseg", "probsegs"),
-                         ("outputnode.mask", "masks"),
+        (segment, join, [("outputnode.mask", "masks"),
                          ("outputnode.model_checksum", "model_checksum"),
                          ("outputnode.model_info", "model_info")]),
         (join, outputs, [("images", "inputnode.images"),
-                         ("probsegs", "inputnode.probsegs"),
                          ("masks", "inputnode.masks"),
                          ("labels", "inputnode.labels"),
                          ("specs", "inputnode.specs"),
@@ -174,6 +180,9 @@ def init_single_subject_wf(
                          (("model_checksum", _first), "inputnode.model_checksum"),
                          (("model_info", _first), "inputnode.model_info")]),
     ])
+    if keep_probsegs:
+        wf.connect([(segment, join, [("outputnode.probseg", "probsegs")]),
+                    (join, outputs, [("probsegs", "inputnode.probsegs")])])
     if keep_ref_masks:
         wf.connect([(degrade, join, [("outputnode.out_mask", "degraded_masks")]),
                     (join, outputs, [("degraded_masks", "inputnode.degraded_masks")])])
@@ -280,11 +289,13 @@ def init_bids_stroke_wf(
     provenance: Mapping[str, Any],
     warnings: Mapping[str, Sequence[str]] | None = None,
     progress_dir: str = "",
+    fingerprints: Mapping[str, str] | None = None,
 ) -> pe.Workflow:
     """One workflow holding a single-subject workflow per input image."""
     wf = pe.Workflow(name="bids_stroke_wf", base_dir=work_dir)
     for subject in subjects:
         wf.add_nodes([init_single_subject_wf(
             subject, settings=settings, model=model, provenance=provenance,
-            warnings=(warnings or {}).get(subject.key, ()), progress_dir=progress_dir)])
+            warnings=(warnings or {}).get(subject.key, ()), progress_dir=progress_dir,
+            fingerprint=(fingerprints or {}).get(subject.key, ""))])
     return wf

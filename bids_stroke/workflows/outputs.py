@@ -66,6 +66,7 @@ def init_outputs_wf(
     provenance: Mapping[str, Any],
     warnings: Sequence[str] = (),
     reference: Reference | None = None,
+    fingerprint: str = "",
     name: str = "outputs_wf",
 ) -> pe.Workflow:
     """Build the subject's HTML report, then commit every derivative in one step.
@@ -133,6 +134,7 @@ def init_outputs_wf(
             clean=settings.execution.clean, warnings=list(warnings),
             reference=reference.record() if reference is not None else {},
             reference_desc=ref_desc or "",
+            probseg_encoding=settings.outputs.save_probseg, fingerprint=fingerprint,
         ),
         name="write_derivatives", overwrite=True, run_without_submitting=True,
     )
@@ -141,10 +143,10 @@ def init_outputs_wf(
                              ("specs", "specs"),
                              ("descriptions", "descriptions"),
                              (("images", _references), "images"),
-                             ("masks", "masks"), ("probsegs", "probsegs")]),
+                             ("masks", "masks")]),
         (inputnode, writer, [("labels", "labels"), ("specs", "specs"),
                              ("descriptions", "descriptions"), ("params", "params"),
-                             ("probsegs", "probsegs"), ("masks", "masks"),
+                             ("masks", "masks"),
                              ("model_checksum", "model_checksum"), ("model_info", "model_info")]),
         (report, writer, [("out_report", "report")]),
     ])
@@ -153,6 +155,8 @@ def init_outputs_wf(
                                          ("template_info", "template_info")])])
     if settings.outputs.save_degraded:
         wf.connect(inputnode, "images", writer, "images")
+    if settings.outputs.save_probseg != "none":
+        wf.connect(inputnode, "probsegs", writer, "probsegs")
     if reference is not None:
         wf.connect([
             (inputnode, report, [("metrics_tsv", "metrics_tsv")]),

@@ -6,8 +6,10 @@
 
 Kinds (detected from the path): an nnU-Net v2 trained-model folder (``dataset.json`` +
 ``plans.json``), an ``.onnx`` file, a TorchScript archive, or a bids_stroke checkpoint;
-``None`` is the bundled model. Loaded models are cached per process (load once, predict many);
-:func:`clear_model_cache` empties the cache.
+``None`` is the bundled model. Loaded models are cached per process (load once, predict many):
+a checkpoint or TorchScript network is read once per file and device, whatever precision,
+mode or thread count each caller asks for (the participant level's checks and its
+segmentation steps share it); :func:`clear_model_cache` empties the cache.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ __all__ = [
 ]
 
 _CACHE: dict[tuple[Any, ...], Segmenter] = {}
+#: loaded checkpoint/TorchScript networks by (path, stamp, device): shared by the segmenters
+_NETWORKS: dict[tuple[Any, ...], Any] = {}
 
 
 def detect_kind(path: Path) -> str:
@@ -81,6 +85,7 @@ def open_model(
     precision: str = "auto",
     mode: str = "auto",
     tta: bool | None = None,
+    engine: str = "torch",
     num_threads: int = 0,
     channels: Sequence[str] | None = None,
     folds: Sequence[int | str] | None = None,
@@ -93,6 +98,8 @@ def open_model(
         path: model file or nnU-Net folder; ``None``/``''`` = the bundled model.
         device: ``auto``, ``cpu`` or ``cuda``.
         precision, mode: bids_stroke/TorchScript inference settings (``mode`` also for ONNX).
+        engine: fp32 CPU engine of bids_stroke checkpoints (:mod:`~bids_stroke.model.engines`;
+            ``torch`` by default here, the participant level passes ``segmentation.engine``).
         tta: mirror test-time augmentation; ``None`` = the model's own default (off for
             bids_stroke/TorchScript/ONNX, nnU-Net's mirroring on for nnU-Net).
         num_threads: torch/onnxruntime CPU threads (0: library default).
@@ -114,11 +121,12 @@ def open_model(
     chans = None if channels is None else tuple(channels)
     fold_key = None if folds is None else tuple(str(f) for f in folds)
     key = (kind, str(p), _stamp(p), device, precision, mode, tta, num_threads, chans, fold_key,
-           checkpoint, trust_model_code)
+           checkpoint, trust_model_code, engine)
     if key not in _CACHE:
         _CACHE[key] = _load(kind, p, bundled, device=device, precision=precision, mode=mode,
                             tta=tta, num_threads=num_threads, channels=chans, folds=folds,
-                            checkpoint=checkpoint, trust_model_code=trust_model_code)
+                            checkpoint=checkpoint, trust_model_code=trust_model_code,
+                            stamp=key[2], engine=engine)
     return _CACHE[key]
 
 
@@ -138,10 +146,18 @@ def _load(kind: str, p: Path, bundled: bool, **kw: Any) -> Segmenter:
         from bids_stroke.model.adapters.torchscript import TorchScriptSegmenter as cls
     else:
         from bids_stroke.model.adapters.bids_stroke import BidsStrokeSegmenter as cls
+    from bids_stroke.model.checkpoint import load_model
+    from bids_stroke.model.inference import select_device
+
+    net_key = (str(p), kw["stamp"], str(select_device(kw["device"])))
+    if net_key not in _NETWORKS:
+        _NETWORKS[net_key] = load_model(None if bundled else p, device=kw["device"])
     return cls(None if bundled else p, device=kw["device"], precision=kw["precision"],
-               mode=kw["mode"], tta=bool(kw["tta"]), channels=kw["channels"])
+               mode=kw["mode"], tta=bool(kw["tta"]), channels=kw["channels"],
+               loaded=_NETWORKS[net_key], engine=kw["engine"])
 
 
 def clear_model_cache() -> None:
     """Forget every loaded model (the next :func:`open_model` loads from disk)."""
     _CACHE.clear()
+    _NETWORKS.clear()

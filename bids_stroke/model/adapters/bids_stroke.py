@@ -42,9 +42,14 @@ class BidsStrokeSegmenter(Segmenter):
         mode: str = "auto",
         tta: bool = False,
         channels: Sequence[str] | None = None,
+        loaded: SegmentationModel | None = None,
+        engine: str = "torch",
     ) -> None:
-        self.model: SegmentationModel = load_model(path, device=device)
+        # ``loaded``: the network already read from ``path`` (shared between segmenters)
+        self.model: SegmentationModel = loaded if loaded is not None else load_model(
+            path, device=device)
         self.precision, self.mode, self.tta = precision, mode, bool(tta)
+        self.engine = engine
         source = Path(self.model.info["path"])
         self.spec: ModelSpec = resolve_spec(
             kind=self.kind,
@@ -75,13 +80,16 @@ class BidsStrokeSegmenter(Segmenter):
 
     def predict(self, image: ChannelStack) -> np.ndarray:
         self._check_stack(image)
-        return self.model.predict_channels(
+        prob = self.model.predict_channels(
             image.data,
             image.brain_mask,
             mode=self.mode,
             tta=self.tta,
             precision=self.precision,
+            engine=self.engine,
         )
+        self.info["engine"] = self.model.engine_used  # provenance: what really ran
+        return prob
 
     def dry_run(self) -> tuple[tuple[int, int, int], np.ndarray]:
         d = self.model.divisor
