@@ -19,6 +19,7 @@ from bids_stroke.group.synthetic import (
     make_synthetic_output,
     record_commits,
 )
+from tests.docs_check import DOCS, output_tree
 
 CONDS = DEFAULT_SYNTHETIC_CONDITIONS[:3]
 TSVS = ["group_segmetrics.tsv", "group_desc-summary_segmetrics.tsv",
@@ -480,21 +481,22 @@ def test_cli_group_options(tmp_path) -> None:
     assert st["n_a"].max() == 6 and set(st["desc_a"]) == {"native", "crude2"}
 
 
-def test_readme_names_every_group_output(group_out) -> None:
-    """The README's outputs tree lists every file the group level writes (no stale names)."""
+def test_documented_tree_names_every_group_output(group_out) -> None:
+    """docs/outputs.md's tree lists every file the group level writes, and each group file it
+    lists without "only" is written (no stale names); the whole tree is compared with a real
+    ``make demo`` in tests/test_make_demo.py."""
     out, _ = group_out
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    tree = readme[readme.index("├── group_segmetrics.tsv"):]
-    tree = tree[:tree.index("```")]
-    for p in out.glob("group_*.tsv"):
-        assert p.name in tree, f"README outputs tree lacks {p.name}"
-    figures = re.search(r"figures/group_\{([^}]*)\}\.png", tree)
-    assert figures, "README outputs tree lacks the figures"
-    assert set(figures.group(1).split(",")) == {p.stem.removeprefix("group_")
-                                                for p in (out / "figures").glob("*.png")}
-    assert "group_report.html" in tree
-    for name in ("group_methods.md", "group_methods.html"):
-        assert (out / name).is_file() and name in tree
+    entries = [e for e in output_tree((DOCS / "outputs.md").read_text())
+               if e.pattern.startswith(("group_", "figures/"))]
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                     if p.is_file() and p.relative_to(out).as_posix().startswith(
+                         ("group_", "figures/")))
+    assert written, "the group level wrote nothing"
+    undocumented = [rel for rel in written if not any(e.matches(rel) for e in entries)]
+    assert not undocumented, f"docs/outputs.md's tree lacks {undocumented}"
+    stale = [e.pattern for e in entries
+             if not e.optional and not any(e.matches(rel) for rel in written)]
+    assert not stale, f"docs/outputs.md's tree lists files the group level does not write: {stale}"
 
 
 def test_bundled_demo_model_is_named_and_cautioned(tmp_path) -> None:

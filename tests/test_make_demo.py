@@ -1,6 +1,7 @@
 """``make demo`` as a new user runs it, twice, at 2 mm with 2 subjects (the Makefile's own
 commands, with ``DEMO_ARGS``): the first run's participant log is short and ends with the
-progress summary; the second run reuses the dataset, keeps every unchanged image and is quick.
+progress summary; its output folder is the tree documented in ``docs/outputs.md``, file by file;
+the second run reuses the dataset, keeps every unchanged image and is quick.
 
 Skipped when ``make`` is missing or the interpreter running the tests is not a venv with the
 ``bids_stroke`` console script (``make -o venv`` keeps make from reinstalling it).
@@ -17,6 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.docs_check import DOCS, output_tree
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = Path(sys.prefix)
@@ -76,6 +79,23 @@ def test_participant_log_is_short_with_a_progress_summary(first_run) -> None:
     template = [line for line in lines if "Template MNI152NLin2009aSym" in line]
     assert len(template) == 1 and len(template[0]) < 250, template
     assert "network" not in log and "STAND-IN" not in log
+
+
+def test_output_folder_is_the_documented_tree(first_run) -> None:
+    """Every file of the demo's output folder is an entry of docs/outputs.md's tree, and every
+    entry not marked "only" is there (the tree names the first subject; the second one's files
+    are read under its name)."""
+    demo_dir, _ = first_run
+    out = demo_dir / "out"
+    entries = output_tree((DOCS / "outputs.md").read_text())
+    files = sorted({re.sub(r"sub-r001s\d{3}", "sub-r001s001", p.relative_to(out).as_posix())
+                    for p in out.rglob("*") if p.is_file()})
+    undocumented = [rel for rel in files if not any(e.matches(rel) for e in entries)]
+    assert not undocumented, f"docs/outputs.md's tree lacks {undocumented}"
+    missing = [e.pattern for e in entries if not e.optional
+               and not any(e.matches(rel) for rel in files)
+               and not (e.folder and (out / e.pattern).is_dir())]
+    assert not missing, f"docs/outputs.md's tree lists what make demo does not write: {missing}"
 
 
 def test_second_make_demo_reuses_everything_and_is_quick(first_run) -> None:
