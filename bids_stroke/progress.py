@@ -519,6 +519,11 @@ class ParticipantProgress:
             if name not in self.failed and name not in self.cached_subjects)
         return computed, remaining
 
+    def _pending_writes(self) -> int:
+        """Subjects of this run whose outputs are still to be written."""
+        return sum(1 for name in self.done_units if name not in self.written
+                   and name not in self.failed and name not in self.cached_subjects)
+
     def eta(self, running: Sequence[dict[str, Any]] | None = None) -> float:
         """Seconds left, from the rate of the steps computed so far (see :meth:`_steps`,
         writing outputs included), each running segmentation counted by its share of forward
@@ -540,7 +545,10 @@ class ParticipantProgress:
         left_now = max((r["total"] - min(r["done"], r["total"])) * t
                        for r, t in zip(timed, per_pass, strict=True))
         per_unit = sum(r["total"] * t for r, t in zip(timed, per_pass, strict=True)) / len(timed)
-        untouched = remaining - sum(1 - min(r["done"] / r["total"], 1.0) for r in timed)
+        # only segmentations can be timed by their forward passes: writing steps are not
+        # counted until one has been measured
+        untouched = (remaining - self._pending_writes()
+                     - sum(1 - min(r["done"] / r["total"], 1.0) for r in timed))
         return left_now + max(untouched, 0.0) * per_unit / len(timed)
 
     def _eta_text(self, running: Sequence[dict[str, Any]] = ()) -> str:
