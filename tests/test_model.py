@@ -28,7 +28,7 @@ from bids_stroke.model import (
 from bids_stroke.model.checkpoint import load_checkpoint
 from bids_stroke.model.inference import (
     gaussian_importance_map,
-    predict_logits,
+    predict_probabilities,
     resolve_precision,
     select_device,
     sliding_window_starts,
@@ -138,11 +138,12 @@ def test_sliding_window_equals_full_volume_when_receptive_field_fits():
                 m.weight[..., 1, 1, 1] = centre
     vol = np.random.default_rng(1).normal(size=(16, 24, 12)).astype(np.float32)
     kw = {"device": CPU, "divisor": 4, "autocast_dtype": None}
-    full = predict_logits(net, vol, mode="full", **kw)
-    slid = predict_logits(net, vol, mode="sliding", patch_size=(8, 8, 8), overlap=0.5, **kw)
+    full = predict_probabilities(net, vol, mode="full", **kw)
+    slid = predict_probabilities(net, vol, mode="sliding", patch_size=(8, 8, 8), overlap=0.5,
+                                 **kw)
     np.testing.assert_allclose(slid, full, atol=1e-5)
     # a patch larger than the volume degrades to one full-size window
-    whole = predict_logits(net, vol, mode="sliding", patch_size=(32, 32, 32), **kw)
+    whole = predict_probabilities(net, vol, mode="sliding", patch_size=(32, 32, 32), **kw)
     np.testing.assert_allclose(whole, full, atol=1e-6)
 
 
