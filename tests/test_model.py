@@ -266,8 +266,8 @@ def test_torchscript_model_loading(tmp_path):
 # ------------------------------------------------------------------------------- interface
 def test_segment_interface_keeps_grid(tmp_path, monkeypatch):
     from bids_stroke.interfaces.segment import SegmentImage
+    from bids_stroke.model.request import ModelRequest
     from bids_stroke.settings import SegmentationSettings
-    from bids_stroke.workflows.segment import segment_inputs
 
     img, _ = phantom((15, 18, 13))
     affine = np.diag([1.5, 1.2, 2.0, 1.0])
@@ -276,13 +276,13 @@ def test_segment_interface_keeps_grid(tmp_path, monkeypatch):
     nib.Nifti1Image(img.astype(np.int16), affine).to_filename(in_file)
     ckpt = save_checkpoint(tmp_path / "m.pt", tiny_net(), PreprocessConfig())
     monkeypatch.chdir(tmp_path)
-    settings = SegmentationSettings(device="cpu", precision="fp32")
+    settings = SegmentationSettings(model=ckpt, device="cpu", precision="fp32", threshold=0.5)
+    model = ModelRequest.from_settings(settings, threads=1).node_input()
     stored = {}
     for mode, dtype in (("full", np.float32), ("compact", np.uint16)):
         (tmp_path / mode).mkdir()
         monkeypatch.chdir(tmp_path / mode)
-        res = SegmentImage(in_file=str(in_file), **segment_inputs(
-            settings, model=str(ckpt), threshold=0.5, probseg=mode)).run()
+        res = SegmentImage(in_file=str(in_file), model=model, probseg=mode).run()
         prob = nib.load(res.outputs.out_probseg)
         mask = nib.load(res.outputs.out_mask)
         for out in (prob, mask):
@@ -299,8 +299,7 @@ def test_segment_interface_keeps_grid(tmp_path, monkeypatch):
     assert np.abs(stored["full"][0] - stored["compact"][0]).max() <= 1e-4
     (tmp_path / "none").mkdir()
     monkeypatch.chdir(tmp_path / "none")
-    res = SegmentImage(in_file=str(in_file), **segment_inputs(
-        settings, model=str(ckpt), threshold=0.5, probseg="none")).run()
+    res = SegmentImage(in_file=str(in_file), model=model, probseg="none").run()
     assert np.asarray(nib.load(res.outputs.out_mask).dataobj).tobytes() == stored["full"][1]
     assert not list((tmp_path / "none").rglob("*probseg*"))
 
