@@ -53,7 +53,8 @@ _FLOOR = r"""
 import json, sys, time
 import numpy as np, nibabel as nib
 from bids_stroke.degrade import apply_condition
-from bids_stroke.model.adapters import ChannelStack, open_model
+from dataclasses import replace
+from bids_stroke.model.adapters import ChannelStack, ModelRequest, open_model
 from bids_stroke.settings import Settings
 from bids_stroke.templates import brain_mask_like
 
@@ -66,8 +67,8 @@ mask = np.asarray(brain_mask_like(img).dataobj) > 0
 volumes = [apply_condition(data, zooms, c) for c in sys.argv[3:]]
 import torch  # noqa: imported before the clock, like the command's imports
 t0 = time.perf_counter()
-model = open_model(None, device=seg.device, precision=precision, mode=seg.mode,
-                   engine=seg.engine, num_threads=torch.get_num_threads())
+request = ModelRequest.from_settings(seg, threads=torch.get_num_threads())
+model = open_model(replace(request, precision=precision))
 t_open = time.perf_counter() - t0
 for v in volumes:
     model.predict(ChannelStack(v[None], img.affine, None, mask))

@@ -6,7 +6,7 @@ runs side by side. They are upper estimates of the peak resident memory of the w
 process running the node: a fixed cost (the interpreter with numpy, nibabel and nipype
 imported; torch and the model for the segmentation) plus a cost per voxel of the grid the
 node works on. ``tests/test_resources.py`` checks them against the peak measured in a fresh
-process (Linux ``VmHWM``).
+process (Linux ``VmHWM``). :func:`segment_threads` gives the segmentation its CPU threads.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ __all__ = [
     "metrics_mem_gb",
     "release_memory",
     "segment_mem_gb",
+    "segment_threads",
 ]
 
 #: A nipype worker with numpy, scipy, nibabel and nipype imported (measured 0.10-0.12 GB).
@@ -59,6 +60,13 @@ def segment_mem_gb(predict_gb: float | None) -> float:
     prediction (:meth:`Segmenter.estimate_memory_gb`) or :data:`DEFAULT_PREDICT_GB`."""
     need = DEFAULT_PREDICT_GB if predict_gb is None else float(predict_gb)
     return round(WORKER_BASE_GB + TORCH_BASE_GB + need, 2)
+
+
+def segment_threads(nprocs: int, omp_nthreads: int) -> int:
+    """CPU threads of one segmentation: every core of the run (``--nprocs``, or
+    ``--omp-nthreads`` when larger). One segmentation at a time with every core: two
+    single-threaded U-Nets side by side were no faster and doubled the memory."""
+    return max(int(nprocs), int(omp_nthreads))
 
 
 def release_memory() -> None:

@@ -28,7 +28,7 @@ from bids_stroke.model import (
 from bids_stroke.model.checkpoint import load_checkpoint
 from bids_stroke.model.inference import (
     gaussian_importance_map,
-    predict_logits,
+    predict_probabilities,
     resolve_precision,
     select_device,
     sliding_window_starts,
@@ -138,11 +138,12 @@ def test_sliding_window_equals_full_volume_when_receptive_field_fits():
                 m.weight[..., 1, 1, 1] = centre
     vol = np.random.default_rng(1).normal(size=(16, 24, 12)).astype(np.float32)
     kw = {"device": CPU, "divisor": 4, "autocast_dtype": None}
-    full = predict_logits(net, vol, mode="full", **kw)
-    slid = predict_logits(net, vol, mode="sliding", patch_size=(8, 8, 8), overlap=0.5, **kw)
+    full = predict_probabilities(net, vol, mode="full", **kw)
+    slid = predict_probabilities(net, vol, mode="sliding", patch_size=(8, 8, 8), overlap=0.5,
+                                 **kw)
     np.testing.assert_allclose(slid, full, atol=1e-5)
     # a patch larger than the volume degrades to one full-size window
-    whole = predict_logits(net, vol, mode="sliding", patch_size=(32, 32, 32), **kw)
+    whole = predict_probabilities(net, vol, mode="sliding", patch_size=(32, 32, 32), **kw)
     np.testing.assert_allclose(whole, full, atol=1e-6)
 
 
@@ -265,8 +266,8 @@ def test_torchscript_model_loading(tmp_path):
 # ------------------------------------------------------------------------------- interface
 def test_segment_interface_keeps_grid(tmp_path, monkeypatch):
     from bids_stroke.interfaces.segment import SegmentImage
+    from bids_stroke.model.request import ModelRequest
     from bids_stroke.settings import SegmentationSettings
-    from bids_stroke.workflows.segment import segment_inputs
 
     img, _ = phantom((15, 18, 13))
     affine = np.diag([1.5, 1.2, 2.0, 1.0])
@@ -275,13 +276,13 @@ def test_segment_interface_keeps_grid(tmp_path, monkeypatch):
     nib.Nifti1Image(img.astype(np.int16), affine).to_filename(in_file)
     ckpt = save_checkpoint(tmp_path / "m.pt", tiny_net(), PreprocessConfig())
     monkeypatch.chdir(tmp_path)
-    settings = SegmentationSettings(device="cpu", precision="fp32")
+    settings = SegmentationSettings(model=ckpt, device="cpu", precision="fp32", threshold=0.5)
+    model = ModelRequest.from_settings(settings, threads=1).node_input()
     stored = {}
     for mode, dtype in (("full", np.float32), ("compact", np.uint16)):
         (tmp_path / mode).mkdir()
         monkeypatch.chdir(tmp_path / mode)
-        res = SegmentImage(in_file=str(in_file), **segment_inputs(
-            settings, model=str(ckpt), threshold=0.5, probseg=mode)).run()
+        res = SegmentImage(in_file=str(in_file), model=model, probseg=mode).run()
         prob = nib.load(res.outputs.out_probseg)
         mask = nib.load(res.outputs.out_mask)
         for out in (prob, mask):
@@ -298,8 +299,7 @@ def test_segment_interface_keeps_grid(tmp_path, monkeypatch):
     assert np.abs(stored["full"][0] - stored["compact"][0]).max() <= 1e-4
     (tmp_path / "none").mkdir()
     monkeypatch.chdir(tmp_path / "none")
-    res = SegmentImage(in_file=str(in_file), **segment_inputs(
-        settings, model=str(ckpt), threshold=0.5, probseg="none")).run()
+    res = SegmentImage(in_file=str(in_file), model=model, probseg="none").run()
     assert np.asarray(nib.load(res.outputs.out_mask).dataobj).tobytes() == stored["full"][1]
     assert not list((tmp_path / "none").rglob("*probseg*"))
 

@@ -127,8 +127,8 @@ def test_two_channel_native_isles_stays_on_grid(tmp_path: Path) -> None:
 
 def test_segment_interface_two_channels(tmp_path: Path, monkeypatch) -> None:
     from bids_stroke.interfaces.segment import SegmentImage
+    from bids_stroke.model.request import ModelRequest
     from bids_stroke.settings import SegmentationSettings
-    from bids_stroke.workflows.segment import segment_inputs
 
     stack = synthetic_stack(2, (12, 14, 10), seed=5)
     affine = np.diag([2.0, 2.0, 2.5, 1.0])
@@ -138,9 +138,9 @@ def test_segment_interface_two_channels(tmp_path: Path, monkeypatch) -> None:
         nib.Nifti1Image(stack.data[c], affine).to_filename(files[-1])
     ckpt = _two_channel_ckpt(tmp_path / "two.pt")
     monkeypatch.chdir(tmp_path)
-    settings = SegmentationSettings(device="cpu", precision="fp32", engine="torch")
-    res = SegmentImage(in_files=files, **segment_inputs(settings, model=str(ckpt),
-                                                        probseg="full")).run()
+    settings = SegmentationSettings(model=ckpt, device="cpu", precision="fp32", engine="torch")
+    request = ModelRequest.from_settings(settings, threads=1)
+    res = SegmentImage(in_files=files, model=request.node_input(), probseg="full").run()
     prob = nib.load(res.outputs.out_probseg)
     assert prob.shape == stack.shape and np.allclose(prob.affine, affine)
     assert res.outputs.model_spec["channels"] == ["dwi", "adc"]

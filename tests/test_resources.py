@@ -76,10 +76,12 @@ path = os.path.join(sys.argv[1], "image.nii")
 nib.Nifti1Image(np.random.default_rng(0).standard_normal(shape, dtype=np.float32) * 20 + 100,
                 np.eye(4)).to_filename(path)
 os.chdir(sys.argv[1])
+from bids_stroke.model.request import ModelRequest
+from bids_stroke.probseg import DEFAULT_MODE
 from bids_stroke.settings import SegmentationSettings
-from bids_stroke.workflows.segment import segment_inputs
 settings = SegmentationSettings(device="cpu", precision="{precision}", mode="full")
-SegmentImage(in_file=path, **segment_inputs(settings)).run()
+SegmentImage(in_file=path, model=ModelRequest.from_settings(settings, threads=1).node_input(),
+             probseg=DEFAULT_MODE).run()
 print(hwm_gb())
 """
 

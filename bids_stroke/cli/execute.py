@@ -12,13 +12,13 @@ from typing import Any
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError, work_dir_of
 from bids_stroke.discovery import SubjectInputs
+from bids_stroke.model.request import ModelRequest
 from bids_stroke.settings import Settings
-from bids_stroke.workflows.base import ModelPlan
 
 LOGGER = logging.getLogger("bids_stroke")
 
 
-def _provenance(settings: Settings, model: ModelPlan) -> dict:
+def _provenance(settings: Settings, model: ModelRequest) -> dict:
     from bids_stroke.config import environment_info
 
     # no run id or time here: a resumed run must hash (and write) the same; the command line
@@ -48,7 +48,7 @@ def _write_preflight_logs(settings: Settings, failures) -> None:
         atomic_write_text(path, f"{subject.image}\n{message}\n")
 
 
-def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInputs], *,
+def execute(settings: Settings, model: ModelRequest, subjects: Sequence[SubjectInputs], *,
             cached: Sequence[SubjectInputs] = (), preflight_failures: Sequence = (),
             warnings: Sequence[str] = (), fingerprints: Mapping[str, str] | None = None,
             digests: Mapping[str, Mapping] | None = None) -> list[str]:
@@ -128,7 +128,7 @@ def execute(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInpu
         work_lock.release()
 
 
-def _run(settings: Settings, model: ModelPlan, subjects: Sequence[SubjectInputs],
+def _run(settings: Settings, model: ModelRequest, subjects: Sequence[SubjectInputs],
          names: Sequence[str], progress, work: Path, explicit: bool,
          fingerprints: Mapping[str, str], warnings: Sequence[str],
          digests: Mapping[str, Mapping], steps: Path) -> tuple[list[str], Any]:

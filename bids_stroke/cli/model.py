@@ -66,9 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _info(opts: argparse.Namespace) -> int:
     from bids_stroke.model.adapters import open_model
     from bids_stroke.model.check import check_model
+    from bids_stroke.model.request import ModelRequest
 
-    seg = open_model(opts.model, device="cpu", channels=opts.channels, folds=opts.folds,
-                     checkpoint=opts.checkpoint, trust_model_code=opts.trust_model_code)
+    seg = open_model(ModelRequest(opts.model, device="cpu", channels=opts.channels,
+                                  folds=opts.folds, checkpoint=opts.checkpoint,
+                                  trust_model_code=opts.trust_model_code))
     if opts.check:
         check_model(seg)
     if opts.json:

@@ -26,40 +26,42 @@ from bids_stroke.cli.config import CLIError, cannot_write
 from bids_stroke.discovery import SubjectInputs
 from bids_stroke.settings import TEMPLATE, Settings
 
-if TYPE_CHECKING:  # nipype is imported only once the cheap checks have passed
-    from bids_stroke.workflows.base import ModelPlan
+if TYPE_CHECKING:
+    from bids_stroke.model.request import ModelRequest
 
 LOGGER = logging.getLogger("bids_stroke")
 
 
-def plan_model(settings: Settings) -> tuple[ModelPlan, list[str]]:
+def plan_model(settings: Settings) -> tuple[ModelRequest, list[str]]:
     """Open and check the model once, before any work (exit 65 with one line otherwise).
 
-    Returns what the graph needs (:class:`ModelPlan`) and the warnings every report of the run
-    repeats (a modality the model does not declare, defaulted model metadata, the bundled demo
-    model on data that is not a bids_stroke demo dataset).
+    Returns the run's :class:`~bids_stroke.model.request.ModelRequest` (built from the
+    settings, then described by the model) and the warnings every report of the run repeats
+    (a modality the model does not declare, defaulted model metadata, the bundled demo model
+    on data that is not a bids_stroke demo dataset).
     """
     from bids_stroke.bundled_model import DEMO_MODEL_WARNING, is_bundled, is_demo_dataset
     from bids_stroke.model.adapters import open_model
     from bids_stroke.model.check import ModelCheckError, check_model, modality_mismatch
     from bids_stroke.model.checkpoint import ModelLoadError
+    from bids_stroke.model.request import ModelRequest
     from bids_stroke.model.spec import ModelSpecError
-    from bids_stroke.workflows.base import ModelPlan
+    from bids_stroke.resources import segment_threads
 
-    seg = settings.segmentation
+    seg, ex = settings.segmentation, settings.execution
+    request = ModelRequest.from_settings(seg, threads=segment_threads(ex.nprocs,
+                                                                      ex.omp_nthreads))
     try:
-        model = open_model(
-            str(seg.model) if seg.model else None, device="cpu", precision="fp32",
-            mode=seg.mode, channels=list(seg.channels) if seg.channels else None,
-            folds=list(seg.folds) if seg.folds else None, checkpoint=seg.checkpoint,
-            trust_model_code=seg.trust_model_code)
-        spec = model.spec
+        model = open_model(request.for_checks())  # the parent's one open (cached per process)
         # channels now; the dry forward pass with the memory check, once there is work
         # (a re-run whose images are all unchanged never runs the model)
         check_model(model, dry_run=False)
     except (ModelLoadError, ModelSpecError, ModelCheckError) as exc:
         raise CLIError(f"--model: {exc}", P.EXIT_BAD_DATA) from exc
-    reference = settings.data.modality or spec.channels[0]
+    spec = model.spec
+    request = request.describe(spec, reference=settings.data.modality,
+                               template_resolution=settings.registration.template_resolution)
+    reference = str(request.reference)
     warnings: list[str] = []
     declared = "channels" not in spec.assumed
     mismatch = modality_mismatch(spec, [reference])
@@ -76,25 +78,13 @@ def plan_model(settings: Settings) -> tuple[ModelPlan, list[str]]:
         warnings.append(f"model metadata assumed, not declared: {', '.join(spec.assumed)}")
     if is_bundled(model.checksum, model.info) and not is_demo_dataset(settings.data.bids_dir):
         warnings.append(DEMO_MODEL_WARNING)
-    template = spec.space != "native"
-    resolution = None
-    if template:
-        declared_res = spec.resolution_mm is not None and "resolution_mm" not in spec.assumed
-        resolution = (round(spec.resolution_mm) if declared_res
-                      else settings.registration.template_resolution)
-    plan = ModelPlan(
-        path=str(seg.model or ""), channels=tuple(spec.channels),
-        space=TEMPLATE if template else "native", resolution=resolution,
-        threshold=seg.threshold if seg.threshold is not None else float(spec.threshold),
-        info={"spec": spec.to_dict(), "kind": spec.kind, "sha256": spec.checksum},
-        reference=reference)
     LOGGER.info("Model: %s (%s channels %s, %s)", spec.source, spec.kind,
-                "+".join(spec.channels), "native space" if not template else
-                f"{TEMPLATE} {resolution} mm")
-    return plan, warnings
+                "+".join(spec.channels), "native space" if request.native else
+                f"{TEMPLATE} {request.resolution} mm")
+    return request, warnings
 
 
-def check_model_memory(settings: Settings, model: ModelPlan,
+def check_model_memory(settings: Settings, model: ModelRequest,
                        subjects: Sequence[SubjectInputs], grid) -> float | None:
     """Refuse (exit 65) a model that fails its dry forward pass or whose prediction of the
     largest image would not fit in ``--mem-gb`` (or this machine's memory), before any work;
@@ -109,13 +99,9 @@ def check_model_memory(settings: Settings, model: ModelPlan,
     largest = max(((grid(s, nb.load(str(s.image))), s) for s in subjects),
                   key=lambda item: int(np.prod(item[0][0])))
     (shape, zooms), _ = largest
-    seg = settings.segmentation
-    # the run's precision: under bf16 autocast the network's activations take half the memory
-    segmenter = open_model(
-        model.path or None, device="cpu", precision=seg.precision, mode=seg.mode,
-        channels=list(seg.channels) if seg.channels else None,
-        folds=list(seg.folds) if seg.folds else None, checkpoint=seg.checkpoint,
-        trust_model_code=seg.trust_model_code)
+    # the model plan_model opened (per-process cache), at the run's precision: under bf16
+    # autocast the network's activations take half the memory
+    segmenter = open_model(model.for_checks())
     try:
         return check_model(segmenter, image_shape=tuple(shape), spacing_mm=tuple(zooms),
                            mem_limit_gb=settings.execution.mem_gb)
@@ -123,7 +109,7 @@ def check_model_memory(settings: Settings, model: ModelPlan,
         raise CLIError(f"--model: {exc}", P.EXIT_BAD_DATA) from exc
 
 
-def _condition_grid(model: ModelPlan):
+def _condition_grid(model: ModelRequest):
     """The grid (shape, zooms) the conditions apply to, per input."""
     from bids_stroke.preflight import native_grid
 
@@ -286,7 +272,7 @@ def _check_mixing(settings: Settings, model_sha: str, subjects: Sequence[Subject
     return good, bad
 
 
-def _template_digests(settings: Settings, model: ModelPlan) -> dict[str, str] | None:
+def _template_digests(settings: Settings, model: ModelRequest) -> dict[str, str] | None:
     """sha256 of the template files a template-space run uses (``None``: native space)."""
     if model.native:
         return None
@@ -300,7 +286,7 @@ def _template_digests(settings: Settings, model: ModelPlan) -> dict[str, str] | 
                                                    resolution=res))}
 
 
-def fingerprint_images(settings: Settings, model: ModelPlan, warnings: Sequence[str],
+def fingerprint_images(settings: Settings, model: ModelRequest, warnings: Sequence[str],
                        subjects: Sequence[SubjectInputs]
                        ) -> tuple[dict[str, str], dict[str, dict]]:
     """The :func:`~bids_stroke.fingerprint.image_fingerprint` and the
@@ -310,7 +296,7 @@ def fingerprint_images(settings: Settings, model: ModelPlan, warnings: Sequence[
 
     template = _template_digests(settings, model)
     use = {"space": model.space, "resolution": model.resolution, "threshold": model.threshold,
-           "channels": list(model.channels), "reference": model.reference}
+           "channels": list(model.input_channels), "reference": model.reference}
     prints, digests = {}, {}
     for subject in subjects:
         try:
@@ -319,7 +305,7 @@ def fingerprint_images(settings: Settings, model: ModelPlan, warnings: Sequence[
             continue
         prints[subject.key] = image_fingerprint(
             subject, settings, digests=digests[subject.key],
-            model_sha256=str(model.info["sha256"]), model_use=use, template=template,
+            model_sha256=model.sha256, model_use=use, template=template,
             warnings=warnings)
     return prints, digests
 
@@ -369,13 +355,13 @@ def run_participant(settings: Settings) -> int:
         standin, text = template_statement(settings.registration.template,
                                            model.resolution or 1)
         (LOGGER.warning if standin else LOGGER.info)("Template %s", text)
-    reference = model.reference
+    reference = str(model.reference)
     subjects, _ = split_by_mask(settings, discover(settings, reference))
     bad: list[tuple[SubjectInputs, str]] = []
-    if len(model.channels) > 1:
+    if len(model.input_channels) > 1:
         from bids_stroke.discovery import attach_channels
 
-        subjects, bad = attach_channels(subjects, model.channels)
+        subjects, bad = attach_channels(subjects, model.input_channels)
     # an image committed by an earlier run from the same inputs, settings and model needs
     # neither its input checks nor any work (its committed files are verified once locked)
     fingerprints, digests = fingerprint_images(settings, model, warnings, subjects)
@@ -393,7 +379,7 @@ def run_participant(settings: Settings) -> int:
     if good:
         model = replace(model, predict_gb=check_model_memory(settings, model, good,
                                                              _condition_grid(model)))
-    good, mixed = _check_mixing(settings, str(model.info["sha256"]), good)
+    good, mixed = _check_mixing(settings, model.sha256, good)
     bad += mixed
     for subject, message in bad:
         print(f"bids_stroke: error: {subject.key}: {message}", file=sys.stderr)

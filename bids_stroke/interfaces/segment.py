@@ -33,28 +33,11 @@ class _SegmentImageInputSpec(BaseInterfaceInputSpec):
         traits.Int, desc="index in in_files of each model input channel (default: all, in order)"
     )
     brain_mask = File(exists=True, desc="brain mask for intensity normalisation (same grid)")
-    # the run's settings (bids_stroke.settings.SegmentationSettings): mandatory, no defaults here
-    model = traits.Str(
+    model = traits.Dict(
         mandatory=True,
-        desc="model file (checkpoint/TorchScript/ONNX) or nnU-Net folder; '' = bundled",
+        desc="the model and how it is run: ModelRequest.node_input() "
+             "(bids_stroke.model.request); a threshold of None is the model's own",
     )
-    channels = traits.List(traits.Str, desc="override of the model's input channels")
-    folds = traits.List(traits.Str, desc="nnU-Net folds (default: all)")
-    checkpoint = traits.Enum("final", "best", mandatory=True,
-                             desc="nnU-Net checkpoint: final or best")
-    trust_model_code = traits.Bool(mandatory=True,
-                                   desc="allow nnU-Net checkpoints that need full unpickling")
-    device = traits.Str(mandatory=True, desc="auto, cpu, cuda or cuda:N")
-    precision = traits.Enum("auto", "fp32", "bf16", "fp16", mandatory=True)
-    engine = traits.Enum("auto", "torch", "openvino", mandatory=True,
-                         desc="engine of fp32 CPU inference (bids_stroke.model.engines)")
-    threshold = traits.Float(desc="probability threshold (default: the model's own, 0.5 for "
-                                  "bids_stroke models)")
-    min_size = traits.Int(mandatory=True, desc="drop components smaller than this (voxels)")
-    tta = traits.Bool(mandatory=True, desc="force mirror test-time augmentation (off: the "
-                                           "model's own, e.g. nnU-Net's configured mirroring)")
-    mode = traits.Enum("auto", "full", "sliding", mandatory=True, desc="inference mode")
-    num_threads = traits.Int(mandatory=True, desc="torch CPU threads (0: torch's default)")
     probseg = traits.Enum("none", "compact", "full", mandatory=True,
                           desc="how the probability map is written (bids_stroke.probseg)")
     out_prefix = traits.Str(desc="output file prefix (default: the input's name)")
@@ -85,9 +68,11 @@ def _write_like(img: nib.Nifti1Image, data: np.ndarray, slope: float, path: str)
 class SegmentImage(ChecksummedInterface):
     """Segment a lesion with :func:`bids_stroke.model.adapters.open_model`.
 
-    Give ``in_file`` (one channel, as before) or ``in_files`` with ``channel_order`` picking the
-    model's channels in its order. Outputs are written in the node's working directory with the
-    first (reference) input's affine and header (float32 / uint8, scaling removed).
+    ``model`` is the run's :class:`~bids_stroke.model.request.ModelRequest` as one dict (the
+    model is opened once per process). Give ``in_file`` (one channel, as before) or
+    ``in_files`` with ``channel_order`` picking the model's channels in its order. Outputs are
+    written in the node's working directory with the first (reference) input's affine and
+    header (float32 / uint8, scaling removed).
     """
 
     input_spec = _SegmentImageInputSpec
@@ -95,7 +80,7 @@ class SegmentImage(ChecksummedInterface):
 
     def _run_interface(self, runtime):
         from bids_stroke.model import binarize
-        from bids_stroke.model.adapters import ChannelStack, open_model
+        from bids_stroke.model.adapters import ChannelStack, ModelRequest, open_model
 
         inp = self.inputs
         files = list(inp.in_files) if isdefined(inp.in_files) else [inp.in_file]
@@ -106,19 +91,8 @@ class SegmentImage(ChecksummedInterface):
         stack = ChannelStack.from_files(
             [files[k] for k in order], inp.brain_mask if isdefined(inp.brain_mask) else None
         )
-        model = open_model(
-            inp.model or None,
-            device=inp.device,
-            precision=inp.precision,
-            engine=inp.engine,
-            mode=inp.mode,
-            tta=True if inp.tta else None,
-            num_threads=inp.num_threads,
-            channels=list(inp.channels) if isdefined(inp.channels) and inp.channels else None,
-            folds=list(inp.folds) if isdefined(inp.folds) and inp.folds else None,
-            checkpoint=inp.checkpoint,
-            trust_model_code=inp.trust_model_code,
-        )
+        request = ModelRequest.from_dict(inp.model)
+        model = open_model(request)
         steps = None
         if isdefined(inp.progress_dir) and inp.progress_dir:
             from bids_stroke.progress import StepFile
@@ -131,9 +105,9 @@ class SegmentImage(ChecksummedInterface):
             if steps is not None:
                 steps.remove()
                 model.progress = None
-        threshold = inp.threshold if isdefined(inp.threshold) else model.spec.threshold
+        threshold = request.threshold_for(model.spec)
         # the mask (and every metric) comes from the full-precision probability
-        seg = binarize(prob, threshold, inp.min_size)
+        seg = binarize(prob, threshold, request.min_size)
         encoded = encode_probseg(prob, inp.probseg)
         del prob
         img = nib.load(files[0])

@@ -25,6 +25,7 @@ _EXPORTS = {
     "load_model": "checkpoint",
     "save_checkpoint": "checkpoint",
     "binarize": "inference",
+    "ModelRequest": "request",
     "PreprocessConfig": "preprocess",
     "crop_back": "preprocess",
     "pad_to_multiple": "preprocess",

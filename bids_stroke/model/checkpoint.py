@@ -50,7 +50,7 @@ from bids_stroke.bundled_model import BUNDLED_MODEL_NAME, bundled_model_path
 from bids_stroke.digest import file_sha256
 from bids_stroke.model.inference import (
     binary_logits,
-    predict_logits,
+    predict_probabilities,
     preferred_memory_format,
     resolve_precision,
     select_device,
@@ -368,7 +368,7 @@ class SegmentationModel:
         autocast = resolve_precision(precision, self.device)
         network, self.engine_used = self._runner(engine if autocast is None else "torch")
         net = binary_logits(network, str(self.info.get("path", "model")))
-        prob = predict_logits(
+        prob = predict_probabilities(
             net,
             np.stack(chans),
             device=self.device,

@@ -28,8 +28,10 @@ DEFAULT_OPSET = 17
 
 def _spec_metadata(checkpoint_path: Path | None) -> dict[str, Any]:
     from bids_stroke.model.adapters import open_model
+    from bids_stroke.model.request import ModelRequest
 
-    spec = open_model(checkpoint_path, device="cpu").spec
+    path = str(checkpoint_path) if checkpoint_path else None  # None: the bundled model
+    spec = open_model(ModelRequest(path, device="cpu")).spec
     full = spec.to_dict()
     keys = ("channels", "space", "resolution_mm", "threshold")
     return {k: full[k] for k in keys if k not in spec.assumed and full[k] is not None}

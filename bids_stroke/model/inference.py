@@ -5,9 +5,9 @@
   on CUDA and bf16 autocast on CPUs where oneDNN has native bf16 kernels (``avx512_bf16`` or
   AMX; about 2x faster than fp32 for the 3D U-Net, see ``bench/bench_inference.py``);
   ``'fp32'`` forces full precision, ``'bf16'``/``'fp16'`` force autocast.
-* :func:`predict_logits` - full-volume or sliding-window inference with Gaussian importance
-  blending (nnU-Net style), optional mirror test-time augmentation, under
-  :func:`torch.inference_mode`.
+* :func:`predict_probabilities` - full-volume or sliding-window inference with Gaussian
+  importance blending (nnU-Net style), optional mirror test-time augmentation, under
+  :func:`torch.inference_mode`: the network's logits turned into probabilities.
 * :func:`preferred_memory_format` - ``channels_last_3d`` on CPU for narrow networks (first
   level of at most 8 feature maps, like the bundled model), where oneDNN's 3D convolutions
   ran 1.6x faster in that layout; the default layout otherwise (a base-16 U-Net ran 0.9x in
@@ -36,7 +36,7 @@ __all__ = [
     "cpu_supports_amx",
     "cpu_supports_bf16",
     "gaussian_importance_map",
-    "predict_logits",
+    "predict_probabilities",
     "preferred_memory_format",
     "resolve_precision",
     "select_device",
@@ -247,7 +247,7 @@ def _patches(
         )
 
 
-def predict_logits(
+def predict_probabilities(
     model: Model,
     volume: np.ndarray,
     *,
@@ -264,8 +264,8 @@ def predict_logits(
 ) -> np.ndarray:
     """Probability map (float32, same shape) of a *preprocessed, padded* 3D ``volume``.
 
-    Despite its historical name this returns sigmoid **probabilities**, averaged over mirror
-    augmentations when ``tta`` and blended with a Gaussian importance map in sliding mode.
+    Sigmoid probabilities of the network's lesion logits, averaged over mirror augmentations
+    when ``tta`` and blended with a Gaussian importance map in sliding mode.
 
     Args:
         model: callable mapping ``(N, 1, D, H, W)`` float tensors to logits of the same

@@ -49,8 +49,8 @@ def unet_memory_gb(
 ) -> float:
     """Peak GB to predict a ``shape`` image with a :class:`~bids_stroke.model.unet.UNet3D`
     described by ``config`` (``UNetConfig.to_dict()``), in ``mode`` as
-    :func:`~bids_stroke.model.inference.predict_logits` resolves it (``activation_bytes``: 2
-    under bf16/fp16 autocast)."""
+    :func:`~bids_stroke.model.inference.predict_probabilities` resolves it
+    (``activation_bytes``: 2 under bf16/fp16 autocast)."""
     padded = _padded(shape, divisor)
     n_vox = float(np.prod(padded))
     if mode == "auto":

@@ -354,11 +354,11 @@ def evaluate(
 
 
 def _predict_normalised(model: SegmentationModel, image: np.ndarray, precision: str) -> np.ndarray:
-    from bids_stroke.model.inference import predict_logits
+    from bids_stroke.model.inference import predict_probabilities
     from bids_stroke.model.preprocess import crop_back, pad_to_multiple
 
     padded, spec = pad_to_multiple(image, model.divisor)
-    prob = predict_logits(
+    prob = predict_probabilities(
         model.network,
         padded,
         device=model.device,

@@ -4,7 +4,7 @@
 condition: degrade → segment) → join → metrics → report + commit. Running the graph is
 :mod:`bids_stroke.runner`'s job; deciding what to run is the CLI's.
 
-Two paths, chosen by the model's space (:class:`ModelPlan`):
+Two paths, chosen by the model's space (:class:`ModelRequest`):
 
 * **template-space models** (the bundled one): the reference image is registered to the
   template (or only conformed to RAS+ when it already is there), every other channel follows
@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from bids_stroke.discovery import SubjectInputs
+from bids_stroke.model.request import ModelRequest
 from bids_stroke.reference import Reference
 from bids_stroke.settings import TEMPLATE, Settings
 
@@ -42,24 +42,6 @@ JOIN_FIELDS = [
 ]
 
 
-@dataclass(frozen=True)
-class ModelPlan:
-    """What the graph needs to know about the model, decided once in the parent."""
-
-    path: str  # "" = bundled
-    channels: tuple[str, ...]  # BIDS suffixes fed to the model, in order
-    space: str  # TEMPLATE or "native"
-    resolution: int | None  # template grid resolution (template-space models)
-    threshold: float
-    info: Mapping[str, Any] = field(default_factory=dict)
-    reference: str = "T1w"  # BIDS suffix of the image the lesion masks are drawn on
-    predict_gb: float | None = None  # the model's estimate for the largest image
-
-    @property
-    def native(self) -> bool:
-        return self.space != TEMPLATE
-
-
 def _first(values):
     """First element of a joined list (the model is the same for every condition)."""
     return values[0] if isinstance(values, list | tuple) else values
@@ -72,7 +54,7 @@ def channel_order(subject: SubjectInputs, channels: Sequence[str]) -> list[int]:
     return [have.index(c) if c in have else 0 for c in channels]
 
 
-def _grid_voxels(subject: SubjectInputs, model: ModelPlan, template: str) -> tuple[int, int]:
+def _grid_voxels(subject: SubjectInputs, model: ModelRequest, template: str) -> tuple[int, int]:
     """Voxels of the grid the conditions and the model work on, and of the native grid the
     metrics are computed on (read from headers only)."""
     import nibabel as nb
@@ -96,7 +78,7 @@ def init_single_subject_wf(
     subject: SubjectInputs,
     *,
     settings: Settings,
-    model: ModelPlan,
+    model: ModelRequest,
     provenance: Mapping[str, Any],
     warnings: Sequence[str] = (),
     progress_dir: str = "",
@@ -106,7 +88,7 @@ def init_single_subject_wf(
     ``progress_dir``: where its segmentations report their forward passes (progress line);
     ``fingerprint`` (:mod:`bids_stroke.fingerprint`) is recorded in its manifest."""
     from bids_stroke.reference import resolve
-    from bids_stroke.resources import degrade_mem_gb, metrics_mem_gb, segment_mem_gb
+    from bids_stroke.resources import degrade_mem_gb, metrics_mem_gb
     from bids_stroke.workflows.channels import init_channels_wf
     from bids_stroke.workflows.degrade import init_degrade_wf
     from bids_stroke.workflows.metrics import init_metrics_wf
@@ -138,15 +120,8 @@ def init_single_subject_wf(
     voxels, native_voxels = _grid_voxels(subject, model, settings.registration.template)
     degrade = init_degrade_wf(degrade_mask=keep_ref_masks,
                               mem_gb=degrade_mem_gb(voxels, 1 + len(subject.channels)))
-    segment = init_segment_wf(model=model.path, segmentation=settings.segmentation,
-                              threshold=model.threshold,
-                              channel_order=channel_order(subject, model.channels),
-                              # one segmentation at a time with every core (issue 18):
-                              # two single-threaded U-Nets side by side were no faster and
-                              # doubled the memory
-                              omp_nthreads=max(settings.execution.nprocs,
-                                               settings.execution.omp_nthreads),
-                              mem_gb=segment_mem_gb(model.predict_gb),
+    segment = init_segment_wf(model=model,
+                              channel_order=channel_order(subject, model.input_channels),
                               progress_dir=progress_dir, probseg=outs.save_probseg)
     keep_probsegs = outs.save_probseg != "none"
     join_fields = [f for f in JOIN_FIELDS if (f != "degraded_masks" or keep_ref_masks)
@@ -262,7 +237,7 @@ def init_single_subject_wf(
     return wf
 
 
-def reference_record(subject: SubjectInputs, settings: Settings, model: ModelPlan,
+def reference_record(subject: SubjectInputs, settings: Settings, model: ModelRequest,
                      registered: bool, reference: Reference) -> dict[str, Any]:
     """The sidecars' ``Reference`` object of a subject's metric tables (the metric code adds
     a prediction's ``SHA256``): the lesion mask's file and sha256, or the reference
@@ -284,7 +259,7 @@ def init_bids_stroke_wf(
     subjects: Sequence[SubjectInputs],
     *,
     settings: Settings,
-    model: ModelPlan,
+    model: ModelRequest,
     work_dir: str,
     provenance: Mapping[str, Any],
     warnings: Mapping[str, Sequence[str]] | None = None,

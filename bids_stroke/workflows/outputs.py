@@ -12,8 +12,8 @@ from bids_stroke.settings import TEMPLATE, Settings
 
 if TYPE_CHECKING:
     from bids_stroke.discovery import SubjectInputs
+    from bids_stroke.model.request import ModelRequest
     from bids_stroke.reference import Reference
-    from bids_stroke.workflows.base import ModelPlan
 
 INPUT_FIELDS = [
     "report_image", "preproc", "reference_mask", "labels", "specs", "descriptions", "params",
@@ -60,7 +60,7 @@ def init_outputs_wf(
     *,
     subject: SubjectInputs,
     settings: Settings,
-    model: ModelPlan,
+    model: ModelRequest,
     registered: bool,
     has_mask: bool,
     provenance: Mapping[str, Any],

@@ -1,32 +1,36 @@
 """Model adapters: one :class:`Segmenter` interface over every model format.
 
-    from bids_stroke.model.adapters import ChannelStack, open_model
-    seg = open_model("nnUNet_results/Dataset001/nnUNetTrainer__nnUNetPlans__3d_fullres")
+    from bids_stroke.model.adapters import ChannelStack, ModelRequest, open_model
+    request = ModelRequest("nnUNet_results/Dataset001/nnUNetTrainer__nnUNetPlans__3d_fullres",
+                           device="cpu", folds=["0", "1"])
+    seg = open_model(request)
     prob = seg.predict(ChannelStack.from_files([dwi, adc]))   # float32 (X, Y, Z)
 
 Kinds (detected from the path): an nnU-Net v2 trained-model folder (``dataset.json`` +
-``plans.json``), an ``.onnx`` file, a TorchScript archive, or a bids_stroke checkpoint;
-``None`` is the bundled model. Loaded models are cached per process (load once, predict many):
-a checkpoint or TorchScript network is read once per file and device, whatever precision,
-mode or thread count each caller asks for (the participant level's checks and its
-segmentation steps share it); :func:`clear_model_cache` empties the cache.
+``plans.json``), an ``.onnx`` file, a TorchScript archive, or a bids_stroke checkpoint; a
+:class:`~bids_stroke.model.request.ModelRequest` with ``path=None`` is the bundled model.
+Loaded models are cached per process (load once, predict many): a checkpoint or TorchScript
+network is read once per file and device, whatever precision, mode or thread count each
+caller asks for (the participant level's checks and its segmentation steps share it);
+:func:`clear_model_cache` empties the cache.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bids_stroke.model.adapters.base import ChannelStack, Segmenter, synthetic_stack
 from bids_stroke.model.checkpoint import ModelLoadError, _is_torchscript, bundled_model_path
 from bids_stroke.model.inference import ModelOutputError
+from bids_stroke.model.request import ModelRequest
 from bids_stroke.model.spec import ModelSpec, ModelSpecError
 
 __all__ = [
     "ChannelStack",
     "ModelLoadError",
     "ModelOutputError",
+    "ModelRequest",
     "ModelSpec",
     "ModelSpecError",
     "Segmenter",
@@ -78,70 +82,61 @@ def _stamp(path: Path) -> tuple[Any, ...]:
     return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
 
 
-def open_model(
-    path: str | Path | None,
-    *,
-    device: str = "auto",
-    precision: str = "auto",
-    mode: str = "auto",
-    tta: bool | None = None,
-    engine: str = "torch",
-    num_threads: int = 0,
-    channels: Sequence[str] | None = None,
-    folds: Sequence[int | str] | None = None,
-    checkpoint: str = "final",
-    trust_model_code: bool = False,
-) -> Segmenter:
-    """Load (or fetch from the per-process cache) the model at ``path``.
+def open_model(request: ModelRequest | str | Path | None = None, /, **options: Any
+               ) -> Segmenter:
+    """Load (or fetch from the per-process cache) the model of ``request``.
 
-    Args:
-        path: model file or nnU-Net folder; ``None``/``''`` = the bundled model.
-        device: ``auto``, ``cpu`` or ``cuda``.
-        precision, mode: bids_stroke/TorchScript inference settings (``mode`` also for ONNX).
-        engine: fp32 CPU engine of bids_stroke checkpoints (:mod:`~bids_stroke.model.engines`;
-            ``torch`` by default here, the participant level passes ``segmentation.engine``).
-        tta: mirror test-time augmentation; ``None`` = the model's own default (off for
-            bids_stroke/TorchScript/ONNX, nnU-Net's mirroring on for nnU-Net).
-        num_threads: torch/onnxruntime CPU threads (0: library default).
-        channels: override of the model's input channels (BIDS suffixes, in order).
-        folds: nnU-Net folds (default: every fold with the checkpoint).
-        checkpoint: nnU-Net ``final``, ``best`` or a checkpoint file name.
-        trust_model_code: allow nnU-Net checkpoints that need full unpickling.
+    ``request``: a :class:`~bids_stroke.model.request.ModelRequest` (what to open and how to
+    run it; see its attributes). The keyword form of earlier releases,
+    ``open_model(path | None, device=..., precision=..., mode=..., tta=..., engine=...,
+    num_threads=..., channels=..., folds=..., checkpoint=..., trust_model_code=...)``, builds
+    that request from a path (``None``/``''`` = the bundled model) and the same defaults.
+
+    A model is opened once per process for what changes the loaded object: the file (and its
+    timestamps), the device it resolves to, precision, mode, tta, engine, channels, folds,
+    checkpoint, trust, and (ONNX sessions only) the thread count. The threshold, the
+    model's description and the memory estimate do not reopen it.
 
     Raises:
         ModelLoadError, ModelSpecError: one-line messages naming the file and the fix.
     """
-    bundled = path is None or str(path) == ""
-    p = bundled_model_path() if bundled else Path(path).expanduser().absolute()  # type: ignore[arg-type]
+    if isinstance(request, ModelRequest):
+        if options:
+            raise TypeError("open_model(request) takes no options: set them in the request")
+    else:
+        if "num_threads" in options:
+            options["threads"] = options.pop("num_threads")
+        request = ModelRequest(path=None if request in (None, "") else str(request), **options)
+    p = bundled_model_path() if request.bundled else Path(str(request.path))
     kind = detect_kind(p)
-    if num_threads > 0:
+    if request.threads > 0:
         import torch
 
-        torch.set_num_threads(int(num_threads))
-    chans = None if channels is None else tuple(channels)
-    fold_key = None if folds is None else tuple(str(f) for f in folds)
-    key = (kind, str(p), _stamp(p), device, precision, mode, tta, num_threads, chans, fold_key,
-           checkpoint, trust_model_code, engine)
+        torch.set_num_threads(int(request.threads))
+    from bids_stroke.model.inference import select_device
+
+    key = (kind, str(p), _stamp(p), str(select_device(request.device)), request.precision,
+           request.mode, request.tta, request.threads if kind == "onnx" else None,
+           request.channels, request.folds, request.checkpoint, request.trust_model_code,
+           request.engine)
     if key not in _CACHE:
-        _CACHE[key] = _load(kind, p, bundled, device=device, precision=precision, mode=mode,
-                            tta=tta, num_threads=num_threads, channels=chans, folds=folds,
-                            checkpoint=checkpoint, trust_model_code=trust_model_code,
-                            stamp=key[2], engine=engine)
+        _CACHE[key] = _load(kind, p, request, stamp=key[2])
     return _CACHE[key]
 
 
-def _load(kind: str, p: Path, bundled: bool, **kw: Any) -> Segmenter:
+def _load(kind: str, p: Path, request: ModelRequest, stamp: tuple[Any, ...]) -> Segmenter:
+    r = request
     if kind == "nnunet":
         from bids_stroke.model.adapters.nnunet import NnUNetSegmenter
 
-        return NnUNetSegmenter(p, device=kw["device"], tta=kw["tta"], folds=kw["folds"],
-                               checkpoint=kw["checkpoint"],
-                               trust_model_code=kw["trust_model_code"], channels=kw["channels"])
+        return NnUNetSegmenter(p, device=r.device, tta=r.tta, folds=r.folds,
+                               checkpoint=r.checkpoint, trust_model_code=r.trust_model_code,
+                               channels=r.channels)
     if kind == "onnx":
         from bids_stroke.model.adapters.onnx import OnnxSegmenter
 
-        return OnnxSegmenter(p, device=kw["device"], mode=kw["mode"], tta=bool(kw["tta"]),
-                             num_threads=kw["num_threads"], channels=kw["channels"])
+        return OnnxSegmenter(p, device=r.device, mode=r.mode, tta=bool(r.tta),
+                             num_threads=r.threads, channels=r.channels)
     if kind == "torchscript":
         from bids_stroke.model.adapters.torchscript import TorchScriptSegmenter as cls
     else:
@@ -149,12 +144,12 @@ def _load(kind: str, p: Path, bundled: bool, **kw: Any) -> Segmenter:
     from bids_stroke.model.checkpoint import load_model
     from bids_stroke.model.inference import select_device
 
-    net_key = (str(p), kw["stamp"], str(select_device(kw["device"])))
+    net_key = (str(p), stamp, str(select_device(r.device)))
     if net_key not in _NETWORKS:
-        _NETWORKS[net_key] = load_model(None if bundled else p, device=kw["device"])
-    return cls(None if bundled else p, device=kw["device"], precision=kw["precision"],
-               mode=kw["mode"], tta=bool(kw["tta"]), channels=kw["channels"],
-               loaded=_NETWORKS[net_key], engine=kw["engine"])
+        _NETWORKS[net_key] = load_model(None if r.bundled else p, device=r.device)
+    return cls(None if r.bundled else p, device=r.device, precision=r.precision, mode=r.mode,
+               tta=bool(r.tta), channels=r.channels, loaded=_NETWORKS[net_key],
+               engine=r.engine)
 
 
 def clear_model_cache() -> None:

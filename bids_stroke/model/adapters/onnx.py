@@ -23,7 +23,11 @@ from bids_stroke.digest import file_sha256
 from bids_stroke.model.adapters.base import ChannelStack, Segmenter, synthetic_stack
 from bids_stroke.model.adapters.bids_stroke import template_defaults
 from bids_stroke.model.checkpoint import DEFAULT_INFERENCE, ModelLoadError
-from bids_stroke.model.inference import binary_logits, predict_logits, select_device
+from bids_stroke.model.inference import (
+    binary_logits,
+    predict_probabilities,
+    select_device,
+)
 from bids_stroke.model.memory import unet_memory_gb
 from bids_stroke.model.preprocess import PreprocessConfig, crop_back, preprocess_volume
 from bids_stroke.model.spec import ModelSpec, resolve_spec
@@ -154,7 +158,7 @@ class OnnxSegmenter(Segmenter):
             pads = [(0, 0)] + [(k // 2, k - k // 2) for k in short]
             vol, spec2 = np.pad(vol, pads), tuple(pads[1:])
             mode, patch = "sliding", self.fixed_patch
-        prob = predict_logits(
+        prob = predict_probabilities(
             binary_logits(self.net, self.spec.source),
             vol,
             device=torch.device("cpu"),
