@@ -249,7 +249,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
                  subjects: list[str]) -> list[str]:
             return [str(bids), str(tmp / f"out_{name}"), "participant",
                     "-w", str(tmp / f"work_{name}"), "--model", str(model),
-                    "--pipeline", "atlas_resolution", "--conditions", *conditions,
+                    "--study", "atlas_resolution", "--conditions", *conditions,
                     *(["--nprocs", str(nprocs)] if nprocs == 1 else
                       ["--use-plugin", str(plugin)] if nprocs else []),
                     "--participant-label", *subjects]

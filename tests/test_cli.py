@@ -88,7 +88,30 @@ def test_bad_condition_exit_64(plain_layout, tmp_path, capsys):
     assert "cubic:2" in err and len(err.strip().splitlines()) == 1
 
 
-def test_bad_pipeline_exit_64(plain_layout, tmp_path, capsys):
+def test_bad_study_exit_64(plain_layout, tmp_path, capsys):
+    bad = tmp_path / "study.yml"
+    bad.write_text("conditions: [native]\nsegmentaton: {}\n")
+    assert run_cli(plain_layout, tmp_path / "o", "participant", "--study", bad) == 64
+    assert "segmentaton" in capsys.readouterr().err
+
+
+def test_pipeline_is_a_deprecated_name_of_study(plain_layout, tmp_path, capsys):
+    """``--pipeline`` (the old name) still works, and says once that ``--study`` replaces it."""
+    argv = [str(plain_layout), str(tmp_path / "o"), "participant"]
+    opts = build_parser().parse_args([*argv, "--pipeline", "clinical_slices"])
+    assert opts.study == "clinical_slices"
+    err = capsys.readouterr().err
+    assert err.count("deprecated") == 1 and "use --study" in err
+    build_parser().parse_args([*argv, "--pipeline", "a", "--pipeline", "clinical_slices"])
+    assert capsys.readouterr().err.count("deprecated") == 1
+    from bids_stroke.cli import export, score
+
+    for sub in (export.build_parser(), score.build_parser()):
+        opts = sub.parse_args(["b", "o", "--pipeline", "clinical_slices", "--predictions", "p",
+                               "--tool-name", "t"] if sub.prog.endswith("score")
+                              else ["b", "o", "--pipeline", "clinical_slices"])
+        assert opts.study == "clinical_slices"
+    assert capsys.readouterr().err.count("deprecated") == 2
     bad = tmp_path / "study.yml"
     bad.write_text("conditions: [native]\nsegmentaton: {}\n")
     assert run_cli(plain_layout, tmp_path / "o", "participant", "--pipeline", bad) == 64

@@ -475,7 +475,7 @@ def test_cli_group_options(tmp_path) -> None:
     study = tmp_path / "study.yml"
     study.write_text("conditions: [native, crude:2]\ngroup:\n  metrics: [dice]\n"
                      "  compare: {A: atlas, B: isles}\n")  # relative to the study file
-    assert main([str(bids), str(tmp_path / "res2"), "group", "--pipeline", str(study)]) == 0
+    assert main([str(bids), str(tmp_path / "res2"), "group", "--study", str(study)]) == 0
     st = pd.read_csv(tmp_path / "res2" / "group_desc-datasets_stats.tsv", sep="\t")
     assert st["n_a"].max() == 6 and set(st["desc_a"]) == {"native", "crude2"}
 
@@ -628,7 +628,7 @@ def test_cli_primary_and_margins(tmp_path, capsys) -> None:
     study = tmp_path / "study.yml"
     study.write_text("conditions: [native, crude:2]\ngroup:\n  metrics: [dice]\n"
                      "  primary: hd95\n")
-    assert main([str(bids), str(out), "group", "--pipeline", str(study)]) == 64
+    assert main([str(bids), str(out), "group", "--study", str(study)]) == 64
     assert "group.primary hd95 has no margin" in capsys.readouterr().err
 
 
@@ -659,8 +659,8 @@ def test_cross_condition_dataset_comparison(tmp_path) -> None:
     study.write_text("conditions: [native, crude:2, linear:2]\ngroup:\n  metrics: [dice]\n"
                      f"  compare: {{ISLES: {isles}, ATLAS: {atlas}}}\n"
                      "  pairs: [[ISLES:native, ATLAS:linear2]]\n")
-    assert main([str(bids), str(tmp_path / "res"), "group", "--pipeline", str(study)]) == 0
+    assert main([str(bids), str(tmp_path / "res"), "group", "--study", str(study)]) == 0
     st = pd.read_csv(tmp_path / "res" / "group_desc-datasets_stats.tsv", sep="\t")
     assert list(zip(st.desc_a, st.desc_b, strict=True)) == [("native", "linear2")]
     study.write_text(study.read_text().replace("linear2", "thick5mm"))
-    assert main([str(bids), str(tmp_path / "res"), "group", "--pipeline", str(study)]) == 65
+    assert main([str(bids), str(tmp_path / "res"), "group", "--study", str(study)]) == 65

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from bids_stroke.cli.run import main
-from bids_stroke.pipeline import PipelineError, load_pipeline, validate_pipeline
 from bids_stroke.settings import Settings, SettingsError, settings_from_layers
+from bids_stroke.study_files import StudyFileError, load_study, study_settings
 
 
 def test_defaults_round_trip_through_json():
-    s = load_pipeline("atlas_resolution").settings
+    s = load_study("atlas_resolution")
     again = Settings.from_dict(json.loads(json.dumps(s.to_dict())))
     assert again == s
     assert again.results_key() == s.results_key()
@@ -46,8 +46,8 @@ def test_settings_are_immutable():
 )
 def test_study_file_and_cli_share_each_check(section, key, value, needle, tmp_path, capsys):
     """The same bad value is refused with the same reason in a study file and on the CLI."""
-    with pytest.raises(PipelineError) as err:
-        validate_pipeline({"conditions": ["native"], section: {key: value}}, "study.yml")
+    with pytest.raises(StudyFileError) as err:
+        study_settings({"conditions": ["native"], section: {key: value}}, "study.yml")
     assert f"study.yml: {section}.{key}" in str(err.value) and needle in str(err.value)
     with pytest.raises(SettingsError) as err2:
         settings_from_layers(overrides={section: {key: value}})
@@ -62,8 +62,8 @@ def test_cli_threshold_refused_like_study_file(plain_layout, tmp_path, capsys):
 
 
 def test_primary_metric_needs_a_margin_in_every_layer():
-    with pytest.raises(PipelineError, match=r"study.yml: group.primary hd95 has no margin"):
-        validate_pipeline({"conditions": ["native"], "group": {"primary": "hd95"}}, "study.yml")
+    with pytest.raises(StudyFileError, match=r"study.yml: group.primary hd95 has no margin"):
+        study_settings({"conditions": ["native"], "group": {"primary": "hd95"}}, "study.yml")
     with pytest.raises(SettingsError, match="--margin hd95=VALUE"):
         settings_from_layers(overrides={"group": {"primary": "hd95"}})
     data = Settings().to_dict()
@@ -103,8 +103,8 @@ def test_yaml_alias_bomb_refused_fast(tmp_path):
     path.write_text(BOMB)
     assert path.stat().st_size < 400
     start = time.monotonic()
-    with pytest.raises(PipelineError) as err:
-        load_pipeline(path)
+    with pytest.raises(StudyFileError) as err:
+        load_study(path)
     assert time.monotonic() - start < 1.0
     assert "aliases" in str(err.value) and str(path) in str(err.value)
 
@@ -112,12 +112,12 @@ def test_yaml_alias_bomb_refused_fast(tmp_path):
 def test_deep_or_huge_study_file_refused(tmp_path):
     deep = tmp_path / "deep.yml"
     deep.write_text("conditions: [native]\nx: " + "[" * 100 + "]" * 100 + "\n")
-    with pytest.raises(PipelineError, match="nesting"):
-        load_pipeline(deep)
+    with pytest.raises(StudyFileError, match="nesting"):
+        load_study(deep)
     huge = tmp_path / "huge.yml"
     huge.write_text("conditions: [native]\n#" + "x" * 300_000 + "\n")
-    with pytest.raises(PipelineError, match="too large"):
-        load_pipeline(huge)
+    with pytest.raises(StudyFileError, match="too large"):
+        load_study(huge)
 
 
 def test_config_file_replays_settings(plain_layout, tmp_path, monkeypatch):
@@ -138,11 +138,12 @@ def test_config_file_replays_settings(plain_layout, tmp_path, monkeypatch):
                                                                                  "kspace:2")
 
 
-def test_config_file_and_pipeline_exclusive(plain_layout, tmp_path, capsys):
+def test_config_file_and_study_exclusive(plain_layout, tmp_path, capsys):
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps(Settings().to_dict()))
     assert main([str(plain_layout), str(tmp_path / "o"), "participant", "--config-file",
-                 str(cfg), "--pipeline", "atlas_resolution"]) == 64
+                 str(cfg), "--study", "atlas_resolution"]) == 64
+    assert "--config-file and --study cannot be combined" in capsys.readouterr().err
 
 
 def test_bad_config_file(plain_layout, tmp_path, capsys):
@@ -156,8 +157,8 @@ def test_bad_config_file(plain_layout, tmp_path, capsys):
 def test_unknown_study_section_key_named(tmp_path):
     p = tmp_path / "s.yml"
     p.write_text("conditions: [native]\nmetrics: {tolerance: 2}\n")
-    with pytest.raises(PipelineError, match=r"metrics\.tolerance"):
-        load_pipeline(p)
+    with pytest.raises(StudyFileError, match=r"metrics\.tolerance"):
+        load_study(p)
 
 
 def test_sections_of_settings_cover_the_study_schema():

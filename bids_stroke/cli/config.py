@@ -277,11 +277,11 @@ def _load_plugin(path: Path | None, nprocs: int, mem_gb: float | None) -> dict:
         if mem_gb:
             args["memory_gb"] = mem_gb
         return {"plugin": "MultiProc" if nprocs > 1 else "Linear", "plugin_args": args}
-    from bids_stroke.pipeline import PipelineError, read_study_file
+    from bids_stroke.study_files import StudyFileError, read_study_file
 
     try:
         data = read_study_file(Path(path))  # same limits as study files
-    except PipelineError as exc:
+    except StudyFileError as exc:
         code = P.EXIT_NO_INPUT if not Path(path).exists() else P.EXIT_USAGE
         raise CLIError(f"--use-plugin: {exc}", code) from exc
     if not isinstance(data, dict) or "plugin" not in data:
@@ -296,11 +296,11 @@ def _load_plugin(path: Path | None, nprocs: int, mem_gb: float | None) -> dict:
 
 
 def _base_settings(opts: Any) -> Settings:
-    from bids_stroke.pipeline import PipelineError, load_pipeline
+    from bids_stroke.study_files import StudyFileError, load_study
 
     if getattr(opts, "config_file", None) is not None:
-        if opts.pipeline is not None:
-            raise CLIError("--config-file and --pipeline cannot be combined: the config "
+        if opts.study is not None:
+            raise CLIError("--config-file and --study cannot be combined: the config "
                            "already holds the study", P.EXIT_USAGE)
         path = Path(opts.config_file)
         try:
@@ -315,8 +315,8 @@ def _base_settings(opts: Any) -> Settings:
         except SettingsError as exc:
             raise CLIError(str(exc), P.EXIT_USAGE) from None
     try:
-        return load_pipeline(opts.pipeline).settings
-    except PipelineError as exc:
+        return load_study(opts.study)
+    except StudyFileError as exc:
         raise CLIError(str(exc), P.EXIT_USAGE) from None
 
 

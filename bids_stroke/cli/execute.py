@@ -19,7 +19,7 @@ LOGGER = logging.getLogger("bids_stroke")
 
 
 def _provenance(settings: Settings, model: ModelPlan) -> dict:
-    from bids_stroke.config import environment_info
+    from bids_stroke.versions import environment_info
 
     # no run id or time here: a resumed run must hash (and write) the same; the command line
     # reaches the report separately

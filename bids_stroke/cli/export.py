@@ -51,9 +51,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-bids-validation", "--skip_bids_validation",
                         dest="skip_bids_validation", action="store_true", default=None,
                         help="skip the structural check of the input dataset")
-    parser.add_argument("--pipeline", default=None, metavar="NAME_OR_FILE",
-                        help="study file or bundled study name: its conditions (default: "
-                        "atlas_resolution)")
+    P.add_study_option(parser, "study file or bundled study name: its conditions (default: "
+                       "atlas_resolution)")
     parser.add_argument("--conditions", nargs="+", metavar="SPEC",
                         help="resolution conditions, overriding the study's, e.g. native "
                         "crude:2 thick:5")

@@ -57,6 +57,30 @@ def _positive_float(value: str) -> float:
     return number
 
 
+class DeprecatedAlias(argparse.Action):
+    """An old option name that still works: it sets the new option and says once, on stderr
+    (as argparse's own ``deprecated=True`` of Python 3.13 does), which option replaces it."""
+
+    def __init__(self, option_strings, dest, *, replacement: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+        self.replacement = replacement
+        self._said = False
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        if not self._said:
+            self._said = True
+            sys.stderr.write(f"{parser.prog}: warning: option '{option_string}' is deprecated:"
+                             f" use {self.replacement}\n")
+        setattr(namespace, self.dest, values)
+
+
+def add_study_option(group, help: str) -> None:
+    """``--study NAME_OR_FILE`` (and its deprecated old name ``--pipeline``)."""
+    group.add_argument("--study", default=None, metavar="NAME_OR_FILE", help=help)
+    group.add_argument("--pipeline", dest="study", action=DeprecatedAlias, replacement="--study",
+                       default=None, metavar="NAME_OR_FILE")
+
+
 def add_reference_options(group, *, what: str = "the model") -> None:
     """``--reference`` and ``--reference-condition`` (the participant level and ``score``)."""
     group.add_argument(
@@ -175,18 +199,16 @@ def build_parser() -> ArgumentParser:
     )
 
     g_study = parser.add_argument_group("The study")
-    g_study.add_argument(
-        "--pipeline",
-        default=None,
-        metavar="NAME_OR_FILE",
-        help="study definition: a YAML file or a bundled name (atlas_resolution, "
-        "clinical_slices, kspace_vs_interpolation)",
+    add_study_option(
+        g_study,
+        "study definition: a YAML file or a bundled name (atlas_resolution, clinical_slices, "
+        "kspace_vs_interpolation)",
     )
     g_study.add_argument(
         "--conditions",
         nargs="+",
         metavar="SPEC",
-        help="resolution conditions, overriding the pipeline's, e.g. native crude:2 linear:2 "
+        help="resolution conditions, overriding the study's, e.g. native crude:2 linear:2 "
         "thick:5 thick:5:gap=1 kspace:2",
     )
     add_reference_options(g_study)

@@ -114,10 +114,10 @@ def _exported(root: Path):
 
 
 def _labels(settings, opts, specs: dict[str, str]) -> list[str]:
-    """Conditions to score: all exported ones, or those of --conditions/--pipeline."""
+    """Conditions to score: all exported ones, or those of --conditions/--study."""
     from bids_stroke.degradation import parse_conditions
 
-    if opts.conditions is None and opts.pipeline is None:
+    if opts.conditions is None and opts.study is None:
         return list(specs)
     labels = [c.label for c in parse_conditions(list(settings.study.conditions))]
     unknown = [lab for lab in labels if lab not in specs]
@@ -306,9 +306,9 @@ def _write_log(out: Path, run: str, rows: list[dict]) -> Path:
 def _score_all(settings, found: Found, tool) -> list[str]:
     """Lock, score and commit each subject; returns the keys that failed."""
     from bids_stroke.commit import CommitError
-    from bids_stroke.config import environment_info
     from bids_stroke.metrics import MetricsInputError
     from bids_stroke.score import ScoreError, score_subject
+    from bids_stroke.versions import environment_info
 
     out = settings.data.output_dir
     run = settings.execution.run_uuid
