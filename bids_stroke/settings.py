@@ -4,6 +4,11 @@ A run's settings are built once, in layers, and then only read::
 
     defaults (the dataclass fields below)  <-  study file (pipelines/*.yml)  <-  command line
 
+The defaults *are* the default study: ``Settings()`` equals the settings of
+``pipelines/atlas_resolution.yml`` (name, description and source aside; a test keeps them
+equal), and a library function that has a default for a setting takes it from here (e.g.
+``n_boot: int = GroupSettings.n_boot``), so every default is written once.
+
 (or ``--config-file logs/config-<run>.json`` in place of defaults + study file, to replay a run).
 Every value of every layer goes through the *same* check — the ``check`` of its field — so a
 study file's ``threshold: 1.5`` is refused exactly like ``--threshold 1.5``. The result is a
@@ -26,13 +31,14 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from bids_stroke.__about__ import __version__
+from bids_stroke.cpus import default_nprocs, default_omp_nthreads
 from bids_stroke.probseg import DEFAULT_MODE as DEFAULT_PROBSEG_MODE
 from bids_stroke.probseg import PROBSEG_MODES
 
@@ -52,11 +58,22 @@ class SettingsError(ValueError):
 Check = Callable[[Any], Any]
 
 
-def setting(default: Any, check: Check, help: str = "") -> Any:
-    """A dataclass field with its check and help text (used by the CLI and the docs)."""
+def setting(default: Any, check: Check, help: str = "", *,
+            factory: Callable[[], Any] | None = None, default_text: str | None = None) -> Any:
+    """A dataclass field with its check and help text (the command line's help is made of it).
+
+    ``factory`` computes the default when a setting is built (e.g. from the usable CPUs; then
+    ``default`` must be None); ``default_text`` says what the default is where the value alone
+    does not (``None`` meaning "the model's own", or a computed default).
+    """
     if isinstance(default, list | dict):
         raise TypeError("settings defaults must be immutable (tuple / None)")
-    return field(default=default, metadata={"check": check, "help": help})
+    metadata = {"check": check, "help": help, "default_text": default_text}
+    if factory is not None:
+        if default is not None:
+            raise TypeError("a setting has a default or a factory, not both")
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 # ------------------------------------------------------------------------------- checks
@@ -433,7 +450,7 @@ class MetricsSettings:
 
     connectivity: int = setting(26, choice(6, 18, 26), "lesion connectivity")
     tolerance_mm: float = setting(2.0, number(0, 100, lo_open=True), "surface Dice tolerance")
-    grid: str = setting("native", metric_grid,
+    grid: str = setting("padded:16", metric_grid,
                         "grid over which true negatives (specificity, accuracy, predicted "
                         "fraction) are counted: native, or padded:16 as the original study")
 
@@ -456,7 +473,8 @@ class GroupSettings:
     """Group-level statistics."""
 
     metrics: tuple[str, ...] = setting(
-        ("dice", "hd95", "lesion_f1", "abs_volume_diff_ml"),
+        ("dice", "precision", "recall", "jaccard", "specificity", "accuracy", "rel_volume_diff",
+         "pred_fraction_pct"),
         strings(text, min_len=1, max_len=100), "metrics tested")
     alpha: float = setting(0.05, number(0, 1, lo_open=True, hi_open=True), "significance level")
     n_boot: int = setting(2000, integer(100, 1_000_000), "bootstrap resamples")
@@ -493,8 +511,10 @@ class ExecutionSettings:
     levels: tuple[str, ...] = setting(("participant",), strings(
         choice("participant", "group"), min_len=1, max_len=2), "analysis levels")
     work_dir: Path | None = setting(None, optional(path), "nipype work folder")
-    nprocs: int = setting(1, integer(1, 4096), "parallel nipype processes")
-    omp_nthreads: int = setting(1, integer(1, 4096), "threads per process")
+    nprocs: int = setting(None, integer(1, 4096), "parallel nipype processes",
+                          factory=default_nprocs)
+    omp_nthreads: int = setting(None, integer(1, 4096), "threads per process",
+                                factory=default_omp_nthreads)
     mem_gb: float | None = setting(None, optional(number(0, 1e6, lo_open=True)),
                                    "memory limit (GB)")
     max_image_gb: float | None = setting(
@@ -682,25 +702,6 @@ def settings_from_layers(
     return check_consistency(settings, "command line" if overrides else study_where)
 
 
-def help_default(section: str, key: str) -> str:
-    """The default of a setting as shown in ``--help``."""
-    f = {f.name: f for f in fields(SECTIONS[section])}[key]
-    value = thaw(f.default)
-    if isinstance(value, list):
-        return " ".join(map(str, value))
-    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(
-        value)
-
-
-def default_of(section: str, key: str) -> Any:
-    """The default value of one setting."""
-    return {f.name: f for f in fields(SECTIONS[section])}[key].default
-
-
 def study_keys() -> dict[str, tuple[str, ...]]:
     """Keys a study file may set, per section (for docs and errors)."""
     return {name: tuple(f.name for f in fields(SECTIONS[name])) for name in STUDY_FILE_SECTIONS}
-
-
-def as_sequence(value: Sequence[str] | str) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)

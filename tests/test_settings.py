@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bids_stroke.cli.run import main
-from bids_stroke.settings import Settings, SettingsError, settings_from_layers
+from bids_stroke.settings import DEFAULT_STUDY, Settings, SettingsError, settings_from_layers
 from bids_stroke.study_files import StudyFileError, load_study, study_settings
 
 
@@ -18,6 +19,39 @@ def test_defaults_round_trip_through_json():
     again = Settings.from_dict(json.loads(json.dumps(s.to_dict())))
     assert again == s
     assert again.results_key() == s.results_key()
+
+
+def test_defaults_are_the_default_study():
+    """``Settings()`` is the default study: the bundled file every CLI user gets without
+    --study and the dataclass defaults agree on every value (the file only adds what names
+    it: its description and where it was read from)."""
+    default = Settings()
+    study = load_study(DEFAULT_STUDY)
+    assert study.study.name == default.study.name == DEFAULT_STUDY
+    assert study.study.description and study.study.source
+    named = dataclasses.replace(study.study, description=default.study.description,
+                                source=default.study.source)
+
+    def flat(s: Settings) -> dict:
+        return {f"{sec}.{k}": v for sec, values in s.to_dict().items()
+                if isinstance(values, dict) for k, v in values.items()}
+
+    got, want = flat(dataclasses.replace(study, study=named)), flat(default)
+    differ = {k: (got[k], want[k]) for k in want if got[k] != want[k]}
+    assert not differ, f"the default study and Settings() differ (file, dataclass): {differ}"
+
+
+def test_cli_without_study_gets_the_defaults(plain_layout, tmp_path):
+    from bids_stroke.cli.config import settings_from_cli
+    from bids_stroke.cli.parser import build_parser
+
+    argv = [str(plain_layout), str(tmp_path / "o"), "participant"]
+    got = settings_from_cli(build_parser().parse_args(argv), argv)
+    default = Settings()
+    for name in ("registration", "segmentation", "metrics", "outputs", "group"):
+        assert getattr(got, name) == getattr(default, name), name
+    assert got.study.conditions == default.study.conditions
+    assert got.results_key() == default.results_key()
 
 
 def test_settings_are_immutable():

@@ -20,6 +20,7 @@ from typing import Any
 
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.command_line import command_line
+from bids_stroke.cpus import default_omp_nthreads, usable_cpus
 from bids_stroke.settings import (
     SECTIONS,
     Settings,
@@ -223,15 +224,6 @@ def cli_overrides(opts: Any) -> dict[str, dict[str, Any]]:
     return overrides
 
 
-def usable_cpus() -> int:
-    """CPUs this process may run on (a SLURM task's or a container's allotment, not the
-    machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 LOGGER = logging.getLogger("bids_stroke")
 #: fewest usable CPUs from which --nprocs > 1 runs parallel nipype processes
 MIN_PARALLEL_CPUS = 4
@@ -254,18 +246,6 @@ def clamp_nprocs(nprocs: int, cpus: int) -> int:
         "libraries (bench/RESULTS.md); parallel processes start from %d CPUs",
         nprocs, cpus, MIN_PARALLEL_CPUS)
     return 1
-
-
-def default_nprocs(cpus: int) -> int:
-    """Parallel nipype processes by default: one per two CPUs.
-
-    Every worker that segments imports torch and loads the model, and the segmentation
-    already runs on all cores one image at a time; measured on 2 cores
-    (``bench/bench_participant.py``), two workers were slower (0.83x) than one and used 1.5x
-    the memory. Subjects still run side by side (degradation, metrics, reports) on larger
-    machines.
-    """
-    return max(1, cpus // 2)
 
 
 def _load_plugin(path: Path | None, nprocs: int, mem_gb: float | None) -> dict:
@@ -338,14 +318,13 @@ def settings_from_cli(opts: Any, argv: list[str] | None = None) -> Settings:
     execution = overrides.setdefault("execution", {})
     replay = getattr(opts, "config_file", None) is not None
     cpus = usable_cpus()
-    nprocs = int(execution.get("nprocs", base.execution.nprocs if replay
-                               else default_nprocs(cpus)))
+    nprocs = int(execution.get("nprocs", base.execution.nprocs))
     if getattr(opts, "use_plugin", None) is None:
         nprocs = clamp_nprocs(nprocs, cpus)
     execution["nprocs"] = nprocs
-    # threads per node: share the cores among the parallel nodes (no oversubscription)
+    # threads per node follow the processes actually run (a replay keeps its recorded ones)
     if not replay:
-        execution.setdefault("omp_nthreads", max(1, min(8, cpus // nprocs)))
+        execution.setdefault("omp_nthreads", default_omp_nthreads(nprocs, cpus))
     execution.update(
         levels=list(dict.fromkeys(opts.analysis_level)),
         run_uuid=new_run_uuid(),
