@@ -23,10 +23,9 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 
-from bids_stroke.discovery import SubjectInputs
+from bids_stroke.discovery import AFFINE_ATOL, SubjectInputs
 
 LOGGER = logging.getLogger("bids_stroke.preflight")
-AFFINE_ATOL = 1e-3
 #: largest volume accepted (voxels): 2^28 = 1 GiB as float32, checked on the header before
 #: anything is decompressed (a gzip bomb is refused in microseconds)
 MAX_VOXELS = 2**28

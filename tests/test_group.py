@@ -27,12 +27,27 @@ TSVS = ["group_segmetrics.tsv", "group_desc-summary_segmetrics.tsv",
         "group_desc-friedman_stats.tsv", "group_desc-lesiondetection_segmetrics.tsv",
         "group_desc-lesionsize_stats.tsv"]
 FIGS = ["equivalence", "distributions", "paired", "dice-vs-resolution", "bland-altman"]
+#: the metrics these tests look at (the library's default is the default study's eight)
+METRICS = ["dice", "hd95", "lesion_f1", "abs_volume_diff_ml"]
 
 
 @pytest.fixture(scope="module")
 def group_out(tmp_path_factory) -> tuple[Path, Path]:
     out = make_synthetic_output(tmp_path_factory.mktemp("out"), 12, conditions=CONDS, seed=3)
-    return out, run_group(out, n_boot=200, seed=7)
+    return out, run_group(out, metrics=METRICS, n_boot=200, seed=7)
+
+
+def test_library_defaults_are_the_default_study() -> None:
+    import inspect
+
+    from bids_stroke.group.paired import DEFAULT_METRICS
+    from bids_stroke.settings import GroupSettings
+
+    group = GroupSettings()
+    params = inspect.signature(run_group).parameters
+    assert DEFAULT_METRICS == group.metrics and params["metrics"].default is None
+    for name in ("alpha", "n_boot", "unit", "primary", "digits_rank", "bland_altman", "strict"):
+        assert params[name].default == getattr(group, name), name
 
 
 def test_run_group_writes_every_output(group_out) -> None:
@@ -119,7 +134,7 @@ def test_report_contains_every_table_and_figure(group_out) -> None:
 def test_deterministic(group_out, tmp_path) -> None:
     out, _ = group_out
     other = make_synthetic_output(tmp_path / "o", 12, conditions=CONDS, seed=3)
-    run_group(other, n_boot=200, seed=7)
+    run_group(other, metrics=METRICS, n_boot=200, seed=7)
     for name in TSVS:
         assert (other / name).read_text() == (out / name).read_text(), name
 
@@ -143,7 +158,7 @@ def test_missing_condition_and_na_values(tmp_path) -> None:
     df.loc[1, "hd95"] = "n/a"
     df.to_csv(f, sep="\t", index=False)
     record_commits(out)
-    run_group(out, n_boot=50)
+    run_group(out, metrics=METRICS, n_boot=50)
     wil = pd.read_csv(out / "group_desc-wilcoxon_stats.tsv", sep="\t").set_index(
         ["metric", "condition_a", "condition_b"])
     third = CONDS[2][0]

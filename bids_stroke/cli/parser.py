@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bids_stroke.__about__ import __version__
 from bids_stroke.cli.formatter import HelpFormatter
+from bids_stroke.settings import TEMPLATE
 
 #: Exit codes of the BIDS-Apps execution specification.
 EXIT_OK = 0
@@ -215,7 +216,7 @@ def build_parser() -> ArgumentParser:
     g_study.add_argument(
         "--registration",
         choices=("affine", "rigid", "syn"),
-        help="registration to MNI152NLin2009aSym when the image is not already there "
+        help=f"registration to {TEMPLATE} when the image is not already there "
         "(default: the pipeline's, affine)",
     )
     g_study.add_argument(
@@ -223,7 +224,7 @@ def build_parser() -> ArgumentParser:
         type=int,
         choices=(1, 2),
         default=None,
-        help="resolution (mm) of the MNI152NLin2009aSym grid that native-space images are "
+        help=f"resolution (mm) of the {TEMPLATE} grid that native-space images are "
         "registered to (default: 1)",
     )
     g_study.add_argument(

@@ -160,6 +160,7 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found,
     from bids_stroke.commit import verify_file
     from bids_stroke.degradation import parse_condition
     from bids_stroke.digest import file_sha256
+    from bids_stroke.discovery import AFFINE_ATOL
     from bids_stroke.score import (
         ConditionToScore,
         ScoreError,
@@ -193,7 +194,8 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found,
                                   f"({subject.key}); re-run 'bids_stroke export'")
             continue
         grid = nb.load(str(ref_image))
-        if grid.shape != mask.shape or not np.allclose(grid.affine, mask.affine, atol=1e-3):
+        if grid.shape != mask.shape or not np.allclose(grid.affine, mask.affine,
+                                                       atol=AFFINE_ATOL):
             found.problems.append(f"{ref_image}: not on the native grid of {native.name}; "
                                   "re-export with this version of bids_stroke")
             continue
