@@ -35,12 +35,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bids_stroke.__about__ import __version__
 from bids_stroke.cpus import default_nprocs, default_omp_nthreads
 from bids_stroke.probseg import DEFAULT_MODE as DEFAULT_PROBSEG_MODE
 from bids_stroke.probseg import PROBSEG_MODES
+
+if TYPE_CHECKING:
+    from bids_stroke.degradation import Condition
 
 TEMPLATE = "MNI152NLin2009aSym"
 DEFAULT_STUDY = "atlas_resolution"
@@ -232,23 +235,30 @@ def fold(value: Any) -> str:
     return v
 
 
-def conditions(value: Any) -> tuple[str, ...]:
-    """Condition specs, canonicalised (duplicates and bad specs refused)."""
+def _condition_or_text(value: Any) -> Any:
+    from bids_stroke.degradation import Condition
+
+    return value if isinstance(value, Condition) else text(value)
+
+
+def conditions(value: Any) -> tuple[Condition, ...]:
+    """Parsed conditions from specs (or conditions), in order; duplicates and bad specs
+    refused. The settings hold them parsed; :func:`thaw` writes their canonical specs."""
     from bids_stroke.degradation import ConditionError, parse_conditions
 
-    specs = strings(text, min_len=1, max_len=100)(value)
+    items = strings(_condition_or_text, min_len=1, max_len=100)(value)
     try:
-        return tuple(c.spec for c in parse_conditions(list(specs)))
+        return tuple(parse_conditions(list(items)))
     except ConditionError as exc:
         raise ValueError(str(exc)) from None
 
 
-def condition_spec(value: Any) -> str:
-    """One condition spec, canonicalised (e.g. the reference condition)."""
+def condition(value: Any) -> Condition:
+    """One parsed condition from its spec (e.g. the reference condition)."""
     from bids_stroke.degradation import ConditionError, parse_condition
 
     try:
-        return parse_condition(text(value)).spec
+        return parse_condition(_condition_or_text(value))
     except ConditionError as exc:
         raise ValueError(str(exc)) from None
 
@@ -359,13 +369,18 @@ def _g(value: float | None, default: str) -> str:
 
 
 def thaw(value: Any) -> Any:
-    """JSON form of a setting value (inverse of :func:`frozen_json`, paths as strings)."""
+    """JSON form of a setting value (inverse of :func:`frozen_json`, paths as strings,
+    conditions as their canonical specs)."""
+    from bids_stroke.degradation.base import Condition
+
     if isinstance(value, Mapping):
         return {k: thaw(v) for k, v in value.items()}
     if isinstance(value, tuple | list):
         return [thaw(v) for v in value]
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, Condition):
+        return value.spec
     return value
 
 
@@ -392,20 +407,25 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class StudySettings:
-    """The study: its name and the resolution conditions."""
+    """The study: its name and the resolution conditions (parsed :class:`Condition` objects;
+    given as specs, e.g. the defaults below, they are parsed when the section is made)."""
 
     name: str = setting(DEFAULT_STUDY, text, "study name")
     description: str = setting("", text, "one paragraph")
-    conditions: tuple[str, ...] = setting(("native", "crude:2", "linear:2"), conditions,
-                                          "resolution conditions, in order")
+    conditions: tuple[Condition, ...] = setting(("native", "crude:2", "linear:2"), conditions,
+                                                "resolution conditions, in order")
     reference: str = setting("mask", choice("mask", "prediction", "auto"),
                              "what each prediction is scored against: the lesion mask, the "
                              "model's own prediction at the reference condition, or auto (the "
                              "mask where there is one)")
-    reference_condition: str = setting("native", condition_spec,
-                                       "the condition whose prediction is the reference of "
-                                       "--reference prediction/auto")
+    reference_condition: Condition = setting("native", condition,
+                                             "the condition whose prediction is the reference "
+                                             "of --reference prediction/auto")
     source: str | None = setting(None, optional(text), "study file it came from")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conditions", conditions(self.conditions))
+        object.__setattr__(self, "reference_condition", condition(self.reference_condition))
 
 
 @dataclass(frozen=True)
@@ -647,7 +667,7 @@ class Settings:
         content["seed"] = self.execution.seed
         if reference == "prediction":
             content["reference"] = {"kind": "prediction",
-                                    "condition": self.study.reference_condition}
+                                    "condition": self.study.reference_condition.spec}
         elif reference != "mask":
             raise ValueError(f"reference must be mask or prediction, got {reference!r}")
         blob = json.dumps(content, sort_keys=True).encode()

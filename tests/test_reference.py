@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from bids_stroke.cli.run import main
+from bids_stroke.degradation import parse_condition, parse_conditions
 from bids_stroke.metric_tables import score_conditions
 from bids_stroke.metrics import compute_metrics, lesion_table
 from bids_stroke.reference import (
@@ -54,20 +55,27 @@ def test_resolve_per_image():
 
 
 def test_reference_condition_must_be_a_study_condition():
-    check_reference_condition("prediction", "native", ["native", "crude:2"])
-    check_reference_condition("mask", "native", ["crude:2"])  # not used with masks
-    with pytest.raises(ReferenceError, match="must be one of the study's conditions"):
-        check_reference_condition("auto", "native", ["crude:2", "linear:2"])
+    native = parse_condition("native")
+
+    def study(*specs: str) -> list:
+        return parse_conditions(list(specs))
+
+    check_reference_condition("prediction", native, study("native", "crude:2"))
+    check_reference_condition("mask", native, study("crude:2"))  # not used with masks
+    with pytest.raises(ReferenceError, match=r"must be one of the study's conditions "
+                                             r"\(crude:2 linear:2\)"):
+        check_reference_condition("auto", native, study("crude:2", "linear:2"))
     with pytest.raises(ReferenceError, match="besides the reference condition"):
-        check_reference_condition("prediction", "native", ["native"])
+        check_reference_condition("prediction", native, study("native"))
 
 
 def test_settings_from_a_study_file_and_the_results_key():
     study = {"conditions": ["native", "crude:2"], "reference": "prediction",
              "reference_condition": "crude:2x2x2"}
     settings = settings_from_layers(study)
-    assert (settings.study.reference, settings.study.reference_condition) == ("prediction",
-                                                                                "crude:2")
+    assert settings.study.reference == "prediction"
+    assert settings.study.reference_condition == parse_condition("crude:2")
+    assert settings.to_dict()["study"]["reference_condition"] == "crude:2"
     default = Settings()
     # mask-scored results keep the digest they always had; a prediction reference changes it
     assert default.results_key() == default.results_key("mask")

@@ -168,8 +168,8 @@ def test_config_file_replays_settings(plain_layout, tmp_path, monkeypatch):
     second = settings_from_cli(build_parser().parse_args(argv2), argv2)
     strip = {"run_uuid": "", "command": ""}
     assert second.replace(execution=strip) == first.replace(execution=strip)
-    assert second.segmentation.threshold == 0.4 and second.study.conditions == ("native",
-                                                                                 "kspace:2")
+    assert second.segmentation.threshold == 0.4
+    assert [c.spec for c in second.study.conditions] == ["native", "kspace:2"]
 
 
 def test_config_file_and_study_exclusive(plain_layout, tmp_path, capsys):
@@ -242,3 +242,25 @@ def test_nprocs_runs_one_process_below_four_cpus(plain_layout, tmp_path, monkeyp
     argv = [*argv, "--use-plugin", str(plugin)]
     settings = config.settings_from_cli(build_parser().parse_args(argv), argv)
     assert settings.execution.plugin == {"plugin": "MultiProc", "plugin_args": {"n_procs": 2}}
+
+
+def test_settings_hold_parsed_conditions_and_write_their_specs():
+    """The study's conditions are parsed once, when the settings are made; the written
+    settings (and so the replay files and the results key) keep the canonical specs."""
+    from bids_stroke.degradation import Condition, parse_condition
+
+    s = settings_from_layers(overrides={"study": {
+        "conditions": ["native", "crude:2x2x2", "thick:5:gap=1"], "reference": "prediction",
+        "reference_condition": "CRUDE:2"}})
+    assert all(isinstance(c, Condition) for c in s.study.conditions)
+    assert [c.label for c in s.study.conditions] == ["native", "crude2", "thick5mmgap1mm"]
+    assert s.study.reference_condition == parse_condition("crude:2")
+    data = s.to_dict()
+    assert data["study"]["conditions"] == ["native", "crude:2", "thick:5:gap=1"]
+    assert data["study"]["reference_condition"] == "crude:2"
+    again = Settings.from_dict(json.loads(json.dumps(data)))
+    assert again == s and again.results_key("prediction") == s.results_key("prediction")
+    assert Settings().study.conditions == tuple(parse_condition(c) for c in
+                                                ("native", "crude:2", "linear:2"))
+    with pytest.raises(SettingsError, match="duplicate condition"):
+        s.replace(study={"conditions": ["crude:2", "crude:2x2x2"]})

@@ -17,13 +17,14 @@ def test_bundled_studies_are_valid():
     names = available_studies()
     assert {"atlas_resolution", "clinical_slices", "kspace_vs_interpolation"} <= set(names)
     for name in names:
-        parse_conditions(load_study(name).study.conditions)
+        conditions = load_study(name).study.conditions
+        assert conditions == tuple(parse_conditions([c.spec for c in conditions]))
 
 
 def test_atlas_study_is_the_original_study():
     """The original study's within-dataset conditions and metrics, nothing else."""
     study = load_study("atlas_resolution")
-    assert list(study.study.conditions) == ["native", "crude:2", "linear:2"]
+    assert [c.spec for c in study.study.conditions] == ["native", "crude:2", "linear:2"]
     # the threshold is each model's own (a user's model keeps what it declares); the bundled
     # model's is the study's 0.5
     assert study.segmentation.threshold is None
@@ -36,7 +37,7 @@ def test_atlas_study_is_the_original_study():
     assert group.alpha == 0.05 and group.unit == "participant"
     assert not group.compare
     thick = [p for p in available_studies() if any(
-        c.startswith(("thick:", "kspace:")) for c in load_study(p).study.conditions)]
+        c.kind in ("thick", "kspace") for c in load_study(p).study.conditions)]
     assert "atlas_resolution" not in thick and {"clinical_slices",
                                                 "kspace_vs_interpolation"} <= set(thick)
 
@@ -52,9 +53,9 @@ def test_group_keys_are_validated():
 
 
 def test_clinical_sweep_is_1_to_10_mm():
-    conditions = load_study("clinical_slices").study.conditions
-    thick = [c for c in conditions if c.startswith("thick:")]
-    assert thick[0] == "thick:2" and thick[-1] == "thick:10" and "native" in conditions
+    specs = [c.spec for c in load_study("clinical_slices").study.conditions]
+    thick = [c for c in specs if c.startswith("thick:")]
+    assert thick[0] == "thick:2" and thick[-1] == "thick:10" and "native" in specs
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ def _provenance(settings: Settings, model: ModelPlan) -> dict:
                                                    model.resolution or 1)[1]}
     return {
         "pipeline": settings.study.name,
-        "conditions": list(settings.study.conditions),
+        "conditions": [c.spec for c in settings.study.conditions],
         "seed": settings.execution.seed,
         "device": settings.segmentation.device,
         **template,

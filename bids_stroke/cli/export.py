@@ -215,7 +215,6 @@ def _write_datasets(settings, conditions, roots, *, prepare: bool = False) -> li
 
 def run_export(settings) -> int:
     from bids_stroke.cli.participant import discover
-    from bids_stroke.degradation import parse_conditions
     from bids_stroke.discovery import attach_channels, find_dataset_roots
     from bids_stroke.export import export_root
     from bids_stroke.preflight import max_image_bytes, native_grid, preflight_check
@@ -242,7 +241,7 @@ def run_export(settings) -> int:
         if off_grid:
             LOGGER.warning("%s: channel(s) %s are not on the %s grid: each is degraded on its "
                            "own grid", subject.key, ", ".join(off_grid), reference)
-    conditions = parse_conditions(list(settings.study.conditions))
+    conditions = list(settings.study.conditions)
     roots = find_dataset_roots(settings.data.bids_dir)
     _write_datasets(settings, conditions, roots, prepare=True)
     failed = _export_all(settings, good, conditions, roots)

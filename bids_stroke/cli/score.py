@@ -115,11 +115,9 @@ def _exported(root: Path):
 
 def _labels(settings, opts, specs: dict[str, str]) -> list[str]:
     """Conditions to score: all exported ones, or those of --conditions/--study."""
-    from bids_stroke.degradation import parse_conditions
-
     if opts.conditions is None and opts.study is None:
         return list(specs)
-    labels = [c.label for c in parse_conditions(list(settings.study.conditions))]
+    labels = [c.label for c in settings.study.conditions]
     unknown = [lab for lab in labels if lab not in specs]
     if unknown:
         raise CLIError(f"condition {unknown[0]} was not exported (exported: "

@@ -34,6 +34,7 @@ import pandas as pd
 
 from bids_stroke.bundled_model import DEMO_MODEL_WARNING
 from bids_stroke.citation import citation_lines
+from bids_stroke.degradation import Condition
 from bids_stroke.group import study, writers
 from bids_stroke.group.collect import (
     BUNDLED_MODEL_LABEL,
@@ -200,7 +201,7 @@ def run_group(
     error_bars: str = "ci95",
     unit: str = GroupSettings.unit,
     compare: Mapping[str, str | os.PathLike[str]] | Sequence[str] | None = None,
-    conditions: Sequence[str] | None = None,
+    conditions: Sequence[Condition | str] | None = None,
     primary: str = DEFAULT_PRIMARY,
     margins: Mapping[str, float] | None = None,
     digits_rank: int | None = DEFAULT_DIGITS_RANK,
@@ -241,8 +242,9 @@ def run_group(
         Output directories of several datasets, compared with unpaired tests. ``DIR:c1,c2``
         compares only those conditions of that dataset, with every condition of the others.
         ``output_dir`` may hold no participant outputs of its own in that case.
-    conditions : sequence of str, optional
-        The study's condition specs, giving the display order (native always first).
+    conditions : sequence of Condition or str, optional
+        The study's conditions (or their specs), giving the display order (native always
+        first).
     primary : str
         The primary metric: its comparisons with the reference condition are the
         confirmatory family and head the findings.
