@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["default_nprocs", "default_omp_nthreads", "usable_cpus"]
+__all__ = ["MAX_DEFAULT_THREADS", "MIN_PARALLEL_CPUS", "default_nprocs", "default_omp_nthreads",
+           "usable_cpus"]
 
 #: most threads one process gets by default (more gave nothing measurable per image)
 MAX_DEFAULT_THREADS = 8
+#: fewest usable CPUs from which --nprocs > 1 runs parallel nipype processes (below, a second
+#: process was slower than one: bench/RESULTS.md)
+MIN_PARALLEL_CPUS = 4
 
 
 def usable_cpus() -> int:

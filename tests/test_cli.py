@@ -49,10 +49,16 @@ def test_unknown_level_exit_17(plain_layout, tmp_path):
     assert exc.value.code == 17
 
 
-def test_usage_error_exit_64(plain_layout, tmp_path):
+def test_usage_error_exit_64(plain_layout, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        run_cli(plain_layout, tmp_path / "out", "participant", "--nprocs", "0")
+        run_cli(plain_layout, tmp_path / "out", "participant", "--no-such-option")
     assert exc.value.code == 64
+    capsys.readouterr()
+    # a value is refused by its setting's check, as in a study file: one line, exit 64
+    assert run_cli(plain_layout, tmp_path / "out", "participant", "--nprocs", "0") == 64
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["bids_stroke: error: --nprocs must be in [1, 4096], got 0"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_bids_dir_exit_66(tmp_path, capsys):

@@ -2,7 +2,8 @@
 
 Cheap checks come first (paths that cannot work), then the layers: defaults <- study file (or
 ``--config-file``) <- the options given on the command line. Each option is checked by the
-same function as the study-file key it sets; errors name the option.
+same function as the study-file key it sets (the options are made from the settings' fields:
+:mod:`bids_stroke.cli.options`); errors name the option.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.command_line import command_line
-from bids_stroke.cpus import default_omp_nthreads, usable_cpus
+from bids_stroke.cli.options import OPTIONS, OptionError
+from bids_stroke.cpus import MIN_PARALLEL_CPUS, default_omp_nthreads, usable_cpus
 from bids_stroke.settings import (
     SECTIONS,
     Settings,
@@ -28,50 +30,6 @@ from bids_stroke.settings import (
     check_value,
     settings_from_layers,
 )
-
-#: command-line option (argparse dest) -> (settings section, key)
-OPTIONS: dict[str, tuple[str, str]] = {
-    "participant_label": ("data", "participant_label"),
-    "session_label": ("data", "session_label"),
-    "modality": ("data", "modality"),
-    "derivatives": ("data", "derivatives"),
-    "bids_database_dir": ("data", "database_dir"),
-    "skip_bids_validation": ("data", "skip_bids_validation"),
-    "conditions": ("study", "conditions"),
-    "reference": ("study", "reference"),
-    "reference_condition": ("study", "reference_condition"),
-    "registration": ("registration", "kind"),
-    "template_resolution": ("registration", "template_resolution"),
-    "save_degraded": ("outputs", "save_degraded"),
-    "save_probseg": ("outputs", "save_probseg"),
-    "model": ("segmentation", "model"),
-    "device": ("segmentation", "device"),
-    "precision": ("segmentation", "precision"),
-    "engine": ("segmentation", "engine"),
-    "threshold": ("segmentation", "threshold"),
-    "channels": ("segmentation", "channels"),
-    "trust_model_code": ("segmentation", "trust_model_code"),
-    "allow_modality_mismatch": ("segmentation", "allow_modality_mismatch"),
-    "folds": ("segmentation", "folds"),
-    "checkpoint": ("segmentation", "checkpoint"),
-    "seed": ("execution", "seed"),
-    "work_dir": ("execution", "work_dir"),
-    "nprocs": ("execution", "nprocs"),
-    "omp_nthreads": ("execution", "omp_nthreads"),
-    "mem_gb": ("execution", "mem_gb"),
-    "max_image_gb": ("execution", "max_image_gb"),
-    "stop_on_first_crash": ("execution", "stop_on_first_crash"),
-    "clean": ("execution", "clean"),
-    "prepare": ("execution", "prepare"),
-    "lock_wait": ("execution", "lock_wait_s"),
-    "group_unit": ("group", "unit"),
-    "compare": ("group", "compare"),
-    "primary": ("group", "primary"),
-    "margin": ("group", "margins"),
-    "strict": ("group", "strict"),
-}
-#: options whose value is a path made absolute before it is recorded
-PATH_OPTIONS = {"derivatives", "bids_database_dir", "model", "work_dir"}
 
 
 class CLIError(RuntimeError):
@@ -170,63 +128,26 @@ def check_paths(bids_dir: Path, output_dir: Path, work_dir: Path | None,
                        "into its input)", P.EXIT_USAGE)
 
 
-def _option_value(dest: str, value: Any) -> Any:
-    if dest in PATH_OPTIONS and value is not None:
-        if isinstance(value, list):
-            return [str(Path(v).absolute()) for v in value]
-        return str(Path(value).absolute())
-    if dest == "folds" and value is not None:
-        return list(value)
-    if dest == "compare" and value is not None:  # LABEL=DIR items -> {label: absolute DIR}
-        pairs = [str(v).split("=", 1) if "=" in str(v) else [str(v), ""] for v in value]
-        labels = [p[0] for p in pairs]
-        if len(set(labels)) != len(labels):
-            raise CLIError(f"--compare: a dataset label is given twice ({', '.join(labels)})",
-                           P.EXIT_USAGE)
-        return {k: str(Path(d).absolute()) if d else "" for k, d in pairs}
-    if dest == "margin" and value is not None:  # METRIC=VALUE items -> {metric: value}
-        out = {}
-        for item in value:
-            name, sep, number = str(item).partition("=")
-            if not sep or not name.strip() or not number.strip():
-                raise CLIError(f"--margin must be METRIC=VALUE (e.g. dice=0.05), got {item!r}",
-                               P.EXIT_USAGE)
-            try:
-                out[name.strip()] = float(number)
-            except ValueError:
-                raise CLIError(f"--margin {name.strip()} must be a number, got {number!r}",
-                               P.EXIT_USAGE) from None
-        return out
-    return value
-
-
 def cli_overrides(opts: Any) -> dict[str, dict[str, Any]]:
-    """Section -> {key: value} of every option given on the command line, each checked
-    (error names the option: ``--threshold must be in (0, 1), got 1.5``)."""
+    """Section -> {key: checked value} of every option given on the command line (the
+    options of :data:`bids_stroke.cli.options.TABLE` found in ``opts``), each checked by its
+    setting's check; an error names the option: ``--threshold must be in (0, 1), got 1.5``."""
     overrides: dict[str, dict[str, Any]] = {}
-    for dest, (section, key) in OPTIONS.items():
-        value = getattr(opts, dest, None)
-        if value is None:
+    for dest, option in OPTIONS.items():
+        given = getattr(opts, dest, None)
+        if given is None:
             continue
-        value = _option_value(dest, value)
-        if dest == "threshold":
-            try:
-                value = float(value)
-            except ValueError:
-                raise CLIError(f"--threshold must be a number, got {value!r}",
-                               P.EXIT_USAGE) from None
         try:
-            check_value(SECTIONS[section], key, value)
+            value = check_value(SECTIONS[option.section], option.key, option.value(given))
+        except OptionError as exc:
+            raise CLIError(str(exc), P.EXIT_USAGE) from None
         except ValueError as exc:
-            flag = "--" + dest.replace("_", "-")
-            raise CLIError(f"{flag} {exc}", P.EXIT_USAGE) from None
-        overrides.setdefault(section, {})[key] = value
+            raise CLIError(f"{option.flag} {exc}", P.EXIT_USAGE) from None
+        overrides.setdefault(option.section, {})[option.key] = value
     return overrides
 
 
 LOGGER = logging.getLogger("bids_stroke")
-#: fewest usable CPUs from which --nprocs > 1 runs parallel nipype processes
-MIN_PARALLEL_CPUS = 4
 
 
 def clamp_nprocs(nprocs: int, cpus: int) -> int:

@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "separate OUT folders from one export")
     parser.add_argument("--no-degraded-images", dest="save_degraded", action="store_false",
                         default=None, help="do not copy the exported images into OUT")
-    P.add_reference_options(parser, what="the tool")
+    P.add_reference_options(parser)
     return parser
 
 
