@@ -166,7 +166,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
     from bids_stroke.demo import make_demo_dataset
     from bids_stroke.settings import Settings
 
-    conditions = list(Settings().study.conditions)
+    conditions = [c.spec for c in Settings().study.conditions]
     n_cohort = 2 if smoke else 4
     resolution = 2.0 if smoke else 1.0
     tmp = Path(tempfile.mkdtemp(prefix="bench_floor_"))

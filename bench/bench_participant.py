@@ -223,7 +223,7 @@ def _machine() -> dict[str, Any]:
 
 
 def _default_nprocs() -> int:
-    from bids_stroke.cli.config import default_nprocs, usable_cpus
+    from bids_stroke.cpus import default_nprocs, usable_cpus
 
     return default_nprocs(usable_cpus())
 
@@ -249,7 +249,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
                  subjects: list[str]) -> list[str]:
             return [str(bids), str(tmp / f"out_{name}"), "participant",
                     "-w", str(tmp / f"work_{name}"), "--model", str(model),
-                    "--pipeline", "atlas_resolution", "--conditions", *conditions,
+                    "--study", "atlas_resolution", "--conditions", *conditions,
                     *(["--nprocs", str(nprocs)] if nprocs == 1 else
                       ["--use-plugin", str(plugin)] if nprocs else []),
                     "--participant-label", *subjects]

@@ -53,7 +53,7 @@ def _participant(bids: Path, out: Path, work: Path) -> float:
 
     t0 = time.perf_counter()
     code = run_main([str(bids), str(out), "participant", "-w", str(work),
-                     "--pipeline", PIPELINE, "--nprocs", "2"])  # fmt: skip
+                     "--study", PIPELINE, "--nprocs", "2"])  # fmt: skip
     seconds = time.perf_counter() - t0
     if code != 0:
         raise RuntimeError(f"bids_stroke {bids} {out} participant exited with {code}")

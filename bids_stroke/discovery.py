@@ -37,6 +37,9 @@ from pathlib import Path
 LOGGER = logging.getLogger("bids_stroke.discovery")
 
 NIFTI_EXTENSIONS = (".nii.gz", ".nii")
+#: two images lie on the same grid when their shapes match and their affines agree within
+#: this many mm (every same-grid check of bids_stroke: masks, channels, predictions)
+AFFINE_ATOL = 1e-3
 #: mask suffixes recognised as lesion masks (BIDS ``mask``/``dseg``; ISLES'22 ``msk``)
 MASK_SUFFIXES = ("mask", "msk", "dseg", "roi")
 _LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
@@ -510,7 +513,7 @@ def collect_subjects(
     return out
 
 
-def _same_grid(a: Path, b: Path, atol: float = 1e-3) -> bool:
+def _same_grid(a: Path, b: Path, atol: float = AFFINE_ATOL) -> bool:
     import nibabel as nb
     import numpy as np
 

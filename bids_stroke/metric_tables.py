@@ -119,8 +119,7 @@ def _with_settings(entry: dict, note: str) -> dict:
     return new
 
 
-def segmetrics_sidecar(connectivity: int = 26, tolerance_mm: float = 2.0,
-                       grid: str = "native") -> dict:
+def segmetrics_sidecar(connectivity: int, tolerance_mm: float, grid: str) -> dict:
     """BIDS data dictionary for every column of the ``segmetrics`` TSV."""
     out = {c: dict(_ID_DESCRIPTIONS[c]) for c in SEGMETRICS_ID_COLUMNS}
     conn_note = f"Lesions are {connectivity}-connected components."
@@ -138,7 +137,7 @@ def segmetrics_sidecar(connectivity: int = 26, tolerance_mm: float = 2.0,
     return out
 
 
-def lesions_sidecar(connectivity: int = 26) -> dict:
+def lesions_sidecar(connectivity: int) -> dict:
     """BIDS data dictionary for every column of the ``lesions`` TSV."""
     out = {c: dict(_ID_DESCRIPTIONS[c]) for c in LESIONS_COLUMNS[:4]}
     for col in LESIONS_COLUMNS[4:]:
@@ -191,10 +190,10 @@ def score_conditions(
     out_dir: str | os.PathLike[str],
     session_id: str = "n/a",
     prefix: str | None = None,
-    connectivity: int = 26,
-    tolerance_mm: float = 2.0,
+    connectivity: int,
+    tolerance_mm: float,
+    grid: str,
     threshold: float | None = None,
-    grid: str = "native",
     reference_label: str | None = None,
     reference: Mapping[str, Any] | None = None,
 ) -> MetricTables:

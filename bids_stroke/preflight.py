@@ -23,10 +23,10 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 
-from bids_stroke.discovery import SubjectInputs
+from bids_stroke.degradation import Condition
+from bids_stroke.discovery import AFFINE_ATOL, SubjectInputs
 
 LOGGER = logging.getLogger("bids_stroke.preflight")
-AFFINE_ATOL = 1e-3
 #: largest volume accepted (voxels): 2^28 = 1 GiB as float32, checked on the header before
 #: anything is decompressed (a gzip bomb is refused in microseconds)
 MAX_VOXELS = 2**28
@@ -275,7 +275,7 @@ def native_grid(_subject: SubjectInputs, img: nb.Nifti1Image
     return img.shape[:3], [float(z) for z in img.header.get_zooms()[:3]]
 
 
-def check_subject(subject: SubjectInputs, conditions: Sequence[str] = (),
+def check_subject(subject: SubjectInputs, conditions: Sequence[Condition | str] = (),
                   grid: GridOf = native_grid, max_bytes: int | None = None) -> None:
     """Raise :class:`InputError` when an input of ``subject`` is unusable."""
     from bids_stroke.degradation import check_condition_fits
@@ -299,7 +299,8 @@ def check_subject(subject: SubjectInputs, conditions: Sequence[str] = (),
 
 
 def preflight_check(
-    subjects: Sequence[SubjectInputs], nprocs: int = 1, *, conditions: Sequence[str] = (),
+    subjects: Sequence[SubjectInputs], nprocs: int = 1, *,
+    conditions: Sequence[Condition | str] = (),
     grid: GridOf = native_grid, max_bytes: int | None = None,
 ) -> tuple[list[SubjectInputs], list[tuple[SubjectInputs, str]]]:
     """Split the inputs into usable ones and ``(input, reason)`` failures (order kept).

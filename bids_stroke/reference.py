@@ -28,7 +28,12 @@ import gzip
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from bids_stroke.degradation import Condition
 
 __all__ = [
     "KINDS",
@@ -67,7 +72,7 @@ class Reference:
             raise ValueError("a prediction reference needs its condition and label")
 
     @classmethod
-    def prediction(cls, condition: str) -> Reference:
+    def prediction(cls, condition: Condition | str) -> Reference:
         from bids_stroke.degradation import parse_condition
 
         cond = parse_condition(condition)
@@ -127,7 +132,8 @@ class Reference:
         return cls.prediction(str(record.get("condition") or "native"))
 
 
-def resolve(setting: str, has_mask: bool, condition: str = "native") -> Reference | None:
+def resolve(setting: str, has_mask: bool, condition: Condition | str = "native"
+            ) -> Reference | None:
     """The reference of an image under ``setting``; ``None`` when it cannot be scored (the
     ``mask`` setting and no mask)."""
     if setting not in SETTINGS:
@@ -137,20 +143,23 @@ def resolve(setting: str, has_mask: bool, condition: str = "native") -> Referenc
     return Reference() if has_mask else None
 
 
-def check_reference_condition(setting: str, condition: str, conditions: list[str] | tuple[str, ...],
+def check_reference_condition(setting: str, condition: Condition,
+                              conditions: Sequence[Condition | str],
                               option: str = "--reference-condition") -> None:
-    """Refuse a prediction reference whose condition the study does not run."""
+    """Refuse a prediction reference whose condition the study does not run (``condition``
+    as :class:`~bids_stroke.settings.StudySettings` holds it; ``conditions`` those of the
+    study, or the specs an export's manifests list)."""
     if setting == "mask":
         return
     from bids_stroke.degradation import parse_condition
 
-    wanted = parse_condition(condition).label
+    wanted = condition.label
     labels = [parse_condition(c).label for c in conditions]
     if wanted not in labels:
         raise ReferenceError(
             f"{option} {condition}: the reference condition must be one of the study's "
-            f"conditions ({' '.join(conditions)}); add it to --conditions or choose another "
-            f"{option}")
+            f"conditions ({' '.join(map(str, conditions))}); add it to --conditions or choose "
+            f"another {option}")
     if len(labels) < 2:
         raise ReferenceError(
             f"--reference {setting} needs at least one condition besides the reference "

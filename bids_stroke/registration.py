@@ -44,6 +44,8 @@ from typing import Any, Literal
 import nibabel as nib
 import numpy as np
 
+from bids_stroke.settings import TEMPLATE
+
 RegistrationKind = Literal["rigid", "affine", "syn"]
 Interpolation = Literal["linear", "nearestNeighbor", "genericLabel", "bSpline",
                         "lanczosWindowedSinc"]
@@ -407,7 +409,7 @@ def bids_space(img_path: str | os.PathLike[str]) -> str | None:
 
 
 def is_in_template_space(img_path: str | os.PathLike[str],
-                         template: str = "MNI152NLin2009aSym") -> bool:
+                         template: str = TEMPLATE) -> bool:
     """True if the file name carries ``space-<template>`` (BIDS entity).
 
     Only the file name is used: NIfTI ``sform_code`` 4 (MNI_152) cannot tell

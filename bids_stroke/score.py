@@ -39,11 +39,10 @@ import nibabel as nb
 import numpy as np
 
 from bids_stroke.degradation import Condition
-from bids_stroke.discovery import SubjectInputs
+from bids_stroke.discovery import AFFINE_ATOL, SubjectInputs
 from bids_stroke.reference import Reference
 
 PLACEHOLDERS = ("condition", "subject", "session", "acq", "run")
-AFFINE_ATOL = 1e-3
 _FIELD_RE = re.compile(r"\{([^{}]*)\}")
 
 

@@ -4,6 +4,11 @@ A run's settings are built once, in layers, and then only read::
 
     defaults (the dataclass fields below)  <-  study file (pipelines/*.yml)  <-  command line
 
+The defaults *are* the default study: ``Settings()`` equals the settings of
+``pipelines/atlas_resolution.yml`` (name, description and source aside; a test keeps them
+equal), and a library function that has a default for a setting takes it from here (e.g.
+``n_boot: int = GroupSettings.n_boot``), so every default is written once.
+
 (or ``--config-file logs/config-<run>.json`` in place of defaults + study file, to replay a run).
 Every value of every layer goes through the *same* check — the ``check`` of its field — so a
 study file's ``threshold: 1.5`` is refused exactly like ``--threshold 1.5``. The result is a
@@ -26,15 +31,24 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bids_stroke.__about__ import __version__
+from bids_stroke.cpus import (
+    MAX_DEFAULT_THREADS,
+    MIN_PARALLEL_CPUS,
+    default_nprocs,
+    default_omp_nthreads,
+)
 from bids_stroke.probseg import DEFAULT_MODE as DEFAULT_PROBSEG_MODE
 from bids_stroke.probseg import PROBSEG_MODES
+
+if TYPE_CHECKING:
+    from bids_stroke.degradation import Condition
 
 TEMPLATE = "MNI152NLin2009aSym"
 DEFAULT_STUDY = "atlas_resolution"
@@ -52,16 +66,35 @@ class SettingsError(ValueError):
 Check = Callable[[Any], Any]
 
 
-def setting(default: Any, check: Check, help: str = "") -> Any:
-    """A dataclass field with its check and help text (used by the CLI and the docs)."""
+def setting(default: Any, check: Check, help: str = "", *,
+            factory: Callable[[], Any] | None = None, default_text: str | None = None) -> Any:
+    """A dataclass field with its check and help text (the command line's help is made of it).
+
+    ``factory`` computes the default when a setting is built (e.g. from the usable CPUs; then
+    ``default`` must be None); ``default_text`` says what the default is where the value alone
+    does not (``None`` meaning "the model's own", or a computed default).
+    """
     if isinstance(default, list | dict):
         raise TypeError("settings defaults must be immutable (tuple / None)")
-    return field(default=default, metadata={"check": check, "help": help})
+    metadata = {"check": check, "help": help, "default_text": default_text}
+    if factory is not None:
+        if default is not None:
+            raise TypeError("a setting has a default or a factory, not both")
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 # ------------------------------------------------------------------------------- checks
 # Each check takes a raw value (YAML/JSON/CLI) and returns the canonical value or raises
-# ValueError with the reason (the caller adds where the value came from).
+# ValueError with the reason (the caller adds where the value came from). A check made by a
+# factory below says what it accepts (``choices``, ``item`` of a list, ``inner`` of an
+# optional value), so the command line can be made from the fields (bids_stroke.cli.options).
+
+
+def _about(check: Check, **what: Any) -> Check:
+    for name, value in what.items():
+        setattr(check, name, value)
+    return check
 
 
 def _is_number(value: Any) -> bool:
@@ -114,7 +147,7 @@ def optional(check: Check) -> Check:
     def wrapped(value: Any) -> Any:
         return None if value is None else check(value)
 
-    return wrapped
+    return _about(wrapped, inner=check)
 
 
 def boolean(value: Any) -> bool:
@@ -129,7 +162,7 @@ def choice(*choices: Any) -> Check:
             raise ValueError(f"must be one of {', '.join(map(str, choices))}; got {value!r}")
         return value
 
-    return check
+    return _about(check, choices=choices)
 
 
 def text(value: Any) -> str:
@@ -162,7 +195,7 @@ def strings(item: Check = text, *, min_len: int = 0, max_len: int = 10_000) -> C
                 raise ValueError(f"entry {i + 1}: {exc}") from None
         return tuple(out)
 
-    return check
+    return _about(check, item=item)
 
 
 def bids_label(prefix: str) -> Check:
@@ -215,23 +248,33 @@ def fold(value: Any) -> str:
     return v
 
 
-def conditions(value: Any) -> tuple[str, ...]:
-    """Condition specs, canonicalised (duplicates and bad specs refused)."""
+def _condition_or_text(value: Any) -> Any:
+    from bids_stroke.degradation import Condition
+
+    return value if isinstance(value, Condition) else text(value)
+
+
+def conditions(value: Any) -> tuple[Condition, ...]:
+    """Parsed conditions from specs (or conditions), in order; duplicates and bad specs
+    refused. The settings hold them parsed; :func:`thaw` writes their canonical specs."""
     from bids_stroke.degradation import ConditionError, parse_conditions
 
-    specs = strings(text, min_len=1, max_len=100)(value)
+    items = strings(_condition_or_text, min_len=1, max_len=100)(value)
     try:
-        return tuple(c.spec for c in parse_conditions(list(specs)))
+        return tuple(parse_conditions(list(items)))
     except ConditionError as exc:
         raise ValueError(str(exc)) from None
 
 
-def condition_spec(value: Any) -> str:
-    """One condition spec, canonicalised (e.g. the reference condition)."""
+_about(conditions, item=_condition_or_text)  # a list of specs (or conditions)
+
+
+def condition(value: Any) -> Condition:
+    """One parsed condition from its spec (e.g. the reference condition)."""
     from bids_stroke.degradation import ConditionError, parse_condition
 
     try:
-        return parse_condition(text(value)).spec
+        return parse_condition(_condition_or_text(value))
     except ConditionError as exc:
         raise ValueError(str(exc)) from None
 
@@ -342,17 +385,25 @@ def _g(value: float | None, default: str) -> str:
 
 
 def thaw(value: Any) -> Any:
-    """JSON form of a setting value (inverse of :func:`frozen_json`, paths as strings)."""
+    """JSON form of a setting value (inverse of :func:`frozen_json`, paths as strings,
+    conditions as their canonical specs)."""
+    from bids_stroke.degradation.base import Condition
+
     if isinstance(value, Mapping):
         return {k: thaw(v) for k, v in value.items()}
     if isinstance(value, tuple | list):
         return [thaw(v) for v in value]
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, Condition):
+        return value.spec
     return value
 
 
 # ----------------------------------------------------------------------------- sections
+# Each field's help is the command line's help of its option (bids_stroke.cli.options), so it
+# never says what the default is: the option adds "(default: ...)" from the field's default, or
+# from ``default_text`` where the value alone does not say it.
 @dataclass(frozen=True)
 class DataSettings:
     """What to read: the input dataset and the selection."""
@@ -360,71 +411,112 @@ class DataSettings:
     bids_dir: Path = setting(Path("."), path, "root of the input BIDS dataset")
     output_dir: Path = setting(Path("."), path, "root of the derivatives written")
     participant_label: tuple[str, ...] | None = setting(
-        None, optional(strings(bids_label("sub"), min_len=1)), "subjects to process")
+        None, optional(strings(bids_label("sub"), min_len=1)),
+        "subjects to process, with or without 'sub-'", default_text="all")
     session_label: tuple[str, ...] | None = setting(
-        None, optional(strings(bids_label("ses"), min_len=1)), "sessions to process")
-    modality: str | None = setting(None, optional(suffix),
-                                   "BIDS suffix of the reference image (default: the model's "
-                                   "first channel, T1w for the bundled model)")
+        None, optional(strings(bids_label("ses"), min_len=1)),
+        "sessions to process, with or without 'ses-'", default_text="all")
+    modality: str | None = setting(
+        None, optional(suffix),
+        "BIDS suffix of the reference image (the grid of its lesion mask): T1w (ATLAS), FLAIR, "
+        "dwi or adc (ISLES'22)",
+        default_text="the model's first channel, T1w for the bundled model")
     bids_filters: Mapping[str, Any] | None = setting(
         None, optional(mapping), "extra pybids filters per query")
-    derivatives: tuple[Path, ...] = setting((), strings(path), "extra lesion-mask folders")
-    database_dir: Path | None = setting(None, optional(path), "persistent pybids database")
-    skip_bids_validation: bool = setting(False, boolean, "skip the dataset check")
+    derivatives: tuple[Path, ...] = setting(
+        (), strings(path),
+        "extra folders searched for lesion masks (bids_dir/derivatives is always searched)")
+    database_dir: Path | None = setting(
+        None, optional(path),
+        "persistent pybids database folder, so large datasets are indexed once")
+    skip_bids_validation: bool = setting(False, boolean,
+                                         "skip the structural check of the input dataset")
 
 
 @dataclass(frozen=True)
 class StudySettings:
-    """The study: its name and the resolution conditions."""
+    """The study: its name and the resolution conditions (parsed :class:`Condition` objects;
+    given as specs, e.g. the defaults below, they are parsed when the section is made)."""
 
     name: str = setting(DEFAULT_STUDY, text, "study name")
     description: str = setting("", text, "one paragraph")
-    conditions: tuple[str, ...] = setting(("native", "crude:2", "linear:2"), conditions,
-                                          "resolution conditions, in order")
-    reference: str = setting("mask", choice("mask", "prediction", "auto"),
-                             "what each prediction is scored against: the lesion mask, the "
-                             "model's own prediction at the reference condition, or auto (the "
-                             "mask where there is one)")
-    reference_condition: str = setting("native", condition_spec,
-                                       "the condition whose prediction is the reference of "
-                                       "--reference prediction/auto")
+    conditions: tuple[Condition, ...] = setting(
+        ("native", "crude:2", "linear:2"), conditions,
+        "resolution conditions, in order, e.g. native crude:2 linear:2 thick:5 thick:5:gap=1 "
+        "kspace:2")
+    reference: str = setting(
+        "mask", choice("mask", "prediction", "auto"),
+        "what each prediction is scored against: 'mask', the image's lesion mask (accuracy; "
+        "images without one are not run); 'prediction', the segmentation's own prediction at "
+        "the reference condition (agreement, no mask needed; that condition is not scored "
+        "against itself); 'auto', the mask where there is one, else the prediction")
+    reference_condition: Condition = setting(
+        "native", condition,
+        "the condition whose prediction is the reference of --reference prediction/auto; it "
+        "must be one of the conditions")
     source: str | None = setting(None, optional(text), "study file it came from")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conditions", conditions(self.conditions))
+        object.__setattr__(self, "reference_condition", condition(self.reference_condition))
 
 
 @dataclass(frozen=True)
 class RegistrationSettings:
     """Spatial normalisation to the template (template-space models only)."""
 
-    kind: str = setting("affine", choice("affine", "rigid", "syn"), "transform model")
+    kind: str = setting("affine", choice("affine", "rigid", "syn"),
+                        f"registration to {TEMPLATE} when the image is not already there")
     template: str = setting(TEMPLATE, choice(TEMPLATE), "TemplateFlow template")
-    template_resolution: int = setting(1, choice(1, 2), "template grid resolution (mm)")
+    template_resolution: int = setting(
+        1, choice(1, 2),
+        f"resolution (mm) of the {TEMPLATE} grid that native-space images are registered to")
 
 
 @dataclass(frozen=True)
 class SegmentationSettings:
     """The model and how it is run."""
 
-    model: Path | None = setting(None, optional(path), "model file or folder (None: bundled)")
-    device: str = setting("auto", device, "auto, cpu, cuda or cuda:N")
-    precision: str = setting("auto", choice("auto", "fp32", "bf16", "fp16"), "inference precision")
+    model: Path | None = setting(
+        None, optional(path),
+        "the model: a bids_stroke checkpoint (.pt), a TorchScript file, an ONNX file or an "
+        "nnU-Net v2 trained-model folder; see 'bids_stroke model info MODEL'",
+        default_text="the bundled model")
+    device: str = setting("auto", device,
+                          "where the model runs: auto (CUDA when available, else the CPU), cpu, "
+                          "cuda or cuda:N")
+    precision: str = setting("auto", choice("auto", "fp32", "bf16", "fp16"),
+                             "inference precision; auto uses AMP on GPU and bf16 on CPUs with "
+                             "AMX")
     engine: str = setting("auto", choice("auto", "torch", "openvino"),
-                          "engine of fp32 CPU inference: auto (OpenVINO when installed, "
-                          "checked to reproduce torch; else torch), torch or openvino")
+                          "engine of fp32 inference on the CPU (bids_stroke checkpoints): auto "
+                          "uses OpenVINO when installed (1.4x faster here, checked to give "
+                          "torch's masks), else torch")
     threshold: float | None = setting(
         None, optional(number(0, 1, lo_open=True, hi_open=True)),
-        "probability >= threshold is lesion (default: the model's, 0.5)")
+        "probability threshold: a voxel is lesion where its probability is >= the threshold",
+        default_text="the model's own: 0.5 for the bundled model, what 'bids_stroke model "
+        "info MODEL' prints for yours")
     min_size: int = setting(0, integer(0, 10**9), "drop predicted components below (voxels)")
     tta: bool = setting(False, boolean, "mirror test-time augmentation")
     mode: str = setting("auto", choice("auto", "full", "sliding"), "inference mode")
     channels: tuple[str, ...] | None = setting(
         None, optional(strings(suffix, min_len=1, max_len=16)),
-        "model input channels as BIDS suffixes (default: what the model says)")
-    folds: tuple[str, ...] | None = setting(None, optional(strings(fold, min_len=1, max_len=64)),
-                                            "nnU-Net folds (default: those present)")
-    checkpoint: str = setting("final", choice("final", "best"), "nnU-Net checkpoint to use")
-    trust_model_code: bool = setting(False, boolean, "allow model files that run pickled code")
-    allow_modality_mismatch: bool = setting(False, boolean,
-                                            "run a model on a modality it does not declare")
+        "the model's input channels as BIDS suffixes, in order (e.g. dwi adc)",
+        default_text="what the model declares")
+    folds: tuple[str, ...] | None = setting(
+        None, optional(strings(fold, min_len=1, max_len=64)),
+        "nnU-Net folds to ensemble, e.g. 0 1 2 3 4 or all", default_text="the folders present")
+    checkpoint: str = setting("final", choice("final", "best"),
+                              "nnU-Net checkpoint_final.pth or checkpoint_best.pth")
+    trust_model_code: bool = setting(
+        False, boolean,
+        "allow a model file whose loading runs pickled code (nnU-Net checkpoints saved with "
+        "custom classes); only for files you trust")
+    allow_modality_mismatch: bool = setting(
+        False, boolean,
+        "run the model on an image whose modality differs from the model's channels (warned "
+        "in every report)")
 
 
 @dataclass(frozen=True)
@@ -433,7 +525,7 @@ class MetricsSettings:
 
     connectivity: int = setting(26, choice(6, 18, 26), "lesion connectivity")
     tolerance_mm: float = setting(2.0, number(0, 100, lo_open=True), "surface Dice tolerance")
-    grid: str = setting("native", metric_grid,
+    grid: str = setting("padded:16", metric_grid,
                         "grid over which true negatives (specificity, accuracy, predicted "
                         "fraction) are counted: native, or padded:16 as the original study")
 
@@ -442,13 +534,14 @@ class MetricsSettings:
 class OutputSettings:
     """What is written besides masks, maps and tables."""
 
-    save_degraded: bool = setting(True, boolean, "write the degraded images")
+    save_degraded: bool = setting(True, boolean,
+                                  "write the degraded images (masks are always written)")
     save_degraded_masks: bool = setting(False, boolean, "write reference masks degraded alike")
     save_probseg: str = setting(
         DEFAULT_PROBSEG_MODE, choice(*PROBSEG_MODES),
-        "how probability maps are written: compact (uint16, within 1e-4 of the model's "
-        "output, values below 1e-4 as 0), full (float32 as computed) or none; masks and "
-        "metrics are the same in every mode")
+        "how lesion probability maps are written: compact (16-bit, within 1e-4 of the model's "
+        "output, below 1e-4 stored as 0; ~40x smaller), full (float32 as computed) or none; "
+        "masks and metrics are identical in every mode")
 
 
 @dataclass(frozen=True)
@@ -456,34 +549,44 @@ class GroupSettings:
     """Group-level statistics."""
 
     metrics: tuple[str, ...] = setting(
-        ("dice", "hd95", "lesion_f1", "abs_volume_diff_ml"),
+        ("dice", "precision", "recall", "jaccard", "specificity", "accuracy", "rel_volume_diff",
+         "pred_fraction_pct"),
         strings(text, min_len=1, max_len=100), "metrics tested")
     alpha: float = setting(0.05, number(0, 1, lo_open=True, hi_open=True), "significance level")
     n_boot: int = setting(2000, integer(100, 1_000_000), "bootstrap resamples")
     unit: str = setting("participant", choice("participant", "image"),
-                        "statistical unit: participant (sessions/runs averaged) or image")
+                        "statistical unit: 'participant' averages a participant's sessions/runs "
+                        "before the tests, 'image' keeps every image")
     compare: Mapping[str, str] | None = setting(
         None, optional(dataset_labels),
-        "datasets compared (unpaired): label -> participant-level output folder, optionally "
-        "with ':cond1,cond2' (the conditions of that dataset to compare)")
+        "compare datasets: participant-level output folders with a label each, e.g. "
+        "ATLAS=/out_atlas ISLES=/out_isles (unpaired tests per condition); "
+        "LABEL=DIR:native,crude2 compares only those conditions of that dataset, with every "
+        "condition of the others (ISLES=/out_isles:native ATLAS=/out_atlas: ISLES native "
+        "against each ATLAS condition)", default_text="no dataset comparison")
     pairs: tuple[tuple[str, str], ...] | None = setting(
         None, optional(dataset_pairs),
-        "dataset comparisons across conditions, e.g. [[ISLES:native, ATLAS:crude2]] (default: "
-        "every pair of datasets under each condition they share)")
+        "dataset comparisons across conditions, e.g. [[ISLES:native, ATLAS:crude2]]",
+        default_text="every pair of datasets under each condition they share")
     primary: str = setting("dice", metric_name,
-                           "primary metric: its comparisons are the confirmatory family")
+                           "primary metric: its comparisons with the reference condition are the "
+                           "confirmatory family and head the findings")
     margins: Mapping[str, float] = setting(
         FrozenMapping({"dice": 0.05}), margin_map,
-        "equivalence margins per metric in its units (default dice 0.05: a starting point to "
-        "change, not a clinical truth)")
+        "equivalence margin of a metric in its own units, e.g. dice=0.03 or hd95=2 (a starting "
+        "point to change, not a clinical truth); repeat for several metrics; added to the "
+        "study's margins")
     digits_rank: int | None = setting(
         7, optional(integer(1, 22)),
         "significant digits kept before ranking, so decimal-equal values tie (R's "
         "digits.rank; null: exact binary comparison)")
     bland_altman: str = setting("log", choice("log", "raw"),
                                 "Bland-Altman scale: log (ratio of volumes) or raw (ml)")
-    strict: bool = setting(False, boolean, "refuse (exit 66, nothing written) when an image "
-                           "of OUT is incomplete instead of leaving it out")
+    strict: bool = setting(
+        False, boolean,
+        "exit 66 and write nothing when an image of output_dir is incomplete (a run killed "
+        "before its commit, a quarantined journal, files changed after their commit); without "
+        "it, such an image is left out and named in one line and in the report")
 
 
 @dataclass(frozen=True)
@@ -492,21 +595,45 @@ class ExecutionSettings:
 
     levels: tuple[str, ...] = setting(("participant",), strings(
         choice("participant", "group"), min_len=1, max_len=2), "analysis levels")
-    work_dir: Path | None = setting(None, optional(path), "nipype work folder")
-    nprocs: int = setting(1, integer(1, 4096), "parallel nipype processes")
-    omp_nthreads: int = setting(1, integer(1, 4096), "threads per process")
+    work_dir: Path | None = setting(
+        None, optional(path),
+        "nipype work folder; a re-run with the same folder resumes, and two runs never share "
+        "one", default_text="a new $TMPDIR/bids_stroke-<user>/<run id>, removed after a fully "
+        "successful run and named in the log otherwise")
+    nprocs: int = setting(
+        None, integer(1, 4096),
+        "processes for nipype's MultiProc plugin; the segmentation uses all of them, one image "
+        f"at a time; one process below {MIN_PARALLEL_CPUS} CPUs, where a second was slower",
+        factory=default_nprocs, default_text="half the CPUs this process may use, at least 1")
+    omp_nthreads: int = setting(
+        None, integer(1, 4096), "threads per process", factory=default_omp_nthreads,
+        default_text=f"CPUs / --nprocs, at most {MAX_DEFAULT_THREADS}")
     mem_gb: float | None = setting(None, optional(number(0, 1e6, lo_open=True)),
-                                   "memory limit (GB)")
+                                   "memory nipype may schedule", default_text="no limit")
     max_image_gb: float | None = setting(
         None, optional(number(0, 1e6, lo_open=True)),
-        "largest image data accepted (GB the header declares; default: 1 GiB or a quarter of "
-        "the memory, whichever is smaller)")
+        "largest image accepted, as the data size its header declares (voxels x bytes per "
+        "voxel), checked before anything is decompressed",
+        default_text="1 GiB or a quarter of --mem-gb or of the available memory, whichever is "
+        "smaller")
     plugin: Mapping[str, Any] | None = setting(None, optional(mapping), "nipype plugin")
-    stop_on_first_crash: bool = setting(False, boolean, "stop at the first failing node")
+    stop_on_first_crash: bool = setting(
+        False, boolean,
+        "stop at the first failing node instead of continuing with the other subjects")
     seed: int = setting(0, integer(0, 2**31 - 1), "seed for everything random")
-    clean: bool = setting(False, boolean, "remove results of conditions the study no longer lists")
-    prepare: bool = setting(False, boolean, "only write dataset-level files, then exit")
-    lock_wait_s: float = setting(0.0, number(0, 7 * 86400), "wait for a locked subject (s)")
+    clean: bool = setting(
+        False, boolean,
+        "remove (and list) results of conditions the current study no longer has; without it "
+        "re-runs only add or replace conditions")
+    prepare: bool = setting(
+        False, boolean,
+        "participant level only: validate and check the inputs, build the pybids database "
+        "(--bids-database-dir) and write the dataset-level files of output_dir, then exit "
+        "without processing anyone. Run it once before a SLURM array, whose tasks then only "
+        "read them")
+    lock_wait_s: float = setting(
+        0.0, number(0, 7 * 86400), "wait up to this long for a subject locked by another run",
+        default_text="do not wait; the subject is skipped with exit code 75")
     run_uuid: str = setting("", text, "run identifier")
     command: str = setting("", text, "the command line")
     verbose: int = setting(0, integer(0, 5), "log verbosity")
@@ -627,7 +754,7 @@ class Settings:
         content["seed"] = self.execution.seed
         if reference == "prediction":
             content["reference"] = {"kind": "prediction",
-                                    "condition": self.study.reference_condition}
+                                    "condition": self.study.reference_condition.spec}
         elif reference != "mask":
             raise ValueError(f"reference must be mask or prediction, got {reference!r}")
         blob = json.dumps(content, sort_keys=True).encode()
@@ -682,25 +809,6 @@ def settings_from_layers(
     return check_consistency(settings, "command line" if overrides else study_where)
 
 
-def help_default(section: str, key: str) -> str:
-    """The default of a setting as shown in ``--help``."""
-    f = {f.name: f for f in fields(SECTIONS[section])}[key]
-    value = thaw(f.default)
-    if isinstance(value, list):
-        return " ".join(map(str, value))
-    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(
-        value)
-
-
-def default_of(section: str, key: str) -> Any:
-    """The default value of one setting."""
-    return {f.name: f for f in fields(SECTIONS[section])}[key].default
-
-
 def study_keys() -> dict[str, tuple[str, ...]]:
     """Keys a study file may set, per section (for docs and errors)."""
     return {name: tuple(f.name for f in fields(SECTIONS[name])) for name in STUDY_FILE_SECTIONS}
-
-
-def as_sequence(value: Sequence[str] | str) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "bids_stroke"
 #: modules that hold science or plain data handling: no nipype, no CLI
-PURE = ["settings", "pipeline", "conditions", "degrade", "degradation", "plan", "commit",
-        "locks", "atomic", "outputs", "preflight", "discovery", "nifti", "metric_tables",
+PURE = ["settings", "study_files", "versions", "conditions", "degrade", "degradation", "plan",
+        "commit", "locks", "atomic", "outputs", "preflight", "discovery", "nifti", "metric_tables",
         "export", "score", "state_files", "interrupt", "write_errors", "reference"]
 
 

@@ -49,10 +49,16 @@ def test_unknown_level_exit_17(plain_layout, tmp_path):
     assert exc.value.code == 17
 
 
-def test_usage_error_exit_64(plain_layout, tmp_path):
+def test_usage_error_exit_64(plain_layout, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        run_cli(plain_layout, tmp_path / "out", "participant", "--nprocs", "0")
+        run_cli(plain_layout, tmp_path / "out", "participant", "--no-such-option")
     assert exc.value.code == 64
+    capsys.readouterr()
+    # a value is refused by its setting's check, as in a study file: one line, exit 64
+    assert run_cli(plain_layout, tmp_path / "out", "participant", "--nprocs", "0") == 64
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["bids_stroke: error: --nprocs must be in [1, 4096], got 0"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_bids_dir_exit_66(tmp_path, capsys):
@@ -88,7 +94,30 @@ def test_bad_condition_exit_64(plain_layout, tmp_path, capsys):
     assert "cubic:2" in err and len(err.strip().splitlines()) == 1
 
 
-def test_bad_pipeline_exit_64(plain_layout, tmp_path, capsys):
+def test_bad_study_exit_64(plain_layout, tmp_path, capsys):
+    bad = tmp_path / "study.yml"
+    bad.write_text("conditions: [native]\nsegmentaton: {}\n")
+    assert run_cli(plain_layout, tmp_path / "o", "participant", "--study", bad) == 64
+    assert "segmentaton" in capsys.readouterr().err
+
+
+def test_pipeline_is_a_deprecated_name_of_study(plain_layout, tmp_path, capsys):
+    """``--pipeline`` (the old name) still works, and says once that ``--study`` replaces it."""
+    argv = [str(plain_layout), str(tmp_path / "o"), "participant"]
+    opts = build_parser().parse_args([*argv, "--pipeline", "clinical_slices"])
+    assert opts.study == "clinical_slices"
+    err = capsys.readouterr().err
+    assert err.count("deprecated") == 1 and "use --study" in err
+    build_parser().parse_args([*argv, "--pipeline", "a", "--pipeline", "clinical_slices"])
+    assert capsys.readouterr().err.count("deprecated") == 1
+    from bids_stroke.cli import export, score
+
+    for sub in (export.build_parser(), score.build_parser()):
+        opts = sub.parse_args(["b", "o", "--pipeline", "clinical_slices", "--predictions", "p",
+                               "--tool-name", "t"] if sub.prog.endswith("score")
+                              else ["b", "o", "--pipeline", "clinical_slices"])
+        assert opts.study == "clinical_slices"
+    assert capsys.readouterr().err.count("deprecated") == 2
     bad = tmp_path / "study.yml"
     bad.write_text("conditions: [native]\nsegmentaton: {}\n")
     assert run_cli(plain_layout, tmp_path / "o", "participant", "--pipeline", bad) == 64

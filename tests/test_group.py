@@ -28,12 +28,27 @@ TSVS = ["group_segmetrics.tsv", "group_desc-summary_segmetrics.tsv",
         "group_desc-friedman_stats.tsv", "group_desc-lesiondetection_segmetrics.tsv",
         "group_desc-lesionsize_stats.tsv"]
 FIGS = ["equivalence", "distributions", "paired", "dice-vs-resolution", "bland-altman"]
+#: the metrics these tests look at (the library's default is the default study's eight)
+METRICS = ["dice", "hd95", "lesion_f1", "abs_volume_diff_ml"]
 
 
 @pytest.fixture(scope="module")
 def group_out(tmp_path_factory) -> tuple[Path, Path]:
     out = make_synthetic_output(tmp_path_factory.mktemp("out"), 12, conditions=CONDS, seed=3)
-    return out, run_group(out, n_boot=200, seed=7)
+    return out, run_group(out, metrics=METRICS, n_boot=200, seed=7)
+
+
+def test_library_defaults_are_the_default_study() -> None:
+    import inspect
+
+    from bids_stroke.group.paired import DEFAULT_METRICS
+    from bids_stroke.settings import GroupSettings
+
+    group = GroupSettings()
+    params = inspect.signature(run_group).parameters
+    assert DEFAULT_METRICS == group.metrics and params["metrics"].default is None
+    for name in ("alpha", "n_boot", "unit", "primary", "digits_rank", "bland_altman", "strict"):
+        assert params[name].default == getattr(group, name), name
 
 
 def test_run_group_writes_every_output(group_out) -> None:
@@ -120,7 +135,7 @@ def test_report_contains_every_table_and_figure(group_out) -> None:
 def test_deterministic(group_out, tmp_path) -> None:
     out, _ = group_out
     other = make_synthetic_output(tmp_path / "o", 12, conditions=CONDS, seed=3)
-    run_group(other, n_boot=200, seed=7)
+    run_group(other, metrics=METRICS, n_boot=200, seed=7)
     for name in TSVS:
         assert (other / name).read_text() == (out / name).read_text(), name
 
@@ -144,7 +159,7 @@ def test_missing_condition_and_na_values(tmp_path) -> None:
     df.loc[1, "hd95"] = "n/a"
     df.to_csv(f, sep="\t", index=False)
     record_commits(out)
-    run_group(out, n_boot=50)
+    run_group(out, metrics=METRICS, n_boot=50)
     wil = pd.read_csv(out / "group_desc-wilcoxon_stats.tsv", sep="\t").set_index(
         ["metric", "condition_a", "condition_b"])
     third = CONDS[2][0]
@@ -476,7 +491,7 @@ def test_cli_group_options(tmp_path) -> None:
     study = tmp_path / "study.yml"
     study.write_text("conditions: [native, crude:2]\ngroup:\n  metrics: [dice]\n"
                      "  compare: {A: atlas, B: isles}\n")  # relative to the study file
-    assert main([str(bids), str(tmp_path / "res2"), "group", "--pipeline", str(study)]) == 0
+    assert main([str(bids), str(tmp_path / "res2"), "group", "--study", str(study)]) == 0
     st = pd.read_csv(tmp_path / "res2" / "group_desc-datasets_stats.tsv", sep="\t")
     assert st["n_a"].max() == 6 and set(st["desc_a"]) == {"native", "crude2"}
 
@@ -630,7 +645,7 @@ def test_cli_primary_and_margins(tmp_path, capsys) -> None:
     study = tmp_path / "study.yml"
     study.write_text("conditions: [native, crude:2]\ngroup:\n  metrics: [dice]\n"
                      "  primary: hd95\n")
-    assert main([str(bids), str(out), "group", "--pipeline", str(study)]) == 64
+    assert main([str(bids), str(out), "group", "--study", str(study)]) == 64
     assert "group.primary hd95 has no margin" in capsys.readouterr().err
 
 
@@ -661,8 +676,8 @@ def test_cross_condition_dataset_comparison(tmp_path) -> None:
     study.write_text("conditions: [native, crude:2, linear:2]\ngroup:\n  metrics: [dice]\n"
                      f"  compare: {{ISLES: {isles}, ATLAS: {atlas}}}\n"
                      "  pairs: [[ISLES:native, ATLAS:linear2]]\n")
-    assert main([str(bids), str(tmp_path / "res"), "group", "--pipeline", str(study)]) == 0
+    assert main([str(bids), str(tmp_path / "res"), "group", "--study", str(study)]) == 0
     st = pd.read_csv(tmp_path / "res" / "group_desc-datasets_stats.tsv", sep="\t")
     assert list(zip(st.desc_a, st.desc_b, strict=True)) == [("native", "linear2")]
     study.write_text(study.read_text().replace("linear2", "thick5mm"))
-    assert main([str(bids), str(tmp_path / "res"), "group", "--pipeline", str(study)]) == 65
+    assert main([str(bids), str(tmp_path / "res"), "group", "--study", str(study)]) == 65

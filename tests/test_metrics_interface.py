@@ -19,7 +19,7 @@ from bids_stroke.metrics import METRIC_COLUMNS, MetricsInputError, compute_metri
 from bids_stroke.settings import MetricsSettings
 from bids_stroke.tables import format_tsv_cell, tsv_text
 
-# the interface takes the science settings explicitly (issue 16): the defaults, from settings
+# the interface takes the science settings explicitly: the defaults, from settings
 METRICS = {"connectivity": MetricsSettings().connectivity,
            "tolerance_mm": MetricsSettings().tolerance_mm, "grid": MetricsSettings().grid}
 
@@ -86,7 +86,7 @@ def test_interface_end_to_end(tmp_path, masks):
 
     ref, native, coarse, _ = masks["arrays"]
     for row, pred in zip(rows, (native, coarse), strict=False):
-        expected = compute_metrics(ref, pred, (1.0, 2.0, 1.5))
+        expected = compute_metrics(ref, pred, (1.0, 2.0, 1.5), **METRICS)
         for col in METRIC_COLUMNS:
             val = expected[col]
             if isinstance(val, float) and math.isnan(val):

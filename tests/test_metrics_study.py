@@ -21,7 +21,7 @@ from bids_stroke.metrics import (
 from bids_stroke.model.preprocess import pad_to_multiple
 from bids_stroke.settings import MetricsSettings
 
-# the interface takes the science settings explicitly (issue 16): the defaults, from settings
+# the interface takes the science settings explicitly: the defaults, from settings
 METRICS = {"connectivity": MetricsSettings().connectivity,
            "tolerance_mm": MetricsSettings().tolerance_mm, "grid": MetricsSettings().grid}
 
@@ -164,7 +164,7 @@ def test_interface_grid_option(tmp_path) -> None:
     assert "padded:16" in sidecar["tn"]["Description"]
     assert "208x240x192" in sidecar["accuracy"]["Description"]
     assert "Grid used" not in sidecar["dice"]["Description"]
-    native = run()
+    native = run(grid="native")
     side = json.loads(open(native.out_json, encoding="utf-8").read())
     assert "Grid used: native" in side["specificity"]["Description"]
     with pytest.raises(MetricsInputError, match="padded:<multiple>"):

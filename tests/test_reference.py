@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from bids_stroke.cli.run import main
+from bids_stroke.degradation import parse_condition, parse_conditions
 from bids_stroke.metric_tables import score_conditions
 from bids_stroke.metrics import compute_metrics, lesion_table
 from bids_stroke.reference import (
@@ -54,20 +55,27 @@ def test_resolve_per_image():
 
 
 def test_reference_condition_must_be_a_study_condition():
-    check_reference_condition("prediction", "native", ["native", "crude:2"])
-    check_reference_condition("mask", "native", ["crude:2"])  # not used with masks
-    with pytest.raises(ReferenceError, match="must be one of the study's conditions"):
-        check_reference_condition("auto", "native", ["crude:2", "linear:2"])
+    native = parse_condition("native")
+
+    def study(*specs: str) -> list:
+        return parse_conditions(list(specs))
+
+    check_reference_condition("prediction", native, study("native", "crude:2"))
+    check_reference_condition("mask", native, study("crude:2"))  # not used with masks
+    with pytest.raises(ReferenceError, match=r"must be one of the study's conditions "
+                                             r"\(crude:2 linear:2\)"):
+        check_reference_condition("auto", native, study("crude:2", "linear:2"))
     with pytest.raises(ReferenceError, match="besides the reference condition"):
-        check_reference_condition("prediction", "native", ["native"])
+        check_reference_condition("prediction", native, study("native"))
 
 
 def test_settings_from_a_study_file_and_the_results_key():
     study = {"conditions": ["native", "crude:2"], "reference": "prediction",
              "reference_condition": "crude:2x2x2"}
     settings = settings_from_layers(study)
-    assert (settings.study.reference, settings.study.reference_condition) == ("prediction",
-                                                                                "crude:2")
+    assert settings.study.reference == "prediction"
+    assert settings.study.reference_condition == parse_condition("crude:2")
+    assert settings.to_dict()["study"]["reference_condition"] == "crude:2"
     default = Settings()
     # mask-scored results keep the digest they always had; a prediction reference changes it
     assert default.results_key() == default.results_key("mask")
@@ -113,12 +121,16 @@ def _masks(tmp_path: Path) -> tuple[list[Path], np.ndarray]:
     return paths, affine
 
 
+#: how these tables were scored before the metric settings became required arguments
+NATIVE = {"connectivity": 26, "tolerance_mm": 2.0, "grid": "native"}
+
+
 def test_prediction_reference_equals_compute_metrics_on_the_predictions(tmp_path):
     paths, _ = _masks(tmp_path)
     tables = score_conditions(
         None, paths, ["native", "crude2", "linear2"], ["native", "crude:2", "linear:2"],
         [2.3, 4.6, 4.6], participant_id="sub-01", out_dir=tmp_path / "t",
-        reference_label="native", grid="padded:16", tolerance_mm=3.0)
+        reference_label="native", connectivity=26, grid="padded:16", tolerance_mm=3.0)
     assert tables.tsv.name == "sub-01_label-L_desc-refnativeprediction_segmetrics.tsv"
     assert tables.lesions_tsv.name == "sub-01_label-L_desc-refnativeprediction_lesions.tsv"
     rows = _rows(tables.tsv)
@@ -143,22 +155,23 @@ def test_mask_reference_records_its_file(tmp_path):
     paths, _ = _masks(tmp_path)
     tables = score_conditions(paths[0], paths[1:], ["crude2", "linear2"],
                               ["crude:2", "linear:2"], [4.6, 4.6], participant_id="sub-01",
-                              out_dir=tmp_path / "t", reference={"kind": "mask", "File": "x"})
+                              out_dir=tmp_path / "t", reference={"kind": "mask", "File": "x"},
+                              **NATIVE)
     assert tables.tsv.name == "sub-01_label-L_segmetrics.tsv"
     side = json.loads(tables.json.read_text())
     assert side["Reference"] == {"kind": "mask", "File": "x",
                                  "SHA256": hashlib.sha256(paths[0].read_bytes()).hexdigest()}
     legacy = score_conditions(paths[0], paths[1:], ["crude2", "linear2"],
                               ["crude:2", "linear:2"], [4.6, 4.6], participant_id="sub-01",
-                              out_dir=tmp_path / "legacy")
+                              out_dir=tmp_path / "legacy", **NATIVE)
     assert "Reference" not in json.loads(legacy.json.read_text())
     with pytest.raises(ValueError, match="not both"):
         score_conditions(paths[0], paths, ["native", "crude2", "linear2"],
                          ["native", "crude:2", "linear:2"], [1, 2, 2], participant_id="s",
-                         out_dir=tmp_path, reference_label="native")
+                         out_dir=tmp_path, reference_label="native", **NATIVE)
     with pytest.raises(ValueError, match="at least two conditions"):
         score_conditions(None, paths[:1], ["native"], ["native"], [1], participant_id="s",
-                         out_dir=tmp_path, reference_label="native")
+                         out_dir=tmp_path, reference_label="native", **NATIVE)
 
 
 def test_nifti_sha256_is_the_same_for_nii_and_its_gzip(tmp_path):
@@ -307,7 +320,7 @@ def test_subject_report_names_its_reference(tmp_path):
     tables = score_conditions(None, paths, ["native", "crude2", "linear2"],
                               ["native", "crude:2", "linear:2"], [2, 4, 4],
                               participant_id="sub-01", out_dir=tmp_path / "t",
-                              reference_label="native")
+                              reference_label="native", **NATIVE)
     conds = [{"label": lab, "spec": spec, "description": "", "mask": str(p)}
              for lab, spec, p in zip(["native", "crude2", "linear2"],
                                      ["native", "crude:2", "linear:2"], paths, strict=True)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -9,15 +10,48 @@ from pathlib import Path
 import pytest
 
 from bids_stroke.cli.run import main
-from bids_stroke.pipeline import PipelineError, load_pipeline, validate_pipeline
-from bids_stroke.settings import Settings, SettingsError, settings_from_layers
+from bids_stroke.settings import DEFAULT_STUDY, Settings, SettingsError, settings_from_layers
+from bids_stroke.study_files import StudyFileError, load_study, study_settings
 
 
 def test_defaults_round_trip_through_json():
-    s = load_pipeline("atlas_resolution").settings
+    s = load_study("atlas_resolution")
     again = Settings.from_dict(json.loads(json.dumps(s.to_dict())))
     assert again == s
     assert again.results_key() == s.results_key()
+
+
+def test_defaults_are_the_default_study():
+    """``Settings()`` is the default study: the bundled file every CLI user gets without
+    --study and the dataclass defaults agree on every value (the file only adds what names
+    it: its description and where it was read from)."""
+    default = Settings()
+    study = load_study(DEFAULT_STUDY)
+    assert study.study.name == default.study.name == DEFAULT_STUDY
+    assert study.study.description and study.study.source
+    named = dataclasses.replace(study.study, description=default.study.description,
+                                source=default.study.source)
+
+    def flat(s: Settings) -> dict:
+        return {f"{sec}.{k}": v for sec, values in s.to_dict().items()
+                if isinstance(values, dict) for k, v in values.items()}
+
+    got, want = flat(dataclasses.replace(study, study=named)), flat(default)
+    differ = {k: (got[k], want[k]) for k in want if got[k] != want[k]}
+    assert not differ, f"the default study and Settings() differ (file, dataclass): {differ}"
+
+
+def test_cli_without_study_gets_the_defaults(plain_layout, tmp_path):
+    from bids_stroke.cli.config import settings_from_cli
+    from bids_stroke.cli.parser import build_parser
+
+    argv = [str(plain_layout), str(tmp_path / "o"), "participant"]
+    got = settings_from_cli(build_parser().parse_args(argv), argv)
+    default = Settings()
+    for name in ("registration", "segmentation", "metrics", "outputs", "group"):
+        assert getattr(got, name) == getattr(default, name), name
+    assert got.study.conditions == default.study.conditions
+    assert got.results_key() == default.results_key()
 
 
 def test_settings_are_immutable():
@@ -46,8 +80,8 @@ def test_settings_are_immutable():
 )
 def test_study_file_and_cli_share_each_check(section, key, value, needle, tmp_path, capsys):
     """The same bad value is refused with the same reason in a study file and on the CLI."""
-    with pytest.raises(PipelineError) as err:
-        validate_pipeline({"conditions": ["native"], section: {key: value}}, "study.yml")
+    with pytest.raises(StudyFileError) as err:
+        study_settings({"conditions": ["native"], section: {key: value}}, "study.yml")
     assert f"study.yml: {section}.{key}" in str(err.value) and needle in str(err.value)
     with pytest.raises(SettingsError) as err2:
         settings_from_layers(overrides={section: {key: value}})
@@ -62,8 +96,8 @@ def test_cli_threshold_refused_like_study_file(plain_layout, tmp_path, capsys):
 
 
 def test_primary_metric_needs_a_margin_in_every_layer():
-    with pytest.raises(PipelineError, match=r"study.yml: group.primary hd95 has no margin"):
-        validate_pipeline({"conditions": ["native"], "group": {"primary": "hd95"}}, "study.yml")
+    with pytest.raises(StudyFileError, match=r"study.yml: group.primary hd95 has no margin"):
+        study_settings({"conditions": ["native"], "group": {"primary": "hd95"}}, "study.yml")
     with pytest.raises(SettingsError, match="--margin hd95=VALUE"):
         settings_from_layers(overrides={"group": {"primary": "hd95"}})
     data = Settings().to_dict()
@@ -103,8 +137,8 @@ def test_yaml_alias_bomb_refused_fast(tmp_path):
     path.write_text(BOMB)
     assert path.stat().st_size < 400
     start = time.monotonic()
-    with pytest.raises(PipelineError) as err:
-        load_pipeline(path)
+    with pytest.raises(StudyFileError) as err:
+        load_study(path)
     assert time.monotonic() - start < 1.0
     assert "aliases" in str(err.value) and str(path) in str(err.value)
 
@@ -112,12 +146,12 @@ def test_yaml_alias_bomb_refused_fast(tmp_path):
 def test_deep_or_huge_study_file_refused(tmp_path):
     deep = tmp_path / "deep.yml"
     deep.write_text("conditions: [native]\nx: " + "[" * 100 + "]" * 100 + "\n")
-    with pytest.raises(PipelineError, match="nesting"):
-        load_pipeline(deep)
+    with pytest.raises(StudyFileError, match="nesting"):
+        load_study(deep)
     huge = tmp_path / "huge.yml"
     huge.write_text("conditions: [native]\n#" + "x" * 300_000 + "\n")
-    with pytest.raises(PipelineError, match="too large"):
-        load_pipeline(huge)
+    with pytest.raises(StudyFileError, match="too large"):
+        load_study(huge)
 
 
 def test_config_file_replays_settings(plain_layout, tmp_path, monkeypatch):
@@ -134,15 +168,16 @@ def test_config_file_replays_settings(plain_layout, tmp_path, monkeypatch):
     second = settings_from_cli(build_parser().parse_args(argv2), argv2)
     strip = {"run_uuid": "", "command": ""}
     assert second.replace(execution=strip) == first.replace(execution=strip)
-    assert second.segmentation.threshold == 0.4 and second.study.conditions == ("native",
-                                                                                 "kspace:2")
+    assert second.segmentation.threshold == 0.4
+    assert [c.spec for c in second.study.conditions] == ["native", "kspace:2"]
 
 
-def test_config_file_and_pipeline_exclusive(plain_layout, tmp_path, capsys):
+def test_config_file_and_study_exclusive(plain_layout, tmp_path, capsys):
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps(Settings().to_dict()))
     assert main([str(plain_layout), str(tmp_path / "o"), "participant", "--config-file",
-                 str(cfg), "--pipeline", "atlas_resolution"]) == 64
+                 str(cfg), "--study", "atlas_resolution"]) == 64
+    assert "--config-file and --study cannot be combined" in capsys.readouterr().err
 
 
 def test_bad_config_file(plain_layout, tmp_path, capsys):
@@ -156,8 +191,8 @@ def test_bad_config_file(plain_layout, tmp_path, capsys):
 def test_unknown_study_section_key_named(tmp_path):
     p = tmp_path / "s.yml"
     p.write_text("conditions: [native]\nmetrics: {tolerance: 2}\n")
-    with pytest.raises(PipelineError, match=r"metrics\.tolerance"):
-        load_pipeline(p)
+    with pytest.raises(StudyFileError, match=r"metrics\.tolerance"):
+        load_study(p)
 
 
 def test_sections_of_settings_cover_the_study_schema():
@@ -207,3 +242,25 @@ def test_nprocs_runs_one_process_below_four_cpus(plain_layout, tmp_path, monkeyp
     argv = [*argv, "--use-plugin", str(plugin)]
     settings = config.settings_from_cli(build_parser().parse_args(argv), argv)
     assert settings.execution.plugin == {"plugin": "MultiProc", "plugin_args": {"n_procs": 2}}
+
+
+def test_settings_hold_parsed_conditions_and_write_their_specs():
+    """The study's conditions are parsed once, when the settings are made; the written
+    settings (and so the replay files and the results key) keep the canonical specs."""
+    from bids_stroke.degradation import Condition, parse_condition
+
+    s = settings_from_layers(overrides={"study": {
+        "conditions": ["native", "crude:2x2x2", "thick:5:gap=1"], "reference": "prediction",
+        "reference_condition": "CRUDE:2"}})
+    assert all(isinstance(c, Condition) for c in s.study.conditions)
+    assert [c.label for c in s.study.conditions] == ["native", "crude2", "thick5mmgap1mm"]
+    assert s.study.reference_condition == parse_condition("crude:2")
+    data = s.to_dict()
+    assert data["study"]["conditions"] == ["native", "crude:2", "thick:5:gap=1"]
+    assert data["study"]["reference_condition"] == "crude:2"
+    again = Settings.from_dict(json.loads(json.dumps(data)))
+    assert again == s and again.results_key("prediction") == s.results_key("prediction")
+    assert Settings().study.conditions == tuple(parse_condition(c) for c in
+                                                ("native", "crude:2", "linear:2"))
+    with pytest.raises(SettingsError, match="duplicate condition"):
+        s.replace(study={"conditions": ["crude:2", "crude:2x2x2"]})

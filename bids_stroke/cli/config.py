@@ -2,7 +2,8 @@
 
 Cheap checks come first (paths that cannot work), then the layers: defaults <- study file (or
 ``--config-file``) <- the options given on the command line. Each option is checked by the
-same function as the study-file key it sets; errors name the option.
+same function as the study-file key it sets (the options are made from the settings' fields:
+:mod:`bids_stroke.cli.options`); errors name the option.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.command_line import command_line
+from bids_stroke.cli.options import OPTIONS, OptionError
+from bids_stroke.cpus import MIN_PARALLEL_CPUS, default_omp_nthreads, usable_cpus
 from bids_stroke.settings import (
     SECTIONS,
     Settings,
@@ -27,50 +30,6 @@ from bids_stroke.settings import (
     check_value,
     settings_from_layers,
 )
-
-#: command-line option (argparse dest) -> (settings section, key)
-OPTIONS: dict[str, tuple[str, str]] = {
-    "participant_label": ("data", "participant_label"),
-    "session_label": ("data", "session_label"),
-    "modality": ("data", "modality"),
-    "derivatives": ("data", "derivatives"),
-    "bids_database_dir": ("data", "database_dir"),
-    "skip_bids_validation": ("data", "skip_bids_validation"),
-    "conditions": ("study", "conditions"),
-    "reference": ("study", "reference"),
-    "reference_condition": ("study", "reference_condition"),
-    "registration": ("registration", "kind"),
-    "template_resolution": ("registration", "template_resolution"),
-    "save_degraded": ("outputs", "save_degraded"),
-    "save_probseg": ("outputs", "save_probseg"),
-    "model": ("segmentation", "model"),
-    "device": ("segmentation", "device"),
-    "precision": ("segmentation", "precision"),
-    "engine": ("segmentation", "engine"),
-    "threshold": ("segmentation", "threshold"),
-    "channels": ("segmentation", "channels"),
-    "trust_model_code": ("segmentation", "trust_model_code"),
-    "allow_modality_mismatch": ("segmentation", "allow_modality_mismatch"),
-    "folds": ("segmentation", "folds"),
-    "checkpoint": ("segmentation", "checkpoint"),
-    "seed": ("execution", "seed"),
-    "work_dir": ("execution", "work_dir"),
-    "nprocs": ("execution", "nprocs"),
-    "omp_nthreads": ("execution", "omp_nthreads"),
-    "mem_gb": ("execution", "mem_gb"),
-    "max_image_gb": ("execution", "max_image_gb"),
-    "stop_on_first_crash": ("execution", "stop_on_first_crash"),
-    "clean": ("execution", "clean"),
-    "prepare": ("execution", "prepare"),
-    "lock_wait": ("execution", "lock_wait_s"),
-    "group_unit": ("group", "unit"),
-    "compare": ("group", "compare"),
-    "primary": ("group", "primary"),
-    "margin": ("group", "margins"),
-    "strict": ("group", "strict"),
-}
-#: options whose value is a path made absolute before it is recorded
-PATH_OPTIONS = {"derivatives", "bids_database_dir", "model", "work_dir"}
 
 
 class CLIError(RuntimeError):
@@ -169,72 +128,26 @@ def check_paths(bids_dir: Path, output_dir: Path, work_dir: Path | None,
                        "into its input)", P.EXIT_USAGE)
 
 
-def _option_value(dest: str, value: Any) -> Any:
-    if dest in PATH_OPTIONS and value is not None:
-        if isinstance(value, list):
-            return [str(Path(v).absolute()) for v in value]
-        return str(Path(value).absolute())
-    if dest == "folds" and value is not None:
-        return list(value)
-    if dest == "compare" and value is not None:  # LABEL=DIR items -> {label: absolute DIR}
-        pairs = [str(v).split("=", 1) if "=" in str(v) else [str(v), ""] for v in value]
-        labels = [p[0] for p in pairs]
-        if len(set(labels)) != len(labels):
-            raise CLIError(f"--compare: a dataset label is given twice ({', '.join(labels)})",
-                           P.EXIT_USAGE)
-        return {k: str(Path(d).absolute()) if d else "" for k, d in pairs}
-    if dest == "margin" and value is not None:  # METRIC=VALUE items -> {metric: value}
-        out = {}
-        for item in value:
-            name, sep, number = str(item).partition("=")
-            if not sep or not name.strip() or not number.strip():
-                raise CLIError(f"--margin must be METRIC=VALUE (e.g. dice=0.05), got {item!r}",
-                               P.EXIT_USAGE)
-            try:
-                out[name.strip()] = float(number)
-            except ValueError:
-                raise CLIError(f"--margin {name.strip()} must be a number, got {number!r}",
-                               P.EXIT_USAGE) from None
-        return out
-    return value
-
-
 def cli_overrides(opts: Any) -> dict[str, dict[str, Any]]:
-    """Section -> {key: value} of every option given on the command line, each checked
-    (error names the option: ``--threshold must be in (0, 1), got 1.5``)."""
+    """Section -> {key: checked value} of every option given on the command line (the
+    options of :data:`bids_stroke.cli.options.TABLE` found in ``opts``), each checked by its
+    setting's check; an error names the option: ``--threshold must be in (0, 1), got 1.5``."""
     overrides: dict[str, dict[str, Any]] = {}
-    for dest, (section, key) in OPTIONS.items():
-        value = getattr(opts, dest, None)
-        if value is None:
+    for dest, option in OPTIONS.items():
+        given = getattr(opts, dest, None)
+        if given is None:
             continue
-        value = _option_value(dest, value)
-        if dest == "threshold":
-            try:
-                value = float(value)
-            except ValueError:
-                raise CLIError(f"--threshold must be a number, got {value!r}",
-                               P.EXIT_USAGE) from None
         try:
-            check_value(SECTIONS[section], key, value)
+            value = check_value(SECTIONS[option.section], option.key, option.value(given))
+        except OptionError as exc:
+            raise CLIError(str(exc), P.EXIT_USAGE) from None
         except ValueError as exc:
-            flag = "--" + dest.replace("_", "-")
-            raise CLIError(f"{flag} {exc}", P.EXIT_USAGE) from None
-        overrides.setdefault(section, {})[key] = value
+            raise CLIError(f"{option.flag} {exc}", P.EXIT_USAGE) from None
+        overrides.setdefault(option.section, {})[option.key] = value
     return overrides
 
 
-def usable_cpus() -> int:
-    """CPUs this process may run on (a SLURM task's or a container's allotment, not the
-    machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 LOGGER = logging.getLogger("bids_stroke")
-#: fewest usable CPUs from which --nprocs > 1 runs parallel nipype processes
-MIN_PARALLEL_CPUS = 4
 
 
 def clamp_nprocs(nprocs: int, cpus: int) -> int:
@@ -256,18 +169,6 @@ def clamp_nprocs(nprocs: int, cpus: int) -> int:
     return 1
 
 
-def default_nprocs(cpus: int) -> int:
-    """Parallel nipype processes by default: one per two CPUs.
-
-    Every worker that segments imports torch and loads the model, and the segmentation
-    already runs on all cores one image at a time; measured on 2 cores
-    (``bench/bench_participant.py``), two workers were slower (0.83x) than one and used 1.5x
-    the memory. Subjects still run side by side (degradation, metrics, reports) on larger
-    machines.
-    """
-    return max(1, cpus // 2)
-
-
 def _load_plugin(path: Path | None, nprocs: int, mem_gb: float | None) -> dict:
     """nipype plugin settings: MultiProc by default, or a YAML file (fMRIPrep format)."""
     if path is None:
@@ -277,11 +178,11 @@ def _load_plugin(path: Path | None, nprocs: int, mem_gb: float | None) -> dict:
         if mem_gb:
             args["memory_gb"] = mem_gb
         return {"plugin": "MultiProc" if nprocs > 1 else "Linear", "plugin_args": args}
-    from bids_stroke.pipeline import PipelineError, read_study_file
+    from bids_stroke.study_files import StudyFileError, read_study_file
 
     try:
         data = read_study_file(Path(path))  # same limits as study files
-    except PipelineError as exc:
+    except StudyFileError as exc:
         code = P.EXIT_NO_INPUT if not Path(path).exists() else P.EXIT_USAGE
         raise CLIError(f"--use-plugin: {exc}", code) from exc
     if not isinstance(data, dict) or "plugin" not in data:
@@ -296,11 +197,11 @@ def _load_plugin(path: Path | None, nprocs: int, mem_gb: float | None) -> dict:
 
 
 def _base_settings(opts: Any) -> Settings:
-    from bids_stroke.pipeline import PipelineError, load_pipeline
+    from bids_stroke.study_files import StudyFileError, load_study
 
     if getattr(opts, "config_file", None) is not None:
-        if opts.pipeline is not None:
-            raise CLIError("--config-file and --pipeline cannot be combined: the config "
+        if opts.study is not None:
+            raise CLIError("--config-file and --study cannot be combined: the config "
                            "already holds the study", P.EXIT_USAGE)
         path = Path(opts.config_file)
         try:
@@ -315,8 +216,8 @@ def _base_settings(opts: Any) -> Settings:
         except SettingsError as exc:
             raise CLIError(str(exc), P.EXIT_USAGE) from None
     try:
-        return load_pipeline(opts.pipeline).settings
-    except PipelineError as exc:
+        return load_study(opts.study)
+    except StudyFileError as exc:
         raise CLIError(str(exc), P.EXIT_USAGE) from None
 
 
@@ -338,14 +239,13 @@ def settings_from_cli(opts: Any, argv: list[str] | None = None) -> Settings:
     execution = overrides.setdefault("execution", {})
     replay = getattr(opts, "config_file", None) is not None
     cpus = usable_cpus()
-    nprocs = int(execution.get("nprocs", base.execution.nprocs if replay
-                               else default_nprocs(cpus)))
+    nprocs = int(execution.get("nprocs", base.execution.nprocs))
     if getattr(opts, "use_plugin", None) is None:
         nprocs = clamp_nprocs(nprocs, cpus)
     execution["nprocs"] = nprocs
-    # threads per node: share the cores among the parallel nodes (no oversubscription)
+    # threads per node follow the processes actually run (a replay keeps its recorded ones)
     if not replay:
-        execution.setdefault("omp_nthreads", max(1, min(8, cpus // nprocs)))
+        execution.setdefault("omp_nthreads", default_omp_nthreads(nprocs, cpus))
     execution.update(
         levels=list(dict.fromkeys(opts.analysis_level)),
         run_uuid=new_run_uuid(),

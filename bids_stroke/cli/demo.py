@@ -26,6 +26,7 @@ from pathlib import Path
 from bids_stroke.__about__ import __version__
 from bids_stroke.cli.formatter import HelpFormatter
 from bids_stroke.cli.parser import ArgumentParser
+from bids_stroke.settings import TEMPLATE
 
 EXIT_CANTCREAT = 73  # sysexits.h EX_CANTCREAT: output exists / cannot be created
 EXIT_USAGE = 64  # sysexits.h EX_USAGE
@@ -39,7 +40,7 @@ def build_parser(prog: str = "bids_stroke-demo") -> argparse.ArgumentParser:
         prog=prog,
         description=(
             "Write a small synthetic stroke-lesion BIDS dataset (ATLAS v2.0 naming, "
-            "MNI152NLin2009aSym grid) for demos, tests and model training."
+            f"{TEMPLATE} grid) for demos, tests and model training."
         ),
         formatter_class=HelpFormatter,
     )

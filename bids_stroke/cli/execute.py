@@ -19,7 +19,7 @@ LOGGER = logging.getLogger("bids_stroke")
 
 
 def _provenance(settings: Settings, model: ModelRequest) -> dict:
-    from bids_stroke.config import environment_info
+    from bids_stroke.versions import environment_info
 
     # no run id or time here: a resumed run must hash (and write) the same; the command line
     # reaches the report separately
@@ -31,7 +31,7 @@ def _provenance(settings: Settings, model: ModelRequest) -> dict:
                                                    model.resolution or 1)[1]}
     return {
         "pipeline": settings.study.name,
-        "conditions": list(settings.study.conditions),
+        "conditions": [c.spec for c in settings.study.conditions],
         "seed": settings.execution.seed,
         "device": settings.segmentation.device,
         **template,

@@ -51,9 +51,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-bids-validation", "--skip_bids_validation",
                         dest="skip_bids_validation", action="store_true", default=None,
                         help="skip the structural check of the input dataset")
-    parser.add_argument("--pipeline", default=None, metavar="NAME_OR_FILE",
-                        help="study file or bundled study name: its conditions (default: "
-                        "atlas_resolution)")
+    P.add_study_option(parser, "study file or bundled study name: its conditions (default: "
+                       "atlas_resolution)")
     parser.add_argument("--conditions", nargs="+", metavar="SPEC",
                         help="resolution conditions, overriding the study's, e.g. native "
                         "crude:2 thick:5")
@@ -216,7 +215,6 @@ def _write_datasets(settings, conditions, roots, *, prepare: bool = False) -> li
 
 def run_export(settings) -> int:
     from bids_stroke.cli.participant import discover
-    from bids_stroke.degradation import parse_conditions
     from bids_stroke.discovery import attach_channels, find_dataset_roots
     from bids_stroke.export import export_root
     from bids_stroke.preflight import max_image_bytes, native_grid, preflight_check
@@ -243,7 +241,7 @@ def run_export(settings) -> int:
         if off_grid:
             LOGGER.warning("%s: channel(s) %s are not on the %s grid: each is degraded on its "
                            "own grid", subject.key, ", ".join(off_grid), reference)
-    conditions = parse_conditions(list(settings.study.conditions))
+    conditions = list(settings.study.conditions)
     roots = find_dataset_roots(settings.data.bids_dir)
     _write_datasets(settings, conditions, roots, prepare=True)
     failed = _export_all(settings, good, conditions, roots)

@@ -12,19 +12,23 @@ paragraph by paragraph; a paragraph written on several lines (examples, tables) 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["HelpFormatter", "format_default"]
 
 
 def format_default(value: Any) -> str:
-    """A default as a user would type it: ``0.3333``, ``0.003``, ``96 96 96``, ``auto``."""
+    """A default as a user would type it: ``0.3333``, ``0.003``, ``96 96 96``, ``auto``,
+    ``dice=0.05``."""
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, list | tuple):
         return " ".join(format_default(v) for v in value)
+    if isinstance(value, Mapping):
+        return " ".join(f"{k}={format_default(v)}" for k, v in value.items())
     return str(value)
 
 

@@ -173,7 +173,6 @@ def discover(settings: Settings, reference: str) -> list[SubjectInputs]:
 
 def write_dataset_level(settings: Settings, reference: str) -> None:
     """dataset_description, descriptions, README, .bidsignore: once, under the dataset lock."""
-    from bids_stroke.degradation import parse_conditions
     from bids_stroke.locks import LockBusyError, locked
     from bids_stroke.outputs import check_output_modality, write_dataset_files
 
@@ -181,7 +180,7 @@ def write_dataset_level(settings: Settings, reference: str) -> None:
     rows = [{"desc_id": "preproc", "description": "input image on the model's grid, before "
              "degradation", "condition": "n/a"}]
     rows += [{"desc_id": c.label, "description": c.description, "condition": c.spec}
-             for c in parse_conditions(list(settings.study.conditions))]
+             for c in settings.study.conditions]
     from bids_stroke.commit import check_state, state_dir
 
     try:
@@ -251,7 +250,6 @@ def _check_mixing(settings: Settings, model_sha: str, subjects: Sequence[Subject
                   ) -> tuple[list[SubjectInputs], list[tuple[SubjectInputs, str]]]:
     """Refuse, before any work, subjects whose committed conditions would be mixed."""
     from bids_stroke.commit import CommitError, ConditionRecord, plan_conditions, read_manifest
-    from bids_stroke.degradation import parse_condition
     from bids_stroke.reference import resolve
 
     out = settings.data.output_dir
@@ -261,7 +259,7 @@ def _check_mixing(settings: Settings, model_sha: str, subjects: Sequence[Subject
         reference = resolve(study.reference, subject.mask is not None, study.reference_condition)
         key = settings.results_key(reference.kind if reference else "mask")
         try:
-            records = [ConditionRecord(parse_condition(c).label, c, model_sha, key, "")
+            records = [ConditionRecord(c.label, c.spec, model_sha, key, "")
                        for c in settings.study.conditions]
             plan_conditions(read_manifest(out, subject.key), records,
                             clean=settings.execution.clean)
@@ -315,13 +313,12 @@ def _unchanged(settings: Settings, subject: SubjectInputs, fingerprint: str | No
     """``None`` when ``subject``'s commit is of this fingerprint (and, with ``files``, every
     committed file is intact), else why it is redone."""
     from bids_stroke.commit import CommitError, read_manifest
-    from bids_stroke.conditions import parse_condition
     from bids_stroke.fingerprint import verify_committed
 
     if fingerprint is None:
         return "input unreadable"
     out = settings.data.output_dir
-    labels = [parse_condition(c).label for c in settings.study.conditions]
+    labels = [c.label for c in settings.study.conditions]
     try:
         return verify_committed(out, read_manifest(out, subject.key), fingerprint, labels,
                                 files=files)

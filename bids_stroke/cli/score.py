@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "separate OUT folders from one export")
     parser.add_argument("--no-degraded-images", dest="save_degraded", action="store_false",
                         default=None, help="do not copy the exported images into OUT")
-    P.add_reference_options(parser, what="the tool")
+    P.add_reference_options(parser)
     return parser
 
 
@@ -114,12 +114,10 @@ def _exported(root: Path):
 
 
 def _labels(settings, opts, specs: dict[str, str]) -> list[str]:
-    """Conditions to score: all exported ones, or those of --conditions/--pipeline."""
-    from bids_stroke.degradation import parse_conditions
-
-    if opts.conditions is None and opts.pipeline is None:
+    """Conditions to score: all exported ones, or those of --conditions/--study."""
+    if opts.conditions is None and opts.study is None:
         return list(specs)
-    labels = [c.label for c in parse_conditions(list(settings.study.conditions))]
+    labels = [c.label for c in settings.study.conditions]
     unknown = [lab for lab in labels if lab not in specs]
     if unknown:
         raise CLIError(f"condition {unknown[0]} was not exported (exported: "
@@ -160,6 +158,7 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found,
     from bids_stroke.commit import verify_file
     from bids_stroke.degradation import parse_condition
     from bids_stroke.digest import file_sha256
+    from bids_stroke.discovery import AFFINE_ATOL
     from bids_stroke.score import (
         ConditionToScore,
         ScoreError,
@@ -193,7 +192,8 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found,
                                   f"({subject.key}); re-run 'bids_stroke export'")
             continue
         grid = nb.load(str(ref_image))
-        if grid.shape != mask.shape or not np.allclose(grid.affine, mask.affine, atol=1e-3):
+        if grid.shape != mask.shape or not np.allclose(grid.affine, mask.affine,
+                                                       atol=AFFINE_ATOL):
             found.problems.append(f"{ref_image}: not on the native grid of {native.name}; "
                                   "re-export with this version of bids_stroke")
             continue
@@ -306,9 +306,9 @@ def _write_log(out: Path, run: str, rows: list[dict]) -> Path:
 def _score_all(settings, found: Found, tool) -> list[str]:
     """Lock, score and commit each subject; returns the keys that failed."""
     from bids_stroke.commit import CommitError
-    from bids_stroke.config import environment_info
     from bids_stroke.metrics import MetricsInputError
     from bids_stroke.score import ScoreError, score_subject
+    from bids_stroke.versions import environment_info
 
     out = settings.data.output_dir
     run = settings.execution.run_uuid

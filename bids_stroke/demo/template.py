@@ -12,7 +12,9 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-SPACE = "MNI152NLin2009aSym"
+from bids_stroke.settings import TEMPLATE
+
+SPACE = TEMPLATE
 """Template space of every demo image (that of nilearn's bundled ICBM 2009a sym template)."""
 
 _TEMPLATE_SHAPE = (197, 233, 189)
@@ -45,7 +47,7 @@ def demo_template_paths() -> dict[str, Path]:
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:
         raise FileNotFoundError(
-            "nilearn's bundled MNI152NLin2009aSym templates are missing: " + ", ".join(missing)
+            f"nilearn's bundled {TEMPLATE} templates are missing: " + ", ".join(missing)
         )
     return paths
 

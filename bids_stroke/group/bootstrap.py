@@ -31,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy import stats
 
+from bids_stroke.settings import GroupSettings
+
 __all__ = [
     "CliffsDelta",
     "Means",
@@ -97,7 +99,7 @@ def bootstrap_units(
     statistic: Statistic,
     n_stats: int,
     *,
-    n_boot: int = 2000,
+    n_boot: int = GroupSettings.n_boot,
     seed: Seed = 0,
     level: float = 0.95,
 ) -> np.ndarray:

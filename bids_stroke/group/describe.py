@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bids_stroke.group.bootstrap import Means, Ratio, bootstrap_units
+from bids_stroke.settings import GroupSettings
 
 __all__ = [
     "DEFAULT_SIZE_BINS_ML",
@@ -42,7 +43,7 @@ def id_columns(table: pd.DataFrame) -> list[str]:
 
 
 def aggregate_units(
-    table: pd.DataFrame, metrics: Sequence[str], unit: str = "participant",
+    table: pd.DataFrame, metrics: Sequence[str], unit: str = GroupSettings.unit,
 ) -> pd.DataFrame:
     """One row per statistical unit and condition.
 
@@ -153,7 +154,7 @@ def size_bin_summary(
 
 def lesion_detection_by_size(
     lesions: pd.DataFrame, edges_ml: Sequence[float] = DEFAULT_SIZE_BINS_ML,
-    conditions: Sequence[str] | None = None, *, n_boot: int = 2000, seed: int = 0,
+    conditions: Sequence[str] | None = None, *, n_boot: int = GroupSettings.n_boot, seed: int = 0,
     level: float = 0.95,
 ) -> pd.DataFrame:
     """Per-lesion detection rate by individual lesion-volume bin and condition.
@@ -208,7 +209,8 @@ def lesion_detection_by_size(
 
 def condition_means(
     mats: Mapping[str, np.ndarray], conditions: Sequence[str],
-    strata: Mapping[str, np.ndarray] | None = None, *, n_boot: int = 2000, seed: int = 0,
+    strata: Mapping[str, np.ndarray] | None = None, *, n_boot: int = GroupSettings.n_boot,
+    seed: int = 0,
     level: float = 0.95,
 ) -> pd.DataFrame:
     """Mean and percentile-bootstrap CI of the mean per metric, stratum and condition.

@@ -46,6 +46,7 @@ from bids_stroke.group.hodges_lehmann import DEFAULT_DIGITS_RANK, signed_rank_sh
 from bids_stroke.group.labels import metric_direction
 from bids_stroke.group.paired import FAMILIES, unit_matrix
 from bids_stroke.group.rmath import qnorm
+from bids_stroke.settings import GroupSettings
 
 __all__ = [
     "DEFAULT_MARGINS",
@@ -60,8 +61,8 @@ __all__ = [
 ]
 
 #: the default primary metric and margin: a starting point to change, not a clinical truth
-DEFAULT_PRIMARY = "dice"
-DEFAULT_MARGINS: dict[str, float] = {"dice": 0.05}
+DEFAULT_PRIMARY = GroupSettings.primary
+DEFAULT_MARGINS: dict[str, float] = dict(GroupSettings.margins)
 #: verdicts of metrics with a direction, and the extra one of metrics without
 VERDICTS = ("equivalent", "non-inferior", "inferior", "inconclusive", "different")
 DIRECTION_WORDS = {1: "higher is better", -1: "lower is better", 0: "no direction"}
@@ -115,7 +116,7 @@ def participants_needed(sd: float, estimate: float, margin: float, alpha_one_sid
 
 def equivalence_table(
     table: pd.DataFrame, margins: Mapping[str, float], conditions: Sequence[str], *,
-    alpha: float = 0.05, primary: str | None = None,
+    alpha: float = GroupSettings.alpha, primary: str | None = None,
     digits_rank: int | None = DEFAULT_DIGITS_RANK,
 ) -> pd.DataFrame:
     """Verdicts of every condition against ``conditions[0]`` for every metric of ``margins``

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from bids_stroke.group.labels import metric_direction, metric_short
+from bids_stroke.settings import GroupSettings
 
 __all__ = [
     "dataset_findings",
@@ -63,7 +64,7 @@ def fmt_distinct(a: float, b: float, signed: bool = False) -> tuple[str, str]:
     return ta, tb
 
 
-def fmt_p(p: float, alpha: float = 0.05) -> str:
+def fmt_p(p: float, alpha: float = GroupSettings.alpha) -> str:
     """``= 0.012``, ``< 0.001``: two significant digits, more when two would put the printed
     value on or across ``alpha`` (the leading ``p`` is left to the caller)."""
     if p is None or not math.isfinite(float(p)):

@@ -41,12 +41,13 @@ from bids_stroke.group.rmath import (
     signif,
     zeroin,
 )
+from bids_stroke.settings import GroupSettings
 
 __all__ = ["DEFAULT_DIGITS_RANK", "ShiftEstimate", "rank_sum_shift", "signed_rank_shift",
            "signed_rank_shifts"]
 
 #: significant digits kept before ranking: decimal-equal values tie (R's ``digits.rank``)
-DEFAULT_DIGITS_RANK = 7
+DEFAULT_DIGITS_RANK = GroupSettings.digits_rank
 #: R's default ``tol.root`` of ``wilcox.test``
 TOL_ROOT = 1e-4
 

@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from bids_stroke.group.paired import unit_matrix
+from bids_stroke.settings import GroupSettings
 
 __all__ = ["LESION_SIZE_COLUMNS", "size_regression"]
 
@@ -28,7 +29,8 @@ LESION_SIZE_COLUMNS = [
 
 
 def size_regression(table: pd.DataFrame, metric: str, conditions: Sequence[str], *,
-                    alpha: float = 0.05, volume: str = "ref_volume_ml") -> pd.DataFrame:
+                    alpha: float = GroupSettings.alpha,
+                    volume: str = "ref_volume_ml") -> pd.DataFrame:
     """Theil-Sen slope of ``metric``'s change from ``conditions[0]`` on log10 lesion volume,
     one row per other condition (see the module doc)."""
     if len(conditions) < 2 or metric not in table.columns:

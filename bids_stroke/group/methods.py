@@ -15,6 +15,7 @@ from typing import Any
 
 from bids_stroke.group.describe import size_bin_labels
 from bids_stroke.group.labels import metric_direction, metric_short
+from bids_stroke.settings import TEMPLATE, GroupSettings, MetricsSettings
 
 __all__ = ["REFERENCES", "MethodsDocument", "MethodsInput", "methods_document", "section_html",
            "to_html", "to_markdown"]
@@ -134,7 +135,7 @@ class MethodsInput:
     versions: Mapping[str, str]
     #: versions of the participant level's libraries installed where the group level ran
     pipeline_versions: Mapping[str, str] = field(default_factory=dict)
-    bland_altman: str = "log"
+    bland_altman: str = GroupSettings.bland_altman
     #: the participant level's recorded settings (``logs/config-<run>.json``), newest last
     participant: Sequence[Mapping[str, Any]] = ()
     #: what made the predictions: one line each, and each model's kind (when known)
@@ -217,7 +218,7 @@ def _data_paragraph(m: MethodsInput, cite: _Cite) -> str:
         seg = cfg.get("segmentation", {})
         met = cfg.get("metrics", {})
         if not m.native_space:
-            text += (f" Images not already in {reg.get('template', 'MNI152NLin2009aSym')} space "
+            text += (f" Images not already in {reg.get('template', TEMPLATE)} space "
                      f"{cite('mni2009')} (template from TemplateFlow {cite('templateflow')}, "
                      f"{reg.get('template_resolution', 1)} mm) were registered to it with "
                      f"{_article(str(reg.get('kind', 'affine')))} {reg.get('kind', 'affine')} "
@@ -239,11 +240,13 @@ def _data_paragraph(m: MethodsInput, cite: _Cite) -> str:
                      ", with the model's own threshold")
                  + (", with mirror test-time augmentation" if seg.get("tta") else "")
                  + f" and inference mode {seg.get('mode', 'auto')}.")
-        grid = met.get("grid", "native")
+        grid = met.get("grid", "native")  # configs written before grid was a setting
         text += (f" {_scored_against(m)}: "
                  f"{_metric_words(m.metrics, cite)}; lesions were "
-                 f"{met.get('connectivity', 26)}-connected components, the surface Dice "
-                 f"tolerance {met.get('tolerance_mm', 2.0):g} mm, and true negatives were "
+                 f"{met.get('connectivity', MetricsSettings.connectivity)}-connected "
+                 "components, the surface Dice tolerance "
+                 f"{met.get('tolerance_mm', MetricsSettings.tolerance_mm):g} mm, and true "
+                 "negatives were "
                  f"counted over the {'native grid' if grid == 'native' else grid + ' grid'}.")
         libs = {"nipype": "Nipype", "pybids": "PyBIDS", "antspyx": "antspyx",
                 "torch": "PyTorch", "nnunetv2": "nnU-Net", "onnxruntime": "ONNX Runtime",

@@ -39,6 +39,7 @@ from bids_stroke.group.corrections import benjamini_hochberg, holm, significance
 from bids_stroke.group.describe import id_columns
 from bids_stroke.group.hodges_lehmann import DEFAULT_DIGITS_RANK, signed_rank_shifts
 from bids_stroke.group.rmath import signif
+from bids_stroke.settings import GroupSettings
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -54,7 +55,7 @@ __all__ = [
     "wilcoxon_signed_rank",
 ]
 
-DEFAULT_METRICS: tuple[str, ...] = ("dice", "hd95", "lesion_f1", "abs_volume_diff_ml")
+DEFAULT_METRICS: tuple[str, ...] = GroupSettings.metrics
 _ZERO_METHODS = ("wilcox", "pratt")
 WILCOXON_COLUMNS = [
     "metric", "condition_a", "condition_b", "family", "n", "n_dropped", "n_zero", "median_a",
@@ -98,7 +99,7 @@ def rank_biserial(d: np.ndarray, zero_method: str = "wilcox") -> float:
 
 
 def bootstrap_rank_biserial_ci(
-    d: np.ndarray, *, n_boot: int = 2000, seed: int | Sequence[int] = 0,
+    d: np.ndarray, *, n_boot: int = GroupSettings.n_boot, seed: int | Sequence[int] = 0,
     zero_method: str = "wilcox", level: float = 0.95,
 ) -> tuple[float, float]:
     """Percentile-bootstrap CI of the rank-biserial correlation (pairs resampled).
@@ -133,8 +134,9 @@ def choose_wilcoxon_method(d: np.ndarray, zero_method: str = "wilcox",
 
 
 def wilcoxon_signed_rank(
-    a: np.ndarray, b: np.ndarray, *, zero_method: str = "wilcox", n_boot: int = 2000,
-    seed: int | Sequence[int] = 0, digits_rank: int | None = DEFAULT_DIGITS_RANK,
+    a: np.ndarray, b: np.ndarray, *, zero_method: str = "wilcox",
+    n_boot: int = GroupSettings.n_boot, seed: int | Sequence[int] = 0,
+    digits_rank: int | None = DEFAULT_DIGITS_RANK,
 ) -> dict[str, float | int | str]:
     """Two-sided Wilcoxon signed-rank test of paired samples ``a`` and ``b`` (d = a - b).
 
@@ -231,8 +233,9 @@ def family_sizes(p: pd.Series, metric: pd.Series) -> pd.Series:
 
 def pairwise_wilcoxon(
     table: pd.DataFrame, metrics: Sequence[str] = DEFAULT_METRICS,
-    conditions: Sequence[str] | None = None, *, alpha: float = 0.05, n_boot: int = 2000,
-    seed: int = 0, zero_method: str = "wilcox", reference: str | None = None,
+    conditions: Sequence[str] | None = None, *, alpha: float = GroupSettings.alpha,
+    n_boot: int = GroupSettings.n_boot, seed: int = 0, zero_method: str = "wilcox",
+    reference: str | None = None,
     ci_pairs: str = "reference", primary: str | None = None,
     digits_rank: int | None = DEFAULT_DIGITS_RANK,
 ) -> pd.DataFrame:

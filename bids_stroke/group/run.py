@@ -34,6 +34,7 @@ import pandas as pd
 
 from bids_stroke.bundled_model import DEMO_MODEL_WARNING
 from bids_stroke.citation import citation_lines
+from bids_stroke.degradation import Condition
 from bids_stroke.group import study, writers
 from bids_stroke.group.collect import (
     BUNDLED_MODEL_LABEL,
@@ -92,6 +93,7 @@ from bids_stroke.group.references import (
 from bids_stroke.group.report import ReportParts, render_report
 from bids_stroke.group.unpaired import compare_datasets, comparison_pairs
 from bids_stroke.reference import Reference
+from bids_stroke.settings import TEMPLATE, GroupSettings
 
 __all__ = ["GroupInputError", "run_group"]
 
@@ -190,22 +192,22 @@ def run_group(
     output_dir: str | os.PathLike[str],
     *,
     metrics: Sequence[str] | None = None,
-    alpha: float = 0.05,
-    n_boot: int = 2000,
+    alpha: float = GroupSettings.alpha,
+    n_boot: int = GroupSettings.n_boot,
     seed: int = 0,
     participant_label: str | Iterable[str] | None = None,
     zero_method: str = "wilcox",
     size_bins_ml: Sequence[float] = DEFAULT_SIZE_BINS_ML,
     error_bars: str = "ci95",
-    unit: str = "participant",
+    unit: str = GroupSettings.unit,
     compare: Mapping[str, str | os.PathLike[str]] | Sequence[str] | None = None,
-    conditions: Sequence[str] | None = None,
+    conditions: Sequence[Condition | str] | None = None,
     primary: str = DEFAULT_PRIMARY,
     margins: Mapping[str, float] | None = None,
     digits_rank: int | None = DEFAULT_DIGITS_RANK,
-    bland_altman: str = "log",
+    bland_altman: str = GroupSettings.bland_altman,
     pairs: Sequence[tuple[str, str]] | None = None,
-    strict: bool = False,
+    strict: bool = GroupSettings.strict,
 ) -> Path:
     """Run the group-level analysis of a bids_stroke output directory.
 
@@ -215,8 +217,8 @@ def run_group(
         The BIDS-App output directory: its participant-level metrics are analysed (paired
         tests between conditions) and every group output is written there.
     metrics : sequence of str, optional
-        Metrics to test and plot (default ``dice, hd95, lesion_f1, abs_volume_diff_ml``); the
-        primary metric and every metric with a margin are added when missing. Summaries cover
+        Metrics to test and plot (default: the default study's, ``GroupSettings.metrics``);
+        the primary metric and every metric with a margin are added when missing. Summaries cover
         every metric column. Metrics without any value (e.g. a column that older outputs lack)
         are left out with a note.
     alpha : float
@@ -240,14 +242,15 @@ def run_group(
         Output directories of several datasets, compared with unpaired tests. ``DIR:c1,c2``
         compares only those conditions of that dataset, with every condition of the others.
         ``output_dir`` may hold no participant outputs of its own in that case.
-    conditions : sequence of str, optional
-        The study's condition specs, giving the display order (native always first).
+    conditions : sequence of Condition or str, optional
+        The study's conditions (or their specs), giving the display order (native always
+        first).
     primary : str
         The primary metric: its comparisons with the reference condition are the
         confirmatory family and head the findings.
     margins : mapping metric -> float, optional
-        Equivalence margins in each metric's units (default ``{"dice": 0.05}``); the primary
-        metric needs one.
+        Equivalence margins in each metric's units (default: ``GroupSettings.margins``,
+        ``{"dice": 0.05}``); the primary metric needs one.
     digits_rank : int or None
         Significant digits kept before ranking (R's ``digits.rank``; None: exact binary
         comparison).
@@ -531,7 +534,7 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
         from bids_stroke.templates.standin import describe_source
 
         sources = template_sources(out_dir, states, participant_label)
-        template = "; ".join(describe_source("MNI152NLin2009aSym", src)
+        template = "; ".join(describe_source(TEMPLATE, src)
                              + (f" ({n} of {sum(sources.values())} images)"
                                 if len(sources) > 1 else "") for src, n in sources.items())
     settings = {

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bids_stroke.__about__ import __version__
-from bids_stroke.degradation import ConditionError, parse_condition
+from bids_stroke.degradation import Condition, ConditionError, parse_condition
 from bids_stroke.group.resolution import ConditionGeometry, condition_geometry, condition_phrase
 
 __all__ = [
@@ -51,7 +51,7 @@ def read_descriptions(roots: Sequence[Path]) -> dict[str, str]:
 
 
 def order_conditions(frames: Sequence[pd.DataFrame],
-                     study: Sequence[str] | None = None) -> list[str]:
+                     study: Sequence[Condition | str] | None = None) -> list[str]:
     """Condition labels in study order, native first.
 
     Order: the study's condition specs (when given), then the order in which the

@@ -19,6 +19,7 @@ from bids_stroke.group.collect import (
     SEGMETRICS_ID_COLUMNS,
     image_id,
 )
+from bids_stroke.settings import TEMPLATE
 
 __all__ = ["DEFAULT_SYNTHETIC_CONDITIONS", "make_synthetic_output", "record_commits"]
 
@@ -185,7 +186,7 @@ def make_synthetic_output(
             body = "".join("\t".join([*r, *m]) + "\n" for r, m in zip(rows, mat, strict=True))
             adir = root / sub / (f"ses-{ses}" if ses else "") / "anat"
             adir.mkdir(parents=True, exist_ok=True)
-            prefix = f"{sub}{f'_ses-{ses}' if ses else ''}_space-MNI152NLin2009aSym"
+            prefix = f"{sub}{f'_ses-{ses}' if ses else ''}_space-{TEMPLATE}"
             (adir / f"{prefix}_label-L_segmetrics.tsv").write_text(header_seg + body)
             if reports:
                 _subject_page(root, f"{sub}{f'_ses-{ses}' if ses else ''}",

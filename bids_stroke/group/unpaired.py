@@ -47,6 +47,7 @@ from bids_stroke.group.corrections import benjamini_hochberg, holm, significance
 from bids_stroke.group.hodges_lehmann import DEFAULT_DIGITS_RANK, rank_sum_shift
 from bids_stroke.group.paired import FAMILIES, family_sizes, unit_matrix
 from bids_stroke.group.rmath import signif
+from bids_stroke.settings import GroupSettings
 
 __all__ = [
     "BM_PERMUTATION_BELOW",
@@ -308,7 +309,8 @@ def comparison_pairs(
 
 def compare_datasets(
     table: pd.DataFrame, metrics: Sequence[str], conditions: Sequence[str],
-    datasets: Sequence[str], *, alpha: float = 0.05, n_boot: int = 2000, seed: int = 0,
+    datasets: Sequence[str], *, alpha: float = GroupSettings.alpha,
+    n_boot: int = GroupSettings.n_boot, seed: int = 0,
     pairs: Sequence[Pair] | None = None, primary: str | None = None,
     digits_rank: int | None = DEFAULT_DIGITS_RANK, n_perm: int = N_PERM,
 ) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from bids_stroke.group.dictionary import (
 )
 from bids_stroke.group.resolution import ConditionGeometry
 from bids_stroke.outputs import atomic_write_bytes, atomic_write_text
+from bids_stroke.settings import GroupSettings
 
 __all__ = ["atomic_write_text", "make_figures", "write_table", "write_tables"]
 
@@ -98,7 +99,7 @@ def make_figures(
     ds_units: pd.DataFrame | None, metrics: Sequence[str], conditions: Sequence[str],
     geometry: Mapping[str, ConditionGeometry], datasets: Sequence[str], seed: int,
     error_bars: str, size_bins_ml: Sequence[float], resolution_metric: str,
-    primary: str | None = None, bland_altman: str = "log",
+    primary: str | None = None, bland_altman: str = GroupSettings.bland_altman,
     phrases: Mapping[str, str] | None = None,
     prefix: str = "group", reference_name: str = "reference",
 ) -> tuple[list[tuple[str, str, bytes]], list[Path]]:

@@ -18,12 +18,14 @@ from bids_stroke.metrics.distance import distance_metrics
 from bids_stroke.metrics.inputs import MetricsInputError, prepare, union_crop
 from bids_stroke.metrics.lesionwise import lesion_metrics
 from bids_stroke.metrics.overlap import GRID_NATIVE, grid_shape, overlap_metrics, volume_metrics
+from bids_stroke.settings import MetricsSettings
 
 __all__ = ["compute_metrics"]
 
 
 def compute_metrics(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float],
-                    *, connectivity: int = 26, tolerance_mm: float = 2.0,
+                    *, connectivity: int = MetricsSettings.connectivity,
+                    tolerance_mm: float = MetricsSettings.tolerance_mm,
                     threshold: float | None = None, grid: str = GRID_NATIVE
                     ) -> dict[str, float | int]:
     """Compare a predicted lesion mask with the reference mask on the same grid.
@@ -43,8 +45,10 @@ def compute_metrics(reference: np.ndarray, prediction: np.ndarray, spacing: Sequ
     grid : str
         Grid over which true negatives are counted: ``"native"`` (the masks' grid) or
         ``"padded:<m>"`` (each axis zero-padded up to a multiple of ``m``; the original
-        study used ``"padded:16"``). Affects ``tn``, ``specificity``, ``accuracy``,
-        ``balanced_accuracy``, ``mcc``, ``grid_voxels`` and ``pred_fraction_pct`` only.
+        study used ``"padded:16"``, the default study's ``MetricsSettings.grid``). Two masks
+        alone are scored on their own grid: padding is a study's choice, not the masks'.
+        Affects ``tn``, ``specificity``, ``accuracy``, ``balanced_accuracy``, ``mcc``,
+        ``grid_voxels`` and ``pred_fraction_pct`` only.
 
     Returns
     -------

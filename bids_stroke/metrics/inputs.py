@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from bids_stroke.discovery import AFFINE_ATOL
+
 __all__ = [
     "CONNECTIVITY_RANK",
     "MetricsInputError",
@@ -155,7 +157,7 @@ def load_mask_image(path: str | PathLike[str]) -> tuple[Any, np.ndarray]:
 def check_same_grid(ref_path: str | PathLike[str], ref_shape: tuple[int, ...],
                     ref_affine: np.ndarray, pred_path: str | PathLike[str],
                     pred_shape: tuple[int, ...], pred_affine: np.ndarray,
-                    atol: float = 1e-3) -> None:
+                    atol: float = AFFINE_ATOL) -> None:
     """Raise :class:`MetricsInputError` unless both images share shape and affine."""
     fix = (
         "Resample the prediction onto the reference grid (nearest neighbour, e.g. "
@@ -176,7 +178,7 @@ def check_same_grid(ref_path: str | PathLike[str], ref_shape: tuple[int, ...],
 
 
 def load_pair(reference_path: str | PathLike[str], prediction_path: str | PathLike[str],
-              threshold: float | None = None, atol: float = 1e-3
+              threshold: float | None = None, atol: float = AFFINE_ATOL
               ) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
     """Load a reference and a predicted mask, checking they share one voxel grid.
 

@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from bids_stroke.metrics.inputs import CONNECTIVITY_RANK, prepare, union_crop
+from bids_stroke.settings import MetricsSettings
 
 __all__ = ["lesion_metrics", "lesion_stats", "lesion_table"]
 
@@ -73,7 +74,8 @@ def lesion_metrics(ref_c: np.ndarray, pred_c: np.ndarray, connectivity: int
 
 
 def lesion_table(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float],
-                 *, connectivity: int = 26, threshold: float | None = None
+                 *, connectivity: int = MetricsSettings.connectivity,
+                 threshold: float | None = None
                  ) -> list[dict[str, float | int | bool]]:
     """Per-reference-lesion detection table.
 

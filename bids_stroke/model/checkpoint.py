@@ -56,6 +56,7 @@ from bids_stroke.model.inference import (
     select_device,
 )
 from bids_stroke.model.preprocess import PreprocessConfig, crop_back, preprocess_volume
+from bids_stroke.model.spec import DEFAULT_OVERLAP, DEFAULT_PATCH_SIZE
 from bids_stroke.model.unet import UNet3D, UNetConfig
 
 __all__ = [
@@ -75,7 +76,8 @@ __all__ = [
 CHECKPOINT_FORMAT = "bids_stroke-unet"
 FORMAT_VERSION = 1
 TS_EXTRA_FILE = "bids_stroke.json"
-DEFAULT_INFERENCE: dict[str, Any] = {"patch_size": [128, 128, 128], "overlap": 0.5}
+DEFAULT_INFERENCE: dict[str, Any] = {"patch_size": list(DEFAULT_PATCH_SIZE),
+                                     "overlap": DEFAULT_OVERLAP}
 
 
 class ModelLoadError(RuntimeError):

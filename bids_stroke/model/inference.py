@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from bids_stroke.model.spec import DEFAULT_OVERLAP, DEFAULT_PATCH_SIZE
+
 __all__ = [
     "AUTO_FULL_MAX_VOXELS",
     "ModelOutputError",
@@ -253,8 +255,8 @@ def predict_probabilities(
     *,
     device: torch.device,
     mode: str = "auto",
-    patch_size: Sequence[int] = (128, 128, 128),
-    overlap: float = 0.5,
+    patch_size: Sequence[int] = DEFAULT_PATCH_SIZE,
+    overlap: float = DEFAULT_OVERLAP,
     tta: bool = False,
     autocast_dtype: torch.dtype | None = None,
     divisor: int = 16,

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from bids_stroke.model.spec import DEFAULT_PATCH_SIZE
+
 __all__ = ["GB", "encoder_decoder_bytes", "nnunet_memory_gb", "unet_memory_gb"]
 
 GB = 1024**3
@@ -43,7 +45,7 @@ def unet_memory_gb(
     *,
     divisor: int,
     mode: str = "auto",
-    patch_size: Sequence[int] = (128, 128, 128),
+    patch_size: Sequence[int] = DEFAULT_PATCH_SIZE,
     full_max_voxels: int = 256**3,
     activation_bytes: int = _BYTES,
 ) -> float:

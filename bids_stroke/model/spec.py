@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from bids_stroke.settings import TEMPLATE
+
 __all__ = [
     "DEFAULT_THRESHOLD",
     "KINDS",
@@ -46,9 +48,13 @@ __all__ = [
 ]
 
 KINDS = ("bids_stroke", "torchscript", "nnunet", "onnx")
-TEMPLATE_SPACE = "MNI152NLin2009aSym"
+TEMPLATE_SPACE = TEMPLATE
 #: Lesion probability threshold of a model that does not declare one (voxels >= it).
 DEFAULT_THRESHOLD = 0.5
+#: Sliding-window inference of a model that does not declare its own: patch (voxels per axis)
+#: and the overlap of neighbouring patches (a fraction of the patch).
+DEFAULT_PATCH_SIZE: tuple[int, int, int] = (128, 128, 128)
+DEFAULT_OVERLAP = 0.5
 SPACES = (TEMPLATE_SPACE, "native")
 SIDECAR_KEYS = ("channels", "space", "resolution_mm", "threshold", "lesion_labels")
 _SUFFIX = re.compile(r"^[A-Za-z0-9]+$")

@@ -53,7 +53,7 @@ from bids_stroke.model.checkpoint import (
 )
 from bids_stroke.model.inference import binarize, resolve_precision, select_device
 from bids_stroke.model.preprocess import PreprocessConfig, normalize_intensity
-from bids_stroke.model.spec import DEFAULT_THRESHOLD
+from bids_stroke.model.spec import DEFAULT_OVERLAP, DEFAULT_PATCH_SIZE, DEFAULT_THRESHOLD
 from bids_stroke.model.unet import UNet3D, UNetConfig
 
 LOGGER = logging.getLogger("bids_stroke.train")
@@ -460,7 +460,10 @@ def train(cfg: TrainConfig, subjects: Sequence[Any] | None = None) -> dict[str, 
         },
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
     }
-    inference_defaults = {"patch_size": [max(p, 128) for p in cfg.patch_size], "overlap": 0.5}
+    inference_defaults = {"patch_size": [max(p, d) for p, d in zip(cfg.patch_size,
+                                                                    DEFAULT_PATCH_SIZE,
+                                                                    strict=True)],
+                          "overlap": DEFAULT_OVERLAP}
     val_dice = float("nan")
     end_epoch = cfg.epochs
     if cfg.stop_after is not None:  # time-sliced runs: continue later with ``resume``

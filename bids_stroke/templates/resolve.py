@@ -17,6 +17,7 @@ import nibabel as nib
 import numpy as np
 
 from bids_stroke.digest import file_sha256
+from bids_stroke.settings import TEMPLATE
 from bids_stroke.templates.resample import resample_isotropic
 from bids_stroke.templates.standin import (
     STANDIN_NOTE,
@@ -28,7 +29,7 @@ from bids_stroke.templates.standin import (
 )
 
 LOGGER = logging.getLogger(__name__)
-DEFAULT_TEMPLATE = "MNI152NLin2009aSym"
+DEFAULT_TEMPLATE = TEMPLATE
 #: Marker written by ``fetch`` next to stand-in files installed in TemplateFlow's home.
 STANDIN_MARKER = ".bids_stroke-standin.json"
 

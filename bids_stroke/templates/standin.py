@@ -20,15 +20,16 @@ import numpy as np
 
 from bids_stroke.digest import file_sha256
 from bids_stroke.outputs import atomic_write_bytes
+from bids_stroke.settings import TEMPLATE
 
 #: Templates for which an offline stand-in exists.
-STANDIN_TEMPLATES = ("MNI152NLin2009aSym",)
+STANDIN_TEMPLATES = (TEMPLATE,)
 #: Threshold on the GM+WM probability sum (0..1) used to build the stand-in brain mask.
 STANDIN_MASK_THRESHOLD = 0.2
 STANDIN_NOTE = (
-    "nilearn's bundled MNI152NLin2009aSym (mni_icbm152_*_tal_nlin_sym_09a_converted, "
+    f"nilearn's bundled {TEMPLATE} (mni_icbm152_*_tal_nlin_sym_09a_converted, "
     "197x233x189, 1 mm, skull-stripped) used as a stand-in for TemplateFlow's "
-    "tpl-MNI152NLin2009aSym (193x229x193); same space, not byte-identical"
+    f"tpl-{TEMPLATE} (193x229x193); same space, not byte-identical"
 )
 #: each template source in words, for the log and the reports (one short, true sentence)
 SOURCE_TEXT = {
@@ -64,7 +65,7 @@ def nilearn_data_dir() -> Path:
 
     spec = importlib.util.find_spec("nilearn")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("nilearn is not installed: its bundled MNI152NLin2009aSym "
+        raise FileNotFoundError(f"nilearn is not installed: its bundled {TEMPLATE} "
                                 "template is the offline stand-in")
     return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
 

@@ -116,7 +116,7 @@ def init_single_subject_wf(
                                 omp_nthreads=settings.execution.omp_nthreads)
     condition_source = pe.Node(niu.IdentityInterface(fields=["condition"]),
                                name="condition_source")
-    condition_source.iterables = ("condition", list(settings.study.conditions))
+    condition_source.iterables = ("condition", [c.spec for c in settings.study.conditions])
     voxels, native_voxels = _grid_voxels(subject, model, settings.registration.template)
     degrade = init_degrade_wf(degrade_mask=keep_ref_masks,
                               mem_gb=degrade_mem_gb(voxels, 1 + len(subject.channels)))

@@ -37,7 +37,6 @@ def kept_metric_rows(settings: Settings, key: str) -> list[dict[str, str]]:
     from pathlib import Path
 
     from bids_stroke.commit import CommitError, read_manifest, read_table
-    from bids_stroke.degradation import parse_condition
 
     if settings.execution.clean:
         return []
@@ -48,8 +47,7 @@ def kept_metric_rows(settings: Settings, key: str) -> list[dict[str, str]]:
         return []  # the commit step refuses it with its own message
     if previous is None:
         return []
-    kept = set(previous.conditions) - {parse_condition(c).label
-                                       for c in settings.study.conditions}
+    kept = set(previous.conditions) - {c.label for c in settings.study.conditions}
     rel = previous.tables.get("segmetrics")
     if not kept or rel is None or not (out / rel).is_file():
         return []

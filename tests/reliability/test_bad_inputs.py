@@ -224,17 +224,17 @@ def missing_model(ctx: Ctx) -> None:
 def corrupt_yaml(ctx: Ctx) -> None:
     path = ctx.tmp / "study.yml"
     path.write_text("conditions: [native, crude:2\n  segmentation: : {\n")
-    ctx.extra += ["--pipeline", str(path)]
+    ctx.extra += ["--study", str(path)]
 
 
 def yaml_unknown_key(ctx: Ctx) -> None:
     path = ctx.tmp / "study.yml"
     path.write_text("conditions: [native]\nsegmentaton: {threshold: 0.5}\n")
-    ctx.extra += ["--pipeline", str(path)]
+    ctx.extra += ["--study", str(path)]
 
 
 def unknown_pipeline(ctx: Ctx) -> None:
-    ctx.extra += ["--pipeline", "no_such_study"]
+    ctx.extra += ["--study", "no_such_study"]
 
 
 def unknown_condition(ctx: Ctx) -> None:
@@ -275,7 +275,7 @@ def database_inside_bids(ctx: Ctx) -> None:
 def _study(ctx: Ctx, text: str) -> None:
     path = ctx.tmp / "study.yml"
     path.write_text(text)
-    ctx.extra += ["--pipeline", str(path)]
+    ctx.extra += ["--study", str(path)]
 
 
 def yaml_alias_bomb(ctx: Ctx) -> None:

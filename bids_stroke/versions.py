@@ -1,4 +1,4 @@
-"""Provenance of the software environment (versions, container)."""
+"""Versions of the software a run used (bids_stroke, Python and the libraries), for provenance."""
 
 from __future__ import annotations
 

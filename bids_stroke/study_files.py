@@ -1,4 +1,5 @@
-"""Declarative study definitions (``pipelines/*.yml``): reading them safely.
+"""Study files (``pipelines/*.yml``, declarative study definitions): found, read with limits,
+turned into :class:`~bids_stroke.settings.Settings`.
 
 A study file names the resolution conditions of a study and the settings of each stage::
 
@@ -13,18 +14,19 @@ A study file names the resolution conditions of a study and the settings of each
     group: {metrics: [dice, precision, recall], alpha: 0.05, unit: participant,
             compare: {ATLAS: /out_atlas, ISLES: /out_isles}}
 
-Every section is optional except ``conditions``; ``reference`` and ``reference_condition``
-say what each prediction is scored against (:mod:`bids_stroke.reference`). The keys and their
-checks are those of :mod:`bids_stroke.settings` — the very code that checks the command
-line — so a value refused on the command line is refused in a study file with the same
-reason. Files are read with limits (size, YAML events, aliases, nesting) before anything is
-built, so a hostile file ("billion laughs") is refused in milliseconds.
+Every section is optional except ``conditions``; a key left out keeps its default, and the
+defaults (``Settings()``) are the default study, ``atlas_resolution``. ``reference`` and
+``reference_condition`` say what each prediction is scored against
+(:mod:`bids_stroke.reference`). The keys and their checks are those of
+:mod:`bids_stroke.settings` — the very code that checks the command line — so a value refused on
+the command line is refused in a study file with the same reason. Files are read with limits
+(size, YAML events, aliases, nesting) before anything is built, so a hostile file ("billion
+laughs") is refused in milliseconds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -38,11 +40,9 @@ from bids_stroke.settings import (
     Settings,
     SettingsError,
     settings_from_layers,
-    thaw,
 )
 
 TOP_LEVEL = {*STUDY_TOP_LEVEL, *STUDY_FILE_SECTIONS} - {"source"}
-DEFAULT_PIPELINE = DEFAULT_STUDY
 #: limits of a study file (a real one is < 2 KiB with no alias at all)
 MAX_BYTES = 256 * 1024
 MAX_EVENTS = 20_000
@@ -50,54 +50,31 @@ MAX_ALIASES = 16
 MAX_DEPTH = 16
 
 
-class PipelineError(SettingsError):
+class StudyFileError(SettingsError):
     """A study file is unreadable or malformed (one line naming the file and the key)."""
 
 
-@dataclass(frozen=True)
-class Pipeline:
-    """A validated study: its own fields and the settings it implies (defaults <- file)."""
-
-    name: str
-    description: str
-    conditions: tuple[str, ...]
-    settings: Settings = field(repr=False)
-    source: str | None = None
-    data: Mapping[str, Any] = field(default_factory=dict, repr=False)
-
-    def section(self, name: str) -> dict[str, Any]:
-        """Settings of one section with defaults filled in (JSON form)."""
-        return dict(self.settings.to_dict()[name])
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (as recorded in provenance)."""
-        out = {"name": self.name, "description": self.description,
-               "conditions": list(self.conditions), "source": self.source}
-        out.update({s: self.section(s) for s in STUDY_FILE_SECTIONS})
-        return out
-
-
-def pipelines_dir() -> Path:
+def studies_dir() -> Path:
     """Folder of the bundled study files (``pipelines/`` of the repository)."""
     return Path(str(resources.files("bids_stroke") / "data" / "pipelines"))
 
 
-def available_pipelines() -> list[str]:
+def available_studies() -> list[str]:
     """Names of the bundled study files."""
-    return sorted(p.stem for p in pipelines_dir().glob("*.yml"))
+    return sorted(p.stem for p in studies_dir().glob("*.yml"))
 
 
-def resolve_pipeline_path(name_or_path: str | Path) -> Path:
+def resolve_study_path(name_or_path: str | Path) -> Path:
     """A path to an existing file, or the name of a bundled study (with or without .yml)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    bundled = pipelines_dir() / (path.name if path.suffix in (".yml", ".yaml") else f"{path}.yml")
+    bundled = studies_dir() / (path.name if path.suffix in (".yml", ".yaml") else f"{path}.yml")
     if bundled.is_file():
         return bundled
-    raise PipelineError(
+    raise StudyFileError(
         f"study {str(name_or_path)!r} not found: give a YAML file or one of "
-        + ", ".join(available_pipelines())
+        + ", ".join(available_studies())
     )
 
 
@@ -119,7 +96,7 @@ def _check_events(text: str, source: str) -> None:
         if events > MAX_EVENTS or aliases > MAX_ALIASES or depth > MAX_DEPTH:
             what = ("YAML aliases" if aliases > MAX_ALIASES else
                     "nesting" if depth > MAX_DEPTH else "YAML elements")
-            raise PipelineError(
+            raise StudyFileError(
                 f"{source}: too many {what} for a study file (limits: {MAX_ALIASES} aliases, "
                 f"depth {MAX_DEPTH}, {MAX_EVENTS} elements); write the values out plainly"
             )
@@ -131,36 +108,38 @@ def read_study_file(path: Path) -> Any:
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
-            raise PipelineError(f"{source}: {size} bytes is too large for a study file "
-                                f"(limit {MAX_BYTES}); is it the right file?")
+            raise StudyFileError(f"{source}: {size} bytes is too large for a study file "
+                                 f"(limit {MAX_BYTES}); is it the right file?")
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PipelineError(f"{source}: not UTF-8 text: give a YAML study file") from exc
+        raise StudyFileError(f"{source}: not UTF-8 text: give a YAML study file") from exc
     except OSError as exc:
-        raise PipelineError(f"{source}: cannot be read ({exc.strerror})") from exc
+        raise StudyFileError(f"{source}: cannot be read ({exc.strerror})") from exc
     try:
         _check_events(text, source)
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise PipelineError(f"{source}: not valid YAML{where}: fix the file") from exc
+        raise StudyFileError(f"{source}: not valid YAML{where}: fix the file") from exc
     except RecursionError as exc:
-        raise PipelineError(f"{source}: nesting too deep for a study file") from exc
+        raise StudyFileError(f"{source}: nesting too deep for a study file") from exc
 
 
-def validate_pipeline(data: Any, source: str = "<study>") -> Pipeline:
-    """Validate parsed study-file data; the settings' own checks apply to every value."""
+def study_settings(data: Any, source: str = "<study>") -> Settings:
+    """The settings of parsed study-file data (defaults <- the file); the settings' own checks
+    apply to every value."""
     if not isinstance(data, Mapping):
-        raise PipelineError(f"{source}: a study file must be a YAML mapping")
+        raise StudyFileError(f"{source}: a study file must be a YAML mapping")
     unknown = sorted(set(data) - TOP_LEVEL)
     if unknown:
-        raise PipelineError(
+        raise StudyFileError(
             f"{source}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(TOP_LEVEL))})"
         )
     conditions = data.get("conditions")
     if not isinstance(conditions, list) or not conditions:
-        raise PipelineError(f"{source}: 'conditions' must be a non-empty list of condition specs")
+        raise StudyFileError(f"{source}: 'conditions' must be a non-empty list of condition "
+                             "specs")
     study = dict(data)
     # values reach the settings' checks as written (a list as name is refused, not str()-ed)
     name, description = data.get("name"), data.get("description")
@@ -177,20 +156,12 @@ def validate_pipeline(data: Any, source: str = "<study>") -> Pipeline:
                 else str((base / v).absolute()))
             for k, v in compare.items()}}
     try:
-        settings = settings_from_layers(study, study_where=source)
+        return settings_from_layers(study, study_where=source)
     except SettingsError as exc:
-        raise PipelineError(str(exc)) from None
-    return Pipeline(
-        name=settings.study.name,
-        description=settings.study.description,
-        conditions=settings.study.conditions,
-        settings=settings,
-        source=source,
-        data=thaw(dict(data)),
-    )
+        raise StudyFileError(str(exc)) from None
 
 
-def load_pipeline(name_or_path: str | Path | None = None) -> Pipeline:
-    """Load and validate a study file (default: ``atlas_resolution``)."""
-    path = resolve_pipeline_path(name_or_path or DEFAULT_PIPELINE)
-    return validate_pipeline(read_study_file(path), str(path))
+def load_study(name_or_path: str | Path | None = None) -> Settings:
+    """The settings of a study file or bundled study (default: the default study)."""
+    path = resolve_study_path(name_or_path or DEFAULT_STUDY)
+    return study_settings(read_study_file(path), str(path))
