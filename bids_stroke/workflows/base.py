@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from bids_stroke.discovery import SubjectInputs
+from bids_stroke.model.request import ModelPlan  # the command line imports it from here too
 from bids_stroke.reference import Reference
 from bids_stroke.settings import TEMPLATE, Settings
 
@@ -40,24 +40,6 @@ JOIN_FIELDS = [
     "images", "degraded_masks", "probsegs", "masks", "labels", "specs", "descriptions",
     "params", "effective_resolutions", "model_checksum", "model_info",
 ]
-
-
-@dataclass(frozen=True)
-class ModelPlan:
-    """What the graph needs to know about the model, decided once in the parent."""
-
-    path: str  # "" = bundled
-    channels: tuple[str, ...]  # BIDS suffixes fed to the model, in order
-    space: str  # TEMPLATE or "native"
-    resolution: int | None  # template grid resolution (template-space models)
-    threshold: float
-    info: Mapping[str, Any] = field(default_factory=dict)
-    reference: str = "T1w"  # BIDS suffix of the image the lesion masks are drawn on
-    predict_gb: float | None = None  # the model's estimate for the largest image
-
-    @property
-    def native(self) -> bool:
-        return self.space != TEMPLATE
 
 
 def _first(values):
