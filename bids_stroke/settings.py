@@ -26,7 +26,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -682,25 +682,6 @@ def settings_from_layers(
     return check_consistency(settings, "command line" if overrides else study_where)
 
 
-def help_default(section: str, key: str) -> str:
-    """The default of a setting as shown in ``--help``."""
-    f = {f.name: f for f in fields(SECTIONS[section])}[key]
-    value = thaw(f.default)
-    if isinstance(value, list):
-        return " ".join(map(str, value))
-    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(
-        value)
-
-
-def default_of(section: str, key: str) -> Any:
-    """The default value of one setting."""
-    return {f.name: f for f in fields(SECTIONS[section])}[key].default
-
-
 def study_keys() -> dict[str, tuple[str, ...]]:
     """Keys a study file may set, per section (for docs and errors)."""
     return {name: tuple(f.name for f in fields(SECTIONS[name])) for name in STUDY_FILE_SECTIONS}
-
-
-def as_sequence(value: Sequence[str] | str) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)

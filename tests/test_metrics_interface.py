@@ -19,7 +19,7 @@ from bids_stroke.metrics import METRIC_COLUMNS, MetricsInputError, compute_metri
 from bids_stroke.settings import MetricsSettings
 from bids_stroke.tables import format_tsv_cell, tsv_text
 
-# the interface takes the science settings explicitly (issue 16): the defaults, from settings
+# the interface takes the science settings explicitly: the defaults, from settings
 METRICS = {"connectivity": MetricsSettings().connectivity,
            "tolerance_mm": MetricsSettings().tolerance_mm, "grid": MetricsSettings().grid}
 

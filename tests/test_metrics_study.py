@@ -21,7 +21,7 @@ from bids_stroke.metrics import (
 from bids_stroke.model.preprocess import pad_to_multiple
 from bids_stroke.settings import MetricsSettings
 
-# the interface takes the science settings explicitly (issue 16): the defaults, from settings
+# the interface takes the science settings explicitly: the defaults, from settings
 METRICS = {"connectivity": MetricsSettings().connectivity,
            "tolerance_mm": MetricsSettings().tolerance_mm, "grid": MetricsSettings().grid}
 

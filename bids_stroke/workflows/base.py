@@ -123,7 +123,7 @@ def init_single_subject_wf(
     segment = init_segment_wf(model=model.path, segmentation=settings.segmentation,
                               threshold=model.threshold,
                               channel_order=channel_order(subject, model.channels),
-                              # one segmentation at a time with every core (issue 18):
+                              # one segmentation at a time with every core:
                               # two single-threaded U-Nets side by side were no faster and
                               # doubled the memory
                               omp_nthreads=max(settings.execution.nprocs,
