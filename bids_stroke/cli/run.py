@@ -29,7 +29,7 @@ SUBCOMMANDS = {
     "model": "bids_stroke.cli.model",
     "export": "bids_stroke.cli.export",
     "score": "bids_stroke.cli.score",
-    "status": "bids_stroke.hpc",
+    "status": "bids_stroke.cli.status",
 }
 
 
