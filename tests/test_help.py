@@ -27,7 +27,8 @@ from bids_stroke.cli import parser as main_parser
 from bids_stroke.cli import score as score_cli
 from bids_stroke.cli import status as status_cli
 from bids_stroke.cli import train as train_cli
-from bids_stroke.cli.run import main, subcommand
+from bids_stroke.cli.run import main
+from bids_stroke.cli.subcommands import subcommand
 
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "help"
 PY = f"python {sys.version_info.major}.{sys.version_info.minor}"
