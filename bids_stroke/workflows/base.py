@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,6 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from bids_stroke.discovery import SubjectInputs
-from bids_stroke.model.request import ModelPlan  # the command line imports it from here too
 from bids_stroke.reference import Reference
 from bids_stroke.settings import TEMPLATE, Settings
 
@@ -40,6 +40,24 @@ JOIN_FIELDS = [
     "images", "degraded_masks", "probsegs", "masks", "labels", "specs", "descriptions",
     "params", "effective_resolutions", "model_checksum", "model_info",
 ]
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """What the graph needs to know about the model, decided once in the parent."""
+
+    path: str  # "" = bundled
+    channels: tuple[str, ...]  # BIDS suffixes fed to the model, in order
+    space: str  # TEMPLATE or "native"
+    resolution: int | None  # template grid resolution (template-space models)
+    threshold: float
+    info: Mapping[str, Any] = field(default_factory=dict)
+    reference: str = "T1w"  # BIDS suffix of the image the lesion masks are drawn on
+    predict_gb: float | None = None  # the model's estimate for the largest image
+
+    @property
+    def native(self) -> bool:
+        return self.space != TEMPLATE
 
 
 def _first(values):
@@ -123,7 +141,7 @@ def init_single_subject_wf(
     segment = init_segment_wf(model=model.path, segmentation=settings.segmentation,
                               threshold=model.threshold,
                               channel_order=channel_order(subject, model.channels),
-                              # one segmentation at a time with every core:
+                              # one segmentation at a time with every core (issue 18):
                               # two single-threaded U-Nets side by side were no faster and
                               # doubled the memory
                               omp_nthreads=max(settings.execution.nprocs,

@@ -12,8 +12,8 @@ from bids_stroke.settings import TEMPLATE, Settings
 
 if TYPE_CHECKING:
     from bids_stroke.discovery import SubjectInputs
-    from bids_stroke.model.request import ModelPlan
     from bids_stroke.reference import Reference
+    from bids_stroke.workflows.base import ModelPlan
 
 INPUT_FIELDS = [
     "report_image", "preproc", "reference_mask", "labels", "specs", "descriptions", "params",
