@@ -12,7 +12,7 @@ pages shared between forked workers once) and the largest single process
 
 * ``1x4``: one subject x the four conditions of the ``atlas_resolution`` study (native, crude:2,
   linear:2, thick:5) at 1 mm (the ATLAS v2.0 grid), default ``--nprocs`` (half the CPUs).
-  Targets (issue 18): <= 30 s and <= 2 GB for the whole process tree on 2 cores.
+  Targets: <= 30 s and <= 2 GB for the whole process tree on 2 cores.
 * ``scaling``: two subjects x two conditions (native, crude:2), ``--nprocs 1`` then two
   MultiProc workers (a ``--use-plugin`` file: ``--nprocs 2`` runs one process below 4 CPUs),
   fresh work folders; the speed-up ``t(1) / t(2)`` is measured in the same run
@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-TARGET_S = 30.0  # issue 18: well under half a minute
-TARGET_RSS_MB = 2 * 1024.0  # issue 18: <= 2 GB for the whole process tree
+TARGET_S = 30.0  # well under half a minute
+TARGET_RSS_MB = 2 * 1024.0  # <= 2 GB for the whole process tree
 #: a run that takes longer is killed and reported (an intermittent MultiProc worker deadlock was
 #: seen once with --nprocs 2)
 RUN_TIMEOUT_S = 1200.0

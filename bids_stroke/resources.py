@@ -1,4 +1,4 @@
-"""Memory each node of a subject's graph needs, from the size of its image (issue 18).
+"""Memory each node of a subject's graph needs, from the size of its image.
 
 nipype's MultiProc plugin starts a node only when the ``mem_gb`` of the running nodes plus
 its own fit in ``--mem-gb`` (default: this machine's memory), so these figures decide what

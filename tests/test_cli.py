@@ -33,6 +33,18 @@ def test_console_script_version():
     assert out.stdout.strip() == f"bids_stroke {__version__}"
 
 
+@pytest.mark.parametrize(("module", "usage"), [
+    ("bids_stroke.templates", "usage: python -m bids_stroke.templates [-h] {fetch,info}"),
+    ("bids_stroke.model.evaluate", "usage: evaluate.py [-h] [--model MODEL]"),
+])
+def test_python_m_entry_points_run_their_cli_module(module, usage):
+    """The documented ``python -m`` commands outside ``cli/`` run the command lines in
+    ``cli/`` (``bids_stroke.cli.templates``, ``bids_stroke.cli.evaluate``)."""
+    out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
+                         text=True, check=True, timeout=300)
+    assert out.stdout.startswith(usage), out.stdout
+
+
 def test_parser_accepts_both_levels_and_aliases(tmp_path):
     opts = build_parser().parse_args(
         [str(tmp_path), str(tmp_path / "o"), "participant", "group",

@@ -366,12 +366,9 @@ def test_plugin_yaml(name):
 
     path = PLUGIN_DIR / name
     data = yaml.safe_load(path.read_text())
-    try:
-        from bids_stroke.cli.run import _load_plugin
-    except ImportError:  # pragma: no cover - the CLI loader is optional here
-        loaded = data
-    else:
-        loaded = _load_plugin(path, 1, None)
+    from bids_stroke.cli.config import _load_plugin
+
+    loaded = _load_plugin(path, 1, None)
     assert loaded["plugin"] == data["plugin"]
     cls = getattr(plugins, f"{data['plugin']}Plugin")
     known = {

@@ -349,6 +349,44 @@ def test_another_tool_is_never_mixed_into_an_output_folder(study, capsys):
     assert _snapshot(study["out"]) == snapshot
 
 
+@pytest.mark.parametrize("command", ["export", "score"])
+@pytest.mark.parametrize("planted", ["journal", "lock link"])
+def test_untrusted_state_refuses_its_image_and_the_others_commit(study, tmp_path, capsys,
+                                                                 command, planted):
+    """The participant level's state checks, shared: a commit journal that fails its checks
+    is quarantined and its image refused (exit 65, not "locked"); a link planted in place of
+    a lock is never followed (exit 73); the other image is committed."""
+    from bids_stroke.commit import journal_path, lock_path, quarantine_dir
+
+    out = tmp_path / "out"
+    root = out / "conditions" if command == "export" else out
+    refused, kept = (f"sub-{s}_ses-1" for s in SUBJECTS)
+    precious = tmp_path / "precious.txt"
+    precious.write_text("years of work\n")
+    path = (journal_path if planted == "journal" else lock_path)(root, refused)
+    path.parent.mkdir(parents=True)
+    if planted == "journal":
+        path.write_text("not a journal")
+    else:
+        path.symlink_to(precious)
+    capsys.readouterr()
+    code = (main(["export", str(study["bids"]), str(out), "--conditions", "native"])
+            if command == "export" else _score(study, out, study["preds"], "--conditions",
+                                               "native"))
+    err = capsys.readouterr().err
+    assert code == (65 if planted == "journal" else 73), err[-2000:]
+    assert "locked by" not in err
+    if planted == "journal":
+        assert f"{refused}: the commit journal {path} failed its checks" in err
+        assert not path.exists() and len(list(quarantine_dir(root).iterdir())) == 1
+    else:
+        assert f"{refused}: " in err and "symbolic link" in err
+        assert path.is_symlink() and precious.read_text() == "years of work\n"
+    folder = root / "native" if command == "export" else root
+    assert (folder / f"sub-{SUBJECTS[1]}" / "ses-1").is_dir(), kept
+    assert not (folder / f"sub-{SUBJECTS[0]}").exists()
+
+
 def _killed_export(args: list[str], step: str) -> int:
     """Run ``bids_stroke export`` in a forked child armed to SIGKILL itself after ``step``
     (fork: the child has every module imported already)."""

@@ -21,13 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from bids_stroke import hpc
 from bids_stroke.cli import demo as demo_cli
 from bids_stroke.cli import export as export_cli
 from bids_stroke.cli import parser as main_parser
 from bids_stroke.cli import score as score_cli
+from bids_stroke.cli import status as status_cli
 from bids_stroke.cli import train as train_cli
-from bids_stroke.cli.run import main, subcommand
+from bids_stroke.cli.run import main
+from bids_stroke.cli.subcommands import subcommand
 
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "help"
 PY = f"python {sys.version_info.major}.{sys.version_info.minor}"
@@ -52,7 +53,7 @@ if importlib.util.find_spec("bids_stroke.cli.model") is not None:  # the model s
 
 COMMANDS["bids_stroke_export"] = (["export"], export_cli.build_parser)
 COMMANDS["bids_stroke_score"] = (["score"], score_cli.build_parser)
-COMMANDS["bids_stroke_status"] = (["status"], hpc.build_parser)
+COMMANDS["bids_stroke_status"] = (["status"], status_cli.build_parser)
 
 
 def render_help(args: list[str], capsys: pytest.CaptureFixture, monkeypatch) -> str:

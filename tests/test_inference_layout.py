@@ -1,6 +1,6 @@
 """The fast CPU paths of the bundled U-Net change no result: channels-last weights and inputs
 give the same masks as the default layout in fp32, and bf16 autocast agrees with fp32 to
-Dice >= 0.999 (issue 18), on a demo subject at 1 mm (what the bundled model was trained on).
+Dice >= 0.999, on a demo subject at 1 mm (what the bundled model was trained on).
 
 Times are measured by ``bench/bench_inference.py`` (ratios in one run), never here.
 """

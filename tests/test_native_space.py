@@ -1,5 +1,5 @@
 """Native-space models end to end: several channels, no template, degradations on the
-acquisition grid, outputs and metrics on that grid (issue 12 items 3-5)."""
+acquisition grid, outputs and metrics on that grid."""
 
 from __future__ import annotations
 

@@ -242,7 +242,7 @@ def test_real_head_t1_affine_to_template(scene, tmp_path) -> None:
 
 @pytest.mark.skipif(not CHRIS_T1.is_file(), reason="../shared real data not available")
 def test_real_head_t1_coarse_grid_matches_full_resolution(tmp_path) -> None:
-    """Issue 18: the default affine (2 mm grid, template brain mask) on a real 1 mm head T1
+    """The default affine (2 mm grid, template brain mask) on a real 1 mm head T1
     lands where the same registration on the full 1 mm grids lands (mean displacement over
     the template brain < 1 mm) and aligns the brain as well (correlation within 0.01)."""
     with pytest.MonkeyPatch.context() as mp:

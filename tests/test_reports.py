@@ -22,7 +22,7 @@ from bids_stroke.reports.slices import (
 from bids_stroke.reports.subject import build_subject_report, lesion_focus
 from bids_stroke.settings import MetricsSettings
 
-# the interface takes the science settings explicitly (issue 16): the defaults, from settings
+# the interface takes the science settings explicitly: the defaults, from settings
 METRICS = {"connectivity": MetricsSettings().connectivity,
            "tolerance_mm": MetricsSettings().tolerance_mm, "grid": MetricsSettings().grid}
 

@@ -18,6 +18,7 @@ import requests
 from templateflow.client import TemplateFlowClient
 
 from bids_stroke import templates as tpl
+from bids_stroke.cli import templates as tpl_cli
 
 TEMPLATE = "MNI152NLin2009aSym"
 T1W_NAME = f"tpl-{TEMPLATE}_res-1_T1w.nii.gz"
@@ -240,7 +241,7 @@ def test_resolved_files_are_cached_until_clear_cache(tf_home: Path, monkeypatch)
 @pytest.mark.network_free
 def test_fetch_installs_labelled_standin(offline: Path, monkeypatch, capsys) -> None:
     _forbid_network(monkeypatch)
-    assert tpl.main(["fetch", "--dest", str(offline)]) == 0
+    assert tpl_cli.main(["fetch", "--dest", str(offline)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["files"] == {T1W_NAME: "nilearn-standin", MASK_NAME: "nilearn-standin"}
     folder = offline / f"tpl-{TEMPLATE}"
@@ -251,7 +252,7 @@ def test_fetch_installs_labelled_standin(offline: Path, monkeypatch, capsys) -> 
     assert tpl.get_template() == folder / T1W_NAME
     prov = tpl.template_provenance()
     assert prov["source"] == "templateflow-standin" and prov["standin"] is True
-    assert tpl.main(["info"]) == 0
+    assert tpl_cli.main(["info"]) == 0
     assert json.loads(capsys.readouterr().out)["source"] == "templateflow-standin"
 
 
@@ -260,7 +261,7 @@ def test_fetch_no_standin_fails_loudly(offline: Path, monkeypatch, capsys) -> No
     """Image builds without ALLOW_TEMPLATE_STANDIN: no TemplateFlow file -> exit 1, nothing
     installed (a stand-in must never hide behind TemplateFlow's names silently)."""
     _forbid_network(monkeypatch)
-    assert tpl.main(["fetch", "--dest", str(offline), "--no-standin"]) == 1
+    assert tpl_cli.main(["fetch", "--dest", str(offline), "--no-standin"]) == 1
     err = capsys.readouterr().err
     assert "cannot fetch" in err and "ALLOW_TEMPLATE_STANDIN=1" in err
     folder = offline / f"tpl-{TEMPLATE}"

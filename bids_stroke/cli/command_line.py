@@ -29,7 +29,7 @@ def _program(argv0: str) -> str:
 
 def _subcommand_parser(args: Sequence[str]) -> tuple[argparse.ArgumentParser, list[str]]:
     """The parser that reads ``args`` (without the program name) and the arguments it gets."""
-    from bids_stroke.cli.run import SUBCOMMANDS, subcommand
+    from bids_stroke.cli.subcommands import SUBCOMMANDS, subcommand
 
     sub = subcommand(args)
     if sub is not None:

@@ -6,7 +6,8 @@ Order matters and is part of the contract (README "Reliability"):
    the model) — nothing is written before these pass for at least one input;
 2. the dataset-level files, under the dataset lock (``--prepare`` stops here);
 3. a lock per subject (a subject another run holds is skipped: exit 75 unless
-   ``--lock-wait``), unfinished commits finished, stale staging removed;
+   ``--lock-wait``), unfinished commits finished, stale staging removed
+   (:mod:`bids_stroke.cli.image_loop`, shared with ``export`` and ``score``);
 4. the work folder locked and its cached results checked;
 5. the graph built (:mod:`bids_stroke.workflows`) and run (:mod:`bids_stroke.runner`);
    success per subject = its commit carries this run's id.
@@ -17,12 +18,14 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from bids_stroke.cli import parser as P
-from bids_stroke.cli.config import CLIError, cannot_write
+from bids_stroke.cli.config import CLIError
+from bids_stroke.cli.dataset_files import write_dataset_level
+from bids_stroke.cli.image_loop import ImageLoop
+from bids_stroke.cli.inputs import check_dataset, discover
 from bids_stroke.discovery import SubjectInputs
 from bids_stroke.settings import TEMPLATE, Settings
 
@@ -126,124 +129,6 @@ def _condition_grid(model: ModelRequest):
         return native_grid(subject, img) if subject.space == TEMPLATE else tpl
 
     return grid
-
-
-def check_dataset(settings: Settings) -> None:
-    """The checks that need only the file system (milliseconds), run before any heavy import
-    or the model: the dataset's structure (unless ``--skip-bids-validation``) and that every
-    ``--participant-label`` has a ``sub-`` folder."""
-    from bids_stroke.discovery import DiscoveryError, check_participant_labels, validate_dataset
-
-    data = settings.data
-    try:
-        if not data.skip_bids_validation:
-            problems = validate_dataset(data.bids_dir)
-            if problems:
-                raise CLIError(
-                    f"BIDS validation failed: {problems[0]}"
-                    + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
-                    + "; fix the dataset or pass --skip-bids-validation",
-                    P.EXIT_VALIDATION,
-                )
-        check_participant_labels(data.bids_dir, data.participant_label)
-    except DiscoveryError as exc:
-        raise CLIError(str(exc), exc.exit_code) from exc
-
-
-def discover(settings: Settings, reference: str) -> list[SubjectInputs]:
-    from bids_stroke.discovery import DiscoveryError, collect_subjects
-
-    data = settings.data
-    check_dataset(settings)
-    try:
-        return collect_subjects(
-            data.bids_dir,
-            participant_label=data.participant_label,
-            session_label=data.session_label,
-            suffix=reference,
-            derivatives=data.derivatives,
-            bids_filters=data.bids_filters,
-            database_dir=data.database_dir,
-            exclude=[data.output_dir, *([settings.execution.work_dir]
-                                        if settings.execution.work_dir else [])],
-        )
-    except DiscoveryError as exc:
-        raise CLIError(str(exc), exc.exit_code) from exc
-
-
-def write_dataset_level(settings: Settings, reference: str) -> None:
-    """dataset_description, descriptions, README, .bidsignore: once, under the dataset lock."""
-    from bids_stroke.locks import LockBusyError, locked
-    from bids_stroke.outputs import check_output_modality, write_dataset_files
-
-    out = settings.data.output_dir
-    rows = [{"desc_id": "preproc", "description": "input image on the model's grid, before "
-             "degradation", "condition": "n/a"}]
-    rows += [{"desc_id": c.label, "description": c.description, "condition": c.spec}
-             for c in settings.study.conditions]
-    from bids_stroke.commit import check_state, state_dir
-
-    try:
-        check_state(out)
-        with locked(state_dir(out) / "locks" / "dataset.lock", timeout=600,
-                    run=settings.execution.run_uuid):
-            check_output_modality(out, reference)
-            write_dataset_files(out, settings.data.bids_dir, settings.study.name, rows,
-                                command=settings.execution.command)
-    except ValueError as exc:
-        raise CLIError(str(exc), P.EXIT_USAGE) from exc
-    except LockBusyError as exc:
-        raise CLIError(f"{exc}; another run is writing the dataset-level files",
-                       P.EXIT_TEMPFAIL) from exc
-    except OSError as exc:
-        raise cannot_write(out, exc) from exc
-
-
-def _lock_subjects(settings: Settings, subjects: Sequence[SubjectInputs], stack: ExitStack
-                   ) -> tuple[list[SubjectInputs], list[SubjectInputs], dict[str, int]]:
-    """Lock each subject (or leave it out); finish its interrupted commit; check that the new
-    conditions can join the committed ones. Returns (locked, busy, {key: exit code} of the
-    subjects refused because their state in OUT failed its checks)."""
-    from bids_stroke.commit import CommitError, JournalRejected, check_state, lock_path, recover
-    from bids_stroke.locks import FileLock, LockBusyError
-    from bids_stroke.state_files import UnsafeStateError
-
-    out = settings.data.output_dir
-    check_state(out)  # a state folder that is a link: the whole run is refused (exit 73)
-    ok, busy, refused = [], [], {}
-    for subject in subjects:
-        lock = FileLock(lock_path(out, subject.key), run=settings.execution.run_uuid)
-        try:
-            lock.acquire(timeout=settings.execution.lock_wait_s)
-        except LockBusyError as exc:
-            print(f"bids_stroke: error: {subject.key}: locked by {exc.holder}: it is being "
-                  "processed by another run; wait for it (or --lock-wait SECONDS)",
-                  file=sys.stderr)
-            busy.append(subject)
-            continue
-        except UnsafeStateError as exc:  # e.g. a link planted in place of the lock file
-            print(f"bids_stroke: error: {subject.key}: {exc}", file=sys.stderr)
-            refused[subject.key] = P.EXIT_CANT_CREATE
-            continue
-        stack.callback(lock.release)
-        try:
-            if recover(out, subject.key):
-                LOGGER.warning("%s: finished a commit interrupted earlier", subject.key)
-        except JournalRejected as exc:  # quarantined: nothing moved or deleted
-            print(f"bids_stroke: error: {exc}", file=sys.stderr)
-            refused[subject.key] = P.EXIT_BAD_DATA
-            continue
-        except CommitError as exc:
-            print(f"bids_stroke: error: {exc}", file=sys.stderr)
-            busy.append(subject)
-            continue
-        ok.append(subject)
-    from bids_stroke.commit import remove_stale_staging
-    from bids_stroke.locks import is_locked
-
-    mine = {s.key for s in ok}  # locked by this run: their staging folders are stale too
-    remove_stale_staging(out, lambda key: key in mine or not is_locked(lock_path(out, key)))
-    return ok, busy, refused
 
 
 def _check_mixing(settings: Settings, model_sha: str, subjects: Sequence[SubjectInputs]
@@ -393,8 +278,11 @@ def run_participant(settings: Settings) -> int:
         return P.EXIT_OK  # the array goes on: each refused input fails its own task
     from bids_stroke.cli.execute import execute
 
-    with ExitStack() as stack:
-        locked, busy, refused = _lock_subjects(settings, [*good, *candidates], stack)
+    by_key = {s.key: s for s in [*good, *candidates]}
+    with ImageLoop(settings.data.output_dir, list(by_key), run=settings.execution.run_uuid,
+                   wait=settings.execution.lock_wait_s,
+                   busy="it is being processed by another run") as images:
+        locked = [by_key[k] for k in images.locked]
         keys = {s.key for s in candidates}
         cached, changed = split_cached(settings, [s for s in locked if s.key in keys],
                                        fingerprints, files=True)
@@ -412,15 +300,10 @@ def run_participant(settings: Settings) -> int:
             LOGGER.info("%d of %d input image(s) unchanged since their commit (inputs, "
                         "settings and model; every committed file verified): kept as they "
                         "are", len(cached), len(cached) + len(todo))
-        failed = (execute(settings, model, todo, cached=cached, preflight_failures=bad,
-                          warnings=warnings, fingerprints=fingerprints, digests=digests)
-                  if locked else [])
-    if failed:
-        return P.EXIT_FAILURE
-    if bad:
-        return P.EXIT_USAGE if len(mixed) == len(bad) else P.EXIT_BAD_DATA
-    if refused:
-        return min(refused.values())  # 65 (a journal quarantined) before 73 (a planted link)
-    if busy:
-        return P.EXIT_TEMPFAIL
-    return P.EXIT_OK
+        if locked:
+            images.finished(execute(settings, model, todo, cached=cached,
+                                    preflight_failures=bad, warnings=warnings,
+                                    fingerprints=fingerprints, digests=digests))
+    if not bad:
+        return images.exit_code()
+    return images.exit_code(inputs=P.EXIT_USAGE if len(mixed) == len(bad) else P.EXIT_BAD_DATA)

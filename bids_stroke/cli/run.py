@@ -1,18 +1,19 @@
 """``bids_stroke`` entry point: parse, build the settings, run the levels (thin).
 
-Building the settings is :mod:`bids_stroke.cli.config`; the participant level is
-:mod:`bids_stroke.cli.participant`; the group level is :mod:`bids_stroke.group`.
+The subcommands (``bids_stroke demo|train|model|export|score|status``) are routed by
+:mod:`bids_stroke.cli.subcommands`; building the settings is :mod:`bids_stroke.cli.config`; the
+participant level is :mod:`bids_stroke.cli.participant`; the group level is
+:mod:`bids_stroke.group`; how a run ends (one line, its exit code) is
+:mod:`bids_stroke.cli.guard`.
 """
 
 from __future__ import annotations
 
 import gc
 import importlib
-import importlib.util
 import inspect
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,17 +21,11 @@ from typing import NoReturn
 
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError, cannot_write
+from bids_stroke.cli.guard import run_guarded
+from bids_stroke.cli.subcommands import SUBCOMMANDS, subcommand
 from bids_stroke.progress import setup_logging
 
 LOGGER = logging.getLogger("bids_stroke")
-SUBCOMMANDS = {
-    "demo": "bids_stroke.cli.demo",
-    "train": "bids_stroke.cli.train",
-    "model": "bids_stroke.cli.model",
-    "export": "bids_stroke.cli.export",
-    "score": "bids_stroke.cli.score",
-    "status": "bids_stroke.hpc",
-}
 
 
 def run_group_level(settings) -> int:
@@ -81,28 +76,6 @@ def run_group_level(settings) -> int:
     return P.EXIT_OK
 
 
-def subcommand(argv: Sequence[str]) -> str | None:
-    """The subcommand ``argv`` (without the program name) asks for, or None for a BIDS-App run.
-
-    ``argv[0]`` must be exactly a subcommand name (``demo``, ``train``, ``model``, ``export``,
-    ``score``, ``status``). A dataset folder of the same name in the current directory is never
-    shadowed: when ``argv[0]`` names an existing folder and an analysis level (``participant``
-    or ``group``) follows, it is the ``BIDS_DIR``. ``bids_stroke -- demo OUT participant`` or
-    ``bids_stroke ./demo OUT participant`` always mean the dataset.
-    """
-    if not argv or argv[0] not in SUBCOMMANDS:
-        return None
-    name = argv[0]
-    if Path(name).is_dir() and any(a in P.ANALYSIS_LEVELS for a in argv[1:]):
-        return None
-    try:
-        if importlib.util.find_spec(SUBCOMMANDS[name]) is None:
-            return None
-    except ModuleNotFoundError:  # pragma: no cover - bids_stroke.cli is always there
-        return None
-    return name
-
-
 def _run_subcommand(name: str, argv: list[str]) -> int:
     sub_main = importlib.import_module(SUBCOMMANDS[name]).main
     if "prog" in inspect.signature(sub_main).parameters:
@@ -148,65 +121,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["--"]:
         argv = argv[1:]
 
-    from bids_stroke import interrupt
-    from bids_stroke.state_files import UnsafeStateError
-
-    handling = interrupt.handled()  # SIGTERM/SIGINT from here on: one line, exit 143/130
-    handling.__enter__()
     opts = None
-    try:
+
+    def write_failure(exc: OSError) -> str | None:
+        return _environment_failure(exc, _write_roots(opts)) if opts is not None else None
+
+    def levels() -> int:  # SIGTERM/SIGINT from here on: one line, exit 143/130
+        nonlocal opts
         opts = P.build_parser().parse_args(argv)
         from bids_stroke.progress import ENV_VERBOSITY
 
         os.environ[ENV_VERBOSITY] = str(int(opts.verbose))  # read by nipype's worker processes
         setup_logging(opts.verbose)
-        from bids_stroke.cli.config import settings_from_cli
+        return _run_levels(opts, argv)
 
-        settings = settings_from_cli(opts, argv)
-        # ITK (ANTs registration) reads its thread count once per process from the
-        # environment; worker processes inherit it. A value the user exported wins.
-        os.environ.setdefault(ENV_ITK_THREADS, str(settings.execution.omp_nthreads))
-        if "participant" in settings.execution.levels:
-            from bids_stroke.cli.references import (
-                check_reference_settings,
-                refuse_without_any_mask,
-            )
+    return run_guarded(levels, write_failure=write_failure)
 
-            check_reference_settings(settings)
-            refuse_without_any_mask(settings)  # before the model and pybids: milliseconds
-        code = P.EXIT_OK
-        for level in settings.execution.levels:
-            if level == "participant":
-                from bids_stroke.cli.participant import run_participant
 
-                code = run_participant(settings)
-                if settings.execution.prepare:
-                    return code
-                if code != P.EXIT_OK and "group" in settings.execution.levels:
-                    LOGGER.warning("participant level failed for some inputs; the group level "
-                                   "uses the subjects that were committed")
-            elif level == "group":
-                group_code = run_group_level(settings)
-                code = code or group_code
-        return code
-    except CLIError as exc:
-        print(f"bids_stroke: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except UnsafeStateError as exc:
-        print(f"bids_stroke: error: {exc}", file=sys.stderr)
-        return P.EXIT_CANT_CREATE
-    except (KeyboardInterrupt, interrupt.Interrupted) as exc:
-        signum = getattr(exc, "signum", signal.SIGINT)
-        interrupt.announce(signum)
-        return P.EXIT_SIGTERM if signum == signal.SIGTERM else P.EXIT_SIGINT
-    except OSError as exc:
-        line = _environment_failure(exc, _write_roots(opts)) if opts is not None else None
-        if line is None:
-            raise
-        print(f"bids_stroke: error: {line}", file=sys.stderr)
-        return P.EXIT_CANT_CREATE
-    finally:
-        handling.__exit__(None, None, None)
+def _run_levels(opts, argv: Sequence[str]) -> int:
+    """The settings of the command line, then its levels in order; returns the exit code."""
+    from bids_stroke.cli.config import settings_from_cli
+
+    settings = settings_from_cli(opts, argv)
+    # ITK (ANTs registration) reads its thread count once per process from the
+    # environment; worker processes inherit it. A value the user exported wins.
+    os.environ.setdefault(ENV_ITK_THREADS, str(settings.execution.omp_nthreads))
+    if "participant" in settings.execution.levels:
+        from bids_stroke.cli.references import check_reference_settings, refuse_without_any_mask
+
+        check_reference_settings(settings)
+        refuse_without_any_mask(settings)  # before the model and pybids: milliseconds
+    code = P.EXIT_OK
+    for level in settings.execution.levels:
+        if level == "participant":
+            from bids_stroke.cli.participant import run_participant
+
+            code = run_participant(settings)
+            if settings.execution.prepare:
+                return code
+            if code != P.EXIT_OK and "group" in settings.execution.levels:
+                LOGGER.warning("participant level failed for some inputs; the group level "
+                               "uses the subjects that were committed")
+        elif level == "group":
+            group_code = run_group_level(settings)
+            code = code or group_code
+    return code
 
 
 def console_main() -> NoReturn:

@@ -18,18 +18,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from bids_stroke.cli import parser as P
-from bids_stroke.cli.config import CLIError, cannot_write
-from bids_stroke.cli.export import add_common_options, lock_subjects, run_guarded, settings_for
+from bids_stroke.cli.common_options import add_common_options, settings_for
+from bids_stroke.cli.config import CLIError
+from bids_stroke.cli.dataset_files import write_dataset_level
 from bids_stroke.cli.formatter import HelpFormatter
+from bids_stroke.cli.guard import run_guarded
+from bids_stroke.cli.image_loop import ImageLoop
+from bids_stroke.cli.inputs import discover
+from bids_stroke.progress import setup_logging
 
 LOGGER = logging.getLogger("bids_stroke")
 
@@ -303,8 +305,8 @@ def _write_log(out: Path, run: str, rows: list[dict]) -> Path:
     return atomic_write_text(out / "logs" / f"score-{run}.tsv", tsv_text(rows, columns))
 
 
-def _score_all(settings, found: Found, tool) -> list[str]:
-    """Lock, score and commit each subject; returns the keys that failed."""
+def _score_all(settings, found: Found, tool) -> ImageLoop:
+    """Lock, score and commit each subject (:class:`ImageLoop`)."""
     from bids_stroke.commit import CommitError
     from bids_stroke.metrics import MetricsInputError
     from bids_stroke.score import ScoreError, score_subject
@@ -314,37 +316,29 @@ def _score_all(settings, found: Found, tool) -> list[str]:
     run = settings.execution.run_uuid
     by_key = {item.subject.key: item for item in found.items}
     provenance = {"run": run, "versions": environment_info()}
-    failed: list[str] = []
-    with ExitStack() as stack:
-        locked, busy = lock_subjects(out, list(by_key), run, settings.execution.lock_wait_s,
-                                     stack)
-        for key in locked:
-            work = Path(tempfile.mkdtemp(prefix="bids_stroke-score-"))
-            try:
-                score_subject(out, by_key[key], tool, work, bids_dir=settings.data.bids_dir,
-                              connectivity=settings.metrics.connectivity,
-                              tolerance_mm=settings.metrics.tolerance_mm,
-                              grid=settings.metrics.grid,
-                              command=settings.execution.command,
-                              save_degraded=settings.outputs.save_degraded,
-                              results_key=settings.results_key(
-                                  by_key[key].reference.kind), run_uuid=run,
-                              clean=settings.execution.clean, provenance=provenance,
-                              reference=by_key[key].reference)
-                LOGGER.info("%s: scored %d condition(s) of %s", key,
-                            len(by_key[key].conditions), tool.name)
-            except (ScoreError, MetricsInputError, CommitError) as exc:  # changed meanwhile
-                print(f"bids_stroke: error: {key}: {exc}", file=sys.stderr)
-                failed.append(key)
-            except OSError as exc:
-                raise cannot_write(out, exc) from exc
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
-    return failed + [f"busy:{k}" for k in busy]
+
+    def score_one(key: str, work: Path) -> None:
+        score_subject(out, by_key[key], tool, work, bids_dir=settings.data.bids_dir,
+                      connectivity=settings.metrics.connectivity,
+                      tolerance_mm=settings.metrics.tolerance_mm,
+                      grid=settings.metrics.grid,
+                      command=settings.execution.command,
+                      save_degraded=settings.outputs.save_degraded,
+                      results_key=settings.results_key(by_key[key].reference.kind),
+                      run_uuid=run, clean=settings.execution.clean, provenance=provenance,
+                      reference=by_key[key].reference)
+        LOGGER.info("%s: scored %d condition(s) of %s", key, len(by_key[key].conditions),
+                    tool.name)
+
+    with ImageLoop(out, list(by_key), run=run, wait=settings.execution.lock_wait_s,
+                   busy="another run is writing it") as images:
+        # ScoreError, MetricsInputError: a file changed since it was checked
+        images.work_each(score_one, errors=(ScoreError, MetricsInputError, CommitError),
+                         prefix="bids_stroke-score-")
+    return images
 
 
 def run_score(settings, opts: argparse.Namespace) -> int:
-    from bids_stroke.cli.participant import discover, write_dataset_level
     from bids_stroke.score import PredictionPattern, ScoreError, Tool, check_tool_name
 
     out = settings.data.output_dir
@@ -395,18 +389,15 @@ def run_score(settings, opts: argparse.Namespace) -> int:
                        f"{pattern.text})", P.EXIT_NO_INPUT)
     write_dataset_level(settings, reference)
     settings.write(out / "logs")
-    failed = _score_all(settings, found, tool)
+    images = _score_all(settings, found, tool)
     log = _write_log(out, settings.execution.run_uuid, found.rows)
     LOGGER.info("Scored %s: %d input(s) committed, %d gap(s), %d failed; log %s", tool.name,
-                len(found.items) - len(failed), len(found.gaps), len(failed), log)
-    if any(not k.startswith("busy:") for k in failed):
-        return P.EXIT_FAILURE
-    if failed:
-        return P.EXIT_TEMPFAIL
-    return P.EXIT_NO_INPUT if found.gaps else P.EXIT_OK
+                len(images.done), len(found.gaps), len(found.items) - len(images.done), log)
+    return images.exit_code(gaps=P.EXIT_NO_INPUT if found.gaps else P.EXIT_OK)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[2:] if argv is None else argv)
     opts = build_parser().parse_args(argv)
-    return run_guarded(opts.verbose, lambda: run_score(settings_for(opts, argv, "score"), opts))
+    setup_logging(opts.verbose)
+    return run_guarded(lambda: run_score(settings_for(opts, argv, "score"), opts))

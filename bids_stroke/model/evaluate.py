@@ -5,13 +5,12 @@ Usage::
     python -m bids_stroke.model.evaluate BIDS_DIR [--model FILE] [--precision fp32] [--tsv OUT]
 
 Used to produce the numbers of the bundled model card (``bids_stroke/data/models/``).
-Prints one line per subject and the mean; ``--tsv`` also writes them.
+Prints one line per subject and the mean; ``--tsv`` also writes them. The command line is
+:mod:`bids_stroke.cli.evaluate`; this module is the computation.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ from bids_stroke.model.inference import binarize
 from bids_stroke.model.spec import DEFAULT_THRESHOLD
 from bids_stroke.model.train import dice_score
 
-__all__ = ["evaluate_dataset", "main"]
+__all__ = ["evaluate_dataset"]
 
 
 def evaluate_dataset(
@@ -78,48 +77,7 @@ def evaluate_dataset(
     return rows
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point."""
-    p = argparse.ArgumentParser(description="Dice of a lesion model on a BIDS dataset")
-    p.add_argument("bids_dir", type=Path)
-    p.add_argument("--model", default=None, help="checkpoint/TorchScript (default: bundled)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
-    p.add_argument("--mode", default="auto", choices=("auto", "full", "sliding"))
-    p.add_argument("--tta", action="store_true")
-    p.add_argument("--brain-mask", default="none", choices=("none", "template"))
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--tsv", type=Path, default=None)
-    args = p.parse_args(argv)
-    if args.threads:
-        import torch
+if __name__ == "__main__":  # pragma: no cover - the command line lives in the CLI
+    from bids_stroke.cli.evaluate import main
 
-        torch.set_num_threads(args.threads)
-    rows = evaluate_dataset(
-        args.bids_dir,
-        args.model,
-        device=args.device,
-        precision=args.precision,
-        mode=args.mode,
-        tta=args.tta,
-        brain_mask=args.brain_mask,
-    )
-    if not rows:
-        print("no subjects with a lesion mask found", file=sys.stderr)
-        return 1
-    cols = list(rows[0])
-    lines = ["\t".join(cols)]
-    for r in rows:
-        lines.append(
-            "\t".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in cols)
-        )
-    dice = [r["dice"] for r in rows]
-    print("\n".join(lines))
-    print(f"mean Dice {np.mean(dice):.4f} (min {np.min(dice):.4f}, n={len(dice)})")
-    if args.tsv:
-        args.tsv.write_text("\n".join(lines) + "\n")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

@@ -1,7 +1,8 @@
 """Template files: TemplateFlow's when ``TEMPLATEFLOW_HOME`` holds them, else a stand-in.
 
 Modules: :mod:`~bids_stroke.templates.resolve` (which file), :mod:`~.standin` (nilearn's
-copy), :mod:`~.resample` (other grids), :mod:`~.install` (``fetch`` and the command line).
+copy), :mod:`~.resample` (other grids), :mod:`~.install` (``fetch``); the command line
+``python -m bids_stroke.templates`` is :mod:`bids_stroke.cli.templates`.
 
 The analysis space of *bids_stroke* is ``MNI152NLin2009aSym`` (the space and grid of
 ATLAS v2.0). :func:`get_template` hands out the path of the template T1w or brain mask:
@@ -32,7 +33,7 @@ the cache. Environment: ``TEMPLATEFLOW_HOME``, ``BIDS_STROKE_CACHE_DIR`` (else
 
 from __future__ import annotations
 
-from bids_stroke.templates.install import fetch, main
+from bids_stroke.templates.install import fetch
 from bids_stroke.templates.resample import resample_isotropic
 from bids_stroke.templates.resolve import (
     DEFAULT_TEMPLATE,
@@ -67,7 +68,6 @@ __all__ = [
     "fetch",
     "get_template",
     "is_valid_nifti",
-    "main",
     "nilearn_data_dir",
     "resample_isotropic",
     "resolve_template",

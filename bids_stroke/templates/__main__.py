@@ -1,7 +1,7 @@
-"""``python -m bids_stroke.templates {fetch,info}``."""
+"""``python -m bids_stroke.templates {fetch,info}``: :mod:`bids_stroke.cli.templates`."""
 
 import sys
 
-from bids_stroke.templates.install import main
+from bids_stroke.cli.templates import main
 
 sys.exit(main())

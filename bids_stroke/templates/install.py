@@ -1,14 +1,12 @@
-"""``fetch``: populate TEMPLATEFLOW_HOME (TemplateFlow download, else the labelled stand-in),
-and the ``python -m bids_stroke.templates {fetch,info}`` command line."""
+"""``fetch``: populate TEMPLATEFLOW_HOME (TemplateFlow download, else the labelled stand-in).
+
+Its command line, ``python -m bids_stroke.templates {fetch,info}``, is
+:mod:`bids_stroke.cli.templates`."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,6 @@ from bids_stroke.templates.resolve import (
     is_valid_nifti,
     local_file,
     read_marker,
-    template_provenance,
     templateflow_home,
 )
 from bids_stroke.templates.standin import STANDIN_NOTE, standin_file, templateflow_filename
@@ -121,34 +118,3 @@ def fetch(dest: str | os.PathLike[str] | None = None, template: str = DEFAULT_TE
         marker_path.unlink()
     clear_cache()
     return report
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bids_stroke.templates {fetch,info}``."""
-    parser = argparse.ArgumentParser(prog="python -m bids_stroke.templates",
-                                     description="Template files of bids_stroke: TemplateFlow "
-                                                 "or the labelled offline stand-in.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_fetch = sub.add_parser("fetch", help="pre-fetch templates into TEMPLATEFLOW_HOME")
-    p_fetch.add_argument("--dest", type=Path, default=None,
-                         help="TemplateFlow home to populate (default: $TEMPLATEFLOW_HOME)")
-    p_fetch.add_argument("--template", default=DEFAULT_TEMPLATE)
-    p_fetch.add_argument("--no-standin", action="store_true",
-                         help="fail (exit 1) instead of installing the nilearn stand-in when "
-                         "TemplateFlow cannot provide a file")
-    p_info = sub.add_parser("info", help="print the template provenance as JSON")
-    p_info.add_argument("--template", default=DEFAULT_TEMPLATE)
-    p_info.add_argument("--resolution", type=int, default=1)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        if args.command == "fetch":
-            report = fetch(args.dest, args.template, allow_standin=not args.no_standin)
-            home = args.dest.absolute() if args.dest is not None else templateflow_home()
-            print(json.dumps({"templateflow_home": str(home), "files": report}, indent=2))
-        else:
-            print(json.dumps(template_provenance(args.template, args.resolution), indent=2))
-    except TemplateError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0

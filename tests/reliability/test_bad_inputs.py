@@ -1,4 +1,4 @@
-"""Reliability corpus (issue 9): every bad input gives its documented exit code and one clear
+"""Reliability corpus: every bad input gives its documented exit code and one clear
 ``bids_stroke: error: ...`` line, leaves nothing partial in OUTPUT_DIR and writes nothing into
 BIDS_DIR. Inputs that are unusual but valid (empty mask, LPS/oblique/anisotropic native-space
 images, a read-only dataset) must work.

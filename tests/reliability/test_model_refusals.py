@@ -1,4 +1,4 @@
-"""Every model refusal (issue 12, item 5): one line naming the file and the fix.
+"""Every model refusal: one line naming the file and the fix.
 
 Unsafe pickles, channel mismatches, NaN/tuple/wrong-shape outputs, memory, unmapped nnU-Net
 channel names, bad sidecars and modality mismatches.

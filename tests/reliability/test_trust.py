@@ -1,4 +1,4 @@
-"""Outputs you can trust (issue 13), end to end: re-runs accumulate, signals stop cleanly,
+"""Outputs you can trust, end to end: re-runs accumulate, signals stop cleanly,
 concurrent runs never mix, a corrupted work folder is recomputed, a commit killed half-way is
 finished by the next reader."""
 
