@@ -55,7 +55,7 @@ import numpy as np, nibabel as nib
 from bids_stroke.degrade import apply_condition
 from dataclasses import replace
 from bids_stroke.model.adapters import ChannelStack, ModelRequest, open_model
-from bids_stroke.settings import Settings
+from bids_stroke.core.settings import Settings
 from bids_stroke.templates import brain_mask_like
 
 seg = Settings().segmentation
@@ -163,8 +163,8 @@ def _du_mb(folder: Path) -> float:
 
 
 def run(smoke: bool = False) -> dict[str, Any]:
+    from bids_stroke.core.settings import Settings
     from bids_stroke.demo import make_demo_dataset
-    from bids_stroke.settings import Settings
 
     conditions = [c.spec for c in Settings().study.conditions]
     n_cohort = 2 if smoke else 4

@@ -223,7 +223,7 @@ def _machine() -> dict[str, Any]:
 
 
 def _default_nprocs() -> int:
-    from bids_stroke.cpus import default_nprocs, usable_cpus
+    from bids_stroke.core.cpus import default_nprocs, usable_cpus
 
     return default_nprocs(usable_cpus())
 

@@ -11,7 +11,7 @@ one thread each, same seed:
 * **baseline**: ANTsPy's ``Affine`` on the full grids, no mask (bids_stroke <= 0.1);
 * full grids with the template brain mask (the similarity counts the brain only);
 * **bids_stroke's default**: the same on a 2 mm grid with a 4x/2x/1x pyramid
-  (:data:`bids_stroke.registration.COARSE_GRID_MM`).
+  (:data:`bids_stroke.templates.registration.COARSE_GRID_MM`).
 
 Reported per row: seconds and speed-up against the baseline of this run, the correlation
 of the warped head with the template inside the template's brain mask (alignment quality,
@@ -53,8 +53,8 @@ def _mapped(result: Any, world: np.ndarray) -> np.ndarray:
 def run(smoke: bool = False) -> dict[str, Any]:
     """Run the benchmark; returns (and writes) the results."""
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
-    from bids_stroke import registration as reg
     from bids_stroke import templates as tpl
+    from bids_stroke.templates import registration as reg
 
     if not HEAD.is_file():
         result: dict[str, Any] = {"benchmark": "registration", "skipped": f"{HEAD} not found"}

@@ -17,8 +17,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from bids_stroke import interrupt
-from bids_stroke.interrupt import Interrupted
+from bids_stroke.core import interrupt
+from bids_stroke.core.interrupt import Interrupted
 
 __all__ = ["Interrupted", "configure_nipype", "distribute_crash_files", "make_plugin",
            "run_graph", "scan_work_dir", "signals_raise"]
@@ -29,7 +29,7 @@ LOGGER = logging.getLogger("bids_stroke.runner")
 @contextlib.contextmanager
 def signals_raise() -> Iterator[None]:
     """SIGTERM and SIGINT become :class:`Interrupted` for the block (unless an enclosing
-    block, the command line's, already handles them: :func:`bids_stroke.interrupt.handled`)."""
+    block, the command line's, already handles them: :func:`bids_stroke.core.interrupt.handled`)."""
     with interrupt.handled():
         yield
 

@@ -14,6 +14,12 @@ Layers, upper ones may import lower ones only: ``cli`` -> ``runner`` -> ``workfl
 ``interfaces`` -> every other module (the science, the commit protocol, settings, model,
 group, reports, templates: no nipype, no command line). Every command's entry point (its
 argument parsing, its ``main``) lives in ``cli/``; the subcommands do not import each other.
+
+Layout: the top level of ``bids_stroke/`` holds packages named for the stages of the data's way
+(``inputs``, ``templates``, ``degradation``, ``model``, ``metrics``, ``outputs``, ``group``,
+``reports``, ...), the run-wide ``core``, the runner and the public import paths that users
+and sidecars name; ``core`` imports no stage package beyond what the settings check their
+values with.
 """
 
 from __future__ import annotations
@@ -30,8 +36,19 @@ PKG = Path(__file__).resolve().parents[1] / "bids_stroke"
 #: layer of a top-level part of the package (higher may import lower, never the reverse);
 #: anything not named is the bottom layer (0)
 LAYERS = {"cli": 4, "runner": 3, "workflows": 2, "interfaces": 1}
-#: where nipype may be imported (progress: the log handlers of nipype's worker processes)
-NIPYPE_ALLOWED = ("workflows", "interfaces", "runner", "progress")
+#: where nipype may be imported: these parts of the package, and core.progress (the log handlers
+#: of nipype's worker processes)
+NIPYPE_ALLOWED = ("workflows", "interfaces", "runner")
+NIPYPE_MODULES = ("bids_stroke.core.progress",)
+#: the only modules at the top level of bids_stroke/ (everything else lives in a package): the
+#: package's own, the runner (a layer of its own) and public import paths named by the docs or
+#: written into sidecars (each a re-export: see its docstring)
+TOP_LEVEL_MODULES = {"__init__", "__about__", "runner", "conditions", "degrade"}
+#: what core (the run-wide modules) may import from the stages: the settings check conditions,
+#: modalities and probability-map modes with the code that defines them
+CORE_MAY_IMPORT = {"bids_stroke.__about__", "bids_stroke.degradation",
+                   "bids_stroke.degradation.base", "bids_stroke.inputs.discovery",
+                   "bids_stroke.outputs.probseg"}
 #: the modules that run one command each: none imports another (run.py, the BIDS-App entry
 #: point, routes to the participant level and to the subcommands, by name)
 COMMANDS = ("participant", "export", "score", "demo", "train", "model", "status", "templates",
@@ -188,8 +205,26 @@ def test_layers_only_import_downwards():
 
 def test_nipype_only_in_workflows_interfaces_and_the_runner():
     for name, external in GRAPH.external.items():
-        if _part(name) not in NIPYPE_ALLOWED:
+        if _part(name) not in NIPYPE_ALLOWED and name not in NIPYPE_MODULES:
             assert "nipype" not in external, f"{name} imports nipype"
+
+
+def test_the_top_level_holds_packages_and_public_paths():
+    """A new module goes into the package of its stage; a top-level public path is only a
+    re-export of it (no code of its own)."""
+    modules = {p.stem for p in PKG.glob("*.py")}
+    assert modules == TOP_LEVEL_MODULES, sorted(modules ^ TOP_LEVEL_MODULES)
+    for name in TOP_LEVEL_MODULES - {"__init__", "__about__", "runner"}:
+        tree = ast.parse((PKG / f"{name}.py").read_text())
+        code = [n for n in tree.body[1:] if not isinstance(n, ast.ImportFrom | ast.Assign)]
+        assert ast.get_docstring(tree) and not code, f"{name}.py holds code: move it to a package"
+
+
+def test_core_imports_no_stage_but_the_settings_checks():
+    for name, edges in GRAPH.edges.items():
+        if _part(name) == "core":
+            bad = sorted(m for m in edges if _part(m) != "core" and m not in CORE_MAY_IMPORT)
+            assert not bad, f"{name} imports {bad}: core is imported by every stage"
 
 
 def test_subcommands_never_import_each_other():

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from bids_stroke import __version__
-from bids_stroke.citation import DATASETS, SOFTWARE, TITLE, citation_lines
+from bids_stroke.reports.citation import DATASETS, SOFTWARE, TITLE, citation_lines
 
 CFF = Path(__file__).resolve().parents[1] / "CITATION.cff"
 #: the DOI pattern of the CFF 1.2.0 schema

@@ -194,14 +194,14 @@ def test_one_modality_per_output_folder(isles_layout, tmp_path, capsys):
 
 def _forbid_input_check(monkeypatch) -> None:
     """Fail if the (slow) discovery or input check runs."""
-    import bids_stroke.discovery
-    import bids_stroke.preflight
+    import bids_stroke.inputs.discovery
+    import bids_stroke.inputs.preflight
 
     def boom(*_a, **_k):
         raise AssertionError("the input check ran before the cheap output checks")
 
-    monkeypatch.setattr(bids_stroke.discovery, "collect_subjects", boom)
-    monkeypatch.setattr(bids_stroke.preflight, "preflight_check", boom)
+    monkeypatch.setattr(bids_stroke.inputs.discovery, "collect_subjects", boom)
+    monkeypatch.setattr(bids_stroke.inputs.preflight, "preflight_check", boom)
 
 
 @pytest.mark.parametrize("target", ["file", "below_file", "work_file"])
@@ -238,9 +238,9 @@ def test_read_only_parent_refused_before_input_check(plain_layout, tmp_path, mon
 def test_bundled_model_on_other_data_is_warned(tmp_path):
     """The bundled demo model on a dataset bids_stroke demo did not write: one of the run's
     warnings (logged once, repeated in every report); on a demo dataset (its marker) none."""
-    from bids_stroke.bundled_model import DEMO_DATASET_MARKER, DEMO_MODEL_WARNING
     from bids_stroke.cli.config import settings_from_cli
     from bids_stroke.cli.participant import plan_model
+    from bids_stroke.model.bundled import DEMO_DATASET_MARKER, DEMO_MODEL_WARNING
 
     bids = tmp_path / "bids"
     bids.mkdir()
@@ -254,7 +254,7 @@ def test_bundled_model_on_other_data_is_warned(tmp_path):
     (bids / DEMO_DATASET_MARKER).write_text("{}")
     assert DEMO_MODEL_WARNING not in warnings()
     (bids / DEMO_DATASET_MARKER).unlink()
-    from bids_stroke.bundled_model import bundled_model_path
+    from bids_stroke.model.bundled import bundled_model_path
 
     # named by its path it is still the demo model (recognised by its sha256), and so is its
     # ONNX export (which records the checkpoint it came from)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bids_stroke.commit import (
+from bids_stroke.outputs.commit import (
     STEPS,
     CommitError,
     ConditionRecord,
@@ -28,7 +28,7 @@ from bids_stroke.commit import (
     remove_stale_staging,
     staging_root,
 )
-from bids_stroke.locks import FileLock, is_locked
+from bids_stroke.outputs.locks import FileLock, is_locked
 
 KEY = "sub-01"
 HEADER = "participant_id\tdesc\tdice\n"
@@ -210,7 +210,7 @@ def test_lock_is_released_when_its_holder_dies(tmp_path):
     """flock, not host+PID guessing: a killed holder frees the lock at once."""
     path = tmp_path / "x.lock"
     code = ("import sys, os, signal; sys.path.insert(0, %r)\n"
-            "from bids_stroke.locks import FileLock\n"
+            "from bids_stroke.outputs.locks import FileLock\n"
             "FileLock(%r).acquire(); print('held', flush=True); os.kill(os.getpid(), 9)")
     proc = subprocess.run([sys.executable, "-c", code % (str(Path.cwd()), str(path))],
                           capture_output=True, text=True)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bids_stroke.discovery import AFFINE_ATOL
+from bids_stroke.core.settings import TEMPLATE, GroupSettings, MetricsSettings
+from bids_stroke.inputs.discovery import AFFINE_ATOL
 from bids_stroke.model.spec import DEFAULT_OVERLAP, DEFAULT_PATCH_SIZE
-from bids_stroke.settings import TEMPLATE, GroupSettings, MetricsSettings
 
 PKG = Path(__file__).resolve().parents[1] / "bids_stroke"
 
@@ -98,19 +98,19 @@ def test_the_template_name_is_written_once():
         places += [f"{rel}:{node.lineno}" for node in ast.walk(tree)
                    if isinstance(node, ast.Constant) and isinstance(node.value, str)
                    and TEMPLATE in node.value and id(node) not in docs]
-    assert len(places) == 1 and places[0].startswith("settings.py:"), places
+    assert len(places) == 1 and places[0].startswith("core/settings.py:"), places
 
 
 @pytest.mark.parametrize(("names", "value", "home"), [
-    ({"n_boot", "N_BOOT"}, GroupSettings.n_boot, "settings.py"),
-    ({"alpha", "ALPHA"}, GroupSettings.alpha, "settings.py"),
-    ({"connectivity"}, MetricsSettings.connectivity, "settings.py"),
-    ({"tolerance_mm"}, MetricsSettings.tolerance_mm, "settings.py"),
-    ({"digits_rank", "DEFAULT_DIGITS_RANK"}, GroupSettings.digits_rank, "settings.py"),
+    ({"n_boot", "N_BOOT"}, GroupSettings.n_boot, "core/settings.py"),
+    ({"alpha", "ALPHA"}, GroupSettings.alpha, "core/settings.py"),
+    ({"connectivity"}, MetricsSettings.connectivity, "core/settings.py"),
+    ({"tolerance_mm"}, MetricsSettings.tolerance_mm, "core/settings.py"),
+    ({"digits_rank", "DEFAULT_DIGITS_RANK"}, GroupSettings.digits_rank, "core/settings.py"),
     ({"patch_size", "DEFAULT_PATCH_SIZE"}, DEFAULT_PATCH_SIZE, "model/spec.py"),
     ({"patch_size", "DEFAULT_PATCH_SIZE"}, list(DEFAULT_PATCH_SIZE), ""),  # nowhere as a list
     ({"overlap", "DEFAULT_OVERLAP"}, DEFAULT_OVERLAP, "model/spec.py"),
-    ({"atol", "AFFINE_ATOL"}, AFFINE_ATOL, "discovery.py"),
+    ({"atol", "AFFINE_ATOL"}, AFFINE_ATOL, "inputs/discovery.py"),
 ])
 def test_a_default_is_written_once(names: set[str], value: object, home: str):
     assert _written(names, value, home) == []

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bids_stroke.discovery import (
+from bids_stroke.inputs.discovery import (
     DiscoveryError,
     collect_subjects,
     file_entities,
@@ -58,7 +58,7 @@ def test_plain_runs_match_their_masks(plain_layout):
 def test_bids_filter_selects_run(plain_layout, tmp_path):
     filt = tmp_path / "filter.json"
     filt.write_text(json.dumps({"t1w": {"run": 2}}))
-    from bids_stroke.discovery import load_bids_filters
+    from bids_stroke.inputs.discovery import load_bids_filters
 
     subjects = collect_subjects(plain_layout, bids_filters=load_bids_filters(filt))
     assert [s.key for s in subjects] == ["sub-02_run-2"]

@@ -65,7 +65,7 @@ def test_an_engine_that_changes_results_is_not_used(monkeypatch, caplog, tmp_pat
 
 
 def test_engine_is_not_part_of_the_results_key():
-    from bids_stroke.settings import Settings
+    from bids_stroke.core.settings import Settings
 
     base = Settings()
     assert base.segmentation.engine == "auto"

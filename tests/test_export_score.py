@@ -19,9 +19,9 @@ import pytest
 
 from bids_stroke.cli.run import main
 from bids_stroke.demo import make_demo_dataset
+from bids_stroke.external.score import tool_digest
 from bids_stroke.metrics import METRIC_COLUMNS, compute_metrics, lesion_table
-from bids_stroke.score import tool_digest
-from bids_stroke.tables import format_tsv_cell as format_value
+from bids_stroke.outputs.tsv import format_tsv_cell as format_value
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "examples" / "other_tool" / "threshold_tool.py"
@@ -207,7 +207,7 @@ def test_score_against_the_tools_own_native_prediction(study, tmp_path):
     """--reference prediction: each degraded prediction of the tool against its own native
     one (compute_metrics on the tool's files), without using the lesion masks."""
     from bids_stroke.metrics import spacing_from_affine
-    from bids_stroke.reference import nifti_sha256
+    from bids_stroke.metrics.reference import nifti_sha256
 
     bids = tmp_path / "bids"
     shutil.copytree(study["bids"], bids)
@@ -356,7 +356,7 @@ def test_untrusted_state_refuses_its_image_and_the_others_commit(study, tmp_path
     """The participant level's state checks, shared: a commit journal that fails its checks
     is quarantined and its image refused (exit 65, not "locked"); a link planted in place of
     a lock is never followed (exit 73); the other image is committed."""
-    from bids_stroke.commit import journal_path, lock_path, quarantine_dir
+    from bids_stroke.outputs.commit import journal_path, lock_path, quarantine_dir
 
     out = tmp_path / "out"
     root = out / "conditions" if command == "export" else out

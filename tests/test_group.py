@@ -41,8 +41,8 @@ def group_out(tmp_path_factory) -> tuple[Path, Path]:
 def test_library_defaults_are_the_default_study() -> None:
     import inspect
 
+    from bids_stroke.core.settings import GroupSettings
     from bids_stroke.group.paired import DEFAULT_METRICS
-    from bids_stroke.settings import GroupSettings
 
     group = GroupSettings()
     params = inspect.signature(run_group).parameters
@@ -517,7 +517,7 @@ def test_documented_tree_names_every_group_output(group_out) -> None:
 def test_bundled_demo_model_is_named_and_cautioned(tmp_path) -> None:
     """Predictions of the bundled demo model are named as such, with a caution in the report;
     any other model is named by its sha256 and gets no such note."""
-    from bids_stroke.bundled_model import bundled_sha256
+    from bids_stroke.model.bundled import bundled_sha256
 
     caution = "trained on synthetic phantoms"
     other = make_synthetic_output(tmp_path / "other", 4, conditions=CONDS, seed=1)
@@ -534,7 +534,7 @@ def test_bundled_demo_model_is_named_and_cautioned(tmp_path) -> None:
 def test_participant_warnings_reach_the_group_report(tmp_path) -> None:
     """Warnings the participant level recorded (manifests) head the findings, once each with the
     number of images they concern; the bundled model's caution is not repeated beside them."""
-    from bids_stroke.bundled_model import DEMO_MODEL_WARNING, bundled_sha256
+    from bids_stroke.model.bundled import DEMO_MODEL_WARNING, bundled_sha256
 
     out = make_synthetic_output(tmp_path / "out", 4, conditions=CONDS, seed=1)
     record_commits(out, model_sha256=bundled_sha256(),

@@ -1,4 +1,5 @@
-"""Scale-out helpers: ``participant --prepare`` and the SLURM bookkeeping of bids_stroke.hpc."""
+"""Scale-out helpers: ``participant --prepare`` and the SLURM bookkeeping
+of :mod:`bids_stroke.outputs.status`."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bids_stroke import hpc
 from bids_stroke.cli.run import main
+from bids_stroke.outputs import status
 
 
 def test_prepare_writes_dataset_files_and_database_only(plain_layout: Path, tmp_path: Path):
@@ -34,11 +35,11 @@ def test_prepare_is_participant_only(plain_layout: Path, tmp_path: Path, capsys)
 
 
 # --------------------------------------------------------------------------------------
-# bids_stroke.hpc: who completed, failed or is missing
+# bids_stroke.outputs.status: who completed, failed or is missing
 # --------------------------------------------------------------------------------------
 def _commit(out: Path, label: str, session: str | None = None) -> None:
     """A subject committed through the real commit protocol (one table, one condition)."""
-    from bids_stroke.commit import (
+    from bids_stroke.outputs.commit import (
         ConditionPlan,
         ConditionRecord,
         PlannedTable,
@@ -57,7 +58,7 @@ def _commit(out: Path, label: str, session: str | None = None) -> None:
 
 
 def _record(out: Path, label: str, code: int, job: str = "7_1") -> None:
-    d = out / hpc.STATUS_DIR
+    d = out / status.STATUS_DIR
     d.mkdir(parents=True, exist_ok=True)
     (d / f"sub-{label}.txt").write_text(f"exit_code={code}\njob={job}\nhost=n1\n")
 
@@ -65,10 +66,10 @@ def _record(out: Path, label: str, code: int, job: str = "7_1") -> None:
 def test_read_participants(tmp_path: Path):
     f = tmp_path / "p.txt"
     f.write_text("# cohort\nsub-01\n\n02  # note\nsub-01\n  sub-03\t\n")
-    assert hpc.read_participants(f) == ["01", "02", "03"]
+    assert status.read_participants(f) == ["01", "02", "03"]
     tsv = tmp_path / "participants.tsv"
     tsv.write_text("participant_id\tage\nsub-r001s001\t50\nsub-r001s002\t61\n")
-    assert hpc.read_participants(tsv) == ["r001s001", "r001s002"]
+    assert status.read_participants(tsv) == ["r001s001", "r001s002"]
 
 
 def test_subject_committed_needs_a_metrics_table(tmp_path: Path):
@@ -76,11 +77,11 @@ def test_subject_committed_needs_a_metrics_table(tmp_path: Path):
     (out / "sub-01" / "anat").mkdir(parents=True)
     (out / "sub-01" / "anat" / "sub-01_desc-native_mask.nii.gz").write_text("")
     (out / "sub-01" / "anat" / "sub-01_label-L_segmetrics.tsv").write_text("x\n")
-    assert not hpc.subject_committed(out, "01"), "files without a commit are not committed"
-    assert not hpc.subject_committed(out, "02")
+    assert not status.subject_committed(out, "01"), "files without a commit are not committed"
+    assert not status.subject_committed(out, "02")
     _commit(out, "01", session="1")
-    assert hpc.subject_committed(out, "01")
-    assert not hpc.subject_committed(out, "0"), "no prefix match (sub-0 vs sub-01)"
+    assert status.subject_committed(out, "01")
+    assert not status.subject_committed(out, "0"), "no prefix match (sub-0 vs sub-01)"
 
 
 @pytest.mark.parametrize(("committed", "code", "state"), [
@@ -93,7 +94,7 @@ def test_subject_committed_needs_a_metrics_table(tmp_path: Path):
 ])
 def test_classify(committed: bool, code: int | None, state: str):
     record = None if code is None else {"exit_code": str(code), "job": "9_2"}
-    st = hpc.classify("01", committed, record)
+    st = status.classify("01", committed, record)
     assert st.state == state and st.exit_code == code
     assert st.job == ("9_2" if record else None)
 
@@ -113,7 +114,7 @@ def test_status_command_names_failed_and_missing(tmp_path: Path, capsys):
     assert "FAILED  sub-02 (exit 1, job 7_2)" in text
     assert "MISSING sub-04" in text
     assert "sub-01" not in text and "sub-03" not in text  # complete ones are not listed
-    rows = (out / hpc.STATUS_TABLE).read_text().splitlines()
+    rows = (out / status.STATUS_TABLE).read_text().splitlines()
     assert rows[0] == "participant_id\tstate\texit_code\tjob"
     assert rows[2] == "sub-02\tfailed\t1\t7_2" and rows[4] == "sub-04\tmissing\tn/a\tn/a"
 

@@ -10,9 +10,9 @@ import pytest
 
 from bids_stroke.cli.config import CLIError
 from bids_stroke.cli.image_loop import ImageLoop, dataset_locked
-from bids_stroke.commit import journal_path, lock_path, quarantine_dir, staging_root
-from bids_stroke.locks import FileLock, is_locked
-from bids_stroke.state_files import UnsafeStateError
+from bids_stroke.outputs.commit import journal_path, lock_path, quarantine_dir, staging_root
+from bids_stroke.outputs.locks import FileLock, is_locked
+from bids_stroke.outputs.state_files import UnsafeStateError
 
 KEYS = ["sub-01", "sub-02", "sub-03", "sub-04"]
 

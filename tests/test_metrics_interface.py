@@ -10,14 +10,14 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from bids_stroke.core.settings import MetricsSettings
 from bids_stroke.interfaces.metrics import (
     LESIONS_COLUMNS,
     SEGMETRICS_COLUMNS,
     SegmentationMetrics,
 )
 from bids_stroke.metrics import METRIC_COLUMNS, MetricsInputError, compute_metrics
-from bids_stroke.settings import MetricsSettings
-from bids_stroke.tables import format_tsv_cell, tsv_text
+from bids_stroke.outputs.tsv import format_tsv_cell, tsv_text
 
 # the interface takes the science settings explicitly: the defaults, from settings
 METRICS = {"connectivity": MetricsSettings().connectivity,
@@ -172,7 +172,7 @@ def test_format_tsv_cell():
 
 def test_interface_writes_atomically(tmp_path, masks, monkeypatch):
     """The interface writes through the one atomic writer (no other file is left)."""
-    import bids_stroke.metric_tables as mod  # the tables are written there
+    import bids_stroke.metrics.tables as mod  # the tables are written there
 
     written = []
     real = mod.atomic_write_text

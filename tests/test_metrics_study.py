@@ -10,6 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from bids_stroke.core.settings import MetricsSettings
 from bids_stroke.metrics import (
     METRIC_COLUMNS,
     METRIC_DESCRIPTIONS,
@@ -19,7 +20,6 @@ from bids_stroke.metrics import (
     parse_grid,
 )
 from bids_stroke.model.preprocess import pad_to_multiple
-from bids_stroke.settings import MetricsSettings
 
 # the interface takes the science settings explicitly: the defaults, from settings
 METRICS = {"connectivity": MetricsSettings().connectivity,

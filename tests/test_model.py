@@ -265,9 +265,9 @@ def test_torchscript_model_loading(tmp_path):
 
 # ------------------------------------------------------------------------------- interface
 def test_segment_interface_keeps_grid(tmp_path, monkeypatch):
+    from bids_stroke.core.settings import SegmentationSettings
     from bids_stroke.interfaces.segment import SegmentImage
     from bids_stroke.model.request import ModelRequest
-    from bids_stroke.settings import SegmentationSettings
 
     img, _ = phantom((15, 18, 13))
     affine = np.diag([1.5, 1.2, 2.0, 1.0])

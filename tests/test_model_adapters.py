@@ -126,9 +126,9 @@ def test_two_channel_native_isles_stays_on_grid(tmp_path: Path) -> None:
 
 
 def test_segment_interface_two_channels(tmp_path: Path, monkeypatch) -> None:
+    from bids_stroke.core.settings import SegmentationSettings
     from bids_stroke.interfaces.segment import SegmentImage
     from bids_stroke.model.request import ModelRequest
-    from bids_stroke.settings import SegmentationSettings
 
     stack = synthetic_stack(2, (12, 14, 10), seed=5)
     affine = np.diag([2.0, 2.0, 2.5, 1.0])

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
+from bids_stroke.core.settings import SegmentationSettings
 from bids_stroke.model import adapters
 from bids_stroke.model.adapters import clear_model_cache, open_model
 from bids_stroke.model.request import NOT_IN_NODE_INPUT, ModelRequest
 from bids_stroke.model.spec import TEMPLATE_SPACE, ModelSpec
-from bids_stroke.settings import SegmentationSettings
 
 
 def _spec(**kw) -> ModelSpec:
@@ -94,7 +94,7 @@ def test_node_hash_follows_what_changes_a_segmentation():
 
 
 def test_segment_node_gets_one_request():
-    from bids_stroke.resources import segment_mem_gb
+    from bids_stroke.core.resources import segment_mem_gb
     from bids_stroke.workflows.segment import init_segment_wf
 
     r = replace(ModelRequest(threads=3).describe(_spec(), template_resolution=1), predict_gb=1.0)

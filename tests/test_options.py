@@ -15,7 +15,7 @@ from bids_stroke.cli.config import CLIError, cli_overrides
 from bids_stroke.cli.formatter import format_default
 from bids_stroke.cli.options import OPTIONS, TABLE
 from bids_stroke.cli.parser import build_parser
-from bids_stroke.settings import SECTIONS, Settings, thaw
+from bids_stroke.core.settings import SECTIONS, Settings, thaw
 
 
 def _actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:

@@ -49,4 +49,4 @@ def test_wheel_builds_without_setuptools_warnings(tmp_path: Path) -> None:
         metadata = zf.read(meta).decode()
         names = zf.namelist()
     assert "License-Expression: Apache-2.0" in metadata
-    assert "bids_stroke/demo/dataset.py" in names and "bids_stroke/progress.py" in names
+    assert "bids_stroke/demo/dataset.py" in names and "bids_stroke/core/progress.py" in names

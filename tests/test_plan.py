@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bids_stroke.plan import ConditionOutputs, SubjectOutputs, plan_subject
+from bids_stroke.outputs.plan import ConditionOutputs, SubjectOutputs, plan_subject
 
 TPL = "MNI152NLin2009aSym"
 
@@ -124,7 +124,7 @@ def test_warnings_reach_every_model_output_sidecar():
 def test_derivatives_credit_the_source_authors_then_the_software(atlas_layout) -> None:
     """``Authors`` of the derivatives: the input's (here from ATLAS-like cohort folders, with
     no description at the root), then bids_stroke's developers, each once."""
-    from bids_stroke.outputs import SOFTWARE_AUTHORS, dataset_description
+    from bids_stroke.outputs.derivatives import SOFTWARE_AUTHORS, dataset_description
 
     for cohort in ("R001", "R002"):
         path = atlas_layout / cohort / "dataset_description.json"

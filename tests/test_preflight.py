@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import tiny_volume, write_nifti
 
-from bids_stroke.discovery import SubjectInputs
-from bids_stroke.preflight import InputError, check_subject, preflight_check
+from bids_stroke.inputs.discovery import SubjectInputs
+from bids_stroke.inputs.preflight import InputError, check_subject, preflight_check
 
 
 def _subject(tmp_path, img, mask=None, affine=None):

@@ -1,4 +1,4 @@
-"""How probability maps are stored (bids_stroke.probseg): bounds checked on hand-made values
+"""How probability maps are stored (bids_stroke.outputs.probseg): bounds checked on hand-made values
 and on a written NIfTI, the mask reproduced from the stored map."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bids_stroke.probseg import COMPACT_LEVELS, FLOOR, encode_probseg
+from bids_stroke.outputs.probseg import COMPACT_LEVELS, FLOOR, encode_probseg
 
 
 def _roundtrip(tmp_path, prob, mode):

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from bids_stroke import progress as P
-from bids_stroke.progress import ParticipantProgress, format_duration, setup_logging
+from bids_stroke.core import progress as P
+from bids_stroke.core.progress import ParticipantProgress, format_duration, setup_logging
 
 SUBJECTS = ["single_subject_r001s001_ses_1_wf", "single_subject_r001s002_ses_1_wf"]
 
@@ -299,6 +299,6 @@ def test_module_does_not_import_nipype() -> None:
     import subprocess
     import sys
 
-    code = "import sys, bids_stroke.progress; print('nipype' in sys.modules)"
+    code = "import sys, bids_stroke.core.progress; print('nipype' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bids_stroke.cli.command_line import command_line
-from bids_stroke.provenance import container_info
+from bids_stroke.core.provenance import container_info
 
 
 def test_command_line_resolves_every_path_argument(tmp_path: Path, monkeypatch) -> None:

@@ -19,18 +19,18 @@ import numpy as np
 import pytest
 
 from bids_stroke.cli.run import main
+from bids_stroke.core.settings import Settings, settings_from_layers
 from bids_stroke.degradation import parse_condition, parse_conditions
-from bids_stroke.metric_tables import score_conditions
 from bids_stroke.metrics import compute_metrics, lesion_table
-from bids_stroke.reference import (
+from bids_stroke.metrics.reference import (
     Reference,
     ReferenceError,
     check_reference_condition,
     nifti_sha256,
     resolve,
 )
-from bids_stroke.settings import Settings, settings_from_layers
-from bids_stroke.tables import format_tsv_cell
+from bids_stroke.metrics.tables import score_conditions
+from bids_stroke.outputs.tsv import format_tsv_cell
 from tests.conftest import dataset_description, tiny_volume, write_nifti
 
 
@@ -184,7 +184,7 @@ def test_nifti_sha256_is_the_same_for_nii_and_its_gzip(tmp_path):
 
 # ----------------------------------------------------------------------------- names, commit
 def test_names_carry_the_reference_and_stay_bids_valid():
-    from bids_stroke.plan import metrics_table_name, scored_mask_rel
+    from bids_stroke.outputs.plan import metrics_table_name, scored_mask_rel
 
     assert metrics_table_name("01", "1", {}, "MNI152NLin2009aSym", None, False,
                               reference_desc="refnativeprediction") == (
@@ -202,7 +202,7 @@ def test_names_carry_the_reference_and_stay_bids_valid():
 
 
 def test_a_table_of_another_reference_replaces_the_old_one(tmp_path):
-    from bids_stroke.commit import (
+    from bids_stroke.outputs.commit import (
         ConditionRecord,
         PlannedFile,
         PlannedTable,
@@ -241,13 +241,13 @@ def test_a_table_of_another_reference_replaces_the_old_one(tmp_path):
 def _mixed_output(root: Path) -> Path:
     """Synthetic participant outputs: sub-0001..4 scored against their masks, sub-0005..8
     against the native prediction (no native rows, tables named accordingly)."""
-    from bids_stroke.atomic import atomic_write_json
-    from bids_stroke.commit import manifest_path, read_manifest
+    from bids_stroke.core.atomic import atomic_write_json
     from bids_stroke.group.synthetic import (
         DEFAULT_SYNTHETIC_CONDITIONS,
         make_synthetic_output,
         record_commits,
     )
+    from bids_stroke.outputs.commit import manifest_path, read_manifest
 
     out = make_synthetic_output(root, 8, conditions=DEFAULT_SYNTHETIC_CONDITIONS[:3], seed=2)
     for n in range(5, 9):
@@ -298,9 +298,9 @@ def test_group_analyses_each_reference_apart_and_says_so(tmp_path):
 
 
 def test_group_without_tables_says_what_happened(tmp_path):
-    from bids_stroke.atomic import atomic_write_json
-    from bids_stroke.commit import Manifest, manifest_path
+    from bids_stroke.core.atomic import atomic_write_json
     from bids_stroke.group.run import GroupInputError, run_group
+    from bids_stroke.outputs.commit import Manifest, manifest_path
 
     out = tmp_path / "out"
     atomic_write_json(manifest_path(out, "sub-01"),
@@ -349,7 +349,7 @@ def _maskless(root: Path) -> Path:
 
 
 def test_any_lesion_mask(tmp_path, atlas_layout):
-    from bids_stroke.discovery import any_lesion_mask
+    from bids_stroke.inputs.discovery import any_lesion_mask
 
     assert any_lesion_mask(atlas_layout)
     bids = _maskless(tmp_path)

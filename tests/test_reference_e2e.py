@@ -25,7 +25,7 @@ import pytest
 from bids_stroke.cli.run import main
 from bids_stroke.demo import make_demo_dataset
 from bids_stroke.metrics import compute_metrics, lesion_table
-from bids_stroke.tables import format_tsv_cell
+from bids_stroke.outputs.tsv import format_tsv_cell
 
 CONDITIONS = ["native", "crude:2", "linear:2"]
 MASKED = ["r001s001", "r001s002"]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from bids_stroke import registration as reg
 from bids_stroke import templates as tpl
+from bids_stroke.templates import registration as reg
 
 REPO = Path(__file__).resolve().parents[1]
 _CHRIS = Path("data") / "real" / "chris_t1" / "chris_t1.nii.gz"

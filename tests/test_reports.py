@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bids_stroke.core.settings import MetricsSettings
 from bids_stroke.reports import html as H
 from bids_stroke.reports.slices import (
     focus_mm,
@@ -20,7 +21,6 @@ from bids_stroke.reports.slices import (
     view_titles,
 )
 from bids_stroke.reports.subject import build_subject_report, lesion_focus
-from bids_stroke.settings import MetricsSettings
 
 # the interface takes the science settings explicitly: the defaults, from settings
 METRICS = {"connectivity": MetricsSettings().connectivity,

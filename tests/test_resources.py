@@ -1,4 +1,4 @@
-"""The scheduler's memory figures (bids_stroke.resources) against the peak resident memory
+"""The scheduler's memory figures (bids_stroke.core.resources) against the peak resident memory
 of a worker doing the same work in a fresh process (Linux ``VmHWM``, which exec resets): each
 estimate must cover the measured peak without asking for more than ~2.5x of it."""
 
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from bids_stroke.resources import degrade_mem_gb, metrics_mem_gb
+from bids_stroke.core.resources import degrade_mem_gb, metrics_mem_gb
 
 SHAPE = (197, 233, 189)  # MNI152NLin2009aSym at 1 mm
 
@@ -77,8 +77,8 @@ nib.Nifti1Image(np.random.default_rng(0).standard_normal(shape, dtype=np.float32
                 np.eye(4)).to_filename(path)
 os.chdir(sys.argv[1])
 from bids_stroke.model.request import ModelRequest
-from bids_stroke.probseg import DEFAULT_MODE
-from bids_stroke.settings import SegmentationSettings
+from bids_stroke.outputs.probseg import DEFAULT_MODE
+from bids_stroke.core.settings import SegmentationSettings
 settings = SegmentationSettings(device="cpu", precision="{precision}", mode="full")
 SegmentImage(in_file=path, model=ModelRequest.from_settings(settings, threads=1).node_input(),
              probseg=DEFAULT_MODE).run()
@@ -88,9 +88,9 @@ print(hwm_gb())
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_segment_estimate_covers_the_measured_peak(tmp_path, precision) -> None:
+    from bids_stroke.core.resources import segment_mem_gb
     from bids_stroke.model.adapters import open_model
     from bids_stroke.model.inference import cpu_supports_bf16
-    from bids_stroke.resources import segment_mem_gb
 
     if precision == "bf16" and not cpu_supports_bf16():
         pytest.skip("this CPU has no native bf16 (--precision auto runs fp32 here)")

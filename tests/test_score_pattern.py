@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from bids_stroke.degradation import parse_condition
-from bids_stroke.discovery import SubjectInputs
-from bids_stroke.export import exported_sidecar, inherited_metadata
-from bids_stroke.score import (
+from bids_stroke.external.export import exported_sidecar, inherited_metadata
+from bids_stroke.external.score import (
     PredictionPattern,
     ScoreError,
     load_prediction,
     placeholder_values,
     tool_digest,
 )
+from bids_stroke.inputs.discovery import SubjectInputs
 
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
 

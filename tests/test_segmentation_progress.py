@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bids_stroke.progress import ParticipantProgress, StepFile, running_steps
+from bids_stroke.core.progress import ParticipantProgress, StepFile, running_steps
 
 
 def test_forward_passes_are_counted_and_the_hook_removed() -> None:

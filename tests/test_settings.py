@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bids_stroke.cli.run import main
-from bids_stroke.settings import DEFAULT_STUDY, Settings, SettingsError, settings_from_layers
-from bids_stroke.study_files import StudyFileError, load_study, study_settings
+from bids_stroke.core.settings import DEFAULT_STUDY, Settings, SettingsError, settings_from_layers
+from bids_stroke.core.study_files import StudyFileError, load_study, study_settings
 
 
 def test_defaults_round_trip_through_json():
@@ -196,7 +196,7 @@ def test_unknown_study_section_key_named(tmp_path):
 
 
 def test_sections_of_settings_cover_the_study_schema():
-    from bids_stroke.settings import study_keys
+    from bids_stroke.core.settings import study_keys
 
     keys = study_keys()
     assert "threshold" in keys["segmentation"] and "kind" in keys["registration"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bids_stroke.degradation import parse_conditions
-from bids_stroke.study_files import (
+from bids_stroke.core.study_files import (
     StudyFileError,
     available_studies,
     load_study,
     study_settings,
 )
+from bids_stroke.degradation import parse_conditions
 
 
 def test_bundled_studies_are_valid():

@@ -3,7 +3,7 @@
 :func:`command_line` renders ``sys.argv`` as one shell-quoted line with every path argument made
 absolute (``bids_stroke /data/bids /data/out participant -w /scratch/work``), so a report or
 sidecar says exactly what was run and from where it can be re-run. The entry point renders it
-once and passes it on in :class:`~bids_stroke.settings.ExecutionSettings`.
+once and passes it on in :class:`~bids_stroke.core.settings.ExecutionSettings`.
 """
 
 from __future__ import annotations

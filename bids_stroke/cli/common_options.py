@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bids_stroke.cli import parser as P
-from bids_stroke.settings import Settings
+from bids_stroke.core.settings import Settings
 
 __all__ = ["add_common_options", "settings_for"]
 

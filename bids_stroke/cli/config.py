@@ -1,4 +1,4 @@
-"""From the parsed command line to one :class:`~bids_stroke.settings.Settings` (no writes).
+"""From the parsed command line to one :class:`~bids_stroke.core.settings.Settings` (no writes).
 
 Cheap checks come first (paths that cannot work), then the layers: defaults <- study file (or
 ``--config-file``) <- the options given on the command line. Each option is checked by the
@@ -22,8 +22,8 @@ from typing import Any
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.command_line import command_line
 from bids_stroke.cli.options import OPTIONS, OptionError
-from bids_stroke.cpus import MIN_PARALLEL_CPUS, default_omp_nthreads, usable_cpus
-from bids_stroke.settings import (
+from bids_stroke.core.cpus import MIN_PARALLEL_CPUS, default_omp_nthreads, usable_cpus
+from bids_stroke.core.settings import (
     SECTIONS,
     Settings,
     SettingsError,
@@ -44,7 +44,7 @@ def cannot_write(folder: Path | str, exc: OSError, *, what: str = "") -> CLIErro
     """The one-line error (exit 73) for a write that failed in ``folder`` (full disk, quota,
     read-only, no permission, file-size limit), with the fix for that failure; ``what``
     prefixes it (e.g. ``"group level: "``)."""
-    from bids_stroke.write_errors import fix_for
+    from bids_stroke.core.write_errors import fix_for
 
     return CLIError(f"{what}cannot write into {folder} ({exc.strerror or exc}): "
                     f"{fix_for(exc.errno)}", P.EXIT_CANT_CREATE)
@@ -178,7 +178,7 @@ def _load_plugin(path: Path | None, nprocs: int, mem_gb: float | None) -> dict:
         if mem_gb:
             args["memory_gb"] = mem_gb
         return {"plugin": "MultiProc" if nprocs > 1 else "Linear", "plugin_args": args}
-    from bids_stroke.study_files import StudyFileError, read_study_file
+    from bids_stroke.core.study_files import StudyFileError, read_study_file
 
     try:
         data = read_study_file(Path(path))  # same limits as study files
@@ -197,7 +197,7 @@ def _load_plugin(path: Path | None, nprocs: int, mem_gb: float | None) -> dict:
 
 
 def _base_settings(opts: Any) -> Settings:
-    from bids_stroke.study_files import StudyFileError, load_study
+    from bids_stroke.core.study_files import StudyFileError, load_study
 
     if getattr(opts, "config_file", None) is not None:
         if opts.study is not None:
@@ -255,7 +255,7 @@ def settings_from_cli(opts: Any, argv: list[str] | None = None) -> Settings:
     )
     overrides.setdefault("data", {}).update(bids_dir=str(bids_dir), output_dir=str(output_dir))
     if getattr(opts, "bids_filter_file", None) is not None:
-        from bids_stroke.discovery import DiscoveryError, load_bids_filters
+        from bids_stroke.inputs.discovery import DiscoveryError, load_bids_filters
 
         try:
             overrides["data"]["bids_filters"] = load_bids_filters(opts.bids_filter_file)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError
-from bids_stroke.settings import Settings
+from bids_stroke.core.settings import Settings
 
 __all__ = ["write_dataset_level"]
 
@@ -19,7 +19,7 @@ def write_dataset_level(settings: Settings, reference: str) -> None:
     ``reference``: the BIDS suffix of the images whose lesion masks are scored (one modality
     per output folder: another is refused, exit 64)."""
     from bids_stroke.cli.image_loop import dataset_locked
-    from bids_stroke.outputs import check_output_modality, write_dataset_files
+    from bids_stroke.outputs.derivatives import check_output_modality, write_dataset_files
 
     out = settings.data.output_dir
     rows = [{"desc_id": "preproc", "description": "input image on the model's grid, before "

@@ -26,7 +26,7 @@ from pathlib import Path
 from bids_stroke.__about__ import __version__
 from bids_stroke.cli.formatter import HelpFormatter
 from bids_stroke.cli.parser import ArgumentParser
-from bids_stroke.settings import TEMPLATE
+from bids_stroke.core.settings import TEMPLATE
 
 EXIT_CANTCREAT = 73  # sysexits.h EX_CANTCREAT: output exists / cannot be created
 EXIT_USAGE = 64  # sysexits.h EX_USAGE

@@ -11,15 +11,15 @@ from typing import Any
 
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError, work_dir_of
-from bids_stroke.discovery import SubjectInputs
+from bids_stroke.core.settings import Settings
+from bids_stroke.inputs.discovery import SubjectInputs
 from bids_stroke.model.request import ModelRequest
-from bids_stroke.settings import Settings
 
 LOGGER = logging.getLogger("bids_stroke")
 
 
 def _provenance(settings: Settings, model: ModelRequest) -> dict:
-    from bids_stroke.versions import environment_info
+    from bids_stroke.core.versions import environment_info
 
     # no run id or time here: a resumed run must hash (and write) the same; the command line
     # reaches the report separately
@@ -40,7 +40,7 @@ def _provenance(settings: Settings, model: ModelRequest) -> dict:
 
 
 def _write_preflight_logs(settings: Settings, failures) -> None:
-    from bids_stroke.atomic import atomic_write_text
+    from bids_stroke.core.atomic import atomic_write_text
 
     for subject, message in failures:
         path = (settings.data.output_dir / f"sub-{subject.subject}" / "log"
@@ -57,15 +57,15 @@ def execute(settings: Settings, model: ModelRequest, subjects: Sequence[SubjectI
     ``cached``: inputs whose committed outputs are already what this run would write (see
     :func:`bids_stroke.cli.participant.split_cached`): not run, counted as cached.
     ``fingerprints`` (by key) are recorded in the manifests this run commits; ``digests``
-    (by key: :func:`bids_stroke.fingerprint.input_digests`) in the work folder, where they
+    (by key: :func:`bids_stroke.outputs.fingerprint.input_digests`) in the work folder, where they
     catch an input changed behind nipype's timestamp hashing.
-    Raises :class:`bids_stroke.interrupt.Interrupted` when a signal stops the run (the entry
+    Raises :class:`bids_stroke.core.interrupt.Interrupted` when a signal stops the run (the entry
     point prints its one line, exit 130/143), :class:`CLIError` with exit 73 when nodes failed
     because a write failed (full disk, quota, read-only or forbidden folder, ``ulimit -f``).
     """
-    from bids_stroke.locks import FileLock, LockBusyError
-    from bids_stroke.progress import ParticipantProgress
-    from bids_stroke.state_files import first_link
+    from bids_stroke.core.progress import ParticipantProgress
+    from bids_stroke.outputs.locks import FileLock, LockBusyError
+    from bids_stroke.outputs.state_files import first_link
 
     out = settings.data.output_dir
     run = settings.execution.run_uuid
@@ -134,9 +134,10 @@ def _run(settings: Settings, model: ModelRequest, subjects: Sequence[SubjectInpu
          digests: Mapping[str, Mapping], steps: Path) -> tuple[list[str], Any]:
     """Build and run the graph of ``subjects``; returns the keys not committed by this run and
     the environment failure (full disk...) behind failed nodes, if any."""
-    from bids_stroke import interrupt, runner
-    from bids_stroke.commit import read_manifest
-    from bids_stroke.progress import quiet_nipype
+    from bids_stroke import runner
+    from bids_stroke.core import interrupt
+    from bids_stroke.core.progress import quiet_nipype
+    from bids_stroke.outputs.commit import read_manifest
     from bids_stroke.workflows.base import REUSABLE_WORKFLOWS, init_bids_stroke_wf
 
     out = settings.data.output_dir
@@ -158,8 +159,8 @@ def _run(settings: Settings, model: ModelRequest, subjects: Sequence[SubjectInpu
     if plugin.get("plugin", "Linear") != "Linear":
         # worker processes segment: this one drops the model it checked (Linear keeps it,
         # as it segments here with the same network)
+        from bids_stroke.core.resources import release_memory
         from bids_stroke.model.adapters import clear_model_cache
-        from bids_stroke.resources import release_memory
 
         clear_model_cache()
         release_memory()
@@ -189,7 +190,7 @@ def _run(settings: Settings, model: ModelRequest, subjects: Sequence[SubjectInpu
 
 
 def _thaw(plugin):
-    from bids_stroke.settings import thaw
+    from bids_stroke.core.settings import thaw
 
     return thaw(plugin) if plugin else None
 
@@ -216,7 +217,7 @@ def _private_parent(folder) -> None:
 def _environment_failure(error: str | None, crash_dir):
     """The environment failure (full disk, quota, read-only, permission, file-size limit)
     behind the failed nodes of this run: in nipype's error or in a crash file."""
-    from bids_stroke.write_errors import environment_error_in_text
+    from bids_stroke.core.write_errors import environment_error_in_text
 
     found = environment_error_in_text(error or "")
     if found is None and crash_dir.is_dir():

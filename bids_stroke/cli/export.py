@@ -2,8 +2,8 @@
 
 A subcommand rather than a participant-level flag: exporting needs no model, no template, no
 registration and no nipype graph, and its output (``OUT/conditions/<label>/``, one dataset per
-condition, see :mod:`bids_stroke.export`) is meant for another program. The options it shares
-with the participant level (selection, study, ``--channels``) go through the same settings
+condition, see :mod:`bids_stroke.external.export`) is meant for another program. The options it
+shares with the participant level (selection, study, ``--channels``) go through the same settings
 checks (:func:`bids_stroke.cli.config.settings_from_cli`).
 
 Order, as for the participant level: discovery and every input check first (nothing is
@@ -27,7 +27,7 @@ from bids_stroke.cli.formatter import HelpFormatter
 from bids_stroke.cli.guard import run_guarded
 from bids_stroke.cli.image_loop import ImageLoop, dataset_locked
 from bids_stroke.cli.inputs import discover
-from bids_stroke.progress import setup_logging
+from bids_stroke.core.progress import setup_logging
 
 LOGGER = logging.getLogger("bids_stroke")
 
@@ -52,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _export_all(settings, subjects, conditions, roots) -> ImageLoop:
     """Lock, export and commit each subject (:class:`ImageLoop`)."""
-    from bids_stroke.commit import CommitError
-    from bids_stroke.export import ExportError, export_root, export_subject, is_derivative
+    from bids_stroke.external.export import ExportError, export_root, export_subject, is_derivative
+    from bids_stroke.outputs.commit import CommitError
 
     root = export_root(settings.data.output_dir)
     derivative = is_derivative(roots)
@@ -75,7 +75,7 @@ def _export_all(settings, subjects, conditions, roots) -> ImageLoop:
 def _write_datasets(settings, conditions, roots, *, prepare: bool = False) -> list[str]:
     """The dataset-level files, under the export's dataset lock: described before the
     subjects are committed (``prepare``), listed from the manifests after."""
-    from bids_stroke.export import export_root, prepare_datasets, write_datasets
+    from bids_stroke.external.export import export_root, prepare_datasets, write_datasets
 
     root = export_root(settings.data.output_dir)
     with dataset_locked(root, settings.execution.run_uuid, "the exported datasets"):
@@ -87,9 +87,9 @@ def _write_datasets(settings, conditions, roots, *, prepare: bool = False) -> li
 
 
 def run_export(settings) -> int:
-    from bids_stroke.discovery import attach_channels, find_dataset_roots
-    from bids_stroke.export import export_root
-    from bids_stroke.preflight import max_image_bytes, native_grid, preflight_check
+    from bids_stroke.external.export import export_root
+    from bids_stroke.inputs.discovery import attach_channels, find_dataset_roots
+    from bids_stroke.inputs.preflight import max_image_bytes, native_grid, preflight_check
 
     reference = settings.data.modality or "T1w"
     subjects = discover(settings, reference)

@@ -8,9 +8,9 @@ the same way::
         images.work_each(export_one, errors=(ExportError, CommitError), prefix="...")
     return images.exit_code(inputs=..., gaps=...)
 
-1. **lock**: each image's lock (:func:`bids_stroke.commit.lock_path`), or the image is left
+1. **lock**: each image's lock (:func:`bids_stroke.outputs.commit.lock_path`), or the image is left
    out: *busy* when another live run holds it (exit 75 unless ``--lock-wait``), *refused*
-   (exit 73) when its lock file is a link (:mod:`bids_stroke.state_files`); the whole run is
+   (exit 73) when its lock file is a link (:mod:`bids_stroke.outputs.state_files`); the whole run is
    refused (exit 73) when a state folder is a link;
 2. **recover**: an interrupted commit of a locked image is finished; a journal that fails its
    checks is quarantined and the image refused (exit 65), nothing it lists touched; an
@@ -78,8 +78,8 @@ class ImageLoop:
 
     # ------------------------------------------------------------------ lock, recover, clean
     def _lock_all(self) -> None:
-        from bids_stroke.commit import check_state, lock_path, remove_stale_staging
-        from bids_stroke.locks import is_locked
+        from bids_stroke.outputs.commit import check_state, lock_path, remove_stale_staging
+        from bids_stroke.outputs.locks import is_locked
 
         check_state(self.root)  # a state folder that is a link: the whole run is refused (73)
         for key in self.keys:
@@ -90,9 +90,9 @@ class ImageLoop:
                              lambda k: k in held or not is_locked(lock_path(self.root, k)))
 
     def _lock(self, key: str) -> bool:
-        from bids_stroke.commit import lock_path
-        from bids_stroke.locks import FileLock, LockBusyError
-        from bids_stroke.state_files import UnsafeStateError
+        from bids_stroke.outputs.commit import lock_path
+        from bids_stroke.outputs.locks import FileLock, LockBusyError
+        from bids_stroke.outputs.state_files import UnsafeStateError
 
         lock = FileLock(lock_path(self.root, key), run=self.run)
         try:
@@ -110,7 +110,7 @@ class ImageLoop:
         return True
 
     def _recover(self, key: str) -> bool:
-        from bids_stroke.commit import CommitError, JournalRejected, recover
+        from bids_stroke.outputs.commit import CommitError, JournalRejected, recover
 
         try:
             if recover(self.root, key):
@@ -178,8 +178,8 @@ def dataset_locked(root: Path, run: str, what: str, *, wait: float = 600.0
     ``what``: what another run holding it is writing (exit 75). A state folder that is a link
     is refused (exit 73) before anything is written; a failed write in the block is one line,
     exit 73."""
-    from bids_stroke.commit import check_state, state_dir
-    from bids_stroke.locks import LockBusyError, locked
+    from bids_stroke.outputs.commit import check_state, state_dir
+    from bids_stroke.outputs.locks import LockBusyError, locked
 
     try:
         check_state(root)

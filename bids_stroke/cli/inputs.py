@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError
-from bids_stroke.discovery import SubjectInputs
-from bids_stroke.settings import Settings
+from bids_stroke.core.settings import Settings
+from bids_stroke.inputs.discovery import SubjectInputs
 
 __all__ = ["check_dataset", "discover"]
 
@@ -19,7 +19,11 @@ def check_dataset(settings: Settings) -> None:
     """The checks that need only the file system (milliseconds), run before any heavy import
     or the model: the dataset's structure (unless ``--skip-bids-validation``) and that every
     ``--participant-label`` has a ``sub-`` folder."""
-    from bids_stroke.discovery import DiscoveryError, check_participant_labels, validate_dataset
+    from bids_stroke.inputs.discovery import (
+        DiscoveryError,
+        check_participant_labels,
+        validate_dataset,
+    )
 
     data = settings.data
     try:
@@ -40,7 +44,7 @@ def check_dataset(settings: Settings) -> None:
 def discover(settings: Settings, reference: str) -> list[SubjectInputs]:
     """Every input image whose BIDS suffix is ``reference`` (with its lesion mask, if any),
     after :func:`check_dataset`; a discovery error is one line and its exit code."""
-    from bids_stroke.discovery import DiscoveryError, collect_subjects
+    from bids_stroke.inputs.discovery import DiscoveryError, collect_subjects
 
     data = settings.data
     check_dataset(settings)

@@ -1,7 +1,7 @@
 """The command-line options that set a setting, made from the settings' fields.
 
 A setting's type, choices, help text and default live once, on its field in
-:mod:`bids_stroke.settings`; :data:`TABLE` adds only what the command line needs besides:
+:mod:`bids_stroke.core.settings`; :data:`TABLE` adds only what the command line needs besides:
 the flag names, the metavar and, for a few options, how their values are written
 (``LABEL=DIR``, ``METRIC=VALUE``, a flag that turns a setting off). An option's help is the
 field's help followed by ``(default: ...)``: the field's default (the default study's value)
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bids_stroke.cli.formatter import format_default
-from bids_stroke.settings import SECTIONS, boolean, path, thaw
+from bids_stroke.core.settings import SECTIONS, boolean, path, thaw
 
 __all__ = ["OPTIONS", "TABLE", "Option", "OptionError", "add_options"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from bids_stroke.__about__ import __version__
 from bids_stroke.cli.formatter import HelpFormatter
 from bids_stroke.cli.options import add_options
-from bids_stroke.settings import DEFAULT_STUDY
+from bids_stroke.core.settings import DEFAULT_STUDY
 
 #: Exit codes of the BIDS-Apps execution specification.
 EXIT_OK = 0
@@ -140,7 +140,7 @@ def build_parser() -> ArgumentParser:
     add_options(g_bids, "--derivatives", "--bids-database-dir", "--skip-bids-validation")
 
     g_study = parser.add_argument_group("The study")
-    from bids_stroke.study_files import available_studies
+    from bids_stroke.core.study_files import available_studies
 
     add_study_option(g_study, "study definition: a YAML file or a bundled name "
                      f"({', '.join(available_studies())}) (default: {DEFAULT_STUDY})")

@@ -26,8 +26,8 @@ from bids_stroke.cli.config import CLIError
 from bids_stroke.cli.dataset_files import write_dataset_level
 from bids_stroke.cli.image_loop import ImageLoop
 from bids_stroke.cli.inputs import check_dataset, discover
-from bids_stroke.discovery import SubjectInputs
-from bids_stroke.settings import TEMPLATE, Settings
+from bids_stroke.core.settings import TEMPLATE, Settings
+from bids_stroke.inputs.discovery import SubjectInputs
 
 if TYPE_CHECKING:
     from bids_stroke.model.request import ModelRequest
@@ -43,13 +43,13 @@ def plan_model(settings: Settings) -> tuple[ModelRequest, list[str]]:
     (a modality the model does not declare, defaulted model metadata, the bundled demo model
     on data that is not a bids_stroke demo dataset).
     """
-    from bids_stroke.bundled_model import DEMO_MODEL_WARNING, is_bundled, is_demo_dataset
+    from bids_stroke.core.resources import segment_threads
     from bids_stroke.model.adapters import open_model
+    from bids_stroke.model.bundled import DEMO_MODEL_WARNING, is_bundled, is_demo_dataset
     from bids_stroke.model.check import ModelCheckError, check_model, modality_mismatch
     from bids_stroke.model.checkpoint import ModelLoadError
     from bids_stroke.model.request import ModelRequest
     from bids_stroke.model.spec import ModelSpecError
-    from bids_stroke.resources import segment_threads
 
     seg, ex = settings.segmentation, settings.execution
     request = ModelRequest.from_settings(seg, threads=segment_threads(ex.nprocs,
@@ -114,7 +114,7 @@ def check_model_memory(settings: Settings, model: ModelRequest,
 
 def _condition_grid(model: ModelRequest):
     """The grid (shape, zooms) the conditions apply to, per input."""
-    from bids_stroke.preflight import native_grid
+    from bids_stroke.inputs.preflight import native_grid
 
     if model.native:
         return native_grid
@@ -134,8 +134,13 @@ def _condition_grid(model: ModelRequest):
 def _check_mixing(settings: Settings, model_sha: str, subjects: Sequence[SubjectInputs]
                   ) -> tuple[list[SubjectInputs], list[tuple[SubjectInputs, str]]]:
     """Refuse, before any work, subjects whose committed conditions would be mixed."""
-    from bids_stroke.commit import CommitError, ConditionRecord, plan_conditions, read_manifest
-    from bids_stroke.reference import resolve
+    from bids_stroke.metrics.reference import resolve
+    from bids_stroke.outputs.commit import (
+        CommitError,
+        ConditionRecord,
+        plan_conditions,
+        read_manifest,
+    )
 
     out = settings.data.output_dir
     study = settings.study
@@ -159,7 +164,7 @@ def _template_digests(settings: Settings, model: ModelRequest) -> dict[str, str]
     """sha256 of the template files a template-space run uses (``None``: native space)."""
     if model.native:
         return None
-    from bids_stroke.digest import file_sha256
+    from bids_stroke.core.digest import file_sha256
     from bids_stroke.templates import get_template
 
     res = model.resolution or 1
@@ -172,10 +177,10 @@ def _template_digests(settings: Settings, model: ModelRequest) -> dict[str, str]
 def fingerprint_images(settings: Settings, model: ModelRequest, warnings: Sequence[str],
                        subjects: Sequence[SubjectInputs]
                        ) -> tuple[dict[str, str], dict[str, dict]]:
-    """The :func:`~bids_stroke.fingerprint.image_fingerprint` and the
-    :func:`~bids_stroke.fingerprint.input_digests` of each input (by key); an input whose
+    """The :func:`~bids_stroke.outputs.fingerprint.image_fingerprint` and the
+    :func:`~bids_stroke.outputs.fingerprint.input_digests` of each input (by key); an input whose
     files cannot be read gets neither (the input check reports it)."""
-    from bids_stroke.fingerprint import image_fingerprint, input_digests
+    from bids_stroke.outputs.fingerprint import image_fingerprint, input_digests
 
     template = _template_digests(settings, model)
     use = {"space": model.space, "resolution": model.resolution, "threshold": model.threshold,
@@ -197,8 +202,8 @@ def _unchanged(settings: Settings, subject: SubjectInputs, fingerprint: str | No
                files: bool) -> str | None:
     """``None`` when ``subject``'s commit is of this fingerprint (and, with ``files``, every
     committed file is intact), else why it is redone."""
-    from bids_stroke.commit import CommitError, read_manifest
-    from bids_stroke.fingerprint import verify_committed
+    from bids_stroke.outputs.commit import CommitError, read_manifest
+    from bids_stroke.outputs.fingerprint import verify_committed
 
     if fingerprint is None:
         return "input unreadable"
@@ -228,7 +233,7 @@ def run_participant(settings: Settings) -> int:
     """Validate, discover, check, lock and run; returns the exit code."""
     check_dataset(settings)  # before torch, nipype, pybids and the model are loaded
     from bids_stroke.cli.references import split_by_mask
-    from bids_stroke.preflight import max_image_bytes, preflight_check
+    from bids_stroke.inputs.preflight import max_image_bytes, preflight_check
 
     model, warnings = plan_model(settings)
     if not model.native:
@@ -241,7 +246,7 @@ def run_participant(settings: Settings) -> int:
     subjects, _ = split_by_mask(settings, discover(settings, reference))
     bad: list[tuple[SubjectInputs, str]] = []
     if len(model.input_channels) > 1:
-        from bids_stroke.discovery import attach_channels
+        from bids_stroke.inputs.discovery import attach_channels
 
         subjects, bad = attach_channels(subjects, model.input_channels)
     # an image committed by an earlier run from the same inputs, settings and model needs

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError
-from bids_stroke.settings import Settings
+from bids_stroke.core.settings import Settings
 
 LOGGER = logging.getLogger("bids_stroke")
 ALTERNATIVE = ("score each image against the model's own native-resolution prediction with "
@@ -24,7 +24,7 @@ ALTERNATIVE = ("score each image against the model's own native-resolution predi
 
 def check_reference_settings(settings: Settings) -> None:
     """Refuse (exit 64) a prediction reference whose condition the study does not run."""
-    from bids_stroke.reference import ReferenceError, check_reference_condition
+    from bids_stroke.metrics.reference import ReferenceError, check_reference_condition
 
     study = settings.study
     try:
@@ -36,7 +36,7 @@ def check_reference_settings(settings: Settings) -> None:
 
 def where_masks_are_looked_for(settings: Settings) -> str:
     """``BIDS_DIR (beside the images), BIDS_DIR/derivatives, ...`` in words."""
-    from bids_stroke.discovery import mask_search_places
+    from bids_stroke.inputs.discovery import mask_search_places
 
     places = mask_search_places(settings.data.bids_dir, settings.data.derivatives)
     roots = [p for p in places if p.name != "derivatives" and p not in
@@ -52,7 +52,7 @@ def where_masks_are_looked_for(settings: Settings) -> str:
 def refuse_without_any_mask(settings: Settings) -> None:
     """With ``--reference mask``, exit 66 in milliseconds when the dataset holds no lesion
     mask at all (checked again, per selected image, after discovery)."""
-    from bids_stroke.discovery import DiscoveryError, any_lesion_mask, validate_dataset
+    from bids_stroke.inputs.discovery import DiscoveryError, any_lesion_mask, validate_dataset
 
     if settings.study.reference != "mask":
         return

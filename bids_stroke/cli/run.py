@@ -23,7 +23,7 @@ from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError, cannot_write
 from bids_stroke.cli.guard import run_guarded
 from bids_stroke.cli.subcommands import SUBCOMMANDS, subcommand
-from bids_stroke.progress import setup_logging
+from bids_stroke.core.progress import setup_logging
 
 LOGGER = logging.getLogger("bids_stroke")
 
@@ -89,7 +89,7 @@ ENV_ITK_THREADS = "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"
 def _write_roots(opts) -> list[Path]:
     """The folders a run writes into (to name the one a failed write was in)."""
     from bids_stroke.cli.config import default_work_dir
-    from bids_stroke.commit import staging_root
+    from bids_stroke.outputs.commit import staging_root
 
     out = Path(opts.output_dir).absolute()
     roots = [out, staging_root(out), default_work_dir("run").parent]
@@ -101,7 +101,7 @@ def _write_roots(opts) -> list[Path]:
 def _environment_failure(exc: OSError, roots: Sequence[Path]) -> str | None:
     """The one line for a failed write in one of ``roots`` (full disk, quota, read-only,
     permission, file-size limit), else ``None`` (e.g. an unreadable input: not ours)."""
-    from bids_stroke.write_errors import environment_error
+    from bids_stroke.core.write_errors import environment_error
 
     failure = environment_error(exc)
     if failure is None or not failure.is_write_in(roots):
@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def levels() -> int:  # SIGTERM/SIGINT from here on: one line, exit 143/130
         nonlocal opts
         opts = P.build_parser().parse_args(argv)
-        from bids_stroke.progress import ENV_VERBOSITY
+        from bids_stroke.core.progress import ENV_VERBOSITY
 
         os.environ[ENV_VERBOSITY] = str(int(opts.verbose))  # read by nipype's worker processes
         setup_logging(opts.verbose)

@@ -2,7 +2,7 @@
 
 Scores the lesion masks another tool made from the exported conditions
 (``bids_stroke export``) and writes the derivatives of a native-space model run into ``OUT``
-(see :mod:`bids_stroke.score`), so ``bids_stroke BIDS_DIR OUT group`` works unchanged.
+(see :mod:`bids_stroke.external.score`), so ``bids_stroke BIDS_DIR OUT group`` works unchanged.
 
 Every check comes before any write. A prediction that is unreadable, on another grid, not
 binary (without ``--threshold``), ambiguous, or made for a condition that was not exported
@@ -31,7 +31,7 @@ from bids_stroke.cli.formatter import HelpFormatter
 from bids_stroke.cli.guard import run_guarded
 from bids_stroke.cli.image_loop import ImageLoop
 from bids_stroke.cli.inputs import discover
-from bids_stroke.progress import setup_logging
+from bids_stroke.core.progress import setup_logging
 
 LOGGER = logging.getLogger("bids_stroke")
 
@@ -82,8 +82,8 @@ class Found:
 def export_folder(given: Path | None, out: Path) -> Path:
     """The folder of exported conditions: ``OUT/conditions`` by default; ``--exported`` may
     name that folder or the output folder of ``bids_stroke export`` (which holds it)."""
-    from bids_stroke.commit import state_dir
-    from bids_stroke.export import export_root
+    from bids_stroke.external.export import export_root
+    from bids_stroke.outputs.commit import state_dir
 
     if given is None:
         return export_root(out)
@@ -96,8 +96,8 @@ def export_folder(given: Path | None, out: Path) -> Path:
 
 
 def _exported(root: Path):
-    from bids_stroke.commit import CommitError
-    from bids_stroke.export import exported_manifests
+    from bids_stroke.external.export import exported_manifests
+    from bids_stroke.outputs.commit import CommitError
 
     try:
         manifests = {m.key: m for m in exported_manifests(root)} if root.is_dir() else {}
@@ -157,17 +157,17 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found,
     import nibabel as nb
     import numpy as np
 
-    from bids_stroke.commit import verify_file
+    from bids_stroke.core.digest import file_sha256
     from bids_stroke.degradation import parse_condition
-    from bids_stroke.digest import file_sha256
-    from bids_stroke.discovery import AFFINE_ATOL
-    from bids_stroke.score import (
+    from bids_stroke.external.score import (
         ConditionToScore,
         ScoreError,
         SubjectToScore,
         load_prediction,
         placeholder_values,
     )
+    from bids_stroke.inputs.discovery import AFFINE_ATOL
+    from bids_stroke.outputs.commit import verify_file
 
     source = manifest.extra.get("sources", {}).get(subject.suffix, {})
     if source.get("sha256") != file_sha256(subject.image):
@@ -248,7 +248,7 @@ def check_all(settings, opts, root: Path, manifests, specs, labels, pattern, too
                 f"{path}: a prediction for condition '{values['condition']}', which was not "
                 f"exported to {root} (exported: {', '.join(specs)}); remove it or export that "
                 "condition")
-    from bids_stroke.reference import resolve
+    from bids_stroke.metrics.reference import resolve
 
     study = settings.study
     for subject in subjects:
@@ -272,7 +272,12 @@ def check_all(settings, opts, root: Path, manifests, specs, labels, pattern, too
 def _check_mixing(out: Path, items, tool, clean: bool, settings) -> list[str]:
     """Refuse, before any write, subjects of OUT holding results of another model or tool
     (even for the conditions scored now), or made with other result-changing settings."""
-    from bids_stroke.commit import CommitError, ConditionRecord, plan_conditions, read_manifest
+    from bids_stroke.outputs.commit import (
+        CommitError,
+        ConditionRecord,
+        plan_conditions,
+        read_manifest,
+    )
 
     problems = []
     for item in items:
@@ -297,8 +302,8 @@ def _check_mixing(out: Path, items, tool, clean: bool, settings) -> list[str]:
 
 
 def _write_log(out: Path, run: str, rows: list[dict]) -> Path:
-    from bids_stroke.outputs import atomic_write_text
-    from bids_stroke.tables import tsv_text
+    from bids_stroke.core.atomic import atomic_write_text
+    from bids_stroke.outputs.tsv import tsv_text
 
     columns = ["participant_id", "session_id", "input", "desc", "condition", "status",
                "prediction", "sha256", "detail"]
@@ -307,10 +312,10 @@ def _write_log(out: Path, run: str, rows: list[dict]) -> Path:
 
 def _score_all(settings, found: Found, tool) -> ImageLoop:
     """Lock, score and commit each subject (:class:`ImageLoop`)."""
-    from bids_stroke.commit import CommitError
+    from bids_stroke.core.versions import environment_info
+    from bids_stroke.external.score import ScoreError, score_subject
     from bids_stroke.metrics import MetricsInputError
-    from bids_stroke.score import ScoreError, score_subject
-    from bids_stroke.versions import environment_info
+    from bids_stroke.outputs.commit import CommitError
 
     out = settings.data.output_dir
     run = settings.execution.run_uuid
@@ -339,7 +344,7 @@ def _score_all(settings, found: Found, tool) -> ImageLoop:
 
 
 def run_score(settings, opts: argparse.Namespace) -> int:
-    from bids_stroke.score import PredictionPattern, ScoreError, Tool, check_tool_name
+    from bids_stroke.external.score import PredictionPattern, ScoreError, Tool, check_tool_name
 
     out = settings.data.output_dir
     root = export_folder(opts.exported, out)
@@ -357,7 +362,7 @@ def run_score(settings, opts: argparse.Namespace) -> int:
     settings = settings.replace(segmentation={"threshold": threshold})
     manifests, specs = _exported(root)
     labels = _labels(settings, opts, specs)
-    from bids_stroke.reference import ReferenceError, check_reference_condition
+    from bids_stroke.metrics.reference import ReferenceError, check_reference_condition
 
     try:
         check_reference_condition(settings.study.reference, settings.study.reference_condition,

@@ -1,6 +1,6 @@
 """``bids_stroke status OUT_DIR --participants-file FILE``: who of a batch submission completed.
 
-The bookkeeping itself is :mod:`bids_stroke.hpc`; this module parses the command line and
+The bookkeeping itself is :mod:`bids_stroke.outputs.status`; this module parses the command line and
 prints the report.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bids_stroke.cli.formatter import HelpFormatter
 from bids_stroke.cli.parser import ArgumentParser
-from bids_stroke.hpc import (
+from bids_stroke.outputs.status import (
     STATUS_TABLE,
     format_report,
     participant_status,

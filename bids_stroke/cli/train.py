@@ -143,12 +143,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "bids_stroke-train") 
     )
     # cheap checks (file system only) before torch is imported: a wrong folder or label
     # is refused in milliseconds
-    from bids_stroke.discovery import DiscoveryError, check_participant_labels
+    from bids_stroke.inputs.discovery import DiscoveryError, check_participant_labels
 
     try:
         check_participant_labels(args.bids_dir, args.participant_label or ())
         if not args.participant_label:
-            from bids_stroke.discovery import find_dataset_roots
+            from bids_stroke.inputs.discovery import find_dataset_roots
 
             find_dataset_roots(args.bids_dir)
     except DiscoveryError as exc:

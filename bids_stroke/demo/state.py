@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bids_stroke.bundled_model import DEMO_DATASET_MARKER
-from bids_stroke.digest import file_sha256
+from bids_stroke.core.digest import file_sha256
+from bids_stroke.model.bundled import DEMO_DATASET_MARKER
 
 STATE_FILE = DEMO_DATASET_MARKER
 _GENERATOR = "bids_stroke demo"

@@ -12,7 +12,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from bids_stroke.settings import TEMPLATE
+from bids_stroke.core.settings import TEMPLATE
 
 SPACE = TEMPLATE
 """Template space of every demo image (that of nilearn's bundled ICBM 2009a sym template)."""

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy import stats
 
-from bids_stroke.settings import GroupSettings
+from bids_stroke.core.settings import GroupSettings
 
 __all__ = [
     "CliffsDelta",

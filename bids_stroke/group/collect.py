@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from bids_stroke.commit import Manifest, SubjectState
-    from bids_stroke.reference import Reference
+    from bids_stroke.metrics.reference import Reference
+    from bids_stroke.outputs.commit import Manifest, SubjectState
 
 __all__ = [
     "BUNDLED_MODEL_LABEL",
@@ -120,10 +120,10 @@ def find_files(
     some subjects and only those scored against ``reference`` (default: every table). Only
     subjects with a complete commit are read (their table checksums are verified, interrupted
     commits finished first); every other table found is named in a warning and left out
-    (:func:`bids_stroke.commit.committed_subjects`; ``states``: its result when the caller
+    (:func:`bids_stroke.outputs.commit.committed_subjects`; ``states``: its result when the caller
     already has it, so that one group run reads every manifest and checks every table
     once)."""
-    from bids_stroke.commit import committed_subjects
+    from bids_stroke.outputs.commit import committed_subjects
 
     root = Path(output_dir)
     wanted = normalise_labels(participant_label)
@@ -347,7 +347,7 @@ def read_segmetrics(
     if not root.is_dir():
         raise GroupInputError(f"output directory {root} does not exist")
     if states is None:
-        from bids_stroke.commit import committed_subjects
+        from bids_stroke.outputs.commit import committed_subjects
 
         states = committed_subjects(root)
     files = find_files(root, SEGMETRICS_GLOB, participant_label, states=states,
@@ -516,8 +516,8 @@ def segmentation_models(
     subjects' manifests: an external tool scored with ``bids_stroke score`` by its name and
     version, the bundled demo model as such, another model by its sha256 (the sidecars'
     ``SegmentationModel``)."""
-    from bids_stroke.bundled_model import bundled_sha256
-    from bids_stroke.commit import committed_subjects
+    from bids_stroke.model.bundled import bundled_sha256
+    from bids_stroke.outputs.commit import committed_subjects
 
     found: set[str] = set()
     if states is None:

@@ -12,8 +12,8 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
+from bids_stroke.core.settings import GroupSettings
 from bids_stroke.group.bootstrap import Means, Ratio, bootstrap_units
-from bids_stroke.settings import GroupSettings
 
 __all__ = [
     "DEFAULT_SIZE_BINS_ML",

@@ -42,11 +42,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from bids_stroke.core.settings import GroupSettings
 from bids_stroke.group.hodges_lehmann import DEFAULT_DIGITS_RANK, signed_rank_shift
 from bids_stroke.group.labels import metric_direction
 from bids_stroke.group.paired import FAMILIES, unit_matrix
 from bids_stroke.group.rmath import qnorm
-from bids_stroke.settings import GroupSettings
 
 __all__ = [
     "DEFAULT_MARGINS",

@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from bids_stroke.core.settings import GroupSettings
 from bids_stroke.group.labels import metric_direction, metric_short
-from bids_stroke.settings import GroupSettings
 
 __all__ = [
     "dataset_findings",

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bids_stroke.core.settings import GroupSettings
 from bids_stroke.group.rmath import (
     psignrank,
     pwilcox,
@@ -41,7 +42,6 @@ from bids_stroke.group.rmath import (
     signif,
     zeroin,
 )
-from bids_stroke.settings import GroupSettings
 
 __all__ = ["DEFAULT_DIGITS_RANK", "ShiftEstimate", "rank_sum_shift", "signed_rank_shift",
            "signed_rank_shifts"]

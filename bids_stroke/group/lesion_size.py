@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bids_stroke.core.settings import GroupSettings
 from bids_stroke.group.paired import unit_matrix
-from bids_stroke.settings import GroupSettings
 
 __all__ = ["LESION_SIZE_COLUMNS", "size_regression"]
 

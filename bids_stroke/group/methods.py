@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bids_stroke.core.settings import TEMPLATE, GroupSettings, MetricsSettings
 from bids_stroke.group.describe import size_bin_labels
 from bids_stroke.group.labels import metric_direction, metric_short
-from bids_stroke.settings import TEMPLATE, GroupSettings, MetricsSettings
 
 __all__ = ["REFERENCES", "MethodsDocument", "MethodsInput", "methods_document", "section_html",
            "to_html", "to_markdown"]

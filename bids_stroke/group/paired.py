@@ -34,12 +34,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bids_stroke.core.settings import GroupSettings
 from bids_stroke.group.bootstrap import SignedRankBiserial, bootstrap_units, evaluate
 from bids_stroke.group.corrections import benjamini_hochberg, holm, significance_flags
 from bids_stroke.group.describe import id_columns
 from bids_stroke.group.hodges_lehmann import DEFAULT_DIGITS_RANK, signed_rank_shifts
 from bids_stroke.group.rmath import signif
-from bids_stroke.settings import GroupSettings
 
 __all__ = [
     "DEFAULT_METRICS",

@@ -1,7 +1,7 @@
 """Results scored against different references are analysed apart, and say what they are.
 
 Every committed subject records what its metrics were scored against (its manifest's
-``extra["reference"]``, :class:`bids_stroke.reference.Reference`; none recorded = the lesion
+``extra["reference"]``, :class:`bids_stroke.metrics.reference.Reference`; none recorded = the lesion
 mask). The group level never pools two kinds in one test: :func:`reference_sets` lists the sets
 present, the lesion-mask set first, and each set is analysed on its own and written under its own
 prefix (:func:`prefix`): ``group_*`` for the mask set (the names it always had),
@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from bids_stroke.reference import Reference
+from bids_stroke.metrics.reference import Reference
 
 if TYPE_CHECKING:
-    from bids_stroke.commit import SubjectState
+    from bids_stroke.outputs.commit import SubjectState
 
 __all__ = ["ReferenceWording", "agreement_findings", "prefix", "reference_of", "reference_sets",
            "sidecar_reference", "wording"]

@@ -32,8 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bids_stroke.bundled_model import DEMO_MODEL_WARNING
-from bids_stroke.citation import citation_lines
+from bids_stroke.core.settings import TEMPLATE, GroupSettings
 from bids_stroke.degradation import Condition
 from bids_stroke.group import study, writers
 from bids_stroke.group.collect import (
@@ -92,8 +91,9 @@ from bids_stroke.group.references import (
 )
 from bids_stroke.group.report import ReportParts, render_report
 from bids_stroke.group.unpaired import compare_datasets, comparison_pairs
-from bids_stroke.reference import Reference
-from bids_stroke.settings import TEMPLATE, GroupSettings
+from bids_stroke.metrics.reference import Reference
+from bids_stroke.model.bundled import DEMO_MODEL_WARNING
+from bids_stroke.reports.citation import citation_lines
 
 __all__ = ["GroupInputError", "run_group"]
 
@@ -284,7 +284,7 @@ def run_group(
     datasets = parse_compare(compare)
     selection = compare_selection(compare)
     # every manifest read and every table checksum verified once for the whole group run
-    from bids_stroke.commit import committed_subjects
+    from bids_stroke.outputs.commit import committed_subjects
 
     states = committed_subjects(root) if root.is_dir() else None
     left_out = report_incomplete(states, participant_label, strict=strict)
@@ -301,9 +301,15 @@ def run_group(
                          filtered=len(sets) > 1, **options)
                 for reference in sets]
 
-    # everything is written into a staging folder, then committed at once (bids_stroke.commit)
-    from bids_stroke.commit import GROUP_KEY, commit_group, group_staging, lock_path, recover
-    from bids_stroke.locks import FileLock
+    # everything is written into a staging folder, then committed at once (outputs.commit)
+    from bids_stroke.outputs.commit import (
+        GROUP_KEY,
+        commit_group,
+        group_staging,
+        lock_path,
+        recover,
+    )
+    from bids_stroke.outputs.locks import FileLock
 
     run_uuid = time.strftime("%Y%m%d-%H%M%S")
     root.mkdir(parents=True, exist_ok=True)

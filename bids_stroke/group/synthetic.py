@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bids_stroke.core.settings import TEMPLATE
 from bids_stroke.group.collect import (
     LESION_COLUMNS,
     METRIC_COLUMNS,
     SEGMETRICS_ID_COLUMNS,
     image_id,
 )
-from bids_stroke.settings import TEMPLATE
 
 __all__ = ["DEFAULT_SYNTHETIC_CONDITIONS", "make_synthetic_output", "record_commits"]
 
@@ -38,15 +38,15 @@ def record_commits(output_dir: str | os.PathLike[str], *, model_sha256: str = "s
                    warnings: Sequence[str] = ()) -> None:
     """Record every subject's tables as committed where the commit protocol exists.
 
-    With ``bids_stroke.commit`` the group level reads only subjects with a manifest whose
+    With ``bids_stroke.outputs.commit`` the group level reads only subjects with a manifest whose
     checksums match; call this after editing synthetic tables by hand. Without that module
     every table is read and nothing is done. ``model_sha256`` is the model recorded for every
     condition, ``warnings`` the participant-level warnings recorded for every subject.
     """
     try:
-        from bids_stroke import commit
-        from bids_stroke.atomic import atomic_write_json
-        from bids_stroke.digest import file_sha256
+        from bids_stroke.core.atomic import atomic_write_json
+        from bids_stroke.core.digest import file_sha256
+        from bids_stroke.outputs import commit
     except ImportError:
         return
     root = Path(output_dir)

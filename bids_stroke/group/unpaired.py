@@ -42,12 +42,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bids_stroke.core.settings import GroupSettings
 from bids_stroke.group.bootstrap import CliffsDelta, bootstrap_units, evaluate
 from bids_stroke.group.corrections import benjamini_hochberg, holm, significance_flags
 from bids_stroke.group.hodges_lehmann import DEFAULT_DIGITS_RANK, rank_sum_shift
 from bids_stroke.group.paired import FAMILIES, family_sizes, unit_matrix
 from bids_stroke.group.rmath import signif
-from bids_stroke.settings import GroupSettings
 
 __all__ = [
     "BM_PERMUTATION_BELOW",

@@ -1,6 +1,6 @@
 """Writing the group level's TSV tables (with JSON data dictionaries) and figures.
 
-Every file goes through the one atomic writer of :mod:`bids_stroke.outputs`.
+Every file goes through the one atomic writer of :mod:`bids_stroke.core.atomic`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from bids_stroke.core.atomic import atomic_write_bytes, atomic_write_text
+from bids_stroke.core.settings import GroupSettings
 from bids_stroke.group.dictionary import (
     COLUMN_DICTIONARY,
     DETECTION_DICTIONARY,
@@ -20,8 +22,6 @@ from bids_stroke.group.dictionary import (
     metric_descriptions,
 )
 from bids_stroke.group.resolution import ConditionGeometry
-from bids_stroke.outputs import atomic_write_bytes, atomic_write_text
-from bids_stroke.settings import GroupSettings
 
 __all__ = ["atomic_write_text", "make_figures", "write_table", "write_tables"]
 

@@ -1,5 +1,5 @@
-"""Commit one subject's derivatives: the plan (:mod:`bids_stroke.plan`) executed by the commit
-protocol (:mod:`bids_stroke.commit`). This interface only gathers its inputs.
+"""Commit one subject's derivatives: the plan (:mod:`bids_stroke.outputs.plan`) executed by the
+commit protocol (:mod:`bids_stroke.outputs.commit`). This interface only gathers its inputs.
 
 It runs in the process that holds the subject's lock (``run_without_submitting``) and always
 runs (``overwrite``), so a resumed run whose computations are all cached still commits.
@@ -77,7 +77,8 @@ class _WriteSubjectDerivativesInputSpec(BaseInterfaceInputSpec):
     reference_desc = traits.Str("", usedefault=True,
                                 desc="desc of the metric tables ('' = mask reference)")
     fingerprint = traits.Str("", usedefault=True,
-                             desc="bids_stroke.fingerprint of the image (kept in the manifest)")
+                             desc="bids_stroke.outputs.fingerprint of the image (kept in the "
+                                  "manifest)")
 
 
 class _WriteSubjectDerivativesOutputSpec(TraitedSpec):
@@ -121,7 +122,7 @@ class WriteSubjectDerivatives(SimpleInterface):
     output_spec = _WriteSubjectDerivativesOutputSpec
 
     def _subject_outputs(self):
-        from bids_stroke.plan import ConditionOutputs, SubjectOutputs
+        from bids_stroke.outputs.plan import ConditionOutputs, SubjectOutputs
 
         i = self.inputs
         n = len(i.labels)
@@ -158,7 +159,7 @@ class WriteSubjectDerivatives(SimpleInterface):
         )
 
     def _extra(self) -> dict[str, Any] | None:
-        from bids_stroke.fingerprint import EXTRA_KEY
+        from bids_stroke.outputs.fingerprint import EXTRA_KEY
 
         i = self.inputs
         extra = manifest_extra(list(i.warnings), dict(i.reference)) or {}
@@ -167,13 +168,13 @@ class WriteSubjectDerivatives(SimpleInterface):
         return extra or None
 
     def _run_interface(self, runtime):
-        from bids_stroke.commit import (
+        from bids_stroke.outputs.commit import (
             ConditionRecord,
             commit_subject,
             plan_conditions,
             read_manifest,
         )
-        from bids_stroke.plan import plan_subject
+        from bids_stroke.outputs.plan import plan_subject
 
         i = self.inputs
         out = Path(i.output_dir)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from nipype.interfaces.base import SimpleInterface
 
-from bids_stroke.atomic import atomic_write_text
-from bids_stroke.digest import file_sha256
+from bids_stroke.core.atomic import atomic_write_text
+from bids_stroke.core.digest import file_sha256
 
 CHECKSUMS = "_outputs.sha256.json"
 
@@ -64,7 +64,7 @@ class ChecksummedInterface(SimpleInterface):
     """A :class:`SimpleInterface` that records its output files' checksums."""
 
     def aggregate_outputs(self, runtime=None, needed_outputs=None):  # type: ignore[override]
-        from bids_stroke.commit import fault
+        from bids_stroke.outputs.commit import fault
 
         fault(f"node-{type(self).__name__}")  # tests: a signal inside a running node
         outputs = super().aggregate_outputs(runtime, needed_outputs)

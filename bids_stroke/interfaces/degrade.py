@@ -15,9 +15,9 @@ from nipype.interfaces.base import (
 )
 
 from bids_stroke.degradation import degrade_mask, parse_condition
+from bids_stroke.degradation.nifti import degrade_image, nifti_stem
+from bids_stroke.degradation.nifti import like_image as _like
 from bids_stroke.interfaces.checksums import ChecksummedInterface
-from bids_stroke.nifti import degrade_image, nifti_stem
-from bids_stroke.nifti import like_image as _like
 
 __all__ = ["DegradeImage"]
 

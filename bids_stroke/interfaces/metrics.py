@@ -1,7 +1,7 @@
 """Nipype interface writing per-subject segmentation metrics tables (BIDS TSV + JSON).
 
-A thin wrapper of :func:`bids_stroke.metric_tables.score_conditions` (the science lives in
-:mod:`bids_stroke.metrics`, the tables in :mod:`bids_stroke.metric_tables`, whose names are
+A thin wrapper of :func:`bids_stroke.metrics.tables.score_conditions` (the science lives in
+:mod:`bids_stroke.metrics`, the tables in :mod:`bids_stroke.metrics.tables`, whose names are
 re-exported here).
 """
 
@@ -19,7 +19,7 @@ from nipype.interfaces.base import (
 )
 
 from bids_stroke.interfaces.checksums import ChecksummedInterface
-from bids_stroke.metric_tables import (
+from bids_stroke.metrics.tables import (
     LESIONS_COLUMNS,
     SEGMETRICS_COLUMNS,
     SEGMETRICS_ID_COLUMNS,
@@ -56,7 +56,7 @@ class _SegmentationMetricsInputSpec(BaseInterfaceInputSpec):
                                              desc="effective resolution (mm) per condition")
     participant_id = traits.Str(mandatory=True, desc="participant, e.g. sub-01")
     session_id = traits.Str("n/a", usedefault=True, desc="session, e.g. ses-01, or n/a")
-    # science settings come from bids_stroke.settings.MetricsSettings: no defaults here
+    # science settings come from bids_stroke.core.settings.MetricsSettings: no defaults here
     connectivity = traits.Enum(26, 18, 6, mandatory=True,
                                desc="lesion connectivity (26 as ISLES'22, 6 as ATLAS R2.0)")
     tolerance_mm = traits.Float(mandatory=True, desc="surface Dice tolerance (mm)")

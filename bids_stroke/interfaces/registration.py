@@ -1,4 +1,5 @@
-"""Nipype interfaces wrapping :mod:`bids_stroke.registration` (ANTsPy, no ANTs CLI needed)."""
+"""Nipype interfaces wrapping :mod:`bids_stroke.templates.registration` (ANTsPy, no ANTs CLI
+needed)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from bids_stroke.degradation.nifti import nifti_stem
 from bids_stroke.interfaces.checksums import ChecksummedInterface
-from bids_stroke.nifti import nifti_stem
-from bids_stroke.registration import apply_transforms, register_to_template
+from bids_stroke.templates.registration import apply_transforms, register_to_template
 
 
 class _RegisterToTemplateInputSpec(BaseInterfaceInputSpec):

@@ -15,10 +15,10 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from bids_stroke.core.resources import release_memory
+from bids_stroke.degradation.nifti import nifti_stem
 from bids_stroke.interfaces.checksums import ChecksummedInterface
-from bids_stroke.nifti import nifti_stem
-from bids_stroke.probseg import encode_probseg
-from bids_stroke.resources import release_memory
+from bids_stroke.outputs.probseg import encode_probseg
 
 __all__ = ["SegmentImage"]
 
@@ -39,11 +39,11 @@ class _SegmentImageInputSpec(BaseInterfaceInputSpec):
              "(bids_stroke.model.request); a threshold of None is the model's own",
     )
     probseg = traits.Enum("none", "compact", "full", mandatory=True,
-                          desc="how the probability map is written (bids_stroke.probseg)")
+                          desc="how the probability map is written (bids_stroke.outputs.probseg)")
     out_prefix = traits.Str(desc="output file prefix (default: the input's name)")
     progress_dir = traits.Str(nohash=True, desc="folder where the prediction reports its "
                                                "forward passes for the progress line "
-                                               "(bids_stroke.progress.StepFile); not hashed")
+                                               "(bids_stroke.core.progress.StepFile); not hashed")
 
 
 class _SegmentImageOutputSpec(TraitedSpec):
@@ -95,7 +95,7 @@ class SegmentImage(ChecksummedInterface):
         model = open_model(request)
         steps = None
         if isdefined(inp.progress_dir) and inp.progress_dir:
-            from bids_stroke.progress import StepFile
+            from bids_stroke.core.progress import StepFile
 
             steps = StepFile(os.path.join(inp.progress_dir, f"{os.getpid()}-{id(self)}.json"))
             model.progress = steps

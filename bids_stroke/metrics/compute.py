@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bids_stroke.core.settings import MetricsSettings
 from bids_stroke.metrics.columns import METRIC_COLUMNS
 from bids_stroke.metrics.distance import distance_metrics
 from bids_stroke.metrics.inputs import MetricsInputError, prepare, union_crop
 from bids_stroke.metrics.lesionwise import lesion_metrics
 from bids_stroke.metrics.overlap import GRID_NATIVE, grid_shape, overlap_metrics, volume_metrics
-from bids_stroke.settings import MetricsSettings
 
 __all__ = ["compute_metrics"]
 

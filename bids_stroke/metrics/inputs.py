@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bids_stroke.discovery import AFFINE_ATOL
+from bids_stroke.inputs.discovery import AFFINE_ATOL
 
 __all__ = [
     "CONNECTIVITY_RANK",

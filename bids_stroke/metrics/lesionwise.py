@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+from bids_stroke.core.settings import MetricsSettings
 from bids_stroke.metrics.inputs import CONNECTIVITY_RANK, prepare, union_crop
-from bids_stroke.settings import MetricsSettings
 
 __all__ = ["lesion_metrics", "lesion_stats", "lesion_table"]
 

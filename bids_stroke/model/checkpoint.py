@@ -46,8 +46,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from bids_stroke.bundled_model import BUNDLED_MODEL_NAME, bundled_model_path
-from bids_stroke.digest import file_sha256
+from bids_stroke.core.digest import file_sha256
+from bids_stroke.model.bundled import BUNDLED_MODEL_NAME, bundled_model_path
 from bids_stroke.model.inference import (
     binary_logits,
     predict_probabilities,

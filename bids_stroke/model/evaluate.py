@@ -46,7 +46,7 @@ def evaluate_dataset(
     ``'template'`` (the template brain mask resampled on the image, as the participant
     workflow does; needs :mod:`bids_stroke.templates`).
     """
-    from bids_stroke.discovery import collect_subjects
+    from bids_stroke.inputs.discovery import collect_subjects
 
     model = load_model(model_path, device=device)
     rows = []

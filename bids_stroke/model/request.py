@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from bids_stroke.model.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from bids_stroke.settings import SegmentationSettings
+    from bids_stroke.core.settings import SegmentationSettings
 
 __all__ = ["NOT_IN_NODE_INPUT", "ModelRequest"]
 
@@ -103,7 +103,7 @@ class ModelRequest:
     def from_settings(cls, segmentation: SegmentationSettings, *, threads: int = 0
                       ) -> ModelRequest:
         """What the run's ``segmentation`` settings ask for; ``threads``: the CPU threads of
-        one segmentation (:func:`bids_stroke.resources.segment_threads`)."""
+        one segmentation (:func:`bids_stroke.core.resources.segment_threads`)."""
         seg = segmentation
         return cls(
             path=None if seg.model is None else str(seg.model),

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from bids_stroke.settings import TEMPLATE
+from bids_stroke.core.settings import TEMPLATE
 
 __all__ = [
     "DEFAULT_THRESHOLD",

@@ -3,7 +3,7 @@
 A long prediction (an nnU-Net ensemble on the CPU: minutes per image) is many forward passes
 of one network: tiles x mirror flips x folds. :func:`count_forward_passes` counts them with a
 forward hook, without touching the predictor, and hands ``(done, total)`` to a callback (the
-segmentation node writes them for the command's progress line: :class:`bids_stroke.progress.
+segmentation node writes them for the command's progress line: :class:`bids_stroke.core.progress.
 StepFile`).
 """
 

@@ -2,7 +2,7 @@
 
 Outline (nnU-Net flavoured, deliberately small):
 
-* subjects come from :func:`bids_stroke.discovery.collect_subjects`; those without a mask are
+* subjects come from :func:`bids_stroke.inputs.discovery.collect_subjects`; those without a mask are
   ignored; held-out subjects (``test_list``) are excluded; the rest are split 80/20 *by
   subject* (seeded) and the split is written to ``OUT_DIR/split.tsv`` (reused on resume);
 * every volume is normalised with exactly the inference preprocessing
@@ -159,7 +159,7 @@ def _read_label_list(path: Path) -> set[str]:
 
 
 def _discover(cfg: TrainConfig) -> list[Any]:
-    from bids_stroke.discovery import collect_subjects
+    from bids_stroke.inputs.discovery import collect_subjects
 
     subjects = collect_subjects(
         cfg.bids_dir,

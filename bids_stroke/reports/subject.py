@@ -197,7 +197,7 @@ def _provenance_section(provenance: Mapping[str, Any] | None, command_line: str 
         parts.append(H.kv_table(dict(provenance), caption="Provenance"))
     if not parts:
         parts.append(H.paragraph("No provenance recorded.", cls="note"))
-    from bids_stroke.citation import citation_lines
+    from bids_stroke.reports.citation import citation_lines
 
     return "".join(parts) + "".join(H.paragraph(line) for line in citation_lines())
 
@@ -310,7 +310,7 @@ def build_subject_report(
         ref = ref > 0
     ref_name = words = None
     if reference_label:
-        from bids_stroke.reference import Reference
+        from bids_stroke.metrics.reference import Reference
 
         reference = Reference.prediction(reference_condition or reference_label)
         ref_name, words = reference.reference_words, reference.words

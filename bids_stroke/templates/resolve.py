@@ -16,8 +16,8 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from bids_stroke.digest import file_sha256
-from bids_stroke.settings import TEMPLATE
+from bids_stroke.core.digest import file_sha256
+from bids_stroke.core.settings import TEMPLATE
 from bids_stroke.templates.resample import resample_isotropic
 from bids_stroke.templates.standin import (
     STANDIN_NOTE,

@@ -18,9 +18,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bids_stroke.digest import file_sha256
-from bids_stroke.outputs import atomic_write_bytes
-from bids_stroke.settings import TEMPLATE
+from bids_stroke.core.atomic import atomic_write_bytes
+from bids_stroke.core.digest import file_sha256
+from bids_stroke.core.settings import TEMPLATE
 
 #: Templates for which an offline stand-in exists.
 STANDIN_TEMPLATES = (TEMPLATE,)

@@ -26,10 +26,10 @@ import numpy as np
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from bids_stroke.discovery import SubjectInputs
+from bids_stroke.core.settings import TEMPLATE, Settings
+from bids_stroke.inputs.discovery import SubjectInputs
+from bids_stroke.metrics.reference import Reference
 from bids_stroke.model.request import ModelRequest
-from bids_stroke.reference import Reference
-from bids_stroke.settings import TEMPLATE, Settings
 
 LOGGER = logging.getLogger("bids_stroke.workflow")
 SEGMENT_NODE = "unet"
@@ -86,9 +86,9 @@ def init_single_subject_wf(
 ) -> pe.Workflow:
     """The whole participant-level pipeline for one image (see the module docstring);
     ``progress_dir``: where its segmentations report their forward passes (progress line);
-    ``fingerprint`` (:mod:`bids_stroke.fingerprint`) is recorded in its manifest."""
-    from bids_stroke.reference import resolve
-    from bids_stroke.resources import degrade_mem_gb, metrics_mem_gb
+    ``fingerprint`` (:mod:`bids_stroke.outputs.fingerprint`) is recorded in its manifest."""
+    from bids_stroke.core.resources import degrade_mem_gb, metrics_mem_gb
+    from bids_stroke.metrics.reference import resolve
     from bids_stroke.workflows.channels import init_channels_wf
     from bids_stroke.workflows.degrade import init_degrade_wf
     from bids_stroke.workflows.metrics import init_metrics_wf
@@ -242,10 +242,10 @@ def reference_record(subject: SubjectInputs, settings: Settings, model: ModelReq
     """The sidecars' ``Reference`` object of a subject's metric tables (the metric code adds
     a prediction's ``SHA256``): the lesion mask's file and sha256, or the reference
     condition and the committed mask that is the reference."""
-    from bids_stroke.plan import bids_uri, scored_mask_rel
+    from bids_stroke.outputs.plan import bids_uri, scored_mask_rel
 
     if not reference.is_prediction:
-        from bids_stroke.digest import file_sha256
+        from bids_stroke.core.digest import file_sha256
 
         return reference.record(File=bids_uri(str(subject.mask), str(settings.data.bids_dir)),
                                 SHA256=file_sha256(subject.mask))

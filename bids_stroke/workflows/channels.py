@@ -11,7 +11,7 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from bids_stroke.discovery import SubjectInputs
+from bids_stroke.inputs.discovery import SubjectInputs
 
 
 def init_channels_wf(subject: SubjectInputs, *, seed: int = 0, omp_nthreads: int = 1,
@@ -19,7 +19,7 @@ def init_channels_wf(subject: SubjectInputs, *, seed: int = 0, omp_nthreads: int
     """Inputs: ``reference``. Outputs: ``channels`` (reference first, every file on its grid).
 
     ``subject.channels`` lists ``(suffix, path, on_reference_grid)`` of every channel after
-    the reference (see :func:`bids_stroke.discovery.attach_channels`).
+    the reference (see :func:`bids_stroke.inputs.discovery.attach_channels`).
     """
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=["reference"]), name="inputnode")

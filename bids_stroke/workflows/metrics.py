@@ -5,7 +5,7 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from bids_stroke.settings import MetricsSettings
+from bids_stroke.core.settings import MetricsSettings
 
 
 def init_metrics_wf(

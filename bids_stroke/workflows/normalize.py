@@ -5,7 +5,7 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from bids_stroke.settings import RegistrationSettings
+from bids_stroke.core.settings import RegistrationSettings
 
 OUTPUT_FIELDS = [
     "channels_std",

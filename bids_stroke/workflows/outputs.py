@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from bids_stroke.settings import TEMPLATE, Settings
+from bids_stroke.core.settings import TEMPLATE, Settings
 
 if TYPE_CHECKING:
-    from bids_stroke.discovery import SubjectInputs
+    from bids_stroke.inputs.discovery import SubjectInputs
+    from bids_stroke.metrics.reference import Reference
     from bids_stroke.model.request import ModelRequest
-    from bids_stroke.reference import Reference
 
 INPUT_FIELDS = [
     "report_image", "preproc", "reference_mask", "labels", "specs", "descriptions", "params",
@@ -36,7 +36,7 @@ def kept_metric_rows(settings: Settings, key: str) -> list[dict[str, str]]:
     """
     from pathlib import Path
 
-    from bids_stroke.commit import CommitError, read_manifest, read_table
+    from bids_stroke.outputs.commit import CommitError, read_manifest, read_table
 
     if settings.execution.clean:
         return []
@@ -78,10 +78,10 @@ def init_outputs_wf(
     """
     from bids_stroke.interfaces.bids import WriteSubjectDerivatives
     from bids_stroke.interfaces.reports import SubjectReport
-    from bids_stroke.plan import metrics_table_name
+    from bids_stroke.outputs.plan import metrics_table_name
 
     if reference is None and has_mask:
-        from bids_stroke.reference import Reference
+        from bids_stroke.metrics.reference import Reference
 
         reference = Reference()
     ref_desc = reference.desc if reference is not None else None

@@ -8,7 +8,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from bids_stroke.model.request import ModelRequest
-from bids_stroke.probseg import DEFAULT_MODE
+from bids_stroke.outputs.probseg import DEFAULT_MODE
 
 
 def init_segment_wf(
@@ -23,16 +23,16 @@ def init_segment_wf(
 
     ``model``: the run's request (model, how it runs, threshold, ``min_size``); the node gets
     it as one input (:meth:`ModelRequest.node_input`), ``model.threads`` cores and the memory
-    of the model's estimate (:func:`bids_stroke.resources.segment_mem_gb`).
+    of the model's estimate (:func:`bids_stroke.core.resources.segment_mem_gb`).
     ``channel_order[i]`` is the index in ``in_files`` of the model's i-th input channel.
     Outputs: ``probseg`` (probability on the input grid, stored as ``probseg`` says:
-    :mod:`bids_stroke.probseg`; undefined for ``none``), ``mask`` (probability >= the
+    :mod:`bids_stroke.outputs.probseg`; undefined for ``none``), ``mask`` (probability >= the
     threshold, components smaller than ``min_size`` voxels removed), ``model_checksum``,
     ``model_info``. ``progress_dir``: where the prediction reports its forward passes for the
     progress line (not part of the node's hash).
     """
+    from bids_stroke.core.resources import segment_mem_gb
     from bids_stroke.interfaces.segment import SegmentImage
-    from bids_stroke.resources import segment_mem_gb
 
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=["in_files", "brain_mask"]),

@@ -741,7 +741,7 @@ def test_large_image_is_checked_as_a_stream(tmp_path: Path) -> None:
     chunk: the check allocates a small fraction of it."""
     import tracemalloc
 
-    from bids_stroke.preflight import InputError, check_image
+    from bids_stroke.inputs.preflight import InputError, check_image
 
     path = tmp_path / "big.nii.gz"
     size = _zero_bomb(path, (256, 256, 256), np.float64)

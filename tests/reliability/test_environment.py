@@ -154,7 +154,7 @@ def test_every_environment_errno_is_one_line_with_its_fix(code: int, tmp_path):
     """The errors a full disk, a quota, a read-only mount, a permission or ``ulimit -f``
     give: recognised on the exception (with its cause) and in a nipype crash file, named with
     the folder and the fix; other errors are not."""
-    from bids_stroke.write_errors import environment_error, environment_error_in_text
+    from bids_stroke.core.write_errors import environment_error, environment_error_in_text
 
     path = tmp_path / "out" / "sub-01" / "x.nii.gz"
     try:

@@ -74,7 +74,7 @@ def test_group_files_are_committed_at_once(synthetic: Path, tmp_path: Path, caps
 def _interrupted_before_commit(out: Path, key: str) -> None:
     """What a run killed in a subject's commit leaves: its staging folder, no manifest (and
     its tables, written by an older layout, not committed)."""
-    from bids_stroke.commit import manifest_path, staging_root
+    from bids_stroke.outputs.commit import manifest_path, staging_root
 
     manifest_path(out, key).unlink()
     folder = staging_root(out) / f"{key}.20260101-000000_deadbeef.1234abcd"

@@ -12,7 +12,7 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 
-from bids_stroke.commit import read_manifest
+from bids_stroke.outputs.commit import read_manifest
 
 from .conftest import (
     SUBJECTS,

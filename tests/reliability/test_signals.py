@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bids_stroke.commit import committed_subjects, lock_path, remove_stale_staging
-from bids_stroke.locks import is_locked
+from bids_stroke.outputs.commit import committed_subjects, lock_path, remove_stale_staging
+from bids_stroke.outputs.locks import is_locked
 
 from .conftest import (
     ERROR_PREFIX,
@@ -172,7 +172,7 @@ def test_two_real_runs_on_one_output_folder(reference_run: dict, models, tmp_pat
 
 WATCHDOG_CHILD = """
 import multiprocessing, sys, time
-from bids_stroke import interrupt
+from bids_stroke.core import interrupt
 interrupt.GRACE_S = 0.5
 with interrupt.handled():
     worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(120,))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bids_stroke.commit import lock_path, read_manifest
-from bids_stroke.locks import FileLock
+from bids_stroke.outputs.commit import lock_path, read_manifest
+from bids_stroke.outputs.locks import FileLock
 
 from .conftest import (
     SUBJECTS,

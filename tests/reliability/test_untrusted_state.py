@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from bids_stroke.commit import journal_path, lock_path, manifest_path, recover, staging_root
 from bids_stroke.group.synthetic import make_synthetic_output
-from bids_stroke.locks import FileLock, is_locked
+from bids_stroke.outputs.commit import journal_path, lock_path, manifest_path, recover, staging_root
+from bids_stroke.outputs.locks import FileLock, is_locked
 
 from .conftest import (
     SUBJECTS,
@@ -90,7 +90,7 @@ def test_planted_journal_moves_and_deletes_nothing_outside_out(synthetic: Path, 
 ], ids=["absolute", "other-subject", "dotdot", "dataset-file", "other-staging",
         "staging-traversal", "bad-manifest", "unknown-entry"])
 def test_journal_failing_its_schema_is_quarantined(synthetic: Path, entries: dict):
-    from bids_stroke.commit import JournalRejected
+    from bids_stroke.outputs.commit import JournalRejected
 
     out = synthetic
     before = snapshot(out.parent)
@@ -106,8 +106,8 @@ def test_journal_failing_its_schema_is_quarantined(synthetic: Path, entries: dic
 
 def test_journal_through_a_linked_subject_folder_is_refused(synthetic: Path, tmp_path):
     """A subject folder replaced by a link to elsewhere: its moves would land there."""
-    from bids_stroke.commit import check_journal
-    from bids_stroke.state_files import UnsafeStateError
+    from bids_stroke.outputs.commit import check_journal
+    from bids_stroke.outputs.state_files import UnsafeStateError
 
     out = synthetic
     elsewhere = tmp_path / "elsewhere"
@@ -122,7 +122,7 @@ def test_journal_through_a_linked_subject_folder_is_refused(synthetic: Path, tmp
 
 def test_tampered_manifest_cannot_delete_outside(synthetic: Path):
     """A manifest listing ``../victim.txt``: a --clean re-run would delete what it lists."""
-    from bids_stroke.commit import CommitError, read_manifest
+    from bids_stroke.outputs.commit import CommitError, read_manifest
 
     out = synthetic
     data = json.loads(manifest_path(out, KEY).read_text())
@@ -151,7 +151,7 @@ def test_symlinked_lock_file_is_refused_not_truncated(make_bids, tmp_path, model
 
 
 def test_fixed_name_files_refuse_links_fifos_and_hard_links(tmp_path):
-    from bids_stroke.state_files import UnsafeStateError
+    from bids_stroke.outputs.state_files import UnsafeStateError
 
     precious = tmp_path / "precious.txt"
     precious.write_text("keep")
@@ -175,8 +175,8 @@ def test_linked_state_folder_is_refused_and_what_it_points_to_kept(make_bids, tm
                                                                     models, capsys):
     """``OUT/.bids_stroke/staging`` made a link to a folder of someone else's: removing
     stale staging folders must not remove theirs."""
-    from bids_stroke.commit import remove_stale_staging
-    from bids_stroke.state_files import UnsafeStateError
+    from bids_stroke.outputs.commit import remove_stale_staging
+    from bids_stroke.outputs.state_files import UnsafeStateError
 
     bids, out = make_bids(1), tmp_path / "out"
     theirs = tmp_path / "theirs"

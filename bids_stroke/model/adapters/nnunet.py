@@ -36,7 +36,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from bids_stroke.digest import file_sha256
+from bids_stroke.core.digest import file_sha256
 from bids_stroke.model.adapters.base import ChannelStack, Segmenter
 from bids_stroke.model.adapters.nnunet_files import (
     NnUNetFileError,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bids_stroke.digest import file_sha256
+from bids_stroke.core.digest import file_sha256
 from bids_stroke.model.adapters.base import ChannelStack, Segmenter, synthetic_stack
 from bids_stroke.model.adapters.bids_stroke import template_defaults
 from bids_stroke.model.checkpoint import DEFAULT_INFERENCE, ModelLoadError

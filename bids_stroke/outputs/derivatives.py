@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bids_stroke.__about__ import __version__
-from bids_stroke.atomic import (
+from bids_stroke.core.atomic import (
     atomic_copy,
     atomic_write_bytes,
     atomic_write_json,
@@ -23,7 +23,7 @@ from bids_stroke.atomic import (
     json_text,
     write_text_if_changed,
 )
-from bids_stroke.provenance import container_info
+from bids_stroke.core.provenance import container_info
 
 __all__ = [
     "BIDSIGNORE",

@@ -7,9 +7,9 @@ per subject and condition, found with a pattern such as
 (:func:`load_prediction`: on the grid of the exported image it was made from, binary, or a
 probability map thresholded with ``--threshold``: probability >= T is lesion) and writes the
 same derivatives as a native-space model run — masks, metric tables
-(:func:`bids_stroke.metric_tables.score_conditions`), report, provenance — through
-:func:`bids_stroke.plan.plan_subject` and :func:`bids_stroke.commit.commit_subject`, so
-``bids_stroke BIDS OUT group`` reads them unchanged.
+(:func:`bids_stroke.metrics.tables.score_conditions`), report, provenance — through
+:func:`bids_stroke.outputs.plan.plan_subject` and :func:`bids_stroke.outputs.commit.commit_subject`,
+so ``bids_stroke BIDS OUT group`` reads them unchanged.
 
 With ``--reference prediction`` (or ``auto`` for images without a mask) the reference is the
 tool's own prediction at the reference condition (default ``native``): the other conditions'
@@ -18,8 +18,8 @@ predictions are scored against it (agreement, no mask needed), with the same met
 The tool is identified in every sidecar (``SegmentationModel``: kind ``external tool``, its
 name and version) by :func:`tool_digest` as ``SHA256``: the sha256 of the tool's name and
 version, *not* of its prediction files. Like a model's checksum it keys the committed
-conditions (:func:`bids_stroke.commit.plan_conditions`), so results of two tools (or of a tool
-and bids_stroke's own model) are never silently mixed in one output folder, while a re-run
+conditions (:func:`bids_stroke.outputs.commit.plan_conditions`), so results of two tools (or of a
+tool and bids_stroke's own model) are never silently mixed in one output folder, while a re-run
 that scores a condition missing before joins the conditions scored earlier. Each prediction's
 own sha256 is recorded in its mask's sidecar (``PredictionSHA256``) and in the run's log.
 """
@@ -39,8 +39,8 @@ import nibabel as nb
 import numpy as np
 
 from bids_stroke.degradation import Condition
-from bids_stroke.discovery import AFFINE_ATOL, SubjectInputs
-from bids_stroke.reference import Reference
+from bids_stroke.inputs.discovery import AFFINE_ATOL, SubjectInputs
+from bids_stroke.metrics.reference import Reference
 
 PLACEHOLDERS = ("condition", "subject", "session", "acq", "run")
 _FIELD_RE = re.compile(r"\{([^{}]*)\}")
@@ -270,7 +270,7 @@ class SubjectToScore:
 
 
 def _write(img: nb.Nifti1Image, data: np.ndarray, dtype: type, path: Path) -> str:
-    from bids_stroke.nifti import like_image
+    from bids_stroke.degradation.nifti import like_image
 
     path.parent.mkdir(parents=True, exist_ok=True)
     like_image(img, data, dtype).to_filename(str(path))
@@ -278,8 +278,8 @@ def _write(img: nb.Nifti1Image, data: np.ndarray, dtype: type, path: Path) -> st
 
 
 def _reference_metadata(subject: SubjectInputs, bids_dir: Path) -> dict[str, Any]:
-    from bids_stroke.discovery import find_dataset_roots
-    from bids_stroke.export import ExportError, dataset_root_of, inherited_metadata
+    from bids_stroke.external.export import ExportError, dataset_root_of, inherited_metadata
+    from bids_stroke.inputs.discovery import find_dataset_roots
 
     try:
         root = dataset_root_of(Path(subject.image), find_dataset_roots(bids_dir))
@@ -297,11 +297,16 @@ def score_subject(out: Path, item: SubjectToScore, tool: Tool, work: Path, *, bi
     caller holds its lock in ``out``). Returns the new manifest.
 
     ``reference``: the lesion mask (default), or the tool's own prediction at a reference
-    condition (:meth:`bids_stroke.reference.Reference.prediction`): every other condition is
+    condition (:meth:`bids_stroke.metrics.reference.Reference.prediction`): every other condition is
     then scored against it (agreement) and that condition gets no row."""
-    from bids_stroke.commit import ConditionRecord, commit_subject, plan_conditions, read_manifest
-    from bids_stroke.metric_tables import score_conditions
-    from bids_stroke.plan import (
+    from bids_stroke.metrics.tables import score_conditions
+    from bids_stroke.outputs.commit import (
+        ConditionRecord,
+        commit_subject,
+        plan_conditions,
+        read_manifest,
+    )
+    from bids_stroke.outputs.plan import (
         ConditionOutputs,
         SubjectOutputs,
         bids_uri,

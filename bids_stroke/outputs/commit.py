@@ -35,8 +35,8 @@ folder (staging under ``staging/``, targets in the subject's own folder or its r
 anything is moved or deleted; a journal that fails is moved aside to ``quarantine/``
 (:class:`JournalRejected`) and nothing is touched. Manifests are checked the same way, the
 state folders must not be links (:func:`check_state`), locks refuse links
-(:mod:`bids_stroke.state_files`). SIGTERM/SIGINT wait for the end of a commit
-(:func:`bids_stroke.interrupt.deferred`).
+(:mod:`bids_stroke.outputs.state_files`). SIGTERM/SIGINT wait for the end of a commit
+(:func:`bids_stroke.core.interrupt.deferred`).
 
 Tests arm a fault-injection hook with ``BIDS_STROKE_FAULT=<step>`` (see :data:`STEPS`): the
 process kills itself (SIGKILL) right after that step, or sends itself SIGTERM with
@@ -62,10 +62,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bids_stroke.atomic import atomic_write_json, fsync_dir
-from bids_stroke.digest import file_sha256
-from bids_stroke.interrupt import deferred
-from bids_stroke.state_files import UnsafeStateError, confined, is_plain_relative, real_dir
+from bids_stroke.core.atomic import atomic_write_json, fsync_dir
+from bids_stroke.core.digest import file_sha256
+from bids_stroke.core.interrupt import deferred
+from bids_stroke.outputs.state_files import UnsafeStateError, confined, is_plain_relative, real_dir
 
 FORMAT = "bids_stroke-subject-manifest"
 FORMAT_VERSION = 1
@@ -673,7 +673,7 @@ def committed_subjects(out: Path, *, recover_free: bool = True) -> list[SubjectS
     skipped ("being written"). The tables a manifest lists are checked against their
     checksums.
     """
-    from bids_stroke.locks import FileLock, LockBusyError, is_locked
+    from bids_stroke.outputs.locks import FileLock, LockBusyError, is_locked
 
     out = Path(out)
     check_state(out)

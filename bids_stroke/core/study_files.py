@@ -1,5 +1,5 @@
 """Study files (``pipelines/*.yml``, declarative study definitions): found, read with limits,
-turned into :class:`~bids_stroke.settings.Settings`.
+turned into :class:`~bids_stroke.core.settings.Settings`.
 
 A study file names the resolution conditions of a study and the settings of each stage::
 
@@ -17,9 +17,9 @@ A study file names the resolution conditions of a study and the settings of each
 Every section is optional except ``conditions``; a key left out keeps its default, and the
 defaults (``Settings()``) are the default study, ``atlas_resolution``. ``reference`` and
 ``reference_condition`` say what each prediction is scored against
-(:mod:`bids_stroke.reference`). The keys and their checks are those of
-:mod:`bids_stroke.settings` — the very code that checks the command line — so a value refused on
-the command line is refused in a study file with the same reason. Files are read with limits
+(:mod:`bids_stroke.metrics.reference`). The keys and their checks are those of
+:mod:`bids_stroke.core.settings` — the very code that checks the command line — so a value refused
+on the command line is refused in a study file with the same reason. Files are read with limits
 (size, YAML events, aliases, nesting) before anything is built, so a hostile file ("billion
 laughs") is refused in milliseconds.
 """
@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from bids_stroke.settings import (
+from bids_stroke.core.settings import (
     DEFAULT_STUDY,
     STUDY_FILE_SECTIONS,
     STUDY_TOP_LEVEL,

@@ -63,9 +63,9 @@ def subject_committed(output_dir: Path, label: str) -> bool:
 
     The one completion check of the batch recipes: a subject is complete when every input
     image of it has a committed manifest (``OUT/.bids_stroke/subjects/sub-<label>[_...].json``,
-    tables intact; :func:`bids_stroke.commit.committed_subjects`) and at least one exists.
+    tables intact; :func:`bids_stroke.outputs.commit.committed_subjects`) and at least one exists.
     """
-    from bids_stroke.commit import committed_subjects
+    from bids_stroke.outputs.commit import committed_subjects
 
     states = [s for s in committed_subjects(Path(output_dir))
               if s.key == f"sub-{label}" or s.key.startswith(f"sub-{label}_")]

@@ -1,10 +1,10 @@
 """The output plan of one subject: every derivative's name, sidecar and source (pure).
 
 :func:`plan_subject` turns what a subject's workflow produced (:class:`SubjectOutputs`) into
-the list of files to commit (:class:`~bids_stroke.commit.PlannedFile`) and the tables to merge
-(:class:`~bids_stroke.commit.PlannedTable`). It decides nothing at run time and touches no
-file, so every naming rule is tested without nipype (``tests/test_plan.py``); the nipype
-writer only executes the plan through :func:`bids_stroke.commit.commit_subject`.
+the list of files to commit (:class:`~bids_stroke.outputs.commit.PlannedFile`) and the tables to
+merge (:class:`~bids_stroke.outputs.commit.PlannedTable`). It decides nothing at run time and
+touches no file, so every naming rule is tested without nipype (``tests/test_plan.py``); the nipype
+writer only executes the plan through :func:`bids_stroke.outputs.commit.commit_subject`.
 
 Naming (BIDS-Derivatives, entities in the specification's order):
 
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bids_stroke.atomic import json_text
-from bids_stroke.commit import PlannedFile, PlannedTable
-from bids_stroke.outputs import build_name, datatype_of, subject_dir
-from bids_stroke.probseg import encoding_sidecar
+from bids_stroke.core.atomic import json_text
+from bids_stroke.outputs.commit import PlannedFile, PlannedTable
+from bids_stroke.outputs.derivatives import build_name, datatype_of, subject_dir
+from bids_stroke.outputs.probseg import encoding_sidecar
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class SubjectOutputs:
     #: ``desc`` of the metric tables: ``None`` for mask-referenced tables, e.g.
     #: ``refnativeprediction`` for tables scored against the native prediction
     reference_desc: str | None = None
-    #: how the probability maps are stored (:mod:`bids_stroke.probseg`; None: as given, e.g.
+    #: how the probability maps are stored (:mod:`bids_stroke.outputs.probseg`; None: as given, e.g.
     #: an external tool's map kept by ``bids_stroke score``)
     probseg_encoding: str | None = None
 

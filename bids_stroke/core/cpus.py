@@ -1,5 +1,5 @@
 """The CPUs this process may use and how a run shares them: the defaults of ``--nprocs`` and
-``--omp-nthreads`` (:class:`~bids_stroke.settings.ExecutionSettings`)."""
+``--omp-nthreads`` (:class:`~bids_stroke.core.settings.ExecutionSettings`)."""
 
 from __future__ import annotations
 

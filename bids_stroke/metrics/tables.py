@@ -10,12 +10,12 @@ every condition and writes
   lesion), columns :data:`LESIONS_COLUMNS`.
 
 The reference is a lesion mask, or the prediction of one condition (``reference_label``:
-agreement with the model's own prediction, :mod:`bids_stroke.reference`); the sidecars record
-it as ``Reference``. It is the one implementation behind the participant level's
+agreement with the model's own prediction, :mod:`bids_stroke.metrics.reference`); the sidecars
+record it as ``Reference``. It is the one implementation behind the participant level's
 :class:`~bids_stroke.interfaces.metrics.SegmentationMetrics` node and ``bids_stroke score``
 (predictions of other tools), so both write identical tables from identical masks. Cells are
-formatted by :func:`bids_stroke.tables.format_tsv_cell` and every file is written through the
-one atomic writer :func:`bids_stroke.outputs.atomic_write_text`.
+formatted by :func:`bids_stroke.outputs.tsv.format_tsv_cell` and every file is written through the
+one atomic writer :func:`bids_stroke.core.atomic.atomic_write_text`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bids_stroke.digest import file_sha256
+from bids_stroke.core.atomic import atomic_write_text
+from bids_stroke.core.digest import file_sha256
 from bids_stroke.metrics import (
     GRID_COLUMNS,
     METRIC_COLUMNS,
@@ -41,9 +42,8 @@ from bids_stroke.metrics import (
     parse_grid,
     spacing_from_affine,
 )
-from bids_stroke.outputs import atomic_write_text
-from bids_stroke.reference import Reference, nifti_sha256
-from bids_stroke.tables import tsv_text
+from bids_stroke.metrics.reference import Reference, nifti_sha256
+from bids_stroke.outputs.tsv import tsv_text
 
 __all__ = [
     "LESIONS_COLUMNS",

@@ -24,7 +24,7 @@ import nibabel as nb
 import numpy as np
 
 from bids_stroke.degradation import Condition
-from bids_stroke.discovery import AFFINE_ATOL, SubjectInputs
+from bids_stroke.inputs.discovery import AFFINE_ATOL, SubjectInputs
 
 LOGGER = logging.getLogger("bids_stroke.preflight")
 #: largest volume accepted (voxels): 2^28 = 1 GiB as float32, checked on the header before

@@ -44,7 +44,7 @@ from typing import Any, Literal
 import nibabel as nib
 import numpy as np
 
-from bids_stroke.settings import TEMPLATE
+from bids_stroke.core.settings import TEMPLATE
 
 RegistrationKind = Literal["rigid", "affine", "syn"]
 Interpolation = Literal["linear", "nearestNeighbor", "genericLabel", "bSpline",

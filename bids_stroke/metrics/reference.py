@@ -17,7 +17,7 @@ Three settings (``--reference``, study file ``reference:``):
 referenced tables carry the reference in their names (:attr:`Reference.desc`, a BIDS ``desc``
 label such as ``refnativeprediction``), their sidecars record it (:meth:`Reference.record`), and
 results of the two kinds are never mixed: a prediction reference is part of the digest that
-keys committed results (:meth:`bids_stroke.settings.Settings.results_key`).
+keys committed results (:meth:`bids_stroke.core.settings.Settings.results_key`).
 
 Pure module (no nipype, no numpy).
 """
@@ -147,7 +147,7 @@ def check_reference_condition(setting: str, condition: Condition,
                               conditions: Sequence[Condition | str],
                               option: str = "--reference-condition") -> None:
     """Refuse a prediction reference whose condition the study does not run (``condition``
-    as :class:`~bids_stroke.settings.StudySettings` holds it; ``conditions`` those of the
+    as :class:`~bids_stroke.core.settings.StudySettings` holds it; ``conditions`` those of the
     study, or the specs an export's manifests list)."""
     if setting == "mask":
         return

@@ -8,7 +8,7 @@ Two parts, both free of nipype imports at module level (the runner imports nipyp
   silenced, and Python warnings (and the TemplateFlow stand-in warning, a log record) go
   through the same handler with the same prefix. Nodes run in nipype's MultiProc workers
   (``forkserver`` processes), which do not inherit the parent's logging: the settings travel
-  in the environment (:data:`ENV_VERBOSITY`) and :mod:`bids_stroke._worker_logging`, preloaded
+  in the environment (:data:`ENV_VERBOSITY`) and :mod:`bids_stroke.core._worker_logging`, preloaded
   by the forkserver, applies them there.
 * :class:`ParticipantProgress` is a nipype ``status_callback`` counting finished
   segmentations over subjects x conditions, with elapsed time and ETA: a tqdm bar on a
@@ -54,7 +54,7 @@ UNIT_NODE = "unet"
 WRITE_NODE = "write_derivatives"
 """Name of the node whose end marks one subject x condition done (``segment_wf.unet``)."""
 
-WORKER_LOGGING_MODULE = "bids_stroke._worker_logging"
+WORKER_LOGGING_MODULE = "bids_stroke.core._worker_logging"
 
 #: third-party loggers and their level at verbosity 0, 1 and >= 2
 _THIRD_PARTY: dict[str, tuple[int, int, int]] = {
@@ -118,7 +118,7 @@ class _NodeTracebacks(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith("nipype"):
             return True
-        from bids_stroke.interrupt import received
+        from bids_stroke.core.interrupt import received
 
         if received() is not None:
             return False
@@ -159,7 +159,7 @@ def setup_logging(
         Where records go (default ``sys.stderr`` at call time).
     workers : bool
         Also configure nipype's MultiProc workers: export :data:`ENV_VERBOSITY` and preload
-        :mod:`bids_stroke._worker_logging` in the multiprocessing forkserver. Only effective
+        :mod:`bids_stroke.core._worker_logging` in the multiprocessing forkserver. Only effective
         before the forkserver starts (the CLI calls this first thing).
 
     Returns
@@ -462,7 +462,7 @@ class ParticipantProgress:
                                             if self._is_unit(node) else None)
                 return
             if status == "exception":
-                from bids_stroke.interrupt import received
+                from bids_stroke.core.interrupt import received
 
                 if received() is not None:
                     return  # the node was cut by SIGTERM/SIGINT: not a failure
@@ -651,7 +651,7 @@ class ParticipantProgress:
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
-        from bids_stroke.interrupt import received
+        from bids_stroke.core.interrupt import received
 
         if self._t0 is None or self._resolved_mode() == "off" or received() is not None:
             return  # interrupted: the run's one line says so

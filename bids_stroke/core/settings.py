@@ -19,7 +19,7 @@ workflow factories; interfaces get plain values and own no defaults.
 :meth:`Settings.to_dict` is JSON; :meth:`Settings.from_dict` re-checks every value, so a written
 config replays the run. :meth:`Settings.results_key` is the digest of everything that can
 change a result (not paths, threads or the run id): with the model checksum and the condition
-it keys each committed result (see :mod:`bids_stroke.commit`).
+it keys each committed result (see :mod:`bids_stroke.outputs.commit`).
 
 Pure module: no nipype, no torch.
 """
@@ -38,14 +38,14 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from bids_stroke.__about__ import __version__
-from bids_stroke.cpus import (
+from bids_stroke.core.cpus import (
     MAX_DEFAULT_THREADS,
     MIN_PARALLEL_CPUS,
     default_nprocs,
     default_omp_nthreads,
 )
-from bids_stroke.probseg import DEFAULT_MODE as DEFAULT_PROBSEG_MODE
-from bids_stroke.probseg import PROBSEG_MODES
+from bids_stroke.outputs.probseg import DEFAULT_MODE as DEFAULT_PROBSEG_MODE
+from bids_stroke.outputs.probseg import PROBSEG_MODES
 
 if TYPE_CHECKING:
     from bids_stroke.degradation import Condition
@@ -215,7 +215,7 @@ def bids_label(prefix: str) -> Check:
 
 def suffix(value: Any) -> str:
     """A BIDS suffix such as T1w, FLAIR, dwi, adc (aliases t1, t2, flair accepted)."""
-    from bids_stroke.discovery import resolve_modality
+    from bids_stroke.inputs.discovery import resolve_modality
 
     v = text(value).strip()
     if not re.fullmatch(r"[A-Za-z0-9]+", v):
@@ -742,8 +742,8 @@ class Settings:
         """Digest of every setting that can change a result (16 hex characters).
 
         ``reference``: what the image was actually scored against (``mask`` or
-        ``prediction``, see :func:`bids_stroke.reference.resolve`); a prediction reference and
-        its condition enter the digest, so results scored against a prediction are never mixed
+        ``prediction``, see :func:`bids_stroke.metrics.reference.resolve`); a prediction reference
+        and its condition enter the digest, so results scored against a prediction are never mixed
         with results scored against a mask (mask-scored results keep the digest they always
         had).
         """
@@ -762,7 +762,7 @@ class Settings:
 
     def write(self, folder: Path) -> Path:
         """Record the settings as ``folder/config-<run>.json`` (atomic)."""
-        from bids_stroke.atomic import atomic_write_text
+        from bids_stroke.core.atomic import atomic_write_text
 
         path = Path(folder) / f"config-{self.execution.run_uuid or 'norun'}.json"
         return atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True)

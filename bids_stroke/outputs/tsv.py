@@ -3,7 +3,7 @@
 Values are written deterministically: integers as integers, floats with Python's shortest
 round-trip representation (``repr``, so re-reading gives the identical float64), booleans as
 ``true``/``false`` and missing or undefined values (None, NaN) as ``n/a``. Pure functions:
-writing the text to disk is :func:`bids_stroke.outputs.atomic_write_text`'s job.
+writing the text to disk is :func:`bids_stroke.core.atomic.atomic_write_text`'s job.
 """
 
 from __future__ import annotations

@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bids_stroke.__about__ import __version__
-from bids_stroke.digest import file_sha256
+from bids_stroke.core.digest import file_sha256
 
 if TYPE_CHECKING:
-    from bids_stroke.commit import Manifest
-    from bids_stroke.discovery import SubjectInputs
-    from bids_stroke.settings import Settings
+    from bids_stroke.core.settings import Settings
+    from bids_stroke.inputs.discovery import SubjectInputs
+    from bids_stroke.outputs.commit import Manifest
 
 __all__ = ["EXTRA_KEY", "FORMAT", "image_fingerprint", "input_digests", "input_files",
            "verify_committed"]
@@ -108,7 +108,7 @@ def verify_committed(out: Path, manifest: Manifest | None, fingerprint: str,
     """``None`` when ``manifest`` is a commit of exactly this fingerprint with exactly the
     condition ``labels`` and (``files``) every file it lists has its recorded size and
     sha256; else why the image is redone."""
-    from bids_stroke.commit import verify_file
+    from bids_stroke.outputs.commit import verify_file
 
     if manifest is None:
         return "not committed"

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bids_stroke.digest import file_sha256
+from bids_stroke.core.digest import file_sha256
 
 __all__ = [
     "BUNDLED_MODEL_NAME",

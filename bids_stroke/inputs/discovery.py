@@ -19,9 +19,9 @@ Plain BIDS
     or a lesion ``desc-`` entity.
 
 Subjects without a mask are still returned (``mask=None``); what that means is the caller's
-decision (the participant level: :mod:`bids_stroke.reference`). :func:`any_lesion_mask` answers
-"is there any lesion mask at all?" without pybids, in milliseconds, so a dataset without masks
-is refused before anything slow starts.
+decision (the participant level: :mod:`bids_stroke.metrics.reference`). :func:`any_lesion_mask`
+answers "is there any lesion mask at all?" without pybids, in milliseconds, so a dataset without
+masks is refused before anything slow starts.
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@
     OUT/conditions/.bids_stroke/                       commit state (outside every dataset)
 
 Images keep their names, folders and voxel grid: each is degraded on its own grid (no template,
-no registration) by :func:`bids_stroke.nifti.degrade_image`, the code path of the participant
-level's ``DegradeImage`` node, so an exported image is bit for bit the image a native-space
-model run is given. All channels of a session (``--channels``) get the same condition.
+no registration) by :func:`bids_stroke.degradation.nifti.degrade_image`, the code path of the
+participant level's ``DegradeImage`` node, so an exported image is bit for bit the image a
+native-space model run is given. All channels of a session (``--channels``) get the same condition.
 Reference lesion masks are never exported: the tool under test must not see the answer.
 
 Sidecars copy the input's metadata (BIDS inheritance principle applied, so top-level sidecars
@@ -20,7 +20,7 @@ count) except fields that describe the sampling the condition changed
 (:data:`SAMPLING_FIELDS`), and add the condition, its parameters, the simulated voxel size and
 the source file with its sha256.
 
-Each subject is committed with the protocol of :mod:`bids_stroke.commit` (all or nothing,
+Each subject is committed with the protocol of :mod:`bids_stroke.outputs.commit` (all or nothing,
 manifest in ``OUT/conditions/.bids_stroke/subjects/<key>.json``), so a killed export never
 leaves half a subject; the dataset-level files are rewritten from the manifests at the end
 of every run. Pure module (no nipype).
@@ -41,8 +41,12 @@ from typing import Any
 import nibabel as nb
 
 from bids_stroke.__about__ import __version__
-from bids_stroke.atomic import json_text, write_text_if_changed
-from bids_stroke.commit import (
+from bids_stroke.core.atomic import json_text, write_text_if_changed
+from bids_stroke.core.digest import file_sha256
+from bids_stroke.degradation import Condition
+from bids_stroke.degradation.nifti import degrade_image
+from bids_stroke.inputs.discovery import SubjectInputs, file_entities
+from bids_stroke.outputs.commit import (
     ConditionRecord,
     Manifest,
     PlannedFile,
@@ -51,10 +55,6 @@ from bids_stroke.commit import (
     read_manifest,
     state_dir,
 )
-from bids_stroke.degradation import Condition
-from bids_stroke.digest import file_sha256
-from bids_stroke.discovery import SubjectInputs, file_entities
-from bids_stroke.nifti import degrade_image
 
 EXPORT_DIR = "conditions"
 #: ``model_sha256`` of every exported condition: what made it (no model is involved)

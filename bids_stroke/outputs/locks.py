@@ -7,8 +7,8 @@ the NFS client maps it to NLM/NFSv4 locks (Linux >= 2.6.12); see the README.
 
 The lock file holds one JSON line describing the holder (host, pid, run, since) so that a
 refused run can say who holds it. It is opened with ``O_NOFOLLOW`` and must be a regular file
-with one link (:func:`bids_stroke.state_files.open_fixed`): a link planted in its place is
-refused (:class:`~bids_stroke.state_files.UnsafeStateError`), never followed nor truncated.
+with one link (:func:`bids_stroke.outputs.state_files.open_fixed`): a link planted in its place is
+refused (:class:`~bids_stroke.outputs.state_files.UnsafeStateError`), never followed nor truncated.
 Pure module (no nipype).
 """
 
@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bids_stroke.state_files import UnsafeStateError, open_fixed
+from bids_stroke.outputs.state_files import UnsafeStateError, open_fixed
 
 __all__ = ["FileLock", "LockBusyError", "holder_of", "is_locked"]
 
