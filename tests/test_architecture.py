@@ -25,6 +25,7 @@ values with.
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ NIPYPE_MODULES = ("bids_stroke.core.progress",)
 #: the only modules at the top level of bids_stroke/ (everything else lives in a package): the
 #: package's own, the runner (a layer of its own) and public import paths named by the docs or
 #: written into sidecars (each a re-export: see its docstring)
-TOP_LEVEL_MODULES = {"__init__", "__about__", "runner", "conditions", "degrade"}
+TOP_LEVEL_MODULES = {"__init__", "__about__", "runner", "conditions", "degrade", "score"}
 #: what core (the run-wide modules) may import from the stages: the settings check conditions,
 #: modalities and probability-map modes with the code that defines them
 CORE_MAY_IMPORT = {"bids_stroke.__about__", "bids_stroke.degradation",
@@ -218,6 +219,49 @@ def test_the_top_level_holds_packages_and_public_paths():
         tree = ast.parse((PKG / f"{name}.py").read_text())
         code = [n for n in tree.body[1:] if not isinstance(n, ast.ImportFrom | ast.Assign)]
         assert ast.get_docstring(tree) and not code, f"{name}.py holds code: move it to a package"
+
+
+#: a dotted name in a string of the package: a module path, maybe with an attribute
+DOTTED = re.compile(r"\bbids_stroke(?:\.[A-Za-z_]\w*)+")
+FILE_SUFFIXES = ("json", "yaml", "yml", "lock", "sif", "py", "cff")
+
+
+def _resolves(dotted: str) -> bool:
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr, _resolves)
+            if obj is _resolves:
+                return False
+        return True
+    return False
+
+
+def test_every_path_a_string_names_exists():
+    """The module paths the package writes (sidecars name ``bids_stroke.degrade.apply_condition``
+    and ``bids_stroke.score.tool_digest``; help texts, error messages, the forkserver's preload
+    list) resolve: a moved module keeps its public path or the string follows it. Logger names
+    are names, not paths."""
+    missing = []
+    for name, path in GRAPH.files.items():
+        tree = ast.parse(path.read_text())
+        skip = {id(n.args[0]) for n in ast.walk(tree) if isinstance(n, ast.Call) and n.args
+                and getattr(n.func, "attr", getattr(n.func, "id", "")) == "getLogger"}
+        skip |= {id(n.body[0].value) for n in ast.walk(tree)
+                 if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef)
+                 and n.body and isinstance(n.body[0], ast.Expr)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and id(node) not in skip:
+                missing += [f"{name}:{node.lineno}: {dotted}"
+                            for dotted in DOTTED.findall(node.value)
+                            if dotted.rsplit(".", 1)[1] not in FILE_SUFFIXES
+                            and not _resolves(dotted)]
+    assert not missing, missing
 
 
 def test_core_imports_no_stage_but_the_settings_checks():
