@@ -90,7 +90,7 @@ STAGES = [
     ("degradation", ["interfaces/degrade.py:_run_interface"]),
     ("metrics", ["interfaces/metrics.py:_run_interface"]),
     ("subject report (figures, HTML)", ["reports/subject.py:build_subject_report"]),
-    ("writing derivatives + commit", ["commit.py:commit_subject"]),
+    ("writing derivatives + commit", ["commit.py:commit_image"]),
     ("nipype input hashing", ["nipype/interfaces/base/specs.py:get_hashval"]),
     ("work-folder checks", ["runner.py:scan_work_dir", "runner.py:check_inputs"]),
     ("imports (also inside the rows above)", ["<frozen importlib._bootstrap>:_find_and_load"]),

@@ -200,7 +200,7 @@ def _forbid_input_check(monkeypatch) -> None:
     def boom(*_a, **_k):
         raise AssertionError("the input check ran before the cheap output checks")
 
-    monkeypatch.setattr(bids_stroke.inputs.discovery, "collect_subjects", boom)
+    monkeypatch.setattr(bids_stroke.inputs.discovery, "collect_images", boom)
     monkeypatch.setattr(bids_stroke.inputs.preflight, "preflight_check", boom)
 
 

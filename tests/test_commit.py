@@ -19,8 +19,8 @@ from bids_stroke.outputs.commit import (
     ConditionRecord,
     PlannedFile,
     PlannedTable,
-    commit_subject,
-    committed_subjects,
+    commit_image,
+    committed_images,
     journal_path,
     lock_path,
     plan_conditions,
@@ -59,7 +59,7 @@ def _commit(out, tmp, labels, tag, *, model="m1", clean=False):
     files, table = _work(tmp, labels, tag)
     records = _records(labels, model=model, run=tag)
     plan = plan_conditions(read_manifest(out, KEY), records, clean=clean)
-    return commit_subject(out, KEY, files=files, tables=[table], conditions=records, plan=plan,
+    return commit_image(out, KEY, files=files, tables=[table], conditions=records, plan=plan,
                           run_uuid=tag)
 
 
@@ -166,7 +166,7 @@ def test_kill_at_every_commit_step_leaves_old_or_new(tmp_path, step, how):
         assert not list(staging_root(out).iterdir())  # the commit ran to its end
     else:
         assert proc.returncode == -9, proc.stderr.decode()[-500:]
-    states = committed_subjects(out)  # finishes an interrupted commit, as group does
+    states = committed_images(out)  # finishes an interrupted commit, as group does
     assert [s.key for s in states] == [KEY] and states[0].manifest is not None
     after = _tree(out)
     assert after in (old, new), step
@@ -182,7 +182,7 @@ def test_reader_skips_a_subject_being_committed(tmp_path):
     journal_path(out, KEY).write_text(json.dumps({"staging": "x", "moves": [], "deletes": [],
                                                   "manifest": {}}))
     with FileLock(lock_path(out, KEY), run="live"):
-        states = committed_subjects(out)
+        states = committed_images(out)
     assert states[0].manifest is None and "being written" in states[0].problem
 
 
@@ -191,7 +191,7 @@ def test_reader_refuses_tables_changed_after_commit(tmp_path):
     _commit(out, tmp_path, ["native"], "a")
     tsv = out / "sub-01/anat/sub-01_label-L_segmetrics.tsv"
     tsv.write_text(tsv.read_text().replace("0.10", "0.99"))
-    states = committed_subjects(out)
+    states = committed_images(out)
     assert states[0].manifest is None and "changed after it was committed" in states[0].problem
 
 

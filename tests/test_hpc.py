@@ -43,14 +43,14 @@ def _commit(out: Path, label: str, session: str | None = None) -> None:
         ConditionPlan,
         ConditionRecord,
         PlannedTable,
-        commit_subject,
+        commit_image,
     )
 
     key = f"sub-{label}" + (f"_ses-{session}" if session else "")
     folder = Path(f"sub-{label}") / (f"ses-{session}" if session else "") / "anat"
     src = out.parent / f"{key}_seg.tsv"
     src.write_text("participant_id\tdesc\tdice\n" f"sub-{label}\tnative\t0.5\n")
-    commit_subject(out, key, files=[], conditions=[ConditionRecord("native", "native", "m",
+    commit_image(out, key, files=[], conditions=[ConditionRecord("native", "native", "m",
                                                                    "k", "r")],
                    tables=[PlannedTable((folder / f"{key}_label-L_segmetrics.tsv").as_posix(),
                                         str(src))],

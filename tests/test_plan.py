@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from bids_stroke.outputs.plan import ConditionOutputs, SubjectOutputs, plan_subject
+from bids_stroke.outputs.plan import ConditionOutputs, ImageOutputs, plan_image
 
 TPL = "MNI152NLin2009aSym"
 
 
-def _subject(**kw) -> SubjectOutputs:
+def _subject(**kw) -> ImageOutputs:
     base = dict(
         subject="01", session="1", entities={}, suffix="T1w", bids_dir="/data",
         source_image="/data/sub-01/ses-1/anat/sub-01_ses-1_T1w.nii.gz",
@@ -25,7 +25,7 @@ def _subject(**kw) -> SubjectOutputs:
         lesions_json="/w/les.json", report="/w/report.html",
     )
     base.update(kw)
-    return SubjectOutputs(**base)
+    return ImageOutputs(**base)
 
 
 def _names(files):
@@ -38,7 +38,7 @@ def _sidecar(files, suffix):
 
 
 def test_template_space_input_names():
-    files, tables = plan_subject(_subject(space=TPL, preproc="/w/pre.nii"))
+    files, tables = plan_image(_subject(space=TPL, preproc="/w/pre.nii"))
     a = f"sub-01/ses-1/anat/sub-01_ses-1_space-{TPL}"
     names = _names(files)
     assert f"{a}_desc-preproc_T1w.nii.gz" in names
@@ -57,7 +57,7 @@ def test_template_space_input_names():
 
 
 def test_registered_input_metrics_named_for_the_native_grid():
-    files, tables = plan_subject(_subject(
+    files, tables = plan_image(_subject(
         space=TPL, preproc="/w/pre.nii", registered=True, registration="affine",
         conditions=[ConditionOutputs("native", "native", "x", {}, "/w/p.nii", "/w/m.nii",
                                      native_mask="/w/nm.nii")],
@@ -74,7 +74,7 @@ def test_registered_input_metrics_named_for_the_native_grid():
 
 
 def test_syn_writes_the_true_inverse_warp_once():
-    files, _ = plan_subject(_subject(
+    files, _ = plan_image(_subject(
         space=TPL, preproc="/w/pre.nii", registered=True, registration="syn",
         forward_transforms=["/w/warp.nii.gz", "/w/aff.mat"],
         inverse_transforms=["/w/aff.mat", "/w/invwarp.nii.gz"],
@@ -88,7 +88,7 @@ def test_syn_writes_the_true_inverse_warp_once():
 
 
 def test_native_space_multichannel_names():
-    files, tables = plan_subject(_subject(
+    files, tables = plan_image(_subject(
         suffix="dwi", space=None,
         source_image="/data/sub-01/ses-1/dwi/sub-01_ses-1_dwi.nii.gz",
         channel_sources={"dwi": "/data/sub-01/ses-1/dwi/sub-01_ses-1_dwi.nii.gz",
@@ -108,14 +108,14 @@ def test_native_space_multichannel_names():
 
 
 def test_files_are_tagged_with_their_condition():
-    files, _ = plan_subject(_subject(space=TPL, preproc="/w/pre.nii"))
+    files, _ = plan_image(_subject(space=TPL, preproc="/w/pre.nii"))
     tags = {f.rel.rsplit("/", 1)[-1]: f.conditions for f in files}
     assert tags[f"sub-01_ses-1_space-{TPL}_label-L_desc-crude2_mask.nii.gz"] == ("crude2",)
     assert tags[f"sub-01_ses-1_space-{TPL}_desc-preproc_T1w.nii.gz"] == ()
 
 
 def test_warnings_reach_every_model_output_sidecar():
-    files, _ = plan_subject(_subject(space=TPL, preproc="/w/pre.nii",
+    files, _ = plan_image(_subject(space=TPL, preproc="/w/pre.nii",
                                      warnings=["modality mismatch: T2w into a T1w model"]))
     mask = _sidecar(files, "desc-native_mask.json")
     assert mask["Warnings"] == ["modality mismatch: T2w into a T1w model"]
@@ -137,13 +137,13 @@ def test_derivatives_credit_the_source_authors_then_the_software(atlas_layout) -
 
 
 def test_probseg_sidecar_states_its_encoding():
-    files, _ = plan_subject(_subject(space=TPL, probseg_encoding="compact"))
+    files, _ = plan_image(_subject(space=TPL, probseg_encoding="compact"))
     enc = _sidecar(files, "desc-crude2_probseg.json")["ProbabilityEncoding"]
     assert enc["Mode"] == "compact" and enc["DataType"] == "uint16" and enc["Floor"] == 1e-4
     assert "ProbabilityEncoding" not in _sidecar(files, "desc-crude2_mask.json")
-    full, _ = plan_subject(_subject(space=TPL, probseg_encoding="full"))
+    full, _ = plan_image(_subject(space=TPL, probseg_encoding="full"))
     assert _sidecar(full, "desc-crude2_probseg.json")["ProbabilityEncoding"]["Mode"] == "full"
     # no probability map: only masks are planned
     none = [ConditionOutputs("native", "native", "as acquired", {}, None, "/w/m0.nii")]
-    files, _ = plan_subject(_subject(conditions=none, probseg_encoding="none"))
+    files, _ = plan_image(_subject(conditions=none, probseg_encoding="none"))
     assert not [f for f in files if "probseg" in f.rel]

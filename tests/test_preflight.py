@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import tiny_volume, write_nifti
 
-from bids_stroke.inputs.discovery import SubjectInputs
+from bids_stroke.inputs.discovery import ImageInputs
 from bids_stroke.inputs.preflight import InputError, check_subject, preflight_check
 
 
@@ -14,7 +14,7 @@ def _subject(tmp_path, img, mask=None, affine=None):
     image = write_nifti(tmp_path / "sub-01_T1w.nii.gz", img, affine)
     mpath = write_nifti(tmp_path / "sub-01_mask.nii.gz", mask, affine) if mask is not None \
         else None
-    return SubjectInputs("01", None, image, mpath, None)
+    return ImageInputs("01", None, image, mpath, None)
 
 
 def test_good_input_passes(tmp_path):

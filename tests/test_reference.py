@@ -206,7 +206,7 @@ def test_a_table_of_another_reference_replaces_the_old_one(tmp_path):
         ConditionRecord,
         PlannedFile,
         PlannedTable,
-        commit_subject,
+        commit_image,
         plan_conditions,
         read_manifest,
     )
@@ -223,7 +223,7 @@ def test_a_table_of_another_reference_replaces_the_old_one(tmp_path):
         rel = f"sub-01/anat/{name}"
         records = [ConditionRecord(lab, lab, "m", key, "r") for lab in labels]
         plan = plan_conditions(read_manifest(out, "sub-01"), records, clean=True)
-        commit_subject(out, "sub-01", files=[PlannedFile(f"{rel}.json", source=str(side))],
+        commit_image(out, "sub-01", files=[PlannedFile(f"{rel}.json", source=str(side))],
                        tables=[PlannedTable(f"{rel}.tsv", str(tsv))], conditions=records,
                        plan=plan, run_uuid="r")
 

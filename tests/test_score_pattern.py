@@ -19,13 +19,13 @@ from bids_stroke.external.score import (
     placeholder_values,
     tool_digest,
 )
-from bids_stroke.inputs.discovery import SubjectInputs
+from bids_stroke.inputs.discovery import ImageInputs
 
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
 
 
-def _subject(session: str | None = "1", **entities: str) -> SubjectInputs:
-    return SubjectInputs("01", session, Path("/x.nii.gz"), None, None, entities)
+def _subject(session: str | None = "1", **entities: str) -> ImageInputs:
+    return ImageInputs("01", session, Path("/x.nii.gz"), None, None, entities)
 
 
 def _touch(path: Path) -> Path:

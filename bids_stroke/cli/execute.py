@@ -12,7 +12,7 @@ from typing import Any
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError, work_dir_of
 from bids_stroke.core.settings import Settings
-from bids_stroke.inputs.discovery import SubjectInputs
+from bids_stroke.inputs.discovery import ImageInputs
 from bids_stroke.model.request import ModelRequest
 
 LOGGER = logging.getLogger("bids_stroke")
@@ -48,8 +48,8 @@ def _write_preflight_logs(settings: Settings, failures) -> None:
         atomic_write_text(path, f"{subject.image}\n{message}\n")
 
 
-def execute(settings: Settings, model: ModelRequest, subjects: Sequence[SubjectInputs], *,
-            cached: Sequence[SubjectInputs] = (), preflight_failures: Sequence = (),
+def execute(settings: Settings, model: ModelRequest, subjects: Sequence[ImageInputs], *,
+            cached: Sequence[ImageInputs] = (), preflight_failures: Sequence = (),
             warnings: Sequence[str] = (), fingerprints: Mapping[str, str] | None = None,
             digests: Mapping[str, Mapping] | None = None) -> list[str]:
     """Run the graph for ``subjects``; returns the keys of those not committed by this run.
@@ -128,7 +128,7 @@ def execute(settings: Settings, model: ModelRequest, subjects: Sequence[SubjectI
         work_lock.release()
 
 
-def _run(settings: Settings, model: ModelRequest, subjects: Sequence[SubjectInputs],
+def _run(settings: Settings, model: ModelRequest, subjects: Sequence[ImageInputs],
          names: Sequence[str], progress, work: Path, explicit: bool,
          fingerprints: Mapping[str, str], warnings: Sequence[str],
          digests: Mapping[str, Mapping], steps: Path) -> tuple[list[str], Any]:

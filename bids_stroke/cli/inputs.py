@@ -10,7 +10,7 @@ from __future__ import annotations
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError
 from bids_stroke.core.settings import Settings
-from bids_stroke.inputs.discovery import SubjectInputs
+from bids_stroke.inputs.discovery import ImageInputs
 
 __all__ = ["check_dataset", "discover"]
 
@@ -41,15 +41,15 @@ def check_dataset(settings: Settings) -> None:
         raise CLIError(str(exc), exc.exit_code) from exc
 
 
-def discover(settings: Settings, reference: str) -> list[SubjectInputs]:
+def discover(settings: Settings, reference: str) -> list[ImageInputs]:
     """Every input image whose BIDS suffix is ``reference`` (with its lesion mask, if any),
     after :func:`check_dataset`; a discovery error is one line and its exit code."""
-    from bids_stroke.inputs.discovery import DiscoveryError, collect_subjects
+    from bids_stroke.inputs.discovery import DiscoveryError, collect_images
 
     data = settings.data
     check_dataset(settings)
     try:
-        return collect_subjects(
+        return collect_images(
             data.bids_dir,
             participant_label=data.participant_label,
             session_label=data.session_label,

@@ -27,7 +27,7 @@ from bids_stroke.cli.dataset_files import write_dataset_level
 from bids_stroke.cli.image_loop import ImageLoop
 from bids_stroke.cli.inputs import check_dataset, discover
 from bids_stroke.core.settings import TEMPLATE, Settings
-from bids_stroke.inputs.discovery import SubjectInputs
+from bids_stroke.inputs.discovery import ImageInputs
 
 if TYPE_CHECKING:
     from bids_stroke.model.request import ModelRequest
@@ -88,7 +88,7 @@ def plan_model(settings: Settings) -> tuple[ModelRequest, list[str]]:
 
 
 def check_model_memory(settings: Settings, model: ModelRequest,
-                       subjects: Sequence[SubjectInputs], grid) -> float | None:
+                       subjects: Sequence[ImageInputs], grid) -> float | None:
     """Refuse (exit 65) a model that fails its dry forward pass or whose prediction of the
     largest image would not fit in ``--mem-gb`` (or this machine's memory), before any work;
     returns the model's estimate for that image (GB; ``None`` when the model cannot say),
@@ -125,14 +125,14 @@ def _condition_grid(model: ModelRequest):
     template = nb.load(str(get_template(suffix="T1w", resolution=model.resolution or 1)))
     tpl = (template.shape[:3], [float(z) for z in template.header.get_zooms()[:3]])
 
-    def grid(subject: SubjectInputs, img):
+    def grid(subject: ImageInputs, img):
         return native_grid(subject, img) if subject.space == TEMPLATE else tpl
 
     return grid
 
 
-def _check_mixing(settings: Settings, model_sha: str, subjects: Sequence[SubjectInputs]
-                  ) -> tuple[list[SubjectInputs], list[tuple[SubjectInputs, str]]]:
+def _check_mixing(settings: Settings, model_sha: str, subjects: Sequence[ImageInputs]
+                  ) -> tuple[list[ImageInputs], list[tuple[ImageInputs, str]]]:
     """Refuse, before any work, subjects whose committed conditions would be mixed."""
     from bids_stroke.metrics.reference import resolve
     from bids_stroke.outputs.commit import (
@@ -175,7 +175,7 @@ def _template_digests(settings: Settings, model: ModelRequest) -> dict[str, str]
 
 
 def fingerprint_images(settings: Settings, model: ModelRequest, warnings: Sequence[str],
-                       subjects: Sequence[SubjectInputs]
+                       subjects: Sequence[ImageInputs]
                        ) -> tuple[dict[str, str], dict[str, dict]]:
     """The :func:`~bids_stroke.outputs.fingerprint.image_fingerprint` and the
     :func:`~bids_stroke.outputs.fingerprint.input_digests` of each input (by key); an input whose
@@ -198,7 +198,7 @@ def fingerprint_images(settings: Settings, model: ModelRequest, warnings: Sequen
     return prints, digests
 
 
-def _unchanged(settings: Settings, subject: SubjectInputs, fingerprint: str | None, *,
+def _unchanged(settings: Settings, subject: ImageInputs, fingerprint: str | None, *,
                files: bool) -> str | None:
     """``None`` when ``subject``'s commit is of this fingerprint (and, with ``files``, every
     committed file is intact), else why it is redone."""
@@ -216,9 +216,9 @@ def _unchanged(settings: Settings, subject: SubjectInputs, fingerprint: str | No
         return str(exc)
 
 
-def split_cached(settings: Settings, subjects: Sequence[SubjectInputs],
+def split_cached(settings: Settings, subjects: Sequence[ImageInputs],
                  fingerprints: dict[str, str], *, files: bool
-                 ) -> tuple[list[SubjectInputs], list[SubjectInputs]]:
+                 ) -> tuple[list[ImageInputs], list[ImageInputs]]:
     """``(cached, todo)``: inputs whose committed outputs are those this run would write."""
     cached, todo = [], []
     for subject in subjects:
@@ -244,7 +244,7 @@ def run_participant(settings: Settings) -> int:
         (LOGGER.warning if standin else LOGGER.info)("Template %s", text)
     reference = str(model.reference)
     subjects, _ = split_by_mask(settings, discover(settings, reference))
-    bad: list[tuple[SubjectInputs, str]] = []
+    bad: list[tuple[ImageInputs, str]] = []
     if len(model.input_channels) > 1:
         from bids_stroke.inputs.discovery import attach_channels
 
@@ -256,7 +256,7 @@ def run_participant(settings: Settings) -> int:
     grid = _condition_grid(model) if subjects_todo else None
     max_bytes = max_image_bytes(settings.execution.max_image_gb, settings.execution.mem_gb)
 
-    def check_inputs(todo: Sequence[SubjectInputs]):
+    def check_inputs(todo: Sequence[ImageInputs]):
         return preflight_check(todo, nprocs=settings.execution.nprocs,
                                conditions=settings.study.conditions,
                                grid=grid or _condition_grid(model), max_bytes=max_bytes)

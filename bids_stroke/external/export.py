@@ -45,12 +45,12 @@ from bids_stroke.core.atomic import json_text, write_text_if_changed
 from bids_stroke.core.digest import file_sha256
 from bids_stroke.degradation import Condition
 from bids_stroke.degradation.nifti import degrade_image
-from bids_stroke.inputs.discovery import SubjectInputs, file_entities
+from bids_stroke.inputs.discovery import ImageInputs, file_entities
 from bids_stroke.outputs.commit import (
     ConditionRecord,
     Manifest,
     PlannedFile,
-    commit_subject,
+    commit_image,
     plan_conditions,
     read_manifest,
     state_dir,
@@ -171,7 +171,7 @@ class Channel:
         return self.path.relative_to(self.root).as_posix()
 
 
-def channels_of(subject: SubjectInputs, roots: Sequence[Path]) -> list[Channel]:
+def channels_of(subject: ImageInputs, roots: Sequence[Path]) -> list[Channel]:
     """The reference image, then the subject's other channels, each with its dataset root."""
     images = [(subject.suffix, Path(subject.image))] + [(s, Path(p)) for s, p, _ in
                                                           subject.channels]
@@ -191,7 +191,7 @@ def _stem_rel(rel: str) -> str:
     return rel
 
 
-def plan_export(subject: SubjectInputs, conditions: Sequence[Condition],
+def plan_export(subject: ImageInputs, conditions: Sequence[Condition],
                 channels: Sequence[Channel], work: Path, *, derivative: bool
                 ) -> tuple[list[PlannedFile], dict[str, str], dict[str, dict[str, str]]]:
     """Degrade every channel by every condition into ``work``; returns the files to commit
@@ -226,7 +226,7 @@ def plan_export(subject: SubjectInputs, conditions: Sequence[Condition],
     return files, sha, images
 
 
-def export_subject(root: Path, subject: SubjectInputs, conditions: Sequence[Condition],
+def export_subject(root: Path, subject: ImageInputs, conditions: Sequence[Condition],
                    roots: Sequence[Path], work: Path, *, run_uuid: str, clean: bool = False,
                    derivative: bool = False) -> Manifest:
     """Export one subject (the caller holds its lock in ``root``): all or nothing.
@@ -251,7 +251,7 @@ def export_subject(root: Path, subject: SubjectInputs, conditions: Sequence[Cond
         "order": [*plan.keep, *(c.label for c in conditions)],  # the manifest sorts its keys
         "grid": "native",
     }
-    manifest, _ = commit_subject(root, subject.key, files=files, conditions=records,
+    manifest, _ = commit_image(root, subject.key, files=files, conditions=records,
                                  plan=plan, run_uuid=run_uuid, extra=extra)
     return manifest
 

@@ -8,7 +8,7 @@ per subject and condition, found with a pattern such as
 probability map thresholded with ``--threshold``: probability >= T is lesion) and writes the
 same derivatives as a native-space model run — masks, metric tables
 (:func:`bids_stroke.metrics.tables.score_conditions`), report, provenance — through
-:func:`bids_stroke.outputs.plan.plan_subject` and :func:`bids_stroke.outputs.commit.commit_subject`,
+:func:`bids_stroke.outputs.plan.plan_image` and :func:`bids_stroke.outputs.commit.commit_image`,
 so ``bids_stroke BIDS OUT group`` reads them unchanged.
 
 With ``--reference prediction`` (or ``auto`` for images without a mask) the reference is the
@@ -39,7 +39,7 @@ import nibabel as nb
 import numpy as np
 
 from bids_stroke.degradation import Condition
-from bids_stroke.inputs.discovery import AFFINE_ATOL, SubjectInputs
+from bids_stroke.inputs.discovery import AFFINE_ATOL, ImageInputs
 from bids_stroke.metrics.reference import Reference
 
 PLACEHOLDERS = ("condition", "subject", "session", "acq", "run")
@@ -132,7 +132,7 @@ def _glob_regex(text: str) -> str:
     return "".join(out)
 
 
-def placeholder_values(pattern: PredictionPattern, subject: SubjectInputs,
+def placeholder_values(pattern: PredictionPattern, subject: ImageInputs,
                        label: str) -> dict[str, str]:
     """The values of one subject's condition; a placeholder the subject has no value for
     (``{session}`` in a dataset without sessions) is an error naming the fix."""
@@ -262,7 +262,7 @@ class ConditionToScore:
 
 @dataclass(frozen=True)
 class SubjectToScore:
-    subject: SubjectInputs
+    subject: ImageInputs
     conditions: Sequence[ConditionToScore]
     gaps: Sequence[str] = field(default_factory=tuple)  # condition labels without prediction
     reference: Reference = field(default_factory=Reference)  # what the conditions are scored
@@ -277,7 +277,7 @@ def _write(img: nb.Nifti1Image, data: np.ndarray, dtype: type, path: Path) -> st
     return str(path)
 
 
-def _reference_metadata(subject: SubjectInputs, bids_dir: Path) -> dict[str, Any]:
+def _reference_metadata(subject: ImageInputs, bids_dir: Path) -> dict[str, Any]:
     from bids_stroke.external.export import ExportError, dataset_root_of, inherited_metadata
     from bids_stroke.inputs.discovery import find_dataset_roots
 
@@ -302,16 +302,16 @@ def score_subject(out: Path, item: SubjectToScore, tool: Tool, work: Path, *, bi
     from bids_stroke.metrics.tables import score_conditions
     from bids_stroke.outputs.commit import (
         ConditionRecord,
-        commit_subject,
+        commit_image,
         plan_conditions,
         read_manifest,
     )
     from bids_stroke.outputs.plan import (
         ConditionOutputs,
-        SubjectOutputs,
+        ImageOutputs,
         bids_uri,
         metrics_table_name,
-        plan_subject,
+        plan_image,
         scored_mask_rel,
     )
     from bids_stroke.reports.subject import build_subject_report
@@ -370,7 +370,7 @@ def score_subject(out: Path, item: SubjectToScore, tool: Tool, work: Path, *, bi
         reference_label=reference.label, reference_condition=reference.condition)
     meta = _reference_metadata(s, bids_dir)
     warnings = [f"no prediction for condition(s) {', '.join(item.gaps)}"] if item.gaps else []
-    so = SubjectOutputs(
+    so = ImageOutputs(
         subject=s.subject, session=s.session, entities=dict(s.entities), suffix=s.suffix,
         bids_dir=str(bids_dir), source_image=str(s.image), conditions=outputs,
         model_sha256=tool.digest, model_info=tool.info(), threshold=tool.threshold,
@@ -383,11 +383,11 @@ def score_subject(out: Path, item: SubjectToScore, tool: Tool, work: Path, *, bi
         mask_rule=(None if tool.threshold is not None else
                    f"the binary mask written by {tool.name}, on the native grid"),
         reference_desc=reference.desc)
-    files, planned_tables = plan_subject(so)
+    files, planned_tables = plan_image(so)
     records = [ConditionRecord(c.condition.label, c.condition.spec, tool.digest, results_key,
                                run_uuid) for c in item.conditions]
     plan = plan_conditions(read_manifest(out, s.key), records, clean=clean)
-    manifest, _ = commit_subject(
+    manifest, _ = commit_image(
         out, s.key, files=files, tables=planned_tables, conditions=records, plan=plan,
         run_uuid=run_uuid, extra={"segmentation": {"sha256": tool.digest, **tool.info()},
                                   "reference": reference.record()})

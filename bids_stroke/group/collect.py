@@ -21,7 +21,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from bids_stroke.metrics.reference import Reference
-    from bids_stroke.outputs.commit import Manifest, SubjectState
+    from bids_stroke.outputs.commit import ImageState, Manifest
 
 __all__ = [
     "BUNDLED_MODEL_LABEL",
@@ -113,17 +113,17 @@ def find_files(
     pattern: str,
     participant_label: str | Iterable[str] | None = None,
     *,
-    states: Sequence[SubjectState] | None = None,
+    states: Sequence[ImageState] | None = None,
     reference: Reference | None = None,
 ) -> list[Path]:
     """The committed tables matching ``pattern`` under ``output_dir`` (sorted), optionally for
     some subjects and only those scored against ``reference`` (default: every table). Only
     subjects with a complete commit are read (their table checksums are verified, interrupted
     commits finished first); every other table found is named in a warning and left out
-    (:func:`bids_stroke.outputs.commit.committed_subjects`; ``states``: its result when the caller
+    (:func:`bids_stroke.outputs.commit.committed_images`; ``states``: its result when the caller
     already has it, so that one group run reads every manifest and checks every table
     once)."""
-    from bids_stroke.outputs.commit import committed_subjects
+    from bids_stroke.outputs.commit import committed_images
 
     root = Path(output_dir)
     wanted = normalise_labels(participant_label)
@@ -133,7 +133,7 @@ def find_files(
     committed: set[Path] = set()
     selected: set[Path] = set()
     standalone = states is None
-    states = committed_subjects(root) if states is None else states
+    states = committed_images(root) if states is None else states
     incomplete = incomplete_images(states, participant_label)
     if standalone and incomplete and table == "segmetrics":  # else the caller says it
         LOGGER.warning("group: %s", incomplete_sentence(incomplete, states, participant_label))
@@ -152,16 +152,16 @@ def find_files(
     return sorted(selected)
 
 
-def _selected(states: Iterable[SubjectState], wanted: set[str] | None
-              ) -> Iterator[SubjectState]:
+def _selected(states: Iterable[ImageState], wanted: set[str] | None
+              ) -> Iterator[ImageState]:
     for state in states:
         if wanted is None or state.key.split("_", 1)[0].removeprefix("sub-") in wanted:
             yield state
 
 
-def incomplete_images(states: Sequence[SubjectState],
+def incomplete_images(states: Sequence[ImageState],
                       participant_label: str | Iterable[str] | None = None
-                      ) -> list[SubjectState]:
+                      ) -> list[ImageState]:
     """The images of OUT the group level leaves out: a run killed before their commit
     (staging left), a journal quarantined or being written, a manifest unreadable or whose
     tables changed, a participant level that failed (crash files only)."""
@@ -169,7 +169,7 @@ def incomplete_images(states: Sequence[SubjectState],
             if s.manifest is None]
 
 
-def incomplete_sentence(incomplete: Sequence[SubjectState], states: Sequence[SubjectState],
+def incomplete_sentence(incomplete: Sequence[ImageState], states: Sequence[ImageState],
                         participant_label: str | Iterable[str] | None = None,
                         shown: int = 10) -> str:
     """``2 of 40 images are incomplete and were not used: sub-01_ses-1 (interrupted), ...``"""
@@ -184,7 +184,7 @@ class GroupIncomplete(GroupInputError):
     """``--strict`` and some images of OUT are incomplete (exit 66, nothing written)."""
 
 
-def report_incomplete(states: Sequence[SubjectState] | None,
+def report_incomplete(states: Sequence[ImageState] | None,
                       participant_label: str | Iterable[str] | None = None, *,
                       strict: bool = False) -> str | None:
     """Name the images the group level leaves out in one log line and return the sentence
@@ -200,7 +200,7 @@ def report_incomplete(states: Sequence[SubjectState] | None,
     return sentence
 
 
-def quarantined_journals(states: Sequence[SubjectState] | None) -> str | None:
+def quarantined_journals(states: Sequence[ImageState] | None) -> str | None:
     """The one-line error for commit journals that failed their checks in this run."""
     bad = [s for s in states or [] if s.quarantined]
     if not bad:
@@ -332,7 +332,7 @@ def read_segmetrics(
     output_dir: str | os.PathLike[str],
     participant_label: str | Iterable[str] | None = None,
     *,
-    states: Sequence[SubjectState] | None = None,
+    states: Sequence[ImageState] | None = None,
     reference: Reference | None = None,
 ) -> pd.DataFrame:
     """All ``*_label-L_segmetrics.tsv`` rows of ``output_dir`` in one frame (only those
@@ -347,9 +347,9 @@ def read_segmetrics(
     if not root.is_dir():
         raise GroupInputError(f"output directory {root} does not exist")
     if states is None:
-        from bids_stroke.outputs.commit import committed_subjects
+        from bids_stroke.outputs.commit import committed_images
 
-        states = committed_subjects(root)
+        states = committed_images(root)
     files = find_files(root, SEGMETRICS_GLOB, participant_label, states=states,
                        reference=reference)
     if not files:
@@ -444,7 +444,7 @@ def read_datasets(
     participant_label: str | Iterable[str] | None = None,
     *,
     reference: Reference | None = None,
-    states: Mapping[str, Sequence[SubjectState]] | None = None,
+    states: Mapping[str, Sequence[ImageState]] | None = None,
 ) -> pd.DataFrame:
     """Metric rows of several output directories, with a ``dataset`` column (their label);
     only rows scored against ``reference`` when it is given (``states``: each directory's
@@ -467,7 +467,7 @@ def read_lesions(
     output_dir: str | os.PathLike[str],
     participant_label: str | Iterable[str] | None = None,
     *,
-    states: Sequence[SubjectState] | None = None,
+    states: Sequence[ImageState] | None = None,
     reference: Reference | None = None,
 ) -> pd.DataFrame | None:
     """All ``*_label-L_lesions.tsv`` rows (of tables scored against ``reference`` when it is
@@ -480,7 +480,7 @@ def read_lesions(
                      ["lesion_id", "volume_ml", "volume_voxels", "detected", "overlap_fraction"])
 
 
-def _manifests(states: Iterable[SubjectState],
+def _manifests(states: Iterable[ImageState],
                participant_label: str | Iterable[str] | None) -> Iterator[Manifest]:
     """The manifests of the committed subjects ``participant_label`` selects."""
     wanted = normalise_labels(participant_label)
@@ -490,7 +490,7 @@ def _manifests(states: Iterable[SubjectState],
             yield state.manifest
 
 
-def run_warnings(states: Sequence[SubjectState],
+def run_warnings(states: Sequence[ImageState],
                  participant_label: str | Iterable[str] | None = None) -> dict[str, int]:
     """The warnings the participant level recorded in the committed subjects' manifests (a
     modality the model does not declare, the bundled demo model on other data...), each with
@@ -510,18 +510,18 @@ def segmentation_models(
     output_dir: str | os.PathLike[str],
     participant_label: str | Iterable[str] | None = None,
     *,
-    states: Sequence[SubjectState] | None = None,
+    states: Sequence[ImageState] | None = None,
 ) -> list[str]:
     """What made the committed predictions, one line per model or tool (sorted), from the
     subjects' manifests: an external tool scored with ``bids_stroke score`` by its name and
     version, the bundled demo model as such, another model by its sha256 (the sidecars'
     ``SegmentationModel``)."""
     from bids_stroke.model.bundled import bundled_sha256
-    from bids_stroke.outputs.commit import committed_subjects
+    from bids_stroke.outputs.commit import committed_images
 
     found: set[str] = set()
     if states is None:
-        states = committed_subjects(output_dir, recover_free=False)
+        states = committed_images(output_dir, recover_free=False)
     for manifest in _manifests(states, participant_label):
         tool = manifest.extra.get("segmentation")
         for record in manifest.conditions.values():
@@ -538,7 +538,7 @@ def segmentation_models(
 
 
 def participant_settings(
-    output_dir: str | os.PathLike[str], states: Sequence[SubjectState],
+    output_dir: str | os.PathLike[str], states: Sequence[ImageState],
     participant_label: str | Iterable[str] | None = None,
 ) -> list[dict]:
     """The settings the participant-level runs recorded (``logs/config-<run>.json``) for the
@@ -561,7 +561,7 @@ def participant_settings(
 
 
 def model_details(
-    output_dir: str | os.PathLike[str], states: Sequence[SubjectState],
+    output_dir: str | os.PathLike[str], states: Sequence[ImageState],
     participant_label: str | Iterable[str] | None = None,
 ) -> dict[str, dict]:
     """sha256 -> the ``SegmentationModel`` block of one committed mask sidecar made with that
@@ -589,7 +589,7 @@ def model_details(
     return out
 
 
-def template_sources(output_dir: str | os.PathLike[str], states: Sequence[SubjectState],
+def template_sources(output_dir: str | os.PathLike[str], states: Sequence[ImageState],
                      participant_label: str | Iterable[str] | None = None) -> dict[str, int]:
     """The ``TemplateSource`` (``templateflow``, ``templateflow-standin``, ``nilearn-standin``)
     of the committed subjects' template-space images, each with the number of images, from

@@ -24,20 +24,20 @@ import pandas as pd
 from bids_stroke.metrics.reference import Reference
 
 if TYPE_CHECKING:
-    from bids_stroke.outputs.commit import SubjectState
+    from bids_stroke.outputs.commit import ImageState
 
 __all__ = ["ReferenceWording", "agreement_findings", "prefix", "reference_of", "reference_sets",
            "sidecar_reference", "wording"]
 
 
-def reference_of(state: SubjectState) -> Reference | None:
+def reference_of(state: ImageState) -> Reference | None:
     """What a committed subject was scored against (``None``: not committed)."""
     if state.manifest is None:
         return None
     return Reference.from_record(state.manifest.extra.get("reference"))
 
 
-def reference_sets(*state_lists: Iterable[SubjectState] | None) -> list[Reference]:
+def reference_sets(*state_lists: Iterable[ImageState] | None) -> list[Reference]:
     """The references of the committed subjects with a metric table, mask first, then the
     prediction references in the order of their condition."""
     found: dict[str, Reference] = {}

@@ -284,11 +284,11 @@ def run_group(
     datasets = parse_compare(compare)
     selection = compare_selection(compare)
     # every manifest read and every table checksum verified once for the whole group run
-    from bids_stroke.outputs.commit import committed_subjects
+    from bids_stroke.outputs.commit import committed_images
 
-    states = committed_subjects(root) if root.is_dir() else None
+    states = committed_images(root) if root.is_dir() else None
     left_out = report_incomplete(states, participant_label, strict=strict)
-    ds_states = {label: committed_subjects(Path(path)) if Path(path).is_dir() else None
+    ds_states = {label: committed_images(Path(path)) if Path(path).is_dir() else None
                  for label, path in datasets.items()}
     # results scored against different references are analysed apart, never pooled
     sets = reference_sets(states, *ds_states.values()) or [Reference()]

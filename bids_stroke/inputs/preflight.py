@@ -24,7 +24,7 @@ import nibabel as nb
 import numpy as np
 
 from bids_stroke.degradation import Condition
-from bids_stroke.inputs.discovery import AFFINE_ATOL, SubjectInputs
+from bids_stroke.inputs.discovery import AFFINE_ATOL, ImageInputs
 
 LOGGER = logging.getLogger("bids_stroke.preflight")
 #: largest volume accepted (voxels): 2^28 = 1 GiB as float32, checked on the header before
@@ -266,16 +266,16 @@ def check_mask(path: Path, image_path: Path, image: nb.Nifti1Image,
         LOGGER.warning("%s: lesion mask is empty (no lesion voxel)", path)
 
 
-GridOf = Callable[[SubjectInputs, nb.Nifti1Image], tuple[Sequence[int], Sequence[float]]]
+GridOf = Callable[[ImageInputs, nb.Nifti1Image], tuple[Sequence[int], Sequence[float]]]
 
 
-def native_grid(_subject: SubjectInputs, img: nb.Nifti1Image
+def native_grid(_subject: ImageInputs, img: nb.Nifti1Image
                 ) -> tuple[Sequence[int], Sequence[float]]:
     """The grid the conditions apply to when it is the image's own."""
     return img.shape[:3], [float(z) for z in img.header.get_zooms()[:3]]
 
 
-def check_subject(subject: SubjectInputs, conditions: Sequence[Condition | str] = (),
+def check_subject(subject: ImageInputs, conditions: Sequence[Condition | str] = (),
                   grid: GridOf = native_grid, max_bytes: int | None = None) -> None:
     """Raise :class:`InputError` when an input of ``subject`` is unusable."""
     from bids_stroke.degradation import check_condition_fits
@@ -299,17 +299,17 @@ def check_subject(subject: SubjectInputs, conditions: Sequence[Condition | str] 
 
 
 def preflight_check(
-    subjects: Sequence[SubjectInputs], nprocs: int = 1, *,
+    subjects: Sequence[ImageInputs], nprocs: int = 1, *,
     conditions: Sequence[Condition | str] = (),
     grid: GridOf = native_grid, max_bytes: int | None = None,
-) -> tuple[list[SubjectInputs], list[tuple[SubjectInputs, str]]]:
+) -> tuple[list[ImageInputs], list[tuple[ImageInputs, str]]]:
     """Split the inputs into usable ones and ``(input, reason)`` failures (order kept).
 
     ``max_bytes``: the largest image data accepted (default :func:`max_image_bytes`).
     """
     limit = max_image_bytes() if max_bytes is None else int(max_bytes)
 
-    def _one(subject: SubjectInputs) -> str | None:
+    def _one(subject: ImageInputs) -> str | None:
         try:
             check_subject(subject, conditions, grid, limit)
         except InputError as exc:

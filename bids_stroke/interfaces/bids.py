@@ -25,7 +25,7 @@ from nipype.interfaces.base import (
 LOGGER = logging.getLogger("bids_stroke.commit")
 
 
-class _WriteSubjectDerivativesInputSpec(BaseInterfaceInputSpec):
+class _WriteImageDerivativesInputSpec(BaseInterfaceInputSpec):
     output_dir = traits.Str(mandatory=True, desc="root of the derivatives dataset")
     bids_dir = traits.Str(mandatory=True, desc="root of the input dataset")
     key = traits.Str(mandatory=True, desc="the subject's key, e.g. sub-01_ses-1")
@@ -81,7 +81,7 @@ class _WriteSubjectDerivativesInputSpec(BaseInterfaceInputSpec):
                                   "manifest)")
 
 
-class _WriteSubjectDerivativesOutputSpec(TraitedSpec):
+class _WriteImageDerivativesOutputSpec(TraitedSpec):
     out_files = traits.List(traits.Str, desc="committed files, relative to output_dir")
     removed = traits.List(traits.Str, desc="files removed by this commit")
 
@@ -115,14 +115,14 @@ def manifest_extra(warnings: list[str], reference: dict[str, Any]) -> dict[str, 
     return extra or None
 
 
-class WriteSubjectDerivatives(SimpleInterface):
+class WriteImageDerivatives(SimpleInterface):
     """Plan and commit a subject's outputs (all or nothing; re-runs accumulate)."""
 
-    input_spec = _WriteSubjectDerivativesInputSpec
-    output_spec = _WriteSubjectDerivativesOutputSpec
+    input_spec = _WriteImageDerivativesInputSpec
+    output_spec = _WriteImageDerivativesOutputSpec
 
     def _subject_outputs(self):
-        from bids_stroke.outputs.plan import ConditionOutputs, SubjectOutputs
+        from bids_stroke.outputs.plan import ConditionOutputs, ImageOutputs
 
         i = self.inputs
         n = len(i.labels)
@@ -138,7 +138,7 @@ class WriteSubjectDerivatives(SimpleInterface):
                              degraded_reference_mask=refs[k])
             for k in range(n)
         ]
-        return SubjectOutputs(
+        return ImageOutputs(
             subject=i.subject, session=i.session or None, entities=dict(i.entities),
             suffix=i.suffix, bids_dir=i.bids_dir, source_image=i.source_image,
             conditions=conditions, model_sha256=i.model_checksum,
@@ -170,19 +170,19 @@ class WriteSubjectDerivatives(SimpleInterface):
     def _run_interface(self, runtime):
         from bids_stroke.outputs.commit import (
             ConditionRecord,
-            commit_subject,
+            commit_image,
             plan_conditions,
             read_manifest,
         )
-        from bids_stroke.outputs.plan import plan_subject
+        from bids_stroke.outputs.plan import plan_image
 
         i = self.inputs
         out = Path(i.output_dir)
-        files, tables = plan_subject(self._subject_outputs())
+        files, tables = plan_image(self._subject_outputs())
         records = [ConditionRecord(label, spec, i.model_checksum, i.results_key, i.run_uuid)
                    for label, spec in zip(i.labels, i.specs, strict=True)]
         plan = plan_conditions(read_manifest(out, i.key), records, clean=bool(i.clean))
-        manifest, removed = commit_subject(
+        manifest, removed = commit_image(
             out, i.key, files=files, tables=tables, conditions=records, plan=plan,
             run_uuid=i.run_uuid, extra=self._extra())
         for label in plan.remove:

@@ -46,11 +46,11 @@ def evaluate_dataset(
     ``'template'`` (the template brain mask resampled on the image, as the participant
     workflow does; needs :mod:`bids_stroke.templates`).
     """
-    from bids_stroke.inputs.discovery import collect_subjects
+    from bids_stroke.inputs.discovery import collect_images
 
     model = load_model(model_path, device=device)
     rows = []
-    for s in collect_subjects(bids_dir, participant_label=participant_label):
+    for s in collect_images(bids_dir, participant_label=participant_label):
         if s.mask is None:
             continue
         data = np.asarray(nib.load(str(s.image)).dataobj, dtype=np.float32)

@@ -2,7 +2,7 @@
 
 Outline (nnU-Net flavoured, deliberately small):
 
-* subjects come from :func:`bids_stroke.inputs.discovery.collect_subjects`; those without a mask are
+* subjects come from :func:`bids_stroke.inputs.discovery.collect_images`; those without a mask are
   ignored; held-out subjects (``test_list``) are excluded; the rest are split 80/20 *by
   subject* (seeded) and the split is written to ``OUT_DIR/split.tsv`` (reused on resume);
 * every volume is normalised with exactly the inference preprocessing
@@ -159,9 +159,9 @@ def _read_label_list(path: Path) -> set[str]:
 
 
 def _discover(cfg: TrainConfig) -> list[Any]:
-    from bids_stroke.inputs.discovery import collect_subjects
+    from bids_stroke.inputs.discovery import collect_images
 
-    subjects = collect_subjects(
+    subjects = collect_images(
         cfg.bids_dir,
         participant_label=cfg.participant_label,
         suffix=cfg.suffix,
@@ -206,7 +206,7 @@ def _read_split(path: Path) -> dict[str, str]:
 def load_cases(
     subjects: Sequence[Any], preprocessing: PreprocessConfig, max_fg: int = 20000, seed: int = 0
 ) -> list[TrainingCase]:
-    """Read, reorient-free load and normalise ``SubjectInputs``-like objects."""
+    """Read, reorient-free load and normalise ``ImageInputs``-like objects."""
     rng = np.random.default_rng(seed)
     cases = []
     for s in subjects:
@@ -386,7 +386,7 @@ def _seed_everything(seed: int) -> None:
 def train(cfg: TrainConfig, subjects: Sequence[Any] | None = None) -> dict[str, Any]:
     """Train according to ``cfg``; returns a summary dict (best/last paths, Dice, epochs).
 
-    ``subjects`` (``SubjectInputs``-like objects with ``subject, session, image, mask``)
+    ``subjects`` (``ImageInputs``-like objects with ``subject, session, image, mask``)
     overrides discovery in ``cfg.bids_dir``.
     """
     from tqdm import tqdm

@@ -8,7 +8,7 @@ Layout (inside the derivatives folder ``OUT``)::
     OUT/.bids_stroke/subjects/<key>.json     the manifest: every file of the subject with its
                                              sha256, and what produced each condition
 
-Protocol (:func:`commit_subject`, under the subject's lock):
+Protocol (:func:`commit_image`, under the subject's lock):
 
 1. **stage** every new file (copies, gzip where asked, merged tables) in a staging folder;
 2. write the **journal** (atomic): the list of moves and deletions and the new manifest;
@@ -22,7 +22,7 @@ removed by the next run). A crash after (2) is finished by :func:`recover` — c
 participant run on that subject and by ``group`` when no live run holds the lock — which
 replays the remaining moves: the subject becomes exactly the new state. ``group`` reads a
 subject only through its manifest and checks the checksum of every table it reads, so it
-never sees a mix (:func:`committed_subjects`).
+never sees a mix (:func:`committed_images`).
 
 Re-runs accumulate: a subject's committed conditions are kept unless the new run produces the
 same condition (then exactly that condition's files and rows are replaced) or ``--clean``
@@ -378,7 +378,7 @@ def _renamed_tables(previous: Manifest, tables: Sequence[PlannedTable]) -> list[
     return out
 
 
-def commit_subject(
+def commit_image(
     out: Path,
     key: str,
     *,
@@ -474,7 +474,7 @@ def _target(out: Path, key: str, rel: str) -> Path:
 
 def check_journal(out: Path, key: str, journal: Any) -> None:
     """Refuse (``ValueError``/:class:`UnsafeStateError`) a journal that is not exactly what
-    :func:`commit_subject` or :func:`commit_group` writes for ``key``: unknown keys, a staging
+    :func:`commit_image` or :func:`commit_group` writes for ``key``: unknown keys, a staging
     folder of another subject or outside ``staging/``, a move or deletion outside the
     subject's folder, a staged file that is not a regular file, a manifest of another key."""
     if key != GROUP_KEY and not KEY_RE.fullmatch(key):
@@ -614,7 +614,7 @@ def remove_stale_staging(out: Path, is_free: Any) -> list[Path]:
 
 # ----------------------------------------------------------------------------- readers
 @dataclass(frozen=True)
-class SubjectState:
+class ImageState:
     """A subject as ``group`` sees it: committed (with its manifest) or skipped (why).
 
     ``reason`` is a few words for the one-line list of incomplete images; ``problem`` the
@@ -664,7 +664,7 @@ def _failed_folders(out: Path, keys: set[str]) -> list[str]:
     return sorted(failed)
 
 
-def committed_subjects(out: Path, *, recover_free: bool = True) -> list[SubjectState]:
+def committed_images(out: Path, *, recover_free: bool = True) -> list[ImageState]:
     """Every image of OUT with a manifest, a journal or a staging folder, committed or skipped
     with a reason, and subject folders holding only crash files (a failed run).
 
@@ -682,47 +682,47 @@ def committed_subjects(out: Path, *, recover_free: bool = True) -> list[SubjectS
     for key in sorted(manifests | journals | staged):
         if key in journals:
             if not recover_free:
-                states.append(SubjectState(key, None, "a commit is unfinished", "unfinished"))
+                states.append(ImageState(key, None, "a commit is unfinished", "unfinished"))
                 continue
             try:
                 lock = FileLock(lock_path(out, key), run="group-recovery").acquire(timeout=0)
             except LockBusyError:
-                states.append(SubjectState(key, None, "being written by a live run",
+                states.append(ImageState(key, None, "being written by a live run",
                                            "being written"))
                 continue
             except UnsafeStateError as exc:
-                states.append(SubjectState(key, None, str(exc), "unsafe lock file"))
+                states.append(ImageState(key, None, str(exc), "unsafe lock file"))
                 continue
             try:
                 recover(out, key)
             except JournalRejected as exc:
-                states.append(SubjectState(key, None, str(exc), "journal quarantined", True))
+                states.append(ImageState(key, None, str(exc), "journal quarantined", True))
                 continue
             except (CommitError, OSError) as exc:
-                states.append(SubjectState(key, None, str(exc), "unfinished commit"))
+                states.append(ImageState(key, None, str(exc), "unfinished commit"))
                 continue
             finally:
                 lock.release()
         try:
             manifest = read_manifest(out, key)
         except CommitError as exc:
-            states.append(SubjectState(key, None, str(exc), "unreadable manifest"))
+            states.append(ImageState(key, None, str(exc), "unreadable manifest"))
             continue
         if manifest is None:
             if key in staged and KEY_RE.fullmatch(key):
                 live = is_locked(lock_path(out, key))
-                states.append(SubjectState(
+                states.append(ImageState(
                     key, None, "being written by a live run" if live else
                     "left uncommitted by an interrupted run (its staging folder remains)",
                     "being written" if live else "interrupted"))
             continue
         problems = [p for rel in manifest.tables.values()
                     if (p := verify_file(out, manifest, rel)) is not None]
-        states.append(SubjectState(key, manifest if not problems else None,
+        states.append(ImageState(key, manifest if not problems else None,
                                    problems[0] if problems else None,
                                    problems[0] if problems else ""))
     for folder in _failed_folders(out, manifests | journals | staged):
-        states.append(SubjectState(folder, None, f"its participant level failed (crash files "
+        states.append(ImageState(folder, None, f"its participant level failed (crash files "
                                    f"under {folder}/log/)", "failed"))
     return states
 

@@ -33,7 +33,7 @@ from bids_stroke.core.digest import file_sha256
 
 if TYPE_CHECKING:
     from bids_stroke.core.settings import Settings
-    from bids_stroke.inputs.discovery import SubjectInputs
+    from bids_stroke.inputs.discovery import ImageInputs
     from bids_stroke.outputs.commit import Manifest
 
 __all__ = ["EXTRA_KEY", "FORMAT", "image_fingerprint", "input_digests", "input_files",
@@ -51,7 +51,7 @@ def _sidecar(image: Path) -> Path:
     return image.with_name(f"{stem}.json")
 
 
-def input_files(subject: SubjectInputs) -> dict[str, Path]:
+def input_files(subject: ImageInputs) -> dict[str, Path]:
     """The files of an input whose content decides its outputs, by role."""
     files = {"image": Path(subject.image)}
     if subject.mask is not None:
@@ -64,7 +64,7 @@ def input_files(subject: SubjectInputs) -> dict[str, Path]:
     return files
 
 
-def input_digests(subject: SubjectInputs) -> dict[str, dict[str, Any]]:
+def input_digests(subject: ImageInputs) -> dict[str, dict[str, Any]]:
     """Each input file (by role) with its sha256, size and modification time (ns): read
     once per run, for the fingerprint and for the work folder's record of its inputs.
     Raises ``OSError`` when a file cannot be read."""
@@ -76,7 +76,7 @@ def input_digests(subject: SubjectInputs) -> dict[str, dict[str, Any]]:
     return digests
 
 
-def image_fingerprint(subject: SubjectInputs, settings: Settings, *,
+def image_fingerprint(subject: ImageInputs, settings: Settings, *,
                       digests: Mapping[str, Mapping[str, Any]], model_sha256: str,
                       model_use: Mapping[str, Any], template: Mapping[str, str] | None,
                       warnings: Sequence[str]) -> str:

@@ -1,10 +1,10 @@
 """The output plan of one subject: every derivative's name, sidecar and source (pure).
 
-:func:`plan_subject` turns what a subject's workflow produced (:class:`SubjectOutputs`) into
+:func:`plan_image` turns what a subject's workflow produced (:class:`ImageOutputs`) into
 the list of files to commit (:class:`~bids_stroke.outputs.commit.PlannedFile`) and the tables to
 merge (:class:`~bids_stroke.outputs.commit.PlannedTable`). It decides nothing at run time and
 touches no file, so every naming rule is tested without nipype (``tests/test_plan.py``); the nipype
-writer only executes the plan through :func:`bids_stroke.outputs.commit.commit_subject`.
+writer only executes the plan through :func:`bids_stroke.outputs.commit.commit_image`.
 
 Naming (BIDS-Derivatives, entities in the specification's order):
 
@@ -54,7 +54,7 @@ class ConditionOutputs:
 
 
 @dataclass(frozen=True)
-class SubjectOutputs:
+class ImageOutputs:
     """Everything the writer needs to name and document a subject's outputs."""
 
     subject: str
@@ -112,7 +112,7 @@ def _json(content: Mapping[str, Any]) -> bytes:
 
 
 class _Plan:
-    """Accumulates planned files (helper of :func:`plan_subject`)."""
+    """Accumulates planned files (helper of :func:`plan_image`)."""
 
     def __init__(self) -> None:
         self.files: list[PlannedFile] = []
@@ -130,7 +130,7 @@ class _Plan:
         return f"bids::{name}"
 
 
-def plan_subject(o: SubjectOutputs) -> tuple[list[PlannedFile], list[PlannedTable]]:
+def plan_image(o: ImageOutputs) -> tuple[list[PlannedFile], list[PlannedTable]]:
     """The files and tables of one subject (see the module docstring)."""
     folder = subject_dir(o.subject, o.session, datatype_of(o.suffix))
     base = {"sub": o.subject, "ses": o.session, **o.entities}
@@ -204,7 +204,7 @@ def plan_subject(o: SubjectOutputs) -> tuple[list[PlannedFile], list[PlannedTabl
     return p.files, tables
 
 
-def metrics_entities(o: SubjectOutputs, base: Mapping[str, Any],
+def metrics_entities(o: ImageOutputs, base: Mapping[str, Any],
                      grid: Mapping[str, Any]) -> dict[str, Any]:
     """Entities of the metric tables: those of the grid the metrics were computed on, and the
     reference's ``desc`` when it is a prediction."""
@@ -237,7 +237,7 @@ def scored_mask_rel(subject: str, session: str | None, entities: Mapping[str, st
                                 ".nii.gz")).as_posix()
 
 
-def _plan_tables(o: SubjectOutputs, folder: Path, base: Mapping[str, Any],
+def _plan_tables(o: ImageOutputs, folder: Path, base: Mapping[str, Any],
                  grid: Mapping[str, Any], p: _Plan) -> list[PlannedTable]:
     ents = metrics_entities(o, base, grid)
     tables = []
@@ -252,7 +252,7 @@ def _plan_tables(o: SubjectOutputs, folder: Path, base: Mapping[str, Any],
     return tables
 
 
-def _plan_transforms(o: SubjectOutputs, folder: Path, base: Mapping[str, Any],
+def _plan_transforms(o: ImageOutputs, folder: Path, base: Mapping[str, Any],
                      p: _Plan) -> None:
     if not (o.registered and o.space):
         return

@@ -63,11 +63,11 @@ def subject_committed(output_dir: Path, label: str) -> bool:
 
     The one completion check of the batch recipes: a subject is complete when every input
     image of it has a committed manifest (``OUT/.bids_stroke/subjects/sub-<label>[_...].json``,
-    tables intact; :func:`bids_stroke.outputs.commit.committed_subjects`) and at least one exists.
+    tables intact; :func:`bids_stroke.outputs.commit.committed_images`) and at least one exists.
     """
-    from bids_stroke.outputs.commit import committed_subjects
+    from bids_stroke.outputs.commit import committed_images
 
-    states = [s for s in committed_subjects(Path(output_dir))
+    states = [s for s in committed_images(Path(output_dir))
               if s.key == f"sub-{label}" or s.key.startswith(f"sub-{label}_")]
     return bool(states) and all(s.manifest is not None for s in states)
 

@@ -1,6 +1,6 @@
 """Top-level participant workflow: one sub-workflow per input image (wiring only).
 
-``init_bids_stroke_wf`` → ``init_single_subject_wf`` → [channels → normalise] → (per
+``init_bids_stroke_wf`` → ``init_single_image_wf`` → [channels → normalise] → (per
 condition: degrade → segment) → join → metrics → report + commit. Running the graph is
 :mod:`bids_stroke.runner`'s job; deciding what to run is the CLI's.
 
@@ -27,7 +27,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from bids_stroke.core.settings import TEMPLATE, Settings
-from bids_stroke.inputs.discovery import SubjectInputs
+from bids_stroke.inputs.discovery import ImageInputs
 from bids_stroke.metrics.reference import Reference
 from bids_stroke.model.request import ModelRequest
 
@@ -47,14 +47,14 @@ def _first(values):
     return values[0] if isinstance(values, list | tuple) else values
 
 
-def channel_order(subject: SubjectInputs, channels: Sequence[str]) -> list[int]:
+def channel_order(subject: ImageInputs, channels: Sequence[str]) -> list[int]:
     """Index, among the subject's channels (reference first), of each model input channel
     (a single-channel model given another modality gets the reference)."""
     have = [subject.suffix, *[c[0] for c in subject.channels]]
     return [have.index(c) if c in have else 0 for c in channels]
 
 
-def _grid_voxels(subject: SubjectInputs, model: ModelRequest, template: str) -> tuple[int, int]:
+def _grid_voxels(subject: ImageInputs, model: ModelRequest, template: str) -> tuple[int, int]:
     """Voxels of the grid the conditions and the model work on, and of the native grid the
     metrics are computed on (read from headers only)."""
     import nibabel as nb
@@ -69,13 +69,13 @@ def _grid_voxels(subject: SubjectInputs, model: ModelRequest, template: str) -> 
     return int(np.prod(shape)), native
 
 
-def subject_wf_name(subject: SubjectInputs) -> str:
+def subject_wf_name(subject: ImageInputs) -> str:
     """Node-safe workflow name, e.g. ``single_subject_r001s001_ses_1_wf``."""
     return "single_subject_" + re.sub(r"[^A-Za-z0-9]+", "_", subject.key[4:]) + "_wf"
 
 
-def init_single_subject_wf(
-    subject: SubjectInputs,
+def init_single_image_wf(
+    subject: ImageInputs,
     *,
     settings: Settings,
     model: ModelRequest,
@@ -237,7 +237,7 @@ def init_single_subject_wf(
     return wf
 
 
-def reference_record(subject: SubjectInputs, settings: Settings, model: ModelRequest,
+def reference_record(subject: ImageInputs, settings: Settings, model: ModelRequest,
                      registered: bool, reference: Reference) -> dict[str, Any]:
     """The sidecars' ``Reference`` object of a subject's metric tables (the metric code adds
     a prediction's ``SHA256``): the lesion mask's file and sha256, or the reference
@@ -256,7 +256,7 @@ def reference_record(subject: SubjectInputs, settings: Settings, model: ModelReq
 
 
 def init_bids_stroke_wf(
-    subjects: Sequence[SubjectInputs],
+    subjects: Sequence[ImageInputs],
     *,
     settings: Settings,
     model: ModelRequest,
@@ -269,7 +269,7 @@ def init_bids_stroke_wf(
     """One workflow holding a single-subject workflow per input image."""
     wf = pe.Workflow(name="bids_stroke_wf", base_dir=work_dir)
     for subject in subjects:
-        wf.add_nodes([init_single_subject_wf(
+        wf.add_nodes([init_single_image_wf(
             subject, settings=settings, model=model, provenance=provenance,
             warnings=(warnings or {}).get(subject.key, ()), progress_dir=progress_dir,
             fingerprint=(fingerprints or {}).get(subject.key, ""))])

@@ -11,10 +11,10 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from bids_stroke.inputs.discovery import SubjectInputs
+from bids_stroke.inputs.discovery import ImageInputs
 
 
-def init_channels_wf(subject: SubjectInputs, *, seed: int = 0, omp_nthreads: int = 1,
+def init_channels_wf(subject: ImageInputs, *, seed: int = 0, omp_nthreads: int = 1,
                      name: str = "channels_wf") -> pe.Workflow:
     """Inputs: ``reference``. Outputs: ``channels`` (reference first, every file on its grid).
 

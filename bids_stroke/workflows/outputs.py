@@ -11,7 +11,7 @@ from nipype.pipeline import engine as pe
 from bids_stroke.core.settings import TEMPLATE, Settings
 
 if TYPE_CHECKING:
-    from bids_stroke.inputs.discovery import SubjectInputs
+    from bids_stroke.inputs.discovery import ImageInputs
     from bids_stroke.metrics.reference import Reference
     from bids_stroke.model.request import ModelRequest
 
@@ -56,7 +56,7 @@ def kept_metric_rows(settings: Settings, key: str) -> list[dict[str, str]]:
 
 def init_outputs_wf(
     *,
-    subject: SubjectInputs,
+    subject: ImageInputs,
     settings: Settings,
     model: ModelRequest,
     registered: bool,
@@ -76,7 +76,7 @@ def init_outputs_wf(
     The writer runs in the process holding the subject's lock (``run_without_submitting``)
     and always runs (``overwrite``), so a resumed run whose computations are cached commits.
     """
-    from bids_stroke.interfaces.bids import WriteSubjectDerivatives
+    from bids_stroke.interfaces.bids import WriteImageDerivatives
     from bids_stroke.interfaces.reports import SubjectReport
     from bids_stroke.outputs.plan import metrics_table_name
 
@@ -116,7 +116,7 @@ def init_outputs_wf(
                                                        suffix="mask", desc="brain",
                                                        resolution=tpl_res))
     writer = pe.Node(
-        WriteSubjectDerivatives(
+        WriteImageDerivatives(
             output_dir=str(settings.data.output_dir), bids_dir=str(settings.data.bids_dir),
             key=subject.key, subject=subject.subject, session=subject.session or "",
             entities=dict(subject.entities), suffix=subject.suffix,

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bids_stroke.outputs.commit import committed_subjects, lock_path, remove_stale_staging
+from bids_stroke.outputs.commit import committed_images, lock_path, remove_stale_staging
 from bids_stroke.outputs.locks import is_locked
 
 from .conftest import (
@@ -108,7 +108,7 @@ def test_signals_at_a_spread_of_moments_then_resume(reference_run: dict, models,
         if signum == signal.SIGKILL:
             assert code == -signal.SIGKILL, where
             # what the next run does first: finish a commit, drop a staging folder
-            committed_subjects(out)
+            committed_images(out)
             remove_stale_staging(out, lambda key: not is_locked(lock_path(out, key)))
         else:
             assert code == 128 + signum, f"{where}:\n{stderr[-3000:]}"
