@@ -340,6 +340,8 @@ def _fill(staging: Path, out: Path, files: Sequence[PlannedFile],
         dst.parent.mkdir(parents=True, exist_ok=True)
         if data is not None:
             dst.write_bytes(data)
+        elif source is None:  # PlannedFile refuses it: one of source and content is set
+            raise ValueError(f"{rel}: neither content nor a source file")
         elif compress:
             with open(source, "rb") as inp, open(dst, "wb") as raw, \
                     gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
@@ -664,7 +666,8 @@ def _failed_folders(out: Path, keys: set[str]) -> list[str]:
     return sorted(failed)
 
 
-def committed_subjects(out: Path, *, recover_free: bool = True) -> list[SubjectState]:
+def committed_subjects(out: str | os.PathLike[str], *,
+                       recover_free: bool = True) -> list[SubjectState]:
     """Every image of OUT with a manifest, a journal or a staging folder, committed or skipped
     with a reason, and subject folders holding only crash files (a failed run).
 

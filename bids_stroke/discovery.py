@@ -33,6 +33,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 LOGGER = logging.getLogger("bids_stroke.discovery")
 
@@ -202,10 +203,10 @@ def check_participant_labels(bids_dir: Path, participant_label: Sequence[str] | 
         )
 
 
-def _layout(root: Path, database_dir: Path | None):
+def _layout(root: Path, database_dir: Path | None) -> Any:  # a pybids BIDSLayout
     import bids
 
-    kwargs: dict = {"validate": False}
+    kwargs: dict[str, Any] = {"validate": False}
     if database_dir is not None:
         db = Path(database_dir) / (re.sub(r"[^A-Za-z0-9]+", "_", str(root.resolve())).strip("_"))
         db.mkdir(parents=True, exist_ok=True)
@@ -366,7 +367,7 @@ def any_lesion_mask(bids_dir: Path | str, *, derivatives: Sequence[Path | str] =
     return False
 
 
-def load_bids_filters(path: Path | None) -> dict[str, dict]:
+def load_bids_filters(path: Path | None) -> dict[str, dict[str, Any]]:
     """Read a ``--bids-filter-file`` (fMRIPrep style JSON: ``{"t1w": {"acquisition": "mprage"}}``).
 
     The key ``image`` (or the lower-case suffix, e.g. ``t1w``/``flair``) filters the images.
@@ -396,7 +397,7 @@ def collect_subjects(
     session_label: Sequence[str] | None = None,
     suffix: str = "T1w",
     derivatives: Sequence[Path | str] = (),
-    bids_filters: Mapping[str, Mapping] | None = None,
+    bids_filters: Mapping[str, Mapping[str, Any]] | None = None,
     database_dir: Path | str | None = None,
     exclude: Sequence[Path | str] = (),
 ) -> list[SubjectInputs]:
@@ -436,7 +437,7 @@ def collect_subjects(
     filters = dict(bids_filters or {})
     query = dict(filters.get("image", filters.get(suffix.lower(), {})))
 
-    images: list[tuple[Path, dict]] = []
+    images: list[tuple[Path, dict[str, Any]]] = []
     all_subjects: set[str] = set()
     for root in roots:
         layout = _layout(root, Path(database_dir) if database_dir else None)
@@ -514,10 +515,11 @@ def collect_subjects(
 
 
 def _same_grid(a: Path, b: Path, atol: float = AFFINE_ATOL) -> bool:
-    import nibabel as nb
     import numpy as np
 
-    ia, ib = nb.load(str(a)), nb.load(str(b))
+    from bids_stroke.nifti import load_nifti
+
+    ia, ib = load_nifti(a), load_nifti(b)
     return ia.shape[:3] == ib.shape[:3] and bool(np.allclose(ia.affine, ib.affine, atol=atol))
 
 

@@ -38,8 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nibabel as nb
-
 from bids_stroke.__about__ import __version__
 from bids_stroke.atomic import json_text, write_text_if_changed
 from bids_stroke.commit import (
@@ -54,7 +52,7 @@ from bids_stroke.commit import (
 from bids_stroke.degradation import Condition
 from bids_stroke.digest import file_sha256
 from bids_stroke.discovery import SubjectInputs, file_entities
-from bids_stroke.nifti import degrade_image
+from bids_stroke.nifti import degrade_image, load_nifti
 
 EXPORT_DIR = "conditions"
 #: ``model_sha256`` of every exported condition: what made it (no model is involved)
@@ -202,7 +200,7 @@ def plan_export(subject: SubjectInputs, conditions: Sequence[Condition],
     images: dict[str, dict[str, str]] = {c.label: {} for c in conditions}
     for ch in channels:
         sha[ch.suffix] = file_sha256(ch.path)
-        img = nb.load(str(ch.path))
+        img = load_nifti(ch.path)
         zooms = [float(z) for z in img.header.get_zooms()[:3]]
         meta = inherited_metadata(ch.path, ch.root)
         source = f"bids:raw:{ch.rel}"
@@ -293,7 +291,8 @@ def is_derivative(roots: Sequence[Path]) -> bool:
     return False
 
 
-def dataset_description(bids_dir: Path, roots: Sequence[Path], cond: Condition) -> dict:
+def dataset_description(bids_dir: Path, roots: Sequence[Path], cond: Condition
+                        ) -> dict[str, Any]:
     """``dataset_description.json`` of one condition's dataset."""
     src = _input_description(roots)
     derivative = is_derivative(roots)

@@ -44,6 +44,7 @@ from typing import Any, Literal
 import nibabel as nib
 import numpy as np
 
+from bids_stroke.nifti import load_nifti, load_spatial
 from bids_stroke.settings import TEMPLATE
 
 RegistrationKind = Literal["rigid", "affine", "syn"]
@@ -122,7 +123,7 @@ def _normalised_input(path: Path, tmpdir: Path, tag: str) -> Path:
 
     Avoids nibabel (sform) and ITK (often qform) reading different grids.
     """
-    img = nib.load(path)
+    img = load_spatial(path)
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         img = nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine)
         needs = True
@@ -245,9 +246,10 @@ def register_to_template(
         with _ANTS_LOCK:
             fixed_img = _read(ants, fixed, tmpdir, "fixed")
             moving_img = _read(ants, moving, tmpdir, "moving")
-            coarse = coarse_mm is not None and kind_l != "syn"
-            reg_fixed = _coarse(ants, fixed_img, coarse_mm) if coarse else fixed_img
-            reg_moving = _coarse(ants, moving_img, coarse_mm) if coarse else moving_img
+            grid_mm = coarse_mm if kind_l != "syn" else None  # the coarse grid, if any
+            coarse = grid_mm is not None
+            reg_fixed = fixed_img if grid_mm is None else _coarse(ants, fixed_img, grid_mm)
+            reg_moving = moving_img if grid_mm is None else _coarse(ants, moving_img, grid_mm)
             kwargs: dict[str, Any] = dict(_COARSE_PYRAMID) if coarse else {}
             if fixed_mask is not None:
                 mask = _read_mask(ants, Path(fixed_mask), tmpdir, "fixed_mask")
@@ -348,8 +350,8 @@ def apply_transforms(
         if flag and not p.name.endswith(".mat"):
             raise RegistrationError(f"{p}: only affine (.mat) transforms can be inverted")
     ants = _import_ants()
-    mov_nib = nib.load(moving)
-    ref_nib = nib.load(reference)
+    mov_nib = load_spatial(moving)
+    ref_nib = load_spatial(reference)
     tmpdir = Path(tempfile.mkdtemp(prefix="bids_stroke-ants-"))
     try:
         with _ANTS_LOCK:
@@ -365,7 +367,7 @@ def apply_transforms(
                                                     interp_type=interpolation)
             tmp_out = tmpdir / "out.nii.gz"
             ants.image_write(out, str(tmp_out))
-        written = nib.load(tmp_out)
+        written = load_nifti(tmp_out)
         data = np.asarray(written.dataobj, dtype=np.float32).reshape(ref_nib.shape[:3])
     except RegistrationError:
         raise

@@ -87,13 +87,13 @@ def _write_datasets(settings, conditions, roots, *, prepare: bool = False) -> li
 
 
 def run_export(settings) -> int:
-    from bids_stroke.discovery import attach_channels, find_dataset_roots
+    from bids_stroke.discovery import SubjectInputs, attach_channels, find_dataset_roots
     from bids_stroke.export import export_root
     from bids_stroke.preflight import max_image_bytes, native_grid, preflight_check
 
     reference = settings.data.modality or "T1w"
     subjects = discover(settings, reference)
-    bad = []
+    bad: list[tuple[SubjectInputs, str]] = []
     channels = tuple(settings.segmentation.channels or (reference,))
     if channels != (reference,):
         subjects, bad = attach_channels(subjects, channels)

@@ -93,13 +93,13 @@ def check_model_memory(settings: Settings, model: ModelRequest,
     largest image would not fit in ``--mem-gb`` (or this machine's memory), before any work;
     returns the model's estimate for that image (GB; ``None`` when the model cannot say),
     the segmentation node's memory for the scheduler."""
-    import nibabel as nb
     import numpy as np
 
     from bids_stroke.model.adapters import open_model
     from bids_stroke.model.check import ModelCheckError, check_model
+    from bids_stroke.nifti import load_nifti
 
-    largest = max(((grid(s, nb.load(str(s.image))), s) for s in subjects),
+    largest = max(((grid(s, load_nifti(s.image)), s) for s in subjects),
                   key=lambda item: int(np.prod(item[0][0])))
     (shape, zooms), _ = largest
     # the model plan_model opened (per-process cache), at the run's precision: under bf16
@@ -118,11 +118,10 @@ def _condition_grid(model: ModelRequest):
 
     if model.native:
         return native_grid
-    import nibabel as nb
-
+    from bids_stroke.nifti import load_nifti
     from bids_stroke.templates import get_template
 
-    template = nb.load(str(get_template(suffix="T1w", resolution=model.resolution or 1)))
+    template = load_nifti(get_template(suffix="T1w", resolution=model.resolution or 1))
     tpl = (template.shape[:3], [float(z) for z in template.header.get_zooms()[:3]])
 
     def grid(subject: SubjectInputs, img):
@@ -215,7 +214,8 @@ def split_cached(settings: Settings, subjects: Sequence[SubjectInputs],
                  fingerprints: dict[str, str], *, files: bool
                  ) -> tuple[list[SubjectInputs], list[SubjectInputs]]:
     """``(cached, todo)``: inputs whose committed outputs are those this run would write."""
-    cached, todo = [], []
+    cached: list[SubjectInputs] = []
+    todo: list[SubjectInputs] = []
     for subject in subjects:
         why = _unchanged(settings, subject, fingerprints.get(subject.key), files=files)
         (cached if why is None else todo).append(subject)

@@ -154,13 +154,13 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found,
     """Find and check every prediction of one subject (appends to ``found``); ``reference``:
     what its predictions are scored against (the mask, or the tool's prediction at the
     reference condition, which must then be there)."""
-    import nibabel as nb
     import numpy as np
 
     from bids_stroke.commit import verify_file
     from bids_stroke.degradation import parse_condition
     from bids_stroke.digest import file_sha256
     from bids_stroke.discovery import AFFINE_ATOL
+    from bids_stroke.nifti import load_nifti
     from bids_stroke.score import (
         ConditionToScore,
         ScoreError,
@@ -176,7 +176,7 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found,
         return
     # the grid every prediction is scored on: the mask's (the native grid of the image)
     native = subject.image if reference.is_prediction else subject.mask
-    mask = nb.load(str(native))
+    mask = load_nifti(native)
     todo, gaps = [], []
     for label in labels:
         if label not in manifest.conditions:
@@ -193,7 +193,7 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found,
             found.problems.append(f"{root / label}: {broken[0] if broken else 'no image'} "
                                   f"({subject.key}); re-run 'bids_stroke export'")
             continue
-        grid = nb.load(str(ref_image))
+        grid = load_nifti(ref_image)
         if grid.shape != mask.shape or not np.allclose(grid.affine, mask.affine,
                                                        atol=AFFINE_ATOL):
             found.problems.append(f"{ref_image}: not on the native grid of {native.name}; "

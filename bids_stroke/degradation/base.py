@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -83,7 +83,8 @@ def parse_factors(spec: str, text: str, *, integer: bool) -> tuple[float, float,
     return (values[0], values[1], values[2])
 
 
-def factors_text(factors: Sequence[float], sep: str = "x", form: Any = fmt) -> str:
+def factors_text(factors: Sequence[float], sep: str = "x",
+                 form: Callable[[float], str] = fmt) -> str:
     """``2`` when all three factors are equal, else ``2x2x4``."""
     if factors[0] == factors[1] == factors[2]:
         return form(factors[0])

@@ -52,7 +52,7 @@ def _write_json(path: Path, obj: Any) -> None:
 
 def _generated_by(
     seed: int, n_subjects: int, res: float, layout: str, offset: int, n_masks: int | None = None
-) -> list:
+) -> list[dict[str, Any]]:
     what = "Synthetic stroke lesions" if n_masks is None else "Real stroke lesion shapes"
     masks = "" if n_masks is None else f", lesion_masks=<{n_masks} files>"
     return [
@@ -312,7 +312,7 @@ def _write_metadata(
     layout: str,
     res: float,
     seed: int,
-    generated_by: list,
+    generated_by: list[dict[str, Any]],
     rows: Sequence[tuple[str, float, int, str]],
     n_masks: int | None,
 ) -> list[Path]:

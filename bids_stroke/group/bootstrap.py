@@ -166,7 +166,8 @@ class Means:
         """``(k, batch)`` resampled means."""
         counts = counts.astype(np.float64, copy=False)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return ((counts @ self.values) / (counts @ self.weights)).T
+            means: np.ndarray = ((counts @ self.values) / (counts @ self.weights)).T
+        return means
 
 
 class Ratio:
@@ -182,7 +183,8 @@ class Ratio:
         """``(k, batch)`` resampled ratios (NaN where a resample has no item)."""
         counts = counts.astype(np.float64, copy=False)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return ((counts @ self.num) / (counts @ self.den)).T
+            ratios: np.ndarray = ((counts @ self.num) / (counts @ self.den)).T
+        return ratios
 
 
 class SignedRankBiserial:
@@ -270,4 +272,5 @@ class CliffsDelta:
         greater = nb[:, None] - cum[:, self.hi]  # ... and above it
         na = ca.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.einsum("ij,ij->i", ca, less - greater) / (na * nb)
+            shift: np.ndarray = np.einsum("ij,ij->i", ca, less - greater) / (na * nb)
+        return shift

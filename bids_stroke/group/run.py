@@ -396,8 +396,9 @@ def _analyse(root: Path, reference: Reference, *, states, ds_states, datasets, s
                                  primary=primary, margins=margins, digits_rank=digits_rank)
         if reference.is_prediction:  # implied rows are a comparison value, not a result
             for key in ("summary", "means", "sizebins"):
-                if within.get(key) is not None:
-                    within[key] = within[key][within[key]["desc"] != reference.label]
+                table = within.get(key)
+                if table is not None:
+                    within[key] = table[table["desc"] != reference.label]
     ds_units = ds_stats = None
     if ds_rows is not None:
         ds_units = aggregate_units(ds_rows, metric_cols, unit)

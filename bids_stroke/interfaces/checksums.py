@@ -63,7 +63,7 @@ def verify_outputs(node_dir: Path) -> str | None:
 class ChecksummedInterface(SimpleInterface):
     """A :class:`SimpleInterface` that records its output files' checksums."""
 
-    def aggregate_outputs(self, runtime=None, needed_outputs=None):  # type: ignore[override]
+    def aggregate_outputs(self, runtime=None, needed_outputs=None):
         from bids_stroke.commit import fault
 
         fault(f"node-{type(self).__name__}")  # tests: a signal inside a running node

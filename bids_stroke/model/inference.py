@@ -182,7 +182,8 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return torch.bfloat16 if cpu_supports_bf16() else None
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+def _autocast(device: torch.device, dtype: torch.dtype | None
+              ) -> contextlib.AbstractContextManager[Any]:
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
@@ -198,7 +199,8 @@ def gaussian_importance_map(patch_size: Sequence[int], sigma_scale: float = 1.0 
     g = grids[0][:, None, None] * grids[1][None, :, None] * grids[2][None, None, :]
     g = g / g.max()
     g[g == 0] = g[g > 0].min()
-    return g.astype(np.float32)
+    weights: np.ndarray = g.astype(np.float32)
+    return weights
 
 
 def sliding_window_starts(size: int, patch: int, overlap: float, align: int = 1) -> list[int]:
@@ -237,7 +239,7 @@ def _run(model: Model, x: torch.Tensor, flips: list[tuple[int, ...]]) -> torch.T
 
 def _patches(
     shape: Sequence[int], patch: Sequence[int], overlap: float, align: int
-) -> Iterator[tuple[slice, ...]]:
+) -> Iterator[tuple[slice, slice, slice]]:
     starts = [
         sliding_window_starts(s, p, overlap, align) for s, p in zip(shape, patch, strict=True)
     ]

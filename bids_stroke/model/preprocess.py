@@ -135,7 +135,7 @@ def preprocess_preset(name: str) -> PreprocessConfig:
 
 def default_roi(data: np.ndarray) -> np.ndarray:
     """ROI used when no brain mask is given: finite non-zero voxels (all voxels if none)."""
-    roi = np.isfinite(data) & (data != 0)
+    roi: np.ndarray = np.isfinite(data) & (data != 0)
     if not roi.any():
         roi = np.isfinite(data)
     return roi

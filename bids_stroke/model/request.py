@@ -130,8 +130,8 @@ class ModelRequest:
         """
         resolution = None
         if spec.space != "native":
-            declared = spec.resolution_mm is not None and "resolution_mm" not in spec.assumed
-            resolution = round(spec.resolution_mm) if declared else template_resolution
+            declared = None if "resolution_mm" in spec.assumed else spec.resolution_mm
+            resolution = round(declared) if declared is not None else template_resolution
         return replace(self, spec=spec, threshold=self.threshold_for(spec),
                        resolution=resolution, reference=reference or spec.channels[0])
 

@@ -39,7 +39,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -55,6 +54,7 @@ from bids_stroke.model.inference import binarize, resolve_precision, select_devi
 from bids_stroke.model.preprocess import PreprocessConfig, normalize_intensity
 from bids_stroke.model.spec import DEFAULT_OVERLAP, DEFAULT_PATCH_SIZE, DEFAULT_THRESHOLD
 from bids_stroke.model.unet import UNet3D, UNetConfig
+from bids_stroke.nifti import load_nifti
 
 LOGGER = logging.getLogger("bids_stroke.train")
 
@@ -117,9 +117,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.bids_dir = Path(self.bids_dir)
         self.out_dir = Path(self.out_dir)
-        self.patch_size = tuple(int(p) for p in self.patch_size)  # type: ignore[assignment]
-        if len(self.patch_size) != 3:
+        patch = tuple(int(p) for p in self.patch_size)
+        if len(patch) != 3:
             raise ValueError("patch_size needs 3 values")
+        self.patch_size = (patch[0], patch[1], patch[2])
         div = 2 ** (self.depth - 1)
         if any(p % div for p in self.patch_size):
             raise ValueError(f"patch size {self.patch_size} must be a multiple of {div}")
@@ -210,11 +211,11 @@ def load_cases(
     rng = np.random.default_rng(seed)
     cases = []
     for s in subjects:
-        img = nib.load(str(s.image))
+        img = load_nifti(s.image)
         data = np.asarray(img.dataobj, dtype=np.float32)
         if data.ndim == 4:
             data = data[..., 0]
-        mask = np.asarray(nib.load(str(s.mask)).dataobj) > 0.5
+        mask = np.asarray(load_nifti(s.mask).dataobj) > 0.5
         if mask.ndim == 4:
             mask = mask[..., 0]
         if mask.shape != data.shape:
@@ -223,7 +224,7 @@ def load_cases(
         if len(fg) > max_fg:
             fg = fg[np.sort(rng.choice(len(fg), max_fg, replace=False))]
         key = f"sub-{s.subject}" + (f"_ses-{s.session}" if s.session else "")
-        zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+        zx, zy, zz = (float(z) for z in img.header.get_zooms()[:3])
         cases.append(
             TrainingCase(
                 key=key,
@@ -231,7 +232,7 @@ def load_cases(
                 session=s.session,
                 image=normalize_intensity(data, None, preprocessing),
                 mask=mask.astype(np.uint8),
-                zooms=zooms,  # type: ignore[arg-type]
+                zooms=(zx, zy, zz),
                 fg=fg,
             )
         )

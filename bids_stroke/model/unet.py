@@ -11,6 +11,7 @@ executing pickled code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -60,7 +61,7 @@ class UNetConfig:
     @property
     def divisor(self) -> int:
         """Spatial sizes must be a multiple of this (``2 ** (depth - 1)``)."""
-        return 2 ** (self.depth - 1)
+        return 1 << (self.depth - 1)
 
     def channels(self) -> list[int]:
         """Feature maps per level, top to bottom."""
@@ -92,13 +93,14 @@ def _norm(kind: str, channels: int, groups: int) -> nn.Module:
 
 
 def _act(kind: str) -> nn.Module:
-    return {
+    makers: dict[str, Callable[[], nn.Module]] = {
         "leakyrelu": lambda: nn.LeakyReLU(0.01, inplace=True),
         "relu": lambda: nn.ReLU(inplace=True),
         "prelu": nn.PReLU,
         "gelu": nn.GELU,
         "elu": lambda: nn.ELU(inplace=True),
-    }[kind]()
+    }
+    return makers[kind]()
 
 
 class ConvBlock(nn.Sequential):
@@ -178,7 +180,8 @@ class UNet3D(nn.Module):
         for i, (up, dec) in enumerate(zip(self.ups, self.decoders)):  # noqa: B905 (TorchScript)
             x = up(x)
             x = dec(torch.cat([x, skips[n_levels - 2 - i]], dim=1))
-        return self.head(x)
+        logits: torch.Tensor = self.head(x)
+        return logits
 
     @torch.inference_mode()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:

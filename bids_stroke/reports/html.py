@@ -11,7 +11,7 @@ import html
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -152,7 +152,8 @@ def kv_table(mapping: Mapping[str, Any], *, caption: str | None = None) -> str:
 
 
 def new_figure(figsize: tuple[float, float] = (6.4, 4.8), *,
-               layout: str | None = "constrained") -> Figure:
+               layout: Literal["constrained", "compressed", "tight"] | None = "constrained"
+               ) -> Figure:
     """A matplotlib ``Figure`` bound to the Agg canvas (no pyplot, no global state)."""
     fig = Figure(figsize=figsize, layout=layout)
     FigureCanvasAgg(fig)

@@ -19,6 +19,7 @@ import nibabel as nib
 import numpy as np
 
 from bids_stroke.digest import file_sha256
+from bids_stroke.nifti import load_nifti
 from bids_stroke.outputs import atomic_write_bytes
 from bids_stroke.settings import TEMPLATE
 
@@ -91,8 +92,8 @@ def standin_mask_image() -> nib.Nifti1Image:
     from scipy import ndimage
 
     data_dir = nilearn_data_dir()
-    gm_img = nib.load(data_dir / NILEARN_FILES["GM"])
-    wm_img = nib.load(data_dir / NILEARN_FILES["WM"])
+    gm_img = load_nifti(data_dir / NILEARN_FILES["GM"])
+    wm_img = load_nifti(data_dir / NILEARN_FILES["WM"])
     gm = np.asarray(gm_img.dataobj, dtype=np.float32)
     wm = np.asarray(wm_img.dataobj, dtype=np.float32)
     scale = 255.0 if max(float(gm.max()), float(wm.max())) > 1.5 else 1.0
