@@ -487,13 +487,7 @@ def check_journal(out: Path, key: str, journal: Any) -> None:
     unknown = sorted(set(journal) - allowed)
     if unknown or not {"staging", "moves", "deletes", "manifest"} <= set(journal):
         raise ValueError(f"unexpected or missing entries ({', '.join(unknown) or 'missing'})")
-    name = journal["staging"]
-    if not (isinstance(name, str) and name.startswith(f"{key}.") and "/" not in name
-            and is_plain_relative(name)):
-        raise ValueError(f"staging folder {name!r} is not one of {key}")
-    staging = confined(staging_root(out), name)
-    if staging.is_symlink():
-        raise UnsafeStateError(f"{staging} is a symbolic link")
+    staging = _journal_staging(out, key, journal["staging"])
     moves, deletes = _strings(journal, "moves"), _strings(journal, "deletes")
     for rel in moves:
         _target(out, key, rel)
@@ -506,22 +500,39 @@ def check_journal(out: Path, key: str, journal: Any) -> None:
             raise UnsafeStateError(f"staged {src} is not a regular file")
     for rel in deletes:
         _target(out, key, rel)
+    files = _journal_manifest_files(key, journal)
+    if not set(moves) <= files or set(deletes) & files:
+        raise ValueError("its moves and deletions disagree with its manifest")
+
+
+def _journal_staging(out: Path, key: str, name: Any) -> Path:
+    """The staging folder a journal of ``key`` names: one of ``key``'s, in ``staging/``, not
+    a link."""
+    if not (isinstance(name, str) and name.startswith(f"{key}.") and "/" not in name
+            and is_plain_relative(name)):
+        raise ValueError(f"staging folder {name!r} is not one of {key}")
+    staging = confined(staging_root(out), name)
+    if staging.is_symlink():
+        raise UnsafeStateError(f"{staging} is a symbolic link")
+    return staging
+
+
+def _journal_manifest_files(key: str, journal: Mapping[str, Any]) -> set[str]:
+    """The files of the manifest a journal of ``key`` commits (the group level's, with its
+    ``manifest_rel``, or a subject's manifest of that key)."""
     manifest = journal["manifest"]
     if key == GROUP_KEY:
         if journal.get("manifest_rel") != f"{STATE_DIR}/group.json" or not (
                 isinstance(manifest, Mapping) and manifest.get("key") == GROUP_KEY
                 and isinstance(manifest.get("files"), Mapping)):
             raise ValueError("not a group-level journal")
-        files = set(manifest["files"])
-    else:
-        if "manifest_rel" in journal:
-            raise ValueError("'manifest_rel' belongs to the group level")
-        parsed = Manifest.from_dict(manifest)
-        if parsed.key != key:
-            raise ValueError(f"its manifest describes {parsed.key!r}")
-        files = set(parsed.files)
-    if not set(moves) <= files or set(deletes) & files:
-        raise ValueError("its moves and deletions disagree with its manifest")
+        return set(manifest["files"])
+    if "manifest_rel" in journal:
+        raise ValueError("'manifest_rel' belongs to the group level")
+    parsed = Manifest.from_dict(manifest)
+    if parsed.key != key:
+        raise ValueError(f"its manifest describes {parsed.key!r}")
+    return set(parsed.files)
 
 
 def _quarantine(out: Path, key: str, path: Path, reason: str) -> JournalRejected:

@@ -1,5 +1,5 @@
-"""The static checks run with the tests (``make test``): ruff (lint, imports) and the type
-checker (mypy, strict but for the modules
+"""The static checks run with the tests (``make test``): ruff (lint, imports, the complexity
+limit of every function) and the type checker (mypy, strict but for the modules
 pyproject.toml names), both configured in pyproject.toml.
 
 mypy keeps its cache in ``.mypy_cache`` (git-ignored): a first run takes ~15 s on 2 cores, a
@@ -25,6 +25,13 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
 def test_ruff_passes() -> None:
     run = _run("ruff", "check", "--no-cache", "bids_stroke", "tests", "bench")
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+
+
+def test_ruff_limits_complexity() -> None:
+    """mccabe's rule is on, with the limit the code was split to meet."""
+    lint = PYPROJECT["tool"]["ruff"]["lint"]
+    assert "C90" in lint["select"]
+    assert lint["mccabe"]["max-complexity"] <= 12
 
 
 def test_mypy_passes() -> None:

@@ -26,7 +26,7 @@ from bids_stroke.cli.config import CLIError
 from bids_stroke.cli.formatter import HelpFormatter
 from bids_stroke.cli.guard import run_guarded
 from bids_stroke.cli.image_loop import ImageLoop, dataset_locked
-from bids_stroke.cli.inputs import discover
+from bids_stroke.cli.inputs import discover, print_refused
 from bids_stroke.progress import setup_logging
 
 LOGGER = logging.getLogger("bids_stroke")
@@ -103,8 +103,7 @@ def run_export(settings) -> int:
                                               settings.execution.max_image_gb,
                                               settings.execution.mem_gb))
     bad += failed_checks
-    for subject, message in bad:
-        print(f"bids_stroke: error: {subject.key}: {message}", file=sys.stderr)
+    print_refused(bad)
     if not good:
         raise CLIError(f"no usable input among {len(good) + len(bad)} image(s) (see the "
                        "errors above)", P.EXIT_BAD_DATA)

@@ -16,7 +16,6 @@ Order matters and is part of the contract (README "Reliability"):
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -25,7 +24,7 @@ from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError
 from bids_stroke.cli.dataset_files import write_dataset_level
 from bids_stroke.cli.image_loop import ImageLoop
-from bids_stroke.cli.inputs import check_dataset, discover
+from bids_stroke.cli.inputs import check_dataset, discover, print_refused
 from bids_stroke.discovery import SubjectInputs
 from bids_stroke.settings import TEMPLATE, Settings
 
@@ -224,6 +223,26 @@ def split_cached(settings: Settings, subjects: Sequence[SubjectInputs],
     return cached, todo
 
 
+def _log_template(settings: Settings, model: ModelRequest) -> None:
+    """Say which template a template-space model's run registers to (a warning for a
+    stand-in)."""
+    from bids_stroke.templates import template_statement
+
+    standin, text = template_statement(settings.registration.template, model.resolution or 1)
+    (LOGGER.warning if standin else LOGGER.info)("Template %s", text)
+
+
+def _with_channels(model: ModelRequest, subjects: list[SubjectInputs]
+                   ) -> tuple[list[SubjectInputs], list[tuple[SubjectInputs, str]]]:
+    """``subjects`` with the model's other input channels, and those refused for lacking one
+    (none for a one-channel model)."""
+    if len(model.input_channels) <= 1:
+        return subjects, []
+    from bids_stroke.discovery import attach_channels
+
+    return attach_channels(subjects, model.input_channels)
+
+
 def run_participant(settings: Settings) -> int:
     """Validate, discover, check, lock and run; returns the exit code."""
     check_dataset(settings)  # before torch, nipype, pybids and the model are loaded
@@ -232,18 +251,10 @@ def run_participant(settings: Settings) -> int:
 
     model, warnings = plan_model(settings)
     if not model.native:
-        from bids_stroke.templates import template_statement
-
-        standin, text = template_statement(settings.registration.template,
-                                           model.resolution or 1)
-        (LOGGER.warning if standin else LOGGER.info)("Template %s", text)
+        _log_template(settings, model)
     reference = str(model.reference)
-    subjects, _ = split_by_mask(settings, discover(settings, reference))
-    bad: list[tuple[SubjectInputs, str]] = []
-    if len(model.input_channels) > 1:
-        from bids_stroke.discovery import attach_channels
-
-        subjects, bad = attach_channels(subjects, model.input_channels)
+    scored, _ = split_by_mask(settings, discover(settings, reference))
+    subjects, bad = _with_channels(model, scored)
     # an image committed by an earlier run from the same inputs, settings and model needs
     # neither its input checks nor any work (its committed files are verified once locked)
     fingerprints, digests = fingerprint_images(settings, model, warnings, subjects)
@@ -263,8 +274,7 @@ def run_participant(settings: Settings) -> int:
                                                              _condition_grid(model)))
     good, mixed = _check_mixing(settings, model.sha256, good)
     bad += mixed
-    for subject, message in bad:
-        print(f"bids_stroke: error: {subject.key}: {message}", file=sys.stderr)
+    print_refused(bad)
     if not good and not candidates:
         code = P.EXIT_USAGE if mixed and len(mixed) == len(bad) else P.EXIT_BAD_DATA
         raise CLIError(f"no usable input among {len(subjects) + len(bad) - len(failed_checks)}"
@@ -292,8 +302,7 @@ def run_participant(settings: Settings) -> int:
             if late_good and model.predict_gb is None:
                 model = replace(model, predict_gb=check_model_memory(
                     settings, model, late_good, _condition_grid(model)))
-            for subject, message in late_bad:
-                print(f"bids_stroke: error: {subject.key}: {message}", file=sys.stderr)
+            print_refused(late_bad)
             bad += late_bad
             todo += late_good
         if cached:

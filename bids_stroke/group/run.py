@@ -28,6 +28,7 @@ import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -94,6 +95,9 @@ from bids_stroke.group.report import ReportParts, render_report
 from bids_stroke.group.unpaired import compare_datasets, comparison_pairs
 from bids_stroke.reference import Reference
 from bids_stroke.settings import TEMPLATE, GroupSettings
+
+if TYPE_CHECKING:
+    from bids_stroke.commit import SubjectState
 
 __all__ = ["GroupInputError", "run_group"]
 
@@ -349,14 +353,8 @@ def _analyse(root: Path, reference: Reference, *, states, ds_states, datasets, s
            if own else None)
     lesions = (read_lesions(root, participant_label, states=states, reference=only)
                if own else None)
-    compared, apart = dict(datasets), []
-    if datasets and filtered:  # a dataset without results of this reference is left out
-        compared = {label: path for label, path in datasets.items() if ds_states[label]
-                    and find_files(Path(path), SEGMETRICS_GLOB, participant_label,
-                                   states=ds_states[label], reference=reference)}
-        apart = sorted(set(datasets) - set(compared))
-        if len(compared) < 2:
-            compared = {}
+    compared, apart = (_with_results(datasets, ds_states, participant_label, reference)
+                       if datasets and filtered else (dict(datasets), []))
     ds_rows = (read_datasets(compared, participant_label, reference=only, states=ds_states)
                if compared else None)
     notes: list[str] = []
@@ -376,11 +374,7 @@ def _analyse(root: Path, reference: Reference, *, states, ds_states, datasets, s
                      f"{reference.reference_words}: left out of this dataset comparison"
                      + (" (fewer than two datasets remain: none is made)." if not compared
                         else "."))
-    if not tested:
-        raise ValueError(f"none of the metrics {metrics} has a value in the outputs")
-    if primary not in tested:
-        raise ValueError(f"the primary metric {primary} has no value in the outputs: choose "
-                         f"another with --primary (and its --margin)")
+    _refuse_untestable(metrics, tested, primary)
     descriptions = study.read_descriptions([root, *datasets.values()])
     conds = study.order_conditions(frames, conditions)
     specs = dict(zip(pd.concat([t["desc"] for t in frames]),
@@ -415,6 +409,28 @@ def _analyse(root: Path, reference: Reference, *, states, ds_states, datasets, s
             "ds_units": ds_units, "tested": tested, "conds": conds, "geometry": geometry,
             "specs": specs, "descriptions": descriptions, "notes": notes, "frames": frames,
             "datasets": compared}
+
+def _with_results(datasets: Mapping[str, str | os.PathLike[str]],
+                  ds_states: Mapping[str, Sequence[SubjectState] | None],
+                  participant_label: str | Iterable[str] | None, reference: Reference
+                  ) -> tuple[dict[str, str | os.PathLike[str]], list[str]]:
+    """The compared datasets that hold results scored against ``reference`` (none when
+    fewer than two do), and the labels of those left out."""
+    compared = {label: path for label, path in datasets.items() if ds_states[label]
+                and find_files(Path(path), SEGMETRICS_GLOB, participant_label,
+                               states=ds_states[label], reference=reference)}
+    apart = sorted(set(datasets) - set(compared))
+    return (compared if len(compared) >= 2 else {}), apart
+
+
+def _refuse_untestable(metrics: Sequence[str], tested: Sequence[str], primary: str) -> None:
+    """``ValueError`` when no metric, or not the primary one, has a value to test."""
+    if not tested:
+        raise ValueError(f"none of the metrics {metrics} has a value in the outputs")
+    if primary not in tested:
+        raise ValueError(f"the primary metric {primary} has no value in the outputs: choose "
+                         f"another with --primary (and its --margin)")
+
 
 def _findings(*, within, ds_stats, conds, phrases, alpha, unit, primary, tested, seg,
               ds_rows, own_label, reference: Reference = MASK) -> list[str]:
