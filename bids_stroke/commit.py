@@ -48,7 +48,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import gzip
-import io
 import json
 import os
 import re
@@ -66,6 +65,7 @@ from bids_stroke.atomic import atomic_write_json, fsync_dir
 from bids_stroke.digest import file_sha256
 from bids_stroke.interrupt import deferred
 from bids_stroke.state_files import UnsafeStateError, confined, is_plain_relative, real_dir
+from bids_stroke.tables import text_tsv
 
 FORMAT = "bids_stroke-subject-manifest"
 FORMAT_VERSION = 1
@@ -263,12 +263,8 @@ def merge_table(new: Path, old: Path | None, key_column: str, drop: Iterable[str
         replaced = {r[key_column] for r in rows} | set(drop)
         _, old_rows = read_table(old)
         kept = [r for r in old_rows if r.get(key_column) not in replaced]
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
-    writer.writerow(header)
-    for row in [*kept, *rows]:
-        writer.writerow([row.get(c, "n/a") for c in header])
-    return buf.getvalue().encode("utf-8")
+    return text_tsv(header, ([row.get(c, "n/a") for c in header]
+                             for row in [*kept, *rows])).encode("utf-8")
 
 
 # ----------------------------------------------------------------------------- planning

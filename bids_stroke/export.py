@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -53,6 +52,7 @@ from bids_stroke.degradation import Condition
 from bids_stroke.digest import file_sha256
 from bids_stroke.discovery import SubjectInputs, file_entities
 from bids_stroke.nifti import degrade_image, load_nifti
+from bids_stroke.tables import text_tsv
 
 EXPORT_DIR = "conditions"
 #: ``model_sha256`` of every exported condition: what made it (no model is involved)
@@ -362,14 +362,10 @@ def _participants(roots: Sequence[Path], subjects: set[str]) -> tuple[str | None
                     rows[pid] = row
     if not header or "participant_id" not in header:
         return None, meta
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
-    writer.writerow(header)
-    for pid in sorted(rows):
-        writer.writerow([rows[pid].get(c) or "n/a" for c in header])
-    for sub in sorted(subjects - {p.removeprefix("sub-") for p in rows}):
-        writer.writerow([f"sub-{sub}" if c == "participant_id" else "n/a" for c in header])
-    return buf.getvalue(), meta
+    known = [[rows[pid].get(c) or "n/a" for c in header] for pid in sorted(rows)]
+    unknown = [[f"sub-{sub}" if c == "participant_id" else "n/a" for c in header]
+               for sub in sorted(subjects - {p.removeprefix("sub-") for p in rows})]
+    return text_tsv(header, [*known, *unknown]), meta
 
 
 def _describe(folder: Path, bids_dir: Path, roots: Sequence[Path], cond: Condition) -> None:

@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bids_stroke.tables import text_tsv
+
 #: where the array tasks record their exit codes, relative to the output folder
 STATUS_DIR = Path("logs") / "status"
 #: the per-subject table written next to them
@@ -141,13 +143,11 @@ def format_report(statuses: Sequence[SubjectStatus]) -> str:
 
 def write_table(path: Path, statuses: Sequence[SubjectStatus]) -> Path:
     """``participant_id  state  exit_code  job`` TSV (``n/a`` for unknown), written atomically."""
-    rows = ["participant_id\tstate\texit_code\tjob"]
-    for st in statuses:
-        code = "n/a" if st.exit_code is None else str(st.exit_code)
-        rows.append(f"sub-{st.label}\t{st.state}\t{code}\t{st.job or 'n/a'}")
+    rows = [[f"sub-{st.label}", st.state, "n/a" if st.exit_code is None else str(st.exit_code),
+             st.job or "n/a"] for st in statuses]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(rows) + "\n")
+    tmp.write_text(text_tsv(["participant_id", "state", "exit_code", "job"], rows))
     os.replace(tmp, path)
     return path

@@ -15,7 +15,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -239,7 +239,8 @@ class Condition(ABC):
 
 @dataclass(frozen=True)
 class FactorCondition(Condition):
-    """A kind written ``kind:N`` or ``kind:AxBxC`` (per-axis factors >= 1)."""
+    """A kind written ``kind:N`` or ``kind:AxBxC`` (per-axis factors >= 1): its spec, label
+    and phrase are the kind's name and the factors (a kind with options adds them)."""
 
     factor_values: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
@@ -259,6 +260,26 @@ class FactorCondition(Condition):
             raise fail(spec, f"{cls.kind} needs a factor, e.g. {cls.kind}:2 or {cls.kind}:1x1x3")
         factors = parse_factors(spec, args[0].strip(), integer=cls.integer)
         return factors, parse_options(spec, args[1:], cls.options)
+
+    @classmethod
+    def parse(cls, spec: str, args: list[str]) -> Self:
+        factors, _ = cls.parse_factor_args(spec, args)
+        return cls(factors)
+
+    @classmethod
+    def from_strength(cls, value: float) -> Self:
+        return cls((float(value),) * 3)
+
+    @property
+    def spec(self) -> str:
+        return f"{self.kind}:{self.factor_text}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}{self.factor_tag}"
+
+    def phrase(self, size: str | None) -> str:
+        return self.sized_phrase(self.kind, size)
 
     @property
     def factor_text(self) -> str:

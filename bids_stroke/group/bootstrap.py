@@ -164,10 +164,7 @@ class Means:
 
     def __call__(self, counts: np.ndarray) -> np.ndarray:
         """``(k, batch)`` resampled means."""
-        counts = counts.astype(np.float64, copy=False)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means: np.ndarray = ((counts @ self.values) / (counts @ self.weights)).T
-        return means
+        return _ratio_of_sums(counts, self.values, self.weights)
 
 
 class Ratio:
@@ -181,10 +178,16 @@ class Ratio:
 
     def __call__(self, counts: np.ndarray) -> np.ndarray:
         """``(k, batch)`` resampled ratios (NaN where a resample has no item)."""
-        counts = counts.astype(np.float64, copy=False)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratios: np.ndarray = ((counts @ self.num) / (counts @ self.den)).T
-        return ratios
+        return _ratio_of_sums(counts, self.num, self.den)
+
+
+def _ratio_of_sums(counts: np.ndarray, num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``(counts @ num) / (counts @ den)`` per resample and column, as ``(k, batch)`` (NaN
+    where a resample's denominator is 0)."""
+    counts = counts.astype(np.float64, copy=False)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios: np.ndarray = ((counts @ num) / (counts @ den)).T
+    return ratios
 
 
 class SignedRankBiserial:

@@ -22,10 +22,11 @@ requests before the heavy imports.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bids_stroke.model.records import refuse_unknown_keys
 from bids_stroke.model.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -195,8 +196,6 @@ class ModelRequest:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelRequest:
         """Inverse of :meth:`to_dict` and :meth:`node_input`; unknown keys are refused."""
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown ModelRequest keys: {sorted(unknown)}")
+        refuse_unknown_keys(cls, d)
         spec = d.get("spec")
         return cls(**{**d, "spec": None if spec is None else ModelSpec.from_dict(spec)})

@@ -24,10 +24,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bids_stroke.model.records import refuse_unknown_keys
 from bids_stroke.settings import TEMPLATE
 
 __all__ = [
@@ -143,10 +144,7 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelSpec:
         """Inverse of :meth:`to_dict`; unknown keys are rejected."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ModelSpecError(f"unknown ModelSpec keys: {sorted(unknown)}")
+        refuse_unknown_keys(cls, d, ModelSpecError)
         d = dict(d)
         d["channels"] = tuple(d["channels"])
         d["assumed"] = tuple(d.get("assumed", ()))

@@ -12,11 +12,13 @@ executing pickled code.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
+
+from bids_stroke.model.records import refuse_unknown_keys
 
 __all__ = ["ACTIVATIONS", "NORMS", "ConvBlock", "UNet3D", "UNetConfig"]
 
@@ -74,10 +76,7 @@ class UNetConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UNetConfig:
         """Rebuild from :meth:`to_dict`; unknown keys are rejected."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown UNetConfig keys: {sorted(unknown)}")
+        refuse_unknown_keys(cls, d)
         return cls(**d)
 
 
