@@ -83,20 +83,6 @@ class RegistrationResult:
     fixed: Path
     forward_invert_flags: list[bool] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-serialisable summary (for sidecars)."""
-        return {
-            "warped": str(self.warped),
-            "forward_transforms": [str(p) for p in self.forward_transforms],
-            "forward_invert_flags": list(self.forward_invert_flags),
-            "inverse_transforms": [str(p) for p in self.inverse_transforms],
-            "inverse_invert_flags": list(self.inverse_invert_flags),
-            "kind": self.kind,
-            "seed": self.seed,
-            "moving": str(self.moving),
-            "fixed": str(self.fixed),
-        }
-
 
 # --------------------------------------------------------------------------- helpers
 def _one_line(exc: BaseException) -> str:

@@ -111,10 +111,6 @@ _REAL_ORIGIN = (
 )
 
 
-def _is_nonempty_dir(path: Path) -> bool:
-    return path.is_dir() and any(path.iterdir())
-
-
 def make_demo_dataset(
     out_dir: str | Path,
     *,

@@ -35,7 +35,6 @@ __all__ = [
     "ModelOutputError",
     "binarize",
     "binary_logits",
-    "cpu_supports_amx",
     "cpu_supports_bf16",
     "gaussian_importance_map",
     "predict_probabilities",
@@ -114,15 +113,6 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
     if dev == "cpu":
         return torch.device("cpu")
     raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda")
-
-
-def cpu_supports_amx() -> bool:
-    """True when the CPU has AMX tiles (fast bf16 matrix units)."""
-    fn = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    try:
-        return bool(fn()) if fn is not None else False
-    except Exception:
-        return False
 
 
 @lru_cache(maxsize=1)

@@ -4,9 +4,9 @@ The architecture follows the original study: an encoder-decoder with ``depth`` r
 levels, two ``3x3x3`` convolutions (+ normalisation + activation) per level, max-pooling on the
 way down, transposed convolutions on the way up and skip connections by channel
 concatenation.  :meth:`UNet3D.forward` returns *logits*; the sigmoid is applied at inference
-(:meth:`UNet3D.predict_proba`).  The whole architecture is described by :class:`UNetConfig`,
-a plain dataclass that is stored inside checkpoints so that a model can be rebuilt without
-executing pickled code.
+(:func:`bids_stroke.model.inference.predict_probabilities`).  The whole architecture is
+described by :class:`UNetConfig`, a plain dataclass that is stored inside checkpoints so that a
+model can be rebuilt without executing pickled code.
 """
 
 from __future__ import annotations
@@ -181,11 +181,6 @@ class UNet3D(nn.Module):
             x = dec(torch.cat([x, skips[n_levels - 2 - i]], dim=1))
         logits: torch.Tensor = self.head(x)
         return logits
-
-    @torch.inference_mode()
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Sigmoid probabilities (inference only)."""
-        return torch.sigmoid(self.forward(x))
 
     def n_parameters(self) -> int:
         """Number of trainable parameters."""
