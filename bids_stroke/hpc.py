@@ -18,11 +18,11 @@ Each array task records its exit code in ``OUT_DIR/logs/status/sub-<label>.txt``
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bids_stroke.atomic import atomic_write_text
 from bids_stroke.tables import text_tsv
 
 #: where the array tasks record their exit codes, relative to the output folder
@@ -145,9 +145,5 @@ def write_table(path: Path, statuses: Sequence[SubjectStatus]) -> Path:
     """``participant_id  state  exit_code  job`` TSV (``n/a`` for unknown), written atomically."""
     rows = [[f"sub-{st.label}", st.state, "n/a" if st.exit_code is None else str(st.exit_code),
              st.job or "n/a"] for st in statuses]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text_tsv(["participant_id", "state", "exit_code", "job"], rows))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, text_tsv(["participant_id", "state", "exit_code", "job"],
+                                            rows))

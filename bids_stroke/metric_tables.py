@@ -14,8 +14,8 @@ agreement with the model's own prediction, :mod:`bids_stroke.reference`); the si
 it as ``Reference``. It is the one implementation behind the participant level's
 :class:`~bids_stroke.interfaces.metrics.SegmentationMetrics` node and ``bids_stroke score``
 (predictions of other tools), so both write identical tables from identical masks. Cells are
-formatted by :func:`bids_stroke.tables.format_tsv_cell` and every file is written through the
-one atomic writer :func:`bids_stroke.outputs.atomic_write_text`.
+formatted by :func:`bids_stroke.tables.format_tsv_cell` and every file is written through
+:func:`bids_stroke.atomic.atomic_write_text`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bids_stroke.atomic import atomic_write_text
 from bids_stroke.digest import file_sha256
 from bids_stroke.metrics import (
     GRID_COLUMNS,
@@ -41,7 +42,6 @@ from bids_stroke.metrics import (
     parse_grid,
     spacing_from_affine,
 )
-from bids_stroke.outputs import atomic_write_text
 from bids_stroke.reference import Reference, nifti_sha256
 from bids_stroke.tables import tsv_text
 

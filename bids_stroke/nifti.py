@@ -1,4 +1,5 @@
-"""Small NIfTI helpers shared by the participant level and the export (pure: no nipype)."""
+"""Small NIfTI helpers (pure: no nipype): the typed loaders every module reads images with,
+and the degraded image the participant level and the export share."""
 
 from __future__ import annotations
 

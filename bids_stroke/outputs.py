@@ -1,8 +1,8 @@
 """BIDS-Derivatives naming and dataset-level files, written atomically.
 
-Every file the app writes goes through :func:`atomic_write_bytes`/:func:`atomic_copy`: the
-content lands in a temporary file in the destination folder and is moved into place with
-``os.replace``, so a killed run never leaves a half-written file under a final name.
+The files are written by :mod:`bids_stroke.atomic` (a temporary file in the destination
+folder moved into place with ``os.replace``, so a killed run never leaves a half-written file
+under a final name); its writers are re-exported here for the import path of earlier versions.
 """
 
 from __future__ import annotations

@@ -257,12 +257,11 @@ class StepFile:
         self._last = now
         import json
 
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as fh:
-            json.dump({"pid": os.getpid(), "done": int(done), "total": total,
-                       "started": self._started, "updated": now}, fh)
-        os.replace(tmp, self.path)
+        from bids_stroke.atomic import atomic_write_text
+
+        atomic_write_text(self.path, json.dumps(
+            {"pid": os.getpid(), "done": int(done), "total": total, "started": self._started,
+             "updated": now}))
 
     def remove(self) -> None:
         try:

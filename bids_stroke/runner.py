@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bids_stroke import interrupt
+from bids_stroke.atomic import atomic_write_text
 from bids_stroke.interrupt import Interrupted
 
 __all__ = ["Interrupted", "configure_nipype", "distribute_crash_files", "make_plugin",
@@ -178,7 +179,7 @@ def check_inputs(folder: Path, digests: Mapping[str, Mapping[str, Any]]) -> str 
         shutil.rmtree(folder, ignore_errors=True)
     if digests:
         folder.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps(dict(digests), indent=1, sort_keys=True) + "\n")
+        atomic_write_text(record, json.dumps(dict(digests), indent=1, sort_keys=True) + "\n")
     return reason
 
 

@@ -310,7 +310,7 @@ def _check_mixing(out: Path, items, tool, clean: bool, settings) -> list[str]:
 
 
 def _write_log(out: Path, run: str, rows: list[dict]) -> Path:
-    from bids_stroke.outputs import atomic_write_text
+    from bids_stroke.atomic import atomic_write_text
     from bids_stroke.tables import tsv_text
 
     columns = ["participant_id", "session_id", "input", "desc", "condition", "status",

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from bids_stroke.atomic import atomic_write_text
 from bids_stroke.bundled_model import DEMO_MODEL_WARNING
 from bids_stroke.citation import citation_lines
 from bids_stroke.degradation import Condition
@@ -536,8 +537,8 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
         zero_method=zero_method, digits_rank=digits_rank, size_bins_ml=size_bins_ml,
         versions=versions, bland_altman=bland_altman, models=models, within=within,
         datasets=datasets, ds_stats=ds_stats, seg=seg, reference=reference))
-    outputs.append(writers.atomic_write_text(root / f"{name}_methods.md", to_markdown(methods)))
-    outputs.append(writers.atomic_write_text(root / f"{name}_methods.html", to_html(methods)))
+    outputs.append(atomic_write_text(root / f"{name}_methods.md", to_markdown(methods)))
+    outputs.append(atomic_write_text(root / f"{name}_methods.html", to_html(methods)))
     report = root / f"{name}_report.html"
     people = _participants(out_dir, within, tested, conds, states, participant_label)
     if people:
@@ -587,7 +588,7 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
         settings=settings, warnings=cautions, equivalence=shown("equivalence"),
         primary=primary, phrases=phrases, title=words.title, reference=words.paragraphs,
         **people, template=template, citation=citation_lines())
-    writers.atomic_write_text(report, render_report(parts))
+    atomic_write_text(report, render_report(parts))
     return report
 
 

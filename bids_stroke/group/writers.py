@@ -1,6 +1,6 @@
 """Writing the group level's TSV tables (with JSON data dictionaries) and figures.
 
-Every file goes through the one atomic writer of :mod:`bids_stroke.outputs`.
+Every file goes through the atomic writers of :mod:`bids_stroke.atomic`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from bids_stroke.atomic import atomic_write_bytes, atomic_write_text
 from bids_stroke.group.dictionary import (
     COLUMN_DICTIONARY,
     DETECTION_DICTIONARY,
@@ -20,13 +21,12 @@ from bids_stroke.group.dictionary import (
     metric_descriptions,
 )
 from bids_stroke.group.resolution import ConditionGeometry
-from bids_stroke.outputs import atomic_write_bytes, atomic_write_text
 from bids_stroke.settings import GroupSettings
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["atomic_write_text", "make_figures", "write_table", "write_tables"]
+__all__ = ["make_figures", "write_table", "write_tables"]
 
 _ROW_COLUMNS = ["dataset", "participant_id", "session_id", "image_id", "desc", "condition",
                 "effective_resolution_mm"]

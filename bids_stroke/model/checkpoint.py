@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bids_stroke.atomic import atomic_path
 from bids_stroke.bundled_model import BUNDLED_MODEL_NAME, bundled_model_path
 from bids_stroke.digest import file_sha256
 from bids_stroke.model.inference import (
@@ -128,9 +129,8 @@ def save_checkpoint(
         ckpt["model_spec"] = _jsonable(dict(model_spec))
     if extra:
         ckpt.update(extra)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
     return path
 
 

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bids_stroke.atomic import atomic_write_text
 from bids_stroke.degradation import KINDS, Condition
 from bids_stroke.model.checkpoint import (
     SegmentationModel,
@@ -55,6 +56,7 @@ from bids_stroke.model.preprocess import PreprocessConfig, normalize_intensity
 from bids_stroke.model.spec import DEFAULT_OVERLAP, DEFAULT_PATCH_SIZE, DEFAULT_THRESHOLD
 from bids_stroke.model.unet import UNet3D, UNetConfig
 from bids_stroke.nifti import load_nifti
+from bids_stroke.tables import text_tsv
 
 LOGGER = logging.getLogger("bids_stroke.train")
 
@@ -189,11 +191,8 @@ def make_split(
 
 
 def _write_split(path: Path, split: dict[str, str]) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
-        w.writerow(["participant_id", "split"])
-        for s in sorted(split):
-            w.writerow([f"sub-{s}", split[s]])
+    atomic_write_text(path, text_tsv(["participant_id", "split"],
+                                     ([f"sub-{s}", split[s]] for s in sorted(split))))
 
 
 def _read_split(path: Path) -> dict[str, str]:

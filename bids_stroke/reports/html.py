@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bids_stroke.outputs import atomic_write_bytes, atomic_write_text  # one atomic writer
+from bids_stroke.atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "BASE_CSS",

@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bids_stroke.atomic import atomic_copy, atomic_write_json
 from bids_stroke.digest import file_sha256
-from bids_stroke.outputs import atomic_copy, atomic_write_json
 from bids_stroke.templates.resolve import (
     DEFAULT_TEMPLATE,
     STANDIN_MARKER,

@@ -18,9 +18,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from bids_stroke.atomic import atomic_write_bytes
 from bids_stroke.digest import file_sha256
 from bids_stroke.nifti import load_nifti
-from bids_stroke.outputs import atomic_write_bytes
 from bids_stroke.settings import TEMPLATE
 
 #: Templates for which an offline stand-in exists.
