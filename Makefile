@@ -32,7 +32,7 @@ help:
 	@echo "make demo   - create $(VENV), install, build the demo BIDS dataset, run participant + group"
 	@echo "              (re-runs reuse $(DEMO_DIR)/bids and $(DEMO_DIR)/work and take seconds)"
 	@echo "make test   - create $(VENV) if missing and run the test suite"
-	@echo "make lint   - ruff and hadolint"
+	@echo "make lint   - ruff, mypy and hadolint (ruff and mypy run with make test too)"
 	@echo "make test-image - only the image build with buildah and its run (root, ~7 min)"
 	@echo "make lock   - regenerate the hashed lock files in requirements/ (needs PyPI)"
 	@echo "make bench  - benchmarks (bench/), results in bench/results/"
@@ -83,6 +83,7 @@ test-image: venv
 
 lint: venv
 	$(BIN)/ruff check bids_stroke tests bench
+	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
 docker:
@@ -98,4 +99,4 @@ bench-smoke: venv
 	$(BIN)/python -m bench.run_all --smoke
 
 clean:
-	rm -rf $(DEMO_DIR) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(DEMO_DIR) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache

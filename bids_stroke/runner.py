@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bids_stroke.core import interrupt
+from bids_stroke.core.atomic import atomic_write_text
 from bids_stroke.core.interrupt import Interrupted
 
 __all__ = ["Interrupted", "configure_nipype", "distribute_crash_files", "make_plugin",
@@ -178,7 +179,7 @@ def check_inputs(folder: Path, digests: Mapping[str, Mapping[str, Any]]) -> str 
         shutil.rmtree(folder, ignore_errors=True)
     if digests:
         folder.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps(dict(digests), indent=1, sort_keys=True) + "\n")
+        atomic_write_text(record, json.dumps(dict(digests), indent=1, sort_keys=True) + "\n")
     return reason
 
 
@@ -254,7 +255,7 @@ def _depends_on(node_dir: Path, dropped: list[Path]) -> str | None:
 def _incomplete(result: Any, node_dir: Path) -> str | None:
     """What is missing from a cached node (our checksum record, an output file)."""
     from bids_stroke.interfaces.checksums import CHECKSUMS as RECORD
-    from bids_stroke.interfaces.checksums import ChecksummedInterface
+    from bids_stroke.interfaces.checksums import ChecksummedInterface, output_paths
 
     iface = getattr(result, "interface", None)
     if (isinstance(iface, type) and issubclass(iface, ChecksummedInterface)
@@ -267,21 +268,11 @@ def _incomplete(result: Any, node_dir: Path) -> str | None:
                   else outputs.get())
     except Exception:  # an outputs object nipype cannot read back
         return "its outputs cannot be read"
-    for name in _paths(values):
+    for name in output_paths(values):
         path = Path(name)
         if path.is_absolute() and path.is_relative_to(node_dir) and not path.exists():
             return f"{path.name} is missing"
     return None
-
-
-def _paths(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list | tuple):
-        return [p for v in value for p in _paths(v)]
-    if isinstance(value, dict):
-        return [p for v in value.values() for p in _paths(v)]
-    return []
 
 
 def prune_work_dir(folder: Path, keep: tuple[str, ...] = ()) -> list[Path]:

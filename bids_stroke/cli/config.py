@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -221,7 +222,7 @@ def _base_settings(opts: Any) -> Settings:
         raise CLIError(str(exc), P.EXIT_USAGE) from None
 
 
-def settings_from_cli(opts: Any, argv: list[str] | None = None) -> Settings:
+def settings_from_cli(opts: Any, argv: Sequence[str] | None = None) -> Settings:
     """Resolve the command line (and the study file or config) into :class:`Settings`."""
     bids_dir = Path(opts.bids_dir).absolute()
     output_dir = Path(opts.output_dir).absolute()

@@ -63,5 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n".join(lines))
     print(f"mean Dice {np.mean(dice):.4f} (min {np.min(dice):.4f}, n={len(dice)})")
     if args.tsv:
-        args.tsv.write_text("\n".join(lines) + "\n")
+        from bids_stroke.core.atomic import atomic_write_text
+
+        atomic_write_text(args.tsv, "\n".join(lines) + "\n")
     return 0

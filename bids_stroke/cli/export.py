@@ -26,7 +26,7 @@ from bids_stroke.cli.config import CLIError
 from bids_stroke.cli.formatter import HelpFormatter
 from bids_stroke.cli.guard import run_guarded
 from bids_stroke.cli.image_loop import ImageLoop, dataset_locked
-from bids_stroke.cli.inputs import discover
+from bids_stroke.cli.inputs import discover, print_refused
 from bids_stroke.core.progress import setup_logging
 
 LOGGER = logging.getLogger("bids_stroke")
@@ -88,12 +88,12 @@ def _write_datasets(settings, conditions, roots, *, prepare: bool = False) -> li
 
 def run_export(settings) -> int:
     from bids_stroke.external.export import export_root
-    from bids_stroke.inputs.discovery import attach_channels, find_dataset_roots
+    from bids_stroke.inputs.discovery import ImageInputs, attach_channels, find_dataset_roots
     from bids_stroke.inputs.preflight import max_image_bytes, native_grid, preflight_check
 
     reference = settings.data.modality or "T1w"
     subjects = discover(settings, reference)
-    bad = []
+    bad: list[tuple[ImageInputs, str]] = []
     channels = tuple(settings.segmentation.channels or (reference,))
     if channels != (reference,):
         subjects, bad = attach_channels(subjects, channels)
@@ -103,8 +103,7 @@ def run_export(settings) -> int:
                                               settings.execution.max_image_gb,
                                               settings.execution.mem_gb))
     bad += failed_checks
-    for subject, message in bad:
-        print(f"bids_stroke: error: {subject.key}: {message}", file=sys.stderr)
+    print_refused(bad)
     if not good:
         raise CLIError(f"no usable input among {len(good) + len(bad)} image(s) (see the "
                        "errors above)", P.EXIT_BAD_DATA)

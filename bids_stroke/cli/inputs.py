@@ -1,4 +1,5 @@
-"""The input images of a command: the dataset's cheap checks, then discovery.
+"""The input images of a command: the dataset's cheap checks, discovery, and the line said
+for each image refused.
 
 Shared by the participant level, ``export`` and ``score``: the same selection options
 (``--participant-label``, ``--session-label``, ``--bids-filter-file``, ``--derivatives``...)
@@ -6,6 +7,9 @@ find the same images, and a dataset that fails the same checks is refused with t
 """
 
 from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
 
 from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError
@@ -62,3 +66,9 @@ def discover(settings: Settings, reference: str) -> list[ImageInputs]:
         )
     except DiscoveryError as exc:
         raise CLIError(str(exc), exc.exit_code) from exc
+
+
+def print_refused(refused: Sequence[tuple[ImageInputs, str]]) -> None:
+    """One line on stderr per refused input image (its key and why)."""
+    for subject, message in refused:
+        print(f"bids_stroke: error: {subject.key}: {message}", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from bids_stroke.__about__ import __version__
 from bids_stroke.cli.formatter import HelpFormatter
@@ -36,7 +37,7 @@ ANALYSIS_LEVELS = ("participant", "group")
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with the BIDS-App exit codes: 64 for usage, 17 for an unknown level."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)  # as argparse does: stdout stays for results
         code = EXIT_USAGE
         if "analysis_level" in message and "invalid choice" in message:

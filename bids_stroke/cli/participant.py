@@ -16,7 +16,6 @@ Order matters and is part of the contract (README "Reliability"):
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -25,7 +24,7 @@ from bids_stroke.cli import parser as P
 from bids_stroke.cli.config import CLIError
 from bids_stroke.cli.dataset_files import write_dataset_level
 from bids_stroke.cli.image_loop import ImageLoop
-from bids_stroke.cli.inputs import check_dataset, discover
+from bids_stroke.cli.inputs import check_dataset, discover, print_refused
 from bids_stroke.core.settings import TEMPLATE, Settings
 from bids_stroke.inputs.discovery import ImageInputs
 
@@ -93,13 +92,13 @@ def check_model_memory(settings: Settings, model: ModelRequest,
     largest image would not fit in ``--mem-gb`` (or this machine's memory), before any work;
     returns the model's estimate for that image (GB; ``None`` when the model cannot say),
     the segmentation node's memory for the scheduler."""
-    import nibabel as nb
     import numpy as np
 
+    from bids_stroke.degradation.nifti import load_nifti
     from bids_stroke.model.adapters import open_model
     from bids_stroke.model.check import ModelCheckError, check_model
 
-    largest = max(((grid(s, nb.load(str(s.image))), s) for s in subjects),
+    largest = max(((grid(s, load_nifti(s.image)), s) for s in subjects),
                   key=lambda item: int(np.prod(item[0][0])))
     (shape, zooms), _ = largest
     # the model plan_model opened (per-process cache), at the run's precision: under bf16
@@ -118,11 +117,10 @@ def _condition_grid(model: ModelRequest):
 
     if model.native:
         return native_grid
-    import nibabel as nb
-
+    from bids_stroke.degradation.nifti import load_nifti
     from bids_stroke.templates import get_template
 
-    template = nb.load(str(get_template(suffix="T1w", resolution=model.resolution or 1)))
+    template = load_nifti(get_template(suffix="T1w", resolution=model.resolution or 1))
     tpl = (template.shape[:3], [float(z) for z in template.header.get_zooms()[:3]])
 
     def grid(subject: ImageInputs, img):
@@ -220,13 +218,34 @@ def split_cached(settings: Settings, subjects: Sequence[ImageInputs],
                  fingerprints: dict[str, str], *, files: bool
                  ) -> tuple[list[ImageInputs], list[ImageInputs]]:
     """``(cached, todo)``: inputs whose committed outputs are those this run would write."""
-    cached, todo = [], []
+    cached: list[ImageInputs] = []
+    todo: list[ImageInputs] = []
     for subject in subjects:
         why = _unchanged(settings, subject, fingerprints.get(subject.key), files=files)
         (cached if why is None else todo).append(subject)
         if why is not None and why != "not committed":
             LOGGER.debug("%s: recomputed: %s", subject.key, why)
     return cached, todo
+
+
+def _log_template(settings: Settings, model: ModelRequest) -> None:
+    """Say which template a template-space model's run registers to (a warning for a
+    stand-in)."""
+    from bids_stroke.templates import template_statement
+
+    standin, text = template_statement(settings.registration.template, model.resolution or 1)
+    (LOGGER.warning if standin else LOGGER.info)("Template %s", text)
+
+
+def _with_channels(model: ModelRequest, subjects: list[ImageInputs]
+                   ) -> tuple[list[ImageInputs], list[tuple[ImageInputs, str]]]:
+    """``subjects`` with the model's other input channels, and those refused for lacking one
+    (none for a one-channel model)."""
+    if len(model.input_channels) <= 1:
+        return subjects, []
+    from bids_stroke.inputs.discovery import attach_channels
+
+    return attach_channels(subjects, model.input_channels)
 
 
 def run_participant(settings: Settings) -> int:
@@ -237,18 +256,10 @@ def run_participant(settings: Settings) -> int:
 
     model, warnings = plan_model(settings)
     if not model.native:
-        from bids_stroke.templates import template_statement
-
-        standin, text = template_statement(settings.registration.template,
-                                           model.resolution or 1)
-        (LOGGER.warning if standin else LOGGER.info)("Template %s", text)
+        _log_template(settings, model)
     reference = str(model.reference)
-    subjects, _ = split_by_mask(settings, discover(settings, reference))
-    bad: list[tuple[ImageInputs, str]] = []
-    if len(model.input_channels) > 1:
-        from bids_stroke.inputs.discovery import attach_channels
-
-        subjects, bad = attach_channels(subjects, model.input_channels)
+    scored, _ = split_by_mask(settings, discover(settings, reference))
+    subjects, bad = _with_channels(model, scored)
     # an image committed by an earlier run from the same inputs, settings and model needs
     # neither its input checks nor any work (its committed files are verified once locked)
     fingerprints, digests = fingerprint_images(settings, model, warnings, subjects)
@@ -268,8 +279,7 @@ def run_participant(settings: Settings) -> int:
                                                              _condition_grid(model)))
     good, mixed = _check_mixing(settings, model.sha256, good)
     bad += mixed
-    for subject, message in bad:
-        print(f"bids_stroke: error: {subject.key}: {message}", file=sys.stderr)
+    print_refused(bad)
     if not good and not candidates:
         code = P.EXIT_USAGE if mixed and len(mixed) == len(bad) else P.EXIT_BAD_DATA
         raise CLIError(f"no usable input among {len(subjects) + len(bad) - len(failed_checks)}"
@@ -297,8 +307,7 @@ def run_participant(settings: Settings) -> int:
             if late_good and model.predict_gb is None:
                 model = replace(model, predict_gb=check_model_memory(
                     settings, model, late_good, _condition_grid(model)))
-            for subject, message in late_bad:
-                print(f"bids_stroke: error: {subject.key}: {message}", file=sys.stderr)
+            print_refused(late_bad)
             bad += late_bad
             todo += late_good
         if cached:

@@ -154,16 +154,15 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found,
     """Find and check every prediction of one subject (appends to ``found``); ``reference``:
     what its predictions are scored against (the mask, or the tool's prediction at the
     reference condition, which must then be there)."""
-    import nibabel as nb
     import numpy as np
 
     from bids_stroke.core.digest import file_sha256
     from bids_stroke.degradation import parse_condition
+    from bids_stroke.degradation.nifti import load_nifti
     from bids_stroke.external.score import (
         ConditionToScore,
         ScoreError,
         SubjectToScore,
-        load_prediction,
         placeholder_values,
     )
     from bids_stroke.inputs.discovery import AFFINE_ATOL
@@ -176,7 +175,7 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found,
         return
     # the grid every prediction is scored on: the mask's (the native grid of the image)
     native = subject.image if reference.is_prediction else subject.mask
-    mask = nb.load(str(native))
+    mask = load_nifti(native)
     todo, gaps = [], []
     for label in labels:
         if label not in manifest.conditions:
@@ -193,21 +192,14 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found,
             found.problems.append(f"{root / label}: {broken[0] if broken else 'no image'} "
                                   f"({subject.key}); re-run 'bids_stroke export'")
             continue
-        grid = nb.load(str(ref_image))
+        grid = load_nifti(ref_image)
         if grid.shape != mask.shape or not np.allclose(grid.affine, mask.affine,
                                                        atol=AFFINE_ATOL):
             found.problems.append(f"{ref_image}: not on the native grid of {native.name}; "
                                   "re-export with this version of bids_stroke")
             continue
         try:
-            hits = pattern.find(placeholder_values(pattern, subject, label))
-            if len(hits) > 1:
-                raise ScoreError(f"{pattern.glob_for(placeholder_values(pattern, subject, label))}"
-                                 f": {len(hits)} files match for {subject.key} condition {label}"
-                                 f" ({hits[0].name}, {hits[1].name}); make --predictions "
-                                 "specific (add {run}/{acq} or more of the file name)")
-            if hits:
-                load_prediction(hits[0], grid, ref_image, tool.threshold)
+            hits = _prediction(pattern, subject, label, grid, ref_image, tool.threshold)
         except ScoreError as exc:
             found.problems.append(str(exc))
             continue
@@ -222,20 +214,46 @@ def _check_subject(subject, manifest, labels, specs, pattern, tool, root, found,
                                      ref_image))
         found.rows.append(_row(subject, label, specs[label], "scored", str(hits[0]), sha))
     if reference.is_prediction and todo:
-        has_ref = any(c.condition.label == reference.label for c in todo)
-        why = (f"no prediction for the reference condition {reference.label}" if not has_ref
-               else f"only the reference condition {reference.label} has a prediction")
-        if not has_ref or len(todo) < 2:  # nothing can be scored: every condition is a gap
-            done = {c.condition.label for c in todo}
-            for c in todo:
-                gaps.append(c.condition.label)
-                found.gaps.append((subject, c.condition.label, c.condition.spec, why))
-            found.rows[:] = [{**r, "status": "not_scored", "detail": why}
-                             if r["input"] == subject.key and r["desc"] in done else r
-                             for r in found.rows]
-            todo = []
+        todo = _with_reference_prediction(subject, reference, todo, gaps, found)
     if todo:
         found.items.append(SubjectToScore(subject, todo, tuple(gaps), reference))
+
+
+def _prediction(pattern, subject, label: str, grid, ref_image: Path,
+                threshold: float | None) -> list[Path]:
+    """The tool's prediction of ``subject`` at condition ``label`` (none or one file),
+    checked against the exported image ``grid`` (:class:`~bids_stroke.score.ScoreError`
+    when several files match or the file is not a prediction on that grid)."""
+    from bids_stroke.external.score import ScoreError, load_prediction, placeholder_values
+
+    hits: list[Path] = pattern.find(placeholder_values(pattern, subject, label))
+    if len(hits) > 1:
+        raise ScoreError(f"{pattern.glob_for(placeholder_values(pattern, subject, label))}"
+                         f": {len(hits)} files match for {subject.key} condition {label}"
+                         f" ({hits[0].name}, {hits[1].name}); make --predictions "
+                         "specific (add {run}/{acq} or more of the file name)")
+    if hits:
+        load_prediction(hits[0], grid, ref_image, threshold)
+    return hits
+
+
+def _with_reference_prediction(subject, reference, todo: list, gaps: list[str],
+                               found: Found) -> list:
+    """``todo`` when scoring against the prediction at the reference condition can be done
+    (that prediction and another one are there); else none, each condition a gap."""
+    has_ref = any(c.condition.label == reference.label for c in todo)
+    if has_ref and len(todo) >= 2:
+        return todo
+    why = (f"no prediction for the reference condition {reference.label}" if not has_ref
+           else f"only the reference condition {reference.label} has a prediction")
+    done = {c.condition.label for c in todo}
+    for c in todo:
+        gaps.append(c.condition.label)
+        found.gaps.append((subject, c.condition.label, c.condition.spec, why))
+    found.rows[:] = [{**r, "status": "not_scored", "detail": why}
+                     if r["input"] == subject.key and r["desc"] in done else r
+                     for r in found.rows]
+    return []
 
 
 def check_all(settings, opts, root: Path, manifests, specs, labels, pattern, tool,

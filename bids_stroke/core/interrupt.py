@@ -61,6 +61,9 @@ class Interrupted(BaseException):
 
 class _State:
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.active = False  # handled() is running
         self.signum: int | None = None  # the first signal received
         self.depth = 0  # nesting of deferred()
@@ -152,7 +155,7 @@ def handled() -> Iterator[None]:
         yield
         return
     old = {s: signal.getsignal(s) for s in SIGNALS}
-    _STATE.__init__()
+    _STATE.reset()
     _STATE.active = True
     for s in SIGNALS:
         signal.signal(s, _handler)
@@ -195,6 +198,6 @@ def deferred() -> Iterator[None]:
     finally:
         for s, h in old.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
-        signum, _STATE.pending = _STATE.pending, None
-        if signum is not None:
-            signal.raise_signal(signum)  # what would have happened without the commit
+        held, _STATE.pending = _STATE.pending, None
+        if held is not None:
+            signal.raise_signal(held)  # what would have happened without the commit

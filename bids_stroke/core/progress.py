@@ -88,7 +88,7 @@ class _Formatter(logging.Formatter):
         return f"{head}{sep}{name}: {tail}" if sep else text
 
 
-class _Handler(logging.StreamHandler):
+class _Handler(logging.StreamHandler[IO[str]]):
     """A stream handler that keeps a tqdm bar on the same stream at the bottom."""
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -130,7 +130,8 @@ class _NodeTracebacks(logging.Filter):
         return True
 
 
-def _showwarning(message, category, filename, lineno, file=None, line=None) -> None:
+def _showwarning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: IO[str] | None = None, line: str | None = None) -> None:
     """Python warnings as one log line: ``WARNING: UserWarning: text (file.py:12)``."""
     where = f"{os.path.basename(str(filename))}:{lineno}"
     text = str(message).strip().splitlines()
@@ -256,12 +257,11 @@ class StepFile:
         self._last = now
         import json
 
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as fh:
-            json.dump({"pid": os.getpid(), "done": int(done), "total": total,
-                       "started": self._started, "updated": now}, fh)
-        os.replace(tmp, self.path)
+        from bids_stroke.core.atomic import atomic_write_text
+
+        atomic_write_text(self.path, json.dumps(
+            {"pid": os.getpid(), "done": int(done), "total": total, "started": self._started,
+             "updated": now}))
 
     def remove(self) -> None:
         try:
@@ -270,9 +270,10 @@ class StepFile:
             pass
 
 
-def _alive(pid: object) -> bool:
+def _alive(pid: Any) -> bool:
+    """Whether process ``pid`` (a step file's JSON value, any type) is running."""
     try:
-        os.kill(int(pid), 0)  # type: ignore[call-overload]
+        os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
     except (PermissionError, TypeError, ValueError, OverflowError):
@@ -385,13 +386,13 @@ class ParticipantProgress:
         self._log = logging.getLogger(f"{PREFIX}.progress")
 
     # ----------------------------------------------------------------- pickling
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         for key in ("_stream", "_bar", "_thread", "_stop", "_lock", "_log"):
             state.pop(key, None)
         return state
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._stream = None
         self._bar = None
@@ -536,7 +537,8 @@ class ParticipantProgress:
         if remaining <= 0:
             return 0.0
         if computed > 0:
-            return remaining * self.elapsed() / (computed + partial)
+            eta: float = remaining * self.elapsed() / (computed + partial)
+            return eta
         timed = [r for r in running if r["done"] > 0 and r["updated"] > r["started"]]
         if not timed:
             return math.nan
@@ -549,7 +551,8 @@ class ParticipantProgress:
         # counted until one has been measured
         untouched = (remaining - self._pending_writes()
                      - sum(1 - min(r["done"] / r["total"], 1.0) for r in timed))
-        return left_now + max(untouched, 0.0) * per_unit / len(timed)
+        eta = left_now + max(untouched, 0.0) * per_unit / len(timed)
+        return eta
 
     def _eta_text(self, running: Sequence[dict[str, Any]] = ()) -> str:
         eta = f"ETA {format_duration(self.eta(running))}"

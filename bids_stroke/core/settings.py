@@ -182,7 +182,7 @@ def path(value: Any) -> Path:
 def strings(item: Check = text, *, min_len: int = 0, max_len: int = 10_000) -> Check:
     """A list/tuple of values each passing ``item``; returned as a tuple."""
 
-    def check(value: Any) -> tuple:
+    def check(value: Any) -> tuple[Any, ...]:
         if isinstance(value, str) or not isinstance(value, list | tuple):
             raise ValueError(f"must be a list, got {value!r}")
         if not min_len <= len(value) <= max_len:
@@ -306,7 +306,7 @@ def dataset_labels(value: Any) -> Any:
     return frozen_json(out)
 
 
-class FrozenMapping(Mapping):
+class FrozenMapping(Mapping[str, Any]):
     """A read-only, hashable mapping of plain values (a settings default may be one)."""
 
     __slots__ = ("_items",)

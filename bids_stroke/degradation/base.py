@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -83,7 +83,8 @@ def parse_factors(spec: str, text: str, *, integer: bool) -> tuple[float, float,
     return (values[0], values[1], values[2])
 
 
-def factors_text(factors: Sequence[float], sep: str = "x", form: Any = fmt) -> str:
+def factors_text(factors: Sequence[float], sep: str = "x",
+                 form: Callable[[float], str] = fmt) -> str:
     """``2`` when all three factors are equal, else ``2x2x4``."""
     if factors[0] == factors[1] == factors[2]:
         return form(factors[0])
@@ -238,7 +239,8 @@ class Condition(ABC):
 
 @dataclass(frozen=True)
 class FactorCondition(Condition):
-    """A kind written ``kind:N`` or ``kind:AxBxC`` (per-axis factors >= 1)."""
+    """A kind written ``kind:N`` or ``kind:AxBxC`` (per-axis factors >= 1): its spec, label
+    and phrase are the kind's name and the factors (a kind with options adds them)."""
 
     factor_values: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
@@ -258,6 +260,26 @@ class FactorCondition(Condition):
             raise fail(spec, f"{cls.kind} needs a factor, e.g. {cls.kind}:2 or {cls.kind}:1x1x3")
         factors = parse_factors(spec, args[0].strip(), integer=cls.integer)
         return factors, parse_options(spec, args[1:], cls.options)
+
+    @classmethod
+    def parse(cls, spec: str, args: list[str]) -> Self:
+        factors, _ = cls.parse_factor_args(spec, args)
+        return cls(factors)
+
+    @classmethod
+    def from_strength(cls, value: float) -> Self:
+        return cls((float(value),) * 3)
+
+    @property
+    def spec(self) -> str:
+        return f"{self.kind}:{self.factor_text}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}{self.factor_tag}"
+
+    def phrase(self, size: str | None) -> str:
+        return self.sized_phrase(self.kind, size)
 
     @property
     def factor_text(self) -> str:

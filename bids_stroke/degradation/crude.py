@@ -60,30 +60,10 @@ class Crude(FactorCondition):
     form = "crude:N"
     integer = True
 
-    @classmethod
-    def parse(cls, spec: str, args: list[str]) -> Crude:
-        factors, _ = cls.parse_factor_args(spec, args)
-        return cls(factors)
-
-    @classmethod
-    def from_strength(cls, value: float) -> Crude:
-        return cls((float(value),) * 3)
-
-    @property
-    def spec(self) -> str:
-        return f"crude:{self.factor_text}"
-
-    @property
-    def label(self) -> str:
-        return f"crude{self.factor_tag}"
-
     @property
     def description(self) -> str:
         return (f"Crude reduction by {axes_phrase(self.factors)}: every N-th voxel is kept and "
                 "repeated (nearest neighbour) back to the original grid, without smoothing.")
-
-    def phrase(self, size: str | None) -> str:
-        return self.sized_phrase("crude", size)
 
     def apply(self, data: np.ndarray, zooms: Sequence[float]) -> np.ndarray:
         check_zooms(zooms)

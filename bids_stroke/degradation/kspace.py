@@ -122,10 +122,6 @@ class KSpace(FactorCondition):
         window = choice(spec, "window", options.get("window", "none"), WINDOWS)
         return cls(factors, None if window == "none" else window)
 
-    @classmethod
-    def from_strength(cls, value: float) -> KSpace:
-        return cls((float(value),) * 3)
-
     @property
     def spec(self) -> str:
         return f"kspace:{self.factor_text}" + (f":window={self.window}" if self.window else "")

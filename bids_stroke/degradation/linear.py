@@ -73,30 +73,10 @@ class Linear(FactorCondition):
     kind = "linear"
     form = "linear:N"
 
-    @classmethod
-    def parse(cls, spec: str, args: list[str]) -> Linear:
-        factors, _ = cls.parse_factor_args(spec, args)
-        return cls(factors)
-
-    @classmethod
-    def from_strength(cls, value: float) -> Linear:
-        return cls((float(value),) * 3)
-
-    @property
-    def spec(self) -> str:
-        return f"linear:{self.factor_text}"
-
-    @property
-    def label(self) -> str:
-        return f"linear{self.factor_tag}"
-
     @property
     def description(self) -> str:
         return (f"Linear downsampling by {axes_phrase(self.factors)}, then linear interpolation "
                 "back to the original grid.")
-
-    def phrase(self, size: str | None) -> str:
-        return self.sized_phrase("linear", size)
 
     def apply(self, data: np.ndarray, zooms: Sequence[float]) -> np.ndarray:
         check_zooms(zooms)

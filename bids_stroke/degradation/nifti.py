@@ -1,14 +1,41 @@
-"""Small NIfTI helpers shared by the participant level and the export (pure: no nipype)."""
+"""Small NIfTI helpers (pure: no nipype): the typed loaders every module reads images with,
+and the degraded image the participant level and the export share."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
+from nibabel.spatialimages import SpatialImage
 
-__all__ = ["degrade_image", "like_image"]
+if TYPE_CHECKING:
+    from bids_stroke.degradation import Condition
+
+__all__ = ["degrade_image", "like_image", "load_nifti", "load_spatial"]
+
+
+def load_nifti(path: str | os.PathLike[str]) -> nib.Nifti1Image:
+    """``nibabel.load`` for a NIfTI file, typed: NIfTI-1 or NIfTI-2 (nibabel's ``Nifti2Image``
+    is a ``Nifti1Image``), which is what nibabel returns for every ``.nii``/``.nii.gz`` it reads;
+    another kind of image raises nibabel's ``ImageFileError``."""
+    img = nib.load(path)
+    if not isinstance(img, nib.Nifti1Image):
+        raise nib.filebasedimages.ImageFileError(
+            f"{path}: not a NIfTI image (nibabel reads it as {type(img).__name__})")
+    return img
+
+
+def load_spatial(path: str | os.PathLike[str]) -> SpatialImage:
+    """``nibabel.load`` for any image with an affine (NIfTI, Analyze, MGH...), typed; a file
+    without one raises nibabel's ``ImageFileError``."""
+    img = nib.load(path)
+    if not isinstance(img, SpatialImage):
+        raise nib.filebasedimages.ImageFileError(
+            f"{path}: not a spatial image (nibabel reads it as {type(img).__name__})")
+    return img
 
 
 def nifti_stem(path: str | os.PathLike[str]) -> str:
@@ -36,7 +63,7 @@ def like_image(img: nib.Nifti1Image, data: np.ndarray, dtype: type) -> nib.Nifti
     return out
 
 
-def degrade_image(img: nib.Nifti1Image, condition: object) -> nib.Nifti1Image:
+def degrade_image(img: nib.Nifti1Image, condition: Condition | str) -> nib.Nifti1Image:
     """``img`` degraded by ``condition`` (a spec or :class:`~bids_stroke.degradation.Condition`)
     on its own grid: :func:`bids_stroke.degradation.apply_condition` on the float32 data with the
     header's voxel size, written like the input (float32, same affine and header).

@@ -54,7 +54,8 @@ def _boxcar_kernel(width_vox: float) -> np.ndarray:
     j = np.arange(-r, r + 1, dtype=np.float64)
     w = np.clip(np.minimum(j + 0.5, half) - np.maximum(j - 0.5, -half), 0.0, None)
     w = w[w > 0]
-    return w / w.sum()
+    kernel: np.ndarray = w / w.sum()
+    return kernel
 
 
 def _thick_setup(

@@ -50,10 +50,11 @@ def as_volume(data: np.ndarray, name: str = "data") -> np.ndarray:
 
 def as_factors(factors: float | Sequence[float], *, integer: bool = False) -> tuple[float, ...]:
     """Three per-axis factors >= 1 from a number or a sequence of three."""
-    if np.isscalar(factors):
-        fs = (float(factors),) * 3  # type: ignore[arg-type]
+    fs: tuple[float, ...]
+    if isinstance(factors, Sequence | np.ndarray):
+        fs = tuple(float(f) for f in factors)
     else:
-        fs = tuple(float(f) for f in factors)  # type: ignore[union-attr]
+        fs = (float(factors),) * 3
     if len(fs) != 3:
         raise ValueError(f"factors must be a number or three numbers, got {factors!r}")
     for f in fs:
@@ -126,7 +127,7 @@ def interp_linear(arr: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
         return np.repeat(arr, c.size, axis=axis)
     i0 = np.minimum(np.floor(c).astype(np.intp), n - 2)
     w = (c - i0).astype(np.float32).reshape(shape_along(arr.ndim, axis, c.size))
-    lo = np.take(arr, i0, axis=axis)
+    lo: np.ndarray = np.take(arr, i0, axis=axis)
     hi = np.take(arr, i0 + 1, axis=axis)
     hi -= lo
     hi *= w

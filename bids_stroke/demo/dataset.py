@@ -52,7 +52,7 @@ def _write_json(path: Path, obj: Any) -> None:
 
 def _generated_by(
     seed: int, n_subjects: int, res: float, layout: str, offset: int, n_masks: int | None = None
-) -> list:
+) -> list[dict[str, Any]]:
     what = "Synthetic stroke lesions" if n_masks is None else "Real stroke lesion shapes"
     masks = "" if n_masks is None else f", lesion_masks=<{n_masks} files>"
     return [
@@ -109,10 +109,6 @@ _REAL_ORIGIN = (
     "The images are synthetic; only the lesion shapes come from the real masks named in\n"
     "participants.tsv. Check the license of those masks before sharing this dataset."
 )
-
-
-def _is_nonempty_dir(path: Path) -> bool:
-    return path.is_dir() and any(path.iterdir())
 
 
 def make_demo_dataset(
@@ -312,7 +308,7 @@ def _write_metadata(
     layout: str,
     res: float,
     seed: int,
-    generated_by: list,
+    generated_by: list[dict[str, Any]],
     rows: Sequence[tuple[str, float, int, str]],
     n_masks: int | None,
 ) -> list[Path]:

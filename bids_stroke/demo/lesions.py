@@ -20,7 +20,8 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
     q = q * np.sign(np.diag(r))
     if np.linalg.det(q) < 0:
         q[:, 0] = -q[:, 0]
-    return q
+    rotation: np.ndarray = q
+    return rotation
 
 
 def _smooth_noise(rng: np.random.Generator, shape: Sequence[int], sigma_vox: float) -> np.ndarray:
@@ -29,7 +30,8 @@ def _smooth_noise(rng: np.random.Generator, shape: Sequence[int], sigma_vox: flo
         rng.standard_normal(tuple(shape)).astype(np.float32), sigma=sigma_vox, mode="reflect"
     )
     std = float(noise.std())
-    return noise / std if std > 0 else noise
+    unit: np.ndarray = noise / std if std > 0 else noise
+    return unit
 
 
 def _grow_blob(
@@ -133,11 +135,12 @@ def _make_lesions(rng: np.random.Generator, tpl: _Template) -> tuple[np.ndarray,
             pool = candidates[ok] if ok.any() else candidates[~far.ravel()[candidates]]
             if pool.size == 0:
                 break
-        centre = tuple(int(c) for c in np.unravel_index(pool[rng.integers(pool.size)], shape))
+        ci, cj, ck = (int(c) for c in np.unravel_index(pool[rng.integers(pool.size)], shape))
+        centre = (ci, cj, ck)
         if first_xyz is None:
             first_xyz = np.asarray(centre)
         n_vox = max(round(frac * target_ml / voxel_ml), min_voxels)
-        lesion |= _grow_blob(rng, tpl, centre, n_vox, free)  # type: ignore[arg-type]
+        lesion |= _grow_blob(rng, tpl, centre, n_vox, free)
 
     params = {
         "hemisphere": hemisphere,

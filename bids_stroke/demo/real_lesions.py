@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
+from bids_stroke.degradation.nifti import load_nifti
 from bids_stroke.demo.template import _check_resolution, _load_template
 
 MIN_REAL_LESION_ML = 0.5
@@ -125,7 +125,7 @@ def load_lesion_shape(path: str | Path, resolution_mm: float = 1.0) -> LesionSha
     path = Path(path)
     res = _check_resolution(resolution_mm)
     try:
-        img = nib.load(path)
+        img = load_nifti(path)
         data = np.asarray(img.dataobj, dtype=np.float32)
         src_affine = np.asarray(img.affine, dtype=np.float64)
     except Exception as exc:  # nibabel raises many kinds of errors for a bad file

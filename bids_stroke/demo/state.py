@@ -11,11 +11,11 @@ never wrote the state file; an edited or deleted file changes a digest).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bids_stroke.core.atomic import atomic_write_text
 from bids_stroke.core.digest import file_sha256
 from bids_stroke.model.bundled import DEMO_DATASET_MARKER
 
@@ -70,11 +70,7 @@ def write_state(root: Path, options: dict[str, Any], files: Sequence[Path], vers
         "Options": options,
         "Files": {p.relative_to(root).as_posix(): file_sha256(p) for p in sorted(files)},
     }
-    path = root / STATE_FILE
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(state, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(root / STATE_FILE, json.dumps(state, indent=1) + "\n")
 
 
 def _read_state(root: Path) -> dict[str, Any] | None:

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
 from bids_stroke.core.settings import TEMPLATE
+from bids_stroke.degradation.nifti import load_nifti
 
 SPACE = TEMPLATE
 """Template space of every demo image (that of nilearn's bundled ICBM 2009a sym template)."""
@@ -71,10 +71,10 @@ class _Template:
 
 def _grid(resolution_mm: float) -> tuple[tuple[int, int, int], np.ndarray]:
     """Shape and affine of the isotropic demo grid at ``resolution_mm``."""
-    shape = tuple(math.floor((n - 1) / resolution_mm + 1e-9) + 1 for n in _TEMPLATE_SHAPE)
+    nx, ny, nz = (math.floor((n - 1) / resolution_mm + 1e-9) + 1 for n in _TEMPLATE_SHAPE)
     affine = np.diag([resolution_mm, resolution_mm, resolution_mm, 1.0])
     affine[:3, 3] = _TEMPLATE_ORIGIN
-    return shape, affine  # type: ignore[return-value]
+    return (nx, ny, nz), affine
 
 
 def _resample(data: np.ndarray, resolution_mm: float, shape: Sequence[int]) -> np.ndarray:
@@ -86,7 +86,7 @@ def _resample(data: np.ndarray, resolution_mm: float, shape: Sequence[int]) -> n
         # Gaussian whose FWHM brings the 1 mm point-spread function to ``resolution_mm``.
         sigma = math.sqrt(resolution_mm**2 - 1.0) / (2.0 * math.sqrt(2.0 * math.log(2.0)))
         data = ndimage.gaussian_filter(data, sigma=sigma, mode="constant")
-    return ndimage.affine_transform(
+    resampled: np.ndarray = ndimage.affine_transform(
         data,
         matrix=np.diag(np.full(3, resolution_mm)),
         offset=0.0,
@@ -95,12 +95,13 @@ def _resample(data: np.ndarray, resolution_mm: float, shape: Sequence[int]) -> n
         mode="constant",
         cval=0.0,
     ).astype(np.float32)
+    return resampled
 
 
 @functools.lru_cache(maxsize=4)
 def _load_template(resolution_mm: float) -> _Template:
     paths = demo_template_paths()
-    raw = {k: np.asarray(nib.load(p).dataobj, dtype=np.float32) for k, p in paths.items()}
+    raw = {k: np.asarray(load_nifti(p).dataobj, dtype=np.float32) for k, p in paths.items()}
     shape, affine = _grid(resolution_mm)
     gm = np.clip(_resample(raw["gm"] / 255.0, resolution_mm, shape), 0.0, 1.0)
     wm = np.clip(_resample(raw["wm"] / 255.0, resolution_mm, shape), 0.0, 1.0)

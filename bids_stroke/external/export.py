@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -38,13 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nibabel as nb
-
 from bids_stroke.__about__ import __version__
 from bids_stroke.core.atomic import json_text, write_text_if_changed
 from bids_stroke.core.digest import file_sha256
 from bids_stroke.degradation import Condition
-from bids_stroke.degradation.nifti import degrade_image
+from bids_stroke.degradation.nifti import degrade_image, load_nifti
 from bids_stroke.inputs.discovery import ImageInputs, file_entities
 from bids_stroke.outputs.commit import (
     ConditionRecord,
@@ -55,6 +52,7 @@ from bids_stroke.outputs.commit import (
     read_manifest,
     state_dir,
 )
+from bids_stroke.outputs.tsv import text_tsv
 
 EXPORT_DIR = "conditions"
 #: ``model_sha256`` of every exported condition: what made it (no model is involved)
@@ -202,7 +200,7 @@ def plan_export(subject: ImageInputs, conditions: Sequence[Condition],
     images: dict[str, dict[str, str]] = {c.label: {} for c in conditions}
     for ch in channels:
         sha[ch.suffix] = file_sha256(ch.path)
-        img = nb.load(str(ch.path))
+        img = load_nifti(ch.path)
         zooms = [float(z) for z in img.header.get_zooms()[:3]]
         meta = inherited_metadata(ch.path, ch.root)
         source = f"bids:raw:{ch.rel}"
@@ -293,7 +291,8 @@ def is_derivative(roots: Sequence[Path]) -> bool:
     return False
 
 
-def dataset_description(bids_dir: Path, roots: Sequence[Path], cond: Condition) -> dict:
+def dataset_description(bids_dir: Path, roots: Sequence[Path], cond: Condition
+                        ) -> dict[str, Any]:
     """``dataset_description.json`` of one condition's dataset."""
     src = _input_description(roots)
     derivative = is_derivative(roots)
@@ -363,14 +362,10 @@ def _participants(roots: Sequence[Path], subjects: set[str]) -> tuple[str | None
                     rows[pid] = row
     if not header or "participant_id" not in header:
         return None, meta
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
-    writer.writerow(header)
-    for pid in sorted(rows):
-        writer.writerow([rows[pid].get(c) or "n/a" for c in header])
-    for sub in sorted(subjects - {p.removeprefix("sub-") for p in rows}):
-        writer.writerow([f"sub-{sub}" if c == "participant_id" else "n/a" for c in header])
-    return buf.getvalue(), meta
+    known = [[rows[pid].get(c) or "n/a" for c in header] for pid in sorted(rows)]
+    unknown = [[f"sub-{sub}" if c == "participant_id" else "n/a" for c in header]
+               for sub in sorted(subjects - {p.removeprefix("sub-") for p in rows})]
+    return text_tsv(header, [*known, *unknown]), meta
 
 
 def _describe(folder: Path, bids_dir: Path, roots: Sequence[Path], cond: Condition) -> None:

@@ -33,14 +33,18 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nibabel as nb
 import numpy as np
 
 from bids_stroke.degradation import Condition
+from bids_stroke.degradation.nifti import load_nifti
 from bids_stroke.inputs.discovery import AFFINE_ATOL, ImageInputs
 from bids_stroke.metrics.reference import Reference
+
+if TYPE_CHECKING:
+    from bids_stroke.outputs.commit import Manifest
 
 PLACEHOLDERS = ("condition", "subject", "session", "acq", "run")
 _FIELD_RE = re.compile(r"\{([^{}]*)\}")
@@ -165,7 +169,7 @@ def load_prediction(path: Path, grid: nb.Nifti1Image, grid_path: Path,
     on the header, before any data is decompressed.
     """
     try:
-        img = nb.load(str(path))
+        img = load_nifti(path)
     except Exception as exc:  # nibabel raises many types on bad files
         raise _refuse(path, f"cannot be read as NIfTI ({type(exc).__name__}); give the "
                             "tool's NIfTI output") from exc
@@ -292,7 +296,7 @@ def score_subject(out: Path, item: SubjectToScore, tool: Tool, work: Path, *, bi
                   connectivity: int, tolerance_mm: float, grid: str, save_degraded: bool,
                   results_key: str, run_uuid: str, clean: bool,
                   provenance: Mapping[str, Any], command: str = "",
-                  reference: Reference | None = None):
+                  reference: Reference | None = None) -> Manifest:
     """Masks, metric tables, report, then the all-or-nothing commit of one subject (the
     caller holds its lock in ``out``). Returns the new manifest.
 
@@ -321,7 +325,7 @@ def score_subject(out: Path, item: SubjectToScore, tool: Tool, work: Path, *, bi
     outputs, report_rows, masks, eff = [], [], [], []
     for c in item.conditions:
         cond = c.condition
-        exported = nb.load(str(c.reference))
+        exported = load_nifti(c.reference)
         mask, prob = load_prediction(c.prediction, exported, c.reference, tool.threshold)
         mask_file = _write(exported, mask.astype(np.uint8), np.uint8,
                            work / f"{cond.label}_mask.nii")

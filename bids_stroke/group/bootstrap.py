@@ -164,9 +164,7 @@ class Means:
 
     def __call__(self, counts: np.ndarray) -> np.ndarray:
         """``(k, batch)`` resampled means."""
-        counts = counts.astype(np.float64, copy=False)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return ((counts @ self.values) / (counts @ self.weights)).T
+        return _ratio_of_sums(counts, self.values, self.weights)
 
 
 class Ratio:
@@ -180,9 +178,16 @@ class Ratio:
 
     def __call__(self, counts: np.ndarray) -> np.ndarray:
         """``(k, batch)`` resampled ratios (NaN where a resample has no item)."""
-        counts = counts.astype(np.float64, copy=False)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return ((counts @ self.num) / (counts @ self.den)).T
+        return _ratio_of_sums(counts, self.num, self.den)
+
+
+def _ratio_of_sums(counts: np.ndarray, num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``(counts @ num) / (counts @ den)`` per resample and column, as ``(k, batch)`` (NaN
+    where a resample's denominator is 0)."""
+    counts = counts.astype(np.float64, copy=False)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios: np.ndarray = ((counts @ num) / (counts @ den)).T
+    return ratios
 
 
 class SignedRankBiserial:
@@ -270,4 +275,5 @@ class CliffsDelta:
         greater = nb[:, None] - cum[:, self.hi]  # ... and above it
         na = ca.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.einsum("ij,ij->i", ca, less - greater) / (na * nb)
+            shift: np.ndarray = np.einsum("ij,ij->i", ca, less - greater) / (na * nb)
+        return shift

@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -540,7 +540,7 @@ def segmentation_models(
 def participant_settings(
     output_dir: str | os.PathLike[str], states: Sequence[ImageState],
     participant_label: str | Iterable[str] | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """The settings the participant-level runs recorded (``logs/config-<run>.json``) for the
     runs that made the committed conditions, oldest first (unreadable or absent files are
     skipped)."""
@@ -563,13 +563,13 @@ def participant_settings(
 def model_details(
     output_dir: str | os.PathLike[str], states: Sequence[ImageState],
     participant_label: str | Iterable[str] | None = None,
-) -> dict[str, dict]:
+) -> dict[str, dict[str, Any]]:
     """sha256 -> the ``SegmentationModel`` block of one committed mask sidecar made with that
     model (kind, spec...) and its ``threshold``, read once per model; models without a readable
     sidecar map to an empty dict."""
     import json
 
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     for manifest in _manifests(states, participant_label):
         for record in manifest.conditions.values():
             if record.model_sha256 in out:

@@ -219,10 +219,10 @@ def condition_means(
     axis; ``strata`` maps a stratum name to a boolean mask of the units (default: ``all``).
     The units are resampled once for every mean (one matrix product per resample batch).
     """
-    strata = {"all": None} if strata is None else dict(strata)
+    groups: dict[str, np.ndarray | None] = {"all": None} if strata is None else dict(strata)
     cols, rows = [], []
     for metric, mat in mats.items():
-        for name, mask in strata.items():
+        for name, mask in groups.items():
             sub = mat if mask is None else np.where(np.asarray(mask)[:, None], mat, np.nan)
             for j, cond in enumerate(conditions):
                 v = sub[:, j]

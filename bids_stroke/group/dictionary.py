@@ -8,9 +8,13 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["COLUMN_DICTIONARY", "DETECTION_DICTIONARY", "EQUIVALENCE_DICTIONARY",
-           "LESION_SIZE_DICTIONARY", "metric_descriptions"]
+           "LESION_SIZE_DICTIONARY", "ColumnDescription", "metric_descriptions"]
 
-COLUMN_DICTIONARY: dict[str, dict[str, str]] = {
+#: one column's entry: ``LongName``, ``Description``, ``Units`` (text) and ``Levels`` (value
+#: -> meaning)
+ColumnDescription = dict[str, str | dict[str, str]]
+
+COLUMN_DICTIONARY: dict[str, ColumnDescription] = {
     "participant_id": {"LongName": "Participant", "Description": "BIDS participant label."},
     "session_id": {"LongName": "Session",
                    "Description": "BIDS session label (n/a when the dataset has none)."},
@@ -220,7 +224,7 @@ COLUMN_DICTIONARY: dict[str, dict[str, str]] = {
 }
 
 #: the detection table's own entries (its interval is a cluster bootstrap)
-DETECTION_DICTIONARY: dict[str, dict[str, str]] = {
+DETECTION_DICTIONARY: dict[str, ColumnDescription] = {
     "n_participants": {"LongName": "Participants",
                        "Description": "Participants with a lesion in the bin."},
     "ci_low": {"LongName": "Detection rate 95% CI low",
@@ -232,7 +236,7 @@ DETECTION_DICTIONARY: dict[str, dict[str, str]] = {
 }
 
 #: the lesion-size regression's own entries
-LESION_SIZE_DICTIONARY: dict[str, dict[str, str]] = {
+LESION_SIZE_DICTIONARY: dict[str, ColumnDescription] = {
     "condition_a": {"LongName": "Reference condition",
                     "Description": "The change is condition_b - condition_a."},
     "condition_b": {"LongName": "Condition", "Description": "The condition judged."},
@@ -256,7 +260,7 @@ LESION_SIZE_DICTIONARY: dict[str, dict[str, str]] = {
 }
 
 #: the equivalence table's own entries
-EQUIVALENCE_DICTIONARY: dict[str, dict[str, Any]] = {
+EQUIVALENCE_DICTIONARY: dict[str, ColumnDescription] = {
     "direction": {"LongName": "Metric direction",
                   "Description": "Which way the metric improves.",
                   "Levels": {"higher is better": "e.g. Dice", "lower is better": "e.g. HD95",

@@ -245,7 +245,8 @@ def dataset_findings(table: pd.DataFrame, phrases: Mapping[str, str], alpha: flo
     return out
 
 
-def _dataset_sentence(r, phrases: Mapping[str, str], alpha: float, name: Namer) -> str:
+def _dataset_sentence(r: pd.Series, phrases: Mapping[str, str], alpha: float,
+                      name: Namer) -> str:
     same = r.desc_a == r.desc_b
     ma, mb = fmt_distinct(r.median_a, r.median_b)
     a = f"{_side(r.dataset_a, r.desc_a, same, phrases)} (median {ma}, n = {r.n_a})"

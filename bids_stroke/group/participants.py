@@ -13,11 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from bids_stroke.group.describe import to_wide
+
+if TYPE_CHECKING:
+    from bids_stroke.outputs.commit import Manifest
 
 __all__ = ["FENCE_K", "MIN_UNITS", "OUTLIER_DICTIONARY", "paired_outliers", "participant_table",
            "subject_reports"]
@@ -28,7 +32,7 @@ FENCE_K = 1.5
 MIN_UNITS = 4
 
 
-def subject_reports(manifests: Iterable) -> dict[str, list[str]]:
+def subject_reports(manifests: Iterable[Manifest]) -> dict[str, list[str]]:
     """``{image key: [report path relative to OUT, ...]}`` from the committed manifests.
 
     Reports are the HTML files a manifest lists at the top of OUT (``sub-X_ses-Y.html``), so
@@ -65,7 +69,7 @@ def paired_outliers(units: pd.DataFrame, metrics: Sequence[str], conditions: Seq
     """
     columns = ["participant_id", "image_id", "metric", "condition_a", "condition_b",
                "value_a", "value_b", "change", "q1", "q3", "fence", "side"]
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     if len(conditions) < 2 or units.empty:
         return pd.DataFrame(rows, columns=columns)
     ref = conditions[0]

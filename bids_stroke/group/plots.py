@@ -9,10 +9,11 @@ boxes, means and intervals always use every unit.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -55,7 +56,7 @@ def condition_colours(conditions: Sequence[str]) -> dict[str, str]:
 
 
 def _grid(n: int, ncols: int = 2, size: tuple[float, float] = (5.0, 3.6),
-          bottom_in: float = 1.1) -> tuple[Figure, list]:
+          bottom_in: float = 1.1) -> tuple[Figure, list[Axes]]:
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
     w, h = size[0] * ncols, size[1] * nrows + (bottom_in - 1.1)
@@ -176,11 +177,11 @@ def plot_paired_lines(
     return fig
 
 
-def dodge(xs: Sequence[float], width: float) -> np.ndarray:
+def dodge(xs: Sequence[float] | np.ndarray, width: float) -> np.ndarray:
     """Offsets that spread points sharing an x value (within 1e-6) symmetrically by ``width``."""
-    xs = np.asarray(xs, dtype=float)
-    out = np.zeros(xs.size)
-    keys = np.round(xs, 6)
+    values = np.asarray(xs, dtype=float)
+    out = np.zeros(values.size)
+    keys = np.round(values, 6)
     for key in np.unique(keys[np.isfinite(keys)]):
         idx = np.flatnonzero(keys == key)
         out[idx] = (np.arange(idx.size) - (idx.size - 1) / 2.0) * width
@@ -285,7 +286,9 @@ def _agreement(y: np.ndarray, scale: str) -> tuple[float, float, float] | None:
     v = np.log(y) if scale == "log" else y
     bias, sd = float(v.mean()), float(v.std(ddof=1))
     lims = (bias - 1.96 * sd, bias, bias + 1.96 * sd)
-    return tuple(float(np.exp(x)) for x in lims) if scale == "log" else lims  # type: ignore[return-value]
+    if scale == "log":
+        return float(np.exp(lims[0])), float(np.exp(lims[1])), float(np.exp(lims[2]))
+    return lims
 
 
 _RATIO_STEPS = [m * 10.0**e for e in range(-4, 5) for m in (1, 2, 5)]
@@ -352,7 +355,8 @@ def plot_bland_altman(table: pd.DataFrame, conditions: Sequence[str], *, seed: i
             ax.axhline(bias, color="black", linewidth=1.2)
             for v in (low, high):
                 ax.axhline(v, color="black", linestyle="--", linewidth=0.9)
-            fmt = (lambda v: f"{v:.2f}") if scale == "log" else (lambda v: f"{v:+.1f}")
+            fmt: Callable[[float], str] = ((lambda v: f"{v:.2f}") if scale == "log"
+                                           else (lambda v: f"{v:+.1f}"))
             what = "ratio" if scale == "log" else "bias"
             title += f"\n{what} {fmt(bias)}{unit}, 95% limits {fmt(low)} to {fmt(high)}{unit}"
         ax.set_title(title, fontsize=8)
@@ -438,7 +442,7 @@ def plot_equivalence(equivalence: pd.DataFrame, phrases: Mapping[str, str] | Non
     return fig
 
 
-def family_title(ax, metric: str, primary: str | None) -> None:
+def family_title(ax: Axes, metric: str, primary: str | None) -> None:
     """Mark a metric's panel as the primary endpoint or exploratory."""
     if primary is not None:
         ax.set_title(f"{metric_label(metric)}: "

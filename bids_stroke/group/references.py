@@ -17,13 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from bids_stroke.metrics.reference import Reference
 
 if TYPE_CHECKING:
+    from bids_stroke.group.findings import Namer
     from bids_stroke.outputs.commit import ImageState
 
 __all__ = ["ReferenceWording", "agreement_findings", "prefix", "reference_of", "reference_sets",
@@ -44,7 +45,8 @@ def reference_sets(*state_lists: Iterable[ImageState] | None) -> list[Reference]
     for states in state_lists:
         for state in states or ():
             ref = reference_of(state)
-            if ref is not None and "segmetrics" in state.manifest.tables:
+            if (ref is not None and state.manifest is not None
+                    and "segmetrics" in state.manifest.tables):
                 found.setdefault(ref.key, ref)
     return sorted(found.values(), key=lambda r: (r.is_prediction, r.condition or ""))
 
@@ -54,7 +56,7 @@ def prefix(reference: Reference) -> str:
     return "group" if not reference.is_prediction else f"group_{reference.desc}"
 
 
-def sidecar_reference(reference: Reference) -> dict | None:
+def sidecar_reference(reference: Reference) -> dict[str, Any] | None:
     """The ``Reference`` entry of a prediction-referenced set's group sidecars (``None`` for
     the lesion-mask set, whose files keep their content)."""
     if not reference.is_prediction:
@@ -136,7 +138,7 @@ def agreement_findings(summary: pd.DataFrame | None, conditions: Sequence[str],
     return out
 
 
-def metric_namer(reference: Reference):  # -> findings.Namer
+def metric_namer(reference: Reference) -> Namer:
     """How findings name a metric of this set: ``Dice`` (mask) or ``Dice agreement with the
     model's native-resolution prediction``."""
     from bids_stroke.group.labels import metric_short
@@ -146,7 +148,7 @@ def metric_namer(reference: Reference):  # -> findings.Namer
     return lambda metric: f"{metric_short(metric)} {reference.words}"
 
 
-def _self_rows() -> tuple[dict, dict]:
+def _self_rows() -> tuple[dict[str, Any], dict[str, Any]]:
     """What the metric code gives for a mask scored against itself: non-empty, then empty."""
     import numpy as np
 

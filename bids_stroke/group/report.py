@@ -196,12 +196,13 @@ def _unit_cell(unit: str, reports: Sequence[str]) -> str:
     return H.escape(unit) + (" (" + H.links(reports) + ")" if reports else "")
 
 
-def _participants_section(p: ReportParts) -> str:
-    """Every unit with links to its subject reports, then the outlying paired changes."""
+def _participants_section(p: ReportParts, participants: pd.DataFrame) -> str:
+    """Every unit (``participants``: ``p.participants``, there) with links to its subject
+    reports, then the outlying paired changes."""
     from bids_stroke.group.participants import FENCE_K, MIN_UNITS
 
     units = list(p.participant_units)
-    table = p.participants.copy()
+    table = participants.copy()
     table.insert(0, "unit", [_unit_cell(u, p.participant_links.get(u, ())) for u in units])
     body = H.paragraph(
         f"{len(table)} unit(s), each linked to its subject report(s): overlays per condition "
@@ -275,7 +276,7 @@ def render_report(p: ReportParts) -> str:
     parts.append(H.section("Summary per condition", tabs, anchor="summary"))
     parts.append(H.section("Statistical tests", _tests_section(p), anchor="tests"))
     if p.participants is not None:
-        parts.append(H.section("Participants", _participants_section(p),
+        parts.append(H.section("Participants", _participants_section(p, p.participants),
                                anchor="participants"))
     if p.datasets is not None:
         body = (H.table_html(dataset_table(p.datasets), table_id="datasets",

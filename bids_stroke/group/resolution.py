@@ -56,16 +56,23 @@ def _grid_spacing(cond: Condition, effective_mm: float) -> float:
     return (lo + hi) / 2
 
 
-def grid_spacing(spec: str, effective_resolution_mm: float) -> float | None:
-    """Spacing (mm) of the isotropic grid condition ``spec`` was simulated on, from its stored
-    effective resolution (None when the spec or the value is unusable)."""
+def _usable(spec: str, effective_resolution_mm: float) -> Condition | None:
+    """The condition of ``spec`` when it parses and its stored effective resolution is a
+    positive number, else None."""
     try:
         cond = parse_condition(spec)
     except ConditionError:
         return None
     if not (math.isfinite(effective_resolution_mm) and effective_resolution_mm > 0):
         return None
-    return _grid_spacing(cond, float(effective_resolution_mm))
+    return cond
+
+
+def grid_spacing(spec: str, effective_resolution_mm: float) -> float | None:
+    """Spacing (mm) of the isotropic grid condition ``spec`` was simulated on, from its stored
+    effective resolution (None when the spec or the value is unusable)."""
+    cond = _usable(spec, effective_resolution_mm)
+    return None if cond is None else _grid_spacing(cond, float(effective_resolution_mm))
 
 
 def condition_geometry(spec: str, effective_resolution_mm: float) -> ConditionGeometry | None:
@@ -73,11 +80,8 @@ def condition_geometry(spec: str, effective_resolution_mm: float) -> ConditionGe
 
     Returns None when the spec cannot be parsed or the resolution is not a positive number.
     """
-    try:
-        cond = parse_condition(spec)
-    except ConditionError:
-        return None
-    if not (math.isfinite(effective_resolution_mm) and effective_resolution_mm > 0):
+    cond = _usable(spec, effective_resolution_mm)
+    if cond is None:
         return None
     s = _grid_spacing(cond, float(effective_resolution_mm))
     grid = (s, s, s)

@@ -83,7 +83,8 @@ _POW10 = np.array([_pow_di(10.0, k) for k in range(401)])
 
 def _pow10_di(e: np.ndarray) -> np.ndarray:
     """``10.0 ** e`` for integer arrays ``0 <= e <= 400``, as :func:`_pow_di` computes it."""
-    return _POW10[e]
+    powers: np.ndarray = _POW10[e]
+    return powers
 
 
 def signif(x: np.ndarray | float, digits: int | None) -> np.ndarray:

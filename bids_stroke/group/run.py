@@ -28,10 +28,12 @@ import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from bids_stroke.core.atomic import atomic_write_text
 from bids_stroke.core.settings import TEMPLATE, GroupSettings
 from bids_stroke.degradation import Condition
 from bids_stroke.group import study, writers
@@ -94,6 +96,9 @@ from bids_stroke.group.unpaired import compare_datasets, comparison_pairs
 from bids_stroke.metrics.reference import Reference
 from bids_stroke.model.bundled import DEMO_MODEL_WARNING
 from bids_stroke.reports.citation import citation_lines
+
+if TYPE_CHECKING:
+    from bids_stroke.outputs.commit import ImageState
 
 __all__ = ["GroupInputError", "run_group"]
 
@@ -355,14 +360,8 @@ def _analyse(root: Path, reference: Reference, *, states, ds_states, datasets, s
            if own else None)
     lesions = (read_lesions(root, participant_label, states=states, reference=only)
                if own else None)
-    compared, apart = dict(datasets), []
-    if datasets and filtered:  # a dataset without results of this reference is left out
-        compared = {label: path for label, path in datasets.items() if ds_states[label]
-                    and find_files(Path(path), SEGMETRICS_GLOB, participant_label,
-                                   states=ds_states[label], reference=reference)}
-        apart = sorted(set(datasets) - set(compared))
-        if len(compared) < 2:
-            compared = {}
+    compared, apart = (_with_results(datasets, ds_states, participant_label, reference)
+                       if datasets and filtered else (dict(datasets), []))
     ds_rows = (read_datasets(compared, participant_label, reference=only, states=ds_states)
                if compared else None)
     notes: list[str] = []
@@ -382,11 +381,7 @@ def _analyse(root: Path, reference: Reference, *, states, ds_states, datasets, s
                      f"{reference.reference_words}: left out of this dataset comparison"
                      + (" (fewer than two datasets remain: none is made)." if not compared
                         else "."))
-    if not tested:
-        raise ValueError(f"none of the metrics {metrics} has a value in the outputs")
-    if primary not in tested:
-        raise ValueError(f"the primary metric {primary} has no value in the outputs: choose "
-                         f"another with --primary (and its --margin)")
+    _refuse_untestable(metrics, tested, primary)
     descriptions = study.read_descriptions([root, *datasets.values()])
     conds = study.order_conditions(frames, conditions)
     specs = dict(zip(pd.concat([t["desc"] for t in frames]),
@@ -402,8 +397,9 @@ def _analyse(root: Path, reference: Reference, *, states, ds_states, datasets, s
                                  primary=primary, margins=margins, digits_rank=digits_rank)
         if reference.is_prediction:  # implied rows are a comparison value, not a result
             for key in ("summary", "means", "sizebins"):
-                if within.get(key) is not None:
-                    within[key] = within[key][within[key]["desc"] != reference.label]
+                table = within.get(key)
+                if table is not None:
+                    within[key] = table[table["desc"] != reference.label]
     ds_units = ds_stats = None
     if ds_rows is not None:
         ds_units = aggregate_units(ds_rows, metric_cols, unit)
@@ -420,6 +416,28 @@ def _analyse(root: Path, reference: Reference, *, states, ds_states, datasets, s
             "ds_units": ds_units, "tested": tested, "conds": conds, "geometry": geometry,
             "specs": specs, "descriptions": descriptions, "notes": notes, "frames": frames,
             "datasets": compared}
+
+def _with_results(datasets: Mapping[str, str | os.PathLike[str]],
+                  ds_states: Mapping[str, Sequence[ImageState] | None],
+                  participant_label: str | Iterable[str] | None, reference: Reference
+                  ) -> tuple[dict[str, str | os.PathLike[str]], list[str]]:
+    """The compared datasets that hold results scored against ``reference`` (none when
+    fewer than two do), and the labels of those left out."""
+    compared = {label: path for label, path in datasets.items() if ds_states[label]
+                and find_files(Path(path), SEGMETRICS_GLOB, participant_label,
+                               states=ds_states[label], reference=reference)}
+    apart = sorted(set(datasets) - set(compared))
+    return (compared if len(compared) >= 2 else {}), apart
+
+
+def _refuse_untestable(metrics: Sequence[str], tested: Sequence[str], primary: str) -> None:
+    """``ValueError`` when no metric, or not the primary one, has a value to test."""
+    if not tested:
+        raise ValueError(f"none of the metrics {metrics} has a value in the outputs")
+    if primary not in tested:
+        raise ValueError(f"the primary metric {primary} has no value in the outputs: choose "
+                         f"another with --primary (and its --margin)")
+
 
 def _findings(*, within, ds_stats, conds, phrases, alpha, unit, primary, tested, seg,
               ds_rows, own_label, reference: Reference = MASK) -> list[str]:
@@ -525,8 +543,8 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
         zero_method=zero_method, digits_rank=digits_rank, size_bins_ml=size_bins_ml,
         versions=versions, bland_altman=bland_altman, models=models, within=within,
         datasets=datasets, ds_stats=ds_stats, seg=seg, reference=reference))
-    outputs.append(writers.atomic_write_text(root / f"{name}_methods.md", to_markdown(methods)))
-    outputs.append(writers.atomic_write_text(root / f"{name}_methods.html", to_html(methods)))
+    outputs.append(atomic_write_text(root / f"{name}_methods.md", to_markdown(methods)))
+    outputs.append(atomic_write_text(root / f"{name}_methods.html", to_html(methods)))
     report = root / f"{name}_report.html"
     people = _participants(out_dir, within, tested, conds, states, participant_label)
     if people:
@@ -576,7 +594,7 @@ def _write_outputs(root: Path, *, out_dir: Path, seg, within, ds_rows, ds_stats,
         settings=settings, warnings=cautions, equivalence=shown("equivalence"),
         primary=primary, phrases=phrases, title=words.title, reference=words.paragraphs,
         **people, template=template, citation=citation_lines())
-    writers.atomic_write_text(report, render_report(parts))
+    atomic_write_text(report, render_report(parts))
     return report
 
 

@@ -81,7 +81,8 @@ DATASET_COLUMNS = [
 
 def _finite(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=float)
-    return x[np.isfinite(x)]
+    finite: np.ndarray = x[np.isfinite(x)]
+    return finite
 
 
 def choose_mann_whitney_method(a: np.ndarray, b: np.ndarray,
@@ -252,7 +253,7 @@ Pair = tuple[tuple[str, str], tuple[str, str]]
 
 
 def default_pairs(datasets: Sequence[str], conditions: Sequence[str],
-                  present: dict[str, set[str]]) -> list[Pair]:
+                  present: Mapping[str, set[str]]) -> list[Pair]:
     """Every pair of datasets under every condition both have (condition-major order)."""
     return [((da, c), (db, c)) for c in conditions for da, db in combinations(datasets, 2)
             if c in present[da] and c in present[db]]

@@ -1,14 +1,14 @@
 """Writing the group level's TSV tables (with JSON data dictionaries) and figures.
 
-Every file goes through the one atomic writer of :mod:`bids_stroke.core.atomic`.
+Every file goes through the atomic writers of :mod:`bids_stroke.atomic`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -23,7 +23,10 @@ from bids_stroke.group.dictionary import (
 )
 from bids_stroke.group.resolution import ConditionGeometry
 
-__all__ = ["atomic_write_text", "make_figures", "write_table", "write_tables"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["make_figures", "write_table", "write_tables"]
 
 _ROW_COLUMNS = ["dataset", "participant_id", "session_id", "image_id", "desc", "condition",
                 "effective_resolution_mm"]
@@ -74,7 +77,7 @@ def write_tables(
                           ("desc-lesiondetection_segmetrics", "detection")):
             table = within.get(key)
             if table is not None:
-                side = metric_side if key != "means" else {
+                side: Mapping[str, object] = metric_side if key != "means" else {
                     **metric_side, "ci_low": COLUMN_DICTIONARY["mean_ci_low"],
                     "ci_high": COLUMN_DICTIONARY["mean_ci_high"]}
                 if key == "detection":
@@ -109,10 +112,12 @@ def make_figures(
     from bids_stroke.group.describe import size_bin_labels
     from bids_stroke.reports.html import fig_to_png
 
-    specs = []
+    specs: list[tuple[str, str, Callable[[], Figure]]] = []
     if within is not None:
-        units, means = within["units"], within["means"]
-        shown = (means[means["stratum"] == "all"] if error_bars == "ci95" else within["summary"])
+        units, means, summary = within["units"], within["means"], within["summary"]
+        if units is None or means is None or summary is None:
+            raise ValueError("the within-dataset tables lack units, means or summary")
+        shown = means[means["stratum"] == "all"] if error_bars == "ci95" else summary
         equivalence = within.get("equivalence")
         if equivalence is not None and len(equivalence):
             specs.append(("equivalence", "Equivalence verdicts against the reference condition",

@@ -33,6 +33,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 LOGGER = logging.getLogger("bids_stroke.discovery")
 
@@ -192,6 +193,11 @@ def check_participant_labels(bids_dir: Path, participant_label: Sequence[str] | 
     wanted = {normalize_label(lab, "sub") for lab in participant_label}
     found = {p.name[4:] for root in find_dataset_roots(Path(bids_dir))
              for p in root.glob("sub-*") if p.is_dir()}
+    _refuse_missing_labels(bids_dir, wanted, found)
+
+
+def _refuse_missing_labels(bids_dir: Path, wanted: set[str], found: set[str]) -> None:
+    """:class:`DiscoveryError` (exit 18) naming the ``wanted`` labels not ``found``."""
     missing = sorted(wanted - found)
     if missing:
         raise DiscoveryError(
@@ -202,10 +208,10 @@ def check_participant_labels(bids_dir: Path, participant_label: Sequence[str] | 
         )
 
 
-def _layout(root: Path, database_dir: Path | None):
+def _layout(root: Path, database_dir: Path | None) -> Any:  # a pybids BIDSLayout
     import bids
 
-    kwargs: dict = {"validate": False}
+    kwargs: dict[str, Any] = {"validate": False}
     if database_dir is not None:
         db = Path(database_dir) / (re.sub(r"[^A-Za-z0-9]+", "_", str(root.resolve())).strip("_"))
         db.mkdir(parents=True, exist_ok=True)
@@ -366,7 +372,7 @@ def any_lesion_mask(bids_dir: Path | str, *, derivatives: Sequence[Path | str] =
     return False
 
 
-def load_bids_filters(path: Path | None) -> dict[str, dict]:
+def load_bids_filters(path: Path | None) -> dict[str, dict[str, Any]]:
     """Read a ``--bids-filter-file`` (fMRIPrep style JSON: ``{"t1w": {"acquisition": "mprage"}}``).
 
     The key ``image`` (or the lower-case suffix, e.g. ``t1w``/``flair``) filters the images.
@@ -396,7 +402,7 @@ def collect_images(
     session_label: Sequence[str] | None = None,
     suffix: str = "T1w",
     derivatives: Sequence[Path | str] = (),
-    bids_filters: Mapping[str, Mapping] | None = None,
+    bids_filters: Mapping[str, Mapping[str, Any]] | None = None,
     database_dir: Path | str | None = None,
     exclude: Sequence[Path | str] = (),
 ) -> list[ImageInputs]:
@@ -435,41 +441,16 @@ def collect_images(
     )
     filters = dict(bids_filters or {})
     query = dict(filters.get("image", filters.get(suffix.lower(), {})))
-
-    images: list[tuple[Path, dict]] = []
+    db = Path(database_dir) if database_dir else None
+    images: list[tuple[Path, dict[str, Any]]] = []
     all_subjects: set[str] = set()
     for root in roots:
-        layout = _layout(root, Path(database_dir) if database_dir else None)
-        subjects = set(layout.get_subjects())
+        found, subjects = _query_images(root, _layout(root, db), suffix, query, subjects_wanted,
+                                        sessions_wanted)
+        images += found
         all_subjects |= subjects
-        chosen = sorted(subjects & subjects_wanted) if subjects_wanted else sorted(subjects)
-        if not chosen:
-            continue
-        files = layout.get(
-            subject=chosen,
-            suffix=suffix,
-            extension=[".nii", ".nii.gz"],
-            return_type="filename",
-            **query,
-        )
-        for fname in sorted(files):
-            path = Path(fname)
-            ents = file_entities(path)
-            if "/derivatives/" in path.as_posix()[len(root.as_posix()) :]:
-                continue
-            if sessions_wanted is not None and ents.get("ses") not in sessions_wanted:
-                continue
-            images.append((path, ents))
-
     if subjects_wanted:
-        missing = sorted(subjects_wanted - all_subjects)
-        if missing:
-            raise DiscoveryError(
-                f"participant label(s) not found in {bids_dir}: "
-                + ", ".join(f"sub-{m}" for m in missing)
-                + f" (available: {', '.join(sorted(all_subjects)[:10]) or 'none'})",
-                exit_code=18,
-            )
+        _refuse_missing_labels(bids_dir, subjects_wanted, all_subjects)
     if not images:
         raise DiscoveryError(
             f"no '{suffix}' image selected in {bids_dir} (check --participant-label, "
@@ -480,28 +461,8 @@ def collect_images(
     deriv_roots = _derivative_roots(roots, [Path(d) for d in derivatives])
     selected_subjects = {ents["sub"] for _, ents in images}
     deriv_masks = _index_masks(deriv_roots, selected_subjects, [Path(e) for e in exclude])
-
-    out: list[ImageInputs] = []
-    for path, ents in images:
-        beside = [
-            p
-            for p in sorted(path.parent.glob(f"sub-{ents['sub']}_*"))
-            if p.name.endswith(NIFTI_EXTENSIONS) and _is_lesion_mask(file_entities(p))
-        ]
-        mask = _select_mask(path, beside) or _select_mask(path, deriv_masks.get(ents["sub"], []))
-        if mask is None:  # the caller decides what that means (and says it once)
-            LOGGER.debug("%s: no lesion mask found (beside it or in derivatives)", path.name)
-        out.append(
-            ImageInputs(
-                subject=ents["sub"],
-                session=ents.get("ses"),
-                image=path,
-                mask=mask,
-                space=ents.get("space"),
-                entities={k: v for k, v in ents.items() if k in ("acq", "rec", "run", "ce")},
-                suffix=suffix,
-            )
-        )
+    out = [_with_mask(path, ents, suffix, deriv_masks.get(ents["sub"], []))
+           for path, ents in images]
     keys = [s.key for s in out]
     dupes = sorted({k for k in keys if keys.count(k) > 1})
     if dupes:
@@ -513,11 +474,64 @@ def collect_images(
     return out
 
 
+def _query_images(root: Path, layout: Any, suffix: str, query: Mapping[str, Any],
+                  subjects_wanted: set[str] | None, sessions_wanted: set[str] | None
+                  ) -> tuple[list[tuple[Path, dict[str, Any]]], set[str]]:
+    """The ``suffix`` images pybids (``layout``) indexes in the dataset ``root`` for the
+    wanted subjects and sessions (``None``: all), outside its ``derivatives/``, with their
+    entities; and every subject of the dataset."""
+    subjects = set(layout.get_subjects())
+    chosen = sorted(subjects & subjects_wanted) if subjects_wanted else sorted(subjects)
+    if not chosen:
+        return [], subjects
+    files = layout.get(
+        subject=chosen,
+        suffix=suffix,
+        extension=[".nii", ".nii.gz"],
+        return_type="filename",
+        **query,
+    )
+    images = []
+    for fname in sorted(files):
+        path = Path(fname)
+        ents = file_entities(path)
+        if "/derivatives/" in path.as_posix()[len(root.as_posix()) :]:
+            continue
+        if sessions_wanted is not None and ents.get("ses") not in sessions_wanted:
+            continue
+        images.append((path, ents))
+    return images, subjects
+
+
+def _with_mask(path: Path, ents: Mapping[str, str], suffix: str,
+               deriv_masks: Sequence[Path]) -> ImageInputs:
+    """The image ``path`` with its lesion mask: the best one beside it, else the best of the
+    subject's masks in the derivatives (``deriv_masks``), else none."""
+    beside = [
+        p
+        for p in sorted(path.parent.glob(f"sub-{ents['sub']}_*"))
+        if p.name.endswith(NIFTI_EXTENSIONS) and _is_lesion_mask(file_entities(p))
+    ]
+    mask = _select_mask(path, beside) or _select_mask(path, deriv_masks)
+    if mask is None:  # the caller decides what that means (and says it once)
+        LOGGER.debug("%s: no lesion mask found (beside it or in derivatives)", path.name)
+    return ImageInputs(
+        subject=ents["sub"],
+        session=ents.get("ses"),
+        image=path,
+        mask=mask,
+        space=ents.get("space"),
+        entities={k: v for k, v in ents.items() if k in ("acq", "rec", "run", "ce")},
+        suffix=suffix,
+    )
+
+
 def _same_grid(a: Path, b: Path, atol: float = AFFINE_ATOL) -> bool:
-    import nibabel as nb
     import numpy as np
 
-    ia, ib = nb.load(str(a)), nb.load(str(b))
+    from bids_stroke.degradation.nifti import load_nifti
+
+    ia, ib = load_nifti(a), load_nifti(b)
     return ia.shape[:3] == ib.shape[:3] and bool(np.allclose(ia.affine, ib.affine, atol=atol))
 
 

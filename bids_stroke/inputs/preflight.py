@@ -22,8 +22,10 @@ from pathlib import Path
 
 import nibabel as nb
 import numpy as np
+from nibabel.arrayproxy import ArrayProxy
 
 from bids_stroke.degradation import Condition
+from bids_stroke.degradation.nifti import load_nifti
 from bids_stroke.inputs.discovery import AFFINE_ATOL, ImageInputs
 
 LOGGER = logging.getLogger("bids_stroke.preflight")
@@ -70,7 +72,7 @@ def load_3d(path: Path, what: str, max_bytes: int | None = None) -> nb.Nifti1Ima
     every later step, registration included, expects a 3-D image) and not larger than
     ``max_bytes`` (default :func:`max_image_bytes`)."""
     try:
-        img = nb.load(str(path))
+        img = load_nifti(path)
     except FileNotFoundError as exc:
         raise InputError(f"{path}: file not found") from exc
     except Exception as exc:  # nibabel raises ImageFileError, EOFError, zlib errors...
@@ -165,11 +167,19 @@ class DataSummary:
     values: set[float] = field(default_factory=set)  # distinct values (masks; capped)
 
 
+def _file_data(img: nb.Nifti1Image, path: Path) -> ArrayProxy:
+    """nibabel's proxy of the image's data in its file (an image :func:`load_3d` read)."""
+    proxy = img.dataobj
+    if not isinstance(proxy, ArrayProxy):
+        raise TypeError(f"{path}: the image's data are not read from its file")
+    return proxy
+
+
 def _chunks(img: nb.Nifti1Image, path: Path, what: str) -> Iterator[np.ndarray]:
     """The image's scaled values, :data:`CHUNK_BYTES` of raw data at a time (any order)."""
     from nibabel.openers import ImageOpener
 
-    proxy = img.dataobj
+    proxy = _file_data(img, path)
     dtype = np.dtype(proxy.dtype)
     slope, inter = float(proxy.slope), float(proxy.inter)
     scaled = (slope, inter) != (1.0, 0.0)
@@ -196,7 +206,7 @@ def _chunks(img: nb.Nifti1Image, path: Path, what: str) -> Iterator[np.ndarray]:
 def scan_data(img: nb.Nifti1Image, path: Path, what: str, *, values: bool = False,
               max_values: int = 64) -> DataSummary:
     """Summarise the data of ``img`` in one streaming pass (memory: a few chunks)."""
-    summary = DataSummary(floating=np.dtype(img.dataobj.dtype).kind == "f")
+    summary = DataSummary(floating=np.dtype(_file_data(img, path).dtype).kind == "f")
     for chunk in _chunks(img, path, what):
         if not chunk.size:
             continue

@@ -20,13 +20,15 @@ from bids_stroke.core.digest import file_sha256
 CHECKSUMS = "_outputs.sha256.json"
 
 
-def _files(value: object) -> list[str]:
+def output_paths(value: object) -> list[str]:
+    """The strings inside a node's output value (nested lists, tuples and dicts): the paths
+    of its files, among other text."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, list | tuple):
-        return [f for v in value for f in _files(v)]
+        return [f for v in value for f in output_paths(v)]
     if isinstance(value, dict):
-        return [f for v in value.values() for f in _files(v)]
+        return [f for v in value.values() for f in output_paths(v)]
     return []
 
 
@@ -34,7 +36,7 @@ def record_outputs(cwd: Path, results: dict) -> None:
     """Write the checksums of the files of ``results`` that live inside ``cwd``."""
     cwd = Path(cwd).resolve()
     sums = {}
-    for name in sorted({f for v in results.values() for f in _files(v)}):
+    for name in sorted({f for v in results.values() for f in output_paths(v)}):
         path = Path(name)
         if path.is_file() and path.resolve().is_relative_to(cwd):
             sums[path.resolve().relative_to(cwd).as_posix()] = file_sha256(path)
@@ -63,7 +65,7 @@ def verify_outputs(node_dir: Path) -> str | None:
 class ChecksummedInterface(SimpleInterface):
     """A :class:`SimpleInterface` that records its output files' checksums."""
 
-    def aggregate_outputs(self, runtime=None, needed_outputs=None):  # type: ignore[override]
+    def aggregate_outputs(self, runtime=None, needed_outputs=None):
         from bids_stroke.outputs.commit import fault
 
         fault(f"node-{type(self).__name__}")  # tests: a signal inside a running node

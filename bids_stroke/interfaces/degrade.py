@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
@@ -15,7 +14,7 @@ from nipype.interfaces.base import (
 )
 
 from bids_stroke.degradation import degrade_mask, parse_condition
-from bids_stroke.degradation.nifti import degrade_image, nifti_stem
+from bids_stroke.degradation.nifti import degrade_image, load_nifti, nifti_stem
 from bids_stroke.degradation.nifti import like_image as _like
 from bids_stroke.interfaces.checksums import ChecksummedInterface
 
@@ -48,9 +47,9 @@ class DegradeImage(ChecksummedInterface):
     input_spec = _DegradeImageInputSpec
     output_spec = _DegradeImageOutputSpec
 
-    def _run_interface(self, runtime):  # type: ignore[no-untyped-def]
+    def _run_interface(self, runtime):
         cond = parse_condition(self.inputs.condition)
-        img = nib.load(self.inputs.in_file)
+        img = load_nifti(self.inputs.in_file)
         if len(img.shape) != 3:
             raise ValueError(f"{self.inputs.in_file}: expected a 3-D image, got shape {img.shape}")
         zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
@@ -64,7 +63,7 @@ class DegradeImage(ChecksummedInterface):
         self._results["params"] = dict(cond.params)
 
         if isdefined(self.inputs.in_mask):
-            mimg = nib.load(self.inputs.in_mask)
+            mimg = load_nifti(self.inputs.in_mask)
             if mimg.shape[:3] != img.shape or len(mimg.shape) != 3:
                 raise ValueError(
                     f"{self.inputs.in_mask}: mask shape {mimg.shape} differs from image "

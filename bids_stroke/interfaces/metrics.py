@@ -88,7 +88,7 @@ class SegmentationMetrics(ChecksummedInterface):
     input_spec = _SegmentationMetricsInputSpec
     output_spec = _SegmentationMetricsOutputSpec
 
-    def _run_interface(self, runtime):  # type: ignore[no-untyped-def]
+    def _run_interface(self, runtime):
         inp = self.inputs
         label = inp.reference_label if isdefined(inp.reference_label) else None
         tables = score_conditions(

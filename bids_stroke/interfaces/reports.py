@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
@@ -57,7 +58,8 @@ class _SubjectReportOutputSpec(TraitedSpec):
     out_report = File(exists=True)
 
 
-def _opt(value: object) -> object | None:
+def _opt(value: Any) -> Any:
+    """A trait's value (a path or a text), ``None`` when it is undefined or empty."""
     return value if isdefined(value) and value != "" else None
 
 

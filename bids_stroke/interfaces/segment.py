@@ -16,7 +16,7 @@ from nipype.interfaces.base import (
 )
 
 from bids_stroke.core.resources import release_memory
-from bids_stroke.degradation.nifti import nifti_stem
+from bids_stroke.degradation.nifti import load_nifti, nifti_stem
 from bids_stroke.interfaces.checksums import ChecksummedInterface
 from bids_stroke.outputs.probseg import encode_probseg
 
@@ -110,7 +110,7 @@ class SegmentImage(ChecksummedInterface):
         seg = binarize(prob, threshold, request.min_size)
         encoded = encode_probseg(prob, inp.probseg)
         del prob
-        img = nib.load(files[0])
+        img = load_nifti(files[0])
         prefix = (inp.out_prefix if isdefined(inp.out_prefix) and inp.out_prefix
                   else nifti_stem(files[0]))
         out_mask = os.path.join(runtime.cwd, f"{prefix}_mask.nii")

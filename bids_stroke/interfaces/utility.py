@@ -11,6 +11,7 @@ from nipype.interfaces.base import (
 )
 
 from bids_stroke.degradation import parse_condition
+from bids_stroke.degradation.nifti import load_nifti
 from bids_stroke.interfaces.checksums import ChecksummedInterface
 
 
@@ -35,7 +36,7 @@ class ConditionInfo(ChecksummedInterface):
 
     def _run_interface(self, runtime):
         cond = parse_condition(self.inputs.condition)
-        zooms = tuple(float(z) for z in nb.load(self.inputs.in_file).header.get_zooms()[:3])
+        zooms = tuple(float(z) for z in load_nifti(self.inputs.in_file).header.get_zooms()[:3])
         self._results.update(
             label=cond.label,
             spec=cond.spec,
@@ -75,7 +76,7 @@ class ConformOrientation(ChecksummedInterface):
         from nipype.interfaces.base import isdefined
 
         def conform(path: str, tag: str) -> tuple[str, bool]:
-            img = nb.load(path)
+            img = load_nifti(path)
             if nb.aff2axcodes(img.affine) == ("R", "A", "S"):
                 return path, False
             out = nb.as_closest_canonical(img)

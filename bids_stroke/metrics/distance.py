@@ -52,7 +52,8 @@ def surface(mask: np.ndarray) -> np.ndarray:
     if not mask.any():
         return mask.copy()
     eroded = ndimage.binary_erosion(mask, structure=_SURFACE_STRUCTURE, border_value=0)
-    return mask & ~eroded
+    outline: np.ndarray = mask & ~eroded
+    return outline
 
 
 def surface_distances(a: np.ndarray, b: np.ndarray, spacing: Sequence[float]

@@ -73,7 +73,7 @@ def as_binary_mask(mask: np.ndarray, threshold: float | None = None, *, name: st
         raise MetricsInputError(f"{name} contains NaN or infinite values")
     if threshold is not None:
         return arr >= threshold
-    nonzero = arr != 0
+    nonzero: np.ndarray = arr != 0
     if not np.all(arr[nonzero] == 1):
         vals = np.unique(arr[nonzero])
         raise MetricsInputError(
@@ -143,9 +143,9 @@ def spacing_from_affine(affine: np.ndarray) -> tuple[float, ...]:
 def load_mask_image(path: str | PathLike[str]) -> tuple[Any, np.ndarray]:
     """Load a NIfTI mask; returns ``(image, data)`` with 3-D data (a single-volume 4-D
     image is squeezed). Raises :class:`MetricsInputError` for other shapes."""
-    import nibabel as nib
+    from bids_stroke.degradation.nifti import load_nifti
 
-    img = nib.load(str(path))
+    img = load_nifti(path)
     data = np.asanyarray(img.dataobj)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]

@@ -14,8 +14,8 @@ agreement with the model's own prediction, :mod:`bids_stroke.metrics.reference`)
 record it as ``Reference``. It is the one implementation behind the participant level's
 :class:`~bids_stroke.interfaces.metrics.SegmentationMetrics` node and ``bids_stroke score``
 (predictions of other tools), so both write identical tables from identical masks. Cells are
-formatted by :func:`bids_stroke.outputs.tsv.format_tsv_cell` and every file is written through the
-one atomic writer :func:`bids_stroke.core.atomic.atomic_write_text`.
+formatted by :func:`bids_stroke.tables.format_tsv_cell` and every file is written through
+:func:`bids_stroke.atomic.atomic_write_text`.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ LESIONS_COLUMNS: tuple[str, ...] = (
     "overlap_fraction",
 )
 
-_ID_DESCRIPTIONS: dict[str, dict] = {
+_ID_DESCRIPTIONS: dict[str, dict[str, Any]] = {
     "participant_id": {"LongName": "Participant identifier",
                        "Description": "BIDS participant label with the sub- prefix."},
     "session_id": {"LongName": "Session identifier",
@@ -93,7 +93,7 @@ _ID_DESCRIPTIONS: dict[str, dict] = {
                                 "Units": "mm"},
 }
 
-_LESION_DESCRIPTIONS: dict[str, dict] = {
+_LESION_DESCRIPTIONS: dict[str, dict[str, Any]] = {
     "lesion_id": {"LongName": "Reference lesion index",
                   "Description": "1-based index of the connected component of the reference "
                                  "mask (scipy.ndimage.label raster order)."},
@@ -113,13 +113,13 @@ _LESION_DESCRIPTIONS: dict[str, dict] = {
 }
 
 
-def _with_settings(entry: dict, note: str) -> dict:
+def _with_settings(entry: dict[str, Any], note: str) -> dict[str, Any]:
     new = dict(entry)
     new["Description"] = f"{entry['Description']} {note}"
     return new
 
 
-def segmetrics_sidecar(connectivity: int, tolerance_mm: float, grid: str) -> dict:
+def segmetrics_sidecar(connectivity: int, tolerance_mm: float, grid: str) -> dict[str, Any]:
     """BIDS data dictionary for every column of the ``segmetrics`` TSV."""
     out = {c: dict(_ID_DESCRIPTIONS[c]) for c in SEGMETRICS_ID_COLUMNS}
     conn_note = f"Lesions are {connectivity}-connected components."
@@ -137,7 +137,7 @@ def segmetrics_sidecar(connectivity: int, tolerance_mm: float, grid: str) -> dic
     return out
 
 
-def lesions_sidecar(connectivity: int) -> dict:
+def lesions_sidecar(connectivity: int) -> dict[str, Any]:
     """BIDS data dictionary for every column of the ``lesions`` TSV."""
     out = {c: dict(_ID_DESCRIPTIONS[c]) for c in LESIONS_COLUMNS[:4]}
     for col in LESIONS_COLUMNS[4:]:
@@ -147,7 +147,7 @@ def lesions_sidecar(connectivity: int) -> dict:
     return out
 
 
-def _write_json(data: dict, path: Path) -> Path:
+def _write_json(data: dict[str, Any], path: Path) -> Path:
     """JSON in the dictionary's own (column) order, written atomically."""
     return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
@@ -254,8 +254,8 @@ def score_conditions(
     ref = as_binary_mask(ref_data, threshold, name=f"{what} {Path(reference_mask).name}")
     spacing = spacing_from_affine(ref_img.affine)
 
-    metric_rows: list[dict] = []
-    lesion_rows: list[dict] = []
+    metric_rows: list[dict[str, Any]] = []
+    lesion_rows: list[dict[str, Any]] = []
     for pred_path, label, spec, res in zip(preds, labels, specs, resolutions, strict=True):
         pred_img, pred_data = load_mask_image(pred_path)
         check_same_grid(reference_mask, ref_data.shape, ref_img.affine,

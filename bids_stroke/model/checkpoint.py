@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bids_stroke.core.atomic import atomic_path
 from bids_stroke.core.digest import file_sha256
 from bids_stroke.model.bundled import BUNDLED_MODEL_NAME, bundled_model_path
 from bids_stroke.model.inference import (
@@ -128,9 +129,8 @@ def save_checkpoint(
         ckpt["model_spec"] = _jsonable(dict(model_spec))
     if extra:
         ckpt.update(extra)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
     return path
 
 
@@ -386,7 +386,8 @@ class SegmentationModel:
 
     def set_memory_format(self, memory_format: torch.memory_format) -> None:
         """Put the network's weights (and from then on its inputs) in ``memory_format``."""
-        self.network = self.network.to(memory_format=memory_format)
+        # nn.Module.to accepts memory_format alone; torch's overloads of it do not say so
+        self.network = self.network.to(memory_format=memory_format)  # type: ignore[call-overload]
         self.memory_format = memory_format
         self._runners: dict[str, tuple[Any, str]] = {}
 
@@ -412,7 +413,8 @@ class SegmentationModel:
         )
 
 
-def load_model(path: str | Path | None = None, device: str | torch.device = "auto"):
+def load_model(path: str | Path | None = None, device: str | torch.device = "auto"
+               ) -> SegmentationModel:
     """Load a checkpoint or TorchScript file as a :class:`SegmentationModel`.
 
     ``path=None`` (or ``''``) loads the bundled default model.
@@ -421,7 +423,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "aut
         ModelLoadError: missing, malformed or unsafe file (one-line message).
     """
     bundled = path is None or str(path) == ""
-    p = bundled_model_path() if bundled else Path(path).expanduser()  # type: ignore[arg-type]
+    p = bundled_model_path() if path is None or bundled else Path(path).expanduser()
     if not p.is_file():
         if bundled:
             raise ModelLoadError(f"bundled default model missing: {p} (reinstall bids_stroke)")

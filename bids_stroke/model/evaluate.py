@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
+from bids_stroke.degradation.nifti import load_nifti
 from bids_stroke.model.checkpoint import load_model
 from bids_stroke.model.inference import binarize
 from bids_stroke.model.spec import DEFAULT_THRESHOLD
@@ -53,8 +53,8 @@ def evaluate_dataset(
     for s in collect_images(bids_dir, participant_label=participant_label):
         if s.mask is None:
             continue
-        data = np.asarray(nib.load(str(s.image)).dataobj, dtype=np.float32)
-        ref = np.asarray(nib.load(str(s.mask)).dataobj) > 0.5
+        data = np.asarray(load_nifti(s.image).dataobj, dtype=np.float32)
+        ref = np.asarray(load_nifti(s.mask).dataobj) > 0.5
         roi = None
         if brain_mask == "template":
             from bids_stroke.templates import brain_mask_like

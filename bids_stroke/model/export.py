@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from bids_stroke.core.atomic import atomic_path
 from bids_stroke.model.adapters.onnx import META_KEY, ONNX_FORMAT
 from bids_stroke.model.checkpoint import ModelLoadError, load_model
 
@@ -89,7 +90,6 @@ def export_onnx(
     entry.key, entry.value = META_KEY, json.dumps(meta)
     proto.producer_name = "bids_stroke"
     onnx.checker.check_model(proto)
-    tmp = out.with_name(out.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        onnx.save(proto, str(tmp))
     return out

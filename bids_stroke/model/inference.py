@@ -35,7 +35,6 @@ __all__ = [
     "ModelOutputError",
     "binarize",
     "binary_logits",
-    "cpu_supports_amx",
     "cpu_supports_bf16",
     "gaussian_importance_map",
     "predict_probabilities",
@@ -116,15 +115,6 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
     raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda")
 
 
-def cpu_supports_amx() -> bool:
-    """True when the CPU has AMX tiles (fast bf16 matrix units)."""
-    fn = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    try:
-        return bool(fn()) if fn is not None else False
-    except Exception:
-        return False
-
-
 @lru_cache(maxsize=1)
 def cpu_supports_bf16() -> bool:
     """True when oneDNN reports native bf16 support and a tiny bf16 autocast conv runs."""
@@ -182,7 +172,8 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return torch.bfloat16 if cpu_supports_bf16() else None
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+def _autocast(device: torch.device, dtype: torch.dtype | None
+              ) -> contextlib.AbstractContextManager[Any]:
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
@@ -198,7 +189,8 @@ def gaussian_importance_map(patch_size: Sequence[int], sigma_scale: float = 1.0 
     g = grids[0][:, None, None] * grids[1][None, :, None] * grids[2][None, None, :]
     g = g / g.max()
     g[g == 0] = g[g > 0].min()
-    return g.astype(np.float32)
+    weights: np.ndarray = g.astype(np.float32)
+    return weights
 
 
 def sliding_window_starts(size: int, patch: int, overlap: float, align: int = 1) -> list[int]:
@@ -237,7 +229,7 @@ def _run(model: Model, x: torch.Tensor, flips: list[tuple[int, ...]]) -> torch.T
 
 def _patches(
     shape: Sequence[int], patch: Sequence[int], overlap: float, align: int
-) -> Iterator[tuple[slice, ...]]:
+) -> Iterator[tuple[slice, slice, slice]]:
     starts = [
         sliding_window_starts(s, p, overlap, align) for s, p in zip(shape, patch, strict=True)
     ]

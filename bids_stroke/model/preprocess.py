@@ -14,10 +14,12 @@ The settings are described by :class:`PreprocessConfig`, stored inside checkpoin
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from bids_stroke.model.records import refuse_unknown_keys
 
 __all__ = [
     "METHODS",
@@ -101,10 +103,7 @@ class PreprocessConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:
         """Rebuild from :meth:`to_dict`; unknown keys are rejected, missing keys default."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown PreprocessConfig keys: {sorted(unknown)}")
+        refuse_unknown_keys(cls, d)
         d = dict(d)
         if d.get("clip_percentiles") is not None:
             d["clip_percentiles"] = tuple(d["clip_percentiles"])
@@ -135,7 +134,7 @@ def preprocess_preset(name: str) -> PreprocessConfig:
 
 def default_roi(data: np.ndarray) -> np.ndarray:
     """ROI used when no brain mask is given: finite non-zero voxels (all voxels if none)."""
-    roi = np.isfinite(data) & (data != 0)
+    roi: np.ndarray = np.isfinite(data) & (data != 0)
     if not roi.any():
         roi = np.isfinite(data)
     return roi

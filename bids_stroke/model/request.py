@@ -22,10 +22,11 @@ requests before the heavy imports.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bids_stroke.model.records import refuse_unknown_keys
 from bids_stroke.model.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -130,8 +131,8 @@ class ModelRequest:
         """
         resolution = None
         if spec.space != "native":
-            declared = spec.resolution_mm is not None and "resolution_mm" not in spec.assumed
-            resolution = round(spec.resolution_mm) if declared else template_resolution
+            declared = None if "resolution_mm" in spec.assumed else spec.resolution_mm
+            resolution = round(declared) if declared is not None else template_resolution
         return replace(self, spec=spec, threshold=self.threshold_for(spec),
                        resolution=resolution, reference=reference or spec.channels[0])
 
@@ -195,8 +196,6 @@ class ModelRequest:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelRequest:
         """Inverse of :meth:`to_dict` and :meth:`node_input`; unknown keys are refused."""
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown ModelRequest keys: {sorted(unknown)}")
+        refuse_unknown_keys(cls, d)
         spec = d.get("spec")
         return cls(**{**d, "spec": None if spec is None else ModelSpec.from_dict(spec)})

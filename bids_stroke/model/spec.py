@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from bids_stroke.core.settings import TEMPLATE
+from bids_stroke.model.records import refuse_unknown_keys
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -143,10 +144,7 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelSpec:
         """Inverse of :meth:`to_dict`; unknown keys are rejected."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ModelSpecError(f"unknown ModelSpec keys: {sorted(unknown)}")
+        refuse_unknown_keys(cls, d, ModelSpecError)
         d = dict(d)
         d["channels"] = tuple(d["channels"])
         d["assumed"] = tuple(d.get("assumed", ()))
@@ -215,44 +213,59 @@ def validate_partial(d: Mapping[str, Any], where: str | Path) -> dict[str, Any]:
     unknown = sorted(set(d) - set(SIDECAR_KEYS))
     if unknown:
         raise _err(where, f"unknown key {unknown[0]!r}; allowed keys: {', '.join(SIDECAR_KEYS)}")
-    out: dict[str, Any] = {}
-    if "channels" in d:
-        ch = d["channels"]
-        if isinstance(ch, str) or not isinstance(ch, Sequence) or not ch:
-            raise _err(where, "'channels' must be a non-empty list of suffixes like [dwi, adc]")
-        for c in ch:
-            if not isinstance(c, str) or not _SUFFIX.match(c):
-                raise _err(where, f"'channels' entry {c!r} is not a BIDS suffix (letters/digits)")
-        if len(set(ch)) != len(ch):
-            raise _err(where, f"'channels' lists a suffix twice: {list(ch)}")
-        out["channels"] = tuple(ch)
-    if "space" in d:
-        if d["space"] not in SPACES:
-            raise _err(where, f"'space' must be one of {', '.join(SPACES)}, got {d['space']!r}")
-        out["space"] = d["space"]
-    if "resolution_mm" in d and d["resolution_mm"] is not None:
-        r = d["resolution_mm"]
-        if isinstance(r, bool) or not isinstance(r, int | float) or not 0 < float(r) <= 10:
-            raise _err(where, f"'resolution_mm' must be a number in (0, 10] mm, got {r!r}")
-        out["resolution_mm"] = float(r)
-    elif "resolution_mm" in d:
-        out["resolution_mm"] = None
-    if "threshold" in d:
-        t = d["threshold"]
-        if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < float(t) < 1:
-            raise _err(where, f"'threshold' must be a number in (0, 1), got {t!r}")
-        out["threshold"] = float(t)
-    if "lesion_labels" in d:
-        labs = d["lesion_labels"]
-        if (
-            isinstance(labs, str)
-            or not isinstance(labs, Sequence)
-            or not labs
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in labs)
-        ):
-            raise _err(where, "'lesion_labels' must be a non-empty list of positive label values")
-        out["lesion_labels"] = tuple(labs)
-    return out
+    return {key: _VALUE_CHECKS[key](d[key], where) for key in SIDECAR_KEYS if key in d}
+
+
+def _channels_value(ch: Any, where: str | Path) -> tuple[str, ...]:
+    if isinstance(ch, str) or not isinstance(ch, Sequence) or not ch:
+        raise _err(where, "'channels' must be a non-empty list of suffixes like [dwi, adc]")
+    for c in ch:
+        if not isinstance(c, str) or not _SUFFIX.match(c):
+            raise _err(where, f"'channels' entry {c!r} is not a BIDS suffix (letters/digits)")
+    if len(set(ch)) != len(ch):
+        raise _err(where, f"'channels' lists a suffix twice: {list(ch)}")
+    return tuple(ch)
+
+
+def _space_value(space: Any, where: str | Path) -> str:
+    if space not in SPACES:
+        raise _err(where, f"'space' must be one of {', '.join(SPACES)}, got {space!r}")
+    return str(space)
+
+
+def _resolution_value(r: Any, where: str | Path) -> float | None:
+    if r is None:
+        return None
+    if isinstance(r, bool) or not isinstance(r, int | float) or not 0 < float(r) <= 10:
+        raise _err(where, f"'resolution_mm' must be a number in (0, 10] mm, got {r!r}")
+    return float(r)
+
+
+def _threshold_value(t: Any, where: str | Path) -> float:
+    if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < float(t) < 1:
+        raise _err(where, f"'threshold' must be a number in (0, 1), got {t!r}")
+    return float(t)
+
+
+def _lesion_labels_value(labs: Any, where: str | Path) -> tuple[int, ...]:
+    if (
+        isinstance(labs, str)
+        or not isinstance(labs, Sequence)
+        or not labs
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in labs)
+    ):
+        raise _err(where, "'lesion_labels' must be a non-empty list of positive label values")
+    return tuple(labs)
+
+
+#: the check (and normalisation) of each sidecar key's value
+_VALUE_CHECKS: dict[str, Callable[[Any, str | Path], Any]] = {
+    "channels": _channels_value,
+    "space": _space_value,
+    "resolution_mm": _resolution_value,
+    "threshold": _threshold_value,
+    "lesion_labels": _lesion_labels_value,
+}
 
 
 def find_sidecar(model: Path) -> Path | None:
@@ -338,6 +351,37 @@ def resolve_spec(
     CLI nor a sidecar gives channels (so that an unmappable nnU-Net name is not an error when the
     user has already said what the channels are).
     """
+    layers = _spec_layers(source, embedded, channels, sidecar)
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for name, layer in layers:
+        for key, value in layer.items():
+            if key not in merged:
+                merged[key], origin[key] = value, name
+    assumed = _assume_defaults(merged, origin, defaults, source)
+    if kind != "nnunet" and "lesion_labels" in merged:
+        raise _err(origin["lesion_labels"].removeprefix("sidecar:"),
+                   "'lesion_labels' applies to nnU-Net models only")
+    return ModelSpec(
+        kind=kind,
+        channels=tuple(merged["channels"]),
+        space=merged["space"],
+        resolution_mm=merged["resolution_mm"],
+        threshold=float(merged["threshold"]),
+        source=str(source),
+        checksum=checksum,
+        assumed=tuple(assumed),
+        lesion_labels=merged.get("lesion_labels"),
+        origin=tuple(sorted(origin.items())),
+    )
+
+
+def _spec_layers(source: Path, embedded: Mapping[str, Any],
+                 channels: Sequence[str] | str | None, sidecar: Path | None
+                 ) -> list[tuple[str, dict[str, Any]]]:
+    """The checked layers of a spec, first wins: ``cli`` (``--channels``), the sidecar, then
+    ``model`` (what the model file embeds; its callable ``channels`` is called only when
+    neither of the others gives channels)."""
     layers: list[tuple[str, dict[str, Any]]] = []
     cli = parse_channels(channels)
     if cli is not None:
@@ -351,12 +395,14 @@ def resolve_spec(
     elif callable(emb.get("channels")):
         emb.pop("channels")
     layers.append(("model", validate_partial(emb, source)))
-    merged: dict[str, Any] = {}
-    origin: dict[str, str] = {}
-    for name, layer in layers:
-        for key, value in layer.items():
-            if key not in merged:
-                merged[key], origin[key] = value, name
+    return layers
+
+
+def _assume_defaults(merged: dict[str, Any], origin: dict[str, str],
+                     defaults: Mapping[str, Any], source: Path) -> list[str]:
+    """Fill what no layer said (channels, space, threshold and a template model's
+    resolution) from ``defaults``, in place; a native model has no resolution. Returns the
+    keys assumed; refuses a key without a default."""
     assumed = []
     for key in ("channels", "space", "threshold"):
         if key not in merged:
@@ -378,21 +424,7 @@ def resolve_spec(
         merged["resolution_mm"] = defaults.get("resolution_mm", 1.0)
         origin["resolution_mm"] = "default"
         assumed.append("resolution_mm")
-    if kind != "nnunet" and "lesion_labels" in merged:
-        raise _err(origin["lesion_labels"].removeprefix("sidecar:"),
-                   "'lesion_labels' applies to nnU-Net models only")
-    return ModelSpec(
-        kind=kind,
-        channels=tuple(merged["channels"]),
-        space=merged["space"],
-        resolution_mm=merged["resolution_mm"],
-        threshold=float(merged["threshold"]),
-        source=str(source),
-        checksum=checksum,
-        assumed=tuple(assumed),
-        lesion_labels=merged.get("lesion_labels"),
-        origin=tuple(sorted(origin.items())),
-    )
+    return assumed
 
 
 def _sidecar_hint(source: Path) -> str:

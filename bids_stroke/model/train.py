@@ -39,12 +39,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bids_stroke.core.atomic import atomic_write_text
 from bids_stroke.degradation import KINDS, Condition
+from bids_stroke.degradation.nifti import load_nifti
 from bids_stroke.model.checkpoint import (
     SegmentationModel,
     build_unet,
@@ -55,6 +56,7 @@ from bids_stroke.model.inference import binarize, resolve_precision, select_devi
 from bids_stroke.model.preprocess import PreprocessConfig, normalize_intensity
 from bids_stroke.model.spec import DEFAULT_OVERLAP, DEFAULT_PATCH_SIZE, DEFAULT_THRESHOLD
 from bids_stroke.model.unet import UNet3D, UNetConfig
+from bids_stroke.outputs.tsv import text_tsv
 
 LOGGER = logging.getLogger("bids_stroke.train")
 
@@ -117,9 +119,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.bids_dir = Path(self.bids_dir)
         self.out_dir = Path(self.out_dir)
-        self.patch_size = tuple(int(p) for p in self.patch_size)  # type: ignore[assignment]
-        if len(self.patch_size) != 3:
+        patch = tuple(int(p) for p in self.patch_size)
+        if len(patch) != 3:
             raise ValueError("patch_size needs 3 values")
+        self.patch_size = (patch[0], patch[1], patch[2])
         div = 2 ** (self.depth - 1)
         if any(p % div for p in self.patch_size):
             raise ValueError(f"patch size {self.patch_size} must be a multiple of {div}")
@@ -188,11 +191,8 @@ def make_split(
 
 
 def _write_split(path: Path, split: dict[str, str]) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
-        w.writerow(["participant_id", "split"])
-        for s in sorted(split):
-            w.writerow([f"sub-{s}", split[s]])
+    atomic_write_text(path, text_tsv(["participant_id", "split"],
+                                     ([f"sub-{s}", split[s]] for s in sorted(split))))
 
 
 def _read_split(path: Path) -> dict[str, str]:
@@ -210,11 +210,11 @@ def load_cases(
     rng = np.random.default_rng(seed)
     cases = []
     for s in subjects:
-        img = nib.load(str(s.image))
+        img = load_nifti(s.image)
         data = np.asarray(img.dataobj, dtype=np.float32)
         if data.ndim == 4:
             data = data[..., 0]
-        mask = np.asarray(nib.load(str(s.mask)).dataobj) > 0.5
+        mask = np.asarray(load_nifti(s.mask).dataobj) > 0.5
         if mask.ndim == 4:
             mask = mask[..., 0]
         if mask.shape != data.shape:
@@ -223,7 +223,7 @@ def load_cases(
         if len(fg) > max_fg:
             fg = fg[np.sort(rng.choice(len(fg), max_fg, replace=False))]
         key = f"sub-{s.subject}" + (f"_ses-{s.session}" if s.session else "")
-        zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+        zx, zy, zz = (float(z) for z in img.header.get_zooms()[:3])
         cases.append(
             TrainingCase(
                 key=key,
@@ -231,7 +231,7 @@ def load_cases(
                 session=s.session,
                 image=normalize_intensity(data, None, preprocessing),
                 mask=mask.astype(np.uint8),
-                zooms=zooms,  # type: ignore[arg-type]
+                zooms=(zx, zy, zz),
                 fg=fg,
             )
         )
@@ -389,27 +389,12 @@ def train(cfg: TrainConfig, subjects: Sequence[Any] | None = None) -> dict[str, 
     ``subjects`` (``ImageInputs``-like objects with ``subject, session, image, mask``)
     overrides discovery in ``cfg.bids_dir``.
     """
-    from tqdm import tqdm
-
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    if hasattr(torch.backends, "cudnn"):
-        torch.backends.cudnn.benchmark = False
-    device = select_device(cfg.device)
+    device = _set_up_torch(cfg)
     out = cfg.out_dir
-    subs = list(subjects) if subjects is not None else _discover(cfg)
-    subs = [s for s in subs if s.mask is not None]
-    if not subs:
-        raise RuntimeError(f"no subjects with a lesion mask found in {cfg.bids_dir}")
+    subs = _labelled_subjects(cfg, subjects)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)  # once the inputs are known
-    test = _read_label_list(cfg.test_list) if cfg.test_list else set()
     split_path = out / "split.tsv"
-    if cfg.resume and split_path.is_file():
-        split = _read_split(split_path)
-    else:
-        split = make_split([s.subject for s in subs], cfg.val_fraction, cfg.seed, test)
-        _write_split(split_path, split)
+    split = _split(cfg, subs, split_path)
     train_subs = [s for s in subs if split.get(s.subject) == "train"]
     val_subs = [s for s in subs if split.get(s.subject) == "val"]
     if not train_subs:
@@ -419,37 +404,136 @@ def train(cfg: TrainConfig, subjects: Sequence[Any] | None = None) -> dict[str, 
     train_cases = load_cases(train_subs, pre, seed=cfg.seed)
     val_cases = load_cases(val_subs, pre, seed=cfg.seed)
 
+    loss_fn = make_loss(cfg.loss)
+    amp = resolve_precision(cfg.precision, device)
+    last_path, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
+    log_path = out / "training_log.tsv"
+    run = _start_or_resume(cfg, device, last_path)
+    if not (cfg.resume and log_path.is_file()):
+        log_path.write_text("\t".join(LOG_COLUMNS) + "\n")
+    provenance = _provenance(cfg, train_cases, val_cases)
+    inference_defaults = {"patch_size": [max(p, d) for p, d in zip(cfg.patch_size,
+                                                                    DEFAULT_PATCH_SIZE,
+                                                                    strict=True)],
+                          "overlap": DEFAULT_OVERLAP}
+    val_dice = float("nan")
+    end_epoch = cfg.epochs
+    if cfg.stop_after is not None:  # time-sliced runs: continue later with ``resume``
+        end_epoch = min(cfg.epochs, run.start_epoch + int(cfg.stop_after))
+    for epoch in range(run.start_epoch, end_epoch):
+        t0 = time.perf_counter()
+        train_loss = _train_epoch(cfg, run, train_cases, epoch, device, amp, loss_fn)
+        do_val = bool(val_cases) and ((epoch + 1) % cfg.val_every == 0
+                                      or epoch + 1 == cfg.epochs)
+        if do_val:
+            val_dice = _validate(run.net, pre, device, inference_defaults, val_cases,
+                                 cfg.val_precision)
+        elif not val_cases:
+            val_dice = float("nan")
+        improved = do_val and val_dice > run.best
+        if improved:
+            run.best = val_dice
+        result = _Epoch(epoch + 1, train_loss, val_dice, do_val, run.best,
+                        float(run.opt.param_groups[0]["lr"]), time.perf_counter() - t0)
+        training = {**provenance, "epoch": result.epoch, "val_dice": val_dice,
+                    "best_val_dice": run.best, "train_loss": train_loss}
+        best = best_path if improved or (not val_cases and epoch + 1 == cfg.epochs) else None
+        _save_epoch(run, pre, training, inference_defaults, epoch, last_path, best)
+        _log_epoch(cfg, log_path, result)
+    if not best_path.is_file() and end_epoch == cfg.epochs:
+        save_checkpoint(best_path, run.net, pre, {**provenance, "val_dice": val_dice},
+                        inference=inference_defaults)
+    return {
+        "best": best_path,
+        "last": last_path,
+        "best_val_dice": run.best if run.best >= 0 else math.nan,
+        "last_val_dice": val_dice,
+        "split": split_path,
+        "log": log_path,
+        "n_train": len(train_cases),
+        "n_val": len(val_cases),
+    }
+
+
+def _set_up_torch(cfg: TrainConfig) -> torch.device:
+    """Threads and deterministic algorithms for this process; the device to train on."""
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if hasattr(torch.backends, "cudnn"):
+        torch.backends.cudnn.benchmark = False
+    return select_device(cfg.device)
+
+
+def _labelled_subjects(cfg: TrainConfig, subjects: Sequence[Any] | None) -> list[Any]:
+    """``subjects`` (default: those discovered in ``cfg.bids_dir``) that have a lesion mask."""
+    subs = list(subjects) if subjects is not None else _discover(cfg)
+    subs = [s for s in subs if s.mask is not None]
+    if not subs:
+        raise RuntimeError(f"no subjects with a lesion mask found in {cfg.bids_dir}")
+    return subs
+
+
+def _split(cfg: TrainConfig, subs: Sequence[Any], split_path: Path) -> dict[str, str]:
+    """Subject -> ``train``/``val``/``test``: the split of ``split_path`` when resuming, else a
+    new seeded one (``cfg.test_list`` held out), written there."""
+    test = _read_label_list(cfg.test_list) if cfg.test_list else set()
+    if cfg.resume and split_path.is_file():
+        return _read_split(split_path)
+    split = make_split([s.subject for s in subs], cfg.val_fraction, cfg.seed, test)
+    _write_split(split_path, split)
+    return split
+
+
+@dataclass
+class _Run:
+    """The network being trained, its optimizer and learning-rate schedule, the first epoch
+    to run and the best validation Dice so far (-1: none)."""
+
+    net: UNet3D
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    start_epoch: int = 0
+    best: float = -1.0
+
+
+def _optimizer(cfg: TrainConfig, net: UNet3D
+               ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """Adam with a polynomial (power 0.9) learning-rate decay over every step of the run."""
+    total_steps = cfg.epochs * cfg.steps_per_epoch
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: (1.0 - min(step, total_steps - 1) / total_steps) ** 0.9
+    )
+    return opt, sched
+
+
+def _start_or_resume(cfg: TrainConfig, device: torch.device, last_path: Path) -> _Run:
+    """A new network initialised under ``cfg.seed``, or, with ``cfg.resume``, the network,
+    optimizer and schedule of ``last_path`` where there is one."""
     _seed_everything(cfg.seed)
     net = UNet3D(UNetConfig(base_channels=cfg.base_channels, depth=cfg.depth, norm=cfg.norm)).to(
         device
     )
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total_steps = cfg.epochs * cfg.steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: (1.0 - min(step, total_steps - 1) / total_steps) ** 0.9
-    )
-    loss_fn = make_loss(cfg.loss)
-    amp = resolve_precision(cfg.precision, device)
-    start_epoch, best = 0, -1.0
-    last_path, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
-    log_path = out / "training_log.tsv"
-    if cfg.resume and last_path.is_file():
-        ck = load_checkpoint(last_path, map_location=device)
-        net = build_unet(ck, last_path).to(device)
-        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: (1.0 - min(step, total_steps - 1) / total_steps) ** 0.9
-        )
-        # the scheduler constructor resets the lr: restore the optimizer state afterwards
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        start_epoch = int(ck["epoch"]) + 1
-        best = float(ck["training"].get("best_val_dice", -1.0))
-        LOGGER.info("resuming from %s at epoch %d", last_path, start_epoch)
-    if not (cfg.resume and log_path.is_file()):
-        log_path.write_text("\t".join(LOG_COLUMNS) + "\n")
+    opt, sched = _optimizer(cfg, net)
+    if not (cfg.resume and last_path.is_file()):
+        return _Run(net, opt, sched)
+    ck = load_checkpoint(last_path, map_location=device)
+    net = build_unet(ck, last_path).to(device)
+    opt, sched = _optimizer(cfg, net)
+    # the scheduler constructor resets the lr: restore the optimizer state afterwards
+    opt.load_state_dict(ck["optimizer"])
+    sched.load_state_dict(ck["scheduler"])
+    run = _Run(net, opt, sched, int(ck["epoch"]) + 1,
+               float(ck["training"].get("best_val_dice", -1.0)))
+    LOGGER.info("resuming from %s at epoch %d", last_path, run.start_epoch)
+    return run
 
-    provenance: dict[str, Any] = {
+
+def _provenance(cfg: TrainConfig, train_cases: Sequence[TrainingCase],
+                val_cases: Sequence[TrainingCase]) -> dict[str, Any]:
+    """What every checkpoint records about how it was trained."""
+    return {
         "command": cfg.command,
         "seed": cfg.seed,
         "epochs": cfg.epochs,
@@ -460,127 +544,132 @@ def train(cfg: TrainConfig, subjects: Sequence[Any] | None = None) -> dict[str, 
         },
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
     }
-    inference_defaults = {"patch_size": [max(p, d) for p, d in zip(cfg.patch_size,
-                                                                    DEFAULT_PATCH_SIZE,
-                                                                    strict=True)],
-                          "overlap": DEFAULT_OVERLAP}
-    val_dice = float("nan")
-    end_epoch = cfg.epochs
-    if cfg.stop_after is not None:  # time-sliced runs: continue later with ``resume``
-        end_epoch = min(cfg.epochs, start_epoch + int(cfg.stop_after))
-    for epoch in range(start_epoch, end_epoch):
-        t0 = time.perf_counter()
-        _seed_everything(cfg.seed * 100003 + epoch)
-        rng = np.random.default_rng([cfg.seed, epoch])
-        net.train()
-        losses = []
-        bar = tqdm(
-            range(cfg.steps_per_epoch),
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            disable=not cfg.progress,
-            leave=False,
+
+
+def _train_epoch(cfg: TrainConfig, run: _Run, cases: Sequence[TrainingCase], epoch: int,
+                 device: torch.device, amp: torch.dtype | None,
+                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> float:
+    """``cfg.steps_per_epoch`` optimizer steps, seeded by ``(cfg.seed, epoch)``; returns the
+    mean training loss."""
+    from tqdm import tqdm
+
+    _seed_everything(cfg.seed * 100003 + epoch)
+    rng = np.random.default_rng([cfg.seed, epoch])
+    run.net.train()
+    losses = []
+    bar = tqdm(
+        range(cfg.steps_per_epoch),
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        disable=not cfg.progress,
+        leave=False,
+        file=sys.stderr,
+    )
+    for _ in bar:
+        x, y = _batch(cfg, cases, rng, device)
+        run.opt.zero_grad(set_to_none=True)
+        ctx = torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext()
+        with ctx:
+            logits = run.net(x)
+        loss = loss_fn(logits.float(), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(run.net.parameters(), 12.0)
+        run.opt.step()
+        run.sched.step()
+        losses.append(float(loss.detach()))
+        bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+    return float(np.mean(losses))
+
+
+def _batch(cfg: TrainConfig, cases: Sequence[TrainingCase], rng: np.random.Generator,
+           device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cfg.batch_size`` augmented patches of random cases, as ``(image, mask)`` tensors
+    ``(B, 1, *patch)``."""
+    imgs, msks = [], []
+    for b in range(cfg.batch_size):
+        # guarantee >= 1 foreground patch per batch when fg_fraction > 0 (nnU-Net)
+        fg = (b == cfg.batch_size - 1 and cfg.fg_fraction > 0) or (
+            rng.random() < cfg.fg_fraction
+        )
+        case = cases[int(rng.integers(len(cases)))]
+        i, m = sample_patch(
+            case,
+            cfg.patch_size,
+            rng,
+            foreground=bool(fg),
+            augment=cfg.augment,
+            augment_resolution=cfg.augment_resolution,
+            resolution_probability=cfg.resolution_probability,
+        )
+        imgs.append(i)
+        msks.append(m)
+    x = torch.from_numpy(np.stack(imgs)[:, None]).to(device)
+    y = torch.from_numpy(np.stack(msks)[:, None]).to(device)
+    return x, y
+
+
+def _validate(net: UNet3D, pre: PreprocessConfig, device: torch.device,
+              inference: dict[str, Any], cases: Sequence[TrainingCase], precision: str) -> float:
+    """Mean Dice of ``cases``; ``net`` is left in training mode."""
+    # the training network keeps its layout (the model wraps it, it does not copy it)
+    sm = SegmentationModel(
+        net, pre, divisor=net.config.divisor, device=device, inference=inference,
+        memory_format=torch.contiguous_format,
+    )
+    dice = float(np.mean(evaluate(sm, cases, precision)))
+    net.train()
+    return dice
+
+
+def _save_epoch(run: _Run, pre: PreprocessConfig, training: dict[str, Any],
+                inference: dict[str, Any], epoch: int, last_path: Path,
+                best_path: Path | None) -> None:
+    """The checkpoints of an epoch: ``best_path`` (when it is the best so far) and
+    ``last_path`` (with the optimizer and schedule, to resume from)."""
+    run.net.eval()
+    if best_path is not None:
+        save_checkpoint(best_path, run.net, pre, training, inference=inference)
+    save_checkpoint(
+        last_path, run.net, pre, training, inference=inference,
+        extra={"optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(),
+               "epoch": epoch},
+    )
+
+
+@dataclass(frozen=True)
+class _Epoch:
+    """One epoch's row of the training log (``validated``: whether ``val_dice`` is its own)."""
+
+    epoch: int
+    train_loss: float
+    val_dice: float
+    validated: bool
+    best: float
+    lr: float
+    seconds: float
+
+
+def _log_epoch(cfg: TrainConfig, log_path: Path, e: _Epoch) -> None:
+    """Append ``e`` to the training log (n/a for an epoch without validation), log it, and
+    show it on stderr with ``cfg.progress``."""
+    epoch_dice = f"{e.val_dice:.6f}" if e.validated else "n/a"
+    best_txt = f"{e.best:.6f}" if e.best >= 0 else "n/a"
+    with open(log_path, "a") as fh:
+        fh.write(
+            f"{e.epoch}\t{e.train_loss:.6f}\t{epoch_dice}\t{best_txt}\t{e.lr:.6g}"
+            f"\t{e.seconds:.1f}\n"
+        )
+    LOGGER.info(
+        "epoch %d loss %.4f val_dice %.4f best %.4f (%.0fs)",
+        e.epoch,
+        e.train_loss,
+        e.val_dice,
+        e.best,
+        e.seconds,
+    )
+    if cfg.progress:
+        print(
+            f"epoch {e.epoch}/{cfg.epochs} loss {e.train_loss:.4f} val_dice {e.val_dice:.4f} "
+            f"best {e.best:.4f} ({e.seconds:.0f}s)",
             file=sys.stderr,
+            flush=True,
         )
-        for _ in bar:
-            imgs, msks = [], []
-            for b in range(cfg.batch_size):
-                # guarantee >= 1 foreground patch per batch when fg_fraction > 0 (nnU-Net)
-                fg = (b == cfg.batch_size - 1 and cfg.fg_fraction > 0) or (
-                    rng.random() < cfg.fg_fraction
-                )
-                case = train_cases[int(rng.integers(len(train_cases)))]
-                i, m = sample_patch(
-                    case,
-                    cfg.patch_size,
-                    rng,
-                    foreground=bool(fg),
-                    augment=cfg.augment,
-                    augment_resolution=cfg.augment_resolution,
-                    resolution_probability=cfg.resolution_probability,
-                )
-                imgs.append(i)
-                msks.append(m)
-            x = torch.from_numpy(np.stack(imgs)[:, None]).to(device)
-            y = torch.from_numpy(np.stack(msks)[:, None]).to(device)
-            opt.zero_grad(set_to_none=True)
-            ctx = torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext()
-            with ctx:
-                logits = net(x)
-            loss = loss_fn(logits.float(), y)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 12.0)
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
-        train_loss = float(np.mean(losses))
-        do_val = val_cases and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs)
-        if do_val:
-            # the training network keeps its layout (the model wraps it, it does not copy it)
-            sm = SegmentationModel(
-                net, pre, divisor=net.config.divisor, device=device, inference=inference_defaults,
-                memory_format=torch.contiguous_format,
-            )
-            val_dice = float(np.mean(evaluate(sm, val_cases, cfg.val_precision)))
-            net.train()
-        elif not val_cases:
-            val_dice = float("nan")
-        improved = do_val and val_dice > best
-        if improved:
-            best = val_dice
-        # the log shows n/a for epochs without validation
-        epoch_dice = f"{val_dice:.6f}" if do_val else "n/a"
-        best_txt = f"{best:.6f}" if best >= 0 else "n/a"
-        lr = float(opt.param_groups[0]["lr"])
-        secs = time.perf_counter() - t0
-        training = {
-            **provenance,
-            "epoch": epoch + 1,
-            "val_dice": val_dice,
-            "best_val_dice": best,
-            "train_loss": train_loss,
-        }
-        net.eval()
-        if improved or (not val_cases and epoch + 1 == cfg.epochs):
-            save_checkpoint(best_path, net, pre, training, inference=inference_defaults)
-        save_checkpoint(
-            last_path,
-            net,
-            pre,
-            training,
-            inference=inference_defaults,
-            extra={"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch},
-        )
-        with open(log_path, "a") as fh:
-            fh.write(
-                f"{epoch + 1}\t{train_loss:.6f}\t{epoch_dice}\t{best_txt}\t{lr:.6g}\t{secs:.1f}\n"
-            )
-        LOGGER.info(
-            "epoch %d loss %.4f val_dice %.4f best %.4f (%.0fs)",
-            epoch + 1,
-            train_loss,
-            val_dice,
-            best,
-            secs,
-        )
-        if cfg.progress:
-            print(
-                f"epoch {epoch + 1}/{cfg.epochs} loss {train_loss:.4f} val_dice {val_dice:.4f} "
-                f"best {best:.4f} ({secs:.0f}s)",
-                file=sys.stderr,
-                flush=True,
-            )
-    if not best_path.is_file() and end_epoch == cfg.epochs:
-        save_checkpoint(
-            best_path, net, pre, {**provenance, "val_dice": val_dice}, inference=inference_defaults
-        )
-    return {
-        "best": best_path,
-        "last": last_path,
-        "best_val_dice": best if best >= 0 else math.nan,
-        "last_val_dice": val_dice,
-        "split": split_path,
-        "log": log_path,
-        "n_train": len(train_cases),
-        "n_val": len(val_cases),
-    }

@@ -4,18 +4,21 @@ The architecture follows the original study: an encoder-decoder with ``depth`` r
 levels, two ``3x3x3`` convolutions (+ normalisation + activation) per level, max-pooling on the
 way down, transposed convolutions on the way up and skip connections by channel
 concatenation.  :meth:`UNet3D.forward` returns *logits*; the sigmoid is applied at inference
-(:meth:`UNet3D.predict_proba`).  The whole architecture is described by :class:`UNetConfig`,
-a plain dataclass that is stored inside checkpoints so that a model can be rebuilt without
-executing pickled code.
+(:func:`bids_stroke.model.inference.predict_probabilities`).  The whole architecture is
+described by :class:`UNetConfig`, a plain dataclass that is stored inside checkpoints so that a
+model can be rebuilt without executing pickled code.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
+
+from bids_stroke.model.records import refuse_unknown_keys
 
 __all__ = ["ACTIVATIONS", "NORMS", "ConvBlock", "UNet3D", "UNetConfig"]
 
@@ -60,7 +63,7 @@ class UNetConfig:
     @property
     def divisor(self) -> int:
         """Spatial sizes must be a multiple of this (``2 ** (depth - 1)``)."""
-        return 2 ** (self.depth - 1)
+        return 1 << (self.depth - 1)
 
     def channels(self) -> list[int]:
         """Feature maps per level, top to bottom."""
@@ -73,10 +76,7 @@ class UNetConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UNetConfig:
         """Rebuild from :meth:`to_dict`; unknown keys are rejected."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown UNetConfig keys: {sorted(unknown)}")
+        refuse_unknown_keys(cls, d)
         return cls(**d)
 
 
@@ -92,13 +92,14 @@ def _norm(kind: str, channels: int, groups: int) -> nn.Module:
 
 
 def _act(kind: str) -> nn.Module:
-    return {
+    makers: dict[str, Callable[[], nn.Module]] = {
         "leakyrelu": lambda: nn.LeakyReLU(0.01, inplace=True),
         "relu": lambda: nn.ReLU(inplace=True),
         "prelu": nn.PReLU,
         "gelu": nn.GELU,
         "elu": lambda: nn.ELU(inplace=True),
-    }[kind]()
+    }
+    return makers[kind]()
 
 
 class ConvBlock(nn.Sequential):
@@ -178,12 +179,8 @@ class UNet3D(nn.Module):
         for i, (up, dec) in enumerate(zip(self.ups, self.decoders)):  # noqa: B905 (TorchScript)
             x = up(x)
             x = dec(torch.cat([x, skips[n_levels - 2 - i]], dim=1))
-        return self.head(x)
-
-    @torch.inference_mode()
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Sigmoid probabilities (inference only)."""
-        return torch.sigmoid(self.forward(x))
+        logits: torch.Tensor = self.head(x)
+        return logits
 
     def n_parameters(self) -> int:
         """Number of trainable parameters."""

@@ -48,7 +48,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import gzip
-import io
 import json
 import os
 import re
@@ -66,6 +65,7 @@ from bids_stroke.core.atomic import atomic_write_json, fsync_dir
 from bids_stroke.core.digest import file_sha256
 from bids_stroke.core.interrupt import deferred
 from bids_stroke.outputs.state_files import UnsafeStateError, confined, is_plain_relative, real_dir
+from bids_stroke.outputs.tsv import text_tsv
 
 FORMAT = "bids_stroke-subject-manifest"
 FORMAT_VERSION = 1
@@ -263,12 +263,8 @@ def merge_table(new: Path, old: Path | None, key_column: str, drop: Iterable[str
         replaced = {r[key_column] for r in rows} | set(drop)
         _, old_rows = read_table(old)
         kept = [r for r in old_rows if r.get(key_column) not in replaced]
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
-    writer.writerow(header)
-    for row in [*kept, *rows]:
-        writer.writerow([row.get(c, "n/a") for c in header])
-    return buf.getvalue().encode("utf-8")
+    return text_tsv(header, ([row.get(c, "n/a") for c in header]
+                             for row in [*kept, *rows])).encode("utf-8")
 
 
 # ----------------------------------------------------------------------------- planning
@@ -340,6 +336,8 @@ def _fill(staging: Path, out: Path, files: Sequence[PlannedFile],
         dst.parent.mkdir(parents=True, exist_ok=True)
         if data is not None:
             dst.write_bytes(data)
+        elif source is None:  # PlannedFile refuses it: one of source and content is set
+            raise ValueError(f"{rel}: neither content nor a source file")
         elif compress:
             with open(source, "rb") as inp, open(dst, "wb") as raw, \
                     gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
@@ -485,13 +483,7 @@ def check_journal(out: Path, key: str, journal: Any) -> None:
     unknown = sorted(set(journal) - allowed)
     if unknown or not {"staging", "moves", "deletes", "manifest"} <= set(journal):
         raise ValueError(f"unexpected or missing entries ({', '.join(unknown) or 'missing'})")
-    name = journal["staging"]
-    if not (isinstance(name, str) and name.startswith(f"{key}.") and "/" not in name
-            and is_plain_relative(name)):
-        raise ValueError(f"staging folder {name!r} is not one of {key}")
-    staging = confined(staging_root(out), name)
-    if staging.is_symlink():
-        raise UnsafeStateError(f"{staging} is a symbolic link")
+    staging = _journal_staging(out, key, journal["staging"])
     moves, deletes = _strings(journal, "moves"), _strings(journal, "deletes")
     for rel in moves:
         _target(out, key, rel)
@@ -504,22 +496,39 @@ def check_journal(out: Path, key: str, journal: Any) -> None:
             raise UnsafeStateError(f"staged {src} is not a regular file")
     for rel in deletes:
         _target(out, key, rel)
+    files = _journal_manifest_files(key, journal)
+    if not set(moves) <= files or set(deletes) & files:
+        raise ValueError("its moves and deletions disagree with its manifest")
+
+
+def _journal_staging(out: Path, key: str, name: Any) -> Path:
+    """The staging folder a journal of ``key`` names: one of ``key``'s, in ``staging/``, not
+    a link."""
+    if not (isinstance(name, str) and name.startswith(f"{key}.") and "/" not in name
+            and is_plain_relative(name)):
+        raise ValueError(f"staging folder {name!r} is not one of {key}")
+    staging = confined(staging_root(out), name)
+    if staging.is_symlink():
+        raise UnsafeStateError(f"{staging} is a symbolic link")
+    return staging
+
+
+def _journal_manifest_files(key: str, journal: Mapping[str, Any]) -> set[str]:
+    """The files of the manifest a journal of ``key`` commits (the group level's, with its
+    ``manifest_rel``, or a subject's manifest of that key)."""
     manifest = journal["manifest"]
     if key == GROUP_KEY:
         if journal.get("manifest_rel") != f"{STATE_DIR}/group.json" or not (
                 isinstance(manifest, Mapping) and manifest.get("key") == GROUP_KEY
                 and isinstance(manifest.get("files"), Mapping)):
             raise ValueError("not a group-level journal")
-        files = set(manifest["files"])
-    else:
-        if "manifest_rel" in journal:
-            raise ValueError("'manifest_rel' belongs to the group level")
-        parsed = Manifest.from_dict(manifest)
-        if parsed.key != key:
-            raise ValueError(f"its manifest describes {parsed.key!r}")
-        files = set(parsed.files)
-    if not set(moves) <= files or set(deletes) & files:
-        raise ValueError("its moves and deletions disagree with its manifest")
+        return set(manifest["files"])
+    if "manifest_rel" in journal:
+        raise ValueError("'manifest_rel' belongs to the group level")
+    parsed = Manifest.from_dict(manifest)
+    if parsed.key != key:
+        raise ValueError(f"its manifest describes {parsed.key!r}")
+    return set(parsed.files)
 
 
 def _quarantine(out: Path, key: str, path: Path, reason: str) -> JournalRejected:
@@ -664,7 +673,8 @@ def _failed_folders(out: Path, keys: set[str]) -> list[str]:
     return sorted(failed)
 
 
-def committed_images(out: Path, *, recover_free: bool = True) -> list[ImageState]:
+def committed_images(out: str | os.PathLike[str], *,
+                       recover_free: bool = True) -> list[ImageState]:
     """Every image of OUT with a manifest, a journal or a staging folder, committed or skipped
     with a reason, and subject folders holding only crash files (a failed run).
 

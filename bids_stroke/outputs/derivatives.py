@@ -1,14 +1,13 @@
 """BIDS-Derivatives naming and dataset-level files, written atomically.
 
-Every file the app writes goes through :func:`atomic_write_bytes`/:func:`atomic_copy`: the
-content lands in a temporary file in the destination folder and is moved into place with
-``os.replace``, so a killed run never leaves a half-written file under a final name.
+The files are written by :mod:`bids_stroke.atomic` (a temporary file in the destination
+folder moved into place with ``os.replace``, so a killed run never leaves a half-written file
+under a final name); its writers are re-exported here for the import path of earlier versions.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +23,7 @@ from bids_stroke.core.atomic import (
     write_text_if_changed,
 )
 from bids_stroke.core.provenance import container_info
+from bids_stroke.outputs.tsv import text_tsv
 
 __all__ = [
     "BIDSIGNORE",
@@ -210,12 +210,9 @@ def write_dataset_files(
         desc_id = desc_id if desc_id.startswith("desc-") else f"desc-{desc_id}"
         rows[desc_id] = {**row, "desc_id": desc_id}
     columns = ["desc_id", "description", "condition"]
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
-    writer.writerow(columns)
-    for key in sorted(rows):
-        writer.writerow(["n/a" if rows[key].get(c) is None else rows[key][c] for c in columns])
-    write_text_if_changed(existing, buf.getvalue())
+    write_text_if_changed(existing, text_tsv(
+        columns, (["n/a" if rows[key].get(c) is None else rows[key][c] for c in columns]
+                  for key in sorted(rows))))
     write_text_if_changed(output_dir / "README.md", README_TEXT.format(
         version=__version__, study=pipeline_name))
     write_text_if_changed(

@@ -23,6 +23,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from bids_stroke.outputs.state_files import UnsafeStateError, open_fixed
 
@@ -103,7 +104,7 @@ class FileLock:
     def __exit__(self, *exc: object) -> None:
         self.release()
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         # never carry a held descriptor into another process (nipype pickles node inputs)
         return {"path": self.path, "run": self.run, "_fd": None}
 

@@ -18,10 +18,12 @@ Each array task records its exit code in ``OUT_DIR/logs/status/sub-<label>.txt``
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from bids_stroke.core.atomic import atomic_write_text
+from bids_stroke.outputs.tsv import text_tsv
 
 #: where the array tasks record their exit codes, relative to the output folder
 STATUS_DIR = Path("logs") / "status"
@@ -141,13 +143,7 @@ def format_report(statuses: Sequence[SubjectStatus]) -> str:
 
 def write_table(path: Path, statuses: Sequence[SubjectStatus]) -> Path:
     """``participant_id  state  exit_code  job`` TSV (``n/a`` for unknown), written atomically."""
-    rows = ["participant_id\tstate\texit_code\tjob"]
-    for st in statuses:
-        code = "n/a" if st.exit_code is None else str(st.exit_code)
-        rows.append(f"sub-{st.label}\t{st.state}\t{code}\t{st.job or 'n/a'}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(rows) + "\n")
-    os.replace(tmp, path)
-    return path
+    rows = [[f"sub-{st.label}", st.state, "n/a" if st.exit_code is None else str(st.exit_code),
+             st.job or "n/a"] for st in statuses]
+    return atomic_write_text(path, text_tsv(["participant_id", "state", "exit_code", "job"],
+                                            rows))

@@ -1,19 +1,29 @@
-"""BIDS TSV text: the one formatting of a table cell written by bids_stroke.
+"""BIDS TSV text of the tables bids_stroke writes, two kinds.
 
-Values are written deterministically: integers as integers, floats with Python's shortest
-round-trip representation (``repr``, so re-reading gives the identical float64), booleans as
-``true``/``false`` and missing or undefined values (None, NaN) as ``n/a``. Pure functions:
-writing the text to disk is :func:`bids_stroke.core.atomic.atomic_write_text`'s job.
+* Computed values (:func:`tsv_text`: the metric tables of the participant level and
+  ``bids_stroke score``, score's log) are written deterministically: integers as integers,
+  floats with Python's shortest round-trip representation (``repr``, so re-reading gives the
+  identical float64), booleans as ``true``/``false`` and missing or undefined values (None,
+  NaN) as ``n/a``.
+* Cells that are text already (:func:`text_tsv`: rows read back from TSV files and merged or
+  rewritten, ``participants.tsv``, ``descriptions.tsv``, the HPC status table) are written
+  with Python's csv quoting.
+
+The group level's tables are pandas' (:mod:`bids_stroke.group.writers`), and the training log
+and the demo dataset's ``participants.tsv`` round their numbers for reading. Pure functions:
+writing the text to disk is :mod:`bids_stroke.atomic`'s job.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["format_tsv_cell", "tsv_text"]
+__all__ = ["format_tsv_cell", "text_tsv", "tsv_text"]
 
 
 def format_tsv_cell(value: object) -> str:
@@ -49,3 +59,13 @@ def tsv_text(rows: Iterable[Mapping[str, object]], columns: Sequence[str]) -> st
     lines = ["\t".join(columns)]
     lines += ["\t".join(format_tsv_cell(row[c]) for c in columns) for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def text_tsv(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A TSV (header line + one line per row, ``\\n`` line ends) of cells that are text
+    already; a cell holding a tab, a quote or a line break is quoted (csv's rules)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return buf.getvalue()

@@ -11,14 +11,14 @@ import html
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bids_stroke.core.atomic import atomic_write_bytes, atomic_write_text  # one atomic writer
+from bids_stroke.core.atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "BASE_CSS",
@@ -152,7 +152,8 @@ def kv_table(mapping: Mapping[str, Any], *, caption: str | None = None) -> str:
 
 
 def new_figure(figsize: tuple[float, float] = (6.4, 4.8), *,
-               layout: str | None = "constrained") -> Figure:
+               layout: Literal["constrained", "compressed", "tight"] | None = "constrained"
+               ) -> Figure:
     """A matplotlib ``Figure`` bound to the Agg canvas (no pyplot, no global state)."""
     fig = Figure(figsize=figsize, layout=layout)
     FigureCanvasAgg(fig)

@@ -66,7 +66,8 @@ def lesion_focus(mask: np.ndarray | None) -> tuple[int, int, int] | None:
     idx = tuple(round(float(v)) for v in c)
     if not comp[idx]:
         idx = tuple(int(v) for v in pts[np.argmin(((pts - c) ** 2).sum(axis=1))])
-    return tuple(int(v) for v in np.asarray(idx) + offset)  # type: ignore[return-value]
+    i, j, k = (int(v) for v in np.asarray(idx) + offset)
+    return i, j, k
 
 
 def focus_mm(affine: np.ndarray, focus: Sequence[int]) -> tuple[float, float, float]:
@@ -78,8 +79,9 @@ def focus_mm(affine: np.ndarray, focus: Sequence[int]) -> tuple[float, float, fl
 def view_titles(affine: np.ndarray, focus: Sequence[int]) -> tuple[str, str, str]:
     """``("sagittal x = 12.0 mm", "coronal y = ...", "axial z = ...")`` at ``focus``."""
     xyz = focus_mm(affine, focus)
-    return tuple(f"{name} {axis} = {v:.1f} mm"  # type: ignore[return-value]
-                 for (name, axis, _, _), v in zip(VIEWS, xyz, strict=True))
+    sagittal, coronal, axial = (f"{name} {axis} = {v:.1f} mm"
+                                for (name, axis, _, _), v in zip(VIEWS, xyz, strict=True))
+    return sagittal, coronal, axial
 
 
 def _window(img: np.ndarray) -> tuple[float, float]:
@@ -92,7 +94,8 @@ def _window(img: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi if hi > lo else lo + 1.0)
 
 
-def _slicers(focus: Sequence[int], zooms: Sequence[float]) -> list[tuple[tuple, float]]:
+def _slicers(focus: Sequence[int], zooms: Sequence[float]
+             ) -> list[tuple[tuple[int | slice, ...], float]]:
     """(slicer, aspect = row spacing / column spacing after transpose) per view."""
     i, j, k = (int(v) for v in focus)
     zx, zy, zz = (float(z) for z in zooms)
@@ -101,7 +104,8 @@ def _slicers(focus: Sequence[int], zooms: Sequence[float]) -> list[tuple[tuple, 
             ((slice(None), slice(None), k), zy / zx)]
 
 
-def _draw_view(ax: Any, image: np.ndarray, sl: tuple, aspect: float, window: tuple[float, float],
+def _draw_view(ax: Any, image: np.ndarray, sl: tuple[int | slice, ...], aspect: float,
+               window: tuple[float, float],
                outlines: Sequence[tuple[np.ndarray | None, str, str]], view: int,
                title: str) -> None:
     """One slice with its outlines, title and orientation markers."""
@@ -162,9 +166,10 @@ def resample_like(data: np.ndarray, affine: np.ndarray, shape: Sequence[int],
     """``data`` (on ``affine``) resampled onto the grid (``shape``, ``target_affine``) by
     world coordinates; ``order`` 0 = nearest neighbour, 1 = trilinear; 0 outside."""
     vox2vox = np.linalg.inv(np.asarray(affine, float)) @ np.asarray(target_affine, float)
-    return ndimage.affine_transform(np.asarray(data, np.float32), vox2vox[:3, :3],
-                                    offset=vox2vox[:3, 3], output_shape=tuple(shape),
-                                    order=order, mode="constant", cval=0.0)
+    out: np.ndarray = ndimage.affine_transform(
+        np.asarray(data, np.float32), vox2vox[:3, :3], offset=vox2vox[:3, 3],
+        output_shape=tuple(shape), order=order, mode="constant", cval=0.0)
+    return out
 
 
 def registration_qc_figure(

@@ -56,8 +56,8 @@ def _load_ras(path: str | os.PathLike[str]
         data = data[..., 0]
     if data.ndim != 3:
         raise ValueError(f"{path}: expected a 3-D image, got shape {data.shape}")
-    zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-    return data, zooms, np.asarray(img.affine)  # type: ignore[return-value]
+    zx, zy, zz = (float(z) for z in img.header.get_zooms()[:3])
+    return data, (zx, zy, zz), np.asarray(img.affine)
 
 
 NOT_SCORED = ("Not scored: this image has no lesion mask and the run scored against lesion "
@@ -153,7 +153,8 @@ def _legend_caption(ref: np.ndarray | None, ref_name: str | None, is_reference: 
     return "Reference: sky blue solid; prediction: orange dashed."
 
 
-def _condition_block(cond: Mapping[str, Any], base: np.ndarray, zooms: tuple, affine: np.ndarray,
+def _condition_block(cond: Mapping[str, Any], base: np.ndarray, zooms: tuple[float, ...],
+                     affine: np.ndarray,
                      ref: np.ndarray | None, ref_focus: tuple[int, int, int] | None,
                      name: str, modality: str, threshold: float | None,
                      ref_name: str | None = None, is_reference: bool = False) -> str:

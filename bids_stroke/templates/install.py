@@ -67,7 +67,7 @@ def download(client: Any, template: str, suffix: str, desc: str | None) -> Path 
 
 
 def _fetch_one(home: Path, client: Any, template: str, suffix: str, desc: str | None,
-               marker: dict, allow_standin: bool = True) -> tuple[str, str]:
+               marker: dict[str, Any], allow_standin: bool = True) -> tuple[str, str]:
     """Make one file real under ``home``; returns (file name, source)."""
     found = local_file(home, template, suffix, desc, 1)
     if found is not None and found.source == "templateflow":

@@ -36,7 +36,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +45,7 @@ import nibabel as nib
 import numpy as np
 
 from bids_stroke.core.settings import TEMPLATE
+from bids_stroke.degradation.nifti import load_nifti, load_spatial
 
 RegistrationKind = Literal["rigid", "affine", "syn"]
 Interpolation = Literal["linear", "nearestNeighbor", "genericLabel", "bSpline",
@@ -82,20 +83,6 @@ class RegistrationResult:
     fixed: Path
     forward_invert_flags: list[bool] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-serialisable summary (for sidecars)."""
-        return {
-            "warped": str(self.warped),
-            "forward_transforms": [str(p) for p in self.forward_transforms],
-            "forward_invert_flags": list(self.forward_invert_flags),
-            "inverse_transforms": [str(p) for p in self.inverse_transforms],
-            "inverse_invert_flags": list(self.inverse_invert_flags),
-            "kind": self.kind,
-            "seed": self.seed,
-            "moving": str(self.moving),
-            "fixed": str(self.fixed),
-        }
-
 
 # --------------------------------------------------------------------------- helpers
 def _one_line(exc: BaseException) -> str:
@@ -122,7 +109,7 @@ def _normalised_input(path: Path, tmpdir: Path, tag: str) -> Path:
 
     Avoids nibabel (sform) and ITK (often qform) reading different grids.
     """
-    img = nib.load(path)
+    img = load_spatial(path)
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         img = nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine)
         needs = True
@@ -221,10 +208,7 @@ def register_to_template(
     moving = Path(moving)
     fixed = Path(fixed)
     out_dir = Path(out_dir)
-    kind_l = str(kind).lower()
-    if kind_l not in _ANTS_KINDS:
-        raise RegistrationError(f"{moving}: unknown registration kind {kind!r} "
-                                f"(valid: {', '.join(_ANTS_KINDS)})")
+    kind_l = _checked_kind(kind, moving)
     for label, p in (("moving", moving), ("fixed", fixed), ("moving_mask", moving_mask),
                      ("fixed_mask", fixed_mask)):
         if p is not None and not Path(p).is_file():
@@ -245,20 +229,13 @@ def register_to_template(
         with _ANTS_LOCK:
             fixed_img = _read(ants, fixed, tmpdir, "fixed")
             moving_img = _read(ants, moving, tmpdir, "moving")
-            coarse = coarse_mm is not None and kind_l != "syn"
-            reg_fixed = _coarse(ants, fixed_img, coarse_mm) if coarse else fixed_img
-            reg_moving = _coarse(ants, moving_img, coarse_mm) if coarse else moving_img
+            grid_mm = coarse_mm if kind_l != "syn" else None  # the coarse grid, if any
+            coarse = grid_mm is not None
+            reg_fixed = fixed_img if grid_mm is None else _coarse(ants, fixed_img, grid_mm)
+            reg_moving = moving_img if grid_mm is None else _coarse(ants, moving_img, grid_mm)
             kwargs: dict[str, Any] = dict(_COARSE_PYRAMID) if coarse else {}
-            if fixed_mask is not None:
-                mask = _read_mask(ants, Path(fixed_mask), tmpdir, "fixed_mask")
-                kwargs["mask"] = ants.resample_image_to_target(
-                    mask, reg_fixed, interp_type="nearestNeighbor") if coarse else mask
-            if moving_mask is not None:
-                mask = _read_mask(ants, Path(moving_mask), tmpdir, "moving_mask")
-                kwargs["moving_mask"] = ants.resample_image_to_target(
-                    mask, reg_moving, interp_type="nearestNeighbor") if coarse else mask
-            if "mask" in kwargs or "moving_mask" in kwargs:
-                kwargs["mask_all_stages"] = True
+            kwargs.update(_mask_options(ants, tmpdir, coarse, (fixed_mask, reg_fixed),
+                                        (moving_mask, reg_moving)))
             previous_seed = getattr(ants.config, "_random_seed", None)
             ants.config._random_seed = ants_seed(seed)
             try:
@@ -267,26 +244,8 @@ def register_to_template(
                     outprefix=str(tmpdir / "reg_"), verbose=False, **kwargs)
             finally:
                 ants.config._random_seed = previous_seed
-            fwd = [Path(p) for p in reg["fwdtransforms"]]
-            inv = [Path(p) for p in reg["invtransforms"]]
-            affines = [p for p in fwd if p.name.endswith(".mat")]
-            warps = [p for p in fwd if p.name.endswith("Warp.nii.gz")]
-            iwarps = [p for p in inv if p.name.endswith("InverseWarp.nii.gz")]
-            if len(affines) != 1 or len(warps) > 1 or len(iwarps) != len(warps):
-                raise RuntimeError(f"unexpected ANTs outputs {fwd} / {inv}")
-            shutil.move(str(affines[0]), affine_path)
-            forward = [affine_path]
-            inverse = [affine_path]
-            inverse_flags = [True]
-            if warps:
-                shutil.move(str(warps[0]), warp_path)
-                shutil.move(str(iwarps[0]), iwarp_path)
-                forward = [warp_path, affine_path]
-                inverse = [affine_path, iwarp_path]
-                inverse_flags = [True, False]
-            else:
-                for stale in (warp_path, iwarp_path):
-                    stale.unlink(missing_ok=True)
+            forward, inverse, inverse_flags = _keep_transforms(reg, affine_path, warp_path,
+                                                               iwarp_path)
             warped = (ants.apply_transforms(fixed=fixed_img, moving=moving_img,
                                             transformlist=[str(p) for p in forward],
                                             interpolator="linear")
@@ -313,6 +272,54 @@ def register_to_template(
     )
 
 
+def _checked_kind(kind: str, moving: Path) -> str:
+    """``kind`` in lower case, refused unless it is one of :data:`_ANTS_KINDS`."""
+    kind_l = str(kind).lower()
+    if kind_l not in _ANTS_KINDS:
+        raise RegistrationError(f"{moving}: unknown registration kind {kind!r} "
+                                f"(valid: {', '.join(_ANTS_KINDS)})")
+    return kind_l
+
+
+def _mask_options(ants: Any, tmpdir: Path, coarse: bool,
+                  fixed: tuple[str | os.PathLike[str] | None, Any],
+                  moving: tuple[str | os.PathLike[str] | None, Any]) -> dict[str, Any]:
+    """``ants.registration``'s cost-function masks: each given mask (``(path, image it
+    goes with)``), on that image's grid when registering on the coarse grid, applied at all
+    stages."""
+    kwargs: dict[str, Any] = {}
+    for key, tag, (path, image) in (("mask", "fixed_mask", fixed),
+                                    ("moving_mask", "moving_mask", moving)):
+        if path is not None:
+            mask = _read_mask(ants, Path(path), tmpdir, tag)
+            kwargs[key] = ants.resample_image_to_target(
+                mask, image, interp_type="nearestNeighbor") if coarse else mask
+    if kwargs:
+        kwargs["mask_all_stages"] = True
+    return kwargs
+
+
+def _keep_transforms(reg: Mapping[str, Any], affine_path: Path, warp_path: Path,
+                     iwarp_path: Path) -> tuple[list[Path], list[Path], list[bool]]:
+    """Move ANTs' transforms to their output names (removing a warp an earlier run left);
+    returns the forward and inverse transform lists and the inverse's invert flags."""
+    fwd = [Path(p) for p in reg["fwdtransforms"]]
+    inv = [Path(p) for p in reg["invtransforms"]]
+    affines = [p for p in fwd if p.name.endswith(".mat")]
+    warps = [p for p in fwd if p.name.endswith("Warp.nii.gz")]
+    iwarps = [p for p in inv if p.name.endswith("InverseWarp.nii.gz")]
+    if len(affines) != 1 or len(warps) > 1 or len(iwarps) != len(warps):
+        raise RuntimeError(f"unexpected ANTs outputs {fwd} / {inv}")
+    shutil.move(str(affines[0]), affine_path)
+    if not warps:
+        for stale in (warp_path, iwarp_path):
+            stale.unlink(missing_ok=True)
+        return [affine_path], [affine_path], [True]
+    shutil.move(str(warps[0]), warp_path)
+    shutil.move(str(iwarps[0]), iwarp_path)
+    return [warp_path, affine_path], [affine_path, iwarp_path], [True, False]
+
+
 # --------------------------------------------------------------------------- resampling
 def apply_transforms(
     moving: str | os.PathLike[str],
@@ -337,19 +344,10 @@ def apply_transforms(
     tlist = [Path(t) for t in transforms]
     if interpolation not in _ALL_INTERPOLATIONS:
         raise RegistrationError(f"{moving}: unknown interpolation {interpolation!r}")
-    flags = [False] * len(tlist) if invert is None else [bool(f) for f in invert]
-    if len(flags) != len(tlist):
-        raise RegistrationError(f"{moving}: {len(flags)} invert flags for {len(tlist)} "
-                                "transforms")
-    for p in (moving, reference, *tlist):
-        if not p.is_file():
-            raise RegistrationError(f"{p}: file not found (applying transforms to {moving})")
-    for p, flag in zip(tlist, flags, strict=True):
-        if flag and not p.name.endswith(".mat"):
-            raise RegistrationError(f"{p}: only affine (.mat) transforms can be inverted")
+    flags = _invert_flags(moving, reference, tlist, invert)
     ants = _import_ants()
-    mov_nib = nib.load(moving)
-    ref_nib = nib.load(reference)
+    mov_nib = load_spatial(moving)
+    ref_nib = load_spatial(reference)
     tmpdir = Path(tempfile.mkdtemp(prefix="bids_stroke-ants-"))
     try:
         with _ANTS_LOCK:
@@ -365,7 +363,7 @@ def apply_transforms(
                                                     interp_type=interpolation)
             tmp_out = tmpdir / "out.nii.gz"
             ants.image_write(out, str(tmp_out))
-        written = nib.load(tmp_out)
+        written = load_nifti(tmp_out)
         data = np.asarray(written.dataobj, dtype=np.float32).reshape(ref_nib.shape[:3])
     except RegistrationError:
         raise
@@ -376,15 +374,8 @@ def apply_transforms(
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
-    src_dtype = np.dtype(mov_nib.get_data_dtype())
     if interpolation in _LABEL_INTERPOLATIONS:
-        data = np.rint(data)
-        if np.issubdtype(src_dtype, np.integer) or src_dtype == np.bool_:
-            out_dtype = src_dtype if src_dtype != np.bool_ else np.dtype(np.uint8)
-            info = np.iinfo(out_dtype)
-            data = np.clip(data, info.min, info.max).astype(out_dtype)
-        else:
-            data = data.astype(np.float32)
+        data = _as_labels(data, np.dtype(mov_nib.get_data_dtype()))
     hdr = ref_nib.header.copy() if isinstance(ref_nib, nib.Nifti1Image) else None
     result = nib.Nifti1Image(data, ref_nib.affine, hdr)
     result.set_data_dtype(data.dtype)
@@ -397,6 +388,34 @@ def apply_transforms(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(result, out_path)
     return out_path
+
+
+def _invert_flags(moving: Path, reference: Path, tlist: Sequence[Path],
+                  invert: Sequence[bool] | None) -> list[bool]:
+    """One invert flag per transform (default: none inverted), after checking that every
+    file is there and that only affine (``.mat``) transforms are inverted."""
+    flags = [False] * len(tlist) if invert is None else [bool(f) for f in invert]
+    if len(flags) != len(tlist):
+        raise RegistrationError(f"{moving}: {len(flags)} invert flags for {len(tlist)} "
+                                "transforms")
+    for p in (moving, reference, *tlist):
+        if not p.is_file():
+            raise RegistrationError(f"{p}: file not found (applying transforms to {moving})")
+    for p, flag in zip(tlist, flags, strict=True):
+        if flag and not p.name.endswith(".mat"):
+            raise RegistrationError(f"{p}: only affine (.mat) transforms can be inverted")
+    return flags
+
+
+def _as_labels(data: np.ndarray, src_dtype: np.dtype) -> np.ndarray:
+    """Resampled labels rounded, in the moving image's integer type (``bool``: uint8;
+    clipped to its range), else float32."""
+    data = np.rint(data)
+    if np.issubdtype(src_dtype, np.integer) or src_dtype == np.bool_:
+        out_dtype = src_dtype if src_dtype != np.bool_ else np.dtype(np.uint8)
+        info = np.iinfo(out_dtype)
+        return np.clip(data, info.min, info.max).astype(out_dtype)
+    return data.astype(np.float32)
 
 
 # --------------------------------------------------------------------------- BIDS space

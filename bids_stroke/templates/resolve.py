@@ -18,6 +18,7 @@ import numpy as np
 
 from bids_stroke.core.digest import file_sha256
 from bids_stroke.core.settings import TEMPLATE
+from bids_stroke.degradation.nifti import load_nifti, load_spatial
 from bids_stroke.templates.resample import resample_isotropic
 from bids_stroke.templates.standin import (
     STANDIN_NOTE,
@@ -99,7 +100,7 @@ _READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.I
 @lru_cache(maxsize=64)
 def _valid_cached(path: str, size: int, mtime_ns: int) -> bool:
     try:
-        img = nib.load(path)
+        img = load_spatial(path)
         if len(img.shape) < 3 or min(img.shape[:3]) < 2:
             return False
         data = np.asanyarray(img.dataobj)
@@ -159,7 +160,7 @@ def _resampled(base: TemplateFile, template: str, suffix: str, desc: str | None,
     out = (cache / "templates" / f"{base.source}-{tag}"
            / templateflow_filename(template, suffix, desc, resolution))
     if not is_valid_nifti(out):
-        img = resample_isotropic(nib.load(base.path), resolution, is_mask=(suffix == "mask"))
+        img = resample_isotropic(load_nifti(base.path), resolution, is_mask=(suffix == "mask"))
         save_nifti_deterministic(img, out)
     return TemplateFile(out, base.source,
                         f"{base.note}; resampled to {resolution} mm by bids_stroke",
@@ -262,7 +263,7 @@ def template_provenance(template: str = DEFAULT_TEMPLATE, resolution: int = 1
     files: dict[str, dict[str, Any]] = {}
     for name, suffix, desc in (("T1w", "T1w", None), ("brain_mask", "mask", "brain")):
         found = resolve_template(template, suffix=suffix, desc=desc, resolution=resolution)
-        img = nib.load(found.path)
+        img = load_nifti(found.path)
         files[name] = {
             "path": str(found.path),
             "source": found.source,
@@ -299,9 +300,9 @@ def brain_mask_like(img: nib.spatialimages.SpatialImage | str | os.PathLike[str]
     """
     from nilearn.image import resample_to_img
 
-    target = img if isinstance(img, nib.spatialimages.SpatialImage) else nib.load(img)
+    target = img if isinstance(img, nib.spatialimages.SpatialImage) else load_spatial(img)
     grid = nib.Nifti1Image(np.zeros(target.shape[:3], np.uint8), target.affine)
-    mask = nib.load(get_template(template, suffix="mask", desc="brain", resolution=1))
+    mask = load_nifti(get_template(template, suffix="mask", desc="brain", resolution=1))
     on_grid = resample_to_img(mask, grid, interpolation="nearest", force_resample=True,
                               copy_header=True)
     hdr = target.header.copy() if isinstance(target, nib.Nifti1Image) else None

@@ -21,6 +21,7 @@ import numpy as np
 from bids_stroke.core.atomic import atomic_write_bytes
 from bids_stroke.core.digest import file_sha256
 from bids_stroke.core.settings import TEMPLATE
+from bids_stroke.degradation.nifti import load_nifti
 
 #: Templates for which an offline stand-in exists.
 STANDIN_TEMPLATES = (TEMPLATE,)
@@ -91,8 +92,8 @@ def standin_mask_image() -> nib.Nifti1Image:
     from scipy import ndimage
 
     data_dir = nilearn_data_dir()
-    gm_img = nib.load(data_dir / NILEARN_FILES["GM"])
-    wm_img = nib.load(data_dir / NILEARN_FILES["WM"])
+    gm_img = load_nifti(data_dir / NILEARN_FILES["GM"])
+    wm_img = load_nifti(data_dir / NILEARN_FILES["WM"])
     gm = np.asarray(gm_img.dataobj, dtype=np.float32)
     wm = np.asarray(wm_img.dataobj, dtype=np.float32)
     scale = 255.0 if max(float(gm.max()), float(wm.max())) > 1.5 else 1.0

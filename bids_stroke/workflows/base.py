@@ -57,15 +57,15 @@ def channel_order(subject: ImageInputs, channels: Sequence[str]) -> list[int]:
 def _grid_voxels(subject: ImageInputs, model: ModelRequest, template: str) -> tuple[int, int]:
     """Voxels of the grid the conditions and the model work on, and of the native grid the
     metrics are computed on (read from headers only)."""
-    import nibabel as nb
+    from bids_stroke.degradation.nifti import load_nifti
 
-    native = int(np.prod(nb.load(str(subject.image)).shape[:3]))
+    native = int(np.prod(load_nifti(subject.image).shape[:3]))
     if model.native or subject.space == TEMPLATE:
         return native, native
     from bids_stroke.templates import get_template
 
-    shape = nb.load(str(get_template(template, suffix="T1w",
-                                     resolution=model.resolution or 1))).shape[:3]
+    shape = load_nifti(get_template(template, suffix="T1w",
+                                    resolution=model.resolution or 1)).shape[:3]
     return int(np.prod(shape)), native
 
 
@@ -247,6 +247,8 @@ def reference_record(subject: ImageInputs, settings: Settings, model: ModelReque
     if not reference.is_prediction:
         from bids_stroke.core.digest import file_sha256
 
+        if subject.mask is None:  # the workflow scores against a mask only when there is one
+            raise ValueError(f"{subject.key}: no lesion mask to score against")
         return reference.record(File=bids_uri(str(subject.mask), str(settings.data.bids_dir)),
                                 SHA256=file_sha256(subject.mask))
     rel = scored_mask_rel(subject.subject, subject.session, dict(subject.entities),

@@ -229,16 +229,8 @@ def assert_out_complete(out: Path, labels: Iterable[str] = LABELS,
     assert_committed_by_sha256(out)
     labels = list(labels)
     for p in out.rglob("*"):
-        if not p.is_file():
-            continue
-        if p.name.endswith(".nii.gz"):
-            with gzip.open(p) as fh:
-                fh.read()  # raises on truncated streams
-            assert np.asanyarray(nb.load(str(p)).dataobj).size > 0
-        elif p.suffix == ".json":
-            json.loads(p.read_text())
-        elif p.suffix == ".tsv":
-            _read_tsv(p)
+        if p.is_file():
+            _assert_readable(p)
     done = []
     for subdir in sorted(out.glob("sub-*")):
         if not subdir.is_dir():
@@ -247,24 +239,43 @@ def assert_out_complete(out: Path, labels: Iterable[str] = LABELS,
                       p.relative_to(subdir).parts]
         if not anat_files:
             continue  # only crash logs: the subject failed and left nothing else
-        names = {p.name for p in anat_files}
-        for label in labels:
-            for suffix in ("probseg", "mask"):
-                hits = [n for n in names if f"_desc-{label}_{suffix}.nii.gz" in n]
-                assert hits, f"{subdir.name}: no desc-{label} {suffix} among {sorted(names)}"
-                for h in hits:
-                    assert h.replace(".nii.gz", ".json") in names, f"no sidecar for {h}"
-        assert any(n.endswith("_desc-preproc_T1w.nii.gz") for n in names)
-        for tsv in subdir.rglob("*_segmetrics.tsv"):
-            rows = _read_tsv(tsv)
-            assert sorted(r["desc"] for r in rows) == sorted(labels), tsv
-        report = out / (f"{subdir.name}_ses-1.html")
-        alt = out / f"{subdir.name}.html"
-        assert report.is_file() or alt.is_file(), f"no report for {subdir.name}"
+        _assert_subject_complete(out, subdir, {p.name for p in anat_files}, labels)
         done.append(subdir.name[4:])
     if expect_subjects is not None:
         assert sorted(done) == sorted(expect_subjects), (done, list(expect_subjects))
     return done
+
+
+def _assert_readable(p: Path) -> None:
+    """A NIfTI decompresses fully and has data, a JSON or TSV file parses."""
+    if p.name.endswith(".nii.gz"):
+        with gzip.open(p) as fh:
+            fh.read()  # raises on truncated streams
+        assert np.asanyarray(nb.load(str(p)).dataobj).size > 0
+    elif p.suffix == ".json":
+        json.loads(p.read_text())
+    elif p.suffix == ".tsv":
+        _read_tsv(p)
+
+
+def _assert_subject_complete(out: Path, subdir: Path, names: set[str],
+                             labels: list[str]) -> None:
+    """A probseg + mask with sidecars per condition label, the preprocessed image, one
+    metrics row per label and the report of the subject folder ``subdir`` (its files:
+    ``names``)."""
+    for label in labels:
+        for suffix in ("probseg", "mask"):
+            hits = [n for n in names if f"_desc-{label}_{suffix}.nii.gz" in n]
+            assert hits, f"{subdir.name}: no desc-{label} {suffix} among {sorted(names)}"
+            for h in hits:
+                assert h.replace(".nii.gz", ".json") in names, f"no sidecar for {h}"
+    assert any(n.endswith("_desc-preproc_T1w.nii.gz") for n in names)
+    for tsv in subdir.rglob("*_segmetrics.tsv"):
+        rows = _read_tsv(tsv)
+        assert sorted(r["desc"] for r in rows) == sorted(labels), tsv
+    report = out / (f"{subdir.name}_ses-1.html")
+    alt = out / f"{subdir.name}.html"
+    assert report.is_file() or alt.is_file(), f"no report for {subdir.name}"
 
 
 def output_digests(out: Path) -> dict[str, bytes]:

@@ -137,10 +137,13 @@ def _load(kind: str, p: Path, request: ModelRequest, stamp: tuple[Any, ...]) -> 
 
         return OnnxSegmenter(p, device=r.device, mode=r.mode, tta=bool(r.tta),
                              num_threads=r.threads, channels=r.channels)
+    from bids_stroke.model.adapters.bids_stroke import BidsStrokeSegmenter
+
+    cls: type[BidsStrokeSegmenter] = BidsStrokeSegmenter
     if kind == "torchscript":
-        from bids_stroke.model.adapters.torchscript import TorchScriptSegmenter as cls
-    else:
-        from bids_stroke.model.adapters.bids_stroke import BidsStrokeSegmenter as cls
+        from bids_stroke.model.adapters.torchscript import TorchScriptSegmenter
+
+        cls = TorchScriptSegmenter
     from bids_stroke.model.checkpoint import load_model
     from bids_stroke.model.inference import select_device
 

@@ -67,7 +67,8 @@ class ChannelStack:
     @property
     def shape(self) -> tuple[int, int, int]:
         """Spatial shape ``(X, Y, Z)``."""
-        return tuple(int(s) for s in self.data.shape[1:])  # type: ignore[return-value]
+        _, x, y, z = self.data.shape  # (C, X, Y, Z): checked on construction
+        return int(x), int(y), int(z)
 
     @property
     def n_channels(self) -> int:
@@ -78,9 +79,9 @@ class ChannelStack:
         cls, paths: Sequence[str | Path], brain_mask: str | Path | None = None
     ) -> ChannelStack:
         """Read co-registered NIfTI files (one per channel, same grid)."""
-        import nibabel as nib
+        from bids_stroke.degradation.nifti import load_nifti
 
-        imgs = [nib.load(str(p)) for p in paths]
+        imgs = [load_nifti(p) for p in paths]
         ref = imgs[0]
         arrays = []
         for p, img in zip(paths, imgs, strict=True):
@@ -90,7 +91,7 @@ class ChannelStack:
             if arr.shape != ref.shape[:3] or not np.allclose(img.affine, ref.affine, atol=1e-4):
                 raise ValueError(f"{p} is not on the grid of {paths[0]}; register it first")
             arrays.append(arr)
-        mask = None if brain_mask is None else np.asarray(nib.load(str(brain_mask)).dataobj) > 0
+        mask = None if brain_mask is None else np.asarray(load_nifti(brain_mask).dataobj) > 0
         return cls(np.stack(arrays), ref.affine, tuple(Path(p) for p in paths), mask)
 
 
@@ -100,7 +101,7 @@ def synthetic_stack(
     """A small deterministic head-like volume (for dry runs): an ellipsoid with noise."""
     rng = np.random.default_rng(seed)
     grids = np.meshgrid(*[np.linspace(-1, 1, int(s)) for s in shape], indexing="ij")
-    brain = sum(g**2 for g in grids) < 0.8
+    brain = np.asarray(sum(g**2 for g in grids)) < 0.8
     data = np.stack(
         [np.where(brain, 100.0 + 10 * c, 0.0) + rng.normal(0, 5, tuple(shape)) * brain
          for c in range(n_channels)]

@@ -28,7 +28,7 @@ import logging
 import pickle
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from bids_stroke.core.digest import file_sha256
+from bids_stroke.degradation.nifti import load_nifti
 from bids_stroke.model.adapters.base import ChannelStack, Segmenter
 from bids_stroke.model.adapters.nnunet_files import (
     NnUNetFileError,
@@ -98,7 +99,7 @@ def numpy_safe_globals() -> list[Any]:
     try:
         from numpy._core.multiarray import scalar
     except ImportError:  # numpy < 2
-        from numpy.core.multiarray import scalar  # type: ignore[no-redef]
+        from numpy.core.multiarray import scalar  # type: ignore[no-redef]  # numpy 1's name
     from numpy import dtypes
 
     names = ("Float64DType", "Float32DType", "Float16DType", "Int64DType", "Int32DType",
@@ -159,7 +160,8 @@ def find_folds(folder: Path, checkpoint_name: str) -> list[int | str]:
 
 def _load_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return data
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"cannot read {path}: {exc}; fix or restore the file") from exc
 
@@ -351,10 +353,11 @@ class NnUNetSegmenter(Segmenter):
             LOGGER.warning("%s: %s", self.folder, found.note)
         self.trainer_module, self.trainer_note = found.module, found.note
         self.network_builder = "nnUNetTrainer" if found.standard_network else found.name
-        builder = nnUNetTrainer if found.standard_network else found.cls
+        # a trainer that builds its own network was imported (its class is known)
+        builder = nnUNetTrainer if found.standard_network or found.cls is None else found.cls
         if found.standard_network:
             self._check_network_class(cm.network_arch_class_name)
-        build = builder.build_network_architecture  # type: ignore[union-attr]
+        build: Callable[..., torch.nn.Module] = builder.build_network_architecture
         try:
             if "plans_manager" in inspect.signature(build).parameters:
                 return build(pm, cm, n_in, n_out, enable_deep_supervision=False)
@@ -401,7 +404,7 @@ class NnUNetSegmenter(Segmenter):
     def _input_files(self, image: ChannelStack, tmp: Path) -> list[Path]:
         if image.paths is not None:
             for p in image.paths:
-                hdr = nib.load(str(p))
+                hdr = load_nifti(p)
                 if hdr.shape[:3] != image.shape or not np.allclose(hdr.affine, image.affine,
                                                                    atol=1e-4):
                     raise ValueError(f"{p} is not on the grid of the image being segmented")
@@ -429,7 +432,7 @@ class NnUNetSegmenter(Segmenter):
                 coords = np.broadcast_to(np.arange(n).reshape(view), shape).copy()
                 out = tmp / f"axis{axis}.nii"
                 rw.write_seg(coords, str(out), props)
-                index.append(np.asarray(nib.load(str(out)).dataobj).astype(np.intp))
+                index.append(np.asarray(load_nifti(out).dataobj).astype(np.intp))
             if index[0].shape != image.shape:
                 raise RuntimeError(f"{self.folder}: nnU-Net output {index[0].shape} does not map "
                                    f"onto the input grid {image.shape}")
@@ -448,7 +451,8 @@ class NnUNetSegmenter(Segmenter):
         except Exception:
             return None
         axes = predictor.allowed_mirroring_axes if predictor.use_mirroring else None
-        return tiles * 2 ** len(axes or ()) * len(predictor.list_of_parameters)
+        passes: int = tiles * 2 ** len(axes or ()) * len(predictor.list_of_parameters)
+        return passes
 
     def predict(self, image: ChannelStack) -> np.ndarray:
         from nnunetv2.inference.export_prediction import (
@@ -481,7 +485,7 @@ class NnUNetSegmenter(Segmenter):
         # twice the total stride: instance norm needs more than one voxel at the bottleneck
         total = [2 * int(np.prod([s[a] for s in strides])) for a in range(dims)] if strides \
             else [32] * dims
-        shape = tuple(total[-3:]) if dims == 3 else (1, *total)
+        shape = (total[0], total[1], total[2]) if dims == 3 else (1, total[0], total[1])
         x = torch.from_numpy(np.random.default_rng(0).normal(
             size=(1, self.spec.n_channels, *shape)).astype(np.float32))
         net = self.predictor.network
@@ -494,7 +498,7 @@ class NnUNetSegmenter(Segmenter):
         probs = self.label_manager.apply_inference_nonlin(out[0].float().cpu())
         idx = [self.label_manager.all_labels.index(v) for v in self.spec.lesion_labels or ()]
         prob = np.asarray(probs[idx].sum(0), dtype=np.float32)
-        return shape, prob.reshape(shape)  # type: ignore[return-value]
+        return shape, prob.reshape(shape)
 
     def estimate_memory_gb(self, shape: Sequence[int],
                            spacing_mm: Sequence[float] | None = None) -> float | None:

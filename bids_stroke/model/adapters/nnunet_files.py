@@ -9,7 +9,7 @@ dataset fingerprint) may be absent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ def _is(value: Any, kind: str) -> bool:
     def integer(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
 
-    checks = {
+    checks: dict[str, Callable[[Any], bool]] = {
         "object": lambda v: isinstance(v, Mapping),
         "non-empty object": lambda v: isinstance(v, Mapping) and len(v) > 0,
         "string": lambda v: isinstance(v, str) and v != "",

@@ -52,7 +52,7 @@ class TrainerResolution:
 
     name: str
     module: str | None
-    cls: type | None
+    cls: type[Any] | None  # an nnU-Net trainer class (nnunetv2 has no type information)
     standard_network: bool
     note: str | None = None
 
@@ -192,7 +192,7 @@ def source_overrides_network(name: str, path: Path, depth: int = 0) -> bool | No
         return True
     if not node.bases or node.keywords:
         return None
-    answers = []
+    answers: list[bool | None] = []
     for base in node.bases:
         base_name = (base.id if isinstance(base, ast.Name)
                      else base.attr if isinstance(base, ast.Attribute) else None)
@@ -243,7 +243,7 @@ def find_trainer(name: str) -> TrainerResolution:
         if isinstance(cls, type):
             return _resolved(name, source.module, cls, nnUNetTrainer)
     if not failures:
-        cls, exc = _nnunet_lookup(name)
+        cls, lookup_error = _nnunet_lookup(name)
         if cls is not None:
             return _resolved(name, cls.__module__, cls, nnUNetTrainer)
         import nnunetv2
@@ -251,27 +251,27 @@ def find_trainer(name: str) -> TrainerResolution:
         ext = os.environ.get("nnUNet_extTrainer")
         where = f"nnunetv2 {_version()} ({Path(nnunetv2.__path__[0]) / 'training'})" + (
             f" nor in nnUNet_extTrainer={ext}" if ext else "")
-        cause = "" if exc is None or "Could not find requested" in str(exc) else (
-            f" (nnU-Net's own lookup failed: {_describe(exc)})")
+        cause = ("" if lookup_error is None or "Could not find requested" in str(lookup_error)
+                 else f" (nnU-Net's own lookup failed: {_describe(lookup_error)})")
         raise TrainerLookupError(
             f"trainer {name!r} is not defined in {where}{cause}; install the package that "
             "defines it (or set nnUNet_extTrainer to the folder of its source), or export the "
             "model to ONNX")
-    source, exc = failures[0]
+    source, import_error = failures[0]
     override = source_overrides_network(name, source.path)
     if override is False:
-        note = (f"trainer {name} could not be imported from {source.module} ({_describe(exc)}); "
-                f"it does not change the network, so nnU-Net's standard network is built from "
-                f"plans.json")
+        note = (f"trainer {name} could not be imported from {source.module} "
+                f"({_describe(import_error)}); it does not change the network, so nnU-Net's "
+                "standard network is built from plans.json")
         return TrainerResolution(name, source.module, None, True, note)
-    hint = (torchvision_hint() if "torchvision" in str(exc) or getattr(exc, "name", "") ==
-            "torchvision" else "install what it needs")
+    hint = (torchvision_hint() if "torchvision" in str(import_error)
+            or getattr(import_error, "name", "") == "torchvision" else "install what it needs")
     why = ("builds its own network" if override else
            "may build its own network (its bases could not be followed)")
     raise TrainerLookupError(
         f"trainer {name!r} is defined in {source.module} ({source.path}), but that module "
-        f"cannot be imported ({_describe(exc)}) and the trainer {why}; {hint}, or export the "
-        "model to ONNX")
+        f"cannot be imported ({_describe(import_error)}) and the trainer {why}; {hint}, or "
+        "export the model to ONNX")
 
 
 def _resolved(name: str, module: str, cls: type, base: type) -> TrainerResolution:
