@@ -120,7 +120,7 @@ class SegmentImage(ChecksummedInterface):
             _write_like(img, encoded.data, encoded.slope, out_prob)
             self._results["out_probseg"] = out_prob
         del seg, encoded, stack
-        release_memory()
+        release_memory(collect=False)  # the arrays went with their last reference
         self._results["out_mask"] = out_mask
         self._results["model_checksum"] = model.checksum or ""
         self._results["model_info"] = model.info

@@ -1,10 +1,13 @@
-"""Template files at other resolutions: isotropic resampling with the same corner voxel."""
+"""Template files on other grids: isotropic resampling with the same corner voxel, and
+nearest-neighbour transfer of a mask onto an image's grid."""
 
 from __future__ import annotations
 
+import warnings
+
 import nibabel as nib
 import numpy as np
-from scipy import ndimage
+from scipy import linalg, ndimage
 
 
 def resample_isotropic(img: nib.Nifti1Image, resolution: float, *, is_mask: bool
@@ -44,3 +47,33 @@ def resample_isotropic(img: nib.Nifti1Image, resolution: float, *, is_mask: bool
     res.set_sform(new_affine, code=code)
     res.set_qform(new_affine, code=code)
     return res
+
+
+def nearest_onto_grid(data: np.ndarray, affine: np.ndarray, target_affine: np.ndarray,
+                      target_shape: tuple[int, ...]) -> np.ndarray:
+    """``data`` (3D, voxel-to-mm ``affine``) resampled by nearest neighbour onto the grid
+    ``target_shape`` / ``target_affine``; voxels outside ``data``'s field of view are 0.
+
+    The computation of ``nilearn.image.resample_to_img(..., interpolation="nearest",
+    force_resample=True)`` (the same voxel-to-voxel matrix, inverted with
+    :func:`scipy.linalg.inv`, the same ``ndimage.affine_transform`` call; the tests compare
+    the two on shifted, flipped, coarser, anisotropic and oblique grids) without importing
+    nilearn's image module (~0.9 s). One difference: a target entirely outside ``data``'s
+    field of view gives zeros rather than an error.
+    """
+    shape = tuple(int(n) for n in target_shape[:3])
+    if data.shape[:3] == shape and np.allclose(affine, target_affine):
+        return np.array(data, copy=True)
+    if np.all(target_affine == affine):
+        vox2vox = np.eye(4)
+    else:
+        vox2vox = np.dot(linalg.inv(affine), target_affine)
+    matrix, offset = vox2vox[:3, :3], vox2vox[:3, 3]
+    if np.all(np.diag(np.diag(matrix)) == matrix):
+        matrix = np.diag(matrix)  # ndimage's faster path, as nilearn takes it
+    out = np.zeros(shape, dtype=data.dtype)
+    with warnings.catch_warnings():  # the 1-D matrix is the diagonal, as documented
+        warnings.filterwarnings("ignore", message=".*has changed in SciPy 0.18.*")
+        ndimage.affine_transform(data, matrix, offset=offset, output_shape=shape, output=out,
+                                 cval=0, order=0)
+    return out

@@ -19,7 +19,7 @@ import numpy as np
 from bids_stroke.core.digest import file_sha256
 from bids_stroke.core.settings import TEMPLATE
 from bids_stroke.degradation.nifti import load_nifti, load_spatial
-from bids_stroke.templates.resample import resample_isotropic
+from bids_stroke.templates.resample import nearest_onto_grid, resample_isotropic
 from bids_stroke.templates.standin import (
     STANDIN_NOTE,
     STANDIN_TEMPLATES,
@@ -298,16 +298,12 @@ def brain_mask_like(img: nib.spatialimages.SpatialImage | str | os.PathLike[str]
     affine and first three dimensions are used. Returns a uint8 0/1 image with
     ``img``'s affine (and header); voxels outside the template's field of view are 0.
     """
-    from nilearn.image import resample_to_img
-
     target = img if isinstance(img, nib.spatialimages.SpatialImage) else load_spatial(img)
-    grid = nib.Nifti1Image(np.zeros(target.shape[:3], np.uint8), target.affine)
     mask = load_nifti(get_template(template, suffix="mask", desc="brain", resolution=1))
-    on_grid = resample_to_img(mask, grid, interpolation="nearest", force_resample=True,
-                              copy_header=True)
+    on_grid = nearest_onto_grid(np.asarray(mask.dataobj), mask.affine, target.affine,
+                                target.shape[:3])
     hdr = target.header.copy() if isinstance(target, nib.Nifti1Image) else None
-    out = nib.Nifti1Image((np.asarray(on_grid.dataobj) > 0).astype(np.uint8), target.affine,
-                          hdr)
+    out = nib.Nifti1Image((on_grid > 0).astype(np.uint8), target.affine, hdr)
     out.set_data_dtype(np.uint8)
     out.header.set_slope_inter(1.0, 0.0)
     if hdr is not None and hdr["dim"][0] > 3:
