@@ -284,7 +284,6 @@ def _write(r: dict[str, Any]) -> None:
         f"{f['process']['peak_tree_pss_mb']:.0f} |",
         f"| `bids_stroke BIDS OUT participant` | {w['seconds']:.1f} | "
         f"{w['peak_tree_rss_mb']:.0f} | {w['peak_tree_pss_mb']:.0f} |",
-        "",
         f"| interpreter start + the command's imports (torch, nipype, pybids, matplotlib, "
         f"pandas, scipy.stats, bids_stroke), best of 3 | {r['startup_s']:.1f} | - | - |",
         "",
