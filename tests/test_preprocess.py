@@ -99,3 +99,46 @@ def test_old_checkpoint_settings_round_trip() -> None:
         PreprocessConfig.from_dict({**old, "padding": 16})
     with pytest.raises(ValueError, match="zscore_volume"):
         PreprocessConfig(method="whiten")
+
+
+def _normalize_reference(data, brain_mask, cfg):
+    """The whole-volume implementation normalize_intensity had until 2026-12-08 (it scales
+    every voxel, then zeroes the background): the ROI-only version must equal it bit for bit."""
+    from bids_stroke.model.preprocess import _roi, _scale
+
+    x = np.asarray(data, dtype=np.float32)
+    roi = _roi(x, brain_mask)
+    x = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
+    vals = x.ravel() if cfg.method == "zscore_volume" else x[roi]
+    if vals.size == 0:
+        return np.zeros_like(x)
+    if cfg.method in ("zscore_volume", "minmax_roi"):
+        x = x.astype(np.float64)
+        vals = vals.astype(np.float64)
+    if cfg.clip_percentiles is not None:
+        lo, hi = np.percentile(vals, cfg.clip_percentiles)
+        x = np.clip(x, lo, hi)
+        vals = np.clip(vals, lo, hi)
+    out = _scale(x, vals, cfg.method)
+    if cfg.mask_background:
+        out = np.where(roi, out, 0.0)
+    return out.astype(np.float32, copy=False)
+
+
+@pytest.mark.parametrize("method", ["zscore", "minmax", "zscore_volume", "minmax_roi"])
+@pytest.mark.parametrize("clip", [None, (0.5, 99.5), (2.0, 98.0)])
+@pytest.mark.parametrize("background", [True, False])
+@pytest.mark.parametrize("with_mask", [True, False])
+def test_normalize_intensity_equals_whole_volume_reference(method, clip, background,
+                                                           with_mask) -> None:
+    rng = np.random.default_rng(7)
+    data = rng.gamma(3.0, 40.0, size=(23, 19, 17)).astype(np.float32)
+    data[rng.random(data.shape) < 0.3] = 0.0
+    data[1, 2, 3], data[4, 5, 6], data[7, 8, 9] = np.nan, np.inf, -np.inf
+    mask = np.zeros(data.shape, bool)
+    mask[3:20, 2:16, 4:14] = True
+    cfg = PreprocessConfig(method=method, clip_percentiles=clip, mask_background=background)
+    got = normalize_intensity(data, mask if with_mask else None, cfg)
+    expected = _normalize_reference(data, mask if with_mask else None, cfg)
+    assert got.dtype == np.float32 and got.shape == data.shape
+    assert np.array_equal(got.view(np.uint32), expected.view(np.uint32))  # bit for bit

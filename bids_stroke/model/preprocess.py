@@ -183,17 +183,28 @@ def normalize_intensity(
     vals = x.ravel() if cfg.method == "zscore_volume" else x[roi]
     if vals.size == 0:
         return np.zeros_like(x)
-    if cfg.method in ("zscore_volume", "minmax_roi"):  # the study's: float64 arithmetic
-        x = x.astype(np.float64)
+    wide = cfg.method in ("zscore_volume", "minmax_roi")  # the study's: float64 arithmetic
+    if wide:
         vals = vals.astype(np.float64)
+    # the voxels to scale: only the ROI's when the background becomes 0 anyway (elementwise
+    # the same arithmetic, so the same values; ~3x faster on a 1 mm brain: 22% of the grid)
+    if not cfg.mask_background:
+        inside = x.astype(np.float64) if wide else x
+    elif cfg.method == "zscore_volume":
+        inside = x[roi].astype(np.float64)
+    else:
+        inside = vals
     if cfg.clip_percentiles is not None:
         lo, hi = np.percentile(vals, cfg.clip_percentiles)
-        x = np.clip(x, lo, hi)
+        same = inside is vals
         vals = np.clip(vals, lo, hi)
-    out = _scale(x, vals, cfg.method)
-    if cfg.mask_background:
-        out = np.where(roi, out, 0.0)
-    return out.astype(np.float32, copy=False)
+        inside = vals if same else np.clip(inside, lo, hi)
+    scaled = _scale(inside, vals, cfg.method)
+    if not cfg.mask_background:
+        return scaled.astype(np.float32, copy=False)
+    out = np.zeros(x.shape, dtype=np.float32)
+    out[roi] = scaled
+    return out
 
 
 def pad_to_multiple(
