@@ -180,7 +180,7 @@ def normalize_intensity(
     x = np.asarray(data, dtype=np.float32)
     roi = _roi(x, brain_mask)
     x = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
-    vals = x.ravel() if cfg.method == "zscore_volume" else x[roi]
+    vals: np.ndarray = x.ravel() if cfg.method == "zscore_volume" else x[roi]
     if vals.size == 0:
         return np.zeros_like(x)
     wide = cfg.method in ("zscore_volume", "minmax_roi")  # the study's: float64 arithmetic
@@ -188,6 +188,7 @@ def normalize_intensity(
         vals = vals.astype(np.float64)
     # the voxels to scale: only the ROI's when the background becomes 0 anyway (elementwise
     # the same arithmetic, so the same values; 1.5x faster on a 1 mm brain: 22% of the grid)
+    inside: np.ndarray
     if not cfg.mask_background:
         inside = x.astype(np.float64) if wide else x
     elif cfg.method == "zscore_volume":
