@@ -285,6 +285,23 @@ def test_inconclusive_verdict_states_participants_needed(tmp_path) -> None:
     assert first.startswith("At crude 2 mm (crude2), Dice was inconclusive against native")
     assert (f"about {int(eq['n_needed'])} participants would be needed to show equivalence "
             "with 80% power") in first
+    # the interval lies below 0 without reaching past the margin: the change is shown
+    # (lower), only its size against the margin is not; the sentence says both
+    assert eq["ci_high"] < 0 and eq["ci_low"] < -0.05
+    assert ("Dice was lower than native (the interval excludes 0); only the size of the "
+            "change against the margin is unsettled.") in first
+
+
+def test_inconclusive_verdict_claims_no_direction_when_the_interval_holds_0(tmp_path) -> None:
+    out = make_synthetic_output(tmp_path, 6, conditions=CONDS[:2], seed=4)
+    _set_metric(out, "dice", {"native": 0.80, "crude2": 0.79}, noise=0.06, seed=2)
+    run_group(out, metrics=["dice"], n_boot=50)
+    eq = pd.read_csv(out / "group_desc-equivalence_stats.tsv", sep="\t").iloc[0]
+    assert eq["verdict"] == "inconclusive" and eq["ci_low"] < 0 < eq["ci_high"]
+    text = html.unescape((out / "group_report.html").read_text())
+    first = re.findall(r"<li[^>]*>(.*?)</li>", text[text.index('id="findings"'):])[0]
+    assert first.startswith("At crude 2 mm (crude2), Dice was inconclusive against native")
+    assert "excludes 0" not in first and "lower than native" not in first
 
 
 def test_sessions_are_averaged_per_participant_by_default(tmp_path) -> None:

@@ -124,6 +124,18 @@ def primary_findings(equivalence: pd.DataFrame, primary: str, phrases: Mapping[s
     return out
 
 
+def _clear_direction(r: pd.Series, metric_name: str, ref: str) -> str:
+    """`` It was lower than native: the interval excludes 0; ...`` for an inconclusive verdict
+    whose interval lies on one side of 0 (the change is shown, only its size against the
+    margin is not), so "inconclusive" is not read as "no change"; ``""`` otherwise."""
+    low, high = float(r["ci_low"]), float(r["ci_high"])
+    if not (high < 0 or low > 0):
+        return ""
+    way = "lower" if high < 0 else "higher"
+    return (f" {metric_name} was {way} than {ref} (the interval excludes 0); only the size "
+            "of the change against the margin is unsettled.")
+
+
 def _verdict_sentence(r: pd.Series, phrases: Mapping[str, str], unit: str,
                       name: Namer) -> str:
     metric, ref = r["metric"], r["condition_a"]
@@ -155,7 +167,8 @@ def _verdict_sentence(r: pd.Series, phrases: Mapping[str, str], unit: str,
         else:
             tail = ""
         return (f"{head} was inconclusive against {ref}: neither equivalent within "
-                f"{PLUSMINUS}{margin} nor shown {worse} by more than {margin} ({nums}).{tail}")
+                f"{PLUSMINUS}{margin} nor shown {worse} by more than {margin} ({nums})."
+                f"{_clear_direction(r, name(metric), ref)}{tail}")
     return f"{head} could not be compared with {ref} ({int(r['n'])} {unit} with both values)."
 
 
